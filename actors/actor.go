@@ -1,0 +1,424 @@
+package actors
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/transport"
+)
+
+// Props returns the props of a client actor for cfg, to spawn it under a
+// parent of your own (its supervisor strategy then decides restarts). Build
+// cfg with NewConfig. Get a handle with NewClient.
+//
+// The actor dials as soon as it starts. It fails (panics with a
+// *GiveUpError) when its reconnect attempts are spent, so that its parent's
+// strategy can restart it; state that must survive a restart (configuration,
+// counters, the inbound queue) is kept per PID, and a restarted instance
+// carries on with it. A fatal error stops it instead. Spawned from the root
+// context without actor.WithGuardian, the default guardian restarts it up to
+// 10 times in 10 s; Connect gives its clients a guardian that stops them.
+func Props(cfg Config) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &clientActor{cfg: cfg} })
+}
+
+// errReconnectRequested ends a connection replaced by Client.Reconnect.
+var errReconnectRequested = errors.New("zenws: reconnect requested")
+
+// clientActor is one instance of a client actor. It owns the connection's
+// life cycle; everything here is touched only on the actor's goroutine.
+type clientActor struct {
+	cfg  Config
+	d    *durable
+	sys  *actor.ActorSystem
+	self *actor.PID
+
+	life   context.Context // cancelled when this instance stops or restarts
+	cancel context.CancelFunc
+
+	state    State
+	stopping bool
+	lastErr  error
+
+	conn  *transport.Conn
+	gen   uint64
+	pings *atomic.Int64
+
+	dialing    bool
+	attempts   int // dials in the current healing episode
+	limit      int // dials allowed in this episode before giving up
+	retryTimer *time.Timer
+
+	hb      heartbeat
+	waiters []chan error // Reconnect callers
+}
+
+// Receive dispatches the actor's messages.
+func (a *clientActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *frameMsg:
+		a.route(m)
+	case *actor.Started:
+		a.started(ctx)
+	case *dialResult:
+		a.dialed(ctx, m)
+	case *connLost:
+		if m.gen == a.gen && a.conn != nil {
+			a.lose(ctx, m.err)
+		}
+	case *redial:
+		if m.owner == a && !a.stopping {
+			a.dial()
+		}
+	case *hbTick:
+		a.heartbeatTick(ctx, m)
+	case *pingResult:
+		a.pingDone(ctx, m)
+	case *reconnectReq:
+		a.reconnect(m)
+	case *actor.Terminated:
+		if a.cfg.Subscriber != nil && m.Who.Equal(a.cfg.Subscriber) {
+			a.d.log.Warn("subscriber actor stopped: inbound messages are dropped and counted from now on")
+			a.d.in.setDeliver(nil)
+		}
+	case *actor.Restarting:
+		a.d.restarts.Add(1)
+		a.teardown(ErrDisconnected)
+	case *actor.Stopping:
+		a.teardown(ErrClosed)
+	case *actor.Stopped:
+		a.stopped()
+	}
+}
+
+func (a *clientActor) started(ctx actor.Context) {
+	a.sys, a.self = ctx.ActorSystem(), ctx.Self()
+	key := keyOf(a.sys, a.self)
+	if v, ok := registry.Load(key); ok {
+		a.d = v.(*durable)
+	} else {
+		if a.cfg.Logger == nil {
+			a.cfg.Logger = zap.NewNop()
+		}
+		v, _ := registry.LoadOrStore(key, newDurable(a.sys, a.self, a.cfg))
+		a.d = v.(*durable)
+	}
+	a.life, a.cancel = context.WithCancel(context.Background())
+	if err := a.cfg.Validate(); err != nil {
+		a.fatal(ctx, err)
+		return
+	}
+	if a.d.closing.Load() {
+		ctx.Stop(a.self)
+		return
+	}
+	if a.cfg.Subscriber != nil {
+		ctx.Watch(a.cfg.Subscriber)
+	}
+	a.limit = 1 + a.cfg.RetryCount
+	a.gen = a.d.generation.Load()
+	if a.gen == 0 && a.d.failStreak == 0 {
+		a.setState(StateConnecting)
+		a.dial()
+		return
+	}
+	// A restart: pace the first dial by the failures so far, so a client
+	// that keeps failing cannot spin through its supervisor's budget.
+	a.setState(StateReconnecting)
+	a.scheduleRetry(backoff(a.d.failStreak, a.cfg.RetryDelay, a.cfg.MaxBackoff))
+}
+
+// dial starts one dial in a goroutine; its result comes back as a message.
+// Only one dial is ever in flight per client.
+func (a *clientActor) dial() {
+	if a.dialing || a.stopping || a.conn != nil {
+		return
+	}
+	a.dialing = true
+	a.attempts++
+	d, life, sys, self := a.d, a.life, a.sys, a.self
+	pings := new(atomic.Int64)
+	opts := a.cfg.transportOptions(func([]byte) { pings.Store(time.Now().UnixNano()) })
+	url := a.cfg.URL
+	owner := a
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		conn, err := transport.Dial(life, url, opts)
+		if life.Err() != nil {
+			if conn != nil {
+				_ = conn.CloseNow()
+			}
+			return
+		}
+		sys.Root.Send(self, &dialResult{owner: owner, conn: conn, pings: pings, err: err})
+	}()
+}
+
+func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
+	if m.owner != a || a.stopping {
+		if m.conn != nil {
+			_ = m.conn.CloseNow()
+		}
+		return
+	}
+	a.dialing = false
+	if m.err != nil {
+		a.lastErr = m.err
+		a.d.failStreak++
+		a.d.log.Info("dial failed", zap.Int("attempt", a.attempts), zap.Int("allowed", a.limit), zap.Error(m.err))
+		switch {
+		case !transport.IsRecoverable(m.err):
+			a.fatal(ctx, m.err)
+		case a.attempts >= a.limit:
+			a.giveUp()
+		default:
+			a.publish()
+			a.scheduleRetry(backoff(a.d.failStreak, a.cfg.RetryDelay, a.cfg.MaxBackoff))
+		}
+		return
+	}
+	a.connected(m.conn, m.pings)
+}
+
+func (a *clientActor) connected(conn *transport.Conn, pings *atomic.Int64) {
+	d := a.d
+	a.gen = d.generation.Add(1)
+	a.conn, a.pings = conn, pings
+	d.failStreak, a.attempts, a.limit = 0, 0, a.cfg.RetryCount
+	a.startReader(conn, a.gen)
+	a.startHeartbeat()
+	// The connect pipeline: hooks that must come first (re-authentication)
+	// and subscription restore run here, before the client reports itself
+	// connected.
+	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
+	a.setState(StateConnected)
+	d.log.Info("connected", zap.Uint64("generation", a.gen))
+	d.reportFirst(nil)
+	for _, w := range a.waiters {
+		w <- nil
+	}
+	a.waiters = nil
+	if fn := a.cfg.OnConnect; fn != nil {
+		self := a.self
+		d.in.call(func() { fn(self) })
+	}
+}
+
+// startReader runs the connection's reader: every frame goes to the actor
+// tagged with its generation, and the error that ends the connection too.
+func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
+	d, sys, self := a.d, a.sys, a.self
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for {
+			typ, data, err := conn.Read()
+			if err != nil {
+				if !d.isStopped() {
+					sys.Root.Send(self, &connLost{gen: gen, err: err})
+				}
+				return
+			}
+			d.msgsIn.Add(1)
+			sys.Root.Send(self, &frameMsg{gen: gen, typ: typ, data: data, at: time.Now()})
+		}
+	}()
+}
+
+// lose handles the end of the current connection: reconnect, or stop when
+// reconnecting is off.
+func (a *clientActor) lose(ctx actor.Context, err error) {
+	a.dropConn(err)
+	if a.stopping {
+		return
+	}
+	if !a.cfg.ReconnectOnError {
+		a.d.log.Info("connection lost; reconnecting is off, stopping", zap.Error(err))
+		ctx.Stop(a.self)
+		return
+	}
+	a.d.reconnects.Add(1)
+	a.d.log.Info("connection lost; reconnecting", zap.Error(err))
+	a.setState(StateReconnecting)
+	if a.limit == 0 {
+		a.giveUp()
+		return
+	}
+	a.scheduleRetry(backoff(a.d.failStreak+1, a.cfg.RetryDelay, a.cfg.MaxBackoff))
+}
+
+// dropConn ends the current connection (if any) and everything tied to it.
+func (a *clientActor) dropConn(err error) {
+	a.stopHeartbeat()
+	a.lastErr = err
+	if a.conn == nil {
+		return
+	}
+	conn := a.conn
+	a.conn, a.pings = nil, nil
+	a.d.conn.Store(nil)
+	_ = conn.CloseNow()
+}
+
+func (a *clientActor) scheduleRetry(delay time.Duration) {
+	if a.retryTimer != nil {
+		a.retryTimer.Stop()
+	}
+	sys, self, owner := a.sys, a.self, a
+	a.retryTimer = time.AfterFunc(delay, func() { sys.Root.Send(self, &redial{owner: owner}) })
+}
+
+// giveUp fails the actor so that its supervisor decides: restart it (the
+// PID and durable state stay) or stop it.
+func (a *clientActor) giveUp() {
+	err := &GiveUpError{Attempts: a.attempts, Last: a.lastErr}
+	a.lastErr = err
+	a.publish()
+	a.d.log.Warn("giving up", zap.Error(err))
+	a.d.reportFirst(err)
+	panic(err)
+}
+
+// fatal stops the client for good: reconnecting cannot help.
+func (a *clientActor) fatal(ctx actor.Context, err error) {
+	fe := &FatalError{Err: err}
+	a.lastErr = fe
+	a.d.log.Error("fatal error, stopping", zap.Error(err))
+	a.d.reportFirst(fe)
+	ctx.Stop(a.self)
+}
+
+func (a *clientActor) reconnect(m *reconnectReq) {
+	if a.stopping {
+		m.reply <- ErrClosed
+		return
+	}
+	a.waiters = append(a.waiters, m.reply)
+	if a.conn != nil {
+		a.dropConn(errReconnectRequested)
+		a.d.reconnects.Add(1)
+		a.setState(StateReconnecting)
+	}
+	if a.retryTimer != nil {
+		a.retryTimer.Stop()
+	}
+	a.d.failStreak, a.attempts, a.limit = 0, 0, 1+a.cfg.RetryCount
+	a.dial()
+}
+
+// teardown releases what belongs to this instance: on stop and on restart.
+func (a *clientActor) teardown(reason error) {
+	a.stopping = true
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.retryTimer != nil {
+		a.retryTimer.Stop()
+	}
+	a.stopHeartbeat()
+	if a.d == nil {
+		return
+	}
+	if conn := a.conn; conn != nil {
+		a.conn = nil
+		a.d.conn.Store(nil)
+		a.d.wg.Add(1)
+		go func() {
+			defer a.d.wg.Done()
+			_ = conn.Close(websocket.StatusNormalClosure, "client closing")
+		}()
+	}
+	for _, w := range a.waiters {
+		w <- reason
+	}
+	a.waiters = nil
+}
+
+func (a *clientActor) stopped() {
+	d := a.d
+	if d == nil {
+		return
+	}
+	registry.CompareAndDelete(keyOf(a.sys, a.self), d)
+	a.setState(StateDisconnected)
+	d.reportFirst(a.stopReason())
+	if fn := a.cfg.OnDisconnect; fn != nil {
+		self := a.self
+		d.in.call(func() { fn(self) })
+	}
+	d.in.close()
+	d.markStopped()
+	d.log.Info("stopped", zap.NamedError("reason", a.lastErr))
+}
+
+func (a *clientActor) stopReason() error {
+	if a.lastErr != nil {
+		return a.lastErr
+	}
+	return ErrClosed
+}
+
+func (a *clientActor) setState(s State) {
+	a.state = s
+	a.publish()
+}
+
+// publish stores a fresh snapshot for State, Health and balancers.
+func (a *clientActor) publish() {
+	h := &Health{
+		State:             a.state,
+		Generation:        a.gen,
+		LastError:         a.lastErr,
+		Heartbeat:         a.cfg.Heartbeat,
+		HeartbeatFailures: a.hb.failures,
+		LastHeartbeat:     a.hb.last,
+		RTTLast:           a.hb.lastRTT,
+	}
+	h.RTTP50, h.RTTP99, h.RTTSamples = a.d.latency.percentiles()
+	a.d.snap.Store(h)
+}
+
+var (
+	methodSubscription = []byte(`"subscription"`)
+	methodHeartbeat    = []byte(`"heartbeat"`)
+)
+
+// route classifies one inbound frame: heartbeats are consumed, everything
+// else is queued for the handler or subscriber.
+func (a *clientActor) route(m *frameMsg) {
+	in := &Inbound{Client: a.self, Data: m.data, Generation: m.gen, Received: m.at}
+	if m.typ == websocket.MessageBinary {
+		in.Kind = KindBinary
+		a.d.in.push(in)
+		return
+	}
+	env, ok := jsonrpc.Peek(m.data)
+	switch {
+	case !ok:
+		in.Kind = KindText
+	case a.consumeHeartbeat(m.gen, &env):
+		return
+	case bytes.Equal(env.Method, methodSubscription):
+		in.Kind = KindNotification
+		in.Channel, _ = jsonrpc.String(jsonrpc.Field(env.Params, "channel"))
+	case env.ID != nil && (env.Result != nil || env.Error != nil):
+		in.Kind, in.ID, in.Unmatched = KindResponse, env.ID, true
+	default:
+		in.Kind = KindJSON
+	}
+	a.d.in.push(in)
+}
+
+func (a *clientActor) String() string {
+	return fmt.Sprintf("zenws client %v (%v)", a.self, a.state)
+}

@@ -1,0 +1,232 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coder/websocket"
+
+	"github.com/zenws/zenws/transport"
+)
+
+// standaloneGuardian supervises clients started with Connect, which have no
+// supervisor of their own: a client that gives up is stopped. Proto.Actor
+// keeps one guardian per strategy value and never removes it, so every such
+// client shares this one.
+var standaloneGuardian = actor.NewOneForOneStrategy(0, time.Second,
+	func(any) actor.Directive { return actor.StopDirective })
+
+// Client is a handle on a client actor. Its methods are safe for concurrent
+// use. Sends write straight to the connection the actor published (no
+// message to the actor on the hot path); State and Health read a snapshot
+// the actor published.
+type Client struct {
+	sys *actor.ActorSystem
+	pid *actor.PID
+	d   atomic.Pointer[durable]
+}
+
+// Connect spawns a client actor for url on sys and waits until it is
+// connected. It makes up to 1 + RetryCount attempts with full-jitter
+// backoff, bounded by ctx, and returns the last error; a fatal error (for
+// example a 401 handshake) returns at once. On any error no actor is left
+// behind.
+//
+// A client started with Connect has no supervisor: when its reconnect
+// attempts after a lost connection are spent, it stops and OnDisconnect
+// runs. To have it restarted, start it from a supervision.Supervisor or
+// under your own parent with Props.
+func Connect(ctx context.Context, sys *actor.ActorSystem, url string, opts ...Option) (*Client, error) {
+	if sys == nil {
+		return nil, errors.New("zenws: Connect: nil actor system")
+	}
+	cfg, err := NewConfig(url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	name := "zenws-client" + sys.ProcessRegistry.NextId()
+	pid := sys.NewLocalPID(name)
+	d := newDurable(sys, pid, cfg)
+	key := keyOf(sys, pid)
+	registry.Store(key, d)
+	props := Props(cfg).Configure(actor.WithGuardian(standaloneGuardian))
+	if _, err := sys.Root.SpawnNamed(props, name); err != nil {
+		registry.CompareAndDelete(key, d)
+		return nil, fmt.Errorf("zenws: spawn client: %w", err)
+	}
+	c := &Client{sys: sys, pid: pid}
+	c.d.Store(d)
+	select {
+	case err := <-d.first:
+		if err == nil {
+			return c, nil
+		}
+		_ = c.stopAndWait(d)
+		return nil, err
+	case <-ctx.Done():
+		last := d.health().LastError
+		_ = c.stopAndWait(d)
+		if last != nil {
+			return nil, fmt.Errorf("zenws: connect: %w (last attempt: %w)", ctx.Err(), last)
+		}
+		return nil, fmt.Errorf("zenws: connect: %w", ctx.Err())
+	}
+}
+
+// NewClient returns a handle on a client actor spawned with Props (for
+// example under your own parent). It resolves the actor on first use;
+// before the actor has started, or after it has stopped for good, methods
+// return ErrNotFound.
+func NewClient(sys *actor.ActorSystem, pid *actor.PID) *Client {
+	return &Client{sys: sys, pid: pid}
+}
+
+// PID is the client actor's PID. It stays the same across restarts.
+func (c *Client) PID() *actor.PID { return c.pid }
+
+func (c *Client) durable() *durable {
+	if d := c.d.Load(); d != nil {
+		return d
+	}
+	if c.sys == nil || c.pid == nil {
+		return nil
+	}
+	v, ok := registry.Load(keyOf(c.sys, c.pid))
+	if !ok {
+		return nil
+	}
+	d := v.(*durable)
+	c.d.Store(d)
+	return d
+}
+
+// Send writes data as one text message. It returns ErrNotConnected at once
+// while the client is connecting or reconnecting (nothing was sent),
+// ErrClosed after Close, an error wrapping transport.ErrInvalidUTF8 when
+// data is not valid UTF-8 (nothing was sent), and ErrDisconnected when the
+// connection failed during the write (the message may or may not have
+// reached the server). ctx bounds only the wait for another writer; a write
+// in progress is bounded by the write timeout.
+func (c *Client) Send(ctx context.Context, data []byte) error {
+	if !utf8.Valid(data) {
+		return fmt.Errorf("zenws: Send: %w (use SendBinary for binary data)", transport.ErrInvalidUTF8)
+	}
+	return c.write(ctx, websocket.MessageText, data)
+}
+
+// SendBinary writes data as one binary message; errors as for Send.
+func (c *Client) SendBinary(ctx context.Context, data []byte) error {
+	return c.write(ctx, websocket.MessageBinary, data)
+}
+
+func (c *Client) write(ctx context.Context, typ websocket.MessageType, data []byte) error {
+	d := c.durable()
+	if d == nil {
+		return ErrNotFound
+	}
+	lc := d.conn.Load()
+	if lc == nil {
+		if d.closing.Load() || d.isStopped() {
+			return ErrClosed
+		}
+		return ErrNotConnected
+	}
+	err := lc.conn.Write(ctx, typ, data)
+	switch {
+	case err == nil:
+		d.msgsOut.Add(1)
+		return nil
+	case errors.Is(err, transport.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrNotConnected, err)
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrDisconnected, err)
+}
+
+// State is the client's current state, from its last published snapshot.
+func (c *Client) State() State {
+	d := c.durable()
+	if d == nil {
+		return StateDisconnected
+	}
+	return d.snap.Load().State
+}
+
+// Health is a snapshot of the client: state, heartbeat, round trips,
+// counters. It never waits for the actor.
+func (c *Client) Health() Health {
+	d := c.durable()
+	if d == nil {
+		return Health{State: StateDisconnected}
+	}
+	return d.health()
+}
+
+// Reconnect replaces the current connection with a fresh one now (no
+// backoff before the first attempt) and waits until it is connected, bounded
+// by ctx. Configuration, handler and callbacks are kept. It returns the
+// reason when the client gives up or stops instead.
+func (c *Client) Reconnect(ctx context.Context) error {
+	d := c.durable()
+	if d == nil {
+		return ErrNotFound
+	}
+	if d.closing.Load() || d.isStopped() {
+		return ErrClosed
+	}
+	reply := make(chan error, 1)
+	c.sys.Root.Send(c.pid, &reconnectReq{reply: reply})
+	select {
+	case err := <-reply:
+		return err
+	case <-d.stopped:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("zenws: reconnect: %w", ctx.Err())
+	}
+}
+
+// Close stops the client: the connection is closed with code 1000 and the
+// actor stops (a normal stop: never reconnected or restarted), then
+// OnDisconnect runs. Close waits for the actor and its goroutines, at most
+// CloseWait (default 5 s); past that it returns an error wrapping
+// ErrTimeout (a handler that never returns is the usual cause). A second
+// call returns ErrClosed.
+func (c *Client) Close() error {
+	d := c.durable()
+	if d == nil {
+		return ErrNotFound
+	}
+	if !d.closing.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	return c.stopAndWait(d)
+}
+
+func (c *Client) stopAndWait(d *durable) error {
+	d.closing.Store(true)
+	if !d.isStopped() {
+		c.sys.Root.Stop(c.pid)
+	}
+	deadline := time.NewTimer(d.cfg.CloseWait)
+	defer deadline.Stop()
+	select {
+	case <-d.stopped:
+	case <-deadline.C:
+		return fmt.Errorf("zenws: close: the actor did not stop within %v: %w", d.cfg.CloseWait, ErrTimeout)
+	}
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-deadline.C:
+		return fmt.Errorf("zenws: close: goroutines still running after %v (a handler that does not return?): %w", d.cfg.CloseWait, ErrTimeout)
+	}
+}

@@ -1,0 +1,542 @@
+package actors_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/testutil"
+	"github.com/zenws/zenws/transport"
+	"github.com/zenws/zenws/transport/wstest"
+)
+
+func TestConnectSendReceive(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	box := newInbox()
+	c := connect(t, sys, srv.URL(), actors.WithHandler(box.handle))
+	if c.State() != actors.StateConnected {
+		t.Fatalf("State = %v after Connect", c.State())
+	}
+	cases := []struct {
+		data    string
+		kind    actors.InboundKind
+		channel string
+	}{
+		{"plain text", actors.KindText, ""},
+		{`{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.BTC","data":{"p":1}}}`, actors.KindNotification, "ticker.BTC"},
+		{`{"jsonrpc":"2.0","id":99,"result":true}`, actors.KindResponse, ""},
+		{`{"event":"x"}`, actors.KindJSON, ""},
+	}
+	for i, tc := range cases {
+		if err := c.Send(ctxT(t, time.Second), []byte(tc.data)); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		in := box.next(t)
+		if string(in.Data) != tc.data || in.Kind != tc.kind || in.Channel != tc.channel || in.Generation != 1 || in.Seq != uint64(i+1) || !in.Client.Equal(c.PID()) {
+			t.Fatalf("got %+v, want data %q kind %v channel %q gen 1 seq %d", in, tc.data, tc.kind, tc.channel, i+1)
+		}
+		if tc.kind == actors.KindResponse && (!in.Unmatched || string(in.ID) != "99") {
+			t.Fatalf("unmatched response: %+v", in)
+		}
+	}
+	if err := c.SendBinary(ctxT(t, time.Second), []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if in := box.next(t); in.Kind != actors.KindBinary || !bytes.Equal(in.Data, []byte{1, 2, 3}) {
+		t.Fatalf("binary: %+v", in)
+	}
+	h := c.Health()
+	if h.MessagesOut != 5 || h.MessagesIn != 5 || h.Generation != 1 {
+		t.Fatalf("Health counters: %+v", h)
+	}
+}
+
+func TestSendRejectsInvalidUTF8(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL())
+	if err := c.Send(context.Background(), []byte{0xff}); !errors.Is(err, transport.ErrInvalidUTF8) {
+		t.Fatalf("Send(invalid UTF-8) = %v", err)
+	}
+	if c.State() != actors.StateConnected {
+		t.Fatal("a rejected send must not touch the connection")
+	}
+}
+
+func TestReconnectsAfterAbruptDrop(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	box := newInbox()
+	var connects atomic.Int32
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithHandler(box.handle),
+		actors.WithOnConnect(func(*actor.PID) { connects.Add(1) }))...)
+	waitServerConn(t, srv)
+	srv.DropAll()
+	eventually(t, 5*time.Second, "a second connection", func() bool {
+		return srv.TotalConns() == 2 && c.State() == actors.StateConnected
+	})
+	h := c.Health()
+	if h.Generation != 2 || h.Reconnects != 1 || h.LastError == nil {
+		t.Fatalf("after reconnect: %+v", h)
+	}
+	eventually(t, 2*time.Second, "OnConnect twice", func() bool { return connects.Load() == 2 })
+	if err := c.Send(ctxT(t, time.Second), []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if in := box.next(t); in.Generation != 2 || string(in.Data) != "after" {
+		t.Fatalf("after reconnect got %+v", in)
+	}
+}
+
+func TestCloseCodesReconnectWithTypedReason(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), fast()...)
+	for i, code := range []websocket.StatusCode{1000, 1001, 1008, 1011, 3001, 4001} {
+		eventually(t, 5*time.Second, "the server to list only the new connection", func() bool {
+			return srv.TotalConns() == i+1 && srv.ConnCount() == 1
+		})
+		srv.DisconnectAll(code, "server says")
+		eventually(t, 5*time.Second, "reconnect", func() bool {
+			return c.Health().Generation == uint64(i+2) && c.State() == actors.StateConnected
+		})
+		var ce *transport.CloseError
+		if err := c.Health().LastError; !errors.As(err, &ce) || ce.Code != code {
+			t.Fatalf("code %d: LastError = %v", code, err)
+		}
+	}
+}
+
+func TestHandshakeRefusals(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	for _, status := range []int{401, 403, 404} {
+		srv.RefuseHandshakes(status)
+		var disconnected atomic.Int32
+		start := time.Now()
+		_, err := actors.Connect(ctxT(t, 5*time.Second), sys, srv.URL(), actors.WithRetryDelay(time.Second), actors.WithMaxBackoff(time.Second),
+			actors.WithOnDisconnect(func(*actor.PID) { disconnected.Add(1) }))
+		var fe *actors.FatalError
+		var he *transport.HandshakeError
+		if !errors.As(err, &fe) || !errors.As(err, &he) || he.StatusCode != status {
+			t.Fatalf("status %d: Connect = %v, want *FatalError with the status", status, err)
+		}
+		if waited := time.Since(start); waited > 900*time.Millisecond {
+			t.Fatalf("status %d: a fatal handshake was retried (took %v)", status, waited)
+		}
+		eventually(t, 2*time.Second, "OnDisconnect", func() bool { return disconnected.Load() == 1 })
+	}
+	srv.RefuseHandshakes(503)
+	_, err := actors.Connect(ctxT(t, 5*time.Second), sys, srv.URL(), fast(actors.WithRetryCount(2))...)
+	var gu *actors.GiveUpError
+	var he *transport.HandshakeError
+	if !errors.As(err, &gu) || gu.Attempts != 3 || !errors.As(err, &he) || he.StatusCode != 503 {
+		t.Fatalf("503: Connect = %v, want *GiveUpError after 3 attempts", err)
+	}
+}
+
+func TestConnectErrors(t *testing.T) {
+	sys := newSystem(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "ws://" + ln.Addr().String() + "/"
+	ln.Close()
+	bh := wstest.NewBlackhole()
+	defer bh.Close()
+
+	_, err = actors.Connect(ctxT(t, 5*time.Second), sys, refused, fast(actors.WithRetryCount(1))...)
+	var gu *actors.GiveUpError
+	if !errors.As(err, &gu) || gu.Attempts != 2 {
+		t.Fatalf("refused port: %v, want *GiveUpError after 2 attempts", err)
+	}
+
+	_, err = actors.Connect(ctxT(t, 5*time.Second), sys, bh.URL(), fast(actors.WithRetryCount(0), actors.WithTimeout(150*time.Millisecond))...)
+	if !errors.As(err, &gu) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("silent server: %v, want *GiveUpError over a handshake timeout", err)
+	}
+
+	_, err = actors.Connect(ctxT(t, 5*time.Second), sys, "ws://no-such-host.zenws.test/", actors.WithNetDial(testutil.NXDomainDialer(t)))
+	var fe *actors.FatalError
+	var dnsErr *net.DNSError
+	if !errors.As(err, &fe) || !errors.As(err, &dnsErr) {
+		t.Fatalf("unresolvable host: %v, want *FatalError over *net.DNSError", err)
+	}
+
+	// The caller's context bounds Connect and the last dial error is kept.
+	_, err = actors.Connect(ctxT(t, 300*time.Millisecond), sys, refused, actors.WithRetryCount(100), actors.WithRetryDelay(50*time.Millisecond))
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("ctx-bounded Connect = %v", err)
+	}
+
+	for _, bad := range []string{"", "http://x", "ws://", "not a url"} {
+		if _, err := actors.Connect(context.Background(), sys, bad); !errors.Is(err, actors.ErrInvalidConfig) {
+			t.Errorf("Connect(%q) = %v, want ErrInvalidConfig", bad, err)
+		}
+	}
+}
+
+func TestOversizedAndInvalidFramesReconnect(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithReadLimit(1024))...)
+	conns, _ := srv.WaitConns(ctxT(t, 2*time.Second), 1)
+	_ = conns[0].Send(ctxT(t, time.Second), websocket.MessageBinary, make([]byte, 4096))
+	eventually(t, 5*time.Second, "reconnect after oversized frame", func() bool { return c.Health().Generation == 2 && c.State() == actors.StateConnected })
+	if err := c.Health().LastError; !errors.Is(err, transport.ErrMessageTooBig) {
+		t.Fatalf("LastError = %v", err)
+	}
+	conns, _ = srv.WaitConns(ctxT(t, 2*time.Second), 1)
+	_ = conns[len(conns)-1].Send(ctxT(t, time.Second), websocket.MessageText, []byte{0xc3, 0x28})
+	eventually(t, 5*time.Second, "reconnect after invalid UTF-8", func() bool { return c.Health().Generation == 3 && c.State() == actors.StateConnected })
+	if err := c.Health().LastError; !errors.Is(err, transport.ErrInvalidUTF8) {
+		t.Fatalf("LastError = %v", err)
+	}
+	if code, _ := conns[len(conns)-1].CloseReason(); code != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("server saw close %v, want 1007", code)
+	}
+}
+
+func TestSendWhileReconnectingAndAfterClose(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	var disconnects atomic.Int32
+	c := connect(t, newSystem(t), srv.URL(), actors.WithRetryDelay(10*time.Second), actors.WithMaxBackoff(10*time.Second),
+		actors.WithOnDisconnect(func(*actor.PID) { disconnects.Add(1) }))
+	waitServerConn(t, srv)
+	srv.DropAll()
+	eventually(t, 5*time.Second, "reconnecting", func() bool { return c.State() == actors.StateReconnecting })
+	start := time.Now()
+	if err := c.Send(ctxT(t, time.Second), []byte("x")); !errors.Is(err, actors.ErrNotConnected) {
+		t.Fatalf("Send while reconnecting = %v", err)
+	}
+	if time.Since(start) > 100*time.Millisecond {
+		t.Fatal("Send while reconnecting waited")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := c.Close(); !errors.Is(err, actors.ErrClosed) {
+		t.Fatalf("second Close = %v", err)
+	}
+	if err := c.Send(context.Background(), []byte("x")); !errors.Is(err, actors.ErrClosed) {
+		t.Fatalf("Send after Close = %v", err)
+	}
+	if err := c.Reconnect(context.Background()); !errors.Is(err, actors.ErrClosed) {
+		t.Fatalf("Reconnect after Close = %v", err)
+	}
+	if c.State() != actors.StateDisconnected {
+		t.Fatalf("State after Close = %v", c.State())
+	}
+	eventually(t, time.Second, "OnDisconnect once", func() bool { return disconnects.Load() == 1 })
+}
+
+func TestCloseSendsNormalClosure(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL())
+	conns, _ := srv.WaitConns(ctxT(t, 2*time.Second), 1)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-conns[0].Done()
+	if code, _ := conns[0].CloseReason(); code != websocket.StatusNormalClosure {
+		t.Fatalf("server saw %v", code)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if srv.TotalConns() != 1 {
+		t.Fatal("a closed client reconnected")
+	}
+}
+
+func TestGivesUpAndStopsWithoutSupervisor(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	var disconnects atomic.Int32
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithRetryCount(2), actors.WithOnDisconnect(func(*actor.PID) { disconnects.Add(1) }))...)
+	srv.RefuseHandshakes(503)
+	waitServerConn(t, srv)
+	srv.DropAll()
+	eventually(t, 5*time.Second, "the client to give up", func() bool { return c.State() == actors.StateDisconnected })
+	var gu *actors.GiveUpError
+	if err := c.Health().LastError; !errors.As(err, &gu) || gu.Attempts != 2 {
+		t.Fatalf("LastError = %v", err)
+	}
+	eventually(t, time.Second, "OnDisconnect", func() bool { return disconnects.Load() == 1 })
+	if err := c.Send(context.Background(), []byte("x")); !errors.Is(err, actors.ErrClosed) {
+		t.Fatalf("Send after giving up = %v", err)
+	}
+}
+
+func TestReconnectOnErrorOff(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), actors.WithReconnectOnError(false))
+	waitServerConn(t, srv)
+	srv.DropAll()
+	eventually(t, 5*time.Second, "stop", func() bool { return c.State() == actors.StateDisconnected })
+	time.Sleep(50 * time.Millisecond)
+	if srv.TotalConns() != 1 {
+		t.Fatal("reconnected although reconnecting is off")
+	}
+}
+
+func TestExplicitReconnect(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL())
+	if err := c.Reconnect(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Health(); h.Generation != 2 || h.State != actors.StateConnected || srv.TotalConns() != 2 {
+		t.Fatalf("after Reconnect: %+v, server conns %d", h, srv.TotalConns())
+	}
+}
+
+func TestOnlyOneDialAtATime(t *testing.T) {
+	bh := wstest.NewBlackhole()
+	defer bh.Close()
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL())
+	// Many concurrent Reconnects must still produce one dial at a time.
+	errs := make(chan error, 10)
+	for i := 0; i < 10; i++ {
+		go func() { errs <- c.Reconnect(ctxT(t, 5*time.Second)) }()
+	}
+	for i := 0; i < 10; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if open := srv.ConnCount(); open != 1 {
+		t.Fatalf("%d connections open after concurrent Reconnects, want 1", open)
+	}
+}
+
+func TestBackpressureOverflowIsCountedAndVisible(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	release := make(chan struct{})
+	box := newInbox()
+	c := connect(t, newSystem(t), srv.URL(), actors.WithInboundQueue(4, actors.DropNewest), actors.WithHandler(func(in actors.Inbound) {
+		<-release
+		box.handle(in)
+	}))
+	for i := 0; i < 20; i++ {
+		if err := c.Send(ctxT(t, time.Second), []byte("m")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "all 20 echoes in", func() bool { return c.Health().MessagesIn == 20 })
+	close(release)
+	eventually(t, 5*time.Second, "queue drained", func() bool { return c.Health().InboundQueued == 0 })
+	h := c.Health()
+	got := box.all()
+	if h.InboundDropped == 0 || uint64(len(got))+h.InboundDropped != 20 {
+		t.Fatalf("delivered %d, dropped %d, want a sum of 20 with drops", len(got), h.InboundDropped)
+	}
+	if len(got) > 4 {
+		t.Fatalf("delivered %d with a queue of 4", len(got))
+	}
+	// The next message after the gap carries a Seq that shows it.
+	if err := c.Send(ctxT(t, time.Second), []byte("after the gap")); err != nil {
+		t.Fatal(err)
+	}
+	var after actors.Inbound
+	eventually(t, 5*time.Second, "the message after the gap", func() bool {
+		all := box.all()
+		after = all[len(all)-1]
+		return string(after.Data) == "after the gap"
+	})
+	if after.Seq != 21 || after.Seq-got[len(got)-1].Seq != h.InboundDropped+1 {
+		t.Fatalf("Seq after the gap = %d (last before %d, dropped %d): the gap is not visible", after.Seq, got[len(got)-1].Seq, h.InboundDropped)
+	}
+}
+
+func TestHandlerPanicKeepsConnection(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	box := newInbox()
+	core, logs := observer.New(zap.ErrorLevel)
+	c := connect(t, newSystem(t), srv.URL(), actors.WithLogger(zap.New(core)), actors.WithHandler(func(in actors.Inbound) {
+		if string(in.Data) == "boom" {
+			panic("handler bug")
+		}
+		box.handle(in)
+	}))
+	_ = c.Send(ctxT(t, time.Second), []byte("boom"))
+	_ = c.Send(ctxT(t, time.Second), []byte("fine"))
+	if in := box.next(t); string(in.Data) != "fine" {
+		t.Fatalf("got %q", in.Data)
+	}
+	if h := c.Health(); h.HandlerPanics != 1 || h.State != actors.StateConnected || h.Generation != 1 {
+		t.Fatalf("after a handler panic: %+v", h)
+	}
+	if logs.FilterMessageSnippet("panicked").Len() != 1 {
+		t.Fatal("the handler panic was not logged")
+	}
+}
+
+type collector struct{ got chan *actors.Inbound }
+
+func (c *collector) Receive(ctx actor.Context) {
+	if in, ok := ctx.Message().(*actors.Inbound); ok {
+		c.got <- in
+	}
+}
+
+func TestSubscriberPID(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	col := &collector{got: make(chan *actors.Inbound, 100)}
+	sub := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return col }))
+	defer sys.Root.Stop(sub)
+	c := connect(t, sys, srv.URL(), actors.WithSubscriber(sub))
+	for _, m := range []string{"a", "b", "c"} {
+		_ = c.Send(ctxT(t, time.Second), []byte(m))
+	}
+	for i, want := range []string{"a", "b", "c"} {
+		select {
+		case in := <-col.got:
+			if string(in.Data) != want || in.Seq != uint64(i+1) {
+				t.Fatalf("subscriber got %q seq %d, want %q seq %d", in.Data, in.Seq, want, i+1)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("subscriber got nothing")
+		}
+	}
+}
+
+func TestDeadSubscriberIsCounted(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	sub := sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
+	c := connect(t, sys, srv.URL(), actors.WithSubscriber(sub))
+	if err := sys.Root.StopFuture(sub).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	_ = c.Send(ctxT(t, time.Second), []byte("nobody listens"))
+	eventually(t, 5*time.Second, "the drop counted", func() bool { return c.Health().InboundDropped == 1 })
+	if c.State() != actors.StateConnected {
+		t.Fatal("a dead subscriber took the connection down")
+	}
+}
+
+// parent spawns a client with actors.Props under itself.
+type parent struct {
+	cfg   actors.Config
+	child chan *actor.PID
+}
+
+func (p *parent) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*actor.Started); ok {
+		p.child <- ctx.Spawn(actors.Props(p.cfg))
+	}
+}
+
+func TestPropsUnderOwnParentAndNewClient(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	box := newInbox()
+	cfg, err := actors.NewConfig(srv.URL(), actors.WithHandler(box.handle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &parent{cfg: cfg, child: make(chan *actor.PID, 1)}
+	ppid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return p }))
+	c := actors.NewClient(sys, <-p.child)
+	eventually(t, 5*time.Second, "the child to connect", func() bool { return c.State() == actors.StateConnected })
+	if err := c.Send(ctxT(t, time.Second), []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if in := box.next(t); string(in.Data) != "hi" {
+		t.Fatalf("got %q", in.Data)
+	}
+	if err := sys.Root.StopFuture(ppid).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the child to stop with its parent", func() bool { return c.State() == actors.StateDisconnected })
+	if err := actors.NewClient(sys, actor.NewPID("nonhost", "nobody")).Send(context.Background(), []byte("x")); !errors.Is(err, actors.ErrNotFound) {
+		t.Fatalf("Send via a handle on an unknown PID = %v", err)
+	}
+}
+
+func TestSecretsNeverLogged(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	core, logs := observer.New(zap.DebugLevel)
+	c := connect(t, newSystem(t), srv.URL()+"ws?listenKey=QUERYSECRET", fast(actors.WithLogger(zap.New(core)),
+		actors.WithHeaders(http.Header{"X-Api-Key": {"HEADERSECRET"}}))...)
+	srv.RefuseHandshakes(401)
+	waitServerConn(t, srv)
+	srv.DropAll()
+	eventually(t, 5*time.Second, "stop on 401", func() bool { return c.State() == actors.StateDisconnected })
+	if logs.Len() == 0 {
+		t.Fatal("nothing was logged")
+	}
+	for _, e := range logs.All() {
+		line := e.Message
+		for k, v := range e.ContextMap() {
+			line += " " + k + "=" + toString(v)
+		}
+		if strings.Contains(line, "QUERYSECRET") || strings.Contains(line, "HEADERSECRET") {
+			t.Fatalf("a secret reached the log: %s", line)
+		}
+	}
+}
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case error:
+		return x.Error()
+	}
+	return ""
+}
+
+func TestTLSCertificateVerifiedByDefault(t *testing.T) {
+	srv := wstest.NewTLSServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	_, err := actors.Connect(ctxT(t, 5*time.Second), sys, srv.URL())
+	var fe *actors.FatalError
+	if !errors.As(err, &fe) {
+		t.Fatalf("self-signed server: %v, want *FatalError", err)
+	}
+	c := connect(t, sys, srv.URL(), actors.WithTLSConfig(srv.ClientTLSConfig()))
+	if c.State() != actors.StateConnected {
+		t.Fatal("not connected with the server's CA")
+	}
+}
+
+func TestActorSystemLoggerRoutesProtoActorLogs(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.New(core)))
+	defer sys.Shutdown()
+	sys.Logger().Info("hello from proto.actor")
+	if logs.FilterMessage("hello from proto.actor").Len() != 1 {
+		t.Fatalf("proto.actor's log line did not reach zap: %v", logs.All())
+	}
+}

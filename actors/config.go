@@ -1,0 +1,322 @@
+package actors
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/transport"
+)
+
+// Defaults. They follow the original ZenWebsocket where it has one.
+const (
+	DefaultTimeout           = 5 * time.Second  // connect + handshake
+	DefaultRetryCount        = 3                // reconnect attempts before giving up
+	DefaultRetryDelay        = time.Second      // first backoff's upper bound
+	DefaultMaxBackoff        = 30 * time.Second // backoff cap
+	DefaultRequestTimeout    = 30 * time.Second
+	DefaultHeartbeatInterval = 30 * time.Second
+	DefaultHeartbeatMisses   = 2
+	DefaultLatencyBuffer     = 100
+	DefaultInboundQueue      = 4096
+	DefaultCloseWait         = 5 * time.Second
+)
+
+// OverflowPolicy says what happens to an inbound message when the handler
+// queue is full (the handler or subscriber is slower than the stream).
+// Either way the message is counted (Health.InboundDropped) and logged, and
+// the next delivered Inbound's Seq jumps, so a gap is always visible.
+type OverflowPolicy int
+
+const (
+	// DropNewest rejects the arriving message: the handler sees a gap-free
+	// prefix of the stream, then a gap. The default.
+	DropNewest OverflowPolicy = iota
+	// DropOldest evicts the oldest queued message to make room: the handler
+	// sees the freshest data (prices) at the cost of older messages.
+	DropOldest
+)
+
+func (p OverflowPolicy) String() string {
+	switch p {
+	case DropNewest:
+		return "drop_newest"
+	case DropOldest:
+		return "drop_oldest"
+	}
+	return fmt.Sprintf("OverflowPolicy(%d)", int(p))
+}
+
+// Config is a client's validated configuration. Build it with NewConfig;
+// the zero value is not valid.
+type Config struct {
+	URL                  string
+	Headers              http.Header
+	Timeout              time.Duration // connect + handshake
+	RetryCount           int           // reconnect attempts after a drop before giving up
+	RetryDelay           time.Duration // backoff base: attempt k waits U[0, min(MaxBackoff, RetryDelay*2^(k-1))]
+	MaxBackoff           time.Duration
+	ReconnectOnError     bool
+	RestoreSubscriptions bool
+	RequestTimeout       time.Duration
+	Heartbeat            HeartbeatType
+	HeartbeatInterval    time.Duration
+	HeartbeatMisses      int           // unanswered heartbeats in a row before reconnecting
+	ServerPingWindow     time.Duration // HeartbeatBinance: longest silence between server pings
+	ReadLimit            int64
+	WriteTimeout         time.Duration
+	Subprotocols         []string
+	TLSConfig            *tls.Config
+	NetDial              func(ctx context.Context, network, addr string) (net.Conn, error)
+	LatencyBufferSize    int
+	InboundQueueSize     int
+	Overflow             OverflowPolicy
+	CloseWait            time.Duration // how long Close waits for the actor and its goroutines
+	Logger               *zap.Logger
+	Handler              func(Inbound)
+	Subscriber           *actor.PID
+	OnConnect            func(*actor.PID)
+	OnDisconnect         func(*actor.PID)
+}
+
+// Option sets one Config field.
+type Option func(*Config)
+
+// ErrInvalidConfig matches every *ConfigError.
+var ErrInvalidConfig = errors.New("zenws: invalid config")
+
+// ConfigError names the field that is wrong and why.
+type ConfigError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "zenws: invalid config: " + e.Field + ": " + e.Problem }
+
+// Is makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// NewConfig applies opts over the defaults and validates the result. All
+// problems are reported, each as a *ConfigError naming its field, joined
+// with errors.Join.
+func NewConfig(url string, opts ...Option) (Config, error) {
+	cfg := Config{
+		URL:                  url,
+		Timeout:              DefaultTimeout,
+		RetryCount:           DefaultRetryCount,
+		RetryDelay:           DefaultRetryDelay,
+		MaxBackoff:           DefaultMaxBackoff,
+		ReconnectOnError:     true,
+		RestoreSubscriptions: true,
+		RequestTimeout:       DefaultRequestTimeout,
+		HeartbeatInterval:    DefaultHeartbeatInterval,
+		HeartbeatMisses:      DefaultHeartbeatMisses,
+		ReadLimit:            transport.DefaultReadLimit,
+		WriteTimeout:         transport.DefaultWriteTimeout,
+		LatencyBufferSize:    DefaultLatencyBuffer,
+		InboundQueueSize:     DefaultInboundQueue,
+		CloseWait:            DefaultCloseWait,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if cfg.ServerPingWindow == 0 {
+		cfg.ServerPingWindow = 3 * cfg.HeartbeatInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports every invalid field of cfg.
+func (cfg Config) Validate() error {
+	var errs []error
+	bad := func(field, problem string) { errs = append(errs, &ConfigError{Field: field, Problem: problem}) }
+	if err := transport.ValidateURL(cfg.URL); err != nil {
+		bad("URL", err.Error())
+	}
+	positive := func(field string, d time.Duration) {
+		if d <= 0 {
+			bad(field, fmt.Sprintf("must be positive, got %v", d))
+		}
+	}
+	positive("Timeout", cfg.Timeout)
+	positive("RetryDelay", cfg.RetryDelay)
+	positive("MaxBackoff", cfg.MaxBackoff)
+	positive("RequestTimeout", cfg.RequestTimeout)
+	positive("WriteTimeout", cfg.WriteTimeout)
+	positive("CloseWait", cfg.CloseWait)
+	if cfg.RetryCount < 0 {
+		bad("RetryCount", fmt.Sprintf("must not be negative, got %d", cfg.RetryCount))
+	}
+	if cfg.RetryDelay > 0 && cfg.MaxBackoff > 0 && cfg.MaxBackoff < cfg.RetryDelay {
+		bad("MaxBackoff", fmt.Sprintf("must be >= RetryDelay (%v), got %v", cfg.RetryDelay, cfg.MaxBackoff))
+	}
+	switch cfg.Heartbeat {
+	case HeartbeatDisabled, HeartbeatPingPong, HeartbeatDeribit, HeartbeatBinance:
+	default:
+		bad("Heartbeat", fmt.Sprintf("unknown heartbeat type %d", int(cfg.Heartbeat)))
+	}
+	positive("HeartbeatInterval", cfg.HeartbeatInterval)
+	if cfg.HeartbeatMisses < 1 {
+		bad("HeartbeatMisses", fmt.Sprintf("must be at least 1, got %d", cfg.HeartbeatMisses))
+	}
+	positive("ServerPingWindow", cfg.ServerPingWindow)
+	if cfg.ReadLimit <= 0 {
+		bad("ReadLimit", fmt.Sprintf("must be positive, got %d", cfg.ReadLimit))
+	}
+	if cfg.LatencyBufferSize < 1 {
+		bad("LatencyBufferSize", fmt.Sprintf("must be at least 1, got %d", cfg.LatencyBufferSize))
+	}
+	if cfg.InboundQueueSize < 1 {
+		bad("InboundQueueSize", fmt.Sprintf("must be at least 1, got %d", cfg.InboundQueueSize))
+	}
+	if cfg.Overflow != DropNewest && cfg.Overflow != DropOldest {
+		bad("Overflow", fmt.Sprintf("unknown overflow policy %d", int(cfg.Overflow)))
+	}
+	if cfg.Handler != nil && cfg.Subscriber != nil {
+		bad("Handler", "set either a handler or a subscriber PID, not both")
+	}
+	return errors.Join(errs...)
+}
+
+// WithHeaders sets headers sent with the upgrade request. Values are never
+// logged.
+func WithHeaders(h http.Header) Option { return func(c *Config) { c.Headers = h.Clone() } }
+
+// WithTimeout bounds connect and handshake. Default 5 s.
+func WithTimeout(d time.Duration) Option { return func(c *Config) { c.Timeout = d } }
+
+// WithRetryCount sets how many reconnect attempts follow a lost connection
+// (and how many retries follow a failed first connect) before the client
+// gives up. Default 3. 0 means give up at the first failure.
+func WithRetryCount(n int) Option { return func(c *Config) { c.RetryCount = n } }
+
+// WithRetryDelay sets the backoff base. Attempt k waits a uniform random
+// time in [0, min(MaxBackoff, RetryDelay*2^(k-1))] ("full jitter"). Default 1 s.
+func WithRetryDelay(d time.Duration) Option { return func(c *Config) { c.RetryDelay = d } }
+
+// WithMaxBackoff caps the backoff. Default 30 s; must be >= RetryDelay.
+func WithMaxBackoff(d time.Duration) Option { return func(c *Config) { c.MaxBackoff = d } }
+
+// WithReconnectOnError turns reconnecting after a lost connection on or off.
+// Default true. Off, a lost connection stops the client (a normal stop: a
+// supervisor does not restart it).
+func WithReconnectOnError(on bool) Option { return func(c *Config) { c.ReconnectOnError = on } }
+
+// WithRestoreSubscriptions turns re-subscribing after a reconnect on or off.
+// Default true.
+func WithRestoreSubscriptions(on bool) Option {
+	return func(c *Config) { c.RestoreSubscriptions = on }
+}
+
+// WithRequestTimeout bounds a request's wait for its response. Default 30 s;
+// a caller's context can only shorten it.
+func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }
+
+// WithHeartbeat selects the heartbeat kind and its interval (default 30 s).
+// See HeartbeatType for what each kind does.
+func WithHeartbeat(t HeartbeatType, interval time.Duration) Option {
+	return func(c *Config) { c.Heartbeat, c.HeartbeatInterval = t, interval }
+}
+
+// WithHeartbeatMisses sets how many heartbeats in a row may go unanswered
+// before the client reconnects. Default 2.
+func WithHeartbeatMisses(n int) Option { return func(c *Config) { c.HeartbeatMisses = n } }
+
+// WithServerPingWindow sets, for HeartbeatBinance, the longest time without
+// a server ping before the client reconnects. Default 3 heartbeat intervals
+// (60 s for Binance's 20 s pings, Binance's own pong deadline).
+func WithServerPingWindow(d time.Duration) Option {
+	return func(c *Config) { c.ServerPingWindow = d }
+}
+
+// WithReadLimit sets the largest inbound message in bytes. Default
+// transport.DefaultReadLimit (16 MiB). A longer message fails the connection
+// with close code 1009 and the client reconnects.
+func WithReadLimit(n int64) Option { return func(c *Config) { c.ReadLimit = n } }
+
+// WithWriteTimeout bounds each write. Default 10 s; a write that takes
+// longer means the peer is stalled, and the connection is closed and
+// re-dialled.
+func WithWriteTimeout(d time.Duration) Option { return func(c *Config) { c.WriteTimeout = d } }
+
+// WithSubprotocols offers WebSocket subprotocols in the handshake.
+func WithSubprotocols(protos ...string) Option {
+	return func(c *Config) { c.Subprotocols = append([]string(nil), protos...) }
+}
+
+// WithTLSConfig sets the TLS configuration for wss URLs. Certificates are
+// verified by default; skipping verification takes an explicit
+// InsecureSkipVerify in the config you pass.
+func WithTLSConfig(t *tls.Config) Option { return func(c *Config) { c.TLSConfig = t } }
+
+// WithNetDial sets the function that opens TCP connections (a custom
+// resolver, socket options, a SOCKS dialer). Default: a net.Dialer with 15 s
+// keep-alive.
+func WithNetDial(fn func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(c *Config) { c.NetDial = fn }
+}
+
+// WithLatencyBufferSize sets how many round-trip samples Health's p50/p99
+// are computed over. Default 100.
+func WithLatencyBufferSize(n int) Option { return func(c *Config) { c.LatencyBufferSize = n } }
+
+// WithInboundQueue sets the bound of the queue between the client and its
+// handler or subscriber (default 4096 messages) and what happens when it is
+// full (default DropNewest).
+func WithInboundQueue(size int, policy OverflowPolicy) Option {
+	return func(c *Config) { c.InboundQueueSize, c.Overflow = size, policy }
+}
+
+// WithCloseWait bounds how long Close waits for the client to stop and its
+// goroutines (reader, handler) to end. Default 5 s.
+func WithCloseWait(d time.Duration) Option { return func(c *Config) { c.CloseWait = d } }
+
+// WithLogger sets the zap logger. Default: no logging. Secrets (header
+// values, URL query values) are never logged.
+func WithLogger(l *zap.Logger) Option { return func(c *Config) { c.Logger = l } }
+
+// WithHandler delivers inbound messages to fn, in order, on a goroutine of
+// the client's (never the actor's own). A panic in fn is logged and counted;
+// the connection stays up.
+func WithHandler(fn func(Inbound)) Option { return func(c *Config) { c.Handler = fn } }
+
+// WithSubscriber delivers inbound messages to an actor as *Inbound, in order.
+func WithSubscriber(pid *actor.PID) Option { return func(c *Config) { c.Subscriber = pid } }
+
+// WithOnConnect runs fn after every successful connection: the first, every
+// reconnect and every connection after a restart. It runs in order with
+// inbound deliveries, on the handler goroutine; a panic is logged.
+func WithOnConnect(fn func(*actor.PID)) Option { return func(c *Config) { c.OnConnect = fn } }
+
+// WithOnDisconnect runs fn once when the client stops for good (Close, a
+// fatal error, giving up without a supervisor to restart it). Lost
+// connections that the client heals are not disconnects in this sense;
+// watch State, Health or Inbound.Generation for those.
+func WithOnDisconnect(fn func(*actor.PID)) Option {
+	return func(c *Config) { c.OnDisconnect = fn }
+}
+
+func (cfg Config) transportOptions(onPing func([]byte)) transport.Options {
+	return transport.Options{
+		Header:           cfg.Headers,
+		HandshakeTimeout: cfg.Timeout,
+		Subprotocols:     cfg.Subprotocols,
+		TLSConfig:        cfg.TLSConfig,
+		ReadLimit:        cfg.ReadLimit,
+		WriteTimeout:     cfg.WriteTimeout,
+		OnPingReceived:   onPing,
+		NetDial:          cfg.NetDial,
+	}
+}

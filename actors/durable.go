@@ -1,0 +1,119 @@
+package actors
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/internal/redact"
+	"github.com/zenws/zenws/transport"
+)
+
+// durable is the part of a client that survives supervisor restarts: the
+// configuration, counters, the inbound queue and the published snapshot. A
+// restarted actor instance finds it again through the registry by PID.
+// What must not survive (the connection, timers, heartbeat state) lives in
+// the clientActor instance.
+type durable struct {
+	cfg  Config
+	sys  *actor.ActorSystem
+	pid  *actor.PID
+	log  *zap.Logger
+	wg   sync.WaitGroup // every goroutine the client starts
+	in   *deliveryQueue
+	conn atomic.Pointer[liveConn] // published while StateConnected: the send hot path
+
+	snap       atomic.Pointer[Health]
+	generation atomic.Uint64
+	reconnects atomic.Uint64
+	restarts   atomic.Uint64
+	msgsIn     atomic.Uint64
+	msgsOut    atomic.Uint64
+	hbMisses   atomic.Uint64
+	ids        atomic.Uint64 // JSON-RPC ids this client issues, heartbeats included
+
+	// Only the actor goroutine touches these (one instance at a time).
+	latency    *latencyRing
+	failStreak int // failed dials since the last working connection
+
+	closing  atomic.Bool   // Close was called
+	stopped  chan struct{} // closed when the actor has stopped for good
+	stopOnce sync.Once
+
+	// first reports the outcome of the first connection, for Connect.
+	first     chan error
+	firstOnce sync.Once
+}
+
+type liveConn struct {
+	conn *transport.Conn
+	gen  uint64
+}
+
+func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
+	d := &durable{
+		cfg:     cfg,
+		sys:     sys,
+		pid:     pid,
+		latency: newLatencyRing(cfg.LatencyBufferSize),
+		stopped: make(chan struct{}),
+		first:   make(chan error, 1),
+	}
+	d.log = cfg.Logger.With(zap.String("client", pid.String()), zap.String("url", redact.URL(cfg.URL)))
+	var deliver func(*Inbound)
+	switch {
+	case cfg.Handler != nil:
+		h := cfg.Handler
+		deliver = func(m *Inbound) { h(*m) }
+	case cfg.Subscriber != nil:
+		sub := cfg.Subscriber
+		deliver = func(m *Inbound) { sys.Root.Send(sub, m) }
+	}
+	d.in = newDeliveryQueue(cfg.InboundQueueSize, cfg.Overflow, deliver, d.log, &d.wg)
+	d.snap.Store(&Health{State: StateConnecting, Heartbeat: cfg.Heartbeat})
+	return d
+}
+
+func (d *durable) reportFirst(err error) {
+	d.firstOnce.Do(func() { d.first <- err })
+}
+
+func (d *durable) markStopped() { d.stopOnce.Do(func() { close(d.stopped) }) }
+
+func (d *durable) isStopped() bool {
+	select {
+	case <-d.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// health merges the published snapshot with the live counters.
+func (d *durable) health() Health {
+	h := *d.snap.Load()
+	h.Reconnects = d.reconnects.Load()
+	h.Restarts = d.restarts.Load()
+	h.MessagesIn = d.msgsIn.Load()
+	h.MessagesOut = d.msgsOut.Load()
+	h.HeartbeatMisses = d.hbMisses.Load()
+	h.InboundQueued = d.in.pending()
+	h.InboundDropped = d.in.dropped.Load()
+	h.HandlerPanics = d.in.panics.Load()
+	return h
+}
+
+// registry maps a running client actor to its durable state, so that a
+// restarted instance and NewClient handles find it by PID.
+var registry sync.Map // registryKey -> *durable
+
+type registryKey struct {
+	sys *actor.ActorSystem
+	id  string
+}
+
+func keyOf(sys *actor.ActorSystem, pid *actor.PID) registryKey {
+	return registryKey{sys: sys, id: pid.Id}
+}

@@ -1,0 +1,54 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotConnected: the client has no working connection right now
+	// (connecting or reconnecting). Nothing was sent; trying again later or
+	// on another connection is safe.
+	ErrNotConnected = errors.New("zenws: not connected")
+	// ErrDisconnected: the connection was lost while an operation was in
+	// flight. A message may or may not have reached the server.
+	ErrDisconnected = errors.New("zenws: disconnected")
+	// ErrClosed: the client was closed or has stopped for good.
+	ErrClosed = errors.New("zenws: client closed")
+	// ErrTimeout: a bounded wait ran out.
+	ErrTimeout = errors.New("zenws: timeout")
+	// ErrHeartbeatTimeout: heartbeats went unanswered (or, for Binance, the
+	// server's pings stopped); the connection was treated as dead.
+	ErrHeartbeatTimeout = errors.New("zenws: heartbeat timeout")
+	// ErrNotFound: no client actor of this package is registered under the
+	// PID (never started, already stopped, or on another node).
+	ErrNotFound = errors.New("zenws: client not found")
+)
+
+// GiveUpError is the reason a client actor fails with after its reconnect
+// attempts are spent on recoverable errors. A supervisor sees it as the
+// failure reason and can restart the client; a client started with Connect
+// stops.
+type GiveUpError struct {
+	Attempts int   // dial attempts made since the last working connection
+	Last     error // the last attempt's error
+}
+
+func (e *GiveUpError) Error() string {
+	return fmt.Sprintf("zenws: gave up after %d reconnect attempts: %v", e.Attempts, e.Last)
+}
+
+// Unwrap returns the last attempt's error.
+func (e *GiveUpError) Unwrap() error { return e.Last }
+
+// FatalError wraps an error that reconnecting cannot fix (a 401/403/404
+// handshake, a certificate failure, a bad URL). The client stops without
+// retrying; a supervisor must not restart it.
+type FatalError struct {
+	Err error
+}
+
+func (e *FatalError) Error() string { return "zenws: fatal: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *FatalError) Unwrap() error { return e.Err }

@@ -1,0 +1,64 @@
+package actors
+
+import (
+	"slices"
+	"time"
+)
+
+// Health is a snapshot of a client, read without a round trip to its actor.
+type Health struct {
+	State      State
+	Generation uint64 // connection generation: +1 for every successful connection
+	LastError  error  // why the last connection ended or the last dial failed; nil if none
+
+	Heartbeat         HeartbeatType
+	HeartbeatFailures int       // unanswered heartbeats in a row on the current connection
+	HeartbeatMisses   uint64    // unanswered heartbeats over the client's life
+	LastHeartbeat     time.Time // last heartbeat answer (or, for Binance, last server ping)
+
+	RTTLast    time.Duration // last heartbeat round trip
+	RTTP50     time.Duration // over the last LatencyBufferSize samples
+	RTTP99     time.Duration
+	RTTSamples int
+
+	Reconnects uint64 // lost connections the client set out to heal
+	Restarts   uint64 // restarts of the client actor by its supervisor
+
+	MessagesIn     uint64 // data frames received
+	MessagesOut    uint64 // data frames sent by Send/SendBinary
+	InboundQueued  int    // waiting for the handler or subscriber
+	InboundDropped uint64 // dropped by the overflow policy
+	HandlerPanics  uint64
+}
+
+// latencyRing keeps the last n round-trip samples. Only the actor touches it.
+type latencyRing struct {
+	buf  []time.Duration
+	next int
+	full bool
+}
+
+func newLatencyRing(n int) *latencyRing { return &latencyRing{buf: make([]time.Duration, n)} }
+
+func (r *latencyRing) add(d time.Duration) {
+	r.buf[r.next] = d
+	r.next++
+	if r.next == len(r.buf) {
+		r.next, r.full = 0, true
+	}
+}
+
+// percentiles returns p50 and p99 (nearest rank) and the sample count.
+func (r *latencyRing) percentiles() (p50, p99 time.Duration, n int) {
+	n = r.next
+	if r.full {
+		n = len(r.buf)
+	}
+	if n == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(r.buf[:n])
+	slices.Sort(s)
+	rank := func(p int) time.Duration { return s[(p*n+99)/100-1] }
+	return rank(50), rank(99), n
+}

@@ -1,0 +1,105 @@
+package actors_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/transport/wstest"
+)
+
+func newSystem(t *testing.T) *actor.ActorSystem {
+	t.Helper()
+	sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
+	t.Cleanup(sys.Shutdown)
+	return sys
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// fast are options that keep reconnect tests quick.
+func fast(opts ...actors.Option) []actors.Option {
+	return append([]actors.Option{
+		actors.WithRetryDelay(20 * time.Millisecond),
+		actors.WithMaxBackoff(100 * time.Millisecond),
+		actors.WithTimeout(2 * time.Second),
+	}, opts...)
+}
+
+func connect(t *testing.T, sys *actor.ActorSystem, url string, opts ...actors.Option) *actors.Client {
+	t.Helper()
+	c, err := actors.Connect(ctxT(t, 10*time.Second), sys, url, opts...)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// inbox collects what a handler receives.
+type inbox struct {
+	mu   sync.Mutex
+	msgs []actors.Inbound
+	ch   chan actors.Inbound
+}
+
+func newInbox() *inbox { return &inbox{ch: make(chan actors.Inbound, 10000)} }
+
+func (b *inbox) handle(in actors.Inbound) {
+	b.mu.Lock()
+	b.msgs = append(b.msgs, in)
+	b.mu.Unlock()
+	select {
+	case b.ch <- in:
+	default:
+	}
+}
+
+func (b *inbox) all() []actors.Inbound {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]actors.Inbound(nil), b.msgs...)
+}
+
+func (b *inbox) next(t *testing.T) actors.Inbound {
+	t.Helper()
+	select {
+	case in := <-b.ch:
+		return in
+	case <-time.After(5 * time.Second):
+		t.Fatal("no inbound message within 5s")
+	}
+	return actors.Inbound{}
+}
+
+// waitServerConn waits until the server has registered an open connection:
+// a client can see the handshake complete a moment before the server lists
+// the connection.
+func waitServerConn(t *testing.T, srv *wstest.Server) {
+	t.Helper()
+	if _, err := srv.WaitConns(ctxT(t, 5*time.Second), 1); err != nil {
+		t.Fatalf("server connection: %v", err)
+	}
+}

@@ -1,0 +1,255 @@
+package actors
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+)
+
+// InboundKind says what an inbound message is, in the order the client
+// routes them: heartbeats are consumed and never delivered; then
+// subscription notifications, responses, other JSON, other text, binary.
+type InboundKind int
+
+// Inbound kinds.
+const (
+	// KindNotification: a JSON-RPC subscription notification
+	// ({"method":"subscription","params":{"channel":...}}); Channel is set.
+	KindNotification InboundKind = iota + 1
+	// KindResponse: a JSON-RPC response (it has an "id" and a "result" or
+	// "error") that matched no pending request of this client.
+	KindResponse
+	// KindJSON: any other JSON object.
+	KindJSON
+	// KindText: a text message that is not a JSON object.
+	KindText
+	// KindBinary: a binary message.
+	KindBinary
+)
+
+func (k InboundKind) String() string {
+	switch k {
+	case KindNotification:
+		return "notification"
+	case KindResponse:
+		return "response"
+	case KindJSON:
+		return "json"
+	case KindText:
+		return "text"
+	case KindBinary:
+		return "binary"
+	}
+	return fmt.Sprintf("InboundKind(%d)", int(k))
+}
+
+// Inbound is one message delivered to the handler or subscriber.
+type Inbound struct {
+	Client *actor.PID
+	Kind   InboundKind
+	Data   []byte // the whole frame; owned by the receiver
+	// Generation is the connection the message came on: it grows by one
+	// with every successful (re)connection. After a change, state built from
+	// the stream (an order book) must be resynced.
+	Generation uint64
+	// Seq numbers the messages the client accepted for delivery, from 1. A
+	// jump means the overflow policy dropped messages in between.
+	Seq      uint64
+	Received time.Time
+	// Channel is the subscription channel of a KindNotification.
+	Channel string
+	// ID is the raw JSON id of a KindResponse (a number or a quoted string).
+	ID []byte
+	// Unmatched is true for a response whose id no pending request of this
+	// client waited for.
+	Unmatched bool
+}
+
+// deliveryQueue carries inbound messages and lifecycle callbacks from the
+// actor to user code, in order, on a goroutine that exists only while there
+// is work. It is bounded for messages (callbacks always fit: they are few
+// and must not be lost) and applies the overflow policy when full.
+type deliveryQueue struct {
+	mu      sync.Mutex
+	items   []delivery // FIFO; items[head:] are pending
+	head    int
+	msgs    int // messages (not callbacks) queued or being delivered
+	limit   int
+	policy  OverflowPolicy
+	running bool
+	closed  bool
+	seq     uint64
+
+	dropped atomic.Uint64
+	panics  atomic.Uint64
+	deliver func(*Inbound)
+	log     *zap.Logger
+	wg      *sync.WaitGroup
+	warnedNoReceiver bool
+	// lastDropLog rate-limits the overflow warning to one a second.
+	lastDropLog time.Time
+}
+
+type delivery struct {
+	msg *Inbound
+	fn  func()
+}
+
+func newDeliveryQueue(limit int, policy OverflowPolicy, deliver func(*Inbound), log *zap.Logger, wg *sync.WaitGroup) *deliveryQueue {
+	return &deliveryQueue{limit: limit, policy: policy, deliver: deliver, log: log, wg: wg}
+}
+
+// push queues a message, applying the overflow policy; it never blocks.
+func (q *deliveryQueue) push(m *Inbound) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.seq++
+	m.Seq = q.seq
+	if q.deliver == nil {
+		// No handler or subscriber (or the subscriber has stopped): the
+		// message has nowhere to go. Count it, never lose it silently.
+		q.dropped.Add(1)
+		if !q.warnedNoReceiver {
+			q.warnedNoReceiver = true
+			q.log.Info("inbound message discarded: no handler or subscriber (counted in Health.InboundDropped)")
+		}
+		q.mu.Unlock()
+		return
+	}
+	if q.msgs >= q.limit {
+		if q.policy == DropNewest || !q.evictOldestLocked() {
+			q.droppedLocked()
+			q.mu.Unlock()
+			return
+		}
+		q.droppedLocked()
+	}
+	q.items = append(q.items, delivery{msg: m})
+	q.msgs++
+	q.startLocked()
+	q.mu.Unlock()
+}
+
+// call queues a callback; callbacks are never dropped.
+func (q *deliveryQueue) call(fn func()) {
+	q.mu.Lock()
+	if !q.closed {
+		q.items = append(q.items, delivery{fn: fn})
+		q.startLocked()
+	}
+	q.mu.Unlock()
+}
+
+// setDeliver replaces the receiver; nil discards (and counts) messages.
+func (q *deliveryQueue) setDeliver(fn func(*Inbound)) {
+	q.mu.Lock()
+	q.deliver = fn
+	q.warnedNoReceiver = false
+	q.mu.Unlock()
+}
+
+// close stops accepting work; what is queued is still delivered.
+func (q *deliveryQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+}
+
+func (q *deliveryQueue) pending() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.msgs
+}
+
+func (q *deliveryQueue) evictOldestLocked() bool {
+	for i := q.head; i < len(q.items); i++ {
+		if q.items[i].msg != nil {
+			copy(q.items[i:], q.items[i+1:])
+			q.items[len(q.items)-1] = delivery{}
+			q.items = q.items[:len(q.items)-1]
+			q.msgs--
+			return true
+		}
+	}
+	return false
+}
+
+func (q *deliveryQueue) droppedLocked() {
+	n := q.dropped.Add(1)
+	if now := time.Now(); now.Sub(q.lastDropLog) >= time.Second {
+		q.lastDropLog = now
+		q.log.Warn("inbound queue full: dropping messages (the handler is slower than the stream)",
+			zap.Int("limit", q.limit), zap.Stringer("policy", q.policy), zap.Uint64("dropped_total", n))
+	}
+}
+
+func (q *deliveryQueue) startLocked() {
+	if q.running {
+		return
+	}
+	q.running = true
+	q.wg.Add(1)
+	go q.drain()
+}
+
+// drain runs user code until the queue is empty, then exits.
+func (q *deliveryQueue) drain() {
+	defer q.wg.Done()
+	var batch []delivery
+	for {
+		q.mu.Lock()
+		if q.head >= len(q.items) {
+			q.items, q.head = q.items[:0], 0
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		batch = append(batch[:0], q.items[q.head:]...)
+		clear(q.items[q.head:])
+		q.items, q.head = q.items[:0], 0
+		q.mu.Unlock()
+		delivered := 0
+		for i := range batch {
+			if batch[i].msg != nil {
+				delivered++
+			}
+			q.run(batch[i])
+			batch[i] = delivery{}
+		}
+		// Messages count against the limit until delivered, so the queue
+		// never holds more than limit messages, batch included.
+		q.mu.Lock()
+		q.msgs -= delivered
+		q.mu.Unlock()
+	}
+}
+
+func (q *deliveryQueue) run(d delivery) {
+	defer func() {
+		if r := recover(); r != nil {
+			q.panics.Add(1)
+			q.log.Error("user code panicked; the connection stays up",
+				zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+		}
+	}()
+	if d.fn != nil {
+		d.fn()
+		return
+	}
+	q.mu.Lock()
+	deliver := q.deliver
+	q.mu.Unlock()
+	if deliver == nil {
+		q.dropped.Add(1)
+		return
+	}
+	deliver(d.msg)
+}

@@ -1,0 +1,89 @@
+package jsonrpc
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestPeek(t *testing.T) {
+	cases := []struct {
+		in                          string
+		ok                          bool
+		id, method, params, result string
+		hasError                    bool
+	}{
+		{in: `{"jsonrpc":"2.0","id":7,"result":{"a":[1,2,{"b":"}"}]}}`, ok: true, id: `7`, result: `{"a":[1,2,{"b":"}"}]}`},
+		{in: ` {"id":"abc","error":{"code":-1,"message":"x"}} `, ok: true, id: `"abc"`, hasError: true},
+		{in: `{"method":"heartbeat","params":{"type":"test_request"}}`, ok: true, method: `"heartbeat"`, params: `{"type":"test_request"}`},
+		{in: `{"method":"a\"b","id":null}`, ok: true, method: `"a\"b"`, id: `null`},
+		{in: `{}`, ok: true},
+		{in: `[1,2]`, ok: false},
+		{in: `hello`, ok: false},
+		{in: `{"id":1`, ok: false},
+		{in: `{"id":1}x`, ok: false},
+		{in: `{"id":}`, ok: false},
+		{in: `{"a":"unterminated}`, ok: false},
+		{in: ``, ok: false},
+	}
+	for _, c := range cases {
+		env, ok := Peek([]byte(c.in))
+		if ok != c.ok {
+			t.Errorf("Peek(%q) ok = %v, want %v", c.in, ok, c.ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if string(env.ID) != c.id || string(env.Method) != c.method || string(env.Params) != c.params || string(env.Result) != c.result || (env.Error != nil) != c.hasError {
+			t.Errorf("Peek(%q) = id %q method %q params %q result %q error %q", c.in, env.ID, env.Method, env.Params, env.Result, env.Error)
+		}
+	}
+}
+
+func TestFieldStringUint(t *testing.T) {
+	params := []byte(`{"channel":"book.BTC-PERPETUAL.raw","data":{"x":1}}`)
+	ch, ok := String(Field(params, "channel"))
+	if !ok || ch != "book.BTC-PERPETUAL.raw" {
+		t.Fatalf("channel = %q, %v", ch, ok)
+	}
+	if Field(params, "missing") != nil || Field([]byte(`[1]`), "x") != nil {
+		t.Fatal("Field found a member that is not there")
+	}
+	if s, ok := String([]byte(`"a\u0041"`)); !ok || s != "aA" {
+		t.Fatalf("String with escape = %q, %v", s, ok)
+	}
+	if _, ok := String([]byte(`12`)); ok {
+		t.Fatal("String accepted a number")
+	}
+	if n, ok := Uint([]byte(`42`)); !ok || n != 42 {
+		t.Fatalf("Uint = %d, %v", n, ok)
+	}
+	for _, bad := range []string{`-1`, `"1"`, `1.5`, ``} {
+		if _, ok := Uint([]byte(bad)); ok {
+			t.Errorf("Uint(%q) accepted", bad)
+		}
+	}
+}
+
+// FuzzPeek checks that Peek never panics and never accepts what
+// encoding/json rejects as an object.
+func FuzzPeek(f *testing.F) {
+	for _, s := range []string{`{"id":1,"result":true}`, `{"method":"subscription","params":{"channel":"c","data":[1]}}`, `{"id":"x","error":{"code":1}}`, `[]`, `{"a":{"b":{"c":[[[]]]}}}`, "{\"a\":\"\\\"\"}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		env, ok := Peek(data)
+		if !ok {
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			// Peek does not validate every byte inside strings or numbers
+			// (e.g. "1.2.3"); what it must never do is panic.
+			return
+		}
+		if env.ID != nil && string(env.ID) != string(m["id"]) {
+			t.Fatalf("id %q != %q", env.ID, m["id"])
+		}
+	})
+}

@@ -1,0 +1,47 @@
+package actors
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/zenws/zenws/transport"
+)
+
+// Messages the client actor sends itself. Each carries what it needs to be
+// recognised as stale: a message from an earlier connection (gen) or an
+// earlier actor instance (owner) is ignored.
+
+type dialResult struct {
+	owner *clientActor
+	conn  *transport.Conn
+	pings *atomic.Int64 // unix nanos of the last server ping on this connection
+	err   error
+}
+
+type frameMsg struct {
+	gen  uint64
+	typ  websocket.MessageType
+	data []byte
+	at   time.Time
+}
+
+type connLost struct {
+	gen uint64
+	err error
+}
+
+type redial struct{ owner *clientActor }
+
+type hbTick struct{ gen uint64 }
+
+type pingResult struct {
+	gen uint64
+	rtt time.Duration
+	err error
+}
+
+// reconnectReq asks for a fresh connection now; reply gets nil once
+// connected, or why not.
+type reconnectReq struct{ reply chan error }

@@ -1,0 +1,181 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+)
+
+// Message types, re-exported so callers need not import coder/websocket.
+const (
+	MessageText   = websocket.MessageText
+	MessageBinary = websocket.MessageBinary
+)
+
+// Conn is one open WebSocket connection. Write, Ping and Close may be called
+// from any goroutine; Read from one goroutine at a time.
+type Conn struct {
+	ws           *websocket.Conn
+	raw          net.Conn // the TCP connection under ws (and under TLS)
+	writeTimeout time.Duration
+	closeTimeout time.Duration
+	readLimit    int64
+
+	// writeSlot serializes writes so that each write's deadline is set and
+	// cleared by its own writer; otherwise a steady stream of writers would
+	// keep pushing the deadline of a stalled write into the future.
+	writeSlot chan struct{}
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// Subprotocol is the subprotocol the server chose, or "".
+func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
+
+// Done is closed once Close or CloseNow has been called, or a read or write
+// failed the connection.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Read returns the next data message. Control frames are handled inside:
+// pings are answered, pongs complete Ping. A text message that is not valid
+// UTF-8 fails the connection with 1007 and returns ErrInvalidUTF8.
+//
+// Errors: *CloseError when the peer sent a close frame, *MessageTooBigError,
+// ErrInvalidUTF8, ErrClosed after Close, or the network error that ended the
+// connection. Every error from Read means the connection is finished.
+func (c *Conn) Read() (websocket.MessageType, []byte, error) {
+	typ, data, err := c.ws.Read(context.Background())
+	if err != nil {
+		return 0, nil, c.fail(c.readError(err))
+	}
+	if typ == websocket.MessageText && !utf8.Valid(data) {
+		_ = c.Close(websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
+		return 0, nil, ErrInvalidUTF8
+	}
+	return typ, data, nil
+}
+
+func (c *Conn) readError(err error) error {
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		return &MessageTooBigError{Limit: c.readLimit}
+	}
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return &CloseError{Code: ce.Code, Reason: ce.Reason}
+	}
+	if c.closed.Load() {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return fmt.Errorf("transport: read: %w", err)
+}
+
+// Write sends one message of type typ. ctx may cancel the wait for another
+// writer to finish; once the message is being written, only WriteTimeout
+// bounds it, because interrupting a half-written frame would corrupt the
+// stream. A write that times out closes the connection and returns an error
+// wrapping ErrWriteTimeout. ErrClosed means nothing was written.
+func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	select {
+	case c.writeSlot <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return ErrClosed
+	}
+	defer func() { <-c.writeSlot }()
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	_ = c.raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	err := c.ws.Write(context.Background(), typ, data)
+	_ = c.raw.SetWriteDeadline(time.Time{})
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("%w (%v): %w", ErrWriteTimeout, c.writeTimeout, err)
+		} else if c.closed.Load() || errors.Is(err, net.ErrClosed) {
+			err = fmt.Errorf("%w: %w", ErrClosed, err)
+		} else {
+			err = fmt.Errorf("transport: write: %w", err)
+		}
+		return c.fail(err)
+	}
+	return nil
+}
+
+// Ping sends a ping with a payload unique to this connection and waits for
+// its pong, returning the round-trip time. It needs a goroutine in Read. ctx
+// bounds the wait; a ping that times out does not close the connection
+// unless the ping frame itself could not be written in time.
+func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
+	if c.closed.Load() {
+		return 0, ErrClosed
+	}
+	start := time.Now()
+	if err := c.ws.Ping(ctx); err != nil {
+		if c.closed.Load() {
+			return 0, fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+		return 0, fmt.Errorf("transport: ping: %w", err)
+	}
+	return time.Since(start), nil
+}
+
+// Close sends a close frame with code and reason and waits for the peer's,
+// for at most CloseTimeout; past that the TCP connection is cut. Calling it
+// again returns ErrClosed.
+func (c *Conn) Close(code websocket.StatusCode, reason string) error {
+	if !c.markClosed() {
+		return ErrClosed
+	}
+	cut := time.AfterFunc(c.closeTimeout, func() { _ = c.raw.Close() })
+	defer cut.Stop()
+	err := c.ws.Close(code, reason)
+	_ = c.raw.Close()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("transport: close: %w", err)
+	}
+	return nil
+}
+
+// CloseNow cuts the connection without a close frame. Calling it again
+// returns ErrClosed.
+func (c *Conn) CloseNow() error {
+	if !c.markClosed() {
+		return ErrClosed
+	}
+	_ = c.ws.CloseNow()
+	return c.raw.Close()
+}
+
+func (c *Conn) markClosed() bool {
+	first := false
+	c.closeOnce.Do(func() {
+		first = true
+		c.closed.Store(true)
+		close(c.done)
+	})
+	return first
+}
+
+// fail marks the connection finished after a read or write error (coder/
+// websocket has already closed it) and returns err.
+func (c *Conn) fail(err error) error {
+	if c.markClosed() {
+		_ = c.ws.CloseNow()
+		_ = c.raw.Close()
+	}
+	return err
+}

@@ -1,0 +1,77 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Defaults used where an Options field is zero.
+const (
+	// DefaultHandshakeTimeout bounds TCP connect, TLS and the upgrade.
+	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultReadLimit is the largest message Read accepts: 16 MiB. A full
+	// order-book snapshot on an exchange is usually well under 1 MiB, so this
+	// leaves room for deep books and large batches while still bounding the
+	// memory one hostile or broken message can take. coder/websocket's own
+	// default (32 KiB) is too small for snapshots.
+	DefaultReadLimit = 16 << 20
+	// DefaultWriteTimeout bounds each write; a peer that takes longer to
+	// accept a message is considered stalled and the connection is closed.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultCloseTimeout bounds the close handshake.
+	DefaultCloseTimeout = 2 * time.Second
+)
+
+// Options configure Dial. The zero value is usable: every zero field takes
+// its default.
+type Options struct {
+	// Header is sent with the upgrade request (API keys, cookies). Values
+	// never appear in errors or logs.
+	Header http.Header
+	// HandshakeTimeout bounds TCP connect, TLS and the upgrade together.
+	// Default DefaultHandshakeTimeout. The dial context can only shorten it.
+	HandshakeTimeout time.Duration
+	// Subprotocols are offered in Sec-WebSocket-Protocol.
+	Subprotocols []string
+	// TLSConfig is used for wss URLs. nil means the system roots with full
+	// certificate verification. Verification is only skipped if you set
+	// InsecureSkipVerify yourself.
+	TLSConfig *tls.Config
+	// ReadLimit is the largest message accepted, in bytes. Default
+	// DefaultReadLimit. A longer message fails Read with *MessageTooBigError
+	// and closes the connection with 1009.
+	ReadLimit int64
+	// WriteTimeout bounds each write. Default DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// CloseTimeout bounds Close's handshake. Default DefaultCloseTimeout.
+	CloseTimeout time.Duration
+	// OnPingReceived, if set, is called from the reader goroutine for every
+	// ping the peer sends, before the pong (which is always sent). Keep it
+	// quick: the reader waits for it.
+	OnPingReceived func(payload []byte)
+	// NetDial, if set, opens the TCP connection (for custom resolvers or
+	// socket options). Default: a net.Dialer with 15 s keep-alive.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (o Options) withDefaults() Options {
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = DefaultReadLimit
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = DefaultCloseTimeout
+	}
+	if o.NetDial == nil {
+		o.NetDial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
+	}
+	return o
+}
