@@ -85,11 +85,11 @@ type deliveryQueue struct {
 	closed  bool
 	seq     uint64
 
-	dropped atomic.Uint64
-	panics  atomic.Uint64
-	deliver func(*Inbound)
-	log     *zap.Logger
-	wg      *sync.WaitGroup
+	dropped          atomic.Uint64
+	panics           atomic.Uint64
+	deliver          func(*Inbound)
+	log              *zap.Logger
+	wg               *sync.WaitGroup
 	warnedNoReceiver bool
 	// lastDropLog rate-limits the overflow warning to one a second.
 	lastDropLog time.Time

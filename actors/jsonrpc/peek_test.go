@@ -7,10 +7,10 @@ import (
 
 func TestPeek(t *testing.T) {
 	cases := []struct {
-		in                          string
-		ok                          bool
+		in                         string
+		ok                         bool
 		id, method, params, result string
-		hasError                    bool
+		hasError                   bool
 	}{
 		{in: `{"jsonrpc":"2.0","id":7,"result":{"a":[1,2,{"b":"}"}]}}`, ok: true, id: `7`, result: `{"a":[1,2,{"b":"}"}]}`},
 		{in: ` {"id":"abc","error":{"code":-1,"message":"x"}} `, ok: true, id: `"abc"`, hasError: true},
