@@ -1,0 +1,86 @@
+package actors
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+func TestBackoffFullJitterBounds(t *testing.T) {
+	base, max := 100*time.Millisecond, 3*time.Second
+	wantCaps := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, 3 * time.Second, 3 * time.Second}
+	for k, want := range wantCaps {
+		if got := backoffCap(k, base, max); got != want {
+			t.Errorf("backoffCap(%d) = %v, want %v", k, got, want)
+		}
+	}
+	// Property: every delay lies in [0, cap], the cap never shrinks as k
+	// grows, and huge k does not overflow.
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 10000; i++ {
+		b := time.Duration(r.Int64N(int64(time.Second))) + 1
+		m := b + time.Duration(r.Int64N(int64(time.Minute)))
+		prev := time.Duration(0)
+		for k := 1; k < 70; k++ {
+			c := backoffCap(k, b, m)
+			if c < prev || c > m || c < 0 {
+				t.Fatalf("cap(%d, %v, %v) = %v after %v", k, b, m, c, prev)
+			}
+			prev = c
+			if d := backoff(k, b, m); d < 0 || d > c {
+				t.Fatalf("backoff(%d) = %v outside [0, %v]", k, d, c)
+			}
+		}
+	}
+	// Full jitter spreads: over many draws the mean is near cap/2.
+	var sum time.Duration
+	for i := 0; i < 20000; i++ {
+		sum += backoff(3, base, max)
+	}
+	if mean := sum / 20000; mean < 150*time.Millisecond || mean > 250*time.Millisecond {
+		t.Fatalf("mean of backoff(3) = %v, want about 200ms", mean)
+	}
+}
+
+func TestLatencyRingPercentiles(t *testing.T) {
+	r := newLatencyRing(100)
+	if p50, p99, n := r.percentiles(); p50 != 0 || p99 != 0 || n != 0 {
+		t.Fatal("empty ring has percentiles")
+	}
+	for i := 1; i <= 250; i++ { // only the last 100 (151..250) count
+		r.add(time.Duration(i) * time.Millisecond)
+	}
+	p50, p99, n := r.percentiles()
+	if n != 100 || p50 != 200*time.Millisecond || p99 != 249*time.Millisecond {
+		t.Fatalf("p50 %v p99 %v n %d", p50, p99, n)
+	}
+}
+
+func TestDeliveryQueueDropOldestKeepsNewest(t *testing.T) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var got []uint64
+	block := make(chan struct{})
+	q := newDeliveryQueue(3, DropOldest, func(m *Inbound) {
+		<-block
+		mu.Lock()
+		got = append(got, m.Seq)
+		mu.Unlock()
+	}, zap.NewNop(), &wg)
+	q.push(&Inbound{}) // taken by the worker, blocks it
+	for !func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.items) == 0 }() {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 0; i < 10; i++ {
+		q.push(&Inbound{})
+	}
+	close(block)
+	wg.Wait()
+	// Seq 1 was in delivery; of 2..11 only the two newest fit beside it.
+	if len(got) != 3 || got[0] != 1 || got[1] != 10 || got[2] != 11 || q.dropped.Load() != 8 {
+		t.Fatalf("delivered %v, dropped %d", got, q.dropped.Load())
+	}
+}
