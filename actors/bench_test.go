@@ -1,0 +1,288 @@
+package actors_test
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// window bounds the messages in flight in the echo benchmarks, for the
+// client and the bare connection alike, so neither overruns a queue.
+const window = 256
+
+// echoRun is one echo workload: n messages of size bytes, sent as fast as
+// the window allows and counted back in.
+type echoRun func(b *testing.B, n int, payload []byte) time.Duration
+
+// bareEcho: a coder/websocket connection with one reader goroutine.
+func bareEcho(url string) (echoRun, func()) {
+	ctx := context.Background()
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		panic(err)
+	}
+	conn.SetReadLimit(1 << 20)
+	credits := make(chan struct{}, window)
+	received := make(chan struct{}, 1)
+	var want, got int
+	go func() {
+		for {
+			if _, _, err := conn.Read(ctx); err != nil {
+				return
+			}
+			<-credits
+			got++
+			if got == want {
+				received <- struct{}{}
+			}
+		}
+	}()
+	run := func(b *testing.B, n int, payload []byte) time.Duration {
+		want, got = n, 0
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			credits <- struct{}{}
+			if err := conn.Write(ctx, websocket.MessageText, payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		<-received
+		return time.Since(start)
+	}
+	return run, func() { conn.CloseNow() }
+}
+
+// clientEcho: the zenws client, echoes delivered to a handler.
+func clientEcho(sys *actor.ActorSystem, url string) (echoRun, func()) {
+	credits := make(chan struct{}, window)
+	received := make(chan struct{}, 1)
+	var want, got int
+	c, err := actors.Connect(context.Background(), sys, url, actors.WithHandler(func(actors.Inbound) {
+		<-credits
+		got++
+		if got == want {
+			received <- struct{}{}
+		}
+	}))
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	run := func(b *testing.B, n int, payload []byte) time.Duration {
+		want, got = n, 0
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			credits <- struct{}{}
+			if err := c.Send(ctx, payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		<-received
+		return time.Since(start)
+	}
+	return run, func() { _ = c.Close() }
+}
+
+// BenchmarkEchoThroughput measures messages/s of send + echo + delivery at
+// 64 B, for a bare coder/websocket connection and for the zenws client,
+// against the same in-process echo server, in alternating rounds (A B A B)
+// so both see the same machine. It reports each side's rate and the
+// client's ratio to bare (goal >= 0.8).
+func BenchmarkEchoThroughput(b *testing.B) {
+	for _, size := range []int{64, 512, 8192} {
+		b.Run(byteSize(size), func(b *testing.B) {
+			url, stop := leanEchoServer()
+			defer stop()
+			sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
+			defer sys.Shutdown()
+			bare, closeBare := bareEcho(url)
+			defer closeBare()
+			client, closeClient := clientEcho(sys, url)
+			defer closeClient()
+			payload := []byte(strings.Repeat("x", size))
+			bare(b, 2000, payload) // warm up both
+			client(b, 2000, payload)
+
+			const rounds = 6
+			per := b.N/rounds + 1
+			var tBare, tClient time.Duration
+			b.ResetTimer()
+			for r := 0; r < rounds; r++ {
+				tBare += bare(b, per, payload)
+				tClient += client(b, per, payload)
+			}
+			b.StopTimer()
+			n := float64(per * rounds)
+			bareRate, clientRate := n/tBare.Seconds(), n/tClient.Seconds()
+			b.ReportMetric(bareRate, "bare-msgs/s")
+			b.ReportMetric(clientRate, "client-msgs/s")
+			b.ReportMetric(clientRate/bareRate, "client/bare")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// leanEchoServer is the least a server can do per message (read, write
+// back), so that the client side, not the server, bounds the echo rate.
+// wstest's server records every message, which would dominate here.
+func leanEchoServer() (string, func()) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		conn.SetReadLimit(1 << 20)
+		ctx := context.Background()
+		for {
+			typ, data, err := conn.Read(ctx)
+			if err != nil {
+				return
+			}
+			if err := conn.Write(ctx, typ, data); err != nil {
+				return
+			}
+		}
+	}))
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), srv.Close
+}
+
+func byteSize(n int) string {
+	if n >= 1024 {
+		return strings.TrimSuffix(strings.TrimSuffix(time.Duration(n/1024).String(), "ns"), "s") + "KiB"
+	}
+	return strings.TrimSuffix(time.Duration(n).String(), "ns") + "B"
+}
+
+// BenchmarkIdleFootprint connects 1,000 clients to an echo server running
+// in another process and reports, per idle connected client, the
+// goroutines and the bytes (heap in use + goroutine stacks) it adds on the
+// client side, beside the same figures for bare coder/websocket
+// connections with one reader goroutine each (goal: <= 3 goroutines and
+// <= 64 KiB per client).
+func BenchmarkIdleFootprint(b *testing.B) {
+	const n = 1000
+	raiseFileLimit(b, 4*n)
+	url, stop := serverProcess(b)
+	defer stop()
+	for i := 0; i < b.N; i++ {
+		g, bytes := footprint(b, n, func() func() {
+			sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
+			clients := make([]*actors.Client, 0, n)
+			for j := 0; j < n; j++ {
+				c, err := actors.Connect(context.Background(), sys, url, actors.WithHandler(func(actors.Inbound) {}))
+				if err != nil {
+					b.Fatal(err)
+				}
+				clients = append(clients, c)
+			}
+			return func() {
+				for _, c := range clients {
+					_ = c.Close()
+				}
+				sys.Shutdown()
+			}
+		})
+		b.ReportMetric(g, "client-goroutines/conn")
+		b.ReportMetric(bytes, "client-bytes/conn")
+		g, bytes = footprint(b, n, func() func() {
+			conns := make([]*websocket.Conn, 0, n)
+			for j := 0; j < n; j++ {
+				conn, _, err := websocket.Dial(context.Background(), url, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				go func() {
+					for {
+						if _, _, err := conn.Read(context.Background()); err != nil {
+							return
+						}
+					}
+				}()
+				conns = append(conns, conn)
+			}
+			return func() {
+				for _, c := range conns {
+					_ = c.CloseNow()
+				}
+			}
+		})
+		b.ReportMetric(g, "bare-goroutines/conn")
+		b.ReportMetric(bytes, "bare-bytes/conn")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// footprint measures goroutines and heap+stack bytes added by open() per
+// connection, then closes.
+func footprint(b *testing.B, n int, open func() func()) (goroutines, bytes float64) {
+	g0, m0 := settle()
+	closeAll := open()
+	time.Sleep(200 * time.Millisecond) // let handshakes' transient goroutines end
+	g1, m1 := settle()
+	closeAll()
+	return float64(g1-g0) / float64(n), float64(m1-m0) / float64(n)
+}
+
+func settle() (int, uint64) {
+	var ms runtime.MemStats
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	return runtime.NumGoroutine(), ms.HeapInuse + ms.StackInuse
+}
+
+// serverProcess starts this test binary as an echo server in its own
+// process and returns its URL.
+func serverProcess(b *testing.B) (string, func()) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), serverProcessEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	return strings.TrimSpace(line), func() { stdin.Close(); _ = cmd.Wait() }
+}
+
+func raiseFileLimit(b *testing.B, want uint64) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		b.Fatal(err)
+	}
+	if lim.Cur < want && lim.Max >= want {
+		lim.Cur = want
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,39 @@
+// Package wstest provides an in-process WebSocket server for tests, in the
+// spirit of net/http/httptest.
+//
+// A Server listens on a random port of 127.0.0.1 and speaks real WebSocket
+// over real TCP (or TLS, see NewTLSServer), using github.com/coder/websocket
+// on the server side. By default it echoes every message back. On top of
+// that it can
+//
+//   - answer JSON-RPC 2.0 requests with per-method responders (WithResponder,
+//     Server.Handle), keeping the request id's raw JSON;
+//   - mimic a Deribit-like exchange (WithDeribit): public/test, heartbeats
+//     with test_request and timeout (WithDeribitHeartbeat,
+//     public/set_heartbeat), subscriptions with Server.Publish, public/auth;
+//   - send WebSocket pings (WithServerPings) and count pings and pongs;
+//   - inject messages (Conn.Send, Server.Broadcast) and record everything it
+//     receives (Conn.Received, Conn.WaitReceived);
+//   - misbehave on demand: close with a given code (Conn.Disconnect,
+//     Server.DisconnectAll), drop the TCP connection without a close frame
+//     (Conn.Drop, Server.DropAll), stop reading to simulate a half-open
+//     connection (Conn.Stall, Conn.Resume), refuse upgrades with an HTTP
+//     status (Server.RefuseHandshakes).
+//
+// Blackhole is a listener that accepts TCP connections and never answers,
+// for handshake-timeout tests.
+//
+// Every wait takes a context. Close closes all connections abruptly and
+// returns only when every goroutine the server started has ended, so the
+// package can be used together with go.uber.org/goleak.
+//
+// A typical test:
+//
+//	srv := wstest.NewServer(wstest.WithDeribit())
+//	defer srv.Close()
+//	client := mylib.Dial(srv.URL())
+//	conns, err := srv.WaitConns(ctx, 1)
+//	...
+//	srv.DropAll() // the client should reconnect
+//	err = srv.WaitTotalConns(ctx, 2)
+package wstest
