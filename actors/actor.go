@@ -224,7 +224,9 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 		for {
 			typ, data, err := conn.Read()
 			if err != nil {
-				if !d.isStopped() {
+				// ErrClosed: the actor closed this connection itself and
+				// knows; reporting would only make a dead letter.
+				if !errors.Is(err, transport.ErrClosed) && !d.isStopped() {
 					sys.Root.Send(self, &connLost{gen: gen, err: err})
 				}
 				return

@@ -540,3 +540,25 @@ func TestActorSystemLoggerRoutesProtoActorLogs(t *testing.T) {
 		t.Fatalf("proto.actor's log line did not reach zap: %v", logs.All())
 	}
 }
+
+func TestStalledPeerFailsWriteAndReconnects(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithWriteTimeout(200*time.Millisecond))...)
+	conns, _ := srv.WaitConns(ctxT(t, 2*time.Second), 1)
+	conns[0].Stall()
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	var err error
+	for i := 0; i < 200 && err == nil; i++ {
+		err = c.SendBinary(context.Background(), big)
+	}
+	if !errors.Is(err, actors.ErrDisconnected) || !errors.Is(err, transport.ErrWriteTimeout) {
+		t.Fatalf("Send to a stalled peer = %v, want ErrDisconnected over ErrWriteTimeout", err)
+	}
+	eventually(t, 5*time.Second, "reconnect after the write timeout", func() bool {
+		return c.Health().Generation == 2 && c.State() == actors.StateConnected
+	})
+	if err := c.Health().LastError; !errors.Is(err, transport.ErrWriteTimeout) {
+		t.Fatalf("LastError = %v", err)
+	}
+}

@@ -76,8 +76,7 @@ type Inbound struct {
 // and must not be lost) and applies the overflow policy when full.
 type deliveryQueue struct {
 	mu      sync.Mutex
-	items   []delivery // FIFO; items[head:] are pending
-	head    int
+	items   []delivery // FIFO of pending work
 	msgs    int // messages (not callbacks) queued or being delivered
 	limit   int
 	policy  OverflowPolicy
@@ -170,7 +169,7 @@ func (q *deliveryQueue) pending() int {
 }
 
 func (q *deliveryQueue) evictOldestLocked() bool {
-	for i := q.head; i < len(q.items); i++ {
+	for i := range q.items {
 		if q.items[i].msg != nil {
 			copy(q.items[i:], q.items[i+1:])
 			q.items[len(q.items)-1] = delivery{}
@@ -206,15 +205,14 @@ func (q *deliveryQueue) drain() {
 	var batch []delivery
 	for {
 		q.mu.Lock()
-		if q.head >= len(q.items) {
-			q.items, q.head = q.items[:0], 0
+		if len(q.items) == 0 {
 			q.running = false
 			q.mu.Unlock()
 			return
 		}
-		batch = append(batch[:0], q.items[q.head:]...)
-		clear(q.items[q.head:])
-		q.items, q.head = q.items[:0], 0
+		batch = append(batch[:0], q.items...)
+		clear(q.items)
+		q.items = q.items[:0]
 		q.mu.Unlock()
 		delivered := 0
 		for i := range batch {

@@ -37,6 +37,10 @@ type Conn struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{}
+	// cause is why the connection ended: ErrClosed when its owner closed
+	// it, or the read or write error that failed it. Set once, before done
+	// is closed.
+	cause error
 }
 
 // Subprotocol is the subprotocol the server chose, or "".
@@ -46,20 +50,33 @@ func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
 // failed the connection.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
+// Err is why the connection ended, once Done is closed: ErrClosed after
+// Close or CloseNow, or the error that failed it. nil while it is open.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.cause
+	default:
+		return nil
+	}
+}
+
 // Read returns the next data message. Control frames are handled inside:
 // pings are answered, pongs complete Ping. A text message that is not valid
 // UTF-8 fails the connection with 1007 and returns ErrInvalidUTF8.
 //
 // Errors: *CloseError when the peer sent a close frame, *MessageTooBigError,
-// ErrInvalidUTF8, ErrClosed after Close, or the network error that ended the
-// connection. Every error from Read means the connection is finished.
+// ErrInvalidUTF8, an error wrapping ErrClosed after Close or CloseNow, an
+// error wrapping ErrWriteTimeout when a write found the peer stalled, or
+// the network error that ended the connection. Every error from Read means
+// the connection is finished.
 func (c *Conn) Read() (websocket.MessageType, []byte, error) {
 	typ, data, err := c.ws.Read(context.Background())
 	if err != nil {
 		return 0, nil, c.fail(c.readError(err))
 	}
 	if typ == websocket.MessageText && !utf8.Valid(data) {
-		_ = c.Close(websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
+		_ = c.closeWith(ErrInvalidUTF8, websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
 		return 0, nil, ErrInvalidUTF8
 	}
 	return typ, data, nil
@@ -72,9 +89,6 @@ func (c *Conn) readError(err error) error {
 	var ce websocket.CloseError
 	if errors.As(err, &ce) {
 		return &CloseError{Code: ce.Code, Reason: ce.Reason}
-	}
-	if c.closed.Load() {
-		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	return fmt.Errorf("transport: read: %w", err)
 }
@@ -103,10 +117,10 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 	err := c.ws.Write(context.Background(), typ, data)
 	_ = c.raw.SetWriteDeadline(time.Time{})
 	if err != nil {
+		// The write had begun: some bytes may have reached the peer, so
+		// this is never ErrClosed.
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = fmt.Errorf("%w (%v): %w", ErrWriteTimeout, c.writeTimeout, err)
-		} else if c.closed.Load() || errors.Is(err, net.ErrClosed) {
-			err = fmt.Errorf("%w: %w", ErrClosed, err)
 		} else {
 			err = fmt.Errorf("transport: write: %w", err)
 		}
@@ -137,7 +151,11 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 // for at most CloseTimeout; past that the TCP connection is cut. Calling it
 // again returns ErrClosed.
 func (c *Conn) Close(code websocket.StatusCode, reason string) error {
-	if !c.markClosed() {
+	return c.closeWith(ErrClosed, code, reason)
+}
+
+func (c *Conn) closeWith(cause error, code websocket.StatusCode, reason string) error {
+	if !c.markClosed(cause) {
 		return ErrClosed
 	}
 	cut := time.AfterFunc(c.closeTimeout, func() { _ = c.raw.Close() })
@@ -153,29 +171,38 @@ func (c *Conn) Close(code websocket.StatusCode, reason string) error {
 // CloseNow cuts the connection without a close frame. Calling it again
 // returns ErrClosed.
 func (c *Conn) CloseNow() error {
-	if !c.markClosed() {
+	if !c.markClosed(ErrClosed) {
 		return ErrClosed
 	}
 	_ = c.ws.CloseNow()
 	return c.raw.Close()
 }
 
-func (c *Conn) markClosed() bool {
+func (c *Conn) markClosed(cause error) bool {
 	first := false
 	c.closeOnce.Do(func() {
 		first = true
+		c.cause = cause
 		c.closed.Store(true)
 		close(c.done)
 	})
 	return first
 }
 
-// fail marks the connection finished after a read or write error (coder/
-// websocket has already closed it) and returns err.
+// fail ends the connection after a read or write error (coder/websocket
+// has already closed it). The first cause wins: a read that fails because a
+// write timed out, or because the owner closed the connection, reports
+// that cause (wrapping ErrWriteTimeout or ErrClosed) rather than the
+// resulting "use of closed connection".
 func (c *Conn) fail(err error) error {
-	if c.markClosed() {
+	if c.markClosed(err) {
 		_ = c.ws.CloseNow()
 		_ = c.raw.Close()
+		return err
 	}
-	return err
+	<-c.done
+	if c.cause == ErrClosed {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return c.cause
 }

@@ -331,6 +331,13 @@ func TestWriteTimeoutOnStalledPeer(t *testing.T) {
 	if err := c.Write(context.Background(), transport.MessageText, []byte("x")); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("Write after timeout = %v, want ErrClosed", err)
 	}
+	// The reader learns why: the write timeout, not "use of closed connection".
+	if _, _, err := c.Read(); !errors.Is(err, transport.ErrWriteTimeout) {
+		t.Fatalf("Read after a write timeout = %v, want ErrWriteTimeout", err)
+	}
+	if !errors.Is(c.Err(), transport.ErrWriteTimeout) {
+		t.Fatalf("Err() = %v", c.Err())
+	}
 }
 
 func TestCallerContextNeverClosesTheConnection(t *testing.T) {
