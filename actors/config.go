@@ -44,6 +44,7 @@ const (
 	DropOldest
 )
 
+// String returns the name used in logs.
 func (p OverflowPolicy) String() string {
 	switch p {
 	case DropNewest:
@@ -98,6 +99,7 @@ type ConfigError struct {
 	Problem string
 }
 
+// Error implements the error interface.
 func (e *ConfigError) Error() string { return "zenws: invalid config: " + e.Field + ": " + e.Problem }
 
 // Is makes errors.Is(err, ErrInvalidConfig) true.

@@ -34,6 +34,7 @@ type GiveUpError struct {
 	Last     error // the last attempt's error
 }
 
+// Error implements the error interface.
 func (e *GiveUpError) Error() string {
 	return fmt.Sprintf("zenws: gave up after %d reconnect attempts: %v", e.Attempts, e.Last)
 }
@@ -48,6 +49,7 @@ type FatalError struct {
 	Err error
 }
 
+// Error implements the error interface.
 func (e *FatalError) Error() string { return "zenws: fatal: " + e.Err.Error() }
 
 // Unwrap returns the cause.

@@ -32,6 +32,7 @@ const (
 	KindBinary
 )
 
+// String returns the name used in logs.
 func (k InboundKind) String() string {
 	switch k {
 	case KindNotification:
@@ -77,7 +78,7 @@ type Inbound struct {
 type deliveryQueue struct {
 	mu      sync.Mutex
 	items   []delivery // FIFO of pending work
-	msgs    int // messages (not callbacks) queued or being delivered
+	msgs    int        // messages (not callbacks) queued or being delivered
 	limit   int
 	policy  OverflowPolicy
 	running bool

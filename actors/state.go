@@ -16,6 +16,7 @@ const (
 	StateReconnecting
 )
 
+// String returns the name used in logs.
 func (s State) String() string {
 	switch s {
 	case StateDisconnected:
@@ -55,6 +56,7 @@ const (
 	HeartbeatBinance
 )
 
+// String returns the name used in logs.
 func (h HeartbeatType) String() string {
 	switch h {
 	case HeartbeatDisabled:

@@ -37,6 +37,7 @@ type DialError struct {
 	Err error
 }
 
+// Error implements the error interface.
 func (e *DialError) Error() string { return fmt.Sprintf("transport: dial %s: %v", e.URL, e.Err) }
 
 // Unwrap returns the cause.
@@ -50,6 +51,7 @@ type HandshakeError struct {
 	Body       string // first bytes of the response body, for diagnosis
 }
 
+// Error implements the error interface.
 func (e *HandshakeError) Error() string {
 	if e.Body != "" {
 		return fmt.Sprintf("websocket handshake refused: HTTP %s: %q", e.Status, e.Body)
@@ -63,6 +65,7 @@ type CloseError struct {
 	Reason string
 }
 
+// Error implements the error interface.
 func (e *CloseError) Error() string {
 	if e.Reason == "" {
 		return fmt.Sprintf("peer closed the connection: %d %v", int(e.Code), e.Code)
@@ -76,6 +79,7 @@ type MessageTooBigError struct {
 	Limit int64
 }
 
+// Error implements the error interface.
 func (e *MessageTooBigError) Error() string {
 	return fmt.Sprintf("transport: message exceeds the read limit of %d bytes (raise it with the ReadLimit option)", e.Limit)
 }
