@@ -150,9 +150,21 @@ func (a *clientActor) dial() {
 	opts := a.cfg.transportOptions(func([]byte) { pings.Store(time.Now().UnixNano()) })
 	url := a.cfg.URL
 	owner := a
+	// A restarted instance must not dial while its predecessor's cancelled
+	// dial is still unwinding: one dial per client, ever.
+	prev, done := d.lastDial, make(chan struct{})
+	d.lastDial = done
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer close(done)
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-life.Done():
+				return
+			}
+		}
 		conn, err := transport.Dial(life, url, opts)
 		if life.Err() != nil {
 			if conn != nil {

@@ -36,7 +36,8 @@ type durable struct {
 
 	// Only the actor goroutine touches these (one instance at a time).
 	latency    *latencyRing
-	failStreak int // failed dials since the last working connection
+	failStreak int           // failed dials since the last working connection
+	lastDial   chan struct{} // closed when the latest dial goroutine has ended
 
 	closing  atomic.Bool   // Close was called
 	stopped  chan struct{} // closed when the actor has stopped for good
