@@ -442,7 +442,8 @@ func TestDeadSubscriberIsCounted(t *testing.T) {
 	}
 }
 
-// parent spawns a client with actors.Props under itself.
+// parent is a user's own actor that spawns a client with actors.Props
+// under itself; its supervisor strategy (if any) decides restarts.
 type parent struct {
 	cfg   actors.Config
 	child chan *actor.PID

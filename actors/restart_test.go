@@ -11,19 +11,6 @@ import (
 	"github.com/zenws/zenws/transport/wstest"
 )
 
-// restarter is a user's parent actor that restarts its client child when
-// it gives up, as a supervisor would.
-type restarter struct {
-	cfg   actors.Config
-	child chan *actor.PID
-}
-
-func (p *restarter) Receive(ctx actor.Context) {
-	if _, ok := ctx.Message().(*actor.Started); ok {
-		p.child <- ctx.Spawn(actors.Props(p.cfg))
-	}
-}
-
 func TestGiveUpUnderParentRestartsWithSamePIDAndState(t *testing.T) {
 	srv := wstest.NewServer()
 	defer srv.Close()
@@ -39,7 +26,7 @@ func TestGiveUpUnderParentRestartsWithSamePIDAndState(t *testing.T) {
 		reasonCh <- reason
 		return actor.RestartDirective
 	})
-	p := &restarter{cfg: cfg, child: make(chan *actor.PID, 1)}
+	p := &parent{cfg: cfg, child: make(chan *actor.PID, 1)}
 	ppid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return p }, actor.WithSupervisor(strategy)))
 	defer func() { _ = sys.Root.StopFuture(ppid).Wait() }()
 	pid := <-p.child
@@ -89,7 +76,7 @@ func TestFatalUnderParentStopsWithoutFailure(t *testing.T) {
 		failures <- reason
 		return actor.RestartDirective
 	})
-	p := &restarter{cfg: cfg, child: make(chan *actor.PID, 1)}
+	p := &parent{cfg: cfg, child: make(chan *actor.PID, 1)}
 	ppid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return p }, actor.WithSupervisor(strategy)))
 	defer func() { _ = sys.Root.StopFuture(ppid).Wait() }()
 	c := actors.NewClient(sys, <-p.child)
