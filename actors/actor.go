@@ -57,6 +57,7 @@ type clientActor struct {
 	attempts   int // dials in the current healing episode
 	limit      int // dials allowed in this episode before giving up
 	retryTimer *time.Timer
+	retrySeq   uint64
 
 	hb      heartbeat
 	waiters []chan error // Reconnect callers
@@ -76,7 +77,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			a.lose(ctx, m.err)
 		}
 	case *redial:
-		if m.owner == a && !a.stopping {
+		if m.owner == a && m.seq == a.retrySeq && !a.stopping {
 			a.dial()
 		}
 	case *hbTick:
@@ -126,15 +127,16 @@ func (a *clientActor) started(ctx actor.Context) {
 	}
 	a.limit = 1 + a.cfg.RetryCount
 	a.gen = a.d.generation.Load()
-	if a.gen == 0 && a.d.failStreak == 0 {
+	if a.gen == 0 && a.d.retries == 0 {
 		a.setState(StateConnecting)
 		a.dial()
 		return
 	}
-	// A restart: pace the first dial by the failures so far, so a client
-	// that keeps failing cannot spin through its supervisor's budget.
+	// A restart: the backoff sequence carries on from where the previous
+	// instance left it, so a client that keeps failing cannot spin through
+	// its supervisor's budget.
 	a.setState(StateReconnecting)
-	a.scheduleRetry(backoff(a.d.failStreak, a.cfg.RetryDelay, a.cfg.MaxBackoff))
+	a.scheduleRetry()
 }
 
 // dial starts one dial in a goroutine; its result comes back as a message.
@@ -166,8 +168,11 @@ func (a *clientActor) dial() {
 			}
 		}
 		conn, err := transport.Dial(life, url, opts)
+		if conn != nil {
+			d.dialed.Store(conn)
+		}
 		if life.Err() != nil {
-			if conn != nil {
+			if conn != nil && d.dialed.CompareAndSwap(conn, nil) {
 				_ = conn.CloseNow()
 			}
 			return
@@ -177,6 +182,9 @@ func (a *clientActor) dial() {
 }
 
 func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
+	if m.conn != nil && !a.d.dialed.CompareAndSwap(m.conn, nil) {
+		return // a stop got there first and closed it
+	}
 	if m.owner != a || a.stopping {
 		if m.conn != nil {
 			_ = m.conn.CloseNow()
@@ -186,7 +194,6 @@ func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
 	a.dialing = false
 	if m.err != nil {
 		a.lastErr = m.err
-		a.d.failStreak++
 		a.d.log.Info("dial failed", zap.Int("attempt", a.attempts), zap.Int("allowed", a.limit), zap.Error(m.err))
 		switch {
 		case !transport.IsRecoverable(m.err):
@@ -195,7 +202,7 @@ func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
 			a.giveUp()
 		default:
 			a.publish()
-			a.scheduleRetry(backoff(a.d.failStreak, a.cfg.RetryDelay, a.cfg.MaxBackoff))
+			a.scheduleRetry()
 		}
 		return
 	}
@@ -206,7 +213,7 @@ func (a *clientActor) connected(conn *transport.Conn, pings *atomic.Int64) {
 	d := a.d
 	a.gen = d.generation.Add(1)
 	a.conn, a.pings = conn, pings
-	d.failStreak, a.attempts, a.limit = 0, 0, a.cfg.RetryCount
+	d.retries, a.attempts, a.limit = 0, 0, a.cfg.RetryCount
 	a.startReader(conn, a.gen)
 	a.startHeartbeat()
 	// The connect pipeline: hooks that must come first (re-authentication)
@@ -216,10 +223,7 @@ func (a *clientActor) connected(conn *transport.Conn, pings *atomic.Int64) {
 	a.setState(StateConnected)
 	d.log.Info("connected", zap.Uint64("generation", a.gen))
 	d.reportFirst(nil)
-	for _, w := range a.waiters {
-		w <- nil
-	}
-	a.waiters = nil
+	a.replyWaiters(nil)
 	if fn := a.cfg.OnConnect; fn != nil {
 		self := a.self
 		d.in.call(func() { fn(self) })
@@ -268,7 +272,7 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 		a.giveUp()
 		return
 	}
-	a.scheduleRetry(backoff(a.d.failStreak+1, a.cfg.RetryDelay, a.cfg.MaxBackoff))
+	a.scheduleRetry()
 }
 
 // dropConn ends the current connection (if any) and everything tied to it.
@@ -284,12 +288,24 @@ func (a *clientActor) dropConn(err error) {
 	_ = conn.CloseNow()
 }
 
-func (a *clientActor) scheduleRetry(delay time.Duration) {
+// scheduleRetry waits the next backoff, then dials: the k-th wait since the
+// last working connection is uniform in [0, min(MaxBackoff,
+// RetryDelay*2^(k-1))].
+func (a *clientActor) scheduleRetry() {
+	a.cancelRetry()
+	a.d.retries++
+	delay := backoff(a.d.retries, a.cfg.RetryDelay, a.cfg.MaxBackoff)
+	sys, self, msg := a.sys, a.self, &redial{owner: a, seq: a.retrySeq}
+	a.retryTimer = time.AfterFunc(delay, func() { sys.Root.Send(self, msg) })
+}
+
+// cancelRetry stops a scheduled retry, including one whose message is
+// already in the mailbox.
+func (a *clientActor) cancelRetry() {
 	if a.retryTimer != nil {
 		a.retryTimer.Stop()
 	}
-	sys, self, owner := a.sys, a.self, a
-	a.retryTimer = time.AfterFunc(delay, func() { sys.Root.Send(self, &redial{owner: owner}) })
+	a.retrySeq++
 }
 
 // giveUp fails the actor so that its supervisor decides: restart it (the
@@ -300,6 +316,7 @@ func (a *clientActor) giveUp() {
 	a.publish()
 	a.d.log.Warn("giving up", zap.Error(err))
 	a.d.reportFirst(err)
+	a.replyWaiters(err)
 	panic(err)
 }
 
@@ -309,6 +326,7 @@ func (a *clientActor) fatal(ctx actor.Context, err error) {
 	a.lastErr = fe
 	a.d.log.Error("fatal error, stopping", zap.Error(err))
 	a.d.reportFirst(fe)
+	a.replyWaiters(fe)
 	ctx.Stop(a.self)
 }
 
@@ -323,10 +341,8 @@ func (a *clientActor) reconnect(m *reconnectReq) {
 		a.d.reconnects.Add(1)
 		a.setState(StateReconnecting)
 	}
-	if a.retryTimer != nil {
-		a.retryTimer.Stop()
-	}
-	a.d.failStreak, a.attempts, a.limit = 0, 0, 1+a.cfg.RetryCount
+	a.cancelRetry()
+	a.d.retries, a.attempts, a.limit = 0, 0, 1+a.cfg.RetryCount
 	a.dial()
 }
 
@@ -336,12 +352,13 @@ func (a *clientActor) teardown(reason error) {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	if a.retryTimer != nil {
-		a.retryTimer.Stop()
-	}
+	a.cancelRetry()
 	a.stopHeartbeat()
 	if a.d == nil {
 		return
+	}
+	if conn := a.d.dialed.Swap(nil); conn != nil {
+		_ = conn.CloseNow()
 	}
 	if conn := a.conn; conn != nil {
 		a.conn = nil
@@ -352,8 +369,14 @@ func (a *clientActor) teardown(reason error) {
 			_ = conn.Close(websocket.StatusNormalClosure, "client closing")
 		}()
 	}
+	a.replyWaiters(reason)
+}
+
+// replyWaiters answers every Reconnect caller (each reply channel has room
+// for one answer).
+func (a *clientActor) replyWaiters(err error) {
 	for _, w := range a.waiters {
-		w <- reason
+		w <- err
 	}
 	a.waiters = nil
 }

@@ -142,6 +142,10 @@ func (c *Client) write(ctx context.Context, typ websocket.MessageType, data []by
 		d.msgsOut.Add(1)
 		return nil
 	case errors.Is(err, transport.ErrClosed):
+		// Only returned when nothing was written.
+		if d.closing.Load() || d.isStopped() {
+			return ErrClosed
+		}
 		return fmt.Errorf("%w: %w", ErrNotConnected, err)
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return err
@@ -221,8 +225,17 @@ func (c *Client) stopAndWait(d *durable) error {
 	case <-deadline.C:
 		return fmt.Errorf("zenws: close: the actor did not stop within %v: %w", d.cfg.CloseWait, ErrTimeout)
 	}
+	// Called from the handler or a callback, Close cannot wait for the
+	// goroutine running it: that goroutine ends once the handler returns.
+	fromHandler := d.in.calledFromHandler()
 	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
+	go func() {
+		d.wg.Wait()
+		if !fromHandler {
+			d.in.wg.Wait()
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

@@ -310,23 +310,32 @@ func TestExplicitReconnect(t *testing.T) {
 }
 
 func TestOnlyOneDialAtATime(t *testing.T) {
+	// Every dial to a blackhole hangs for the whole handshake timeout, so
+	// a second concurrent dial would show up as a second accepted TCP
+	// connection while the first still hangs.
 	bh := wstest.NewBlackhole()
 	defer bh.Close()
-	srv := wstest.NewServer()
-	defer srv.Close()
-	c := connect(t, newSystem(t), srv.URL())
-	// Many concurrent Reconnects must still produce one dial at a time.
+	sys := newSystem(t)
+	cfg, err := actors.NewConfig(bh.URL(), actors.WithTimeout(3*time.Second), actors.WithRetryCount(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := actors.NewClient(sys, sys.Root.Spawn(actors.Props(cfg)))
+	defer c.Close()
+	if err := bh.WaitAccepted(ctxT(t, 2*time.Second), 1); err != nil {
+		t.Fatal(err)
+	}
 	errs := make(chan error, 10)
 	for i := 0; i < 10; i++ {
-		go func() { errs <- c.Reconnect(ctxT(t, 5*time.Second)) }()
+		go func() { errs <- c.Reconnect(ctxT(t, 300*time.Millisecond)) }()
 	}
 	for i := 0; i < 10; i++ {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+		if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Reconnect against a blackhole = %v", err)
 		}
 	}
-	if open := srv.ConnCount(); open != 1 {
-		t.Fatalf("%d connections open after concurrent Reconnects, want 1", open)
+	if n := bh.Accepted(); n != 1 {
+		t.Fatalf("%d dials reached the server while the first still hung, want 1", n)
 	}
 }
 
@@ -352,8 +361,8 @@ func TestBackpressureOverflowIsCountedAndVisible(t *testing.T) {
 	if h.InboundDropped == 0 || uint64(len(got))+h.InboundDropped != 20 {
 		t.Fatalf("delivered %d, dropped %d, want a sum of 20 with drops", len(got), h.InboundDropped)
 	}
-	if len(got) > 4 {
-		t.Fatalf("delivered %d with a queue of 4", len(got))
+	if len(got) > 5 {
+		t.Fatalf("delivered %d with a queue of 4 (plus the one being handled)", len(got))
 	}
 	// The next message after the gap carries a Seq that shows it.
 	if err := c.Send(ctxT(t, time.Second), []byte("after the gap")); err != nil {
@@ -561,5 +570,89 @@ func TestStalledPeerFailsWriteAndReconnects(t *testing.T) {
 	})
 	if err := c.Health().LastError; !errors.Is(err, transport.ErrWriteTimeout) {
 		t.Fatalf("LastError = %v", err)
+	}
+}
+
+func TestCloseFromInsideTheHandler(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	closed := make(chan error, 1)
+	var c *actors.Client
+	ready := make(chan struct{})
+	c = connect(t, newSystem(t), srv.URL(), actors.WithHandler(func(actors.Inbound) {
+		<-ready
+		closed <- c.Close()
+	}))
+	close(ready)
+	_ = c.Send(ctxT(t, time.Second), []byte("close yourself"))
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close from the handler = %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close from the handler hung")
+	}
+}
+
+func TestReconnectReportsFatalError(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL())
+	srv.RefuseHandshakes(401)
+	err := c.Reconnect(ctxT(t, 5*time.Second))
+	var fe *actors.FatalError
+	var he *transport.HandshakeError
+	if !errors.As(err, &fe) || !errors.As(err, &he) || he.StatusCode != 401 {
+		t.Fatalf("Reconnect against a 401 = %v, want *FatalError", err)
+	}
+}
+
+func TestStopDuringDialLeavesNoConnection(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	cfg, err := actors.NewConfig(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		c := actors.NewClient(sys, sys.Root.Spawn(actors.Props(cfg)))
+		for c.Close() == actors.ErrNotFound { // not started yet
+			time.Sleep(time.Millisecond)
+		}
+	}
+	eventually(t, 5*time.Second, "every server connection to end", func() bool { return srv.ConnCount() == 0 })
+}
+
+// slowSubscriber takes a while per message.
+type slowSubscriber struct{ got chan *actors.Inbound }
+
+func (s *slowSubscriber) Receive(ctx actor.Context) {
+	if in, ok := ctx.Message().(*actors.Inbound); ok {
+		time.Sleep(2 * time.Millisecond)
+		s.got <- in
+	}
+}
+
+func TestSubscriberWithBoundedMailboxHitsTheOverflowPolicy(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	sub := &slowSubscriber{got: make(chan *actors.Inbound, 1000)}
+	pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sub }, actor.WithMailbox(actor.Bounded(4))))
+	defer sys.Root.Stop(pid)
+	c := connect(t, sys, srv.URL(), actors.WithSubscriber(pid), actors.WithInboundQueue(8, actors.DropNewest))
+	for i := 0; i < 200; i++ {
+		if err := c.Send(ctxT(t, time.Second), []byte("tick")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "every message delivered or counted", func() bool {
+		h := c.Health()
+		return h.MessagesIn == 200 && uint64(len(sub.got))+h.InboundDropped == 200
+	})
+	if c.Health().InboundDropped == 0 {
+		t.Fatal("a slow subscriber with a bounded mailbox never hit the overflow policy")
 	}
 }

@@ -274,9 +274,9 @@ func WithNetDial(fn func(ctx context.Context, network, addr string) (net.Conn, e
 // are computed over. Default 100.
 func WithLatencyBufferSize(n int) Option { return func(c *Config) { c.LatencyBufferSize = n } }
 
-// WithInboundQueue sets the bound of the queue between the client and its
-// handler or subscriber (default 4096 messages) and what happens when it is
-// full (default DropNewest).
+// WithInboundQueue sets how many messages may wait between the client and
+// its handler or subscriber (default 4096; the one being handled is not
+// counted) and what happens when that many wait (default DropNewest).
 func WithInboundQueue(size int, policy OverflowPolicy) Option {
 	return func(c *Config) { c.InboundQueueSize, c.Overflow = size, policy }
 }
@@ -295,6 +295,12 @@ func WithLogger(l *zap.Logger) Option { return func(c *Config) { c.Logger = l } 
 func WithHandler(fn func(Inbound)) Option { return func(c *Config) { c.Handler = fn } }
 
 // WithSubscriber delivers inbound messages to an actor as *Inbound, in order.
+// The client's queue bound and overflow policy cover what waits inside the
+// client; the subscriber's own mailbox is Proto.Actor's and unbounded by
+// default, so a subscriber slower than the stream grows it. For a hard
+// bound, use WithHandler, or give the subscriber a bounded mailbox
+// (actor.WithMailbox(actor.Bounded(n))): the delivery goroutine then waits
+// when it is full and the client's overflow policy takes over.
 func WithSubscriber(pid *actor.PID) Option { return func(c *Config) { c.Subscriber = pid } }
 
 // WithOnConnect runs fn after every successful connection: the first, every

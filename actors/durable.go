@@ -21,7 +21,7 @@ type durable struct {
 	sys  *actor.ActorSystem
 	pid  *actor.PID
 	log  *zap.Logger
-	wg   sync.WaitGroup // every goroutine the client starts
+	wg   sync.WaitGroup // every goroutine the client starts, but the delivery one (in.wg)
 	in   *deliveryQueue
 	conn atomic.Pointer[liveConn] // published while StateConnected: the send hot path
 
@@ -36,8 +36,13 @@ type durable struct {
 
 	// Only the actor goroutine touches these (one instance at a time).
 	latency    *latencyRing
-	failStreak int           // failed dials since the last working connection
-	lastDial   chan struct{} // closed when the latest dial goroutine has ended
+	retries  int           // backoff waits since the last working connection
+	lastDial chan struct{} // closed when the latest dial goroutine has ended
+
+	// dialed holds a connection between a successful dial and the actor
+	// taking it, so that a stop in between cannot leak it: whoever swaps it
+	// out owns it.
+	dialed atomic.Pointer[transport.Conn]
 
 	closing  atomic.Bool   // Close was called
 	stopped  chan struct{} // closed when the actor has stopped for good
@@ -72,7 +77,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		sub := cfg.Subscriber
 		deliver = func(m *Inbound) { sys.Root.Send(sub, m) }
 	}
-	d.in = newDeliveryQueue(cfg.InboundQueueSize, cfg.Overflow, deliver, d.log, &d.wg)
+	d.in = newDeliveryQueue(cfg.InboundQueueSize, cfg.Overflow, deliver, d.log)
 	d.snap.Store(&Health{State: StateConnecting, Heartbeat: cfg.Heartbeat})
 	return d
 }

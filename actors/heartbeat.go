@@ -91,6 +91,10 @@ func (a *clientActor) heartbeatTick(ctx actor.Context, m *hbTick) {
 // miss counts an unanswered heartbeat and reports whether it ended the
 // connection.
 func (a *clientActor) miss(ctx actor.Context, what string) bool {
+	if a.hb.outstanding && a.cfg.Heartbeat == HeartbeatDeribit {
+		// A late reply is still heartbeat traffic: consume it when it comes.
+		a.trackReply(a.hb.id)
+	}
 	a.hb.outstanding = false
 	a.hb.failures++
 	a.d.hbMisses.Add(1)
@@ -121,7 +125,9 @@ func (a *clientActor) sendPing() {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		// A little under one interval, so the result is in before the
+		// next tick and each tick sends a ping.
+		ctx, cancel := context.WithTimeout(context.Background(), interval*9/10)
 		defer cancel()
 		rtt, err := conn.Ping(ctx)
 		if !d.isStopped() {
@@ -155,11 +161,15 @@ func (a *clientActor) sendTest() {
 // answerTestRequest replies to Deribit's test_request at once.
 func (a *clientActor) answerTestRequest() {
 	id := a.d.ids.Add(1)
+	a.trackReply(id)
+	a.writeAsync(publicTest(id))
+}
+
+func (a *clientActor) trackReply(id uint64) {
 	if len(a.hb.replies) >= maxTrackedReplies {
 		clear(a.hb.replies)
 	}
 	a.hb.replies[id] = struct{}{}
-	a.writeAsync(publicTest(id))
 }
 
 func publicTest(id uint64) []byte {

@@ -60,7 +60,6 @@ func TestLatencyRingPercentiles(t *testing.T) {
 }
 
 func TestDeliveryQueueDropOldestKeepsNewest(t *testing.T) {
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var got []uint64
 	block := make(chan struct{})
@@ -69,18 +68,18 @@ func TestDeliveryQueueDropOldestKeepsNewest(t *testing.T) {
 		mu.Lock()
 		got = append(got, m.Seq)
 		mu.Unlock()
-	}, zap.NewNop(), &wg)
+	}, zap.NewNop())
 	q.push(&Inbound{}) // taken by the worker, blocks it
-	for !func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.items) == 0 }() {
+	for q.pending() != 0 {
 		time.Sleep(time.Millisecond)
 	}
 	for i := 0; i < 10; i++ {
 		q.push(&Inbound{})
 	}
 	close(block)
-	wg.Wait()
-	// Seq 1 was in delivery; of 2..11 only the two newest fit beside it.
-	if len(got) != 3 || got[0] != 1 || got[1] != 10 || got[2] != 11 || q.dropped.Load() != 8 {
+	q.wg.Wait()
+	// Seq 1 was being handled; of 2..11 only the three newest waited.
+	if len(got) != 4 || got[0] != 1 || got[1] != 9 || got[2] != 10 || got[3] != 11 || q.dropped.Load() != 7 {
 		t.Fatalf("delivered %v, dropped %d", got, q.dropped.Load())
 	}
 }

@@ -32,7 +32,10 @@ type connLost struct {
 	err error
 }
 
-type redial struct{ owner *clientActor }
+type redial struct {
+	owner *clientActor
+	seq   uint64 // only the latest scheduled retry counts
+}
 
 type hbTick struct{ gen uint64 }
 

@@ -124,7 +124,8 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 		} else {
 			err = fmt.Errorf("transport: write: %w", err)
 		}
-		return c.fail(err)
+		c.fail(err) // not its result: that may say ErrClosed
+		return err
 	}
 	return nil
 }
@@ -174,8 +175,11 @@ func (c *Conn) CloseNow() error {
 	if !c.markClosed(ErrClosed) {
 		return ErrClosed
 	}
+	// The TCP connection first: on TLS, coder/websocket's CloseNow would
+	// write close_notify and could wait seconds on a stalled peer.
+	err := c.raw.Close()
 	_ = c.ws.CloseNow()
-	return c.raw.Close()
+	return err
 }
 
 func (c *Conn) markClosed(cause error) bool {
@@ -196,8 +200,8 @@ func (c *Conn) markClosed(cause error) bool {
 // resulting "use of closed connection".
 func (c *Conn) fail(err error) error {
 	if c.markClosed(err) {
-		_ = c.ws.CloseNow()
 		_ = c.raw.Close()
+		_ = c.ws.CloseNow()
 		return err
 	}
 	<-c.done
