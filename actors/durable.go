@@ -35,7 +35,7 @@ type durable struct {
 	ids        atomic.Uint64 // JSON-RPC ids this client issues, heartbeats included
 
 	// Only the actor goroutine touches these (one instance at a time).
-	latency    *latencyRing
+	latency  *latencyRing
 	retries  int           // backoff waits since the last working connection
 	lastDial chan struct{} // closed when the latest dial goroutine has ended
 
