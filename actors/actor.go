@@ -422,7 +422,7 @@ func (a *clientActor) publish() {
 		RTTLast:           a.hb.lastRTT,
 	}
 	h.RTTP50, h.RTTP99, h.RTTSamples = a.d.latency.percentiles()
-	a.d.snap.Store(h)
+	a.d.store(h)
 }
 
 var (

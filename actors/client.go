@@ -218,14 +218,33 @@ func (c *Client) stopAndWait(d *durable) error {
 	if !d.isStopped() {
 		c.sys.Root.Stop(c.pid)
 	}
-	deadline := time.NewTimer(d.cfg.CloseWait)
-	defer deadline.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.CloseWait)
+	defer cancel()
+	if err := c.wait(ctx, d); err != nil {
+		return fmt.Errorf("zenws: close: %w", err)
+	}
+	return nil
+}
+
+// Wait waits until the client has stopped for good (Close, a fatal error,
+// giving up without a restart, its parent stopping it) and every goroutine
+// it started has ended, bounded by ctx. Its error wraps ErrTimeout when ctx
+// ends first; ErrNotFound for a handle on an unknown PID.
+func (c *Client) Wait(ctx context.Context) error {
+	d := c.durable()
+	if d == nil {
+		return ErrNotFound
+	}
+	return c.wait(ctx, d)
+}
+
+func (c *Client) wait(ctx context.Context, d *durable) error {
 	select {
 	case <-d.stopped:
-	case <-deadline.C:
-		return fmt.Errorf("zenws: close: the actor did not stop within %v: %w", d.cfg.CloseWait, ErrTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("the actor has not stopped (%w): %w", ctx.Err(), ErrTimeout)
 	}
-	// Called from the handler or a callback, Close cannot wait for the
+	// Called from the handler or a callback, this cannot wait for the
 	// goroutine running it: that goroutine ends once the handler returns.
 	fromHandler := d.in.calledFromHandler()
 	done := make(chan struct{})
@@ -239,7 +258,39 @@ func (c *Client) stopAndWait(d *durable) error {
 	select {
 	case <-done:
 		return nil
-	case <-deadline.C:
-		return fmt.Errorf("zenws: close: goroutines still running after %v (a handler that does not return?): %w", d.cfg.CloseWait, ErrTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("goroutines still running (a handler that does not return?) (%w): %w", ctx.Err(), ErrTimeout)
+	}
+}
+
+// WaitConnected waits until the client is connected (nil), has stopped for
+// good (its last error: a *FatalError, a *GiveUpError, or ErrClosed), or ctx
+// ends (an error wrapping ctx's error and the last dial error, if any).
+func (c *Client) WaitConnected(ctx context.Context) error {
+	d := c.durable()
+	if d == nil {
+		return ErrNotFound
+	}
+	for {
+		changed := d.changed.Load()
+		h := d.snap.Load()
+		switch {
+		case h.State == StateConnected:
+			return nil
+		case d.isStopped():
+			if h.LastError != nil {
+				return h.LastError
+			}
+			return ErrClosed
+		}
+		select {
+		case <-*changed:
+		case <-d.stopped:
+		case <-ctx.Done():
+			if last := d.snap.Load().LastError; last != nil {
+				return fmt.Errorf("zenws: wait connected: %w (last error: %w)", ctx.Err(), last)
+			}
+			return fmt.Errorf("zenws: wait connected: %w", ctx.Err())
+		}
 	}
 }

@@ -26,6 +26,7 @@ type durable struct {
 	conn atomic.Pointer[liveConn] // published while StateConnected: the send hot path
 
 	snap       atomic.Pointer[Health]
+	changed    atomic.Pointer[chan struct{}] // closed and replaced by every publish
 	generation atomic.Uint64
 	reconnects atomic.Uint64
 	restarts   atomic.Uint64
@@ -79,6 +80,8 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	}
 	d.in = newDeliveryQueue(cfg.InboundQueueSize, cfg.Overflow, deliver, d.log)
 	d.snap.Store(&Health{State: StateConnecting, Heartbeat: cfg.Heartbeat})
+	ch := make(chan struct{})
+	d.changed.Store(&ch)
 	return d
 }
 
@@ -95,6 +98,13 @@ func (d *durable) isStopped() bool {
 	default:
 		return false
 	}
+}
+
+// store publishes a snapshot and wakes WaitConnected callers.
+func (d *durable) store(h *Health) {
+	d.snap.Store(h)
+	next := make(chan struct{})
+	close(*d.changed.Swap(&next))
 }
 
 // health merges the published snapshot with the live counters.

@@ -204,6 +204,11 @@ func (s *Server) responder(method string) Responder {
 }
 
 // Conns returns the currently open connections in accept order.
+//
+// A connection is listed a moment after its handshake completes, and a
+// client may see the handshake complete first: right after a client
+// connects, wait with WaitConns or WaitTotalConns rather than reading
+// Conns, ConnCount or TotalConns.
 func (s *Server) Conns() []*Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
