@@ -1,15 +1,10 @@
 package actors_test
 
 import (
-	"bufio"
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/testutil"
 )
 
 // window bounds the messages in flight in the echo benchmarks, for the
@@ -176,11 +172,11 @@ func byteSize(n int) string {
 // <= 64 KiB per client).
 func BenchmarkIdleFootprint(b *testing.B) {
 	const n = 1000
-	raiseFileLimit(b, 4*n)
-	url, stop := serverProcess(b)
+	testutil.RaiseFileLimit(b, 4*n)
+	url, stop := testutil.ServerProcess(b)
 	defer stop()
 	for i := 0; i < b.N; i++ {
-		g, bytes := footprint(b, n, func() func() {
+		g, bytes := footprint(n, func() func() {
 			sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
 			clients := make([]*actors.Client, 0, n)
 			for j := 0; j < n; j++ {
@@ -199,7 +195,7 @@ func BenchmarkIdleFootprint(b *testing.B) {
 		})
 		b.ReportMetric(g, "client-goroutines/conn")
 		b.ReportMetric(bytes, "client-bytes/conn")
-		g, bytes = footprint(b, n, func() func() {
+		g, bytes = footprint(n, func() func() {
 			conns := make([]*websocket.Conn, 0, n)
 			for j := 0; j < n; j++ {
 				conn, _, err := websocket.Dial(context.Background(), url, nil)
@@ -229,60 +225,11 @@ func BenchmarkIdleFootprint(b *testing.B) {
 
 // footprint measures goroutines and heap+stack bytes added by open() per
 // connection, then closes.
-func footprint(b *testing.B, n int, open func() func()) (goroutines, bytes float64) {
-	g0, m0 := settle()
+func footprint(n int, open func() func()) (goroutines, bytes float64) {
+	g0, m0 := testutil.Settle()
 	closeAll := open()
 	time.Sleep(200 * time.Millisecond) // let handshakes' transient goroutines end
-	g1, m1 := settle()
+	g1, m1 := testutil.Settle()
 	closeAll()
 	return float64(g1-g0) / float64(n), float64(m1-m0) / float64(n)
-}
-
-func settle() (int, uint64) {
-	var ms runtime.MemStats
-	for i := 0; i < 3; i++ {
-		runtime.GC()
-	}
-	runtime.ReadMemStats(&ms)
-	return runtime.NumGoroutine(), ms.HeapInuse + ms.StackInuse
-}
-
-// serverProcess starts this test binary as an echo server in its own
-// process and returns its URL.
-func serverProcess(b *testing.B) (string, func()) {
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), serverProcessEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	return strings.TrimSpace(line), func() { stdin.Close(); _ = cmd.Wait() }
-}
-
-func raiseFileLimit(b *testing.B, want uint64) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		b.Fatal(err)
-	}
-	if lim.Cur < want && lim.Max >= want {
-		lim.Cur = want
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

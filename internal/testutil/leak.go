@@ -25,6 +25,9 @@ func LeakOptions() []goleak.Option {
 
 // VerifyTestMain runs the package's tests and fails if goroutines are left
 // behind, apart from those LeakOptions names.
+// It first checks whether this process is a server started by
+// ServerProcess, and serves instead of testing if so.
 func VerifyTestMain(m *testing.M) {
+	serveIfChild()
 	goleak.VerifyTestMain(m, LeakOptions()...)
 }
