@@ -222,7 +222,6 @@ func (a *clientActor) connected(conn *transport.Conn, pings *atomic.Int64) {
 	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
 	a.setState(StateConnected)
 	d.log.Info("connected", zap.Uint64("generation", a.gen))
-	d.reportFirst(nil)
 	a.replyWaiters(nil)
 	if fn := a.cfg.OnConnect; fn != nil {
 		self := a.self
@@ -315,7 +314,6 @@ func (a *clientActor) giveUp() {
 	a.lastErr = err
 	a.publish()
 	a.d.log.Warn("giving up", zap.Error(err))
-	a.d.reportFirst(err)
 	a.replyWaiters(err)
 	panic(err)
 }
@@ -325,7 +323,6 @@ func (a *clientActor) fatal(ctx actor.Context, err error) {
 	fe := &FatalError{Err: err}
 	a.lastErr = fe
 	a.d.log.Error("fatal error, stopping", zap.Error(err))
-	a.d.reportFirst(fe)
 	a.replyWaiters(fe)
 	ctx.Stop(a.self)
 }
@@ -388,7 +385,6 @@ func (a *clientActor) stopped() {
 	}
 	registry.CompareAndDelete(keyOf(a.sys, a.self), d)
 	a.setState(StateDisconnected)
-	d.reportFirst(a.stopReason())
 	if fn := a.cfg.OnDisconnect; fn != nil {
 		self := a.self
 		d.in.call(func() { fn(self) })
@@ -396,13 +392,6 @@ func (a *clientActor) stopped() {
 	d.in.close()
 	d.markStopped()
 	d.log.Info("stopped", zap.NamedError("reason", a.lastErr))
-}
-
-func (a *clientActor) stopReason() error {
-	if a.lastErr != nil {
-		return a.lastErr
-	}
-	return ErrClosed
 }
 
 func (a *clientActor) setState(s State) {

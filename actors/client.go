@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coder/websocket"
+	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/transport"
 )
@@ -49,33 +50,59 @@ func Connect(ctx context.Context, sys *actor.ActorSystem, url string, opts ...Op
 	if err != nil {
 		return nil, err
 	}
+	c, err := spawn(sys.Root, Props(cfg).Configure(actor.WithGuardian(standaloneGuardian)), cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.WaitConnected(ctx); err != nil {
+		_ = c.stopAndWait(c.d.Load())
+		return nil, err
+	}
+	return c, nil
+}
+
+// Spawn spawns a client actor for cfg as a child of parent (the
+// actor.Context of your own parent actor, or sys.Root) and returns its
+// handle at once, without waiting for the connection (use WaitConnected).
+// The parent's supervisor strategy decides restarts; see Props.
+func Spawn(parent actor.SpawnerContext, cfg Config) (*Client, error) {
+	if parent == nil {
+		return nil, errors.New("zenws: Spawn: nil parent")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return spawn(parent, Props(cfg), cfg)
+}
+
+// spawn registers the client's durable state under the PID it is about to
+// get, so that the handle works before the actor has started.
+func spawn(parent actor.SpawnerContext, props *actor.Props, cfg Config) (*Client, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	sys := parent.ActorSystem()
 	name := "zenws-client" + sys.ProcessRegistry.NextId()
-	pid := sys.NewLocalPID(name)
+	id := name
+	if self := parent.Self(); self != nil {
+		id = self.Id + "/" + name
+	}
+	pid := sys.NewLocalPID(id)
 	d := newDurable(sys, pid, cfg)
 	key := keyOf(sys, pid)
 	registry.Store(key, d)
-	props := Props(cfg).Configure(actor.WithGuardian(standaloneGuardian))
-	if _, err := sys.Root.SpawnNamed(props, name); err != nil {
+	spawned, err := parent.SpawnNamed(props, name)
+	if err != nil {
 		registry.CompareAndDelete(key, d)
 		return nil, fmt.Errorf("zenws: spawn client: %w", err)
 	}
+	if !spawned.Equal(pid) {
+		registry.CompareAndDelete(key, d)
+		return nil, fmt.Errorf("zenws: spawn client: got PID %v, expected %v", spawned, pid)
+	}
 	c := &Client{sys: sys, pid: pid}
 	c.d.Store(d)
-	select {
-	case err := <-d.first:
-		if err == nil {
-			return c, nil
-		}
-		_ = c.stopAndWait(d)
-		return nil, err
-	case <-ctx.Done():
-		last := d.health().LastError
-		_ = c.stopAndWait(d)
-		if last != nil {
-			return nil, fmt.Errorf("zenws: connect: %w (last attempt: %w)", ctx.Err(), last)
-		}
-		return nil, fmt.Errorf("zenws: connect: %w", ctx.Err())
-	}
+	return c, nil
 }
 
 // NewClient returns a handle on a client actor spawned with Props (for

@@ -48,10 +48,6 @@ type durable struct {
 	closing  atomic.Bool   // Close was called
 	stopped  chan struct{} // closed when the actor has stopped for good
 	stopOnce sync.Once
-
-	// first reports the outcome of the first connection, for Connect.
-	first     chan error
-	firstOnce sync.Once
 }
 
 type liveConn struct {
@@ -66,7 +62,6 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		pid:     pid,
 		latency: newLatencyRing(cfg.LatencyBufferSize),
 		stopped: make(chan struct{}),
-		first:   make(chan error, 1),
 	}
 	d.log = cfg.Logger.With(zap.String("client", pid.String()), zap.String("url", redact.URL(cfg.URL)))
 	var deliver func(*Inbound)
@@ -83,10 +78,6 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	ch := make(chan struct{})
 	d.changed.Store(&ch)
 	return d
-}
-
-func (d *durable) reportFirst(err error) {
-	d.firstOnce.Do(func() { d.first <- err })
 }
 
 func (d *durable) markStopped() { d.stopOnce.Do(func() { close(d.stopped) }) }

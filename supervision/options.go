@@ -1,0 +1,68 @@
+package supervision
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults, as in the original's ClientSupervisor.
+const (
+	DefaultMaxRestarts = 10
+	DefaultWithin      = 60 * time.Second
+	// DefaultStopWait bounds Stop and StopClient.
+	DefaultStopWait = 10 * time.Second
+)
+
+// Option configures a supervisor (and NewStrategy).
+type Option func(*options)
+
+type options struct {
+	maxRestarts     int
+	within          time.Duration
+	intensity       int // OTP-style, over all clients; 0 = off
+	intensityWithin time.Duration
+	stopWait        time.Duration
+	logger          *zap.Logger
+}
+
+func newOptions(opts []Option) options {
+	o := options{maxRestarts: DefaultMaxRestarts, within: DefaultWithin, stopWait: DefaultStopWait}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if o.logger == nil {
+		o.logger = zap.NewNop()
+	}
+	return o
+}
+
+// WithRestartBudget sets how often one client may be restarted: at most
+// maxRestarts restarts within any window of length within (default 10 in
+// 60 s). The failure that would be restart number maxRestarts+1 inside the
+// window stops the client for good instead. The budget is counted per
+// client, so one flapping venue cannot take the others down; OTP counts it
+// over the whole supervisor (see WithSupervisorIntensity). maxRestarts 0
+// means never restart.
+func WithRestartBudget(maxRestarts int, within time.Duration) Option {
+	return func(o *options) { o.maxRestarts, o.within = maxRestarts, within }
+}
+
+// WithSupervisorIntensity adds OTP's rule on top of the per-client budget:
+// when more than maxRestarts restarts of any clients happen within the
+// window, the supervisor stops every client, publishes SupervisorGaveUp and
+// fails to its own parent (escalation). A supervisor started with Start has
+// a guardian that then stops it; one embedded with Props is handled by your
+// parent's strategy. Off by default.
+func WithSupervisorIntensity(maxRestarts int, within time.Duration) Option {
+	return func(o *options) { o.intensity, o.intensityWithin = maxRestarts, within }
+}
+
+// WithStopWait bounds how long Stop and StopClient wait for clients to
+// close (default 10 s).
+func WithStopWait(d time.Duration) Option { return func(o *options) { o.stopWait = d } }
+
+// WithLogger sets the supervisor's zap logger (default: none).
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l } }

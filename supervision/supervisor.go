@@ -1,0 +1,342 @@
+package supervision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors"
+)
+
+var (
+	// ErrNotFound: the PID is not a client of this supervisor.
+	ErrNotFound = errors.New("zenws: client not found in this supervisor")
+	// ErrStopped: the supervisor has stopped.
+	ErrStopped = errors.New("zenws: supervisor stopped")
+)
+
+// stopGuardian supervises supervisors started with Start: a supervisor that
+// escalates (WithSupervisorIntensity) is stopped. One value for all of them,
+// because Proto.Actor keeps a guardian per strategy value for good.
+var stopGuardian = actor.NewOneForOneStrategy(0, time.Second,
+	func(any) actor.Directive { return actor.StopDirective })
+
+// shared is what a supervisor actor and its handles share, found by PID.
+type shared struct {
+	sys   *actor.ActorSystem
+	pid   *actor.PID
+	o     options
+	strat *strategy
+
+	list atomic.Pointer[[]*actor.PID] // live clients, published by the actor
+
+	mu      sync.Mutex
+	clients map[string]*actors.Client // live clients' handles, for StopClient and Stop
+
+	stopped  chan struct{}
+	stopOnce sync.Once
+	stopping atomic.Bool
+}
+
+var registry sync.Map // registryKey -> *shared
+
+type registryKey struct {
+	sys *actor.ActorSystem
+	id  string
+}
+
+func newShared(sys *actor.ActorSystem, pid *actor.PID, o options, strat *strategy) *shared {
+	sh := &shared{sys: sys, pid: pid, o: o, strat: strat, clients: map[string]*actors.Client{}, stopped: make(chan struct{})}
+	sh.list.Store(&[]*actor.PID{})
+	return sh
+}
+
+// Props returns the props of a ClientSupervisor actor, to embed under your
+// own parent (your parent's strategy then decides what happens when it
+// escalates). Get a handle with NewSupervisor.
+func Props(opts ...Option) *actor.Props {
+	o := newOptions(opts)
+	strat := newStrategy(o)
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &supervisorActor{o: o, strat: strat}
+	}, actor.WithSupervisor(strat))
+}
+
+// Start spawns a ClientSupervisor actor at the top level of sys and returns
+// its handle.
+func Start(sys *actor.ActorSystem, opts ...Option) (*Supervisor, error) {
+	if sys == nil {
+		return nil, errors.New("zenws: supervision.Start: nil actor system")
+	}
+	name := "zenws-supervisor" + sys.ProcessRegistry.NextId()
+	pid := sys.NewLocalPID(name)
+	o := newOptions(opts)
+	strat := newStrategy(o)
+	sh := newShared(sys, pid, o, strat)
+	key := registryKey{sys, pid.Id}
+	registry.Store(key, sh)
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &supervisorActor{o: o, strat: strat}
+	}, actor.WithSupervisor(strat), actor.WithGuardian(stopGuardian))
+	if _, err := sys.Root.SpawnNamed(props, name); err != nil {
+		registry.CompareAndDelete(key, sh)
+		return nil, fmt.Errorf("zenws: spawn supervisor: %w", err)
+	}
+	s := &Supervisor{sys: sys, pid: pid}
+	s.sh.Store(sh)
+	return s, nil
+}
+
+// Messages to the supervisor actor.
+type startChild struct {
+	cfg   actors.Config
+	reply chan startReply
+}
+
+type startReply struct {
+	c   *actors.Client
+	err error
+}
+
+type supervisorActor struct {
+	o     options
+	strat *strategy
+	sh    *shared
+	live  map[string]*actor.PID
+}
+
+// Receive handles the supervisor's messages.
+func (a *supervisorActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		key := registryKey{ctx.ActorSystem(), ctx.Self().Id}
+		v, _ := registry.LoadOrStore(key, newShared(ctx.ActorSystem(), ctx.Self(), a.o, a.strat))
+		a.sh = v.(*shared)
+		a.live = map[string]*actor.PID{}
+		// After a restart of the supervisor itself its children are gone.
+		a.publish()
+	case *startChild:
+		if a.sh.stopping.Load() {
+			m.reply <- startReply{err: ErrStopped}
+			return
+		}
+		c, err := actors.Spawn(ctx, m.cfg)
+		if err != nil {
+			m.reply <- startReply{err: err}
+			return
+		}
+		pid := c.PID()
+		a.live[pid.Id] = pid
+		a.sh.mu.Lock()
+		a.sh.clients[pid.Id] = c
+		a.sh.mu.Unlock()
+		a.publish()
+		m.reply <- startReply{c: c}
+	case *actor.Terminated:
+		if _, ok := a.live[m.Who.Id]; !ok {
+			return
+		}
+		delete(a.live, m.Who.Id)
+		a.publish()
+		a.sh.mu.Lock()
+		c := a.sh.clients[m.Who.Id]
+		delete(a.sh.clients, m.Who.Id)
+		a.sh.mu.Unlock()
+		var reason error
+		if c != nil {
+			reason = c.Health().LastError
+		}
+		if r := a.strat.forget(m.Who); r != nil && reason == nil {
+			reason = fmt.Errorf("zenws: stopped by its supervisor after: %v", r)
+		}
+		a.o.logger.Info("client stopped", zap.Stringer("client", m.Who), zap.NamedError("reason", reason))
+		ctx.ActorSystem().EventStream.Publish(&ClientDisconnected{Supervisor: ctx.Self(), Client: m.Who, Reason: reason})
+	case *actor.Stopping:
+		a.sh.stopping.Store(true)
+	case *actor.Stopped:
+		a.live = map[string]*actor.PID{}
+		a.publish()
+		registry.CompareAndDelete(registryKey{ctx.ActorSystem(), ctx.Self().Id}, a.sh)
+		a.sh.stopOnce.Do(func() { close(a.sh.stopped) })
+	}
+}
+
+// publish stores the list of live clients for ListClients.
+func (a *supervisorActor) publish() {
+	list := make([]*actor.PID, 0, len(a.live))
+	for _, pid := range a.live {
+		list = append(list, pid)
+	}
+	a.sh.list.Store(&list)
+}
+
+// Supervisor is a handle on a ClientSupervisor actor. Its methods are safe
+// for concurrent use.
+type Supervisor struct {
+	sys *actor.ActorSystem
+	pid *actor.PID
+	sh  atomic.Pointer[shared]
+}
+
+// NewSupervisor returns a handle on a supervisor spawned with Props. It
+// resolves the actor on first use; before the actor has started, methods
+// return ErrNotFound (ListClients returns nil).
+func NewSupervisor(sys *actor.ActorSystem, pid *actor.PID) *Supervisor {
+	return &Supervisor{sys: sys, pid: pid}
+}
+
+// PID is the supervisor actor's PID.
+func (s *Supervisor) PID() *actor.PID { return s.pid }
+
+func (s *Supervisor) shared() *shared {
+	if sh := s.sh.Load(); sh != nil {
+		return sh
+	}
+	if s.sys == nil || s.pid == nil {
+		return nil
+	}
+	v, ok := registry.Load(registryKey{s.sys, s.pid.Id})
+	if !ok {
+		return nil
+	}
+	sh := v.(*shared)
+	s.sh.Store(sh)
+	return sh
+}
+
+// StartClient spawns a client for url as a child of the supervisor and
+// returns its handle once it is connected. The first connect makes up to
+// 1 + RetryCount attempts, bounded by ctx; if it fails, StartClient returns
+// the error (a *actors.FatalError, *actors.GiveUpError or the context's
+// error) and no child is left behind.
+//
+// OnConnect (actors.WithOnConnect) runs after every successful connection,
+// including after restarts; OnDisconnect when the client stops for good.
+// A ClientConnected event is published for every connection.
+func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors.Option) (*actors.Client, error) {
+	sh := s.shared()
+	if sh == nil {
+		return nil, ErrNotFound
+	}
+	cfg, err := actors.NewConfig(url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	userOnConnect, sys, supPID := cfg.OnConnect, sh.sys, sh.pid
+	cfg.OnConnect = func(pid *actor.PID) {
+		sys.EventStream.Publish(&ClientConnected{Supervisor: supPID, Client: pid, Generation: actors.NewClient(sys, pid).Health().Generation})
+		if userOnConnect != nil {
+			userOnConnect(pid)
+		}
+	}
+	reply := make(chan startReply, 1)
+	sys.Root.Send(sh.pid, &startChild{cfg: cfg, reply: reply})
+	var r startReply
+	select {
+	case r = <-reply:
+	case <-sh.stopped:
+		return nil, ErrStopped
+	case <-ctx.Done():
+		// The supervisor may still spawn it: close it when it does.
+		go func() {
+			select {
+			case r := <-reply:
+				if r.c != nil {
+					_ = r.c.Close()
+				}
+			case <-sh.stopped:
+			}
+		}()
+		return nil, fmt.Errorf("zenws: start client: %w", ctx.Err())
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	c := r.c
+	if err := c.WaitConnected(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// StopClient closes a client gracefully (it is not restarted) and waits
+// for it, bounded by its CloseWait. ErrNotFound when pid is not one of this
+// supervisor's live clients.
+func (s *Supervisor) StopClient(pid *actor.PID) error {
+	sh := s.shared()
+	if sh == nil || pid == nil {
+		return ErrNotFound
+	}
+	found := false
+	for _, p := range *sh.list.Load() {
+		if p.Equal(pid) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return ErrNotFound
+	}
+	sh.mu.Lock()
+	c := sh.clients[pid.Id]
+	sh.mu.Unlock()
+	if c == nil {
+		return ErrNotFound
+	}
+	if err := c.Close(); err != nil && !errors.Is(err, actors.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// ListClients returns the live clients, from a snapshot the supervisor
+// publishes on every change: no round trip to the actor.
+func (s *Supervisor) ListClients() []*actor.PID {
+	sh := s.shared()
+	if sh == nil {
+		return nil
+	}
+	return append([]*actor.PID(nil), *sh.list.Load()...)
+}
+
+// Stop closes every client (each with close code 1000, never restarted),
+// stops the supervisor and waits until every goroutine the clients started
+// has ended, at most WithStopWait (default 10 s). Calling it again returns
+// nil once stopped.
+func (s *Supervisor) Stop() error {
+	sh := s.shared()
+	if sh == nil {
+		return ErrNotFound
+	}
+	sh.mu.Lock()
+	clients := make([]*actors.Client, 0, len(sh.clients))
+	for _, c := range sh.clients {
+		clients = append(clients, c)
+	}
+	sh.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), sh.o.stopWait)
+	defer cancel()
+	select {
+	case <-sh.stopped:
+	default:
+		s.sys.Root.Stop(sh.pid)
+		select {
+		case <-sh.stopped:
+		case <-ctx.Done():
+			return fmt.Errorf("zenws: supervisor did not stop within %v: %w", sh.o.stopWait, actors.ErrTimeout)
+		}
+	}
+	for _, c := range clients {
+		if err := c.Wait(ctx); err != nil && !errors.Is(err, actors.ErrNotFound) {
+			return fmt.Errorf("zenws: stop: client %v: %w", c.PID(), err)
+		}
+	}
+	return nil
+}
