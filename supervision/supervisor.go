@@ -297,13 +297,16 @@ func (s *Supervisor) StopClient(pid *actor.PID) error {
 }
 
 // ListClients returns the live clients, from a snapshot the supervisor
-// publishes on every change: no round trip to the actor.
+// publishes on every change: no round trip to the actor. It is nil only
+// when the handle cannot find the supervisor (not started yet, or
+// stopped); empty when it has no clients.
 func (s *Supervisor) ListClients() []*actor.PID {
 	sh := s.shared()
 	if sh == nil {
 		return nil
 	}
-	return append([]*actor.PID(nil), *sh.list.Load()...)
+	l := *sh.list.Load()
+	return append(make([]*actor.PID, 0, len(l)), l...)
 }
 
 // Stop closes every client (each with close code 1000, never restarted),
