@@ -7,25 +7,15 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/testutil"
 	"github.com/zenws/zenws/transport/wstest"
 )
 
-func newSystem(t *testing.T) *actor.ActorSystem {
-	t.Helper()
-	sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
-	t.Cleanup(sys.Shutdown)
-	return sys
-}
+func newSystem(t *testing.T) *actor.ActorSystem { return testutil.NewSystem(t) }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t *testing.T, d time.Duration) context.Context { return testutil.Context(t, d) }
 
 // fast are options that keep reconnect tests quick.
 func fast(opts ...actors.Option) []actors.Option {
@@ -46,16 +36,9 @@ func connect(t *testing.T, sys *actor.ActorSystem, url string, opts ...actors.Op
 	return c
 }
 
-// eventually polls cond until it holds or d passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, what, cond)
 }
 
 // inbox collects what a handler receives.

@@ -7,26 +7,16 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/testutil"
 	"github.com/zenws/zenws/supervision"
 	"github.com/zenws/zenws/transport/wstest"
 )
 
-func newSystem(t *testing.T) *actor.ActorSystem {
-	t.Helper()
-	sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
-	t.Cleanup(sys.Shutdown)
-	return sys
-}
+func newSystem(t *testing.T) *actor.ActorSystem { return testutil.NewSystem(t) }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t *testing.T, d time.Duration) context.Context { return testutil.Context(t, d) }
 
 func start(t *testing.T, sys *actor.ActorSystem, opts ...supervision.Option) *supervision.Supervisor {
 	t.Helper()
@@ -50,13 +40,7 @@ func fast(opts ...actors.Option) []actors.Option {
 
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, what, cond)
 }
 
 // events records the supervision events published on sys's event stream.
