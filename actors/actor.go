@@ -48,6 +48,7 @@ type clientActor struct {
 	state    State
 	stopping bool
 	lastErr  error
+	stopErr  error // why the actor stops for good; nil for a clean stop
 
 	conn  *transport.Conn
 	gen   uint64
@@ -65,6 +66,11 @@ type clientActor struct {
 
 // Receive dispatches the actor's messages.
 func (a *clientActor) Receive(ctx actor.Context) {
+	if a.d == nil {
+		if _, ok := ctx.Message().(*actor.Started); !ok {
+			return // an instance that never started (see started)
+		}
+	}
 	switch m := ctx.Message().(type) {
 	case *frameMsg:
 		a.route(m)
@@ -103,6 +109,13 @@ func (a *clientActor) Receive(ctx actor.Context) {
 
 func (a *clientActor) started(ctx actor.Context) {
 	a.sys, a.self = ctx.ActorSystem(), ctx.Self()
+	if _, alive := a.sys.ProcessRegistry.Get(a.self); !alive {
+		// A restart that Proto.Actor delivers after the actor has already
+		// stopped (a parent stopping while handling the failure): there is
+		// no actor left to serve, so do nothing, above all not dial.
+		a.stopping = true
+		return
+	}
 	key := keyOf(a.sys, a.self)
 	if v, ok := registry.Load(key); ok {
 		a.d = v.(*durable)
@@ -261,6 +274,7 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 	}
 	if !a.cfg.ReconnectOnError {
 		a.d.log.Info("connection lost; reconnecting is off, stopping", zap.Error(err))
+		a.stopErr = err
 		ctx.Stop(a.self)
 		return
 	}
@@ -311,7 +325,7 @@ func (a *clientActor) cancelRetry() {
 // PID and durable state stay) or stop it.
 func (a *clientActor) giveUp() {
 	err := &GiveUpError{Attempts: a.attempts, Last: a.lastErr}
-	a.lastErr = err
+	a.lastErr, a.stopErr = err, err
 	a.publish()
 	a.d.log.Warn("giving up", zap.Error(err))
 	a.replyWaiters(err)
@@ -321,7 +335,7 @@ func (a *clientActor) giveUp() {
 // fatal stops the client for good: reconnecting cannot help.
 func (a *clientActor) fatal(ctx actor.Context, err error) {
 	fe := &FatalError{Err: err}
-	a.lastErr = fe
+	a.lastErr, a.stopErr = fe, fe
 	a.d.log.Error("fatal error, stopping", zap.Error(err))
 	a.replyWaiters(fe)
 	ctx.Stop(a.self)
@@ -395,8 +409,35 @@ func (a *clientActor) stopped() {
 }
 
 func (a *clientActor) setState(s State) {
+	from := a.state
 	a.state = s
 	a.publish()
+	if obs := a.cfg.StateObserver; obs != nil && from != s {
+		a.observe(obs, StateChange{Client: a.self, From: from, To: s, Generation: a.gen, Err: a.changeErr(s)})
+	}
+}
+
+// changeErr is what a StateChange to s reports: why the connection ended or
+// the client stopped.
+func (a *clientActor) changeErr(s State) error {
+	switch s {
+	case StateConnected, StateConnecting:
+		return nil
+	case StateDisconnected:
+		return a.stopErr
+	}
+	return a.lastErr
+}
+
+// observe runs the state observer on the actor's goroutine; a panic in it is
+// logged and swallowed.
+func (a *clientActor) observe(obs func(StateChange), c StateChange) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.d.log.Error("state observer panicked", zap.Any("panic", r))
+		}
+	}()
+	obs(c)
 }
 
 // publish stores a fresh snapshot for State, Health and balancers.
@@ -406,6 +447,7 @@ func (a *clientActor) publish() {
 		Generation:        a.gen,
 		LastError:         a.lastErr,
 		Heartbeat:         a.cfg.Heartbeat,
+		StopReason:        a.stopErr,
 		HeartbeatFailures: a.hb.failures,
 		LastHeartbeat:     a.hb.last,
 		RTTLast:           a.hb.lastRTT,

@@ -97,6 +97,7 @@ func spawn(parent actor.SpawnerContext, props *actor.Props, cfg Config) (*Client
 		return nil, fmt.Errorf("zenws: spawn client: %w", err)
 	}
 	if !spawned.Equal(pid) {
+		sys.Root.Stop(spawned)
 		registry.CompareAndDelete(key, d)
 		return nil, fmt.Errorf("zenws: spawn client: got PID %v, expected %v", spawned, pid)
 	}
@@ -271,23 +272,45 @@ func (c *Client) wait(ctx context.Context, d *durable) error {
 	case <-ctx.Done():
 		return fmt.Errorf("the actor has not stopped (%w): %w", ctx.Err(), ErrTimeout)
 	}
-	// Called from the handler or a callback, this cannot wait for the
-	// goroutine running it: that goroutine ends once the handler returns.
-	fromHandler := d.in.calledFromHandler()
-	done := make(chan struct{})
-	go func() {
-		d.wg.Wait()
-		if !fromHandler {
-			d.in.wg.Wait()
-		}
-		close(done)
-	}()
+	done := d.finished
+	if d.in.calledFromHandler() {
+		// Called from the handler or a callback: the goroutine running it
+		// ends only once it returns, so wait for the others alone.
+		ch := make(chan struct{})
+		go func() { d.wg.Wait(); close(ch) }()
+		done = ch
+	}
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("goroutines still running (a handler that does not return?) (%w): %w", ctx.Err(), ErrTimeout)
 	}
+}
+
+// Done is closed once the client has stopped for good and every goroutine
+// it started has ended. For a handle on an unknown PID it is nil.
+func (c *Client) Done() <-chan struct{} {
+	d := c.durable()
+	if d == nil {
+		return nil
+	}
+	return d.finished
+}
+
+// Lookup returns a handle on the client actor registered under pid in sys,
+// and false when pid is not a running zenws client.
+func Lookup(sys *actor.ActorSystem, pid *actor.PID) (*Client, bool) {
+	if sys == nil || pid == nil {
+		return nil, false
+	}
+	v, ok := registry.Load(keyOf(sys, pid))
+	if !ok {
+		return nil, false
+	}
+	c := &Client{sys: sys, pid: pid}
+	c.d.Store(v.(*durable))
+	return c, true
 }
 
 // WaitConnected waits until the client is connected (nil), has stopped for

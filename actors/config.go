@@ -85,6 +85,18 @@ type Config struct {
 	Subscriber           *actor.PID
 	OnConnect            func(*actor.PID)
 	OnDisconnect         func(*actor.PID)
+	StateObserver        func(StateChange)
+}
+
+// StateChange is one transition of a client's state, as seen by a
+// StateObserver.
+type StateChange struct {
+	Client     *actor.PID
+	From, To   State
+	Generation uint64 // the connection generation after the change
+	// Err: for StateReconnecting, why the connection ended; for
+	// StateDisconnected, Health.StopReason; nil otherwise.
+	Err error
 }
 
 // Option sets one Config field.
@@ -314,6 +326,15 @@ func WithOnConnect(fn func(*actor.PID)) Option { return func(c *Config) { c.OnCo
 // watch State, Health or Inbound.Generation for those.
 func WithOnDisconnect(fn func(*actor.PID)) Option {
 	return func(c *Config) { c.OnDisconnect = fn }
+}
+
+// WithStateObserver calls fn on every state change, synchronously on the
+// client actor's goroutine and in order, with the exact generation of the
+// change: for metrics, events and balancers. fn must be quick and must not
+// block or call back into the client; a panic in it is logged and
+// swallowed. For user work prefer WithOnConnect and WithOnDisconnect.
+func WithStateObserver(fn func(StateChange)) Option {
+	return func(c *Config) { c.StateObserver = fn }
 }
 
 func (cfg Config) transportOptions(onPing func([]byte)) transport.Options {

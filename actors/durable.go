@@ -47,6 +47,7 @@ type durable struct {
 
 	closing  atomic.Bool   // Close was called
 	stopped  chan struct{} // closed when the actor has stopped for good
+	finished chan struct{} // closed once stopped and every goroutine has ended
 	stopOnce sync.Once
 }
 
@@ -61,7 +62,8 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		sys:     sys,
 		pid:     pid,
 		latency: newLatencyRing(cfg.LatencyBufferSize),
-		stopped: make(chan struct{}),
+		stopped:  make(chan struct{}),
+		finished: make(chan struct{}),
 	}
 	d.log = cfg.Logger.With(zap.String("client", pid.String()), zap.String("url", redact.URL(cfg.URL)))
 	var deliver func(*Inbound)
@@ -80,7 +82,16 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	return d
 }
 
-func (d *durable) markStopped() { d.stopOnce.Do(func() { close(d.stopped) }) }
+func (d *durable) markStopped() {
+	d.stopOnce.Do(func() {
+		close(d.stopped)
+		go func() {
+			d.wg.Wait()
+			d.in.wg.Wait()
+			close(d.finished)
+		}()
+	})
+}
 
 func (d *durable) isStopped() bool {
 	select {

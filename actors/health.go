@@ -10,6 +10,10 @@ type Health struct {
 	State      State
 	Generation uint64 // connection generation: +1 for every successful connection
 	LastError  error  // why the last connection ended or the last dial failed; nil if none
+	// StopReason, once State is StateDisconnected for good: nil after a
+	// clean stop (Close, a parent stopping it), else the *FatalError,
+	// *GiveUpError or lost-connection error that ended the client.
+	StopReason error
 
 	Heartbeat         HeartbeatType
 	HeartbeatFailures int       // unanswered heartbeats in a row on the current connection

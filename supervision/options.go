@@ -1,6 +1,7 @@
 package supervision
 
 import (
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,6 +40,32 @@ func newOptions(opts []Option) options {
 	return o
 }
 
+// validate reports invalid values.
+func (o options) validate() error {
+	switch {
+	case o.maxRestarts < 0:
+		return fmt.Errorf("zenws: supervision: restart budget must not be negative, got %d", o.maxRestarts)
+	case o.within <= 0:
+		return fmt.Errorf("zenws: supervision: restart window must be positive, got %v", o.within)
+	case o.intensity < 0 || (o.intensity > 0 && o.intensityWithin <= 0):
+		return fmt.Errorf("zenws: supervision: intensity %d within %v is invalid", o.intensity, o.intensityWithin)
+	case o.stopWait <= 0:
+		return fmt.Errorf("zenws: supervision: stop wait must be positive, got %v", o.stopWait)
+	}
+	return nil
+}
+
+// sanitize replaces invalid values with the defaults (for Props and
+// NewStrategy, which cannot return an error) and logs it.
+func (o *options) sanitize() {
+	if err := o.validate(); err != nil {
+		o.logger.Error("invalid supervision option; using the defaults", zap.Error(err))
+		d := newOptions(nil)
+		d.logger = o.logger
+		*o = d
+	}
+}
+
 // WithRestartBudget sets how often one client may be restarted: at most
 // maxRestarts restarts within any window of length within (default 10 in
 // 60 s). The failure that would be restart number maxRestarts+1 inside the
@@ -60,8 +87,9 @@ func WithSupervisorIntensity(maxRestarts int, within time.Duration) Option {
 	return func(o *options) { o.intensity, o.intensityWithin = maxRestarts, within }
 }
 
-// WithStopWait bounds how long Stop and StopClient wait for clients to
-// close (default 10 s).
+// WithStopWait bounds how long Stop waits for the supervisor and every
+// client's goroutines (default 10 s). StopClient is bounded by the client's
+// own actors.WithCloseWait.
 func WithStopWait(d time.Duration) Option { return func(o *options) { o.stopWait = d } }
 
 // WithLogger sets the supervisor's zap logger (default: none).

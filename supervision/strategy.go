@@ -28,53 +28,65 @@ func (e *IntensityError) Error() string {
 // HandleFailure on the supervising actor's own goroutine; the mutex only
 // guards against one strategy value serving several supervisors.
 type strategy struct {
-	o        options
-	mu       sync.Mutex
-	restarts map[string][]time.Time // per client: restarts inside the window
-	all      map[string][]time.Time // per supervisor: restarts inside the intensity window
-	reasons  map[string]any         // why a client was stopped, for ClientDisconnected
+	o             options
+	recordReasons bool // a ClientSupervisor reads why it stopped a client
+	mu            sync.Mutex
+	restarts      map[string][]time.Time // per child: restarts inside the window
+	all           map[string][]time.Time // per supervisor: restarts inside the intensity window
+	reasons       map[string]any         // why a client was stopped, for ClientDisconnected
 }
 
 // NewStrategy returns the supervisor strategy a ClientSupervisor uses, for
-// your own parent actor of actors.Props clients (pattern 3):
+// your own parent actor of zenws clients (pattern 3):
 //
 //	props := actor.PropsFromProducer(newMyParent, actor.WithSupervisor(supervision.NewStrategy()))
 //
-// A client that fails (a crash, or its reconnect attempts spent) is
-// restarted with the same PID while its budget (WithRestartBudget) allows,
-// and stopped for good after; a client that fails before it ever connected
-// is stopped without a restart. Events are published as for a supervisor.
-func NewStrategy(opts ...Option) actor.SupervisorStrategy { return newStrategy(newOptions(opts)) }
-
-func newStrategy(o options) *strategy {
-	return &strategy{o: o, restarts: map[string][]time.Time{}, all: map[string][]time.Time{}, reasons: map[string]any{}}
+// A child that fails (a crash, or a client whose reconnect attempts are
+// spent) is restarted with the same PID while its budget
+// (WithRestartBudget) allows, and stopped for good after; a zenws client
+// that fails before it ever connected is stopped without a restart.
+// ClientRestarted, ClientGaveUp and SupervisorGaveUp are published; the
+// ClientConnected and ClientDisconnected events come from a ClientSupervisor
+// only (use actors.WithStateObserver or the callbacks in your own parent).
+// Invalid budget values fall back to the defaults.
+func NewStrategy(opts ...Option) actor.SupervisorStrategy {
+	o := newOptions(opts)
+	o.sanitize()
+	return newStrategy(o, false)
 }
 
-// HandleFailure decides for one failed client.
+func newStrategy(o options, recordReasons bool) *strategy {
+	return &strategy{o: o, recordReasons: recordReasons, restarts: map[string][]time.Time{}, all: map[string][]time.Time{}, reasons: map[string]any{}}
+}
+
+// HandleFailure decides for one failed child.
 func (s *strategy) HandleFailure(sys *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason any, message any) {
 	supPID := supervisorPID(sup)
 	log := s.o.logger.With(zap.Stringer("client", child), zap.Any("reason", reason))
 	now := time.Now()
 
-	s.mu.Lock()
-	if actors.NewClient(sys, child).Health().Generation == 0 {
-		// It never connected: the first connect failed. StartClient returns
-		// that error and must leave no child behind.
-		s.reasons[child.Id] = reason
-		s.mu.Unlock()
-		log.Info("client failed before its first connection; stopping it")
-		sup.StopChildren(child)
+	if sh := lookupShared(sys, supPID); sh != nil && sh.stopping.Load() {
+		// The supervisor is stopping: a restart now would outlive it.
+		s.stop(sup, child, reason)
 		return
 	}
+	if c, ok := actors.Lookup(sys, child); ok && c.Health().Generation == 0 {
+		// It never connected: the first connect failed. StartClient returns
+		// that error and must leave no child behind.
+		log.Info("client failed before its first connection; stopping it")
+		s.stop(sup, child, reason)
+		return
+	}
+
+	s.mu.Lock()
+	s.sweepLocked(now)
 	recent := prune(s.restarts[child.Id], now, s.o.within)
 	if len(recent) >= s.o.maxRestarts {
-		s.restarts[child.Id] = recent
-		s.reasons[child.Id] = reason
 		s.mu.Unlock()
 		log.Warn("restart budget spent; stopping the client for good",
 			zap.Int("restarts", len(recent)), zap.Duration("within", s.o.within))
-		sys.EventStream.Publish(&ClientGaveUp{Supervisor: supPID, Client: child, Reason: reason, Restarts: len(recent), Within: s.o.within})
-		sup.StopChildren(child)
+		publish(sys, s.o.logger, &ClientGaveUp{Supervisor: supPID, Client: child, Reason: reason, Restarts: len(recent), Within: s.o.within})
+		s.stop(sup, child, reason)
 		return
 	}
 	recent = append(recent, now)
@@ -82,12 +94,15 @@ func (s *strategy) HandleFailure(sys *actor.ActorSystem, sup actor.Supervisor, c
 	if s.o.intensity > 0 && supPID != nil {
 		all := prune(s.all[supPID.Id], now, s.o.intensityWithin)
 		if len(all) >= s.o.intensity {
-			s.all[supPID.Id] = nil
+			delete(s.all, supPID.Id)
 			s.mu.Unlock()
 			err := &IntensityError{Restarts: s.o.intensity, Within: s.o.intensityWithin, Last: reason}
 			log.Error("supervisor intensity exceeded; stopping every client and escalating", zap.Error(err))
-			sys.EventStream.Publish(&SupervisorGaveUp{Supervisor: supPID, Restarts: len(all), Within: s.o.intensityWithin, Reason: reason})
-			sup.StopChildren(sup.Children()...)
+			publish(sys, s.o.logger, &SupervisorGaveUp{Supervisor: supPID, Restarts: len(all), Within: s.o.intensityWithin, Reason: reason})
+			s.stop(sup, child, err)
+			for _, c := range sup.Children() {
+				s.stop(sup, c, err)
+			}
 			sup.EscalateFailure(err, message)
 			return
 		}
@@ -95,11 +110,34 @@ func (s *strategy) HandleFailure(sys *actor.ActorSystem, sup actor.Supervisor, c
 	}
 	s.mu.Unlock()
 	log.Info("restarting client", zap.Int("restarts", len(recent)), zap.Duration("within", s.o.within))
-	sys.EventStream.Publish(&ClientRestarted{Supervisor: supPID, Client: child, Reason: reason, Restarts: len(recent), Within: s.o.within})
+	publish(sys, s.o.logger, &ClientRestarted{Supervisor: supPID, Client: child, Reason: reason, Restarts: len(recent), Within: s.o.within})
 	sup.RestartChildren(child)
 }
 
-// forget drops what the strategy kept about a client that terminated and
+// stop stops a child for good, remembering why for ClientDisconnected.
+func (s *strategy) stop(sup actor.Supervisor, child *actor.PID, reason any) {
+	s.mu.Lock()
+	delete(s.restarts, child.Id)
+	if s.recordReasons {
+		if _, seen := s.reasons[child.Id]; !seen {
+			s.reasons[child.Id] = reason
+		}
+	}
+	s.mu.Unlock()
+	sup.StopChildren(child)
+}
+
+// sweepLocked forgets restart times that left the window, so that children
+// which came and went leave nothing behind.
+func (s *strategy) sweepLocked(now time.Time) {
+	for id, times := range s.restarts {
+		if len(prune(times, now, s.o.within)) == 0 {
+			delete(s.restarts, id)
+		}
+	}
+}
+
+// forget drops what the strategy kept about a child that terminated and
 // returns why the strategy stopped it, if it did.
 func (s *strategy) forget(child *actor.PID) any {
 	s.mu.Lock()
@@ -108,6 +146,18 @@ func (s *strategy) forget(child *actor.PID) any {
 	delete(s.reasons, child.Id)
 	delete(s.restarts, child.Id)
 	return r
+}
+
+// publish puts an event on the event stream. Subscribers run right here, on
+// the supervisor's or a client's goroutine: a panic in one is logged and
+// swallowed so that it cannot take supervision down.
+func publish(sys *actor.ActorSystem, log *zap.Logger, evt any) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("an event stream subscriber panicked", zap.Any("panic", r), zap.Any("event", evt))
+		}
+	}()
+	sys.EventStream.Publish(evt)
 }
 
 // prune keeps the times inside the window ending now.

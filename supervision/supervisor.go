@@ -38,6 +38,7 @@ type shared struct {
 
 	mu      sync.Mutex
 	clients map[string]*actors.Client // live clients' handles, for StopClient and Stop
+	retired []*actors.Client          // stopped clients whose goroutines may still run
 
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -45,6 +46,17 @@ type shared struct {
 }
 
 var registry sync.Map // registryKey -> *shared
+
+func lookupShared(sys *actor.ActorSystem, pid *actor.PID) *shared {
+	if pid == nil {
+		return nil
+	}
+	v, ok := registry.Load(registryKey{sys, pid.Id})
+	if !ok {
+		return nil
+	}
+	return v.(*shared)
+}
 
 type registryKey struct {
 	sys *actor.ActorSystem
@@ -62,7 +74,8 @@ func newShared(sys *actor.ActorSystem, pid *actor.PID, o options, strat *strateg
 // escalates). Get a handle with NewSupervisor.
 func Props(opts ...Option) *actor.Props {
 	o := newOptions(opts)
-	strat := newStrategy(o)
+	o.sanitize()
+	strat := newStrategy(o, true)
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &supervisorActor{o: o, strat: strat}
 	}, actor.WithSupervisor(strat))
@@ -74,10 +87,13 @@ func Start(sys *actor.ActorSystem, opts ...Option) (*Supervisor, error) {
 	if sys == nil {
 		return nil, errors.New("zenws: supervision.Start: nil actor system")
 	}
+	o := newOptions(opts)
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	name := "zenws-supervisor" + sys.ProcessRegistry.NextId()
 	pid := sys.NewLocalPID(name)
-	o := newOptions(opts)
-	strat := newStrategy(o)
+	strat := newStrategy(o, true)
 	sh := newShared(sys, pid, o, strat)
 	key := registryKey{sys, pid.Id}
 	registry.Store(key, sh)
@@ -147,16 +163,23 @@ func (a *supervisorActor) Receive(ctx actor.Context) {
 		a.sh.mu.Lock()
 		c := a.sh.clients[m.Who.Id]
 		delete(a.sh.clients, m.Who.Id)
+		if c != nil {
+			a.sh.retireLocked(c)
+		}
 		a.sh.mu.Unlock()
 		var reason error
-		if c != nil {
-			reason = c.Health().LastError
-		}
-		if r := a.strat.forget(m.Who); r != nil && reason == nil {
-			reason = fmt.Errorf("zenws: stopped by its supervisor after: %v", r)
+		if r := a.strat.forget(m.Who); r != nil {
+			// The strategy stopped it: that decision is the reason.
+			if err, ok := r.(error); ok {
+				reason = err
+			} else {
+				reason = fmt.Errorf("zenws: stopped by its supervisor after: %v", r)
+			}
+		} else if c != nil {
+			reason = c.Health().StopReason
 		}
 		a.o.logger.Info("client stopped", zap.Stringer("client", m.Who), zap.NamedError("reason", reason))
-		ctx.ActorSystem().EventStream.Publish(&ClientDisconnected{Supervisor: ctx.Self(), Client: m.Who, Reason: reason})
+		publish(ctx.ActorSystem(), a.o.logger, &ClientDisconnected{Supervisor: ctx.Self(), Client: m.Who, Reason: reason})
 	case *actor.Stopping:
 		a.sh.stopping.Store(true)
 	case *actor.Stopped:
@@ -218,7 +241,8 @@ func (s *Supervisor) shared() *shared {
 //
 // OnConnect (actors.WithOnConnect) runs after every successful connection,
 // including after restarts; OnDisconnect when the client stops for good.
-// A ClientConnected event is published for every connection.
+// A ClientConnected event is published for every connection, from the
+// client actor's goroutine, with that connection's generation.
 func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors.Option) (*actors.Client, error) {
 	sh := s.shared()
 	if sh == nil {
@@ -228,11 +252,13 @@ func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors
 	if err != nil {
 		return nil, err
 	}
-	userOnConnect, sys, supPID := cfg.OnConnect, sh.sys, sh.pid
-	cfg.OnConnect = func(pid *actor.PID) {
-		sys.EventStream.Publish(&ClientConnected{Supervisor: supPID, Client: pid, Generation: actors.NewClient(sys, pid).Health().Generation})
-		if userOnConnect != nil {
-			userOnConnect(pid)
+	userObserver, sys, supPID, log := cfg.StateObserver, sh.sys, sh.pid, sh.o.logger
+	cfg.StateObserver = func(c actors.StateChange) {
+		if c.To == actors.StateConnected {
+			publish(sys, log, &ClientConnected{Supervisor: supPID, Client: c.Client, Generation: c.Generation})
+		}
+		if userObserver != nil {
+			userObserver(c)
 		}
 	}
 	reply := make(chan startReply, 1)
@@ -267,8 +293,8 @@ func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors
 }
 
 // StopClient closes a client gracefully (it is not restarted) and waits
-// for it, bounded by its CloseWait. ErrNotFound when pid is not one of this
-// supervisor's live clients.
+// for it, bounded by the client's CloseWait (actors.WithCloseWait).
+// ErrNotFound when pid is not one of this supervisor's live clients.
 func (s *Supervisor) StopClient(pid *actor.PID) error {
 	sh := s.shared()
 	if sh == nil || pid == nil {
@@ -297,9 +323,10 @@ func (s *Supervisor) StopClient(pid *actor.PID) error {
 }
 
 // ListClients returns the live clients, from a snapshot the supervisor
-// publishes on every change: no round trip to the actor. It is nil only
-// when the handle cannot find the supervisor (not started yet, or
-// stopped); empty when it has no clients.
+// publishes on every change: no round trip to the actor. It is nil when
+// the handle cannot find the supervisor (not started yet, or stopped before
+// the handle first used it); empty when there are no clients, including
+// after Stop.
 func (s *Supervisor) ListClients() []*actor.PID {
 	sh := s.shared()
 	if sh == nil {
@@ -318,12 +345,6 @@ func (s *Supervisor) Stop() error {
 	if sh == nil {
 		return ErrNotFound
 	}
-	sh.mu.Lock()
-	clients := make([]*actors.Client, 0, len(sh.clients))
-	for _, c := range sh.clients {
-		clients = append(clients, c)
-	}
-	sh.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), sh.o.stopWait)
 	defer cancel()
 	select {
@@ -336,10 +357,35 @@ func (s *Supervisor) Stop() error {
 			return fmt.Errorf("zenws: supervisor did not stop within %v: %w", sh.o.stopWait, actors.ErrTimeout)
 		}
 	}
+	// Every client has terminated by now (Proto.Actor stops children
+	// before their parent); wait for their goroutines.
+	sh.mu.Lock()
+	clients := append([]*actors.Client(nil), sh.retired...)
+	for _, c := range sh.clients {
+		clients = append(clients, c)
+	}
+	sh.mu.Unlock()
 	for _, c := range clients {
-		if err := c.Wait(ctx); err != nil && !errors.Is(err, actors.ErrNotFound) {
-			return fmt.Errorf("zenws: stop: client %v: %w", c.PID(), err)
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
+			return fmt.Errorf("zenws: stop: client %v still has goroutines running after %v: %w", c.PID(), sh.o.stopWait, actors.ErrTimeout)
 		}
 	}
 	return nil
+}
+
+// retireLocked keeps a stopped client's handle until its goroutines have
+// ended, so that Stop can wait for them; finished ones are dropped.
+func (sh *shared) retireLocked(c *actors.Client) {
+	kept := sh.retired[:0]
+	for _, r := range sh.retired {
+		select {
+		case <-r.Done():
+		default:
+			kept = append(kept, r)
+		}
+	}
+	clear(sh.retired[len(kept):])
+	sh.retired = append(kept, c)
 }
