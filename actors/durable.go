@@ -58,10 +58,10 @@ type liveConn struct {
 
 func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	d := &durable{
-		cfg:     cfg,
-		sys:     sys,
-		pid:     pid,
-		latency: newLatencyRing(cfg.LatencyBufferSize),
+		cfg:      cfg,
+		sys:      sys,
+		pid:      pid,
+		latency:  newLatencyRing(cfg.LatencyBufferSize),
 		stopped:  make(chan struct{}),
 		finished: make(chan struct{}),
 	}
