@@ -260,7 +260,18 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 				return
 			}
 			d.msgsIn.Add(1)
-			sys.Root.Send(self, &frameMsg{gen: gen, typ: typ, data: data, at: time.Now()})
+			m := &frameMsg{gen: gen, typ: typ, data: data, at: time.Now()}
+			if typ == websocket.MessageText {
+				m.env, m.isJSON = jsonrpc.Peek(data)
+				// Responses go straight to their waiting request: the
+				// actor is not on the request path.
+				if m.isJSON && m.env.ID != nil && (m.env.Result != nil || m.env.Error != nil) {
+					if key, ok := jsonrpc.Key(m.env.ID); ok && d.pending.resolve(key, data) {
+						continue
+					}
+				}
+			}
+			sys.Root.Send(self, m)
 		}
 	}()
 }
@@ -299,6 +310,7 @@ func (a *clientActor) dropConn(err error) {
 	a.conn, a.pings = nil, nil
 	a.d.conn.Store(nil)
 	_ = conn.CloseNow()
+	a.d.pending.failAll(fmt.Errorf("%w: %w", ErrDisconnected, err))
 }
 
 // scheduleRetry waits the next backoff, then dials: the k-th wait since the
@@ -374,6 +386,7 @@ func (a *clientActor) teardown(reason error) {
 	if conn := a.conn; conn != nil {
 		a.conn = nil
 		a.d.conn.Store(nil)
+		a.d.pending.failAll(fmt.Errorf("%w: the client is stopping", ErrDisconnected))
 		a.d.wg.Add(1)
 		go func() {
 			defer a.d.wg.Done()
@@ -452,7 +465,6 @@ func (a *clientActor) publish() {
 		LastHeartbeat:     a.hb.last,
 		RTTLast:           a.hb.lastRTT,
 	}
-	h.RTTP50, h.RTTP99, h.RTTSamples = a.d.latency.percentiles()
 	a.d.store(h)
 }
 
@@ -470,11 +482,11 @@ func (a *clientActor) route(m *frameMsg) {
 		a.d.in.push(in)
 		return
 	}
-	env, ok := jsonrpc.Peek(m.data)
+	env, ok := &m.env, m.isJSON
 	switch {
 	case !ok:
 		in.Kind = KindText
-	case a.consumeHeartbeat(m.gen, &env):
+	case a.consumeHeartbeat(m.gen, env):
 		return
 	case bytes.Equal(env.Method, methodSubscription):
 		in.Kind = KindNotification

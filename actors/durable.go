@@ -35,8 +35,10 @@ type durable struct {
 	hbMisses   atomic.Uint64
 	ids        atomic.Uint64 // JSON-RPC ids this client issues, heartbeats included
 
+	latency *latencyRing  // heartbeat and request round trips
+	pending *pendingTable // requests waiting for their response
+
 	// Only the actor goroutine touches these (one instance at a time).
-	latency  *latencyRing
 	retries  int           // backoff waits since the last working connection
 	lastDial chan struct{} // closed when the latest dial goroutine has ended
 
@@ -62,6 +64,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		sys:      sys,
 		pid:      pid,
 		latency:  newLatencyRing(cfg.LatencyBufferSize),
+		pending:  newPendingTable(),
 		stopped:  make(chan struct{}),
 		finished: make(chan struct{}),
 	}
@@ -120,6 +123,9 @@ func (d *durable) health() Health {
 	h.InboundQueued = d.in.pending()
 	h.InboundDropped = d.in.dropped.Load()
 	h.HandlerPanics = d.in.panics.Load()
+	h.RTTP50, h.RTTP99, h.RTTSamples = d.latency.percentiles()
+	h.Pending = d.pending.count()
+	h.LateResponses = d.pending.late.Load()
 	return h
 }
 

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -21,9 +22,12 @@ type Health struct {
 	LastHeartbeat     time.Time // last heartbeat answer (or, for Binance, last server ping)
 
 	RTTLast    time.Duration // last heartbeat round trip
-	RTTP50     time.Duration // over the last LatencyBufferSize samples
+	RTTP50     time.Duration // over the last LatencyBufferSize samples (heartbeats and requests)
 	RTTP99     time.Duration
 	RTTSamples int
+
+	Pending       int    // requests waiting for their response
+	LateResponses uint64 // responses that came after their request gave up, dropped
 
 	Reconnects uint64 // lost connections the client set out to heal
 	Restarts   uint64 // restarts of the client actor by its supervisor
@@ -35,8 +39,10 @@ type Health struct {
 	HandlerPanics  uint64
 }
 
-// latencyRing keeps the last n round-trip samples. Only the actor touches it.
+// latencyRing keeps the last n round-trip samples of heartbeats and
+// requests; callers of Request and the actor add to it concurrently.
 type latencyRing struct {
+	mu   sync.Mutex
 	buf  []time.Duration
 	next int
 	full bool
@@ -45,6 +51,8 @@ type latencyRing struct {
 func newLatencyRing(n int) *latencyRing { return &latencyRing{buf: make([]time.Duration, n)} }
 
 func (r *latencyRing) add(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.buf[r.next] = d
 	r.next++
 	if r.next == len(r.buf) {
@@ -54,6 +62,8 @@ func (r *latencyRing) add(d time.Duration) {
 
 // percentiles returns p50 and p99 (nearest rank) and the sample count.
 func (r *latencyRing) percentiles() (p50, p99 time.Duration, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	n = r.next
 	if r.full {
 		n = len(r.buf)

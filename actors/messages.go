@@ -6,6 +6,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/zenws/zenws/actors/jsonrpc"
+
 	"github.com/zenws/zenws/transport"
 )
 
@@ -21,10 +23,12 @@ type dialResult struct {
 }
 
 type frameMsg struct {
-	gen  uint64
-	typ  websocket.MessageType
-	data []byte
-	at   time.Time
+	gen    uint64
+	typ    websocket.MessageType
+	data   []byte
+	at     time.Time
+	env    jsonrpc.Envelope // text frames: the peeked envelope
+	isJSON bool
 }
 
 type connLost struct {

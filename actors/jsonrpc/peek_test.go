@@ -87,3 +87,50 @@ func FuzzPeek(f *testing.F) {
 		}
 	})
 }
+
+func TestBuildAndKey(t *testing.T) {
+	b, err := Build(42, "public/get_time", nil)
+	if err != nil || string(b) != `{"jsonrpc":"2.0","id":42,"method":"public/get_time","params":{}}` {
+		t.Fatalf("Build = %s, %v", b, err)
+	}
+	b, err = Build(1, `a"b`, map[string]any{"channels": []string{"x"}})
+	if err != nil || !json.Valid(b) {
+		t.Fatalf("Build with escaping = %s, %v", b, err)
+	}
+	if _, err := Build(1, "", nil); err == nil {
+		t.Fatal("Build accepted an empty method")
+	}
+	if _, err := Build(1, "m", json.RawMessage(`{bad`)); err == nil {
+		t.Fatal("Build accepted invalid raw params")
+	}
+	if _, err := Build(1, "m", func() {}); err == nil {
+		t.Fatal("Build accepted unmarshalable params")
+	}
+	for _, c := range []struct {
+		raw string
+		key string
+		ok  bool
+	}{
+		{`7`, "n7", true}, {`-3`, "n-3", true}, {`"7"`, "s7", true}, {`"a\u0041"`, "saA", true},
+		{`18446744073709551615`, "n18446744073709551615", true},
+		{`1.0`, "", false}, {`1e3`, "", false}, {`null`, "", false}, {`{}`, "", false}, {`[1]`, "", false},
+		{`true`, "", false}, {`99999999999999999999999`, "", false}, {``, "", false}, {`"unterminated`, "", false},
+	} {
+		k, ok := Key([]byte(c.raw))
+		if k != c.key || ok != c.ok {
+			t.Errorf("Key(%s) = %q, %v; want %q, %v", c.raw, k, ok, c.key, c.ok)
+		}
+	}
+}
+
+func FuzzKey(f *testing.F) {
+	for _, s := range []string{`1`, `"x"`, `-0`, `1e9`, `"\ud800"`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		k, ok := Key(raw)
+		if ok && k == "" {
+			t.Fatal("an empty key")
+		}
+	})
+}

@@ -1,0 +1,71 @@
+package jsonrpc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Build returns a JSON-RPC 2.0 request with a numeric id. params may be
+// nil (sent as {}), a json.RawMessage (sent as is) or any value
+// encoding/json can marshal.
+func Build(id uint64, method string, params any) ([]byte, error) {
+	if method == "" {
+		return nil, errors.New("jsonrpc: empty method")
+	}
+	m, err := json.Marshal(method)
+	if err != nil {
+		return nil, fmt.Errorf("jsonrpc: method: %w", err)
+	}
+	var p []byte
+	switch v := params.(type) {
+	case nil:
+		p = []byte("{}")
+	case json.RawMessage:
+		if !json.Valid(v) {
+			return nil, errors.New("jsonrpc: params: invalid JSON")
+		}
+		p = v
+	default:
+		if p, err = json.Marshal(v); err != nil {
+			return nil, fmt.Errorf("jsonrpc: params: %w", err)
+		}
+	}
+	b := make([]byte, 0, 40+len(m)+len(p))
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `,"method":`...)
+	b = append(b, m...)
+	b = append(b, `,"params":`...)
+	b = append(b, p...)
+	b = append(b, '}')
+	return b, nil
+}
+
+// Key returns a key under which a raw JSON id matches exactly the ids that
+// mean the same to JSON-RPC: an integer (by its decimal value, so 7 and 7
+// match) or a string (by its decoded text; a string "7" never matches the
+// number 7). Other ids (null, fractions, objects, arrays, booleans,
+// integers beyond 64 bits) have no key and match nothing.
+func Key(raw []byte) (string, bool) {
+	if len(raw) == 0 {
+		return "", false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		s, ok := String(raw)
+		if !ok {
+			return "", false
+		}
+		return "s" + s, true
+	case c == '-' || (c >= '0' && c <= '9'):
+		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+			return "n" + strconv.FormatInt(n, 10), true
+		}
+		if n, err := strconv.ParseUint(string(raw), 10, 64); err == nil {
+			return "n" + strconv.FormatUint(n, 10), true
+		}
+	}
+	return "", false
+}

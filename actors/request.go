@@ -1,0 +1,236 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/zenws/zenws/actors/jsonrpc"
+)
+
+var (
+	// ErrDuplicateID: a request with the same id is already pending on this
+	// client; nothing was sent.
+	ErrDuplicateID = errors.New("zenws: a request with this id is already pending")
+	// ErrInvalidRequest: Request got a message that is not a JSON object
+	// with an integer or string "id"; nothing was sent.
+	ErrInvalidRequest = errors.New("zenws: invalid request")
+)
+
+// RPCError is a JSON-RPC error object from the server. Call and Request
+// return it (never a success) when the response carries "error".
+type RPCError struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// Error implements the error interface.
+func (e *RPCError) Error() string {
+	if len(e.Data) > 0 {
+		return fmt.Sprintf("zenws: JSON-RPC error %d: %s (data: %s)", e.Code, e.Message, e.Data)
+	}
+	return fmt.Sprintf("zenws: JSON-RPC error %d: %s", e.Code, e.Message)
+}
+
+// maxLate bounds the ids of abandoned requests remembered to recognise
+// their late responses.
+const maxLate = 1024
+
+// pendingTable correlates responses with the requests waiting for them. It
+// is shared by Request callers (who register), the connection's reader (who
+// resolves) and the actor (who fails everything when the connection ends).
+type pendingTable struct {
+	mu    sync.Mutex
+	calls map[string]*pendingCall
+	// Ids of requests that gave up (timeout, cancel): their responses are
+	// counted and dropped, not shown to the handler as unmatched.
+	gaveUp     map[string]struct{}
+	gaveUpRing [maxLate]string
+	gaveUpNext int
+	late       atomic.Uint64
+}
+
+type pendingCall struct {
+	done chan pendingResult // capacity 1: resolving never blocks
+}
+
+type pendingResult struct {
+	resp []byte
+	err  error
+}
+
+func newPendingTable() *pendingTable {
+	return &pendingTable{calls: map[string]*pendingCall{}, gaveUp: map[string]struct{}{}}
+}
+
+func (t *pendingTable) register(key string) (*pendingCall, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, dup := t.calls[key]; dup {
+		return nil, ErrDuplicateID
+	}
+	delete(t.gaveUp, key) // reused id: a response now belongs to the new request
+	c := &pendingCall{done: make(chan pendingResult, 1)}
+	t.calls[key] = c
+	return c, nil
+}
+
+// abandon removes a request that will not wait any longer; if asLate, a
+// response arriving later is counted and dropped.
+func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.calls[key] != c {
+		return
+	}
+	delete(t.calls, key)
+	if asLate {
+		if old := t.gaveUpRing[t.gaveUpNext]; old != "" {
+			delete(t.gaveUp, old)
+		}
+		t.gaveUpRing[t.gaveUpNext] = key
+		t.gaveUpNext = (t.gaveUpNext + 1) % maxLate
+		t.gaveUp[key] = struct{}{}
+	}
+}
+
+// resolve hands a response to its request. It reports whether the response
+// was consumed (by a waiting request, or dropped as late).
+func (t *pendingTable) resolve(key string, resp []byte) bool {
+	t.mu.Lock()
+	c, ok := t.calls[key]
+	if ok {
+		delete(t.calls, key)
+	} else if _, late := t.gaveUp[key]; late {
+		delete(t.gaveUp, key)
+		t.mu.Unlock()
+		t.late.Add(1)
+		return true
+	}
+	t.mu.Unlock()
+	if ok {
+		c.done <- pendingResult{resp: resp}
+	}
+	return ok
+}
+
+// failAll fails every waiting request at once: the connection ended.
+func (t *pendingTable) failAll(err error) {
+	t.mu.Lock()
+	calls := t.calls
+	t.calls = map[string]*pendingCall{}
+	t.mu.Unlock()
+	for _, c := range calls {
+		c.done <- pendingResult{err: err}
+	}
+}
+
+func (t *pendingTable) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.calls)
+}
+
+// Call sends a JSON-RPC 2.0 request for method with params (nil, a
+// json.RawMessage, or any value encoding/json marshals) under an id from the
+// client's own sequence, and returns the response's "result". A response
+// with "error" returns a *RPCError. The deadline is the earlier of ctx's
+// and RequestTimeout (default 30 s); on timeout the error wraps ErrTimeout
+// and a late response is counted (Health.LateResponses) and dropped. When
+// the connection is lost while waiting, the error wraps ErrDisconnected
+// (the server may or may not have executed it). Not connected:
+// ErrNotConnected at once, nothing sent.
+func (c *Client) Call(ctx context.Context, method string, params any) (json.RawMessage, error) {
+	d := c.durable()
+	if d == nil {
+		return nil, ErrNotFound
+	}
+	msg, err := jsonrpc.Build(d.ids.Add(1), method, params)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	resp, err := c.request(ctx, d, msg)
+	if err != nil {
+		return nil, err
+	}
+	env, _ := jsonrpc.Peek(resp)
+	return json.RawMessage(env.Result), nil
+}
+
+// Request sends msg, a JSON object carrying its own JSON-RPC "id" (an
+// integer or a string), and returns the whole response object with the
+// same id. When the response carries "error", the error is a *RPCError
+// (and the response is returned too). A second pending request with the
+// same id returns ErrDuplicateID and sends nothing. Deadlines and errors as
+// for Call.
+func (c *Client) Request(ctx context.Context, msg []byte) (json.RawMessage, error) {
+	d := c.durable()
+	if d == nil {
+		return nil, ErrNotFound
+	}
+	return c.request(ctx, d, msg)
+}
+
+func (c *Client) request(ctx context.Context, d *durable, msg []byte) (json.RawMessage, error) {
+	env, ok := jsonrpc.Peek(msg)
+	if !ok {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidRequest)
+	}
+	key, ok := jsonrpc.Key(env.ID)
+	if !ok {
+		return nil, fmt.Errorf("%w: the \"id\" must be an integer or a string, got %q", ErrInvalidRequest, env.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Register before writing, so that the fastest response finds it.
+	call, err := d.pending.register(key)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := c.write(ctx, websocket.MessageText, msg); err != nil {
+		d.pending.abandon(key, call, false)
+		return nil, err
+	}
+	timer := time.NewTimer(d.cfg.RequestTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-call.done:
+		if r.err != nil {
+			return nil, r.err
+		}
+		d.latency.add(time.Since(start))
+		if renv, _ := jsonrpc.Peek(r.resp); renv.Error != nil {
+			return json.RawMessage(r.resp), parseRPCError(renv.Error)
+		}
+		return json.RawMessage(r.resp), nil
+	case <-timer.C:
+		d.pending.abandon(key, call, true)
+		return nil, fmt.Errorf("zenws: no response within the request timeout (%v): %w", d.cfg.RequestTimeout, ErrTimeout)
+	case <-ctx.Done():
+		d.pending.abandon(key, call, true)
+		return nil, fmt.Errorf("zenws: no response (%w): %w", ctx.Err(), ErrTimeout)
+	}
+}
+
+// parseRPCError reads a JSON-RPC error object; one that is not an object
+// with a code still comes back as an *RPCError that says so.
+func parseRPCError(raw []byte) *RPCError {
+	var e RPCError
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return &RPCError{Message: "malformed error object", Data: json.RawMessage(raw)}
+	}
+	if e.Message == "" && e.Code == 0 {
+		e.Message = "error object without code or message"
+		e.Data = json.RawMessage(raw)
+	}
+	return &e
+}
