@@ -260,18 +260,19 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 				return
 			}
 			d.msgsIn.Add(1)
-			m := &frameMsg{gen: gen, typ: typ, data: data, at: time.Now()}
+			var env jsonrpc.Envelope
+			isJSON := false
 			if typ == websocket.MessageText {
-				m.env, m.isJSON = jsonrpc.Peek(data)
+				env, isJSON = jsonrpc.Peek(data)
 				// Responses go straight to their waiting request: the
 				// actor is not on the request path.
-				if m.isJSON && m.env.ID != nil && (m.env.Result != nil || m.env.Error != nil) {
-					if key, ok := jsonrpc.Key(m.env.ID); ok && d.pending.resolve(key, data) {
+				if isJSON && env.ID != nil && (env.Result != nil || env.Error != nil) {
+					if key, ok := jsonrpc.Key(env.ID); ok && d.pending.resolve(key, data) {
 						continue
 					}
 				}
 			}
-			sys.Root.Send(self, m)
+			sys.Root.Send(self, &frameMsg{gen: gen, typ: typ, data: data, at: time.Now(), env: env, isJSON: isJSON})
 		}
 	}()
 }

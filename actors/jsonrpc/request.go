@@ -14,7 +14,7 @@ func Build(id uint64, method string, params any) ([]byte, error) {
 	if method == "" {
 		return nil, errors.New("jsonrpc: empty method")
 	}
-	m, err := json.Marshal(method)
+	m, err := quote(method)
 	if err != nil {
 		return nil, fmt.Errorf("jsonrpc: method: %w", err)
 	}
@@ -68,4 +68,18 @@ func Key(raw []byte) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// quote returns method as a JSON string, without encoding/json for the
+// usual plain ASCII names ("public/get_order_book").
+func quote(method string) ([]byte, error) {
+	for i := 0; i < len(method); i++ {
+		if c := method[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return json.Marshal(method)
+		}
+	}
+	b := make([]byte, 0, len(method)+2)
+	b = append(b, '"')
+	b = append(b, method...)
+	return append(b, '"'), nil
 }
