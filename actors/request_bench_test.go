@@ -182,4 +182,3 @@ func concurrently(callers, each int, fn func()) time.Duration {
 	wg.Wait()
 	return time.Since(start)
 }
-
