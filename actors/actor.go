@@ -260,21 +260,29 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 				return
 			}
 			d.msgsIn.Add(1)
-			var env jsonrpc.Envelope
-			isJSON := false
-			if typ == websocket.MessageText {
-				env, isJSON = jsonrpc.Peek(data)
-				// Responses go straight to their waiting request: the
-				// actor is not on the request path.
-				if isJSON && env.ID != nil && (env.Result != nil || env.Error != nil) {
-					if key, ok := jsonrpc.Key(env.ID); ok && d.pending.resolve(key, data) {
-						continue
-					}
-				}
+			if m, consumed := d.inbound(gen, typ, data); !consumed {
+				sys.Root.Send(self, m)
 			}
-			sys.Root.Send(self, &frameMsg{gen: gen, typ: typ, data: data, at: time.Now(), env: env, isJSON: isJSON})
 		}
 	}()
+}
+
+// inbound is the reader's half of routing: a response goes straight to
+// its waiting request (the actor is not on the request path), or is dropped
+// when its request gave up; anything else becomes a message for the actor,
+// with its JSON envelope already peeked.
+func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*frameMsg, bool) {
+	var env jsonrpc.Envelope
+	isJSON := false
+	if typ == websocket.MessageText {
+		env, isJSON = jsonrpc.Peek(data)
+		if isJSON && env.ID != nil && (env.Result != nil || env.Error != nil) {
+			if key, ok := jsonrpc.Key(env.ID); ok && d.pending.resolve(key, data) {
+				return nil, true
+			}
+		}
+	}
+	return &frameMsg{gen: gen, typ: typ, data: data, at: time.Now(), env: env, isJSON: isJSON}, false
 }
 
 // lose handles the end of the current connection: reconnect, or stop when

@@ -3,10 +3,15 @@ package actors
 import (
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coder/websocket"
 	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors/jsonrpc"
 )
 
 func TestBackoffFullJitterBounds(t *testing.T) {
@@ -82,4 +87,49 @@ func TestDeliveryQueueDropOldestKeepsNewest(t *testing.T) {
 	if len(got) != 4 || got[0] != 1 || got[1] != 9 || got[2] != 10 || got[3] != 11 || q.dropped.Load() != 7 {
 		t.Fatalf("delivered %v, dropped %d", got, q.dropped.Load())
 	}
+}
+
+// FuzzRoute feeds arbitrary frames through both halves of inbound routing
+// (the reader's and the actor's), with a request pending and the Deribit
+// heartbeat on: no input may panic, and every frame is either consumed or
+// delivered exactly once.
+func FuzzRoute(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":1,"result":{"a":1}}`,
+		`{"jsonrpc":"2.0","id":"x","error":{"code":1,"message":"m"}}`,
+		`{"method":"subscription","params":{"channel":"book.BTC","data":[1,2]}}`,
+		`{"method":"heartbeat","params":{"type":"test_request"}}`,
+		`{"id":18446744073709551615,"result":null}`, `{"id":-1,"result":1}`, `{"id":1e999,"result":1}`,
+		`{"id":1,"error":"x"}`, `plain text`, `{"a":`, `[]`, "\x00\xff",
+	} {
+		f.Add(byte(1), []byte(s))
+	}
+	sys := actor.NewActorSystem()
+	var delivered atomic.Uint64
+	cfg, _ := NewConfig("ws://127.0.0.1:1/", WithHeartbeat(HeartbeatDeribit, time.Minute),
+		WithHandler(func(Inbound) { delivered.Add(1) }))
+	d := newDurable(sys, actor.NewPID("nonhost", "fuzz"), cfg)
+	a := &clientActor{cfg: cfg, d: d, sys: sys, self: d.pid, gen: 1}
+	a.hb = heartbeat{replies: map[uint64]struct{}{}}
+	f.Fuzz(func(t *testing.T, typ byte, data []byte) {
+		mt := websocket.MessageText
+		if typ%2 == 0 {
+			mt = websocket.MessageBinary
+		}
+		if key, ok := jsonrpc.Key([]byte("1")); ok {
+			if _, err := d.pending.register(key); err == nil {
+				defer d.pending.failAll(ErrDisconnected)
+			}
+		}
+		before := delivered.Load() + d.in.dropped.Load()
+		m, consumed := d.inbound(1, mt, data)
+		if consumed {
+			return
+		}
+		a.route(m)
+		d.in.wg.Wait()
+		if after := delivered.Load() + d.in.dropped.Load(); after > before+1 {
+			t.Fatalf("one frame delivered %d times", after-before)
+		}
+	})
 }
