@@ -90,6 +90,8 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.heartbeatTick(ctx, m)
 	case *pingResult:
 		a.pingDone(ctx, m)
+	case *restoreDone:
+		a.restored(m)
 	case *reconnectReq:
 		a.reconnect(m)
 	case *actor.Terminated:
@@ -230,8 +232,48 @@ func (a *clientActor) connected(conn *transport.Conn, pings *atomic.Int64) {
 	a.startReader(conn, a.gen)
 	a.startHeartbeat()
 	// The connect pipeline: hooks that must come first (re-authentication)
-	// and subscription restore run here, before the client reports itself
-	// connected.
+	// and then the subscription restore run before the client reports
+	// itself connected.
+	if chs := d.subs.list(); a.cfg.RestoreSubscriptions && len(chs) > 0 {
+		a.restore(conn, chs)
+		return
+	}
+	a.ready()
+}
+
+// restore re-subscribes the confirmed set on a new connection, off the
+// actor's goroutine; restoreDone finishes the connect.
+func (a *clientActor) restore(conn *transport.Conn, chs []string) {
+	d, sys, self, gen, timeout := a.d, a.sys, a.self, a.gen, a.cfg.RequestTimeout
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		err := d.subscribe(ctx, conn, OpSubscribe, chs)
+		if !d.isStopped() {
+			sys.Root.Send(self, &restoreDone{gen: gen, channels: chs, err: err})
+		}
+	}()
+}
+
+func (a *clientActor) restored(m *restoreDone) {
+	if m.gen != a.gen || a.conn == nil || a.stopping {
+		return
+	}
+	if m.err != nil {
+		a.d.log.Warn("restoring subscriptions failed; connected without them", zap.Strings("channels", m.channels), zap.Error(m.err))
+		if fn := a.cfg.OnRestoreFailed; fn != nil {
+			self, chs, err := a.self, m.channels, m.err
+			a.d.in.call(func() { fn(self, chs, err) })
+		}
+	}
+	a.ready()
+}
+
+// ready publishes the connection and reports the client connected.
+func (a *clientActor) ready() {
+	d, conn := a.d, a.conn
 	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
 	a.setState(StateConnected)
 	d.log.Info("connected", zap.Uint64("generation", a.gen))

@@ -157,14 +157,22 @@ func (c *Client) write(ctx context.Context, typ websocket.MessageType, data []by
 	if d == nil {
 		return ErrNotFound
 	}
-	lc := d.conn.Load()
-	if lc == nil {
-		if d.closing.Load() || d.isStopped() {
-			return ErrClosed
+	return d.write(ctx, nil, typ, data)
+}
+
+// write sends on conn, or on the published connection when conn is nil.
+func (d *durable) write(ctx context.Context, conn *transport.Conn, typ websocket.MessageType, data []byte) error {
+	if conn == nil {
+		lc := d.conn.Load()
+		if lc == nil {
+			if d.closing.Load() || d.isStopped() {
+				return ErrClosed
+			}
+			return ErrNotConnected
 		}
-		return ErrNotConnected
+		conn = lc.conn
 	}
-	err := lc.conn.Write(ctx, typ, data)
+	err := conn.Write(ctx, typ, data)
 	switch {
 	case err == nil:
 		d.msgsOut.Add(1)

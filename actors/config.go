@@ -86,6 +86,8 @@ type Config struct {
 	OnConnect            func(*actor.PID)
 	OnDisconnect         func(*actor.PID)
 	StateObserver        func(StateChange)
+	Dialect              Dialect // subscriptions; nil means DeribitDialect
+	OnRestoreFailed      func(client *actor.PID, channels []string, err error)
 }
 
 // StateChange is one transition of a client's state, as seen by a

@@ -35,8 +35,9 @@ type durable struct {
 	hbMisses   atomic.Uint64
 	ids        atomic.Uint64 // JSON-RPC ids this client issues, heartbeats included
 
-	latency *latencyRing  // heartbeat and request round trips
-	pending *pendingTable // requests waiting for their response
+	latency *latencyRing    // heartbeat and request round trips
+	pending *pendingTable   // requests waiting for their response
+	subs    subscriptionSet // confirmed subscriptions, restored after reconnects
 
 	// Only the actor goroutine touches these (one instance at a time).
 	retries  int           // backoff waits since the last working connection

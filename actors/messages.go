@@ -52,3 +52,10 @@ type pingResult struct {
 // reconnectReq asks for a fresh connection now; reply gets nil once
 // connected, or why not.
 type reconnectReq struct{ reply chan error }
+
+// restoreDone reports the subscription restore of connection gen.
+type restoreDone struct {
+	gen      uint64
+	channels []string
+	err      error
+}

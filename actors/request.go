@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/transport"
 )
 
 var (
@@ -156,7 +157,7 @@ func (c *Client) Call(ctx context.Context, method string, params any) (json.RawM
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	}
-	resp, err := c.request(ctx, d, msg)
+	resp, err := d.request(ctx, nil, msg)
 	if err != nil {
 		return nil, err
 	}
@@ -175,10 +176,12 @@ func (c *Client) Request(ctx context.Context, msg []byte) (json.RawMessage, erro
 	if d == nil {
 		return nil, ErrNotFound
 	}
-	return c.request(ctx, d, msg)
+	return d.request(ctx, nil, msg)
 }
 
-func (c *Client) request(ctx context.Context, d *durable, msg []byte) (json.RawMessage, error) {
+// request sends msg on conn (nil: the published connection) and waits for
+// the response with the same id.
+func (d *durable) request(ctx context.Context, conn *transport.Conn, msg []byte) (json.RawMessage, error) {
 	env, ok := jsonrpc.Peek(msg)
 	if !ok {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidRequest)
@@ -196,7 +199,7 @@ func (c *Client) request(ctx context.Context, d *durable, msg []byte) (json.RawM
 		return nil, err
 	}
 	start := time.Now()
-	if err := c.write(ctx, websocket.MessageText, msg); err != nil {
+	if err := d.write(ctx, conn, websocket.MessageText, msg); err != nil {
 		d.pending.abandon(key, call, false)
 		return nil, err
 	}

@@ -322,3 +322,25 @@ func TestPanickingOnConnectIsSwallowed(t *testing.T) {
 		t.Fatal("a panicking OnConnect took the client down or hid the event")
 	}
 }
+
+func TestRestartedClientRestoresSubscriptions(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	sys := newSystem(t)
+	s := start(t, sys)
+	c, err := s.StartClient(ctxT(t, 5*time.Second), srv.URL(), fast()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(ctxT(t, 2*time.Second), "book.BTC.raw"); err != nil {
+		t.Fatal(err)
+	}
+	drop(t, srv, 1) // RetryCount 0: a restart, not just a reconnect
+	eventually(t, 5*time.Second, "restarted and connected", func() bool {
+		return c.Health().Restarts == 1 && c.State() == actors.StateConnected
+	})
+	conns, _ := srv.WaitConns(ctxT(t, time.Second), 1)
+	if got := conns[len(conns)-1].Channels(); len(got) != 1 || got[0] != "book.BTC.raw" {
+		t.Fatalf("after the restart the server has %v", got)
+	}
+}

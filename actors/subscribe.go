@@ -1,0 +1,246 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/transport"
+)
+
+// SubscriptionOp is subscribe or unsubscribe.
+type SubscriptionOp int
+
+// Subscription operations.
+const (
+	OpSubscribe SubscriptionOp = iota + 1
+	OpUnsubscribe
+)
+
+// SubscriptionRequest is one request a Dialect makes for some channels.
+type SubscriptionRequest struct {
+	Op       SubscriptionOp
+	Method   string   // e.g. "public/subscribe", "SUBSCRIBE"
+	Channels []string // the channels this request covers
+}
+
+// Dialect is how an exchange spells subscriptions. Implement it to add a
+// venue; DeribitDialect (the default) and BinanceDialect come with zenws.
+type Dialect interface {
+	// Requests splits channels into the requests op needs (Deribit sends
+	// private channels with private/subscribe).
+	Requests(op SubscriptionOp, channels []string) []SubscriptionRequest
+	// Encode builds the wire message of r with the client's id.
+	Encode(r SubscriptionRequest, id uint64) ([]byte, error)
+	// Confirmed reads a successful result: the channels of r that the
+	// server confirmed.
+	Confirmed(r SubscriptionRequest, result json.RawMessage) ([]string, error)
+}
+
+// DeribitDialect: public/subscribe and public/unsubscribe with
+// {"channels":[...]}; channels starting with "user." go through
+// private/subscribe and private/unsubscribe (they need authentication). The
+// result lists the channels the server applied.
+type DeribitDialect struct{}
+
+// Requests implements Dialect.
+func (DeribitDialect) Requests(op SubscriptionOp, channels []string) []SubscriptionRequest {
+	verb := "subscribe"
+	if op == OpUnsubscribe {
+		verb = "unsubscribe"
+	}
+	var public, private []string
+	for _, ch := range channels {
+		if strings.HasPrefix(ch, "user.") {
+			private = append(private, ch)
+		} else {
+			public = append(public, ch)
+		}
+	}
+	var out []SubscriptionRequest
+	if len(public) > 0 {
+		out = append(out, SubscriptionRequest{Op: op, Method: "public/" + verb, Channels: public})
+	}
+	if len(private) > 0 {
+		out = append(out, SubscriptionRequest{Op: op, Method: "private/" + verb, Channels: private})
+	}
+	return out
+}
+
+// Encode implements Dialect.
+func (DeribitDialect) Encode(r SubscriptionRequest, id uint64) ([]byte, error) {
+	return jsonrpc.Build(id, r.Method, map[string][]string{"channels": r.Channels})
+}
+
+// Confirmed implements Dialect: the result is the list of channels.
+func (DeribitDialect) Confirmed(r SubscriptionRequest, result json.RawMessage) ([]string, error) {
+	var got []string
+	if err := json.Unmarshal(result, &got); err != nil {
+		return nil, fmt.Errorf("zenws: %s result is not a list of channels: %s", r.Method, result)
+	}
+	return got, nil
+}
+
+// BinanceDialect: {"method":"SUBSCRIBE","params":[...],"id":N}, and
+// "result":null is success for every channel of the request.
+type BinanceDialect struct{}
+
+// Requests implements Dialect. Binance allows 1024 streams per
+// connection; requests carry at most 200 each.
+func (BinanceDialect) Requests(op SubscriptionOp, channels []string) []SubscriptionRequest {
+	method := "SUBSCRIBE"
+	if op == OpUnsubscribe {
+		method = "UNSUBSCRIBE"
+	}
+	var out []SubscriptionRequest
+	for len(channels) > 0 {
+		n := min(len(channels), 200)
+		out = append(out, SubscriptionRequest{Op: op, Method: method, Channels: channels[:n]})
+		channels = channels[n:]
+	}
+	return out
+}
+
+// Encode implements Dialect.
+func (BinanceDialect) Encode(r SubscriptionRequest, id uint64) ([]byte, error) {
+	params, err := json.Marshal(r.Channels)
+	if err != nil {
+		return nil, err
+	}
+	b := []byte(`{"method":"` + r.Method + `","params":`)
+	b = append(b, params...)
+	return append(strconv.AppendUint(append(b, `,"id":`...), id, 10), '}'), nil
+}
+
+// Confirmed implements Dialect: null confirms every channel.
+func (BinanceDialect) Confirmed(r SubscriptionRequest, result json.RawMessage) ([]string, error) {
+	if string(result) != "null" {
+		return nil, fmt.Errorf("zenws: %s result is %s, want null", r.Method, result)
+	}
+	return r.Channels, nil
+}
+
+// WithDialect selects how subscriptions are spelled. Default
+// DeribitDialect.
+func WithDialect(d Dialect) Option { return func(c *Config) { c.Dialect = d } }
+
+// WithOnRestoreFailed calls fn when re-subscribing after a reconnect fails
+// (the client is connected anyway; the channels stay in the set and are
+// tried again after the next reconnect). It runs in order with inbound
+// deliveries; a panic is logged.
+func WithOnRestoreFailed(fn func(client *actor.PID, channels []string, err error)) Option {
+	return func(c *Config) { c.OnRestoreFailed = fn }
+}
+
+// subscriptionSet is the confirmed set: it lives in the durable state, so
+// it survives reconnects and restarts.
+type subscriptionSet struct {
+	mu  sync.Mutex
+	set map[string]struct{}
+}
+
+func (s *subscriptionSet) add(chs []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set == nil {
+		s.set = map[string]struct{}{}
+	}
+	for _, ch := range chs {
+		s.set[ch] = struct{}{}
+	}
+}
+
+func (s *subscriptionSet) remove(chs []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range chs {
+		delete(s.set, ch)
+	}
+}
+
+func (s *subscriptionSet) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.set))
+	for ch := range s.set {
+		out = append(out, ch)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Subscribe subscribes to channels with the configured dialect and waits
+// for the server to confirm; confirmed channels join the client's set,
+// which is restored after every reconnect and restart (when
+// RestoreSubscriptions is on). A JSON-RPC error returns a *RPCError and
+// nothing is applied. Deadlines and connection errors as for Call.
+func (c *Client) Subscribe(ctx context.Context, channels ...string) error {
+	return c.subscription(ctx, OpSubscribe, channels)
+}
+
+// Unsubscribe unsubscribes from channels and removes them from the set once
+// the server confirms.
+func (c *Client) Unsubscribe(ctx context.Context, channels ...string) error {
+	return c.subscription(ctx, OpUnsubscribe, channels)
+}
+
+// Subscriptions returns the confirmed set, sorted.
+func (c *Client) Subscriptions() []string {
+	d := c.durable()
+	if d == nil {
+		return nil
+	}
+	return d.subs.list()
+}
+
+func (c *Client) subscription(ctx context.Context, op SubscriptionOp, channels []string) error {
+	d := c.durable()
+	if d == nil {
+		return ErrNotFound
+	}
+	if len(channels) == 0 {
+		return errors.New("zenws: no channels")
+	}
+	return d.subscribe(ctx, nil, op, channels)
+}
+
+// subscribe runs op for channels on conn (nil: the published connection).
+func (d *durable) subscribe(ctx context.Context, conn *transport.Conn, op SubscriptionOp, channels []string) error {
+	dialect := d.cfg.Dialect
+	if dialect == nil {
+		dialect = DeribitDialect{}
+	}
+	var errs []error
+	for _, r := range dialect.Requests(op, channels) {
+		msg, err := dialect.Encode(r, d.ids.Add(1))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
+			continue
+		}
+		resp, err := d.request(ctx, conn, msg)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		env, _ := jsonrpc.Peek(resp)
+		confirmed, err := dialect.Confirmed(r, env.Result)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if op == OpSubscribe {
+			d.subs.add(confirmed)
+		} else {
+			d.subs.remove(confirmed)
+		}
+	}
+	return errors.Join(errs...)
+}
