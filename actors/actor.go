@@ -244,11 +244,11 @@ func (a *clientActor) connected(conn *transport.Conn, pings *atomic.Int64) {
 // restore re-subscribes the confirmed set on a new connection, off the
 // actor's goroutine; restoreDone finishes the connect.
 func (a *clientActor) restore(conn *transport.Conn, chs []string) {
-	d, sys, self, gen, timeout := a.d, a.sys, a.self, a.gen, a.cfg.RequestTimeout
+	d, sys, self, gen, timeout, life := a.d, a.sys, a.self, a.gen, a.cfg.RequestTimeout, a.life
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ctx, cancel := context.WithTimeout(life, timeout) // ends with this instance
 		defer cancel()
 		err := d.subscribe(ctx, conn, OpSubscribe, chs)
 		if !d.isStopped() {

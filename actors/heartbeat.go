@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
@@ -21,21 +20,14 @@ type heartbeat struct {
 	timer       *time.Timer
 	outstanding bool      // a ping or periodic public/test awaits its answer
 	sentAt      time.Time // when it was sent
-	id          uint64    // Deribit: id of the periodic public/test
-	replies     map[uint64]struct{}
-	failures    int // unanswered in a row
+	failures    int       // unanswered in a row
 	last        time.Time
 	lastRTT     time.Duration
 	since       time.Time // connection start (Binance: silence is measured from here at first)
 }
 
-// maxTrackedReplies bounds the ids of test_request answers awaiting their
-// reply; past it the oldest are forgotten (their replies then reach the
-// handler as unmatched responses rather than growing the map).
-const maxTrackedReplies = 64
-
 func (a *clientActor) startHeartbeat() {
-	a.hb = heartbeat{since: time.Now(), replies: map[uint64]struct{}{}}
+	a.hb = heartbeat{since: time.Now()}
 	if a.cfg.Heartbeat == HeartbeatDisabled {
 		return
 	}
@@ -67,10 +59,10 @@ func (a *clientActor) heartbeatTick(ctx actor.Context, m *hbTick) {
 			a.sendPing()
 		}
 	case HeartbeatDeribit:
-		if a.hb.outstanding && a.miss(ctx, "public/test") {
-			return
+		// Like a ping: one public/test in flight, ended by its own timeout.
+		if !a.hb.outstanding {
+			a.sendTest()
 		}
-		a.sendTest()
 	case HeartbeatBinance:
 		last := a.hb.since
 		if n := a.pings.Load(); n != 0 {
@@ -91,10 +83,6 @@ func (a *clientActor) heartbeatTick(ctx actor.Context, m *hbTick) {
 // miss counts an unanswered heartbeat and reports whether it ended the
 // connection.
 func (a *clientActor) miss(ctx actor.Context, what string) bool {
-	if a.hb.outstanding && a.cfg.Heartbeat == HeartbeatDeribit {
-		// A late reply is still heartbeat traffic: consume it when it comes.
-		a.trackReply(a.hb.id)
-	}
 	a.hb.outstanding = false
 	a.hb.failures++
 	a.d.hbMisses.Add(1)
@@ -112,7 +100,9 @@ func (a *clientActor) answered(rtt time.Duration) {
 	a.hb.failures = 0
 	a.hb.last = time.Now()
 	a.hb.lastRTT = rtt
-	a.d.latency.add(rtt)
+	if a.cfg.Heartbeat == HeartbeatPingPong {
+		a.d.latency.add(rtt) // public/test round trips are recorded as requests
+	}
 	a.publish()
 }
 
@@ -143,79 +133,66 @@ func (a *clientActor) pingDone(ctx actor.Context, m *pingResult) {
 	switch {
 	case m.err == nil:
 		a.answered(m.rtt)
-	case errors.Is(m.err, transport.ErrClosed):
-		// The reader reports the connection's end.
+	case errors.Is(m.err, transport.ErrClosed), errors.Is(m.err, ErrDisconnected), errors.Is(m.err, ErrNotConnected):
+		// The connection ended: the reader reports that.
 		a.hb.outstanding = false
+	case a.cfg.Heartbeat == HeartbeatDeribit:
+		a.miss(ctx, "public/test")
 	default:
 		a.miss(ctx, "ping")
 	}
 }
 
-// sendTest sends Deribit's periodic public/test with an id the client tracks.
+// sendTest sends Deribit's periodic public/test through the pending table
+// (so its id can never collide with a user's request and its reply is
+// consumed on the reader goroutine), bounded by a little under one interval.
 func (a *clientActor) sendTest() {
-	id := a.d.ids.Add(1)
-	a.hb.outstanding, a.hb.sentAt, a.hb.id = true, time.Now(), id
-	a.writeAsync(publicTest(id))
-}
-
-// answerTestRequest replies to Deribit's test_request at once.
-func (a *clientActor) answerTestRequest() {
-	id := a.d.ids.Add(1)
-	a.trackReply(id)
-	a.writeAsync(publicTest(id))
-}
-
-func (a *clientActor) trackReply(id uint64) {
-	if len(a.hb.replies) >= maxTrackedReplies {
-		clear(a.hb.replies)
-	}
-	a.hb.replies[id] = struct{}{}
-}
-
-func publicTest(id uint64) []byte {
-	return []byte(`{"jsonrpc":"2.0","id":` + strconv.FormatUint(id, 10) + `,"method":"public/test","params":{}}`)
-}
-
-// writeAsync writes a heartbeat frame off the actor's goroutine: a write can
-// take up to the write timeout when the peer stalls. A failed write fails the
-// connection, which the reader then reports.
-func (a *clientActor) writeAsync(data []byte) {
-	conn, d := a.conn, a.d
+	a.hb.outstanding = true
+	a.hb.sentAt = time.Now()
+	conn, gen, d, sys, self, interval := a.conn, a.gen, a.d, a.sys, a.self, a.cfg.HeartbeatInterval
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := conn.Write(context.Background(), websocket.MessageText, data); err != nil {
-			d.log.Debug("heartbeat write failed", zap.Error(err))
+		ctx, cancel := context.WithTimeout(context.Background(), interval*9/10)
+		defer cancel()
+		start := time.Now()
+		_, err := d.call(ctx, conn, publicTest)
+		if !d.isStopped() {
+			sys.Root.Send(self, &pingResult{gen: gen, rtt: time.Since(start), err: err})
 		}
 	}()
 }
 
-// consumeHeartbeat reports whether an inbound JSON message is heartbeat
-// traffic (and handles it). Heartbeat traffic never reaches the handler.
-func (a *clientActor) consumeHeartbeat(gen uint64, env *jsonrpc.Envelope) bool {
-	if a.cfg.Heartbeat != HeartbeatDeribit {
-		return false
-	}
-	if bytes.Equal(env.Method, methodHeartbeat) {
-		typ, _ := jsonrpc.String(jsonrpc.Field(env.Params, "type"))
-		if typ == "test_request" && gen == a.gen && a.conn != nil {
-			a.answerTestRequest()
+// answerTestRequest replies to Deribit's test_request at once; the reply to
+// the reply is consumed (or, late, counted) like any request's.
+func (a *clientActor) answerTestRequest() {
+	conn, d, interval := a.conn, a.d, a.cfg.HeartbeatInterval
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		defer cancel()
+		if _, err := d.call(ctx, conn, publicTest); err != nil {
+			d.log.Debug("answer to test_request", zap.Error(err))
 		}
-		return true
-	}
-	id, ok := jsonrpc.Uint(env.ID)
-	if !ok || gen != a.gen {
+	}()
+}
+
+func publicTest(id uint64) ([]byte, error) {
+	return []byte(`{"jsonrpc":"2.0","id":` + strconv.FormatUint(id, 10) + `,"method":"public/test","params":{}}`), nil
+}
+
+// consumeHeartbeat reports whether an inbound JSON message is a Deribit
+// heartbeat notification (and answers a test_request). Heartbeat traffic
+// never reaches the handler; replies to the client's public/test requests
+// are consumed on the reader goroutine like every request's.
+func (a *clientActor) consumeHeartbeat(gen uint64, env *jsonrpc.Envelope) bool {
+	if a.cfg.Heartbeat != HeartbeatDeribit || !bytes.Equal(env.Method, methodHeartbeat) {
 		return false
 	}
-	if a.hb.outstanding && id == a.hb.id {
-		a.answered(time.Since(a.hb.sentAt))
-		return true
+	typ, _ := jsonrpc.String(jsonrpc.Field(env.Params, "type"))
+	if typ == "test_request" && gen == a.gen && a.conn != nil {
+		a.answerTestRequest()
 	}
-	if _, ok := a.hb.replies[id]; ok {
-		delete(a.hb.replies, id)
-		a.hb.failures = 0
-		a.hb.last = time.Now()
-		return true
-	}
-	return false
+	return true
 }

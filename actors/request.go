@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -85,11 +87,13 @@ func (t *pendingTable) register(key string) (*pendingCall, error) {
 
 // abandon removes a request that will not wait any longer; if asLate, a
 // response arriving later is counted and dropped.
-func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) {
+// It reports false when the request was already resolved or failed (its
+// result is in c.done).
+func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.calls[key] != c {
-		return
+		return false
 	}
 	delete(t.calls, key)
 	if asLate {
@@ -100,6 +104,7 @@ func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) {
 		t.gaveUpNext = (t.gaveUpNext + 1) % maxLate
 		t.gaveUp[key] = struct{}{}
 	}
+	return true
 }
 
 // resolve hands a response to its request. It reports whether the response
@@ -153,11 +158,7 @@ func (c *Client) Call(ctx context.Context, method string, params any) (json.RawM
 	if d == nil {
 		return nil, ErrNotFound
 	}
-	msg, err := jsonrpc.Build(d.ids.Add(1), method, params)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
-	}
-	resp, err := d.request(ctx, nil, msg)
+	resp, err := d.call(ctx, nil, func(id uint64) ([]byte, error) { return jsonrpc.Build(id, method, params) })
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +183,9 @@ func (c *Client) Request(ctx context.Context, msg []byte) (json.RawMessage, erro
 // request sends msg on conn (nil: the published connection) and waits for
 // the response with the same id.
 func (d *durable) request(ctx context.Context, conn *transport.Conn, msg []byte) (json.RawMessage, error) {
+	if !utf8.Valid(msg) || !json.Valid(msg) {
+		return nil, fmt.Errorf("%w: not valid JSON text", ErrInvalidRequest)
+	}
 	env, ok := jsonrpc.Peek(msg)
 	if !ok {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidRequest)
@@ -190,37 +194,79 @@ func (d *durable) request(ctx context.Context, conn *transport.Conn, msg []byte)
 	if !ok {
 		return nil, fmt.Errorf("%w: the \"id\" must be an integer or a string, got %q", ErrInvalidRequest, env.ID)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	// Register before writing, so that the fastest response finds it.
 	call, err := d.pending.register(key)
 	if err != nil {
 		return nil, err
 	}
+	resp, err := d.send(ctx, conn, key, call, msg)
+	if err != nil {
+		return resp, err
+	}
+	return resp, nil
+}
+
+// send writes msg, registered under key, and waits for its response. The
+// deadline (the earlier of ctx's and RequestTimeout) runs from the start;
+// only a write already in progress can outlast it, by at most WriteTimeout.
+func (d *durable) send(ctx context.Context, conn *transport.Conn, key string, call *pendingCall, msg []byte) (json.RawMessage, error) {
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+	defer cancel()
 	if err := d.write(ctx, conn, websocket.MessageText, msg); err != nil {
 		d.pending.abandon(key, call, false)
+		if ctx.Err() != nil {
+			return nil, d.timeoutError(ctx, start)
+		}
 		return nil, err
 	}
-	timer := time.NewTimer(d.cfg.RequestTimeout)
-	defer timer.Stop()
+	var r pendingResult
 	select {
-	case r := <-call.done:
-		if r.err != nil {
-			return nil, r.err
-		}
-		d.latency.add(time.Since(start))
-		if renv, _ := jsonrpc.Peek(r.resp); renv.Error != nil {
-			return json.RawMessage(r.resp), parseRPCError(renv.Error)
-		}
-		return json.RawMessage(r.resp), nil
-	case <-timer.C:
-		d.pending.abandon(key, call, true)
-		return nil, fmt.Errorf("zenws: no response within the request timeout (%v): %w", d.cfg.RequestTimeout, ErrTimeout)
+	case r = <-call.done:
 	case <-ctx.Done():
-		d.pending.abandon(key, call, true)
-		return nil, fmt.Errorf("zenws: no response (%w): %w", ctx.Err(), ErrTimeout)
+		if d.pending.abandon(key, call, true) {
+			return nil, d.timeoutError(ctx, start)
+		}
+		// The response (or the disconnect) won the race: use it.
+		r = <-call.done
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	d.latency.add(time.Since(start))
+	if renv, _ := jsonrpc.Peek(r.resp); hasError(renv) {
+		return json.RawMessage(r.resp), parseRPCError(renv.Error)
+	}
+	return json.RawMessage(r.resp), nil
+}
+
+// hasError: a response carries an error unless "error" is absent or null.
+func hasError(env jsonrpc.Envelope) bool {
+	return env.Error != nil && string(env.Error) != "null"
+}
+
+func (d *durable) timeoutError(ctx context.Context, start time.Time) error {
+	return fmt.Errorf("zenws: no response after %v (request timeout %v): %w: %w",
+		time.Since(start).Round(time.Millisecond), d.cfg.RequestTimeout, ErrTimeout, context.Cause(ctx))
+}
+
+// call sends a request built with an id from the client's sequence,
+// skipping ids a Request of the user's holds at the moment.
+func (d *durable) call(ctx context.Context, conn *transport.Conn, build func(id uint64) ([]byte, error)) (json.RawMessage, error) {
+	for {
+		id := d.ids.Add(1)
+		msg, err := build(id)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		}
+		key := "n" + strconv.FormatUint(id, 10)
+		pc, err := d.pending.register(key)
+		if errors.Is(err, ErrDuplicateID) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return d.send(ctx, conn, key, pc, msg)
 	}
 }
 

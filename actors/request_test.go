@@ -167,6 +167,7 @@ func TestRequestBadInput(t *testing.T) {
 		`not json`, `[1,2]`, `{"method":"add"}`, `{"id":null,"method":"add"}`, `{"id":1.5,"method":"add"}`,
 		`{"id":{"a":1},"method":"add"}`, `{"id":[1],"method":"add"}`, `{"id":true,"method":"add"}`,
 		`{"id":123456789012345678901234567890,"method":"add"}`, `{"id":1,"method":"add"`,
+		`{"id":07,"method":"add"}`, `{"id":1,"method":"add","params":"\q"}`, "{\"id\":1,\"method\":\"add\",\"params\":\"\xfe\"}",
 	} {
 		if _, err := c.Request(ctxT(t, time.Second), []byte(msg)); !errors.Is(err, actors.ErrInvalidRequest) {
 			t.Errorf("Request(%s) = %v, want ErrInvalidRequest", msg, err)
@@ -250,5 +251,77 @@ func TestConcurrentCallsMatchTheirResponses(t *testing.T) {
 	}
 	if c.Health().Pending != 0 {
 		t.Fatal("requests left pending")
+	}
+}
+
+func TestClientIDsNeverCollideWithUserIDs(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithEcho(false))
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), actors.WithHeartbeat(actors.HeartbeatDeribit, 20*time.Millisecond))
+	// The user holds the small ids the client's own sequence would use next.
+	errs := make(chan error, 5)
+	for id := 1; id <= 5; id++ {
+		go func(id int) {
+			_, err := c.Request(ctxT(t, 300*time.Millisecond), []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"silence"}`, id)))
+			errs <- err
+		}(id)
+	}
+	for i := 0; i < 5; i++ {
+		if err := <-errs; !errors.Is(err, actors.ErrTimeout) {
+			t.Fatalf("a user request was answered by someone else's response: %v", err)
+		}
+	}
+	if h := c.Health(); h.Generation != 1 || h.HeartbeatFailures != 0 || h.RTTSamples == 0 {
+		t.Fatalf("heartbeats suffered from the user's ids: %+v", h)
+	}
+	if _, err := c.Call(ctxT(t, time.Second), "public/test", nil); err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+}
+
+func TestErrorNullIsSuccessAndExpiredContextIsTimeout(t *testing.T) {
+	srv := rpcServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL())
+	conns, _ := srv.WaitConns(ctxT(t, time.Second), 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Request(ctxT(t, 2*time.Second), []byte(`{"jsonrpc":"2.0","id":5,"method":"silence"}`))
+		done <- err
+	}()
+	eventually(t, 2*time.Second, "pending", func() bool { return c.Health().Pending == 1 })
+	_ = conns[0].Send(ctxT(t, time.Second), websocket.MessageText, []byte(`{"id":5,"result":{"ok":true},"error":null}`))
+	if err := <-done; err != nil {
+		t.Fatalf(`"error":null made the response an error: %v`, err)
+	}
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Call(expired, "add", nil); !errors.Is(err, actors.ErrTimeout) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Call with an expired context = %v, want ErrTimeout wrapping the context's error", err)
+	}
+}
+
+func TestCloseDuringRestoreDoesNotHang(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	c, err := actors.Connect(ctxT(t, 5*time.Second), newSystem(t), srv.URL(), fast(actors.WithCloseWait(3*time.Second))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(ctxT(t, 2*time.Second), "ticker.a", "user.orders.b"); err != nil {
+		t.Fatal(err)
+	}
+	var slow sync.Once
+	srv.Handle("public/subscribe", func(_ *wstest.Conn, p json.RawMessage) (any, *wstest.RPCError) {
+		slow.Do(func() { time.Sleep(500 * time.Millisecond) })
+		var v struct{ Channels []string }
+		_ = json.Unmarshal(p, &v)
+		return v.Channels, nil
+	})
+	waitServerConn(t, srv)
+	srv.DropAll()
+	eventually(t, 5*time.Second, "the restore under way", func() bool { return srv.TotalConns() == 2 })
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close during a restore: %v", err)
 	}
 }

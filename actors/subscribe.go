@@ -180,8 +180,11 @@ func (s *subscriptionSet) list() []string {
 // Subscribe subscribes to channels with the configured dialect and waits
 // for the server to confirm; confirmed channels join the client's set,
 // which is restored after every reconnect and restart (when
-// RestoreSubscriptions is on). A JSON-RPC error returns a *RPCError and
-// nothing is applied. Deadlines and connection errors as for Call.
+// RestoreSubscriptions is on). A dialect may need several requests (Deribit
+// sends user.* channels with private/subscribe): they run in order, the
+// first failure stops the rest and is returned (a *RPCError for a JSON-RPC
+// error), and what earlier requests confirmed stays applied. Deadlines and
+// connection errors as for Call.
 func (c *Client) Subscribe(ctx context.Context, channels ...string) error {
 	return c.subscription(ctx, OpSubscribe, channels)
 }
@@ -218,23 +221,17 @@ func (d *durable) subscribe(ctx context.Context, conn *transport.Conn, op Subscr
 	if dialect == nil {
 		dialect = DeribitDialect{}
 	}
-	var errs []error
+	// Requests run in order; one that fails stops the rest. What earlier
+	// requests confirmed stays applied.
 	for _, r := range dialect.Requests(op, channels) {
-		msg, err := dialect.Encode(r, d.ids.Add(1))
+		resp, err := d.call(ctx, conn, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
-			continue
-		}
-		resp, err := d.request(ctx, conn, msg)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
 		env, _ := jsonrpc.Peek(resp)
 		confirmed, err := dialect.Confirmed(r, env.Result)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
 		if op == OpSubscribe {
 			d.subs.add(confirmed)
@@ -242,5 +239,5 @@ func (d *durable) subscribe(ctx context.Context, conn *transport.Conn, op Subscr
 			d.subs.remove(confirmed)
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Build returns a JSON-RPC 2.0 request with a numeric id. params may be
@@ -23,7 +24,7 @@ func Build(id uint64, method string, params any) ([]byte, error) {
 	case nil:
 		p = []byte("{}")
 	case json.RawMessage:
-		if !json.Valid(v) {
+		if !json.Valid(v) || !utf8.Valid(v) {
 			return nil, errors.New("jsonrpc: params: invalid JSON")
 		}
 		p = v
