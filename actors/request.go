@@ -55,7 +55,7 @@ type pendingTable struct {
 	// Ids of requests that gave up (timeout, cancel): their responses are
 	// counted and dropped, not shown to the handler as unmatched.
 	gaveUp     map[string]struct{}
-	gaveUpRing [maxLate]string
+	gaveUpRing []string // allocated on first use: most clients never give up on a request
 	gaveUpNext int
 	late       atomic.Uint64
 }
@@ -70,7 +70,7 @@ type pendingResult struct {
 }
 
 func newPendingTable() *pendingTable {
-	return &pendingTable{calls: map[string]*pendingCall{}, gaveUp: map[string]struct{}{}}
+	return &pendingTable{calls: map[string]*pendingCall{}}
 }
 
 func (t *pendingTable) register(key string) (*pendingCall, error) {
@@ -97,11 +97,17 @@ func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) bool {
 	}
 	delete(t.calls, key)
 	if asLate {
+		if t.gaveUpRing == nil {
+			t.gaveUpRing = make([]string, maxLate)
+		}
 		if old := t.gaveUpRing[t.gaveUpNext]; old != "" {
 			delete(t.gaveUp, old)
 		}
 		t.gaveUpRing[t.gaveUpNext] = key
 		t.gaveUpNext = (t.gaveUpNext + 1) % maxLate
+		if t.gaveUp == nil {
+			t.gaveUp = map[string]struct{}{}
+		}
 		t.gaveUp[key] = struct{}{}
 	}
 	return true
