@@ -204,11 +204,7 @@ func (d *durable) request(ctx context.Context, conn *transport.Conn, msg []byte)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := d.send(ctx, conn, key, call, msg)
-	if err != nil {
-		return resp, err
-	}
-	return resp, nil
+	return d.send(ctx, conn, key, call, msg)
 }
 
 // send writes msg, registered under key, and waits for its response. The
