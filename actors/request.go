@@ -214,6 +214,10 @@ func (d *durable) send(ctx context.Context, conn *transport.Conn, key string, ca
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
+	if ctx.Err() != nil { // expired already: send nothing
+		d.pending.abandon(key, call, false)
+		return nil, d.timeoutError(ctx, start)
+	}
 	if err := d.write(ctx, conn, websocket.MessageText, msg); err != nil {
 		d.pending.abandon(key, call, false)
 		if ctx.Err() != nil {
