@@ -106,20 +106,26 @@ func (a *clientActor) answered(rtt time.Duration) {
 	a.publish()
 }
 
-// sendPing pings in a goroutine (a ping waits for its pong), bounded by one
-// interval.
+// sendPing pings with a payload unique to the connection; the pong gives
+// the round trip.
 func (a *clientActor) sendPing() {
+	conn := a.conn
+	a.probe(conn.Ping)
+}
+
+// probe runs one heartbeat round trip off the actor's goroutine (it waits
+// for its answer), bounded by a little under one interval so that its
+// result is in before the next tick; the result comes back as pingResult.
+func (a *clientActor) probe(roundTrip func(ctx context.Context) (time.Duration, error)) {
 	a.hb.outstanding = true
 	a.hb.sentAt = time.Now()
-	conn, gen, d, sys, self, interval := a.conn, a.gen, a.d, a.sys, a.self, a.cfg.HeartbeatInterval
+	gen, d, sys, self, interval := a.gen, a.d, a.sys, a.self, a.cfg.HeartbeatInterval
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		// A little under one interval, so the result is in before the
-		// next tick and each tick sends a ping.
 		ctx, cancel := context.WithTimeout(context.Background(), interval*9/10)
 		defer cancel()
-		rtt, err := conn.Ping(ctx)
+		rtt, err := roundTrip(ctx)
 		if !d.isStopped() {
 			sys.Root.Send(self, &pingResult{gen: gen, rtt: rtt, err: err})
 		}
@@ -143,24 +149,16 @@ func (a *clientActor) pingDone(ctx actor.Context, m *pingResult) {
 	}
 }
 
-// sendTest sends Deribit's periodic public/test through the pending table
-// (so its id can never collide with a user's request and its reply is
-// consumed on the reader goroutine), bounded by a little under one interval.
+// sendTest sends Deribit's periodic public/test through the pending table,
+// so its id can never collide with a user's request and its reply is
+// consumed on the reader goroutine.
 func (a *clientActor) sendTest() {
-	a.hb.outstanding = true
-	a.hb.sentAt = time.Now()
-	conn, gen, d, sys, self, interval := a.conn, a.gen, a.d, a.sys, a.self, a.cfg.HeartbeatInterval
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), interval*9/10)
-		defer cancel()
+	conn, d := a.conn, a.d
+	a.probe(func(ctx context.Context) (time.Duration, error) {
 		start := time.Now()
 		_, err := d.call(ctx, conn, publicTest)
-		if !d.isStopped() {
-			sys.Root.Send(self, &pingResult{gen: gen, rtt: time.Since(start), err: err})
-		}
-	}()
+		return time.Since(start), err
+	})
 }
 
 // answerTestRequest replies to Deribit's test_request at once; the reply to
