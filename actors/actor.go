@@ -302,6 +302,7 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 				return
 			}
 			d.msgsIn.Add(1)
+			d.rec.record(DirIn, typ, data, gen)
 			if m, consumed := d.inbound(gen, typ, data); !consumed {
 				sys.Root.Send(self, m)
 			}

@@ -176,6 +176,7 @@ func (d *durable) write(ctx context.Context, conn *transport.Conn, typ websocket
 	switch {
 	case err == nil:
 		d.msgsOut.Add(1)
+		d.rec.record(DirOut, typ, data, 0)
 		return nil
 	case errors.Is(err, transport.ErrClosed):
 		// Only returned when nothing was written.

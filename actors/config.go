@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -86,7 +89,9 @@ type Config struct {
 	OnConnect            func(*actor.PID)
 	OnDisconnect         func(*actor.PID)
 	StateObserver        func(StateChange)
-	Dialect              Dialect // subscriptions; nil means DeribitDialect
+	Dialect              Dialect   // subscriptions; nil means DeribitDialect
+	Recorder             io.Writer // session recording (JSONL); nil: none
+	RecordFile           string    // or a file to record to
 	OnRestoreFailed      func(client *actor.PID, channels []string, err error)
 }
 
@@ -199,6 +204,14 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.Overflow != DropNewest && cfg.Overflow != DropOldest {
 		bad("Overflow", fmt.Sprintf("unknown overflow policy %d", int(cfg.Overflow)))
+	}
+	if cfg.RecordFile != "" {
+		if fi, err := os.Stat(filepath.Dir(cfg.RecordFile)); err != nil || !fi.IsDir() {
+			bad("RecordFile", fmt.Sprintf("directory of %q does not exist", cfg.RecordFile))
+		}
+		if cfg.Recorder != nil {
+			bad("RecordFile", "set either a recorder or a record file, not both")
+		}
 	}
 	if cfg.Handler != nil && cfg.Subscriber != nil {
 		bad("Handler", "set either a handler or a subscriber PID, not both")

@@ -38,6 +38,7 @@ type durable struct {
 	latency *latencyRing    // heartbeat and request round trips
 	pending *pendingTable   // requests waiting for their response
 	subs    subscriptionSet // confirmed subscriptions, restored after reconnects
+	rec     *recorder       // nil unless recording
 
 	// Only the actor goroutine touches these (one instance at a time).
 	retries  int           // backoff waits since the last working connection
@@ -79,6 +80,11 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		sub := cfg.Subscriber
 		deliver = func(m *Inbound) { sys.Root.Send(sub, m) }
 	}
+	if rec, err := newRecorder(cfg); err != nil {
+		d.log.Error("recording disabled", zap.Error(err))
+	} else {
+		d.rec = rec
+	}
 	d.in = newDeliveryQueue(cfg.InboundQueueSize, cfg.Overflow, deliver, d.log)
 	d.snap.Store(&Health{State: StateConnecting, Heartbeat: cfg.Heartbeat})
 	ch := make(chan struct{})
@@ -92,6 +98,9 @@ func (d *durable) markStopped() {
 		go func() {
 			d.wg.Wait()
 			d.in.wg.Wait()
+			if err := d.rec.close(); err != nil {
+				d.log.Error("recording failed", zap.Error(err))
+			}
 			close(d.finished)
 		}()
 	})

@@ -34,7 +34,8 @@ type shared struct {
 	o     options
 	strat *strategy
 
-	list atomic.Pointer[[]*actor.PID] // live clients, published by the actor
+	list        atomic.Pointer[[]*actor.PID]  // live clients, published by the actor
+	listChanged atomic.Pointer[chan struct{}] // closed and replaced on every publish
 
 	mu      sync.Mutex
 	clients map[string]*actors.Client // live clients' handles, for StopClient and Stop
@@ -66,6 +67,8 @@ type registryKey struct {
 func newShared(sys *actor.ActorSystem, pid *actor.PID, o options, strat *strategy) *shared {
 	sh := &shared{sys: sys, pid: pid, o: o, strat: strat, clients: map[string]*actors.Client{}, stopped: make(chan struct{})}
 	sh.list.Store(&[]*actor.PID{})
+	ch := make(chan struct{})
+	sh.listChanged.Store(&ch)
 	return sh
 }
 
@@ -197,6 +200,20 @@ func (a *supervisorActor) publish() {
 		list = append(list, pid)
 	}
 	a.sh.list.Store(&list)
+	next := make(chan struct{})
+	close(*a.sh.listChanged.Swap(&next))
+}
+
+// listed reports whether pid is among the live clients, and a channel
+// closed at the next change of the list.
+func (sh *shared) listed(pid *actor.PID) (bool, <-chan struct{}) {
+	changed := *sh.listChanged.Load()
+	for _, p := range *sh.list.Load() {
+		if p.Equal(pid) {
+			return true, changed
+		}
+	}
+	return false, changed
 }
 
 // Supervisor is a handle on a ClientSupervisor actor. Its methods are safe
@@ -293,21 +310,15 @@ func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors
 }
 
 // StopClient closes a client gracefully (it is not restarted) and waits
-// for it, bounded by the client's CloseWait (actors.WithCloseWait).
+// until it has stopped (bounded by the client's actors.WithCloseWait) and
+// left ListClients (bounded by WithStopWait).
 // ErrNotFound when pid is not one of this supervisor's live clients.
 func (s *Supervisor) StopClient(pid *actor.PID) error {
 	sh := s.shared()
 	if sh == nil || pid == nil {
 		return ErrNotFound
 	}
-	found := false
-	for _, p := range *sh.list.Load() {
-		if p.Equal(pid) {
-			found = true
-			break
-		}
-	}
-	if !found {
+	if found, _ := sh.listed(pid); !found {
 		return ErrNotFound
 	}
 	sh.mu.Lock()
@@ -319,7 +330,22 @@ func (s *Supervisor) StopClient(pid *actor.PID) error {
 	if err := c.Close(); err != nil && !errors.Is(err, actors.ErrClosed) {
 		return err
 	}
-	return nil
+	// Return once the client has left ListClients too.
+	timeout := time.NewTimer(sh.o.stopWait)
+	defer timeout.Stop()
+	for {
+		found, changed := sh.listed(pid)
+		if !found {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-sh.stopped:
+			return nil
+		case <-timeout.C:
+			return fmt.Errorf("zenws: stop client: still listed after %v: %w", sh.o.stopWait, actors.ErrTimeout)
+		}
+	}
 }
 
 // ListClients returns the live clients, from a snapshot the supervisor

@@ -1,8 +1,10 @@
 // Package redact hides secrets before values reach logs or recordings:
-// header values and URL query values.
+// header values, URL query values and secret-named JSON members.
 package redact
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"sort"
@@ -53,4 +55,64 @@ func Headers(h http.Header) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// secretKeys are JSON member names whose values are secrets.
+var secretKeys = []string{"client_secret", "access_token", "refresh_token", "signature", "password", "api_key", "apikey", "secret", "listenkey", "token"}
+
+// JSON returns data with the value of every member named like a secret
+// (client_secret, access_token, refresh_token, signature, password,
+// api_key, secret, listenKey, token; any case, any depth) replaced by Mask.
+// Data without such a name, or that is not JSON, comes back unchanged.
+func JSON(data []byte) []byte {
+	lower := bytes.ToLower(data)
+	found := false
+	for _, k := range secretKeys {
+		if bytes.Contains(lower, []byte(`"`+k+`"`)) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return data
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return data
+	}
+	out, err := json.Marshal(scrub(v))
+	if err != nil {
+		return data
+	}
+	return out
+}
+
+func scrub(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if isSecret(k) {
+				x[k] = Mask
+			} else {
+				x[k] = scrub(val)
+			}
+		}
+	case []any:
+		for i := range x {
+			x[i] = scrub(x[i])
+		}
+	}
+	return v
+}
+
+func isSecret(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range secretKeys {
+		if k == s {
+			return true
+		}
+	}
+	return false
 }

@@ -34,3 +34,18 @@ func TestHeadersHidesValues(t *testing.T) {
 		t.Fatalf("Headers = %q", got)
 	}
 }
+
+func TestJSONHidesSecretMembers(t *testing.T) {
+	in := []byte(`{"jsonrpc":"2.0","id":1,"method":"public/auth","params":{"grant_type":"client_credentials","client_id":"id","client_secret":"S3CRET","nested":[{"Access_Token":"T0K"}]}}`)
+	out := string(JSON(in))
+	if strings.Contains(out, "S3CRET") || strings.Contains(out, "T0K") || !strings.Contains(out, `"client_id":"id"`) {
+		t.Fatalf("JSON(...) = %s", out)
+	}
+	plain := []byte(`{"method":"subscription","params":{"channel":"x"}}`)
+	if got := JSON(plain); string(got) != string(plain) {
+		t.Fatalf("a frame without secrets changed: %s", got)
+	}
+	if got := JSON([]byte(`not json "token"`)); string(got) != `not json "token"` {
+		t.Fatalf("non-JSON changed: %s", got)
+	}
+}
