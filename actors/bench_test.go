@@ -132,10 +132,11 @@ func BenchmarkEchoThroughput(b *testing.B) {
 	}
 }
 
-// leanEchoServer is the least a server can do per message (read, write
-// back), so that the client side, not the server, bounds the echo rate.
-// wstest's server records every message, which would dominate here.
-func leanEchoServer() (string, func()) {
+// leanServer is the least a server can do per message (read, reply), so
+// that the client side, not the server, bounds the rate. wstest's server
+// records every message, which would dominate here. reply maps a received
+// message to the one sent back.
+func leanServer(reply func(data []byte) []byte) (string, func()) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := websocket.Accept(w, r, nil)
 		if err != nil {
@@ -149,13 +150,16 @@ func leanEchoServer() (string, func()) {
 			if err != nil {
 				return
 			}
-			if err := conn.Write(ctx, typ, data); err != nil {
+			if err := conn.Write(ctx, typ, reply(data)); err != nil {
 				return
 			}
 		}
 	}))
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), srv.Close
 }
+
+// leanEchoServer echoes every message.
+func leanEchoServer() (string, func()) { return leanServer(func(b []byte) []byte { return b }) }
 
 func byteSize(n int) string {
 	if n >= 1024 {

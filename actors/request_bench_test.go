@@ -2,10 +2,7 @@ package actors_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,29 +16,12 @@ import (
 	"github.com/zenws/zenws/actors/jsonrpc"
 )
 
-// leanRPCServer answers every request with {"jsonrpc":"2.0","id":ID,"result":true}
-// and nothing more, so the clients bound the rate.
+// leanRPCServer answers every request with {"jsonrpc":"2.0","id":ID,"result":true}.
 func leanRPCServer() (string, func()) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
-		ctx := context.Background()
-		for {
-			_, data, err := conn.Read(ctx)
-			if err != nil {
-				return
-			}
-			env, _ := jsonrpc.Peek(data)
-			resp := append(append([]byte(`{"jsonrpc":"2.0","id":`), env.ID...), `,"result":true}`...)
-			if err := conn.Write(ctx, websocket.MessageText, resp); err != nil {
-				return
-			}
-		}
-	}))
-	return "ws" + strings.TrimPrefix(srv.URL, "http"), srv.Close
+	return leanServer(func(data []byte) []byte {
+		env, _ := jsonrpc.Peek(data)
+		return append(append([]byte(`{"jsonrpc":"2.0","id":`), env.ID...), `,"result":true}`...)
+	})
 }
 
 // bareRPC is what a user would write on coder/websocket alone: a reader
