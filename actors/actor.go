@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -164,7 +165,11 @@ func (a *clientActor) dial() {
 	a.attempts++
 	d, life, sys, self := a.d, a.life, a.sys, a.self
 	pings := new(atomic.Int64)
-	opts := a.cfg.transportOptions(func([]byte) { pings.Store(time.Now().UnixNano()) })
+	opts := a.cfg.transportOptions(func([]byte) {
+		pings.Store(time.Now().UnixNano())
+		d.chargeControl() // coder/websocket answers with a pong
+	})
+	dialLimit := a.cfg.DialLimiter
 	url := a.cfg.URL
 	owner := a
 	// A restarted instance must not dial while its predecessor's cancelled
@@ -180,6 +185,15 @@ func (a *clientActor) dial() {
 			case <-prev:
 			case <-life.Done():
 				return
+			}
+		}
+		if dialLimit != nil {
+			waited, err := dialLimit.WaitFor(life, ratelimit.Frame{})
+			if err != nil {
+				return // life ended: the instance is going away
+			}
+			if waited > 0 {
+				d.log.Info("connection attempt paced by the dial limiter", zap.String("limiter", dialLimit.Name()), zap.Duration("waited", waited))
 			}
 		}
 		conn, err := transport.Dial(life, url, opts)
@@ -250,7 +264,7 @@ func (a *clientActor) restore(conn *transport.Conn, chs []string) {
 		defer d.wg.Done()
 		ctx, cancel := context.WithTimeout(life, timeout) // ends with this instance
 		defer cancel()
-		err := d.subscribe(ctx, conn, OpSubscribe, chs)
+		err := d.subscribe(ctx, via{conn: conn, pace: paceWait}, OpSubscribe, chs)
 		if !d.isStopped() {
 			sys.Root.Send(self, &restoreDone{gen: gen, channels: chs, err: err})
 		}

@@ -157,11 +157,14 @@ func (c *Client) write(ctx context.Context, typ websocket.MessageType, data []by
 	if d == nil {
 		return ErrNotFound
 	}
-	return d.write(ctx, nil, typ, data)
+	return d.write(ctx, via{}, typ, data)
 }
 
-// write sends on conn, or on the published connection when conn is nil.
-func (d *durable) write(ctx context.Context, conn *transport.Conn, typ websocket.MessageType, data []byte) error {
+// write sends on v.conn, or on the published connection when v.conn is
+// nil, after the rate limiter admitted the frame (nothing is sent when it
+// does not).
+func (d *durable) write(ctx context.Context, v via, typ websocket.MessageType, data []byte) error {
+	conn := v.conn
 	if conn == nil {
 		lc := d.conn.Load()
 		if lc == nil {
@@ -171,6 +174,9 @@ func (d *durable) write(ctx context.Context, conn *transport.Conn, typ websocket
 			return ErrNotConnected
 		}
 		conn = lc.conn
+	}
+	if err := d.admit(ctx, v.pace, data); err != nil {
+		return err
 	}
 	err := conn.Write(ctx, typ, data)
 	switch {

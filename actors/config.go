@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
+	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -93,6 +94,9 @@ type Config struct {
 	Recorder             io.Writer // session recording (JSONL); nil: none
 	RecordFile           string    // or a file to record to
 	OnRestoreFailed      func(client *actor.PID, channels []string, err error)
+	RateLimiter          *ratelimit.Limiter // outbound frames; nil: none
+	RatePolicy           RatePolicy         // for the user's own traffic
+	DialLimiter          *ratelimit.Limiter // connection attempts; nil: none
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -212,6 +216,9 @@ func (cfg Config) Validate() error {
 		if cfg.Recorder != nil {
 			bad("RecordFile", "set either a recorder or a record file, not both")
 		}
+	}
+	if cfg.RatePolicy != RateWait && cfg.RatePolicy != RateReject {
+		bad("RatePolicy", fmt.Sprintf("unknown rate policy %d", int(cfg.RatePolicy)))
 	}
 	if cfg.Handler != nil && cfg.Subscriber != nil {
 		bad("Handler", "set either a handler or a subscriber PID, not both")

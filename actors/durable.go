@@ -3,6 +3,7 @@ package actors
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -34,6 +35,10 @@ type durable struct {
 	msgsOut    atomic.Uint64
 	hbMisses   atomic.Uint64
 	ids        atomic.Uint64 // JSON-RPC ids this client issues, heartbeats included
+
+	rateLimited atomic.Uint64 // frames the rate limiter refused
+	rateWaits   atomic.Uint64 // frames that waited for tokens
+	rateWaitNs  atomic.Int64  // time they waited
 
 	latency *latencyRing    // heartbeat and request round trips
 	pending *pendingTable   // requests waiting for their response
@@ -136,6 +141,9 @@ func (d *durable) health() Health {
 	h.RTTP50, h.RTTP99, h.RTTSamples = d.latency.percentiles()
 	h.Pending = d.pending.count()
 	h.LateResponses = d.pending.late.Load()
+	h.RateLimited = d.rateLimited.Load()
+	h.RateLimitWaits = d.rateWaits.Load()
+	h.RateLimitWait = time.Duration(d.rateWaitNs.Load())
 	return h
 }
 

@@ -37,6 +37,10 @@ type Health struct {
 	InboundQueued  int    // waiting for the handler or subscriber
 	InboundDropped uint64 // dropped by the overflow policy
 	HandlerPanics  uint64
+
+	RateLimited    uint64        // frames the rate limiter refused (ErrRateLimited)
+	RateLimitWaits uint64        // frames that waited for the rate limiter
+	RateLimitWait  time.Duration // total time they waited
 }
 
 // latencyRing keeps the last n round-trip samples of heartbeats and

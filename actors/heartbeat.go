@@ -110,6 +110,7 @@ func (a *clientActor) answered(rtt time.Duration) {
 // the round trip.
 func (a *clientActor) sendPing() {
 	conn := a.conn
+	a.d.chargeControl()
 	a.probe(conn.Ping)
 }
 
@@ -156,7 +157,7 @@ func (a *clientActor) sendTest() {
 	conn, d := a.conn, a.d
 	a.probe(func(ctx context.Context) (time.Duration, error) {
 		start := time.Now()
-		_, err := d.call(ctx, conn, publicTest)
+		_, err := d.call(ctx, via{conn: conn, pace: paceCharge}, publicTest)
 		return time.Since(start), err
 	})
 }
@@ -170,7 +171,7 @@ func (a *clientActor) answerTestRequest() {
 		defer d.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		defer cancel()
-		if _, err := d.call(ctx, conn, publicTest); err != nil {
+		if _, err := d.call(ctx, via{conn: conn, pace: paceCharge}, publicTest); err != nil {
 			d.log.Debug("answer to test_request", zap.Error(err))
 		}
 	}()

@@ -14,7 +14,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
-	"github.com/zenws/zenws/transport"
 )
 
 var (
@@ -164,7 +163,7 @@ func (c *Client) Call(ctx context.Context, method string, params any) (json.RawM
 	if d == nil {
 		return nil, ErrNotFound
 	}
-	resp, err := d.call(ctx, nil, func(id uint64) ([]byte, error) { return jsonrpc.Build(id, method, params) })
+	resp, err := d.call(ctx, via{}, func(id uint64) ([]byte, error) { return jsonrpc.Build(id, method, params) })
 	if err != nil {
 		return nil, err
 	}
@@ -183,12 +182,11 @@ func (c *Client) Request(ctx context.Context, msg []byte) (json.RawMessage, erro
 	if d == nil {
 		return nil, ErrNotFound
 	}
-	return d.request(ctx, nil, msg)
+	return d.request(ctx, via{}, msg)
 }
 
-// request sends msg on conn (nil: the published connection) and waits for
-// the response with the same id.
-func (d *durable) request(ctx context.Context, conn *transport.Conn, msg []byte) (json.RawMessage, error) {
+// request sends msg as v says and waits for the response with the same id.
+func (d *durable) request(ctx context.Context, v via, msg []byte) (json.RawMessage, error) {
 	if !utf8.Valid(msg) || !json.Valid(msg) {
 		return nil, fmt.Errorf("%w: not valid JSON text", ErrInvalidRequest)
 	}
@@ -204,13 +202,13 @@ func (d *durable) request(ctx context.Context, conn *transport.Conn, msg []byte)
 	if err != nil {
 		return nil, err
 	}
-	return d.send(ctx, conn, key, call, msg)
+	return d.send(ctx, v, key, call, msg)
 }
 
 // send writes msg, registered under key, and waits for its response. The
 // deadline (the earlier of ctx's and RequestTimeout) runs from the start;
 // only a write already in progress can outlast it, by at most WriteTimeout.
-func (d *durable) send(ctx context.Context, conn *transport.Conn, key string, call *pendingCall, msg []byte) (json.RawMessage, error) {
+func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall, msg []byte) (json.RawMessage, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
@@ -218,7 +216,7 @@ func (d *durable) send(ctx context.Context, conn *transport.Conn, key string, ca
 		d.pending.abandon(key, call, false)
 		return nil, d.timeoutError(ctx, start)
 	}
-	if err := d.write(ctx, conn, websocket.MessageText, msg); err != nil {
+	if err := d.write(ctx, v, websocket.MessageText, msg); err != nil {
 		d.pending.abandon(key, call, false)
 		if ctx.Err() != nil {
 			return nil, d.timeoutError(ctx, start)
@@ -257,7 +255,7 @@ func (d *durable) timeoutError(ctx context.Context, start time.Time) error {
 
 // call sends a request built with an id from the client's sequence,
 // skipping ids a Request of the user's holds at the moment.
-func (d *durable) call(ctx context.Context, conn *transport.Conn, build func(id uint64) ([]byte, error)) (json.RawMessage, error) {
+func (d *durable) call(ctx context.Context, v via, build func(id uint64) ([]byte, error)) (json.RawMessage, error) {
 	for {
 		id := d.ids.Add(1)
 		msg, err := build(id)
@@ -272,7 +270,7 @@ func (d *durable) call(ctx context.Context, conn *transport.Conn, build func(id 
 		if err != nil {
 			return nil, err
 		}
-		return d.send(ctx, conn, key, pc, msg)
+		return d.send(ctx, v, key, pc, msg)
 	}
 }
 

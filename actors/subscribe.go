@@ -13,7 +13,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
-	"github.com/zenws/zenws/transport"
 )
 
 // SubscriptionOp is subscribe or unsubscribe.
@@ -212,11 +211,11 @@ func (c *Client) subscription(ctx context.Context, op SubscriptionOp, channels [
 	if len(channels) == 0 {
 		return errors.New("zenws: no channels")
 	}
-	return d.subscribe(ctx, nil, op, channels)
+	return d.subscribe(ctx, via{}, op, channels)
 }
 
-// subscribe runs op for channels on conn (nil: the published connection).
-func (d *durable) subscribe(ctx context.Context, conn *transport.Conn, op SubscriptionOp, channels []string) error {
+// subscribe runs op for channels as v says.
+func (d *durable) subscribe(ctx context.Context, v via, op SubscriptionOp, channels []string) error {
 	dialect := d.cfg.Dialect
 	if dialect == nil {
 		dialect = DeribitDialect{}
@@ -224,7 +223,7 @@ func (d *durable) subscribe(ctx context.Context, conn *transport.Conn, op Subscr
 	// Requests run in order; one that fails stops the rest. What earlier
 	// requests confirmed stays applied.
 	for _, r := range dialect.Requests(op, channels) {
-		resp, err := d.call(ctx, conn, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
+		resp, err := d.call(ctx, v, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,237 @@
+// Package ratelimit holds the token buckets a client paces its outbound
+// frames with, and presets for the venues' published rules.
+//
+// A Limiter is a set of buckets (golang.org/x/time/rate) and a Classifier
+// that says which bucket an outbound frame draws from and how many tokens
+// it costs. A Limiter is safe for concurrent use and is meant to be shared
+// where the venue's limit is shared: give the same *Limiter to every client
+// of one Deribit sub-account, and the same connection Limiter (see
+// BinanceConnections) to every client dialling from one IP. Where the limit
+// is per connection (Binance's 5 messages/s), give each client its own.
+//
+// Three ways to take tokens, matching what the client needs:
+//   - Wait blocks until the frame's tokens are there, within ctx;
+//   - Allow takes them only if they are there now;
+//   - Charge takes them at once even if that overdraws the bucket (later
+//     frames then wait longer): for replies a venue requires at once, such
+//     as Deribit's test_request answer or a pong, which are counted but
+//     must never be delayed.
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/zenws/zenws/actors/jsonrpc"
+)
+
+// ErrRateLimited is returned (wrapped) when a frame cannot have its tokens:
+// at once under the reject policy, or within the caller's deadline under
+// the wait policy, or never because it costs more than the bucket holds.
+// actors.ErrRateLimited is the same value.
+var ErrRateLimited = errors.New("zenws: rate limited")
+
+// Bucket is one token bucket: Rate tokens per second refill it up to Burst.
+type Bucket struct {
+	Name  string
+	Rate  float64 // tokens per second
+	Burst int     // the most tokens the bucket holds
+}
+
+// Frame is what a Classifier prices: an outbound data message, or a control
+// frame (a ping or a pong) when Control is set.
+type Frame struct {
+	Data    []byte
+	Control bool
+}
+
+// Classifier returns the index of the bucket a frame draws from and its cost
+// in tokens. A cost of 0 lets the frame through free.
+type Classifier func(f Frame) (bucket int, tokens int)
+
+// Limiter paces frames through a set of buckets. The zero value is not
+// usable; create one with New or a preset.
+type Limiter struct {
+	name     string
+	buckets  []*rate.Limiter
+	specs    []Bucket
+	classify Classifier
+
+	allowed  atomic.Uint64
+	waited   atomic.Uint64
+	waitNs   atomic.Int64
+	rejected atomic.Uint64
+	charged  atomic.Uint64
+}
+
+// Stats counts what a Limiter let through and held back, over its life.
+type Stats struct {
+	Allowed  uint64        // frames that found their tokens without waiting
+	Waited   uint64        // frames that waited for their tokens
+	WaitTime time.Duration // total time spent waiting
+	Rejected uint64        // frames refused (ErrRateLimited)
+	Charged  uint64        // frames counted without delay (heartbeat replies, pongs)
+}
+
+// New returns a Limiter over buckets, pricing frames with classify. A nil
+// classify charges one token from bucket 0 for every data frame and lets
+// control frames through free.
+func New(name string, classify Classifier, buckets ...Bucket) (*Limiter, error) {
+	if len(buckets) == 0 {
+		return nil, fmt.Errorf("zenws: ratelimit %q: no buckets", name)
+	}
+	l := &Limiter{name: name, classify: classify, specs: append([]Bucket(nil), buckets...)}
+	for i, b := range buckets {
+		if !(b.Rate > 0) || b.Burst < 1 {
+			return nil, fmt.Errorf("zenws: ratelimit %q: bucket %d (%s): rate must be > 0 and burst >= 1, got %v and %d", name, i, b.Name, b.Rate, b.Burst)
+		}
+		l.buckets = append(l.buckets, rate.NewLimiter(rate.Limit(b.Rate), b.Burst))
+	}
+	if l.classify == nil {
+		l.classify = func(f Frame) (int, int) {
+			if f.Control {
+				return 0, 0
+			}
+			return 0, 1
+		}
+	}
+	return l, nil
+}
+
+// Simple returns a Limiter of one bucket: perSecond frames a second with
+// bursts of burst; control frames are free. It panics when perSecond <= 0
+// or burst < 1 (a programming error); use New to get an error instead.
+func Simple(perSecond float64, burst int) *Limiter {
+	return must(New("simple", nil, Bucket{Name: "messages", Rate: perSecond, Burst: burst}))
+}
+
+func must(l *Limiter, err error) *Limiter {
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
+// Name is the name the Limiter was created with.
+func (l *Limiter) Name() string { return l.name }
+
+// Buckets returns the Limiter's bucket specifications.
+func (l *Limiter) Buckets() []Bucket { return append([]Bucket(nil), l.specs...) }
+
+// Tokens returns the tokens bucket i holds now (negative when overdrawn by
+// Charge).
+func (l *Limiter) Tokens(i int) float64 { return l.buckets[i].Tokens() }
+
+// Stats returns the Limiter's counters.
+func (l *Limiter) Stats() Stats {
+	return Stats{
+		Allowed:  l.allowed.Load(),
+		Waited:   l.waited.Load(),
+		WaitTime: time.Duration(l.waitNs.Load()),
+		Rejected: l.rejected.Load(),
+		Charged:  l.charged.Load(),
+	}
+}
+
+func (l *Limiter) price(f Frame) (*rate.Limiter, int, error) {
+	i, n := l.classify(f)
+	if n <= 0 {
+		return nil, 0, nil
+	}
+	if i < 0 || i >= len(l.buckets) {
+		return nil, 0, fmt.Errorf("zenws: ratelimit %q: classifier chose bucket %d of %d", l.name, i, len(l.buckets))
+	}
+	if n > l.specs[i].Burst {
+		return nil, 0, fmt.Errorf("%w: a frame costing %d tokens can never fit bucket %q (burst %d)", ErrRateLimited, n, l.specs[i].Name, l.specs[i].Burst)
+	}
+	return l.buckets[i], n, nil
+}
+
+// Wait takes the frame's tokens, waiting for them as long as ctx allows. When
+// ctx's deadline comes before the tokens would, it returns at once with an
+// error wrapping ErrRateLimited and takes nothing; when ctx is cancelled
+// while waiting, the error wraps ctx's error.
+func (l *Limiter) Wait(ctx context.Context, f Frame) error {
+	_, err := l.WaitFor(ctx, f)
+	return err
+}
+
+// WaitFor is Wait that also returns how long it waited for the tokens.
+func (l *Limiter) WaitFor(ctx context.Context, f Frame) (time.Duration, error) {
+	b, n, err := l.price(f)
+	if err != nil {
+		l.rejected.Add(1)
+		return 0, err
+	}
+	if b == nil {
+		return 0, nil
+	}
+	now := time.Now()
+	r := b.ReserveN(now, n)
+	delay := r.DelayFrom(now)
+	if delay == 0 {
+		l.allowed.Add(1)
+		return 0, nil
+	}
+	if dl, ok := ctx.Deadline(); ok && dl.Before(now.Add(delay)) {
+		r.CancelAt(now)
+		l.rejected.Add(1)
+		return 0, fmt.Errorf("%w: %s needs %v more, past the deadline", ErrRateLimited, l.name, delay.Round(time.Millisecond))
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		l.waited.Add(1)
+		l.waitNs.Add(int64(delay))
+		return delay, nil
+	case <-ctx.Done():
+		r.Cancel()
+		l.rejected.Add(1)
+		return time.Since(now), fmt.Errorf("zenws: waiting for %s: %w", l.name, context.Cause(ctx))
+	}
+}
+
+// Allow takes the frame's tokens if the bucket holds them now and reports
+// whether it did.
+func (l *Limiter) Allow(f Frame) bool { return l.allowAt(time.Now(), f) }
+
+func (l *Limiter) allowAt(now time.Time, f Frame) bool {
+	b, n, err := l.price(f)
+	if err != nil {
+		l.rejected.Add(1)
+		return false
+	}
+	if b == nil || b.AllowN(now, n) {
+		l.allowed.Add(1)
+		return true
+	}
+	l.rejected.Add(1)
+	return false
+}
+
+// Charge takes the frame's tokens at once, overdrawing the bucket if it
+// must: the frame goes out now and later frames wait for the debt.
+func (l *Limiter) Charge(f Frame) {
+	b, n, err := l.price(f)
+	if err != nil || b == nil {
+		return
+	}
+	b.ReserveN(time.Now(), n) // kept: the tokens are spent
+	l.charged.Add(1)
+}
+
+// method returns the JSON-RPC method of a frame, or "" when it has none.
+func method(data []byte) string {
+	env, ok := jsonrpc.Peek(data)
+	if !ok {
+		return ""
+	}
+	m, _ := jsonrpc.String(env.Method)
+	return m
+}

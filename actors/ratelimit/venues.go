@@ -1,0 +1,123 @@
+package ratelimit
+
+import (
+	"strings"
+	"time"
+)
+
+// DeribitTier is a Deribit matching-engine rate limit: sustained requests a
+// second and the burst. Deribit assigns a sub-account its tier hourly from
+// its 7-day volume; /private/get_account_summary reports the account's real
+// limits, which may differ from these published defaults.
+type DeribitTier struct {
+	Rate  float64
+	Burst int
+}
+
+// Deribit's published matching-engine tiers (support.deribit.com, "Rate
+// Limits"). DeribitTier4 is an account's default.
+var (
+	DeribitTier1 = DeribitTier{Rate: 30, Burst: 100} // over USD 25 million 7-day volume
+	DeribitTier2 = DeribitTier{Rate: 20, Burst: 50}  // over USD 5 million
+	DeribitTier3 = DeribitTier{Rate: 10, Burst: 30}  // over USD 1 million
+	DeribitTier4 = DeribitTier{Rate: 5, Burst: 20}   // the rest
+)
+
+// Deribit's non-matching-engine credit rule: every request costs 500
+// credits from a pool of at most 50,000 that refills 10,000 a second (20
+// requests a second sustained, bursts of 100). Heartbeat replies and
+// public/test count.
+const (
+	DeribitCreditCost     = 500
+	DeribitCreditCapacity = 50_000
+	DeribitCreditRefill   = 10_000
+)
+
+// deribitMatching lists Deribit's matching-engine methods; every other
+// request draws on the credit pool.
+var deribitMatching = map[string]bool{
+	"private/buy":                        true,
+	"private/sell":                       true,
+	"private/edit":                       true,
+	"private/edit_by_label":              true,
+	"private/cancel":                     true,
+	"private/cancel_all":                 true,
+	"private/cancel_all_by_instrument":   true,
+	"private/cancel_all_by_currency":     true,
+	"private/cancel_all_by_kind_or_type": true,
+	"private/cancel_by_label":            true,
+	"private/cancel_quotes":              true,
+	"private/close_position":             true,
+	"private/verify_block_trade":         true,
+	"private/execute_block_trade":        true,
+	"private/mass_quote":                 true,
+	"private/move_positions":             true,
+}
+
+// DeribitMatchingEngine reports whether method is one of Deribit's
+// matching-engine requests (orders, edits, cancels), which have their own
+// per-tier limit instead of costing credits.
+func DeribitMatchingEngine(method string) bool { return deribitMatching[method] }
+
+// Deribit returns a Limiter with Deribit's rules for one sub-account: the
+// credit pool for non-matching-engine requests (bucket 0) and the
+// matching-engine limit of tier (bucket 1). Deribit counts per
+// sub-account across all its connections, so share the Limiter between
+// every client of the account. WebSocket control frames are free.
+func Deribit(tier DeribitTier) *Limiter {
+	return must(New("deribit", func(f Frame) (int, int) {
+		if f.Control {
+			return 0, 0
+		}
+		if DeribitMatchingEngine(method(f.Data)) {
+			return 1, 1
+		}
+		return 0, DeribitCreditCost
+	},
+		Bucket{Name: "credits", Rate: DeribitCreditRefill, Burst: DeribitCreditCapacity},
+		Bucket{Name: "matching engine", Rate: tier.Rate, Burst: tier.Burst},
+	))
+}
+
+// Binance's published WebSocket rules for spot streams.
+const (
+	BinanceMessagesPerSecond = 5               // incoming messages per connection, pings and pongs included
+	BinanceConnectionsPer    = 300             // new connections per BinanceConnectionWindow per IP
+	BinanceConnectionWindow  = 5 * time.Minute // the window of BinanceConnectionsPer
+)
+
+// Binance returns a Limiter with Binance's per-connection rule: 5 messages
+// a second (what Binance receives: requests, pings, pongs and other control
+// frames all count). The limit is per connection: give each client its own.
+func Binance() *Limiter {
+	return must(New("binance", func(Frame) (int, int) { return 0, 1 },
+		Bucket{Name: "messages", Rate: BinanceMessagesPerSecond, Burst: BinanceMessagesPerSecond}))
+}
+
+// BinanceConnections returns a Limiter for connection attempts from one IP:
+// 300 every 5 minutes (a refill of one a second, bursts of 300). Share it
+// between every client that dials from the same IP (actors.WithDialLimiter)
+// so that a reconnect storm of a whole pool cannot get the IP banned.
+func BinanceConnections() *Limiter {
+	per := float64(BinanceConnectionsPer) / BinanceConnectionWindow.Seconds()
+	return must(New("binance connections", func(Frame) (int, int) { return 0, 1 },
+		Bucket{Name: "connection attempts", Rate: per, Burst: BinanceConnectionsPer}))
+}
+
+// PrefixCost is a Classifier for a single bucket that prices frames by the
+// longest matching prefix of their JSON-RPC method; frames with no method
+// or no matching prefix cost def. Control frames are free.
+func PrefixCost(costs map[string]int, def int) Classifier {
+	return func(f Frame) (int, int) {
+		if f.Control {
+			return 0, 0
+		}
+		m, best, n := method(f.Data), -1, def
+		for p, c := range costs {
+			if len(p) > best && strings.HasPrefix(m, p) {
+				best, n = len(p), c
+			}
+		}
+		return 0, n
+	}
+}
