@@ -91,8 +91,8 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.heartbeatTick(ctx, m)
 	case *pingResult:
 		a.pingDone(ctx, m)
-	case *restoreDone:
-		a.restored(m)
+	case *setupDone:
+		a.setupDone(ctx, m)
 	case *reconnectReq:
 		a.reconnect(m)
 	case *actor.Terminated:
@@ -242,52 +242,77 @@ func (a *clientActor) connected(conn *transport.Conn, pings *atomic.Int64) {
 	d := a.d
 	a.gen = d.generation.Add(1)
 	a.conn, a.pings = conn, pings
-	d.retries, a.attempts, a.limit = 0, 0, a.cfg.RetryCount
 	a.startReader(conn, a.gen)
 	a.startHeartbeat()
 	// The connect pipeline: hooks that must come first (re-authentication)
 	// and then the subscription restore run before the client reports
 	// itself connected.
-	if chs := d.subs.list(); a.cfg.RestoreSubscriptions && len(chs) > 0 {
-		a.restore(conn, chs)
+	var chs []string
+	if a.cfg.RestoreSubscriptions {
+		chs = d.subs.list()
+	}
+	if len(a.cfg.ConnectHooks) == 0 && len(chs) == 0 {
+		a.ready()
 		return
 	}
-	a.ready()
+	a.setup(conn, chs)
 }
 
-// restore re-subscribes the confirmed set on a new connection, off the
-// actor's goroutine; restoreDone finishes the connect.
-func (a *clientActor) restore(conn *transport.Conn, chs []string) {
+// setup runs the connect hooks and then re-subscribes chs on a new
+// connection, off the actor's goroutine; setupDone finishes the connect.
+func (a *clientActor) setup(conn *transport.Conn, chs []string) {
 	d, sys, self, gen, timeout, life := a.d, a.sys, a.self, a.gen, a.cfg.RequestTimeout, a.life
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		ctx, cancel := context.WithTimeout(life, timeout) // ends with this instance
-		defer cancel()
-		err := d.subscribe(ctx, via{conn: conn, pace: paceWait}, OpSubscribe, chs)
+		m := &setupDone{gen: gen, channels: chs}
+		if m.hookErr = d.runHooks(life, &Setup{d: d, conn: conn, gen: gen}); m.hookErr == nil && len(chs) > 0 {
+			ctx, cancel := context.WithTimeout(life, timeout) // ends with this instance
+			m.restoreErr = d.subscribe(ctx, via{conn: conn, pace: paceWait}, OpSubscribe, chs)
+			cancel()
+		}
 		if !d.isStopped() {
-			sys.Root.Send(self, &restoreDone{gen: gen, channels: chs, err: err})
+			sys.Root.Send(self, m)
 		}
 	}()
 }
 
-func (a *clientActor) restored(m *restoreDone) {
+func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
 	if m.gen != a.gen || a.conn == nil || a.stopping {
 		return
 	}
-	if m.err != nil {
-		a.d.log.Warn("restoring subscriptions failed; connected without them", zap.Strings("channels", m.channels), zap.Error(m.err))
+	if m.hookErr != nil {
+		// The attempt failed: like a failed dial, it counts against the
+		// retry budget and waits the next backoff.
+		a.d.log.Warn("connect hook failed; closing the connection", zap.Error(m.hookErr))
+		a.dropConn(m.hookErr)
+		var fe *FatalError
+		switch {
+		case errors.As(m.hookErr, &fe):
+			a.fatal(ctx, fe.Err)
+		case a.attempts >= a.limit:
+			a.giveUp()
+		default:
+			a.publish()
+			a.scheduleRetry()
+		}
+		return
+	}
+	if m.restoreErr != nil {
+		a.d.log.Warn("restoring subscriptions failed; connected without them", zap.Strings("channels", m.channels), zap.Error(m.restoreErr))
 		if fn := a.cfg.OnRestoreFailed; fn != nil {
-			self, chs, err := a.self, m.channels, m.err
+			self, chs, err := a.self, m.channels, m.restoreErr
 			a.d.in.call(func() { fn(self, chs, err) })
 		}
 	}
 	a.ready()
 }
 
-// ready publishes the connection and reports the client connected.
+// ready publishes the connection and reports the client connected: the
+// attempt counts start again.
 func (a *clientActor) ready() {
 	d, conn := a.d, a.conn
+	d.retries, a.attempts, a.limit = 0, 0, a.cfg.RetryCount
 	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
 	a.setState(StateConnected)
 	d.log.Info("connected", zap.Uint64("generation", a.gen))

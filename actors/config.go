@@ -97,6 +97,7 @@ type Config struct {
 	RateLimiter          *ratelimit.Limiter // outbound frames; nil: none
 	RatePolicy           RatePolicy         // for the user's own traffic
 	DialLimiter          *ratelimit.Limiter // connection attempts; nil: none
+	ConnectHooks         []ConnectHook      // run on every new connection, before the restore
 }
 
 // StateChange is one transition of a client's state, as seen by a

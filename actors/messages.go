@@ -53,9 +53,12 @@ type pingResult struct {
 // connected, or why not.
 type reconnectReq struct{ reply chan error }
 
-// restoreDone reports the subscription restore of connection gen.
-type restoreDone struct {
-	gen      uint64
-	channels []string
-	err      error
+// setupDone reports the connect pipeline of connection gen: the connect
+// hooks (hookErr fails the attempt) and then the subscription restore
+// (restoreErr is reported, the connection kept).
+type setupDone struct {
+	gen        uint64
+	hookErr    error
+	channels   []string
+	restoreErr error
 }

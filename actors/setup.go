@@ -1,0 +1,133 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coder/websocket"
+
+	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/transport"
+)
+
+// ConnectHook runs on every new connection before the client restores its
+// subscriptions and reports itself connected: the place for what must come
+// first, such as authentication. It talks to the server through s (the
+// connection is not published yet, so the client's own Send and Call
+// return ErrNotConnected). ctx ends after RequestTimeout, or when the client
+// stops or the connection is lost.
+//
+// A hook that returns an error fails the connection attempt: the client
+// closes the connection and tries again with backoff, like after a failed
+// dial; an error wrapping *FatalError (see Fatal) stops the client for
+// good instead (wrong credentials do not get better by retrying). A hook
+// that panics counts as returning an error.
+type ConnectHook func(ctx context.Context, s *Setup) error
+
+// WithConnectHook adds a hook to run on every new connection; hooks run in
+// the order they were added, before the subscription restore.
+func WithConnectHook(h ConnectHook) Option {
+	return func(c *Config) {
+		if h != nil {
+			c.ConnectHooks = append(c.ConnectHooks[:len(c.ConnectHooks):len(c.ConnectHooks)], h)
+		}
+	}
+}
+
+// Fatal marks err as fatal for the client: returned from a ConnectHook it
+// stops the client instead of retrying.
+func Fatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *FatalError
+	if errors.As(err, &fe) {
+		return err
+	}
+	return &FatalError{Err: err}
+}
+
+// Setup is a new connection while its connect hooks run. Its methods
+// write on that connection only and are paced by the client's rate limiter
+// (they wait for tokens within ctx).
+type Setup struct {
+	d    *durable
+	conn *transport.Conn
+	gen  uint64
+}
+
+// Client returns a handle on the client the connection belongs to, for
+// work a hook schedules for later (a token refresh). Its methods work once
+// the client is connected.
+func (s *Setup) Client() *Client {
+	c := &Client{sys: s.d.sys, pid: s.d.pid}
+	c.d.Store(s.d)
+	return c
+}
+
+// PID is the client actor's PID.
+func (s *Setup) PID() *actor.PID { return s.d.pid }
+
+// Generation is the connection's generation (Health.Generation once it is
+// published).
+func (s *Setup) Generation() uint64 { return s.gen }
+
+// Call is Client.Call on this connection.
+func (s *Setup) Call(ctx context.Context, method string, params any) (json.RawMessage, error) {
+	resp, err := s.d.call(ctx, s.via(), func(id uint64) ([]byte, error) { return jsonrpc.Build(id, method, params) })
+	if err != nil {
+		return nil, err
+	}
+	env, _ := jsonrpc.Peek(resp)
+	return json.RawMessage(env.Result), nil
+}
+
+// Request is Client.Request on this connection.
+func (s *Setup) Request(ctx context.Context, msg []byte) (json.RawMessage, error) {
+	return s.d.request(ctx, s.via(), msg)
+}
+
+// Send is Client.Send on this connection.
+func (s *Setup) Send(ctx context.Context, data []byte) error {
+	if !utf8.Valid(data) {
+		return fmt.Errorf("zenws: Send: %w", transport.ErrInvalidUTF8)
+	}
+	return s.d.write(ctx, s.via(), websocket.MessageText, data)
+}
+
+func (s *Setup) via() via { return via{conn: s.conn, pace: paceWait} }
+
+// runHooks runs the connect hooks in order; the first error ends the run.
+func (d *durable) runHooks(life context.Context, s *Setup) error {
+	for i, h := range d.cfg.ConnectHooks {
+		if err := d.runHook(life, i, h, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *durable) runHook(life context.Context, i int, h ConnectHook, s *Setup) (err error) {
+	ctx, cancel := context.WithTimeout(life, d.cfg.RequestTimeout)
+	defer cancel()
+	go func() { // the connection ending ends the hook's ctx
+		select {
+		case <-s.conn.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("zenws: connect hook %d panicked: %v", i+1, r)
+		}
+	}()
+	if err := h(ctx, s); err != nil {
+		return fmt.Errorf("zenws: connect hook %d: %w", i+1, err)
+	}
+	return nil
+}
