@@ -60,7 +60,10 @@ type Conn struct {
 	received      []Message
 	receivedCount int
 	channels      map[string]struct{}
-	authenticated bool
+	authExpiry    time.Time // zero until the first successful public/auth
+	authClientID  string
+	authCount     int
+	authGrants    []string
 	closeKnown    bool
 	closeCode     websocket.StatusCode
 	closeReason   string
@@ -68,6 +71,8 @@ type Conn struct {
 	hbStarted     bool
 	hbInterval    time.Duration
 	hbKick        chan struct{}
+
+	ownAccount *account // rate limits while unauthenticated; guarded by s.d.mu
 }
 
 func newConn(s *Server, r *http.Request, gate *gateConn) *Conn {
@@ -101,6 +106,10 @@ func (c *Conn) run(ws *websocket.Conn) {
 	}
 	if d := c.s.cfg.heartbeatInterval; d > 0 {
 		c.SetHeartbeat(d)
+	}
+	if d := c.s.cfg.maxConnAge; d > 0 {
+		c.wg.Add(1)
+		go c.ageLoop(d)
 	}
 	c.readLoop()
 	c.finish(true)
@@ -148,10 +157,15 @@ func (c *Conn) readLoop() {
 }
 
 // dispatch answers a JSON-RPC request if there is a responder for it and
-// echoes the message otherwise (if echo is on).
+// echoes the message otherwise (if echo is on). With WithDeribitCredits a
+// request that finds too few credits is refused and ends the connection.
 func (c *Conn) dispatch(typ websocket.MessageType, data []byte) {
 	if typ == websocket.MessageText {
 		if req, ok := parseRequest(data); ok {
+			if !c.s.admit(c, req.method) {
+				c.rejectTooManyRequests(req)
+				return
+			}
 			if req.method == "public/test" {
 				c.testRequests.Add(1)
 			}
@@ -489,11 +503,4 @@ func (c *Conn) WaitSubscribed(ctx context.Context, channels ...string) error {
 		return fmt.Errorf("wstest: conn %d: waiting for subscriptions %q: %w", c.id, channels, err)
 	}
 	return nil
-}
-
-// Authenticated reports whether the client called "public/auth" (WithDeribit).
-func (c *Conn) Authenticated() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.authenticated
 }

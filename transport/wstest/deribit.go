@@ -26,16 +26,25 @@ func builtinResponders(cfg config) map[string]Responder {
 	if !cfg.deribit {
 		return m
 	}
+	// Without credentials the subscription methods stay open to anyone,
+	// as before authentication was modelled.
+	private := func(fn Responder) Responder { return fn }
+	if cfg.creds != nil {
+		private = requireAuth
+	}
 	m["public/set_heartbeat"] = deribitSetHeartbeat
 	m["public/disable_heartbeat"] = deribitDisableHeartbeat
 	m["public/subscribe"] = deribitSubscribe
-	m["private/subscribe"] = deribitSubscribe
+	m["private/subscribe"] = private(deribitSubscribe)
 	m["public/unsubscribe"] = deribitUnsubscribe
-	m["private/unsubscribe"] = deribitUnsubscribe
+	m["private/unsubscribe"] = private(deribitUnsubscribe)
 	m["public/unsubscribe_all"] = deribitUnsubscribeAll
-	m["private/unsubscribe_all"] = deribitUnsubscribeAll
+	m["private/unsubscribe_all"] = private(deribitUnsubscribeAll)
 	m["public/auth"] = deribitAuth
 	m["public/get_time"] = deribitGetTime
+	m["private/get_account_summary"] = requireAuth(deribitAccountSummary)
+	m["private/buy"] = requireAuth(deribitBuy)
+	m["private/sell"] = requireAuth(deribitSell)
 	return m
 }
 
@@ -96,20 +105,6 @@ func deribitUnsubscribe(c *Conn, params json.RawMessage) (any, *RPCError) {
 func deribitUnsubscribeAll(c *Conn, _ json.RawMessage) (any, *RPCError) {
 	c.Unsubscribe(c.Channels()...)
 	return "ok", nil
-}
-
-func deribitAuth(c *Conn, _ json.RawMessage) (any, *RPCError) {
-	c.mu.Lock()
-	c.authenticated = true
-	c.notifyLocked()
-	c.mu.Unlock()
-	return map[string]any{
-		"access_token":  "tok",
-		"expires_in":    900,
-		"refresh_token": "ref",
-		"token_type":    "bearer",
-		"scope":         "connection",
-	}, nil
 }
 
 func deribitGetTime(*Conn, json.RawMessage) (any, *RPCError) {

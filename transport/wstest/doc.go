@@ -10,7 +10,18 @@
 //     Server.Handle), keeping the request id's raw JSON;
 //   - mimic a Deribit-like exchange (WithDeribit): public/test, heartbeats
 //     with test_request and timeout (WithDeribitHeartbeat,
-//     public/set_heartbeat), subscriptions with Server.Publish, public/auth;
+//     public/set_heartbeat), subscriptions with Server.Publish or a periodic
+//     ticker with server-wide channel_seq numbers (WithDeribitTicker),
+//     public/auth with real credential checks (WithDeribitCredentials:
+//     client_credentials, HMAC client_signature, refresh_token), expiring
+//     tokens (WithDeribitTokenTTL), private methods that need auth
+//     (private/get_account_summary, private/buy and private/sell, counted by
+//     Server.Orders), and the venue's rate limits (WithDeribitCredits:
+//     credits per sub-account, a separate matching-engine bucket, error
+//     10028 and a closed connection when exhausted);
+//   - play Binance's connection-rotation cues: close every connection after
+//     a maximum age (WithMaxConnAge) and announce maintenance
+//     (Conn.SendServerShutdown);
 //   - send WebSocket pings (WithServerPings) and count pings and pongs;
 //   - inject messages (Conn.Send, Server.Broadcast) and record everything it
 //     receives (Conn.Received, Conn.WaitReceived);

@@ -102,6 +102,51 @@ func ExampleWithDeribit() {
 	// 1 {"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.BTC-PERPETUAL.100ms","data":{"mark_price":50001.5}}}
 }
 
+// Deribit credentials: a signed public/auth, then a private method. Before
+// authenticating, private methods answer 13009 "unauthorized".
+func ExampleWithDeribitCredentials() {
+	srv := wstest.NewServer(wstest.WithDeribitCredentials("my-client", "my-secret"))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, srv.URL()+"ws/api/v2", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.CloseNow()
+	call := func(req string) string {
+		_ = c.Write(ctx, websocket.MessageText, []byte(req))
+		_, reply, _ := c.Read(ctx)
+		return string(reply)
+	}
+
+	fmt.Println(call(`{"jsonrpc":"2.0","id":1,"method":"private/get_account_summary","params":{"currency":"BTC"}}`))
+
+	ts := time.Now().UnixMilli()
+	sig := wstest.DeribitSignature("my-secret", ts, "abc123", "")
+	var auth struct {
+		Result struct {
+			ExpiresIn int    `json:"expires_in"`
+			TokenType string `json:"token_type"`
+			Scope     string `json:"scope"`
+		} `json:"result"`
+	}
+	_ = json.Unmarshal([]byte(call(fmt.Sprintf(
+		`{"jsonrpc":"2.0","id":2,"method":"public/auth","params":{"grant_type":"client_signature","client_id":"my-client","timestamp":%d,"nonce":"abc123","data":"","signature":%q}}`,
+		ts, sig))), &auth)
+	fmt.Println(auth.Result.ExpiresIn, auth.Result.TokenType, auth.Result.Scope)
+
+	fmt.Println(call(`{"jsonrpc":"2.0","id":3,"method":"private/get_account_summary","params":{"currency":"BTC"}}`))
+	fmt.Println(srv.AuthCount())
+	// Output:
+	// {"jsonrpc":"2.0","id":1,"error":{"code":13009,"message":"unauthorized"}}
+	// 900 bearer connection mainaccount
+	// {"jsonrpc":"2.0","id":3,"result":{"available_funds":10,"balance":10,"currency":"BTC","equity":10,"margin_balance":10}}
+	// 1
+}
+
 // An unanswered Deribit heartbeat closes the connection.
 func ExampleWithDeribitHeartbeat() {
 	srv := wstest.NewServer(wstest.WithDeribitHeartbeat(50 * time.Millisecond))

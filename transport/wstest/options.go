@@ -27,6 +27,12 @@ type config struct {
 	readLimit         int64
 	writeTimeout      time.Duration
 	captureLimit      int
+
+	creds          *deribitCreds   // nil: any public/auth succeeds
+	tokenTTL       time.Duration   // lifetime of an access token
+	credits        *DeribitCredits // nil: no rate limits
+	tickerInterval time.Duration   // 0: no periodic notifications
+	maxConnAge     time.Duration   // 0: connections live until closed
 }
 
 func newConfig(opts []Option) config {
@@ -36,6 +42,7 @@ func newConfig(opts []Option) config {
 		readLimit:    DefaultReadLimit,
 		writeTimeout: DefaultWriteTimeout,
 		captureLimit: DefaultCaptureLimit,
+		tokenTTL:     DefaultDeribitTokenTTL,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -104,14 +111,126 @@ func WithDeribitHeartbeat(interval time.Duration) Option {
 //   - "public/unsubscribe", "private/unsubscribe": removes; result is the
 //     list of channels that were removed.
 //   - "public/unsubscribe_all", "private/unsubscribe_all": clears; result "ok".
-//   - "public/auth": result {"access_token":"tok","expires_in":900,
-//     "refresh_token":"ref","token_type":"bearer"}.
+//   - "public/auth": authenticates the connection for the token lifetime
+//     (WithDeribitTokenTTL). Without WithDeribitCredentials every call
+//     succeeds with the fixed result {"access_token":"tok","expires_in":900,
+//     "refresh_token":"ref","token_type":"bearer","scope":"connection"}
+//     (expires_in follows the TTL); with it, the credentials are checked as
+//     the venue does (see WithDeribitCredentials).
 //   - "public/get_time": result is the server time in Unix milliseconds.
+//   - "private/get_account_summary", "private/buy", "private/sell":
+//     described under WithDeribitCredentials, but served with or without
+//     it; orders are counted by Server.Orders.
 //
-// Subscription notifications are sent with Server.Publish or Conn.Publish.
-// Responders registered with WithResponder or Server.Handle take precedence.
+// Built-in private methods answer error CodeUnauthorized (13009,
+// "unauthorized") on a connection that is not authenticated (never
+// authenticated, or its token expired). For compatibility with tests
+// written before authentication was modelled, private/subscribe,
+// private/unsubscribe and private/unsubscribe_all are exempt unless
+// WithDeribitCredentials is given. Private methods served by WithResponder
+// or Server.Handle are never checked: such a responder can consult
+// Conn.Authenticated itself.
+//
+// Subscription notifications are sent with Server.Publish or Conn.Publish,
+// or periodically with WithDeribitTicker. Responders registered with
+// WithResponder or Server.Handle take precedence over built-in ones.
 func WithDeribit() Option {
 	return func(c *config) { c.deribit = true }
+}
+
+// WithDeribitCredentials makes "public/auth" check credentials like the
+// venue, for the one sub-account clientID/clientSecret. It implies
+// WithDeribit. Accepted grants (every parameter goes in "params"):
+//
+//   - "client_credentials": client_id and client_secret must match.
+//   - "client_signature": client_id; timestamp in Unix milliseconds, at
+//     most 60 s away from the server's clock; a non-empty nonce, which may
+//     not be used twice with the same timestamp; data (optional, "" if
+//     absent); signature = lowercase hex of HMAC-SHA256 with key
+//     clientSecret over timestamp + "\n" + nonce + "\n" + data.
+//   - "refresh_token": refresh_token must have been issued by this server
+//     (on any connection) and not used before: each refresh token works
+//     once, since every successful auth returns a new one. Refresh tokens
+//     do not expire with time.
+//
+// A missing parameter or an unknown grant_type gets CodeInvalidParams;
+// wrong credentials, a bad signature, a stale timestamp, a reused nonce or
+// an unknown refresh token get CodeInvalidCredentials (13004,
+// "invalid_credentials") with a short reason in "data". The result is
+// {"access_token":<random hex>,"expires_in":<TTL in s>,"refresh_token":
+// <random hex>,"token_type":"bearer","scope":"connection mainaccount"}.
+// Successful auths are counted by Server.AuthCount and Conn.AuthCount.
+//
+// The built-in private methods of WithDeribit (authentication required)
+// are "private/get_account_summary" (params {"currency"},
+// default "BTC"; a small fixed summary) and "private/buy" and
+// "private/sell" (params instrument_name, amount > 0, optional type, price
+// and label; result {"order":{...,"order_id":<unique>,"order_state":"open",
+// "direction":"buy"|"sell"},"trades":[]}), counted by Server.Orders and
+// Server.OrdersByLabel. The secret is kept in memory only: the server
+// neither logs nor echoes it.
+func WithDeribitCredentials(clientID, clientSecret string) Option {
+	return func(c *config) {
+		c.deribit = true
+		c.creds = &deribitCreds{id: clientID, secret: clientSecret}
+	}
+}
+
+// DefaultDeribitTokenTTL is the lifetime of an access token issued by
+// "public/auth" unless WithDeribitTokenTTL says otherwise, the venue's 900 s.
+const DefaultDeribitTokenTTL = 900 * time.Second
+
+// WithDeribitTokenTTL sets the lifetime of the access tokens "public/auth"
+// issues (default DefaultDeribitTokenTTL), with or without
+// WithDeribitCredentials; it implies WithDeribit. When it has elapsed
+// without a new successful "public/auth" on the connection, the connection
+// is no longer authenticated (Conn.Authenticated is false, built-in private
+// methods answer 13009). The result's expires_in is the TTL in whole
+// seconds rounded up, at least 1, while the token expires after exactly d,
+// so tests may use sub-second TTLs. d <= 0 means the default.
+func WithDeribitTokenTTL(d time.Duration) Option {
+	return func(c *config) {
+		c.deribit = true
+		if d <= 0 {
+			d = DefaultDeribitTokenTTL
+		}
+		c.tokenTTL = d
+	}
+}
+
+// WithDeribitCredits enforces Deribit's rate limits (see DeribitCredits)
+// and implies WithDeribit. Without it requests are never limited.
+func WithDeribitCredits(cr DeribitCredits) Option {
+	return func(c *config) {
+		c.deribit = true
+		c.credits = &cr
+	}
+}
+
+// WithDeribitTicker makes the server publish, every interval, one
+// notification for each channel that any connection is subscribed to:
+//
+//	{"jsonrpc":"2.0","method":"subscription","params":{"channel":CH,"data":{"channel_seq":N,"timestamp":MS}}}
+//
+// to every (non-stalled) connection subscribed to CH. N counts per channel
+// across the whole server, starting at 1, so a client holding two
+// connections to the same channel can deduplicate: the bytes for one
+// (channel, N) are the same on every connection. MS is the server time in
+// Unix milliseconds. Server.Published reports the last N. One goroutine
+// serves all connections; Close stops it. It implies WithDeribit. An
+// interval <= 0 disables the ticker.
+func WithDeribitTicker(interval time.Duration) Option {
+	return func(c *config) {
+		c.deribit = true
+		c.tickerInterval = interval
+	}
+}
+
+// WithMaxConnAge makes the server close every connection d after it was
+// accepted, as Binance does after 24 hours, with close code 1001 (going
+// away) and reason MaxConnAgeReason. d <= 0 (the default) disables it.
+func WithMaxConnAge(d time.Duration) Option {
+	return func(c *config) { c.maxConnAge = d }
 }
 
 // WithSubprotocols sets the WebSocket subprotocols the server is willing to

@@ -38,19 +38,36 @@ type Server struct {
 	hmu      sync.RWMutex
 	handlers map[string]Responder
 
-	mu         sync.Mutex
-	conns      []*Conn // open, in accept order
-	total      int
-	nextID     int
-	refuse     int
-	refused    int
-	hbTimeouts int
-	closed     bool
-	changed    chan struct{} // closed and replaced on every state change
-	client     *http.Client
+	mu            sync.Mutex
+	conns         []*Conn // open, in accept order
+	total         int
+	nextID        int
+	refuse        int
+	refused       int
+	hbTimeouts    int
+	authCount     int
+	orders        int
+	rateLimited   int
+	ordersByLabel map[string]int
+	closed        bool
+	changed       chan struct{} // closed and replaced on every state change
+	client        *http.Client
 
-	wg        sync.WaitGroup // Serve, HTTP connections, WebSocket handlers
+	d deribitState
+
+	stop      chan struct{}  // closed by Close
+	wg        sync.WaitGroup // Serve, HTTP connections, WebSocket handlers, ticker
 	closeOnce sync.Once
+}
+
+// deribitState is the server-wide state of the Deribit simulation; its maps
+// are created on first use.
+type deribitState struct {
+	mu       sync.Mutex
+	refresh  map[string]string // unused refresh token -> client_id
+	nonces   map[nonceKey]struct{}
+	accounts map[string]*account // rate limits by client_id
+	seq      map[string]uint64   // ticker channel_seq by channel
 }
 
 // NewServer starts a WebSocket server on 127.0.0.1 with a random port and
@@ -80,6 +97,7 @@ func newServer(useTLS bool, opts []Option) *Server {
 		builtins: builtinResponders(cfg),
 		handlers: cfg.responders,
 		changed:  make(chan struct{}),
+		stop:     make(chan struct{}),
 	}
 	var ln net.Listener = s.ln
 	scheme := "ws"
@@ -110,6 +128,10 @@ func newServer(useTLS bool, opts []Option) *Server {
 		defer s.wg.Done()
 		_ = s.srv.Serve(ln)
 	}()
+	if cfg.deribit && cfg.tickerInterval > 0 {
+		s.wg.Add(1)
+		go s.tickerLoop(cfg.tickerInterval)
+	}
 	return s
 }
 
@@ -162,6 +184,7 @@ func (s *Server) DialOptions() *websocket.DialOptions {
 // safe to call concurrently.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		close(s.stop)
 		s.mu.Lock()
 		s.closed = true
 		s.notifyLocked()
