@@ -63,6 +63,13 @@ type clientActor struct {
 
 	hb      heartbeat
 	waiters []chan error // Reconnect callers
+
+	// Planned rotation (rotate.go).
+	rot         *rotation   // the replacement being set up
+	rotTimer    *time.Timer // the current connection's age
+	rotFailures int
+	retiring    []retiring // replaced connections, draining
+	dedup       *dedup     // while two connections overlap
 }
 
 // Receive dispatches the actor's messages.
@@ -80,8 +87,11 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *dialResult:
 		a.dialed(ctx, m)
 	case *connLost:
-		if m.gen == a.gen && a.conn != nil {
+		switch {
+		case m.gen == a.gen && a.conn != nil:
 			a.lose(ctx, m.err)
+		case a.rot != nil && a.rot.conn != nil && m.gen == a.rot.gen:
+			a.rotationFailed(m.err)
 		}
 	case *redial:
 		if m.owner == a && m.seq == a.retrySeq && !a.stopping {
@@ -92,7 +102,19 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *pingResult:
 		a.pingDone(ctx, m)
 	case *setupDone:
-		a.setupDone(ctx, m)
+		if a.rot != nil && a.rot.conn != nil && m.gen == a.rot.gen && !a.stopping {
+			a.rotationSetUp(m)
+		} else {
+			a.setupDone(ctx, m)
+		}
+	case *rotateNow:
+		a.startRotation(m)
+	case *rotateDialed:
+		a.rotationDialed(m)
+	case *retire:
+		a.retireConn(m)
+	case *retired:
+		a.connRetired(m)
 	case *reconnectReq:
 		a.reconnect(m)
 	case *actor.Terminated:
@@ -255,13 +277,14 @@ func (a *clientActor) connected(conn *transport.Conn, pings *atomic.Int64) {
 		a.ready()
 		return
 	}
-	a.setup(conn, chs)
+	a.setup(conn, a.gen, chs)
 }
 
 // setup runs the connect hooks and then re-subscribes chs on a new
-// connection, off the actor's goroutine; setupDone finishes the connect.
-func (a *clientActor) setup(conn *transport.Conn, chs []string) {
-	d, sys, self, gen, timeout, life := a.d, a.sys, a.self, a.gen, a.cfg.RequestTimeout, a.life
+// connection of generation gen, off the actor's goroutine; setupDone
+// finishes the connect.
+func (a *clientActor) setup(conn *transport.Conn, gen uint64, chs []string) {
+	d, sys, self, timeout, life := a.d, a.sys, a.self, a.cfg.RequestTimeout, a.life
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -315,6 +338,7 @@ func (a *clientActor) ready() {
 	d.retries, a.attempts, a.limit = 0, 0, a.cfg.RetryCount
 	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
 	a.setState(StateConnected)
+	a.scheduleRotation()
 	d.log.Info("connected", zap.Uint64("generation", a.gen))
 	a.replyWaiters(nil)
 	if fn := a.cfg.OnConnect; fn != nil {
@@ -393,6 +417,9 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 // dropConn ends the current connection (if any) and everything tied to it.
 func (a *clientActor) dropConn(err error) {
 	a.stopHeartbeat()
+	a.stopRotationTimer()
+	a.abortRotation(err)
+	a.closeRetiring()
 	a.lastErr = err
 	if a.conn == nil {
 		return
@@ -468,10 +495,16 @@ func (a *clientActor) teardown(reason error) {
 	}
 	a.cancelRetry()
 	a.stopHeartbeat()
+	a.stopRotationTimer()
 	if a.d == nil {
 		return
 	}
+	a.abortRotation(ErrClosed)
+	a.closeRetiring()
 	if conn := a.d.dialed.Swap(nil); conn != nil {
+		_ = conn.CloseNow()
+	}
+	if conn := a.d.dialedNext.Swap(nil); conn != nil {
 		_ = conn.CloseNow()
 	}
 	if conn := a.conn; conn != nil {
@@ -570,7 +603,7 @@ func (a *clientActor) route(m *frameMsg) {
 	in := &Inbound{Client: a.self, Data: m.data, Generation: m.gen, Received: m.at}
 	if m.typ == websocket.MessageBinary {
 		in.Kind = KindBinary
-		a.d.in.push(in)
+		a.deliver(in)
 		return
 	}
 	env, ok := &m.env, m.isJSON
@@ -586,6 +619,21 @@ func (a *clientActor) route(m *frameMsg) {
 		in.Kind, in.ID, in.Unmatched = KindResponse, env.ID, true
 	default:
 		in.Kind = KindJSON
+		if _, binance := a.cfg.Dialect.(BinanceDialect); binance && m.gen == a.gen && serverShutdown(m.data) {
+			a.d.log.Info("the server announced maintenance (serverShutdown): rotating the connection")
+			a.startRotation(&rotateNow{gen: a.gen})
+		}
+	}
+	a.deliver(in)
+}
+
+// deliver queues a frame for the handler; while two connections overlap
+// (rotation), a frame already delivered from the other is dropped and
+// counted.
+func (a *clientActor) deliver(in *Inbound) {
+	if a.dedup != nil && in.Kind != KindResponse && !a.dedup.first(in.Data) {
+		a.d.duplicates.Add(1)
+		return
 	}
 	a.d.in.push(in)
 }

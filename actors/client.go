@@ -164,21 +164,14 @@ func (c *Client) write(ctx context.Context, typ websocket.MessageType, data []by
 // nil, after the rate limiter admitted the frame (nothing is sent when it
 // does not).
 func (d *durable) write(ctx context.Context, v via, typ websocket.MessageType, data []byte) error {
-	conn := v.conn
-	if conn == nil {
-		lc := d.conn.Load()
-		if lc == nil {
-			if d.closing.Load() || d.isStopped() {
-				return ErrClosed
-			}
-			return ErrNotConnected
-		}
-		conn = lc.conn
+	conn, err := d.resolve(v)
+	if err != nil {
+		return err
 	}
 	if err := d.admit(ctx, v.pace, data); err != nil {
 		return err
 	}
-	err := conn.Write(ctx, typ, data)
+	err = conn.Write(ctx, typ, data)
 	switch {
 	case err == nil:
 		d.msgsOut.Add(1)
@@ -194,6 +187,21 @@ func (d *durable) write(ctx context.Context, v via, typ websocket.MessageType, d
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrDisconnected, err)
+}
+
+// resolve returns the connection v names: v.conn, or the published one.
+func (d *durable) resolve(v via) (*transport.Conn, error) {
+	if v.conn != nil {
+		return v.conn, nil
+	}
+	lc := d.conn.Load()
+	if lc == nil {
+		if d.closing.Load() || d.isStopped() {
+			return nil, ErrClosed
+		}
+		return nil, ErrNotConnected
+	}
+	return lc.conn, nil
 }
 
 // State is the client's current state, from its last published snapshot.

@@ -98,6 +98,7 @@ type Config struct {
 	RatePolicy           RatePolicy         // for the user's own traffic
 	DialLimiter          *ratelimit.Limiter // connection attempts; nil: none
 	ConnectHooks         []ConnectHook      // run on every new connection, before the restore
+	MaxConnectionAge     time.Duration      // rotate before a connection is this old; 0: never
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -217,6 +218,9 @@ func (cfg Config) Validate() error {
 		if cfg.Recorder != nil {
 			bad("RecordFile", "set either a recorder or a record file, not both")
 		}
+	}
+	if cfg.MaxConnectionAge < 0 {
+		bad("MaxConnectionAge", fmt.Sprintf("must not be negative, got %v", cfg.MaxConnectionAge))
 	}
 	if cfg.RatePolicy != RateWait && cfg.RatePolicy != RateReject {
 		bad("RatePolicy", fmt.Sprintf("unknown rate policy %d", int(cfg.RatePolicy)))

@@ -52,7 +52,11 @@ type durable struct {
 	// dialed holds a connection between a successful dial and the actor
 	// taking it, so that a stop in between cannot leak it: whoever swaps it
 	// out owns it.
-	dialed atomic.Pointer[transport.Conn]
+	dialed     atomic.Pointer[transport.Conn]
+	dialedNext atomic.Pointer[transport.Conn] // the same for a rotation's dial
+
+	rotations  atomic.Uint64 // planned rotations completed
+	duplicates atomic.Uint64 // frames seen on both connections of a rotation, delivered once
 
 	closing  atomic.Bool   // Close was called
 	stopped  chan struct{} // closed when the actor has stopped for good
@@ -142,6 +146,8 @@ func (d *durable) health() Health {
 	h.Pending = d.pending.count()
 	h.LateResponses = d.pending.late.Load()
 	h.RateLimited = d.rateLimited.Load()
+	h.Rotations = d.rotations.Load()
+	h.DuplicatesDropped = d.duplicates.Load()
 	h.RateLimitWaits = d.rateWaits.Load()
 	h.RateLimitWait = time.Duration(d.rateWaitNs.Load())
 	return h

@@ -31,6 +31,9 @@ type Health struct {
 
 	Reconnects uint64 // lost connections the client set out to heal
 	Restarts   uint64 // restarts of the client actor by its supervisor
+	Rotations  uint64 // planned connection rotations completed (no gap)
+
+	DuplicatesDropped uint64 // frames seen on both connections of a rotation, delivered once
 
 	MessagesIn     uint64 // data frames received
 	MessagesOut    uint64 // data frames sent by Send/SendBinary

@@ -164,8 +164,8 @@ func (a *clientActor) sendTest() {
 
 // answerTestRequest replies to Deribit's test_request at once; the reply to
 // the reply is consumed (or, late, counted) like any request's.
-func (a *clientActor) answerTestRequest() {
-	conn, d, interval := a.conn, a.d, a.cfg.HeartbeatInterval
+func (a *clientActor) answerTestRequest(conn *transport.Conn) {
+	d, interval := a.d, a.cfg.HeartbeatInterval
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -190,8 +190,10 @@ func (a *clientActor) consumeHeartbeat(gen uint64, env *jsonrpc.Envelope) bool {
 		return false
 	}
 	typ, _ := jsonrpc.String(jsonrpc.Field(env.Params, "type"))
-	if typ == "test_request" && gen == a.gen && a.conn != nil {
-		a.answerTestRequest()
+	if typ == "test_request" {
+		if conn := a.connOf(gen); conn != nil {
+			a.answerTestRequest(conn)
+		}
 	}
 	return true
 }

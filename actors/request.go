@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/transport"
 )
 
 var (
@@ -60,7 +61,8 @@ type pendingTable struct {
 }
 
 type pendingCall struct {
-	done chan pendingResult // capacity 1: resolving never blocks
+	done chan pendingResult             // capacity 1: resolving never blocks
+	conn atomic.Pointer[transport.Conn] // the connection it went out on
 }
 
 type pendingResult struct {
@@ -143,6 +145,35 @@ func (t *pendingTable) failAll(err error) {
 	}
 }
 
+// failConn fails the requests that went out on conn: it was closed.
+func (t *pendingTable) failConn(conn *transport.Conn, err error) {
+	t.mu.Lock()
+	var failed []*pendingCall
+	for k, c := range t.calls {
+		if c.conn.Load() == conn {
+			delete(t.calls, k)
+			failed = append(failed, c)
+		}
+	}
+	t.mu.Unlock()
+	for _, c := range failed {
+		c.done <- pendingResult{err: err}
+	}
+}
+
+// countConn counts the requests waiting for a response on conn.
+func (t *pendingTable) countConn(conn *transport.Conn) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, c := range t.calls {
+		if c.conn.Load() == conn {
+			n++
+		}
+	}
+	return n
+}
+
 func (t *pendingTable) count() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -216,7 +247,12 @@ func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall
 		d.pending.abandon(key, call, false)
 		return nil, d.timeoutError(ctx, start)
 	}
-	if err := d.write(ctx, v, websocket.MessageText, msg); err != nil {
+	conn, err := d.resolve(v)
+	if err == nil {
+		call.conn.Store(conn)
+		err = d.write(ctx, via{conn: conn, pace: v.pace}, websocket.MessageText, msg)
+	}
+	if err != nil {
 		d.pending.abandon(key, call, false)
 		if ctx.Err() != nil {
 			return nil, d.timeoutError(ctx, start)

@@ -85,9 +85,8 @@ func TestFailingConnectHookRetriesWithBackoff(t *testing.T) {
 	if runs.Load() != 3 || c.State() != actors.StateConnected {
 		t.Fatalf("hook ran %d times, state %v", runs.Load(), c.State())
 	}
-	if n := srv.TotalConns(); n != 3 {
-		t.Fatalf("server saw %d connections, want 3 (one per attempt)", n)
-	}
+	// The server lists a connection a moment after the client saw it open.
+	eventually(t, 5*time.Second, "three connections on the server, one per attempt", func() bool { return srv.TotalConns() == 3 })
 	// The failed attempts' connections were closed.
 	if err := srv.WaitConnCount(ctxT(t, 5*time.Second), 1); err != nil {
 		t.Fatal(err)
@@ -104,6 +103,8 @@ func TestFatalConnectHookStopsTheClient(t *testing.T) {
 	if !errors.As(err, &fe) || !errors.Is(err, wrong) {
 		t.Fatalf("Connect: %v, want a *FatalError wrapping the hook's error", err)
 	}
+	eventually(t, 5*time.Second, "the connection on the server", func() bool { return srv.TotalConns() >= 1 })
+	time.Sleep(50 * time.Millisecond)
 	if n := srv.TotalConns(); n != 1 {
 		t.Fatalf("server saw %d connections: a fatal hook error must not be retried", n)
 	}
@@ -119,7 +120,9 @@ func TestConnectHookFailingForeverGivesUp(t *testing.T) {
 	if !errors.As(err, &ge) || ge.Attempts != 3 {
 		t.Fatalf("Connect: %v, want a GiveUpError after 3 attempts", err)
 	}
+	eventually(t, 5*time.Second, "three connections on the server", func() bool { return srv.TotalConns() == 3 })
+	time.Sleep(50 * time.Millisecond)
 	if n := srv.TotalConns(); n != 3 {
-		t.Fatalf("server saw %d connections, want 3", n)
+		t.Fatalf("server saw %d connections after giving up, want 3", n)
 	}
 }
