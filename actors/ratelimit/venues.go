@@ -59,12 +59,33 @@ var deribitMatching = map[string]bool{
 // per-tier limit instead of costing credits.
 func DeribitMatchingEngine(method string) bool { return deribitMatching[method] }
 
-// Deribit returns a Limiter with Deribit's rules for one sub-account: the
-// credit pool for non-matching-engine requests (bucket 0) and the
-// matching-engine limit of tier (bucket 1). Deribit counts per
-// sub-account across all its connections, so share the Limiter between
-// every client of the account. WebSocket control frames are free.
+// DeribitLimits are a Deribit sub-account's limits: the credit pool for
+// non-matching-engine requests and the matching-engine tier. Deribit may
+// grant an account other values than the published defaults
+// (/private/get_account_summary reports them); leaving some headroom below
+// the venue's figures absorbs network jitter between the two buckets.
+type DeribitLimits struct {
+	Capacity int // credits the pool holds
+	Refill   int // credits a second
+	Cost     int // credits a request costs
+	Matching DeribitTier
+}
+
+// Deribit returns a Limiter with Deribit's published rules for one
+// sub-account and matching-engine tier: see DeribitFor.
 func Deribit(tier DeribitTier) *Limiter {
+	return DeribitFor(DeribitLimits{Capacity: DeribitCreditCapacity, Refill: DeribitCreditRefill, Cost: DeribitCreditCost, Matching: tier})
+}
+
+// DeribitFor returns a Limiter with Deribit's rules and the given limits:
+// bucket 0 is the credit pool (every request but the matching-engine ones
+// costs Cost), bucket 1 the matching-engine limit (one token a request).
+// Deribit counts per sub-account across all its connections, so share the
+// Limiter between every client of the account. WebSocket control frames
+// are free. It panics on limits that are not positive (a programming
+// error).
+func DeribitFor(lim DeribitLimits) *Limiter {
+	cost := lim.Cost
 	return must(New("deribit", func(f Frame) (int, int) {
 		if f.Control {
 			return 0, 0
@@ -72,10 +93,10 @@ func Deribit(tier DeribitTier) *Limiter {
 		if DeribitMatchingEngine(method(f.Data)) {
 			return 1, 1
 		}
-		return 0, DeribitCreditCost
+		return 0, cost
 	},
-		Bucket{Name: "credits", Rate: DeribitCreditRefill, Burst: DeribitCreditCapacity},
-		Bucket{Name: "matching engine", Rate: tier.Rate, Burst: tier.Burst},
+		Bucket{Name: "credits", Rate: float64(lim.Refill), Burst: lim.Capacity},
+		Bucket{Name: "matching engine", Rate: lim.Matching.Rate, Burst: lim.Matching.Burst},
 	))
 }
 

@@ -1,0 +1,350 @@
+// Package deribit adapts a zenws client to Deribit's JSON-RPC WebSocket API:
+// authentication (client_credentials or client_signature), token refresh
+// before the token expires, public/set_heartbeat, and after every
+// reconnect, in this order: re-authenticate, re-arm the heartbeat,
+// re-subscribe (the client's restore, which runs after its connect hooks).
+//
+// A Session holds one client's authentication. Connect creates both; with a
+// supervisor, create a Session per client and pass its Options:
+//
+//	s, err := deribit.NewSession(deribit.Config{ClientID: id, ClientSecret: secret})
+//	c, err := sup.StartClient(ctx, deribit.Testnet, s.Options()...)
+//
+// Credentials, signatures and tokens never reach the logs, and session
+// recordings redact them.
+package deribit
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// Deribit's WebSocket endpoints. Tests never dial them; they are for users.
+const (
+	Mainnet = "wss://www.deribit.com/ws/api/v2"
+	Testnet = "wss://test.deribit.com/ws/api/v2"
+)
+
+// Deribit error codes the adapter acts on.
+const (
+	CodeInvalidCredentials = 13004 // wrong client id, secret or signature: fatal
+	CodeUnauthorized       = 13009 // a private method without (or with an expired) token
+	CodeTooManyRequests    = 10028 // credits ran out; Deribit closes the session
+)
+
+// MinHeartbeat is the shortest interval public/set_heartbeat accepts.
+const MinHeartbeat = 10 * time.Second
+
+// Grant is how the session authenticates.
+type Grant int
+
+const (
+	// ClientCredentials sends the client id and secret.
+	ClientCredentials Grant = iota
+	// ClientSignature sends an HMAC-SHA256 signature made with the secret,
+	// which itself never leaves the process.
+	ClientSignature
+)
+
+// String names the grant as Deribit's grant_type does.
+func (g Grant) String() string {
+	switch g {
+	case ClientCredentials:
+		return "client_credentials"
+	case ClientSignature:
+		return "client_signature"
+	}
+	return "Grant(" + strconv.Itoa(int(g)) + ")"
+}
+
+// Config configures a Session. Without a ClientID the session only arms the
+// heartbeat (public data needs no authentication).
+type Config struct {
+	ClientID     string
+	ClientSecret string
+	Grant        Grant
+	// Scope is passed to public/auth when set (for example
+	// "session:trading"); empty asks for Deribit's default.
+	Scope string
+	// Heartbeat is the interval given to public/set_heartbeat and used for
+	// the client's own Deribit heartbeat; default and minimum MinHeartbeat.
+	// Tests against a simulator may set less (AllowShortHeartbeat).
+	Heartbeat           time.Duration
+	AllowShortHeartbeat bool
+	// RefreshAt is the fraction of expires_in after which the token is
+	// refreshed; default 0.8.
+	RefreshAt float64
+	Logger    *zap.Logger
+}
+
+// Session authenticates one client on every connection and keeps its token
+// fresh. It is safe for concurrent use.
+type Session struct {
+	cfg Config
+	log *zap.Logger
+
+	mu      sync.Mutex
+	owner   *actor.PID
+	client  *actors.Client
+	gen     uint64 // connection the current token belongs to
+	access  string
+	refresh string
+	expires time.Time
+	timer   *time.Timer
+	closed  bool
+
+	auths, refreshes, refreshFailures atomic.Uint64
+}
+
+// Stats counts a Session's authentications.
+type Stats struct {
+	Auths           uint64 // successful public/auth with the credentials (one per connection)
+	Refreshes       uint64 // successful refresh_token grants
+	RefreshFailures uint64
+}
+
+// NewSession validates cfg and returns a Session for one client.
+func NewSession(cfg Config) (*Session, error) {
+	if cfg.ClientSecret != "" && cfg.ClientID == "" {
+		return nil, errors.New("zenws/deribit: ClientSecret without ClientID")
+	}
+	if cfg.ClientID != "" && cfg.ClientSecret == "" {
+		return nil, errors.New("zenws/deribit: ClientID without ClientSecret")
+	}
+	if cfg.Grant != ClientCredentials && cfg.Grant != ClientSignature {
+		return nil, fmt.Errorf("zenws/deribit: unknown grant %d", int(cfg.Grant))
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = MinHeartbeat
+	}
+	if cfg.Heartbeat < 0 || (cfg.Heartbeat < MinHeartbeat && !cfg.AllowShortHeartbeat) {
+		return nil, fmt.Errorf("zenws/deribit: Heartbeat %v: Deribit accepts %v or more", cfg.Heartbeat, MinHeartbeat)
+	}
+	if cfg.RefreshAt == 0 {
+		cfg.RefreshAt = 0.8
+	}
+	if !(cfg.RefreshAt > 0 && cfg.RefreshAt < 1) {
+		return nil, fmt.Errorf("zenws/deribit: RefreshAt %v: must be in (0, 1)", cfg.RefreshAt)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Session{cfg: cfg, log: log.With(zap.String("adapter", "deribit"))}, nil
+}
+
+// Options returns the client options that make a client use this session:
+// the Deribit heartbeat and subscription dialect, and the connect hook that
+// authenticates and arms the heartbeat on every connection. Options given
+// after them override them.
+func (s *Session) Options() []actors.Option {
+	return []actors.Option{
+		actors.WithHeartbeat(actors.HeartbeatDeribit, s.cfg.Heartbeat),
+		actors.WithDialect(actors.DeribitDialect{}),
+		actors.WithConnectHook(s.connectHook),
+	}
+}
+
+// Connect creates a Session for cfg and connects a client to url with it.
+func Connect(ctx context.Context, sys *actor.ActorSystem, url string, cfg Config, opts ...actors.Option) (*actors.Client, *Session, error) {
+	s, err := NewSession(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := actors.Connect(ctx, sys, url, append(s.Options(), opts...)...)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return c, s, nil
+}
+
+// Authenticated reports whether the session holds a token that has not
+// expired.
+func (s *Session) Authenticated() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.access != "" && time.Now().Before(s.expires)
+}
+
+// Expires is when the current token expires (zero without one).
+func (s *Session) Expires() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expires
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	return Stats{Auths: s.auths.Load(), Refreshes: s.refreshes.Load(), RefreshFailures: s.refreshFailures.Load()}
+}
+
+// Close stops the token refresh. The client keeps running; close it with
+// its own Close.
+func (s *Session) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
+
+// connectHook runs on every new connection: authenticate (when there are
+// credentials), then arm the server's heartbeat.
+func (s *Session) connectHook(ctx context.Context, setup *actors.Setup) error {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return actors.Fatal(errors.New("zenws/deribit: session closed"))
+	case s.owner == nil:
+		s.owner, s.client = setup.PID(), setup.Client()
+	case !s.owner.Equal(setup.PID()):
+		s.mu.Unlock()
+		return actors.Fatal(fmt.Errorf("zenws/deribit: session belongs to client %v, not %v: create one Session per client", s.owner, setup.PID()))
+	}
+	s.mu.Unlock()
+	if s.cfg.ClientID != "" {
+		res, err := setup.Call(ctx, "public/auth", s.credentials())
+		if err != nil {
+			var rpc *actors.RPCError
+			if errors.As(err, &rpc) && rpc.Code == CodeInvalidCredentials {
+				return actors.Fatal(fmt.Errorf("zenws/deribit: public/auth refused the credentials of %q: %w", s.cfg.ClientID, err))
+			}
+			return fmt.Errorf("zenws/deribit: public/auth: %w", err)
+		}
+		if err := s.store(res, setup.Generation()); err != nil {
+			return err
+		}
+		s.auths.Add(1)
+	}
+	secs := math.Ceil(s.cfg.Heartbeat.Seconds())
+	if s.cfg.AllowShortHeartbeat {
+		secs = s.cfg.Heartbeat.Seconds() // a simulator takes fractions
+	}
+	if _, err := setup.Call(ctx, "public/set_heartbeat", map[string]float64{"interval": secs}); err != nil {
+		return fmt.Errorf("zenws/deribit: public/set_heartbeat: %w", err)
+	}
+	return nil
+}
+
+// credentials are the public/auth params of the configured grant.
+func (s *Session) credentials() map[string]any {
+	p := map[string]any{"grant_type": s.cfg.Grant.String(), "client_id": s.cfg.ClientID}
+	if s.cfg.Scope != "" {
+		p["scope"] = s.cfg.Scope
+	}
+	if s.cfg.Grant == ClientCredentials {
+		p["client_secret"] = s.cfg.ClientSecret
+		return p
+	}
+	ts := time.Now().UnixMilli()
+	var raw [8]byte
+	_, _ = rand.Read(raw[:])
+	nonce := hex.EncodeToString(raw[:])
+	p["timestamp"] = ts
+	p["nonce"] = nonce
+	p["data"] = ""
+	p["signature"] = Sign(s.cfg.ClientSecret, ts, nonce, "")
+	return p
+}
+
+// Sign returns Deribit's client_signature: the lowercase hex HMAC-SHA256,
+// keyed with secret, of timestamp + "\n" + nonce + "\n" + data.
+func Sign(secret string, timestampMillis int64, nonce, data string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(strconv.FormatInt(timestampMillis, 10) + "\n" + nonce + "\n" + data))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+type authResult struct {
+	AccessToken  string  `json:"access_token"`
+	RefreshToken string  `json:"refresh_token"`
+	ExpiresIn    float64 `json:"expires_in"`
+}
+
+// store keeps a public/auth result for connection gen and schedules the
+// refresh.
+func (s *Session) store(res json.RawMessage, gen uint64) error {
+	var r authResult
+	if err := json.Unmarshal(res, &r); err != nil || r.AccessToken == "" || !(r.ExpiresIn > 0) {
+		return errors.New("zenws/deribit: public/auth result without access_token and a positive expires_in")
+	}
+	life := time.Duration(r.ExpiresIn * float64(time.Second))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen, s.access, s.refresh, s.expires = gen, r.AccessToken, r.RefreshToken, time.Now().Add(life)
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	if !s.closed {
+		s.timer = time.AfterFunc(time.Duration(float64(life)*s.cfg.RefreshAt), func() { s.renew(gen) })
+	}
+	return nil
+}
+
+// renew refreshes the token of connection gen on the live connection: the
+// refresh_token grant first, the credentials if that fails. When both fail
+// on a connection that still works, it reconnects, so that the connect
+// hook authenticates afresh.
+func (s *Session) renew(gen uint64) {
+	s.mu.Lock()
+	c, refresh := s.client, s.refresh
+	stale := s.closed || gen != s.gen || c == nil
+	s.mu.Unlock()
+	if stale {
+		return
+	}
+	select {
+	case <-c.Done():
+		return
+	default:
+	}
+	if h := c.Health(); h.Generation != gen || h.State != actors.StateConnected {
+		return // a new connection authenticates in its connect hook
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var res json.RawMessage
+	var err error
+	if refresh != "" {
+		res, err = c.Call(ctx, "public/auth", map[string]any{"grant_type": "refresh_token", "refresh_token": refresh})
+	}
+	if refresh == "" || err != nil {
+		if err != nil {
+			s.log.Info("token refresh failed; authenticating with the credentials", zap.Error(err))
+		}
+		res, err = c.Call(ctx, "public/auth", s.credentials())
+	}
+	if err == nil {
+		err = s.store(res, gen)
+	}
+	if err == nil {
+		s.refreshes.Add(1)
+		return
+	}
+	s.refreshFailures.Add(1)
+	if errors.Is(err, actors.ErrNotConnected) || errors.Is(err, actors.ErrDisconnected) ||
+		errors.Is(err, actors.ErrClosed) || errors.Is(err, actors.ErrNotFound) {
+		return // the connection went: the next one authenticates in its hook
+	}
+	s.log.Warn("token refresh failed; reconnecting to authenticate afresh", zap.Error(err))
+	_ = c.Reconnect(ctx)
+}
