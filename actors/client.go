@@ -136,9 +136,10 @@ func (c *Client) durable() *durable {
 // Send writes data as one text message. It returns ErrNotConnected at once
 // while the client is connecting or reconnecting (nothing was sent),
 // ErrClosed after Close, an error wrapping transport.ErrInvalidUTF8 when
-// data is not valid UTF-8 (nothing was sent), and ErrDisconnected when the
-// connection failed during the write (the message may or may not have
-// reached the server). ctx bounds only the wait for another writer; a write
+// data is not valid UTF-8 (nothing was sent), ErrNotConnected (wrapping
+// transport.ErrNotSent) when the connection failed before any byte of the
+// message left, and ErrDisconnected when it failed during the write (the
+// message may or may not have reached the server). ctx bounds only the wait for another writer; a write
 // in progress is bounded by the write timeout.
 func (c *Client) Send(ctx context.Context, data []byte) error {
 	if !utf8.Valid(data) {
@@ -185,6 +186,10 @@ func (d *durable) write(ctx context.Context, v via, typ websocket.MessageType, d
 		return fmt.Errorf("%w: %w", ErrNotConnected, err)
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return err
+	case errors.Is(err, transport.ErrNotSent):
+		// The write failed before any byte left: the connection is gone,
+		// and the message provably never reached the server.
+		return fmt.Errorf("%w: %w", ErrNotConnected, err)
 	}
 	return fmt.Errorf("%w: %w", ErrDisconnected, err)
 }

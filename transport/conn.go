@@ -24,7 +24,7 @@ const (
 // from any goroutine; Read from one goroutine at a time.
 type Conn struct {
 	ws           *websocket.Conn
-	raw          net.Conn // the TCP connection under ws (and under TLS)
+	raw          *countingConn // the TCP connection under ws (and under TLS)
 	writeTimeout time.Duration
 	closeTimeout time.Duration
 	readLimit    int64
@@ -114,15 +114,21 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 		return ErrClosed
 	}
 	_ = c.raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	before := c.raw.written.Load()
 	err := c.ws.Write(context.Background(), typ, data)
 	_ = c.raw.SetWriteDeadline(time.Time{})
 	if err != nil {
-		// The write had begun: some bytes may have reached the peer, so
-		// this is never ErrClosed.
+		// Whether any byte of this message left the process decides what
+		// the caller may do: resending one that provably did not is safe.
+		// (A pong written meanwhile by the reader also counts as written:
+		// the doubt then goes the safe way.)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = fmt.Errorf("%w (%v): %w", ErrWriteTimeout, c.writeTimeout, err)
 		} else {
 			err = fmt.Errorf("transport: write: %w", err)
+		}
+		if c.raw.written.Load() == before {
+			err = fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
 		c.fail(err) // not its result: that may say ErrClosed
 		return err
@@ -209,4 +215,17 @@ func (c *Conn) fail(err error) error {
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	return c.cause
+}
+
+// countingConn counts the bytes written to the network connection, so that
+// a failed write can tell whether any byte of its message left the process.
+type countingConn struct {
+	net.Conn
+	written atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
 }

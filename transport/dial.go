@@ -53,18 +53,20 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	// set on it, and Close can cut it when a close handshake stalls.
 	var (
 		mu  sync.Mutex
-		raw net.Conn
+		raw *countingConn
 	)
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := opts.NetDial(ctx, network, addr)
-			if err == nil {
-				mu.Lock()
-				raw = c
-				mu.Unlock()
+			if err != nil {
+				return nil, err
 			}
-			return c, err
+			cc := &countingConn{Conn: c}
+			mu.Lock()
+			raw = cc
+			mu.Unlock()
+			return cc, nil
 		},
 		TLSClientConfig:        opts.TLSConfig.Clone(),
 		DisableKeepAlives:      true,

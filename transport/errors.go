@@ -24,6 +24,11 @@ var (
 	// ErrInvalidUTF8 means a text message was not valid UTF-8; the connection
 	// was failed with close code 1007 (RFC 6455, section 8.1).
 	ErrInvalidUTF8 = errors.New("transport: invalid UTF-8 in a text message")
+	// ErrNotSent means a write failed before any byte of the message
+	// reached the operating system: the peer cannot have received it, so
+	// sending it again (on another connection) is safe. The connection has
+	// been failed.
+	ErrNotSent = errors.New("transport: message not sent")
 	// ErrWriteTimeout means a write did not finish within Options.WriteTimeout;
 	// the peer is stalled and the connection has been closed.
 	ErrWriteTimeout = errors.New("transport: write deadline exceeded")

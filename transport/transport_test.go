@@ -438,3 +438,59 @@ func TestErrorsNeverCarrySecrets(t *testing.T) {
 		t.Fatalf("error leaks a secret: %v", err)
 	}
 }
+
+// faultConn fails writes once armed: after writing at most partial bytes
+// of the buffer (0: none).
+type faultConn struct {
+	net.Conn
+	armed   chan struct{}
+	partial int
+}
+
+func (f *faultConn) Write(p []byte) (int, error) {
+	select {
+	case <-f.armed:
+		n := min(f.partial, len(p))
+		if n > 0 {
+			n, _ = f.Conn.Write(p[:n])
+		}
+		return n, errors.New("injected: connection reset by peer")
+	default:
+		return f.Conn.Write(p)
+	}
+}
+
+// A write that fails before any byte left the process says so
+// (ErrNotSent: resending elsewhere is safe); one that failed half-way does
+// not.
+func TestFailedWriteSaysWhetherAnythingWasSent(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	for _, partial := range []int{0, 3} {
+		fc := &faultConn{armed: make(chan struct{}), partial: partial}
+		opts := transport.Options{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			fc.Conn = c
+			return fc, err
+		}}
+		conn, err := transport.Dial(testutil.Context(t, 5*time.Second), srv.URL(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Write(context.Background(), websocket.MessageText, []byte("fine")); err != nil {
+			t.Fatal(err)
+		}
+		close(fc.armed)
+		err = conn.Write(context.Background(), websocket.MessageText, []byte("lost"))
+		if err == nil {
+			t.Fatal("write on a reset connection succeeded")
+		}
+		if got := errors.Is(err, transport.ErrNotSent); got != (partial == 0) {
+			t.Fatalf("partial %d: errors.Is(err, ErrNotSent) = %v (%v)", partial, got, err)
+		}
+		if err := conn.Write(context.Background(), websocket.MessageText, []byte("after")); !errors.Is(err, transport.ErrClosed) {
+			t.Fatalf("write after the failure: %v, want ErrClosed", err)
+		}
+		_ = conn.CloseNow()
+	}
+}
