@@ -117,11 +117,16 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.connRetired(m)
 	case *reconnectReq:
 		a.reconnect(m)
+	case *WatchHealth:
+		a.watchHealth(ctx, m.Watcher)
+	case *UnwatchHealth:
+		a.unwatchHealth(ctx, m.Watcher)
 	case *actor.Terminated:
 		if a.cfg.Subscriber != nil && m.Who.Equal(a.cfg.Subscriber) {
 			a.d.log.Warn("subscriber actor stopped: inbound messages are dropped and counted from now on")
 			a.d.in.setDeliver(nil)
 		}
+		a.unwatchHealth(ctx, m.Who)
 	case *actor.Restarting:
 		a.d.restarts.Add(1)
 		a.teardown(ErrDisconnected)
@@ -162,6 +167,9 @@ func (a *clientActor) started(ctx actor.Context) {
 	}
 	if a.cfg.Subscriber != nil {
 		ctx.Watch(a.cfg.Subscriber)
+	}
+	for _, w := range a.d.watchers { // a restart: watch them again
+		ctx.Watch(w)
 	}
 	a.limit = 1 + a.cfg.RetryCount
 	a.gen = a.d.generation.Load()
@@ -590,6 +598,7 @@ func (a *clientActor) publish() {
 		RTTLast:           a.hb.lastRTT,
 	}
 	a.d.store(h)
+	a.pushHealth()
 }
 
 var (

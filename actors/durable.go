@@ -46,6 +46,7 @@ type durable struct {
 	rec     *recorder       // nil unless recording
 
 	// Only the actor goroutine touches these (one instance at a time).
+	watchers watchers      // health watchers (WatchHealth)
 	retries  int           // backoff waits since the last working connection
 	lastDial chan struct{} // closed when the latest dial goroutine has ended
 

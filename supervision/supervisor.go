@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer"
 )
 
 var (
@@ -44,6 +45,10 @@ type shared struct {
 	stopped  chan struct{}
 	stopOnce sync.Once
 	stopping atomic.Bool
+
+	balMu     sync.Mutex
+	bal       atomic.Pointer[balancer.Balancer] // created by the first SendBalanced
+	balClosed bool                              // Stop ran: no balancer any more
 }
 
 var registry sync.Map // registryKey -> *shared
@@ -202,6 +207,9 @@ func (a *supervisorActor) publish() {
 	a.sh.list.Store(&list)
 	next := make(chan struct{})
 	close(*a.sh.listChanged.Swap(&next))
+	if b := a.sh.bal.Load(); b != nil {
+		b.Invalidate()
+	}
 }
 
 // listed reports whether pid is among the live clients, and a channel
@@ -373,6 +381,12 @@ func (s *Supervisor) Stop() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sh.o.stopWait)
 	defer cancel()
+	sh.balMu.Lock()
+	sh.balClosed = true
+	if b := sh.bal.Load(); b != nil {
+		_ = b.Stop()
+	}
+	sh.balMu.Unlock()
 	select {
 	case <-sh.stopped:
 	default:

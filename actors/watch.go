@@ -1,0 +1,72 @@
+package actors
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// WatchHealth, sent to a client actor, registers Watcher to receive a
+// *HealthUpdate at once and after every change of the client's health
+// snapshot (state, connection generation, heartbeat outcome, errors). A
+// balancer uses it to keep its table current without asking every client
+// on every pick. Registrations survive restarts of the client; a watcher
+// that stops is removed. Client.WatchHealth sends it.
+type WatchHealth struct{ Watcher *actor.PID }
+
+// UnwatchHealth, sent to a client actor, ends a WatchHealth registration.
+type UnwatchHealth struct{ Watcher *actor.PID }
+
+// HealthUpdate is what a client pushes to its health watchers. The last
+// one a client sends, when it stops for good, has State StateDisconnected.
+type HealthUpdate struct {
+	Client *actor.PID
+	Health Health
+}
+
+// WatchHealth registers watcher for the client's health updates (see
+// WatchHealth, the message).
+func (c *Client) WatchHealth(watcher *actor.PID) error {
+	if watcher == nil {
+		return errors.New("zenws: WatchHealth: nil watcher")
+	}
+	if c.durable() == nil {
+		return ErrNotFound
+	}
+	c.sys.Root.Send(c.pid, &WatchHealth{Watcher: watcher})
+	return nil
+}
+
+// watchers are the client's health watchers; the actor goroutine alone
+// touches them (they live in the durable state to survive restarts).
+type watchers []*actor.PID
+
+func (a *clientActor) watchHealth(ctx actor.Context, w *actor.PID) {
+	if w == nil {
+		return
+	}
+	if !slices.ContainsFunc(a.d.watchers, w.Equal) {
+		a.d.watchers = append(a.d.watchers, w)
+		ctx.Watch(w)
+	}
+	ctx.Send(w, &HealthUpdate{Client: a.self, Health: a.d.health()})
+}
+
+func (a *clientActor) unwatchHealth(ctx actor.Context, w *actor.PID) {
+	if i := slices.IndexFunc(a.d.watchers, w.Equal); i >= 0 {
+		a.d.watchers = slices.Delete(a.d.watchers, i, i+1)
+		ctx.Unwatch(w)
+	}
+}
+
+// pushHealth sends the current health to every watcher.
+func (a *clientActor) pushHealth() {
+	if a.d == nil || len(a.d.watchers) == 0 || a.sys == nil {
+		return
+	}
+	h := a.d.health()
+	for _, w := range a.d.watchers {
+		a.sys.Root.Send(w, &HealthUpdate{Client: a.self, Health: h})
+	}
+}

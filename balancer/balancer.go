@@ -1,0 +1,304 @@
+package balancer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/jsonrpc"
+)
+
+var (
+	// ErrNoConnections: no client in the pool is connected with a healthy
+	// heartbeat. Nothing was sent.
+	ErrNoConnections = errors.New("zenws/balancer: no connected client")
+	// ErrMaxAttempts wraps the last error after MaxAttempts clients failed.
+	ErrMaxAttempts = errors.New("zenws/balancer: max attempts reached")
+	// ErrStopped: the balancer was stopped.
+	ErrStopped = errors.New("zenws/balancer: stopped")
+)
+
+// Balancer is a handle on a router actor. Its methods are safe for
+// concurrent use. A pick reads the table the router published (no message
+// to the router, no question to any client) and the operation goes
+// straight to the chosen client.
+type Balancer struct {
+	sh *shared
+}
+
+// New spawns a router actor on sys and returns its handle once the first
+// discovery is in its table.
+func New(sys *actor.ActorSystem, opts ...Option) (*Balancer, error) {
+	if sys == nil {
+		return nil, errors.New("zenws/balancer: New: nil actor system")
+	}
+	o := newOptions(opts)
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	sh := newShared(o)
+	sh.sys = sys
+	pid, err := sys.Root.SpawnNamed(propsFor(sh), "zenws-balancer"+sys.ProcessRegistry.NextId())
+	if err != nil {
+		return nil, fmt.Errorf("zenws/balancer: spawn: %w", err)
+	}
+	sh.pid.Store(pid)
+	b := &Balancer{sh: sh}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = b.Refresh(ctx)
+	return b, nil
+}
+
+// Props returns props for a router actor to spawn under your own parent;
+// get its handle with Of.
+func Props(opts ...Option) *actor.Props {
+	o := newOptions(opts)
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &router{sh: newShared(o)}
+	})
+}
+
+func propsFor(sh *shared) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &router{sh: sh} })
+}
+
+// Of returns the handle of a router actor spawned with Props, once it has
+// started.
+func Of(sys *actor.ActorSystem, pid *actor.PID) (*Balancer, bool) {
+	v, ok := registry.Load(regKey{sys, pid.Id})
+	if !ok {
+		return nil, false
+	}
+	return &Balancer{sh: v.(*shared)}, true
+}
+
+func (o options) validate() error {
+	if o.attempts < 1 {
+		return fmt.Errorf("zenws/balancer: MaxAttempts must be at least 1, got %d", o.attempts)
+	}
+	if o.interval <= 0 {
+		return fmt.Errorf("zenws/balancer: DiscoveryInterval must be positive, got %v", o.interval)
+	}
+	if o.strategy.pick == nil {
+		return errors.New("zenws/balancer: no strategy")
+	}
+	return nil
+}
+
+// PID is the router actor's PID.
+func (b *Balancer) PID() *actor.PID { return b.sh.pid.Load() }
+
+// Refresh reads discovery again now and returns once the table reflects
+// it (or ctx ends).
+func (b *Balancer) Refresh(ctx context.Context) error {
+	select {
+	case <-b.sh.stopped:
+		return ErrStopped
+	default:
+	}
+	reply := make(chan struct{})
+	b.sh.sys.Root.Send(b.PID(), &refreshReq{reply: reply})
+	select {
+	case <-reply:
+		return nil
+	case <-b.sh.stopped:
+		return ErrStopped
+	case <-ctx.Done():
+		return fmt.Errorf("zenws/balancer: Refresh: %w", context.Cause(ctx))
+	}
+}
+
+// Invalidate asks the router to read discovery again soon, without
+// waiting (a supervisor calls it when its list of clients changes).
+func (b *Balancer) Invalidate() {
+	select {
+	case <-b.sh.stopped:
+	default:
+		b.sh.sys.Root.Send(b.PID(), &rediscover{})
+	}
+}
+
+// Stop stops the router actor and waits for it. The clients keep running.
+func (b *Balancer) Stop() error {
+	select {
+	case <-b.sh.stopped:
+		return nil
+	default:
+	}
+	if err := b.sh.sys.Root.StopFuture(b.PID()).Wait(); err != nil {
+		return fmt.Errorf("zenws/balancer: Stop: %w", err)
+	}
+	select {
+	case <-b.sh.stopped:
+	case <-time.After(5 * time.Second):
+		return errors.New("zenws/balancer: Stop: router did not stop within 5s")
+	}
+	return nil
+}
+
+// Send writes msg as one text message through the best connected client.
+// When that fails without sending anything (not connected, rate-limited,
+// stopped) it tries the next best, up to MaxAttempts clients; a failure
+// that may have reached the server (ErrDisconnected) is returned as it is
+// unless the operation is RetrySafe. Errors: ErrNoConnections when no
+// client is connected, an error wrapping ErrMaxAttempts and the last error,
+// or the last error when every client was tried.
+func (b *Balancer) Send(ctx context.Context, msg []byte, opts ...Option) error {
+	_, err := b.run(ctx, opts, false, func(ctx context.Context, ep Endpoint) (json.RawMessage, error) {
+		return nil, ep.Send(ctx, msg)
+	})
+	return err
+}
+
+// Request sends msg (a JSON-RPC request with its own "id") through the best
+// connected client and returns the whole response, as Client.Request does.
+// It fails over as Send does; a request whose method the retry-safe rule
+// accepts (default: public/*), or one marked RetrySafe, is also tried
+// again after ErrDisconnected or ErrTimeout. A JSON-RPC error response is
+// an answer: it is returned, never retried.
+func (b *Balancer) Request(ctx context.Context, msg []byte, opts ...Option) (json.RawMessage, error) {
+	method := ""
+	if env, ok := jsonrpc.Peek(msg); ok {
+		method, _ = jsonrpc.String(env.Method)
+	}
+	return b.run(ctx, opts, b.sh.o.retrySafe != nil && method != "" && b.sh.o.retrySafe(method),
+		func(ctx context.Context, ep Endpoint) (json.RawMessage, error) { return ep.Request(ctx, msg) })
+}
+
+// Call is Client.Call through the best connected client, failing over as
+// Request does.
+func (b *Balancer) Call(ctx context.Context, method string, params any, opts ...Option) (json.RawMessage, error) {
+	return b.run(ctx, opts, b.sh.o.retrySafe != nil && b.sh.o.retrySafe(method),
+		func(ctx context.Context, ep Endpoint) (json.RawMessage, error) { return ep.Call(ctx, method, params) })
+}
+
+// run picks, tries and fails over.
+func (b *Balancer) run(ctx context.Context, opts []Option, safeByRule bool, op func(context.Context, Endpoint) (json.RawMessage, error)) (json.RawMessage, error) {
+	attempts, safe := b.sh.o.attempts, safeByRule
+	if len(opts) > 0 {
+		o := b.sh.o
+		o.safe = false
+		o.apply(opts)
+		attempts, safe = max(o.attempts, 1), safe || o.safe
+	}
+	var excluded []*member
+	var last error
+	for try := 0; try < attempts; try++ {
+		if try > 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("%w (after: %w)", context.Cause(ctx), last)
+			}
+		}
+		t := b.sh.table.Load()
+		now := time.Now().UnixNano()
+		m := b.sh.o.strategy.pick(without(t.eligible, excluded), now)
+		if m == nil {
+			select {
+			case <-b.sh.stopped:
+				return nil, ErrStopped
+			default:
+			}
+			if last == nil {
+				b.sh.noConns.Add(1)
+				return nil, ErrNoConnections
+			}
+			return nil, last // every client was tried
+		}
+		m.picks.Add(1)
+		m.outstanding.Add(1)
+		start := time.Now()
+		resp, err := op(ctx, m.ep)
+		m.outstanding.Add(-1)
+		var rpcErr *actors.RPCError
+		if err == nil || errors.As(err, &rpcErr) {
+			if resp != nil {
+				m.observe(time.Since(start), time.Now().UnixNano())
+			}
+			return resp, err
+		}
+		m.recordError(time.Now().UnixNano())
+		if !retryable(err, safe) {
+			return resp, err
+		}
+		last = err
+		excluded = append(excluded, m)
+		if try+1 < attempts {
+			b.sh.failovers.Add(1)
+		}
+	}
+	return nil, fmt.Errorf("%w (%d): %w", ErrMaxAttempts, attempts, last)
+}
+
+// retryable: the operation provably did not reach the server, or it is
+// safe to repeat and failed in a way another connection may not.
+func retryable(err error, safe bool) bool {
+	switch {
+	case errors.Is(err, actors.ErrNotConnected), errors.Is(err, actors.ErrRateLimited),
+		errors.Is(err, actors.ErrClosed), errors.Is(err, actors.ErrNotFound):
+		return true
+	case errors.Is(err, actors.ErrInvalidRequest), errors.Is(err, actors.ErrDuplicateID),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, actors.ErrTimeout):
+		return false
+	case safe && (errors.Is(err, actors.ErrDisconnected) || errors.Is(err, actors.ErrTimeout)):
+		return true
+	}
+	return false
+}
+
+// ClientHealth is one client as the balancer sees it: the figures a pick
+// uses and what the client last pushed.
+type ClientHealth struct {
+	PID          *actor.PID
+	Remote       bool          // held by another node
+	Eligible     bool          // connected with a healthy heartbeat: may be picked
+	Health       actors.Health // as last pushed by the client (zero before its first push)
+	Outstanding  int64         // balanced operations in flight through it
+	PeakEWMA     time.Duration // decayed peak EWMA of its round trips
+	RecentErrors float64       // decaying count of failed operations
+	Load         float64       // what PeakEWMA minimises
+	Score        float64       // the HealthScore strategy's score, 0-100
+	Picks        uint64
+	Failures     uint64
+}
+
+// PoolHealth lists every client in the table with its score and inputs.
+func (b *Balancer) PoolHealth() []ClientHealth {
+	t := b.sh.table.Load()
+	now := time.Now().UnixNano()
+	out := make([]ClientHealth, 0, len(t.members))
+	for _, m := range t.members {
+		ch := ClientHealth{
+			PID:          m.pid,
+			Remote:       m.remote,
+			Outstanding:  m.outstanding.Load(),
+			PeakEWMA:     time.Duration(m.costAt(now)),
+			RecentErrors: m.recentErrors(now),
+			Load:         m.load(now),
+			Score:        m.score(now),
+			Picks:        m.picks.Load(),
+			Failures:     m.failures.Load(),
+		}
+		if h := m.health.Load(); h != nil {
+			ch.Health, ch.Eligible = *h, eligible(h)
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+// Stats counts the balancer's failovers and its ErrNoConnections answers.
+type Stats struct {
+	Failovers     uint64 // operations tried again on another client
+	NoConnections uint64
+}
+
+// Stats returns the balancer's counters.
+func (b *Balancer) Stats() Stats {
+	return Stats{Failovers: b.sh.failovers.Load(), NoConnections: b.sh.noConns.Load()}
+}

@@ -1,0 +1,301 @@
+package balancer
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// table is the router's published view: every member, and those a pick
+// may choose. It is immutable once published.
+type table struct {
+	members  []*member
+	eligible []*member
+}
+
+// shared is what the router actor and its handles share.
+type shared struct {
+	sys     *actor.ActorSystem
+	o       options
+	pid     atomic.Pointer[actor.PID]
+	table   atomic.Pointer[table]
+	stopped chan struct{}
+	once    sync.Once
+
+	failovers atomic.Uint64
+	noConns   atomic.Uint64
+}
+
+func newShared(o options) *shared {
+	s := &shared{o: o, stopped: make(chan struct{})}
+	s.table.Store(&table{})
+	return s
+}
+
+// Messages of the router actor.
+type (
+	rediscover struct{}
+	discovered struct{ pids []*actor.PID }
+	refreshReq struct{ reply chan struct{} }
+	flushWait  struct{}
+)
+
+// firstHealthWait bounds how long Refresh waits for the first health push
+// of newly discovered clients.
+const firstHealthWait = time.Second
+
+// router is the balancer's actor: it owns the table, registers with each
+// discovered client for its health pushes, and publishes the table.
+type router struct {
+	sh      *shared
+	self    *actor.PID
+	members map[string]*member // by PID key
+	timer   *time.Timer
+	running bool // a discovery is under way
+	again   bool // another was asked for meanwhile
+	waiting []chan struct{}
+	unknown map[string]bool // PIDs discovery returned that cannot be used (logged once)
+}
+
+func pidKey(p *actor.PID) string { return p.Address + "/" + p.Id }
+
+func (r *router) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		r.self = ctx.Self()
+		r.sh.pid.Store(r.self)
+		if r.sh.sys == nil { // spawned from Props: the handle comes later, through Of
+			r.sh.sys = ctx.ActorSystem()
+		}
+		r.members = map[string]*member{}
+		r.unknown = map[string]bool{}
+		registry.Store(regKey{ctx.ActorSystem(), r.self.Id}, r.sh)
+		r.discover(ctx)
+	case *rediscover:
+		r.discover(ctx)
+	case *refreshReq:
+		r.waiting = append(r.waiting, m.reply)
+		r.discover(ctx)
+	case *discovered:
+		r.merge(ctx, m.pids)
+	case *actors.HealthUpdate:
+		r.update(m)
+		r.replyIfSettled()
+	case *flushWait:
+		r.reply()
+	case *actor.Terminated:
+		if mb, ok := r.members[pidKey(m.Who)]; ok {
+			r.remove(ctx, mb, false)
+			r.publish()
+		}
+		r.discover(ctx)
+	case *actor.Stopping:
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		for _, mb := range r.members {
+			r.remove(ctx, mb, true)
+		}
+		r.publish()
+		for _, w := range r.waiting {
+			close(w)
+		}
+		r.waiting = nil
+	case *actor.Stopped:
+		registry.Delete(regKey{ctx.ActorSystem(), r.self.Id})
+		r.sh.once.Do(func() { close(r.sh.stopped) })
+	}
+}
+
+// discover reads discovery off the actor's goroutine (it may block); one
+// run at a time.
+func (r *router) discover(ctx actor.Context) {
+	if r.running {
+		r.again = true
+		return
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	fn := r.sh.o.discovery
+	if fn == nil {
+		r.merge(ctx, nil)
+		return
+	}
+	r.running = true
+	sys, self := ctx.ActorSystem(), r.self
+	go func() {
+		var pids []*actor.PID
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					r.sh.o.logger.Error("discovery panicked", zap.Any("panic", p))
+				}
+			}()
+			pids = fn()
+		}()
+		sys.Root.Send(self, &discovered{pids: pids})
+	}()
+}
+
+// merge makes the table match what discovery returned.
+func (r *router) merge(ctx actor.Context, pids []*actor.PID) {
+	r.running = false
+	seen := make(map[string]bool, len(pids))
+	for _, p := range pids {
+		if p == nil {
+			continue
+		}
+		k := pidKey(p)
+		seen[k] = true
+		if _, ok := r.members[k]; ok {
+			continue
+		}
+		ep, remote, ok := r.resolve(ctx, p)
+		if !ok {
+			if !r.unknown[k] {
+				r.unknown[k] = true
+				r.sh.o.logger.Info("discovery returned a PID that is not a usable client; skipped", zap.Stringer("pid", p))
+			}
+			continue
+		}
+		delete(r.unknown, k)
+		mb := newMember(p, ep, remote)
+		r.members[k] = mb
+		ctx.Watch(p)
+		ctx.Send(p, &actors.WatchHealth{Watcher: r.self})
+	}
+	for k, mb := range r.members {
+		if !seen[k] {
+			r.remove(ctx, mb, true)
+		}
+	}
+	for k := range r.unknown {
+		if !seen[k] {
+			delete(r.unknown, k)
+		}
+	}
+	r.publish()
+	if len(r.waiting) > 0 {
+		if r.settled() {
+			r.reply()
+		} else {
+			sys, self := ctx.ActorSystem(), r.self
+			time.AfterFunc(firstHealthWait, func() { sys.Root.Send(self, &flushWait{}) })
+		}
+	}
+	if r.again {
+		r.again = false
+		r.discover(ctx)
+		return
+	}
+	sys, self := ctx.ActorSystem(), r.self
+	r.timer = time.AfterFunc(r.sh.o.interval, func() { sys.Root.Send(self, &rediscover{}) })
+}
+
+// resolve finds the endpoint of a discovered PID: a local client, or
+// through the resolver.
+func (r *router) resolve(ctx actor.Context, p *actor.PID) (Endpoint, bool, bool) {
+	sys := ctx.ActorSystem()
+	if p.Address == sys.Address() || p.Address == "nonhost" || p.Address == "" {
+		if c, ok := actors.Lookup(sys, p); ok {
+			select {
+			case <-c.Done():
+				return nil, false, false // stopped for good
+			default:
+			}
+			return c, false, true
+		}
+	}
+	if r.sh.o.resolve != nil {
+		if ep, ok := r.sh.o.resolve(p); ok {
+			return ep, true, true
+		}
+	}
+	return nil, false, false
+}
+
+// settled: every member has pushed its health at least once.
+func (r *router) settled() bool {
+	for _, mb := range r.members {
+		if mb.health.Load() == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *router) replyIfSettled() {
+	if len(r.waiting) > 0 && !r.running && r.settled() {
+		r.reply()
+	}
+}
+
+// reply answers every Refresh waiting.
+func (r *router) reply() {
+	for _, w := range r.waiting {
+		close(w)
+	}
+	r.waiting = nil
+}
+
+func (r *router) remove(ctx actor.Context, mb *member, unwatch bool) {
+	delete(r.members, pidKey(mb.pid))
+	if unwatch {
+		ctx.Unwatch(mb.pid)
+		ctx.Send(mb.pid, &actors.UnwatchHealth{Watcher: r.self})
+	}
+}
+
+func (r *router) update(m *actors.HealthUpdate) {
+	if m.Client == nil {
+		return
+	}
+	mb, ok := r.members[pidKey(m.Client)]
+	if !ok {
+		return
+	}
+	h := m.Health
+	old := mb.health.Swap(&h)
+	if eligible(old) != eligible(&h) {
+		r.publish()
+	}
+}
+
+// publish stores a fresh table: members in a stable order (so tests and
+// PoolHealth read the same order), the eligible ones apart.
+func (r *router) publish() {
+	t := &table{}
+	for _, mb := range r.members {
+		t.members = append(t.members, mb)
+	}
+	slices.SortFunc(t.members, func(a, b *member) int {
+		switch ka, kb := pidKey(a.pid), pidKey(b.pid); {
+		case ka < kb:
+			return -1
+		case ka > kb:
+			return 1
+		}
+		return 0
+	})
+	for _, mb := range t.members {
+		if eligible(mb.health.Load()) {
+			t.eligible = append(t.eligible, mb)
+		}
+	}
+	r.sh.table.Store(t)
+}
+
+// registry finds the shared state of a router spawned with Props.
+var registry sync.Map // regKey -> *shared
+
+type regKey struct {
+	sys *actor.ActorSystem
+	id  string
+}

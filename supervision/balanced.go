@@ -1,0 +1,52 @@
+package supervision
+
+import (
+	"context"
+
+	"github.com/zenws/zenws/balancer"
+)
+
+// Balancer returns the balancer over this supervisor's clients, creating
+// it on first use: its discovery is ListClients, read again whenever a
+// client starts or stops. It stops with the supervisor. opts configure it
+// when it is created (later calls ignore them).
+func (s *Supervisor) Balancer(opts ...balancer.Option) (*balancer.Balancer, error) {
+	sh := s.shared()
+	if sh == nil {
+		return nil, ErrNotFound
+	}
+	if b := sh.bal.Load(); b != nil {
+		return b, nil
+	}
+	sh.balMu.Lock()
+	defer sh.balMu.Unlock()
+	if b := sh.bal.Load(); b != nil {
+		return b, nil
+	}
+	if sh.balClosed {
+		return nil, ErrStopped
+	}
+	select {
+	case <-sh.stopped:
+		return nil, ErrStopped
+	default:
+	}
+	all := append([]balancer.Option{balancer.WithDiscovery(s.ListClients), balancer.WithLogger(sh.o.logger)}, opts...)
+	b, err := balancer.New(s.sys, all...)
+	if err != nil {
+		return nil, err
+	}
+	sh.bal.Store(b)
+	return b, nil
+}
+
+// SendBalanced sends msg through the healthiest of the supervisor's
+// clients, failing over as balancer.Balancer.Send does. opts apply to this
+// send (balancer.WithMaxAttempts, balancer.RetrySafe).
+func (s *Supervisor) SendBalanced(ctx context.Context, msg []byte, opts ...balancer.Option) error {
+	b, err := s.Balancer()
+	if err != nil {
+		return err
+	}
+	return b.Send(ctx, msg, opts...)
+}
