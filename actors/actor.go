@@ -69,7 +69,10 @@ type clientActor struct {
 	rotTimer    *time.Timer // the current connection's age
 	rotFailures int
 	retiring    []retiring // replaced connections, draining
-	dedup       *dedup     // while two connections overlap
+	merge       *merge     // while two connections overlap
+	mergeFloor  uint64     // frames of older connections are stragglers of a merge
+
+	live bool // the current connection came through the connect pipeline
 }
 
 // Receive dispatches the actor's messages.
@@ -88,10 +91,15 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.dialed(ctx, m)
 	case *connLost:
 		switch {
-		case m.gen == a.gen && a.conn != nil:
+		case m.gen == a.gen && a.conn != nil && a.live:
 			a.lose(ctx, m.err)
+		case m.gen == a.gen && a.conn != nil:
+			// Lost during its connect pipeline: a failed attempt.
+			a.attemptFailed(ctx, m.err)
 		case a.rot != nil && a.rot.conn != nil && m.gen == a.rot.gen:
 			a.rotationFailed(m.err)
+		default:
+			a.retiringLost(m.gen, m.err)
 		}
 	case *redial:
 		if m.owner == a && m.seq == a.retrySeq && !a.stopping {
@@ -114,7 +122,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *retire:
 		a.retireConn(m)
 	case *retired:
-		a.connRetired(m)
+		a.connRetired(m.gen)
 	case *reconnectReq:
 		a.reconnect(m)
 	case *WatchHealth:
@@ -220,7 +228,10 @@ func (a *clientActor) dial() {
 		if dialLimit != nil {
 			waited, err := dialLimit.WaitFor(life, ratelimit.Frame{})
 			if err != nil {
-				return // life ended: the instance is going away
+				if life.Err() == nil { // the limiter can never admit a dial
+					sys.Root.Send(self, &dialResult{owner: owner, pings: pings, err: &FatalError{Err: fmt.Errorf("dial limiter %s: %w", dialLimit.Name(), err)}})
+				}
+				return
 			}
 			if waited > 0 {
 				d.log.Info("connection attempt paced by the dial limiter", zap.String("limiter", dialLimit.Name()), zap.Duration("waited", waited))
@@ -254,7 +265,10 @@ func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
 	if m.err != nil {
 		a.lastErr = m.err
 		a.d.log.Info("dial failed", zap.Int("attempt", a.attempts), zap.Int("allowed", a.limit), zap.Error(m.err))
+		var fe *FatalError
 		switch {
+		case errors.As(m.err, &fe):
+			a.fatal(ctx, fe.Err)
 		case !transport.IsRecoverable(m.err):
 			a.fatal(ctx, m.err)
 		case a.attempts >= a.limit:
@@ -299,7 +313,7 @@ func (a *clientActor) setup(conn *transport.Conn, gen uint64, chs []string) {
 		m := &setupDone{gen: gen, channels: chs}
 		if m.hookErr = d.runHooks(life, &Setup{d: d, conn: conn, gen: gen}); m.hookErr == nil && len(chs) > 0 {
 			ctx, cancel := context.WithTimeout(life, timeout) // ends with this instance
-			m.restoreErr = d.subscribe(ctx, via{conn: conn, pace: paceWait}, OpSubscribe, chs)
+			m.restoreErr = d.subscribe(ctx, via{conn: conn, pace: paceWait}, OpSubscribe, chs, false)
 			cancel()
 		}
 		if !d.isStopped() {
@@ -313,20 +327,8 @@ func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
 		return
 	}
 	if m.hookErr != nil {
-		// The attempt failed: like a failed dial, it counts against the
-		// retry budget and waits the next backoff.
 		a.d.log.Warn("connect hook failed; closing the connection", zap.Error(m.hookErr))
-		a.dropConn(m.hookErr)
-		var fe *FatalError
-		switch {
-		case errors.As(m.hookErr, &fe):
-			a.fatal(ctx, fe.Err)
-		case a.attempts >= a.limit:
-			a.giveUp()
-		default:
-			a.publish()
-			a.scheduleRetry()
-		}
+		a.attemptFailed(ctx, m.hookErr)
 		return
 	}
 	if m.restoreErr != nil {
@@ -339,10 +341,28 @@ func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
 	a.ready()
 }
 
+// attemptFailed ends a connection that did not make it through the connect
+// pipeline: like a failed dial, it counts against the retry budget and
+// waits the next backoff (or stops the client when err is fatal).
+func (a *clientActor) attemptFailed(ctx actor.Context, err error) {
+	a.dropConn(err)
+	var fe *FatalError
+	switch {
+	case errors.As(err, &fe):
+		a.fatal(ctx, fe.Err)
+	case a.attempts >= a.limit:
+		a.giveUp()
+	default:
+		a.publish()
+		a.scheduleRetry()
+	}
+}
+
 // ready publishes the connection and reports the client connected: the
 // attempt counts start again.
 func (a *clientActor) ready() {
 	d, conn := a.d, a.conn
+	a.live = true
 	d.retries, a.attempts, a.limit = 0, 0, a.cfg.RetryCount
 	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
 	a.setState(StateConnected)
@@ -424,6 +444,7 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 
 // dropConn ends the current connection (if any) and everything tied to it.
 func (a *clientActor) dropConn(err error) {
+	a.live = false
 	a.stopHeartbeat()
 	a.stopRotationTimer()
 	a.abortRotation(err)
@@ -510,9 +531,6 @@ func (a *clientActor) teardown(reason error) {
 	a.abortRotation(ErrClosed)
 	a.closeRetiring()
 	if conn := a.d.dialed.Swap(nil); conn != nil {
-		_ = conn.CloseNow()
-	}
-	if conn := a.d.dialedNext.Swap(nil); conn != nil {
 		_ = conn.CloseNow()
 	}
 	if conn := a.conn; conn != nil {
@@ -637,11 +655,9 @@ func (a *clientActor) route(m *frameMsg) {
 }
 
 // deliver queues a frame for the handler; while two connections overlap
-// (rotation), a frame already delivered from the other is dropped and
-// counted.
+// (rotation), the new one's frames go through the merge (see merge).
 func (a *clientActor) deliver(in *Inbound) {
-	if a.dedup != nil && in.Kind != KindResponse && !a.dedup.first(in.Data) {
-		a.d.duplicates.Add(1)
+	if in.Kind != KindResponse && a.mergeIn(in) {
 		return
 	}
 	a.d.in.push(in)

@@ -165,14 +165,30 @@ func (c *Client) write(ctx context.Context, typ websocket.MessageType, data []by
 // nil, after the rate limiter admitted the frame (nothing is sent when it
 // does not).
 func (d *durable) write(ctx context.Context, v via, typ websocket.MessageType, data []byte) error {
-	conn, err := d.resolve(v)
+	conn, err := d.admitAndResolve(ctx, v, data)
 	if err != nil {
 		return err
 	}
-	if err := d.admit(ctx, v.pace, data); err != nil {
-		return err
+	return d.writeOn(ctx, conn, typ, data)
+}
+
+// admitAndResolve takes the frame's tokens, then names the connection: the
+// published connection is read after any wait for tokens, so that a
+// rotation meanwhile sends the frame on the new one. Nothing is charged
+// while not connected.
+func (d *durable) admitAndResolve(ctx context.Context, v via, data []byte) (*transport.Conn, error) {
+	if _, err := d.resolve(v); err != nil {
+		return nil, err
 	}
-	err = conn.Write(ctx, typ, data)
+	if err := d.admit(ctx, v.pace, data); err != nil {
+		return nil, err
+	}
+	return d.resolve(v)
+}
+
+// writeOn writes one message on conn and says what became of it.
+func (d *durable) writeOn(ctx context.Context, conn *transport.Conn, typ websocket.MessageType, data []byte) error {
+	err := conn.Write(ctx, typ, data)
 	switch {
 	case err == nil:
 		d.msgsOut.Add(1)

@@ -53,9 +53,9 @@ type durable struct {
 	// dialed holds a connection between a successful dial and the actor
 	// taking it, so that a stop in between cannot leak it: whoever swaps it
 	// out owns it.
-	dialed     atomic.Pointer[transport.Conn]
-	dialedNext atomic.Pointer[transport.Conn] // the same for a rotation's dial
+	dialed atomic.Pointer[transport.Conn]
 
+	subOps     atomic.Int64  // user Subscribe/Unsubscribe calls in flight
 	rotations  atomic.Uint64 // planned rotations completed
 	duplicates atomic.Uint64 // frames seen on both connections of a rotation, delivered once
 

@@ -247,10 +247,10 @@ func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall
 		d.pending.abandon(key, call, false)
 		return nil, d.timeoutError(ctx, start)
 	}
-	conn, err := d.resolve(v)
+	conn, err := d.admitAndResolve(ctx, v, msg)
 	if err == nil {
 		call.conn.Store(conn)
-		err = d.write(ctx, via{conn: conn, pace: v.pace}, websocket.MessageText, msg)
+		err = d.writeOn(ctx, conn, websocket.MessageText, msg)
 	}
 	if err != nil {
 		d.pending.abandon(key, call, false)

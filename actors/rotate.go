@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -39,45 +40,48 @@ func WithMaxConnectionAge(d time.Duration) Option {
 	return func(c *Config) { c.MaxConnectionAge = d }
 }
 
-// dedupWindow is how many recent frames are remembered while two
-// connections overlap.
-const dedupWindow = 4096
+// mergeLimit bounds the frames of the new connection held back while the
+// old one still delivers.
+const mergeLimit = 4096
 
 // rotation is a replacement connection being set up.
 type rotation struct {
-	conn    *transport.Conn
-	gen     uint64
-	pings   *atomic.Int64
-	waiters []chan error
+	cancel   context.CancelFunc // ends its dial
+	dialed   atomic.Pointer[transport.Conn]
+	conn     *transport.Conn
+	gen      uint64
+	pings    *atomic.Int64
+	waiters  []chan error
+	restored []string // channels subscribed on conn so far
+	resyncs  int
+	started  time.Time
 }
 
-// dedup remembers the hashes of recent frames, bounded.
-type dedup struct {
-	seed maphash.Seed
-	seen map[uint64]struct{}
-	ring []uint64
-	next int
+// merge joins the old connection's stream and the new one's without a
+// hole, a duplicate or a reordering. While the old connection still
+// delivers, the new one's frames are held back. A frame that comes on both
+// (the same bytes: the same feed) is delivered from the old one: an old
+// frame marks its held copy as delivered, or, when it came first, is
+// remembered so that its copy is dropped on arrival. When the old
+// connection is gone, the held frames not marked are delivered in their
+// order and the new connection goes live. Both connections carry each feed
+// in order, so the result is in order too.
+type merge struct {
+	newGen  uint64
+	seed    maphash.Seed
+	held    []heldFrame
+	byHash  map[uint64][]int // unmarked held frames by hash, oldest first
+	oldSeen map[uint64]int   // old frames delivered that no held frame matched yet
+	oldRing []uint64         // their order, to bound oldSeen
 }
 
-func newDedup() *dedup {
-	return &dedup{seed: maphash.MakeSeed(), seen: make(map[uint64]struct{}, 256)}
+type heldFrame struct {
+	in     *Inbound
+	marked bool
 }
 
-// first reports whether data was not seen in the window, and remembers it.
-func (s *dedup) first(data []byte) bool {
-	h := maphash.Bytes(s.seed, data)
-	if _, dup := s.seen[h]; dup {
-		return false
-	}
-	if len(s.ring) < dedupWindow {
-		s.ring = append(s.ring, h)
-	} else {
-		delete(s.seen, s.ring[s.next])
-		s.ring[s.next] = h
-		s.next = (s.next + 1) % dedupWindow
-	}
-	s.seen[h] = struct{}{}
-	return true
+func newMerge(gen uint64) *merge {
+	return &merge{newGen: gen, seed: maphash.MakeSeed(), byHash: map[uint64][]int{}, oldSeen: map[uint64]int{}}
 }
 
 type rotateNow struct {
@@ -86,8 +90,7 @@ type rotateNow struct {
 }
 
 type rotateDialed struct {
-	owner *clientActor
-	gen   uint64
+	rot   *rotation
 	conn  *transport.Conn
 	pings *atomic.Int64
 	err   error
@@ -166,7 +169,7 @@ func (a *clientActor) stopRotationTimer() {
 
 // startRotation dials the replacement connection for connection m.gen.
 func (a *clientActor) startRotation(m *rotateNow) {
-	if m.gen != a.gen || a.conn == nil || a.stopping || a.state != StateConnected {
+	if m.gen != a.gen || a.conn == nil || !a.live || a.stopping {
 		if m.reply != nil {
 			m.reply <- ErrNotConnected
 		}
@@ -178,45 +181,63 @@ func (a *clientActor) startRotation(m *rotateNow) {
 		}
 		return
 	}
-	a.rot = &rotation{}
+	d := a.d
+	ctx, cancel := context.WithCancel(a.life)
+	r := &rotation{cancel: cancel, started: time.Now()}
+	a.rot = r
 	if m.reply != nil {
-		a.rot.waiters = append(a.rot.waiters, m.reply)
+		r.waiters = append(r.waiters, m.reply)
 	}
-	a.d.log.Info("rotating the connection", zap.Uint64("generation", a.gen))
-	d, life, sys, self, owner, gen := a.d, a.life, a.sys, a.self, a, a.gen
+	d.log.Info("rotating the connection", zap.Uint64("generation", a.gen))
+	sys, self := a.sys, a.self
 	pings := new(atomic.Int64)
 	opts := a.cfg.transportOptions(func([]byte) {
 		pings.Store(time.Now().UnixNano())
 		d.chargeControl()
 	})
 	url, dialLimit := a.cfg.URL, a.cfg.DialLimiter
+	// One dial per client at a time: a rotation's dial too.
+	prev, done := d.lastDial, make(chan struct{})
+	d.lastDial = done
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if dialLimit != nil {
-			if err := dialLimit.Wait(life, ratelimit.Frame{}); err != nil {
+		defer close(done)
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-ctx.Done():
 				return
 			}
 		}
-		conn, err := transport.Dial(life, url, opts)
-		if conn != nil {
-			d.dialedNext.Store(conn)
+		if dialLimit != nil {
+			if err := dialLimit.Wait(ctx, ratelimit.Frame{}); err != nil {
+				if ctx.Err() == nil && !d.isStopped() {
+					sys.Root.Send(self, &rotateDialed{rot: r, err: fmt.Errorf("dial limiter: %w", err)})
+				}
+				return
+			}
 		}
-		if life.Err() != nil {
-			if conn != nil && d.dialedNext.CompareAndSwap(conn, nil) {
+		conn, err := transport.Dial(ctx, url, opts)
+		if conn != nil {
+			r.dialed.Store(conn)
+		}
+		if ctx.Err() != nil || d.isStopped() {
+			if conn != nil && r.dialed.CompareAndSwap(conn, nil) {
 				_ = conn.CloseNow()
 			}
 			return
 		}
-		sys.Root.Send(self, &rotateDialed{owner: owner, gen: gen, conn: conn, pings: pings, err: err})
+		sys.Root.Send(self, &rotateDialed{rot: r, conn: conn, pings: pings, err: err})
 	}()
 }
 
 func (a *clientActor) rotationDialed(m *rotateDialed) {
-	if m.conn != nil && !a.d.dialedNext.CompareAndSwap(m.conn, nil) {
-		return // a stop got there first and closed it
+	r := m.rot
+	if m.conn != nil && !r.dialed.CompareAndSwap(m.conn, nil) {
+		return // the rotation was aborted and closed it
 	}
-	if m.owner != a || a.stopping || a.rot == nil || m.gen != a.gen || a.conn == nil {
+	if r != a.rot || a.stopping || a.conn == nil {
 		if m.conn != nil {
 			_ = m.conn.CloseNow()
 		}
@@ -226,22 +247,22 @@ func (a *clientActor) rotationDialed(m *rotateDialed) {
 		a.rotationFailed(fmt.Errorf("dial: %w", m.err))
 		return
 	}
-	r, d := a.rot, a.d
+	d := a.d
 	r.conn, r.pings, r.gen = m.conn, m.pings, d.generation.Add(1)
-	if a.dedup == nil {
-		a.dedup = newDedup()
-	}
+	a.endMerge()
+	a.merge = newMerge(r.gen)
 	a.startReader(r.conn, r.gen)
-	var chs []string
 	if a.cfg.RestoreSubscriptions {
-		chs = d.subs.list()
+		r.restored = d.subs.list()
 	}
-	a.setup(r.conn, r.gen, chs)
+	a.setup(r.conn, r.gen, r.restored)
 }
 
 // rotationSetUp finishes a rotation whose new connection ran its connect
-// pipeline: switch over, or keep the old connection.
+// pipeline: bring its subscriptions up to date with changes made
+// meanwhile, then switch over; or keep the old connection.
 func (a *clientActor) rotationSetUp(m *setupDone) {
+	r, d := a.rot, a.d
 	switch {
 	case m.hookErr != nil:
 		a.rotationFailed(m.hookErr)
@@ -250,14 +271,31 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 		a.rotationFailed(fmt.Errorf("restoring subscriptions: %w", m.restoreErr))
 		return
 	}
-	r, d := a.rot, a.d
+	if a.cfg.RestoreSubscriptions {
+		r.restored = m.channels
+		if d.subOps.Load() > 0 && time.Since(r.started) < a.cfg.RequestTimeout {
+			// A Subscribe or Unsubscribe is in flight on the old
+			// connection: look again once it is done.
+			sys, self, again := a.sys, a.self, &setupDone{gen: r.gen, channels: r.restored}
+			time.AfterFunc(10*time.Millisecond, func() { sys.Root.Send(self, again) })
+			return
+		}
+		add, remove := diff(d.subs.list(), r.restored)
+		if len(add)+len(remove) > 0 && r.resyncs < 3 {
+			r.resyncs++
+			a.resync(r, add, remove)
+			return
+		}
+	}
 	old, oldGen := a.conn, a.gen
 	a.rot = nil
+	r.cancel()
 	a.conn, a.gen, a.pings = r.conn, r.gen, r.pings
 	d.conn.Store(&liveConn{conn: r.conn, gen: r.gen})
 	a.stopHeartbeat()
 	a.startHeartbeat()
 	d.rotations.Add(1)
+	a.rotFailures = 0
 	d.log.Info("rotated the connection", zap.Uint64("from", oldGen), zap.Uint64("to", r.gen))
 	a.publish()
 	a.scheduleRotation()
@@ -265,11 +303,53 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 		w <- nil
 	}
 	// The old connection drains: responses to requests sent on it can
-	// still arrive.
-	r0 := retiring{conn: old, gen: oldGen, since: time.Now()}
-	a.retiring = append(a.retiring, r0)
-	a.retireLater(&retire{conn: old, gen: oldGen, since: r0.since})
-	a.rotFailures = 0
+	// still arrive, and its frames are merged with the new one's.
+	since := time.Now()
+	a.retiring = append(a.retiring, retiring{conn: old, gen: oldGen, since: since})
+	a.retireLater(&retire{conn: old, gen: oldGen, since: since})
+}
+
+// resync applies, on the rotation's connection, the subscription changes
+// made while it was being set up; the result comes back as setupDone.
+func (a *clientActor) resync(r *rotation, add, remove []string) {
+	d, sys, self, life, timeout := a.d, a.sys, a.self, a.life, a.cfg.RequestTimeout
+	conn, gen := r.conn, r.gen
+	// What the new connection will have: restored + add - remove.
+	have := append([]string(nil), r.restored...)
+	have = append(have, add...)
+	have = slices.DeleteFunc(have, func(c string) bool { return slices.Contains(remove, c) })
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		ctx, cancel := context.WithTimeout(life, timeout)
+		defer cancel()
+		v := via{conn: conn, pace: paceWait}
+		var err error
+		if len(add) > 0 {
+			err = d.subscribe(ctx, v, OpSubscribe, add, false)
+		}
+		if err == nil && len(remove) > 0 {
+			err = d.subscribe(ctx, v, OpUnsubscribe, remove, false)
+		}
+		if !d.isStopped() {
+			sys.Root.Send(self, &setupDone{gen: gen, channels: have, restoreErr: err})
+		}
+	}()
+}
+
+// diff returns what want has and have lacks, and the reverse.
+func diff(want, have []string) (add, remove []string) {
+	for _, c := range want {
+		if !slices.Contains(have, c) {
+			add = append(add, c)
+		}
+	}
+	for _, c := range have {
+		if !slices.Contains(want, c) {
+			remove = append(remove, c)
+		}
+	}
+	return add, remove
 }
 
 // drainCheck is how often a replaced connection is checked for requests
@@ -287,18 +367,22 @@ func (a *clientActor) retireLater(m *retire) {
 func (a *clientActor) rotationFailed(err error) {
 	r := a.rot
 	a.rot = nil
+	r.cancel()
+	if c := r.dialed.Swap(nil); c != nil {
+		_ = c.CloseNow()
+	}
 	if r.conn != nil {
 		_ = r.conn.CloseNow()
 		a.d.pending.failConn(r.conn, fmt.Errorf("%w: %w", ErrDisconnected, err))
+	}
+	if a.merge != nil && a.merge.newGen == r.gen {
+		a.merge = nil // its held frames came from the connection given up; the old one has them
 	}
 	a.rotFailures++
 	a.d.log.Warn("rotation failed; keeping the current connection", zap.Error(err))
 	wrapped := fmt.Errorf("%w: %w", ErrRotationFailed, err)
 	for _, w := range r.waiters {
 		w <- wrapped
-	}
-	if len(a.retiring) == 0 {
-		a.dedup = nil
 	}
 	if a.cfg.MaxConnectionAge > 0 && !a.stopping && a.conn != nil {
 		a.rotateAfter(backoff(a.rotFailures, a.cfg.RetryDelay, a.cfg.MaxBackoff))
@@ -308,11 +392,15 @@ func (a *clientActor) rotationFailed(err error) {
 // abortRotation drops a rotation under way (the current connection ended
 // or the client stops).
 func (a *clientActor) abortRotation(err error) {
-	if a.rot == nil {
+	r := a.rot
+	if r == nil {
 		return
 	}
-	r := a.rot
 	a.rot = nil
+	r.cancel()
+	if c := r.dialed.Swap(nil); c != nil {
+		_ = c.CloseNow()
+	}
 	if r.conn != nil {
 		_ = r.conn.CloseNow()
 	}
@@ -324,8 +412,8 @@ func (a *clientActor) abortRotation(err error) {
 // retireConn closes a replaced connection once no request waits for a
 // response on it (or after the longest drain).
 func (a *clientActor) retireConn(m *retire) {
-	if a.connOf(m.gen) != m.conn {
-		return // closed already (the client reconnected or stops)
+	if a.retiringIndex(m.gen) < 0 {
+		return // gone already (lost, or the client reconnected or stops)
 	}
 	d, sys, self := a.d, a.sys, a.self
 	if d.pending.countConn(m.conn) > 0 && time.Since(m.since) < min(a.cfg.RequestTimeout, maxDrain) {
@@ -343,18 +431,28 @@ func (a *clientActor) retireConn(m *retire) {
 	}()
 }
 
-// connRetired: a replaced connection has closed; once none overlaps the
-// current one, frames are no longer checked for duplicates.
-func (a *clientActor) connRetired(m *retired) {
-	for i, r := range a.retiring {
-		if r.gen == m.gen {
-			a.retiring = append(a.retiring[:i], a.retiring[i+1:]...)
-			break
-		}
+// connRetired: a replaced connection has closed; its frames are all in,
+// so the merge ends.
+func (a *clientActor) connRetired(gen uint64) {
+	if i := a.retiringIndex(gen); i >= 0 {
+		a.retiring = slices.Delete(a.retiring, i, i+1)
 	}
 	if len(a.retiring) == 0 && a.rot == nil {
-		a.dedup = nil
+		a.endMerge()
 	}
+}
+
+// retiringLost: a draining connection failed; its requests fail now.
+func (a *clientActor) retiringLost(gen uint64, err error) {
+	if i := a.retiringIndex(gen); i >= 0 {
+		a.d.pending.failConn(a.retiring[i].conn, fmt.Errorf("%w: %w", ErrDisconnected, err))
+		_ = a.retiring[i].conn.CloseNow()
+	}
+	a.connRetired(gen)
+}
+
+func (a *clientActor) retiringIndex(gen uint64) int {
+	return slices.IndexFunc(a.retiring, func(r retiring) bool { return r.gen == gen })
 }
 
 // closeRetiring closes replaced connections still draining (stop, restart,
@@ -364,7 +462,82 @@ func (a *clientActor) closeRetiring() {
 		_ = r.conn.CloseNow()
 	}
 	a.retiring = nil
-	a.dedup = nil
+	a.endMerge()
+}
+
+// mergeIn routes a data frame while two connections overlap; it reports
+// whether the frame was taken care of (held or dropped).
+func (a *clientActor) mergeIn(in *Inbound) bool {
+	m := a.merge
+	if m == nil {
+		if in.Generation < a.mergeFloor {
+			a.d.duplicates.Add(1) // a straggler of a connection merged away
+			return true
+		}
+		return false
+	}
+	h := maphash.Bytes(m.seed, in.Data)
+	if in.Generation == m.newGen {
+		if n := m.oldSeen[h]; n > 0 { // delivered from the old connection already
+			if n == 1 {
+				delete(m.oldSeen, h)
+			} else {
+				m.oldSeen[h] = n - 1
+			}
+			a.d.duplicates.Add(1)
+			return true
+		}
+		if len(m.held) >= mergeLimit {
+			a.d.log.Warn("rotation: too many frames held while the old connection drains; going live on the new one")
+			a.endMerge()
+			return false
+		}
+		m.byHash[h] = append(m.byHash[h], len(m.held))
+		m.held = append(m.held, heldFrame{in: in})
+		return true
+	}
+	if in.Generation > m.newGen {
+		return false
+	}
+	if idx := m.byHash[h]; len(idx) > 0 {
+		m.held[idx[0]].marked = true
+		if len(idx) == 1 {
+			delete(m.byHash, h)
+		} else {
+			m.byHash[h] = idx[1:]
+		}
+		a.d.duplicates.Add(1)
+		return false
+	}
+	m.oldSeen[h]++
+	m.oldRing = append(m.oldRing, h)
+	if len(m.oldRing) > mergeLimit { // forget the oldest
+		old := m.oldRing[0]
+		m.oldRing = m.oldRing[1:]
+		if n := m.oldSeen[old]; n <= 1 {
+			delete(m.oldSeen, old)
+		} else {
+			m.oldSeen[old] = n - 1
+		}
+	}
+	return false
+}
+
+// endMerge delivers the held frames not delivered from the old connection
+// and lets the new one go live; frames of older connections that arrive
+// later are dropped.
+func (a *clientActor) endMerge() {
+	m := a.merge
+	if m == nil {
+		return
+	}
+	a.merge = nil
+	a.mergeFloor = m.newGen
+	for _, f := range m.held {
+		if !f.marked {
+			a.d.in.push(f.in)
+		}
+	}
 }
 
 // connOf returns the open connection of generation gen: the current one, a

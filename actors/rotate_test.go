@@ -1,12 +1,15 @@
 package actors_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/transport/wstest"
@@ -192,5 +195,111 @@ func TestRotateWhileNotConnected(t *testing.T) {
 	defer func() { _ = c.Close() }()
 	if err := c.Rotate(ctxT(t, 2*time.Second)); !errors.Is(err, actors.ErrNotConnected) {
 		t.Fatalf("Rotate while connecting: %v", err)
+	}
+}
+
+// slowRotationHook delays the connect pipeline of every connection after the
+// first, so that a test can act while a rotation is being set up.
+func slowRotationHook(started chan<- struct{}, d time.Duration) actors.ConnectHook {
+	return func(ctx context.Context, s *actors.Setup) error {
+		if s.Generation() > 1 {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			time.Sleep(d)
+		}
+		return nil
+	}
+}
+
+// Changes made while a rotation sets up reach the new connection too.
+func TestSubscribeDuringRotationReachesTheNewConnection(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	started := make(chan struct{}, 1)
+	c := connect(t, newSystem(t), srv.URL(), actors.WithConnectHook(slowRotationHook(started, 200*time.Millisecond)))
+	ctx := ctxT(t, 10*time.Second)
+	if err := c.Subscribe(ctx, "a.chan", "c.chan"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Rotate(ctx) }()
+	<-started
+	if err := c.Subscribe(ctx, "b.chan"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unsubscribe(ctx, "c.chan"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the old connection closed", func() bool { return srv.ConnCount() == 1 })
+	conns, _ := srv.WaitConns(ctx, 1)
+	if got := conns[0].Channels(); !slices.Equal(got, []string{"a.chan", "b.chan"}) {
+		for _, m := range conns[0].Received() {
+			t.Logf("%s", m.Data)
+		}
+		t.Fatalf("new connection has %v, want [a.chan b.chan]", got)
+	}
+}
+
+// Frames that legitimately repeat on one connection are all delivered, even
+// while a rotation overlaps two connections.
+func TestRepeatedFramesDuringRotationAreDelivered(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithEcho(false))
+	defer srv.Close()
+	started := make(chan struct{}, 1)
+	box := newInbox()
+	c := connect(t, newSystem(t), srv.URL(), actors.WithHandler(box.handle), actors.WithConnectHook(slowRotationHook(started, 200*time.Millisecond)))
+	ctx := ctxT(t, 10*time.Second)
+	conns, _ := srv.WaitConns(ctx, 1)
+	old := conns[0]
+	done := make(chan error, 1)
+	go func() { done <- c.Rotate(ctx) }()
+	<-started
+	for i := 0; i < 2; i++ {
+		if err := old.Send(ctx, websocket.MessageText, []byte(`{"type":"hb"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if in := box.next(t); string(in.Data) != `{"type":"hb"}` {
+			t.Fatalf("got %s", in.Data)
+		}
+	}
+}
+
+// A draining connection that dies fails its requests at once.
+func TestLostDrainingConnectionFailsItsRequestsAtOnce(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithResponder("slow", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
+		time.Sleep(3 * time.Second)
+		return "late", nil
+	}))
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), actors.WithRequestTimeout(20*time.Second))
+	ctx := ctxT(t, 30*time.Second)
+	conns, _ := srv.WaitConns(ctx, 1)
+	res := make(chan error, 1)
+	go func() { _, err := c.Call(ctx, "slow", nil); res <- err }()
+	eventually(t, 5*time.Second, "request pending", func() bool { return c.Health().Pending == 1 })
+	if err := c.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	conns[0].Drop()
+	err := <-res
+	if !errors.Is(err, actors.ErrDisconnected) {
+		t.Fatalf("request on the dropped draining connection: %v, want ErrDisconnected", err)
+	}
+	if el := time.Since(start); el > 2500*time.Millisecond {
+		t.Fatalf("it failed after %v: not at once", el)
+	}
+	if c.State() != actors.StateConnected || c.Health().Reconnects != 0 {
+		t.Fatal("losing the draining connection touched the current one")
 	}
 }

@@ -53,7 +53,10 @@ func Fatal(err error) error {
 
 // Setup is a new connection while its connect hooks run. Its methods
 // write on that connection only and are paced by the client's rate limiter
-// (they wait for tokens within ctx).
+// (they wait for tokens within ctx, whatever the client's RatePolicy). They
+// keep working after the hook returns, for as long as that connection is
+// open (a token refresh made on the connection the token belongs to), and
+// return ErrNotConnected once it has closed.
 type Setup struct {
 	d    *durable
 	conn *transport.Conn

@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -124,5 +125,31 @@ func TestConnectHookFailingForeverGivesUp(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if n := srv.TotalConns(); n != 3 {
 		t.Fatalf("server saw %d connections after giving up, want 3", n)
+	}
+}
+
+// A connection lost during its connect pipeline is a failed attempt: it
+// counts against RetryCount like a failed dial.
+func TestConnectionLostDuringHookCountsAsAnAttempt(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	srv.Handle("dropme", func(c *wstest.Conn, _ json.RawMessage) (any, *wstest.RPCError) {
+		c.Drop()
+		return nil, nil
+	})
+	hook := func(ctx context.Context, s *actors.Setup) error {
+		_, err := s.Call(ctx, "dropme", nil)
+		return err
+	}
+	_, err := actors.Connect(ctxT(t, 10*time.Second), newSystem(t), srv.URL(),
+		fast(actors.WithConnectHook(hook), actors.WithRetryCount(2))...)
+	var ge *actors.GiveUpError
+	if !errors.As(err, &ge) || ge.Attempts != 3 {
+		t.Fatalf("Connect: %v, want a GiveUpError after 3 attempts", err)
+	}
+	eventually(t, 5*time.Second, "three connections on the server", func() bool { return srv.TotalConns() == 3 })
+	time.Sleep(50 * time.Millisecond)
+	if n := srv.TotalConns(); n != 3 {
+		t.Fatalf("server saw %d connections, want 3", n)
 	}
 }

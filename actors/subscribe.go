@@ -211,32 +211,72 @@ func (c *Client) subscription(ctx context.Context, op SubscriptionOp, channels [
 	if len(channels) == 0 {
 		return errors.New("zenws: no channels")
 	}
-	return d.subscribe(ctx, via{}, op, channels)
+	// A rotation waits for changes in flight before it switches over.
+	d.subOps.Add(1)
+	defer d.subOps.Add(-1)
+	return d.subscribe(ctx, via{}, op, channels, true)
 }
 
-// subscribe runs op for channels as v says.
-func (d *durable) subscribe(ctx context.Context, v via, op SubscriptionOp, channels []string) error {
+// subscribe runs op for channels as v says. With apply, what the server
+// confirms changes the confirmed set (a user's Subscribe or Unsubscribe);
+// restores only bring a connection up to the set.
+func (d *durable) subscribe(ctx context.Context, v via, op SubscriptionOp, channels []string, apply bool) error {
 	dialect := d.cfg.Dialect
 	if dialect == nil {
 		dialect = DeribitDialect{}
 	}
 	// Requests run in order; one that fails stops the rest. What earlier
-	// requests confirmed stays applied.
-	for _, r := range dialect.Requests(op, channels) {
+	// requests confirmed stays applied, and the error says so.
+	var applied []string
+	for i, r := range dialect.Requests(op, channels) {
+		if i > 0 {
+			v.pace = paceWait // the first is in: pace the rest, do not refuse them
+		}
 		resp, err := d.call(ctx, v, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
-		if err != nil {
-			return err
+		if err == nil {
+			env, _ := jsonrpc.Peek(resp)
+			var confirmed []string
+			if confirmed, err = dialect.Confirmed(r, env.Result); err == nil {
+				switch {
+				case !apply:
+				case op == OpSubscribe:
+					d.subs.add(confirmed)
+				default:
+					d.subs.remove(confirmed)
+				}
+				applied = append(applied, confirmed...)
+				continue
+			}
 		}
-		env, _ := jsonrpc.Peek(resp)
-		confirmed, err := dialect.Confirmed(r, env.Result)
-		if err != nil {
-			return err
+		if i > 0 {
+			return &PartialError{Applied: applied, Err: err}
 		}
-		if op == OpSubscribe {
-			d.subs.add(confirmed)
-		} else {
-			d.subs.remove(confirmed)
-		}
+		return err
 	}
 	return nil
+}
+
+// PartialError is a Subscribe or Unsubscribe that needed several requests
+// (Deribit's private channels, Binance's 200 streams a request) and failed
+// after some were applied: Applied are confirmed, the rest are not.
+//
+// Unwrap gives the cause, except when the cause promises that nothing was
+// sent (ErrRateLimited, ErrNotConnected): something was, so a PartialError
+// never matches those.
+type PartialError struct {
+	Applied []string
+	Err     error
+}
+
+// Error implements the error interface.
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("zenws: partly applied (%d channels: %v), then: %v", len(e.Applied), e.Applied, e.Err)
+}
+
+// Unwrap returns the cause, unless it claims that nothing was sent.
+func (e *PartialError) Unwrap() error {
+	if errors.Is(e.Err, ErrRateLimited) || errors.Is(e.Err, ErrNotConnected) {
+		return nil
+	}
+	return e.Err
 }

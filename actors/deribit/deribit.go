@@ -93,23 +93,30 @@ type Config struct {
 	Logger    *zap.Logger
 }
 
-// Session authenticates one client on every connection and keeps its token
-// fresh. It is safe for concurrent use.
+// Session authenticates one client on every connection and keeps each
+// connection's token fresh on that connection. It is safe for concurrent
+// use.
 type Session struct {
 	cfg Config
 	log *zap.Logger
 
-	mu      sync.Mutex
-	owner   *actor.PID
-	client  *actors.Client
-	gen     uint64 // connection the current token belongs to
+	mu     sync.Mutex
+	owner  *actor.PID
+	client *actors.Client
+	conns  map[uint64]*connAuth // by connection generation
+	closed bool
+
+	auths, refreshes, refreshFailures atomic.Uint64
+}
+
+// connAuth is one connection's authentication: Deribit tokens belong to
+// the connection they were issued on.
+type connAuth struct {
+	setup   *actors.Setup // talks on that connection only
 	access  string
 	refresh string
 	expires time.Time
 	timer   *time.Timer
-	closed  bool
-
-	auths, refreshes, refreshFailures atomic.Uint64
 }
 
 // Stats counts a Session's authentications.
@@ -146,7 +153,7 @@ func NewSession(cfg Config) (*Session, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Session{cfg: cfg, log: log.With(zap.String("adapter", "deribit"))}, nil
+	return &Session{cfg: cfg, log: log.With(zap.String("adapter", "deribit")), conns: map[uint64]*connAuth{}}, nil
 }
 
 // Options returns the client options that make a client use this session:
@@ -175,19 +182,28 @@ func Connect(ctx context.Context, sys *actor.ActorSystem, url string, cfg Config
 	return c, s, nil
 }
 
-// Authenticated reports whether the session holds a token that has not
-// expired.
+// Authenticated reports whether the client's current connection holds a
+// token that has not expired.
 func (s *Session) Authenticated() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.access != "" && time.Now().Before(s.expires)
+	return time.Now().Before(s.Expires())
 }
 
-// Expires is when the current token expires (zero without one).
+// Expires is when the current connection's token expires (zero without
+// one).
 func (s *Session) Expires() time.Time {
 	s.mu.Lock()
+	c := s.client
+	s.mu.Unlock()
+	if c == nil {
+		return time.Time{}
+	}
+	gen := c.Health().Generation
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.expires
+	if ca := s.conns[gen]; ca != nil && ca.access != "" {
+		return ca.expires
+	}
+	return time.Time{}
 }
 
 // Stats returns the session's counters.
@@ -201,8 +217,11 @@ func (s *Session) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	if s.timer != nil {
-		s.timer.Stop()
+	for gen, ca := range s.conns {
+		if ca.timer != nil {
+			ca.timer.Stop()
+		}
+		delete(s.conns, gen)
 	}
 }
 
@@ -230,7 +249,7 @@ func (s *Session) connectHook(ctx context.Context, setup *actors.Setup) error {
 			}
 			return fmt.Errorf("zenws/deribit: public/auth: %w", err)
 		}
-		if err := s.store(res, setup.Generation()); err != nil {
+		if err := s.store(setup, res); err != nil {
 			return err
 		}
 		s.auths.Add(1)
@@ -280,71 +299,100 @@ type authResult struct {
 	ExpiresIn    float64 `json:"expires_in"`
 }
 
-// store keeps a public/auth result for connection gen and schedules the
-// refresh.
-func (s *Session) store(res json.RawMessage, gen uint64) error {
+// store keeps a public/auth result for the connection setup talks on and
+// schedules its refresh.
+func (s *Session) store(setup *actors.Setup, res json.RawMessage) error {
 	var r authResult
 	if err := json.Unmarshal(res, &r); err != nil || r.AccessToken == "" || !(r.ExpiresIn > 0) {
 		return errors.New("zenws/deribit: public/auth result without access_token and a positive expires_in")
 	}
 	life := time.Duration(r.ExpiresIn * float64(time.Second))
+	gen := setup.Generation()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.gen, s.access, s.refresh, s.expires = gen, r.AccessToken, r.RefreshToken, time.Now().Add(life)
-	if s.timer != nil {
-		s.timer.Stop()
+	ca := s.conns[gen]
+	if ca == nil {
+		ca = &connAuth{}
+		s.conns[gen] = ca
 	}
-	if !s.closed {
-		s.timer = time.AfterFunc(time.Duration(float64(life)*s.cfg.RefreshAt), func() { s.renew(gen) })
-	}
+	ca.setup, ca.access, ca.refresh, ca.expires = setup, r.AccessToken, r.RefreshToken, time.Now().Add(life)
+	s.scheduleLocked(gen, ca, time.Duration(float64(life)*s.cfg.RefreshAt))
 	return nil
 }
 
-// renew refreshes the token of connection gen on the live connection: the
-// refresh_token grant first, the credentials if that fails. When both fail
-// on a connection that still works, it reconnects, so that the connect
-// hook authenticates afresh.
+func (s *Session) scheduleLocked(gen uint64, ca *connAuth, after time.Duration) {
+	if ca.timer != nil {
+		ca.timer.Stop()
+	}
+	if !s.closed {
+		ca.timer = time.AfterFunc(after, func() { s.renew(gen) })
+	}
+}
+
+// renew refreshes the token of connection gen on that connection: the
+// refresh_token grant first, the credentials if the venue refuses it. A
+// refresh that could not be made (rate limit, timeout) is tried again
+// before the token expires; a connection that has ended is forgotten; only
+// when the venue refuses both grants is the client reconnected, so that
+// its connect hook authenticates afresh.
 func (s *Session) renew(gen uint64) {
 	s.mu.Lock()
-	c, refresh := s.client, s.refresh
-	stale := s.closed || gen != s.gen || c == nil
+	ca, client := s.conns[gen], s.client
+	if s.closed || ca == nil {
+		s.mu.Unlock()
+		return
+	}
+	setup, refresh, expires := ca.setup, ca.refresh, ca.expires
 	s.mu.Unlock()
-	if stale {
-		return
-	}
-	select {
-	case <-c.Done():
-		return
-	default:
-	}
-	if h := c.Health(); h.Generation != gen || h.State != actors.StateConnected {
-		return // a new connection authenticates in its connect hook
-	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var res json.RawMessage
 	var err error
 	if refresh != "" {
-		res, err = c.Call(ctx, "public/auth", map[string]any{"grant_type": "refresh_token", "refresh_token": refresh})
+		res, err = setup.Call(ctx, "public/auth", map[string]any{"grant_type": "refresh_token", "refresh_token": refresh})
 	}
-	if refresh == "" || err != nil {
+	var rpc *actors.RPCError
+	if refresh == "" || errors.As(err, &rpc) {
 		if err != nil {
-			s.log.Info("token refresh failed; authenticating with the credentials", zap.Error(err))
+			s.log.Info("token refresh refused; authenticating with the credentials", zap.Error(err))
 		}
-		res, err = c.Call(ctx, "public/auth", s.credentials())
+		res, err = setup.Call(ctx, "public/auth", s.credentials())
 	}
 	if err == nil {
-		err = s.store(res, gen)
-	}
-	if err == nil {
-		s.refreshes.Add(1)
-		return
+		if err = s.store(setup, res); err == nil {
+			s.refreshes.Add(1)
+			return
+		}
 	}
 	s.refreshFailures.Add(1)
-	if errors.Is(err, actors.ErrNotConnected) || errors.Is(err, actors.ErrDisconnected) ||
-		errors.Is(err, actors.ErrClosed) || errors.Is(err, actors.ErrNotFound) {
-		return // the connection went: the next one authenticates in its hook
+	switch {
+	case errors.Is(err, actors.ErrNotConnected), errors.Is(err, actors.ErrDisconnected),
+		errors.Is(err, actors.ErrClosed), errors.Is(err, actors.ErrNotFound):
+		s.forget(gen) // the connection ended: a new one authenticates in its hook
+	case errors.As(err, &rpc):
+		s.log.Warn("the venue refused both the refresh and the credentials; reconnecting", zap.Error(err))
+		s.forget(gen)
+		if client != nil && client.Health().Generation == gen {
+			_ = client.Reconnect(ctx)
+		}
+	default: // rate-limited, timed out: try again before the token expires
+		s.log.Info("token refresh not made; trying again", zap.Error(err))
+		s.mu.Lock()
+		if ca := s.conns[gen]; ca != nil {
+			s.scheduleLocked(gen, ca, max(time.Until(expires)/2, time.Second))
+		}
+		s.mu.Unlock()
 	}
-	s.log.Warn("token refresh failed; reconnecting to authenticate afresh", zap.Error(err))
-	_ = c.Reconnect(ctx)
+}
+
+func (s *Session) forget(gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ca := s.conns[gen]; ca != nil {
+		if ca.timer != nil {
+			ca.timer.Stop()
+		}
+		delete(s.conns, gen)
+	}
 }

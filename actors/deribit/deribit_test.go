@@ -261,8 +261,9 @@ func TestSharedLimiterKeepsASubAccountUnderItsCredits(t *testing.T) {
 		wg.Wait()
 		return srv.RateLimited(), callErrs
 	}
-	// 10% under the venue's rate and one request under its burst.
-	shared := ratelimit.DeribitFor(ratelimit.DeribitLimits{Capacity: 1500, Refill: 18000, Cost: 500, Matching: ratelimit.DeribitTier4})
+	// 25% under the venue's rate and half its burst: the two buckets run on
+	// different clocks, and writes bunch up on the way.
+	shared := ratelimit.DeribitFor(ratelimit.DeribitLimits{Capacity: 1000, Refill: 15000, Cost: 500, Matching: ratelimit.DeribitTier4})
 	if n, errs := run(shared); n != 0 || len(errs) != 0 {
 		t.Fatalf("with a shared limiter: %d refused by the venue, call errors %v", n, errs)
 	}
@@ -343,4 +344,37 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The refresh is the client's own traffic: it waits for tokens even when
+// the user's policy rejects, and a refresh that could not be made never
+// tears the connection down.
+func TestRefreshUnderARejectingLimiterKeepsTheConnection(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribitCredentials(clientID, secret), wstest.WithDeribitTokenTTL(2*time.Second))
+	defer srv.Close()
+	c2 := cfg(deribit.ClientCredentials)
+	c2.RefreshAt = 0.5
+	lim := ratelimit.Simple(4, 1)
+	c, s := connect(t, srv.URL(), c2, actors.WithRateLimiter(lim, actors.RateReject))
+	ctx := testutil.Context(t, 10*time.Second)
+	deadline := time.Now().Add(2500 * time.Millisecond)
+	refused := 0
+	for time.Now().Before(deadline) {
+		if err := c.Send(ctx, []byte(`{"jsonrpc":"2.0","method":"public/get_time","params":{}}`)); errors.Is(err, actors.ErrRateLimited) {
+			refused++
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if refused == 0 {
+		t.Fatal("the user's sends were never refused: the limiter was not loaded")
+	}
+	if st := s.Stats(); st.Refreshes < 1 {
+		t.Fatalf("stats %+v: the refresh did not get through", st)
+	}
+	if h := c.Health(); h.Reconnects != 0 || h.Generation != 1 {
+		t.Fatalf("reconnects %d, generation %d: a paced refresh must not reconnect", h.Reconnects, h.Generation)
+	}
+	if !s.Authenticated() {
+		t.Fatal("not authenticated after the refresh")
+	}
 }
