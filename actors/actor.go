@@ -641,6 +641,7 @@ func (a *clientActor) route(m *frameMsg) {
 		return
 	case bytes.Equal(env.Method, methodSubscription):
 		in.Kind = KindNotification
+		a.d.notifications.Add(1)
 		in.Channel, _ = jsonrpc.String(jsonrpc.Field(env.Params, "channel"))
 	case env.ID != nil && (env.Result != nil || env.Error != nil):
 		in.Kind, in.ID, in.Unmatched = KindResponse, env.ID, true

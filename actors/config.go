@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/ratelimit"
@@ -94,11 +95,12 @@ type Config struct {
 	Recorder             io.Writer // session recording (JSONL); nil: none
 	RecordFile           string    // or a file to record to
 	OnRestoreFailed      func(client *actor.PID, channels []string, err error)
-	RateLimiter          *ratelimit.Limiter // outbound frames; nil: none
-	RatePolicy           RatePolicy         // for the user's own traffic
-	DialLimiter          *ratelimit.Limiter // connection attempts; nil: none
-	ConnectHooks         []ConnectHook      // run on every new connection, before the restore
-	MaxConnectionAge     time.Duration      // rotate before a connection is this old; 0: never
+	RateLimiter          *ratelimit.Limiter   // outbound frames; nil: none
+	RatePolicy           RatePolicy           // for the user's own traffic
+	DialLimiter          *ratelimit.Limiter   // connection attempts; nil: none
+	ConnectHooks         []ConnectHook        // run on every new connection, before the restore
+	MaxConnectionAge     time.Duration        // rotate before a connection is this old; 0: never
+	MeterProvider        metric.MeterProvider // OpenTelemetry metrics; nil: off
 }
 
 // StateChange is one transition of a client's state, as seen by a

@@ -55,9 +55,11 @@ type durable struct {
 	// out owns it.
 	dialed atomic.Pointer[transport.Conn]
 
-	subOps     atomic.Int64  // user Subscribe/Unsubscribe calls in flight
-	rotations  atomic.Uint64 // planned rotations completed
-	duplicates atomic.Uint64 // frames seen on both connections of a rotation, delivered once
+	subOps        atomic.Int64 // user Subscribe/Unsubscribe calls in flight
+	notifications atomic.Uint64
+	tel           *telemetry    // nil unless metrics are on
+	rotations     atomic.Uint64 // planned rotations completed
+	duplicates    atomic.Uint64 // frames seen on both connections of a rotation, delivered once
 
 	closing  atomic.Bool   // Close was called
 	stopped  chan struct{} // closed when the actor has stopped for good
@@ -96,6 +98,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		d.rec = rec
 	}
 	d.in = newDeliveryQueue(cfg.InboundQueueSize, cfg.Overflow, deliver, d.log)
+	d.tel = d.startTelemetry()
 	d.snap.Store(&Health{State: StateConnecting, Heartbeat: cfg.Heartbeat})
 	ch := make(chan struct{})
 	d.changed.Store(&ch)
@@ -105,6 +108,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 func (d *durable) markStopped() {
 	d.stopOnce.Do(func() {
 		close(d.stopped)
+		d.tel.stop()
 		go func() {
 			d.wg.Wait()
 			d.in.wg.Wait()
@@ -138,6 +142,7 @@ func (d *durable) health() Health {
 	h.Reconnects = d.reconnects.Load()
 	h.Restarts = d.restarts.Load()
 	h.MessagesIn = d.msgsIn.Load()
+	h.Notifications = d.notifications.Load()
 	h.MessagesOut = d.msgsOut.Load()
 	h.HeartbeatMisses = d.hbMisses.Load()
 	h.InboundQueued = d.in.pending()

@@ -36,6 +36,7 @@ type Health struct {
 	DuplicatesDropped uint64 // frames seen on both connections of a rotation, delivered once
 
 	MessagesIn     uint64 // data frames received
+	Notifications  uint64 // subscription notifications among them
 	MessagesOut    uint64 // data frames sent by Send/SendBinary
 	InboundQueued  int    // waiting for the handler or subscriber
 	InboundDropped uint64 // dropped by the overflow policy

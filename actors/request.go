@@ -272,7 +272,9 @@ func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall
 	if r.err != nil {
 		return nil, r.err
 	}
-	d.latency.add(time.Since(start))
+	rtt := time.Since(start)
+	d.latency.add(rtt)
+	d.tel.roundTrip(rtt)
 	if renv, _ := jsonrpc.Peek(r.resp); hasError(renv) {
 		return json.RawMessage(r.resp), parseRPCError(renv.Error)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 )
 
@@ -29,6 +30,7 @@ type options struct {
 	safe      bool // this operation is retry-safe
 	resolve   func(pid *actor.PID) (Endpoint, bool)
 	logger    *zap.Logger
+	meters    metric.MeterProvider
 }
 
 func newOptions(opts []Option) options {

@@ -1,0 +1,151 @@
+package actors
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+)
+
+// WithMeterProvider turns on OpenTelemetry metrics for the client, on mp's
+// meter "github.com/zenws/zenws/actors". Off by default. Every instrument
+// carries the attribute zenws.client (the client's PID id):
+//
+//	zenws.client.connects        counter    successful connections (the generation)
+//	zenws.client.reconnects      counter    lost connections the client set out to heal
+//	zenws.client.restarts        counter    restarts by a supervisor
+//	zenws.client.rotations       counter    planned rotations
+//	zenws.client.notifications   counter    subscription notifications received
+//	zenws.client.messages.in     counter    data frames received
+//	zenws.client.messages.out    counter    data frames sent
+//	zenws.client.rate_limit.waits counter   frames that waited for the rate limiter
+//	zenws.client.rate_limited    counter    frames the rate limiter refused
+//	zenws.client.inbound.dropped counter    frames dropped by the inbound overflow policy
+//	zenws.client.pending         gauge      requests waiting for a response
+//	zenws.client.connected       gauge      1 while connected, else 0
+//	zenws.client.request.duration histogram request round trips, seconds
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *Config) { c.MeterProvider = mp }
+}
+
+// instruments are one meter provider's instruments, shared by its clients.
+type instruments struct {
+	meter                                   metric.Meter
+	connects, reconnects, restarts          metric.Int64ObservableCounter
+	rotations, notifications, msgsIn, msgsO metric.Int64ObservableCounter
+	waits, limited, dropped                 metric.Int64ObservableCounter
+	pending, connected                      metric.Int64ObservableGauge
+	duration                                metric.Float64Histogram
+}
+
+var meters sync.Map // metric.MeterProvider -> *instruments
+
+func instrumentsFor(mp metric.MeterProvider) (*instruments, error) {
+	if v, ok := meters.Load(mp); ok {
+		return v.(*instruments), nil
+	}
+	m := mp.Meter("github.com/zenws/zenws/actors")
+	in := &instruments{meter: m}
+	var err error
+	counter := func(name, desc string) metric.Int64ObservableCounter {
+		if err != nil {
+			return nil
+		}
+		var c metric.Int64ObservableCounter
+		c, err = m.Int64ObservableCounter(name, metric.WithDescription(desc))
+		return c
+	}
+	in.connects = counter("zenws.client.connects", "successful connections")
+	in.reconnects = counter("zenws.client.reconnects", "lost connections the client set out to heal")
+	in.restarts = counter("zenws.client.restarts", "restarts by a supervisor")
+	in.rotations = counter("zenws.client.rotations", "planned connection rotations")
+	in.notifications = counter("zenws.client.notifications", "subscription notifications received")
+	in.msgsIn = counter("zenws.client.messages.in", "data frames received")
+	in.msgsO = counter("zenws.client.messages.out", "data frames sent")
+	in.waits = counter("zenws.client.rate_limit.waits", "frames that waited for the rate limiter")
+	in.limited = counter("zenws.client.rate_limited", "frames the rate limiter refused")
+	in.dropped = counter("zenws.client.inbound.dropped", "frames dropped by the inbound overflow policy")
+	if err != nil {
+		return nil, err
+	}
+	if in.pending, err = m.Int64ObservableGauge("zenws.client.pending", metric.WithDescription("requests waiting for a response")); err != nil {
+		return nil, err
+	}
+	if in.connected, err = m.Int64ObservableGauge("zenws.client.connected", metric.WithDescription("1 while connected")); err != nil {
+		return nil, err
+	}
+	if in.duration, err = m.Float64Histogram("zenws.client.request.duration", metric.WithUnit("s"),
+		metric.WithDescription("request round trips"),
+		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)); err != nil {
+		return nil, err
+	}
+	v, _ := meters.LoadOrStore(mp, in)
+	return v.(*instruments), nil
+}
+
+// telemetry is one client's view of its instruments.
+type telemetry struct {
+	in    *instruments
+	attrs metric.MeasurementOption
+	reg   metric.Registration
+}
+
+// startTelemetry registers the client's observations; nil when metrics are
+// off or the instruments could not be made (logged).
+func (d *durable) startTelemetry() *telemetry {
+	mp := d.cfg.MeterProvider
+	if mp == nil {
+		return nil
+	}
+	in, err := instrumentsFor(mp)
+	if err != nil {
+		d.log.Error("metrics disabled", zap.Error(err))
+		return nil
+	}
+	t := &telemetry{in: in, attrs: metric.WithAttributes(attribute.String("zenws.client", d.pid.Id))}
+	t.reg, err = in.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		h := d.health()
+		a := t.attrs.(metric.ObserveOption)
+		o.ObserveInt64(in.connects, int64(d.generation.Load()), a)
+		o.ObserveInt64(in.reconnects, int64(h.Reconnects), a)
+		o.ObserveInt64(in.restarts, int64(h.Restarts), a)
+		o.ObserveInt64(in.rotations, int64(h.Rotations), a)
+		o.ObserveInt64(in.notifications, int64(d.notifications.Load()), a)
+		o.ObserveInt64(in.msgsIn, int64(h.MessagesIn), a)
+		o.ObserveInt64(in.msgsO, int64(h.MessagesOut), a)
+		o.ObserveInt64(in.waits, int64(h.RateLimitWaits), a)
+		o.ObserveInt64(in.limited, int64(h.RateLimited), a)
+		o.ObserveInt64(in.dropped, int64(h.InboundDropped), a)
+		o.ObserveInt64(in.pending, int64(h.Pending), a)
+		connected := int64(0)
+		if h.State == StateConnected {
+			connected = 1
+		}
+		o.ObserveInt64(in.connected, connected, a)
+		return nil
+	}, in.connects, in.reconnects, in.restarts, in.rotations, in.notifications, in.msgsIn, in.msgsO,
+		in.waits, in.limited, in.dropped, in.pending, in.connected)
+	if err != nil {
+		d.log.Error("metrics disabled", zap.Error(err))
+		return nil
+	}
+	return t
+}
+
+// roundTrip records a request's round trip.
+func (t *telemetry) roundTrip(d time.Duration) {
+	if t == nil {
+		return
+	}
+	t.in.duration.Record(context.Background(), d.Seconds(), t.attrs.(metric.RecordOption))
+}
+
+// stop ends the client's observations.
+func (t *telemetry) stop() {
+	if t != nil && t.reg != nil {
+		_ = t.reg.Unregister()
+	}
+}
