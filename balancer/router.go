@@ -55,6 +55,7 @@ const firstHealthWait = time.Second
 type router struct {
 	sh      *shared
 	self    *actor.PID
+	stopTel func()
 	members map[string]*member // by PID key
 	timer   *time.Timer
 	running bool // a discovery is under way
@@ -76,6 +77,7 @@ func (r *router) Receive(ctx actor.Context) {
 		r.members = map[string]*member{}
 		r.unknown = map[string]bool{}
 		registry.Store(regKey{ctx.ActorSystem(), r.self.Id}, r.sh)
+		r.stopTel = r.sh.startTelemetry(r.self.Id)
 		r.discover(ctx)
 	case *rediscover:
 		r.discover(ctx)
@@ -108,6 +110,9 @@ func (r *router) Receive(ctx actor.Context) {
 		}
 		r.waiting = nil
 	case *actor.Stopped:
+		if r.stopTel != nil {
+			r.stopTel()
+		}
 		registry.Delete(regKey{ctx.ActorSystem(), r.self.Id})
 		r.sh.once.Do(func() { close(r.sh.stopped) })
 	}
