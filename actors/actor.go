@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -637,6 +638,9 @@ func (a *clientActor) route(m *frameMsg) {
 	switch {
 	case !ok:
 		in.Kind = KindText
+		if jsonArray(m.data) { // Kraken and Bitfinex send arrays
+			in.Kind = KindJSON
+		}
 	case a.consumeHeartbeat(m.gen, env):
 		return
 	case bytes.Equal(env.Method, methodSubscription):
@@ -653,6 +657,12 @@ func (a *clientActor) route(m *frameMsg) {
 		}
 	}
 	a.deliver(in)
+}
+
+// jsonArray reports whether data is one valid JSON array.
+func jsonArray(data []byte) bool {
+	t := bytes.TrimLeft(data, " \t\r\n")
+	return len(t) > 0 && t[0] == '[' && json.Valid(t)
 }
 
 // deliver queues a frame for the handler; while two connections overlap

@@ -27,9 +27,9 @@ const (
 	// KindResponse: a JSON-RPC response (it has an "id" and a "result" or
 	// "error") that matched no pending request of this client.
 	KindResponse
-	// KindJSON: any other JSON object.
+	// KindJSON: any other JSON object, or a JSON array (Kraken, Bitfinex).
 	KindJSON
-	// KindText: a text message that is not a JSON object.
+	// KindText: a text message that is neither a JSON object nor an array.
 	KindText
 	// KindBinary: a binary message.
 	KindBinary

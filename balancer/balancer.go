@@ -71,6 +71,9 @@ func propsFor(sh *shared) *actor.Props {
 // Of returns the handle of a router actor spawned with Props, once it has
 // started.
 func Of(sys *actor.ActorSystem, pid *actor.PID) (*Balancer, bool) {
+	if sys == nil || pid == nil {
+		return nil, false
+	}
 	v, ok := registry.Load(regKey{sys, pid.Id})
 	if !ok {
 		return nil, false

@@ -1,0 +1,115 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults.
+const (
+	// DefaultSyncInterval: how often the agent reads its local discovery and
+	// the cluster's gossip again when nothing told it to.
+	DefaultSyncInterval = time.Second
+	// DefaultFlushInterval: how long a health change that does not change
+	// whether a client may be picked (pending, round trips) waits to be sent
+	// to subscribers, batched with others. A change of state, connection
+	// generation or heartbeat failures is sent at once.
+	DefaultFlushInterval = 100 * time.Millisecond
+	// DefaultMaxInFlight bounds the operations an agent runs for other nodes
+	// at once; past it an operation is refused (ErrRateLimited on the
+	// caller's node, nothing sent) and counted.
+	DefaultMaxInFlight = 4096
+	// DefaultRequestTimeout bounds a remote operation whose context has no
+	// deadline.
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultStopWait bounds how long Stop waits for operations in flight.
+	DefaultStopWait = 5 * time.Second
+)
+
+// AgentName is the name of the agent actor: one per actor system.
+const AgentName = "zenws-balancer-agent"
+
+// GossipKey is the cluster gossip key under which an agent publishes its
+// ClientList.
+const GossipKey = "zenws.balancer.clients"
+
+// Option configures an agent.
+type Option func(*options)
+
+type options struct {
+	sync        time.Duration
+	flush       time.Duration
+	maxInFlight int
+	timeout     time.Duration
+	stopWait    time.Duration
+	logger      *zap.Logger
+}
+
+func newOptions(opts []Option) options {
+	o := options{
+		sync:        DefaultSyncInterval,
+		flush:       DefaultFlushInterval,
+		maxInFlight: DefaultMaxInFlight,
+		timeout:     DefaultRequestTimeout,
+		stopWait:    DefaultStopWait,
+		logger:      zap.NewNop(),
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
+func (o options) validate() error {
+	switch {
+	case o.sync <= 0:
+		return fmt.Errorf("zenws/balancer/cluster: SyncInterval must be positive, got %v", o.sync)
+	case o.flush <= 0:
+		return fmt.Errorf("zenws/balancer/cluster: FlushInterval must be positive, got %v", o.flush)
+	case o.maxInFlight < 1:
+		return fmt.Errorf("zenws/balancer/cluster: MaxInFlight must be at least 1, got %d", o.maxInFlight)
+	case o.timeout <= 0:
+		return fmt.Errorf("zenws/balancer/cluster: RequestTimeout must be positive, got %v", o.timeout)
+	case o.stopWait <= 0:
+		return fmt.Errorf("zenws/balancer/cluster: StopWait must be positive, got %v", o.stopWait)
+	}
+	return nil
+}
+
+// WithSyncInterval sets how often the agent reads its local discovery and
+// the gossip state again (default 1 s). Membership changes and gossip
+// updates reach it as events at once; the interval only bounds how long a
+// missed one takes to be noticed. Call Agent.Invalidate when the local list
+// changes.
+func WithSyncInterval(d time.Duration) Option { return func(o *options) { o.sync = d } }
+
+// WithFlushInterval sets how long a health change that does not affect
+// eligibility waits before it is sent to other nodes (default 100 ms).
+func WithFlushInterval(d time.Duration) Option { return func(o *options) { o.flush = d } }
+
+// WithMaxInFlight bounds the operations the agent runs at once for other
+// nodes (default 4096). Past it an operation is refused at once: the
+// caller gets an error wrapping actors.ErrRateLimited (nothing was sent,
+// the balancer tries another client) and Stats.Refused counts it.
+func WithMaxInFlight(n int) Option { return func(o *options) { o.maxInFlight = n } }
+
+// WithRequestTimeout bounds a remote operation whose context carries no
+// deadline (default 30 s, the client's own default request timeout).
+func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithStopWait bounds how long Stop waits for the operations in flight to
+// be answered before it cancels them (default 5 s).
+func WithStopWait(d time.Duration) Option { return func(o *options) { o.stopWait = d } }
+
+// WithLogger sets the agent's logger (default: none).
+func WithLogger(l *zap.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
