@@ -90,3 +90,29 @@ func TestBadFlagsExit2(t *testing.T) {
 		}
 	}
 }
+
+// Ctrl-C: the run stops at once, cleanly, with a summary.
+func TestInterruptStopsCleanly(t *testing.T) {
+	cfg, err := parseFlags([]string{"-duration", "60s", "-clients", "2", "-log-file", filepath.Join(t.TempDir(), "log")}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(1500*time.Millisecond, cancel)
+	start := time.Now()
+	var out bytes.Buffer
+	sum, err := run(ctx, cfg, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 15*time.Second {
+		t.Fatalf("the interrupted run took %v", el)
+	}
+	if !sum.interrupted || !sum.ok() || sum.snap.calls == 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	sum.print(&out)
+	if !strings.Contains(out.String(), "stopped early") {
+		t.Fatalf("summary does not say it stopped early:\n%s", out.String())
+	}
+}
