@@ -38,9 +38,9 @@ type HeartbeatType int
 //
 //   - HeartbeatDisabled: none (the default, as in the original).
 //   - HeartbeatPingPong: a WebSocket ping with a unique payload every
-//     interval; its pong gives the round-trip time. After MaxMisses pings
+//     interval; its pong gives the round-trip time. After HeartbeatMisses pings
 //     in a row go unanswered within an interval, the client reconnects, so a
-//     half-open connection is found within about MaxMisses intervals.
+//     half-open connection is found within about HeartbeatMisses intervals.
 //   - HeartbeatDeribit: answers the server's test_request at once with
 //     public/test and sends public/test every interval; both carry ids the
 //     client tracks, so their replies are consumed and never reach the
