@@ -1,0 +1,47 @@
+package bench
+
+import (
+	"context"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// zenwsLib is the zenws actors.Client: one actor system for the run's
+// connections, heartbeat off, echoes delivered to a handler, reconnecting
+// with RetryDelay as its backoff base.
+type zenwsLib struct{ sys *actor.ActorSystem }
+
+func openZenws() (Library, error) {
+	return &zenwsLib{sys: actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))}, nil
+}
+
+func (l *zenwsLib) Dial(ctx context.Context, url string, recv func()) (Conn, error) {
+	c, err := actors.Connect(ctx, l.sys, url,
+		actors.WithLogger(zap.NewNop()),
+		actors.WithHeartbeat(actors.HeartbeatDisabled, actors.DefaultHeartbeatInterval),
+		actors.WithRetryDelay(RetryDelay),
+		actors.WithRetryCount(10),
+		actors.WithHandler(func(actors.Inbound) { recv() }))
+	if err != nil {
+		return nil, err
+	}
+	return zenwsConn{c}, nil
+}
+
+func (l *zenwsLib) Close() { l.sys.Shutdown() }
+
+type zenwsConn struct{ c *actors.Client }
+
+func (z zenwsConn) Send(ctx context.Context, data []byte) error { return z.c.Send(ctx, data) }
+
+func (z zenwsConn) Call(ctx context.Context) error {
+	_, err := z.c.Call(ctx, callMethod, nil)
+	return err
+}
+
+func (z zenwsConn) Lost() <-chan struct{} { return nil }
+
+func (z zenwsConn) Close() error { return z.c.Close() }
