@@ -9,8 +9,9 @@ import (
 
 // Defaults.
 const (
-	// DefaultSyncInterval: how often the agent reads its local discovery and
-	// the cluster's gossip again when nothing told it to.
+	// DefaultSyncInterval: how often the agent reads its local discovery
+	// again, and asks again the members that had no agent, when nothing
+	// told it to.
 	DefaultSyncInterval = time.Second
 	// DefaultFlushInterval: how long a health change that does not change
 	// whether a client may be picked (pending, round trips) waits to be sent
@@ -30,10 +31,6 @@ const (
 
 // AgentName is the name of the agent actor: one per actor system.
 const AgentName = "zenws-balancer-agent"
-
-// GossipKey is the cluster gossip key under which an agent publishes its
-// ClientList.
-const GossipKey = "zenws.balancer.clients"
 
 // Option configures an agent.
 type Option func(*options)
@@ -80,11 +77,11 @@ func (o options) validate() error {
 	return nil
 }
 
-// WithSyncInterval sets how often the agent reads its local discovery and
-// the gossip state again (default 1 s). Membership changes and gossip
-// updates reach it as events at once; the interval only bounds how long a
-// missed one takes to be noticed. Call Agent.Invalidate when the local list
-// changes.
+// WithSyncInterval sets how often the agent reads its local discovery
+// again and asks again the members that had no agent (default 1 s).
+// Membership changes reach it as events at once, and an agent that starts
+// subscribes to the others, which answers their question; call
+// Agent.Invalidate when the local list changes.
 func WithSyncInterval(d time.Duration) Option { return func(o *options) { o.sync = d } }
 
 // WithFlushInterval sets how long a health change that does not affect

@@ -1,7 +1,7 @@
 // Messages that cross nodes. Proto.Actor's remote layer serializes
 // proto.Message values only, so everything an agent sends to another node
-// (and what it publishes in cluster gossip) is defined here; inside a node
-// the agent speaks the plain Go messages of package actors.
+// is defined here; inside a node the agent speaks the plain Go messages of
+// package actors.
 //
 // Regenerate wire.pb.go with `go generate ./balancer/cluster` (see doc.go).
 
@@ -214,11 +214,11 @@ func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 	return file_wire_proto_rawDescGZIP(), []int{2}
 }
 
-// ClientList is what an agent publishes in cluster gossip under the key
-// "zenws.balancer.clients": the clients it holds. It is also carried in a
-// HealthBatch when the list changes. The list with the highest version
-// wins; versions start at the agent's start time in unix nanoseconds, so a
-// restarted agent's lists win over the old ones.
+// ClientList names the clients an agent offers. It is carried in a
+// HealthBatch: in the answer to Subscribe and whenever the list changes.
+// The list with the highest version wins; versions start at the agent's
+// start time in unix nanoseconds, so a restarted agent's lists win over
+// the old ones.
 type ClientList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`    // the cluster member (actor system) id
