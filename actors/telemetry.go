@@ -11,8 +11,11 @@ import (
 )
 
 // WithMeterProvider turns on OpenTelemetry metrics for the client, on mp's
-// meter "github.com/zenws/zenws/actors". Off by default. Every instrument
-// carries the attribute zenws.client (the client's PID id):
+// meter "github.com/zenws/zenws/actors". Off by default. The observed
+// instruments carry the attribute zenws.client (the client's PID id) and
+// stop being reported when the client stops; the request histogram is one
+// for all clients of the provider (a series per client would live as long
+// as the process):
 //
 //	zenws.client.connects        counter    successful connections (the generation)
 //	zenws.client.reconnects      counter    lost connections the client set out to heal
@@ -43,10 +46,30 @@ type instruments struct {
 
 var meters sync.Map // metric.MeterProvider -> *instruments
 
-func instrumentsFor(mp metric.MeterProvider) (*instruments, error) {
-	if v, ok := meters.Load(mp); ok {
-		return v.(*instruments), nil
+func instrumentsFor(mp metric.MeterProvider) (in *instruments, err error) {
+	cache := true
+	func() {
+		defer func() {
+			if recover() != nil { // a provider that is not comparable: no cache
+				cache = false
+			}
+		}()
+		if v, ok := meters.Load(mp); ok {
+			in = v.(*instruments)
+		}
+	}()
+	if in != nil {
+		return in, nil
 	}
+	in, err = newInstruments(mp)
+	if err != nil || !cache {
+		return in, err
+	}
+	v, _ := meters.LoadOrStore(mp, in)
+	return v.(*instruments), nil
+}
+
+func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	m := mp.Meter("github.com/zenws/zenws/actors")
 	in := &instruments{meter: m}
 	var err error
@@ -82,8 +105,7 @@ func instrumentsFor(mp metric.MeterProvider) (*instruments, error) {
 		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)); err != nil {
 		return nil, err
 	}
-	v, _ := meters.LoadOrStore(mp, in)
-	return v.(*instruments), nil
+	return in, nil
 }
 
 // telemetry is one client's view of its instruments.
@@ -140,7 +162,7 @@ func (t *telemetry) roundTrip(d time.Duration) {
 	if t == nil {
 		return
 	}
-	t.in.duration.Record(context.Background(), d.Seconds(), t.attrs.(metric.RecordOption))
+	t.in.duration.Record(context.Background(), d.Seconds())
 }
 
 // stop ends the client's observations.

@@ -55,13 +55,13 @@ func New(sys *actor.ActorSystem, opts ...Option) (*Balancer, error) {
 	return b, nil
 }
 
-// Props returns props for a router actor to spawn under your own parent;
-// get its handle with Of.
+// Props returns props for one router actor to spawn under your own parent;
+// get its handle with Of. Spawn each Props once: its instances (after a
+// restart) share one table. Options out of range (see New) make the actor
+// log the error and stop at once, and Of then finds nothing.
 func Props(opts ...Option) *actor.Props {
-	o := newOptions(opts)
-	return actor.PropsFromProducer(func() actor.Actor {
-		return &router{sh: newShared(o)}
-	})
+	sh := newShared(newOptions(opts))
+	return actor.PropsFromProducer(func() actor.Actor { return &router{sh: sh} })
 }
 
 func propsFor(sh *shared) *actor.Props {
@@ -200,7 +200,7 @@ func (b *Balancer) run(ctx context.Context, opts []Option, safeByRule bool, op f
 		}
 		t := b.sh.table.Load()
 		now := time.Now().UnixNano()
-		m := b.sh.o.strategy.pick(without(t.eligible, excluded), now)
+		m := b.sh.o.strategy.pick(without(t.eligible, excluded), now, &b.sh.turn)
 		if m == nil {
 			select {
 			case <-b.sh.stopped:
@@ -231,7 +231,7 @@ func (b *Balancer) run(ctx context.Context, opts []Option, safeByRule bool, op f
 		}
 		last = err
 		excluded = append(excluded, m)
-		if try+1 < attempts {
+		if try+1 < attempts && len(t.eligible) > len(excluded) {
 			b.sh.failovers.Add(1)
 		}
 	}

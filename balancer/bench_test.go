@@ -42,7 +42,7 @@ func BenchmarkPickCost(b *testing.B) {
 	round := func(cands []*member, n int) time.Duration {
 		start := time.Now()
 		for i := 0; i < n; i++ {
-			sink = pickP2C(cands, start.UnixNano())
+			sink = pickP2C(cands, start.UnixNano(), nil)
 		}
 		return time.Since(start)
 	}
@@ -58,9 +58,10 @@ func BenchmarkPickCost(b *testing.B) {
 	b.ReportMetric(ns(tLarge), "ns/pick-1000")
 	b.ReportMetric(ns(tLarge)/ns(tSmall), "ratio-1000/10")
 	var score time.Duration
+	var turn atomic.Uint64
 	start := time.Now()
 	for i := 0; i < per; i++ {
-		sink = pickScore(large, start.UnixNano())
+		sink = pickScore(large, start.UnixNano(), &turn)
 	}
 	score = time.Since(start)
 	b.ReportMetric(float64(score.Nanoseconds())/float64(per), "ns/score-pick-1000")

@@ -108,27 +108,44 @@ func (m *member) recentErrors(now int64) float64 {
 	return m.errsLocked(now)
 }
 
+// unmeasuredPenalty is the load of a member that has work in flight but no
+// round trip measured yet (Finagle's penalty): without it a newly joined
+// client, at cost 0, would win every draw and take a burst of traffic
+// before its first answer says how fast it is.
+const unmeasuredPenalty = 1e12
+
 // load is what the peak-EWMA strategy minimises: the expected wait behind
 // the work already in flight, cost * (outstanding + 1), raised by recent
-// errors. Before any sample the cost is 0 and the member with the least
-// work in flight wins.
+// errors. An idle member that was never measured costs nothing (it gets
+// tried); one never measured with work in flight costs the penalty.
 func (m *member) load(now int64) float64 {
 	m.mu.Lock()
 	m.decayLocked(0, now)
 	cost, errs := m.cost, m.errsLocked(now)
 	m.mu.Unlock()
-	return (cost + 1) * float64(m.outstanding.Load()+1) * (1 + errs)
+	out := float64(m.outstanding.Load())
+	if cost == 0 && out > 0 {
+		return unmeasuredPenalty + out
+	}
+	return (cost + 1) * (out + 1) * (1 + errs)
 }
 
 // score is the original ZenWebsocket health score (0-100, higher is
 // better): 100 - min(pending*10, 40) - min(p99_ms/25, 30) -
-// min(errors*15, 20).
+// min(errors*15, 20). Like the original it reads each client's current
+// figures (a local client's live Health, a remote one's last push);
+// unlike the original, errors decay smoothly (time constant 20 s) instead
+// of dropping to zero 60 s after the last one.
 func (m *member) score(now int64) float64 {
 	h := m.health.Load()
-	pending := m.outstanding.Load()
+	if c, ok := m.ep.(*actors.Client); ok {
+		live := c.Health()
+		h = &live
+	}
+	var pending int64
 	var p99 time.Duration
 	if h != nil {
-		pending += int64(h.Pending)
+		pending = int64(h.Pending) // the client's own count includes the balancer's calls
 		p99 = h.RTTP99
 	}
 	s := 100.0

@@ -30,6 +30,7 @@ type shared struct {
 
 	failovers atomic.Uint64
 	noConns   atomic.Uint64
+	turn      atomic.Uint64 // HealthScore's ties, in turn
 }
 
 func newShared(o options) *shared {
@@ -43,8 +44,15 @@ type (
 	rediscover struct{}
 	discovered struct{ pids []*actor.PID }
 	refreshReq struct{ reply chan struct{} }
-	flushWait  struct{}
+	flushWait  struct{ run uint64 }
 )
+
+// waiter is a Refresh waiting for discovery run need (the first one that
+// starts after its request) to be in the table.
+type waiter struct {
+	ch   chan struct{}
+	need uint64
+}
 
 // firstHealthWait bounds how long Refresh waits for the first health push
 // of newly discovered clients.
@@ -58,9 +66,12 @@ type router struct {
 	stopTel func()
 	members map[string]*member // by PID key
 	timer   *time.Timer
-	running bool // a discovery is under way
-	again   bool // another was asked for meanwhile
-	waiting []chan struct{}
+	running bool   // a discovery is under way
+	again   bool   // another was asked for meanwhile
+	run     uint64 // discovery runs started
+	done    uint64 // the last run merged into the table
+	flushed uint64 // runs whose first-health wait is over
+	waiting []waiter
 	unknown map[string]bool // PIDs discovery returned that cannot be used (logged once)
 }
 
@@ -69,6 +80,12 @@ func pidKey(p *actor.PID) string { return p.Address + "/" + p.Id }
 func (r *router) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		if err := r.sh.o.validate(); err != nil {
+			r.sh.o.logger.Error("balancer not started", zap.Error(err))
+			r.sh.once.Do(func() { close(r.sh.stopped) })
+			ctx.Stop(ctx.Self())
+			return
+		}
 		r.self = ctx.Self()
 		r.sh.pid.Store(r.self)
 		if r.sh.sys == nil { // spawned from Props: the handle comes later, through Of
@@ -82,7 +99,7 @@ func (r *router) Receive(ctx actor.Context) {
 	case *rediscover:
 		r.discover(ctx)
 	case *refreshReq:
-		r.waiting = append(r.waiting, m.reply)
+		r.waiting = append(r.waiting, waiter{ch: m.reply, need: r.run + 1})
 		r.discover(ctx)
 	case *discovered:
 		r.merge(ctx, m.pids)
@@ -90,31 +107,44 @@ func (r *router) Receive(ctx actor.Context) {
 		r.update(m)
 		r.replyIfSettled()
 	case *flushWait:
-		r.reply()
+		r.flushed = max(r.flushed, m.run)
+		r.reply(r.flushed)
 	case *actor.Terminated:
 		if mb, ok := r.members[pidKey(m.Who)]; ok {
 			r.remove(ctx, mb, false)
 			r.publish()
 		}
 		r.discover(ctx)
+	case *actor.Restarting:
+		// A panic (a user's resolver or discovery): the next instance
+		// starts afresh on the same shared state.
+		r.release()
 	case *actor.Stopping:
-		if r.timer != nil {
-			r.timer.Stop()
+		if r.self == nil {
+			return // never started (invalid options)
 		}
 		for _, mb := range r.members {
 			r.remove(ctx, mb, true)
 		}
 		r.publish()
-		for _, w := range r.waiting {
-			close(w)
-		}
-		r.waiting = nil
+		r.release()
+		r.reply(^uint64(0))
 	case *actor.Stopped:
-		if r.stopTel != nil {
-			r.stopTel()
+		if r.self != nil {
+			registry.Delete(regKey{ctx.ActorSystem(), r.self.Id})
 		}
-		registry.Delete(regKey{ctx.ActorSystem(), r.self.Id})
 		r.sh.once.Do(func() { close(r.sh.stopped) })
+	}
+}
+
+// release stops what this instance started: its timer and its metrics.
+func (r *router) release() {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	if r.stopTel != nil {
+		r.stopTel()
+		r.stopTel = nil
 	}
 }
 
@@ -129,6 +159,7 @@ func (r *router) discover(ctx actor.Context) {
 		r.timer.Stop()
 	}
 	fn := r.sh.o.discovery
+	r.run++
 	if fn == nil {
 		r.merge(ctx, nil)
 		return
@@ -152,6 +183,7 @@ func (r *router) discover(ctx actor.Context) {
 // merge makes the table match what discovery returned.
 func (r *router) merge(ctx actor.Context, pids []*actor.PID) {
 	r.running = false
+	r.done = r.run
 	seen := make(map[string]bool, len(pids))
 	for _, p := range pids {
 		if p == nil {
@@ -189,10 +221,10 @@ func (r *router) merge(ctx actor.Context, pids []*actor.PID) {
 	r.publish()
 	if len(r.waiting) > 0 {
 		if r.settled() {
-			r.reply()
+			r.reply(r.done)
 		} else {
-			sys, self := ctx.ActorSystem(), r.self
-			time.AfterFunc(firstHealthWait, func() { sys.Root.Send(self, &flushWait{}) })
+			sys, self, run := ctx.ActorSystem(), r.self, r.done
+			time.AfterFunc(firstHealthWait, func() { sys.Root.Send(self, &flushWait{run: run}) })
 		}
 	}
 	if r.again {
@@ -219,11 +251,22 @@ func (r *router) resolve(ctx actor.Context, p *actor.PID) (Endpoint, bool, bool)
 		}
 	}
 	if r.sh.o.resolve != nil {
-		if ep, ok := r.sh.o.resolve(p); ok {
+		if ep, ok := r.safeResolve(p); ok {
 			return ep, true, true
 		}
 	}
 	return nil, false, false
+}
+
+// safeResolve calls the user's resolver; a panic in it skips the PID.
+func (r *router) safeResolve(p *actor.PID) (ep Endpoint, ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.sh.o.logger.Error("resolver panicked; PID skipped", zap.Stringer("pid", p), zap.Any("panic", v))
+			ep, ok = nil, false
+		}
+	}()
+	return r.sh.o.resolve(p)
 }
 
 // settled: every member has pushed its health at least once.
@@ -237,17 +280,22 @@ func (r *router) settled() bool {
 }
 
 func (r *router) replyIfSettled() {
-	if len(r.waiting) > 0 && !r.running && r.settled() {
-		r.reply()
+	if len(r.waiting) > 0 && r.settled() {
+		r.reply(r.done)
 	}
 }
 
-// reply answers every Refresh waiting.
-func (r *router) reply() {
+// reply answers every Refresh waiting for a run up to upTo.
+func (r *router) reply(upTo uint64) {
+	kept := r.waiting[:0]
 	for _, w := range r.waiting {
-		close(w)
+		if w.need <= upTo {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
 	}
-	r.waiting = nil
+	r.waiting = kept
 }
 
 func (r *router) remove(ctx actor.Context, mb *member, unwatch bool) {

@@ -10,7 +10,7 @@ import (
 // provided: PeakEWMA (the default) and HealthScore (the original's).
 type Strategy struct {
 	name string
-	pick func(cands []*member, now int64) *member
+	pick func(cands []*member, now int64, turn *atomic.Uint64) *member
 }
 
 // String names the strategy.
@@ -39,7 +39,7 @@ var PeakEWMA = Strategy{name: "peak-ewma-p2c", pick: pickP2C}
 // pick.
 var HealthScore = Strategy{name: "health-score", pick: pickScore}
 
-func pickP2C(cands []*member, now int64) *member {
+func pickP2C(cands []*member, now int64, _ *atomic.Uint64) *member {
 	switch n := len(cands); n {
 	case 0:
 		return nil
@@ -65,9 +65,9 @@ func pickP2C(cands []*member, now int64) *member {
 	}
 }
 
-var scoreTurn atomic.Uint64
-
-func pickScore(cands []*member, now int64) *member {
+// pickScore takes the best score; turn (one per balancer) breaks ties in
+// turn.
+func pickScore(cands []*member, now int64, turn *atomic.Uint64) *member {
 	var best []*member
 	bestScore := -1.0
 	for _, m := range cands {
@@ -81,7 +81,7 @@ func pickScore(cands []*member, now int64) *member {
 	if len(best) == 0 {
 		return nil
 	}
-	return best[scoreTurn.Add(1)%uint64(len(best))]
+	return best[turn.Add(1)%uint64(len(best))]
 }
 
 // without returns cands minus excluded (rarely non-empty: failover).

@@ -40,6 +40,15 @@ func (s *Supervisor) Balancer(opts ...balancer.Option) (*balancer.Balancer, erro
 	return b, nil
 }
 
+// closeBalancer marks the supervisor's balancer closed and returns it (nil
+// if none was made); no new one can be made afterwards.
+func (sh *shared) closeBalancer() *balancer.Balancer {
+	sh.balMu.Lock()
+	defer sh.balMu.Unlock()
+	sh.balClosed = true
+	return sh.bal.Load()
+}
+
 // SendBalanced sends msg through the healthiest of the supervisor's
 // clients, failing over as balancer.Balancer.Send does. opts apply to this
 // send (balancer.WithMaxAttempts, balancer.RetrySafe).

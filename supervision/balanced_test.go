@@ -68,3 +68,27 @@ func TestSendBalancedFollowsTheSupervisorsClients(t *testing.T) {
 		t.Fatalf("after Stop: %v", err)
 	}
 }
+
+// A supervisor stopped by its parent takes its balancer with it.
+func TestBalancerStopsWithAnEmbeddedSupervisor(t *testing.T) {
+	sys := newSystem(t)
+	pid, err := sys.Root.SpawnNamed(supervision.Props(), "embedded-sup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := supervision.NewSupervisor(sys, pid)
+	var b *balancer.Balancer
+	testutil.Eventually(t, 5*time.Second, "the supervisor's balancer", func() bool {
+		var err error
+		b, err = s.Balancer()
+		return err == nil
+	})
+	_ = sys.Root.StopFuture(pid).Wait()
+	testutil.Eventually(t, 5*time.Second, "the balancer stopped", func() bool {
+		_, alive := sys.ProcessRegistry.Get(b.PID())
+		return !alive
+	})
+	if err := b.Send(ctxT(t, time.Second), []byte("x")); !errors.Is(err, balancer.ErrStopped) {
+		t.Fatalf("Send after the supervisor stopped: %v, want ErrStopped", err)
+	}
+}

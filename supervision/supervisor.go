@@ -195,6 +195,11 @@ func (a *supervisorActor) Receive(ctx actor.Context) {
 		a.publish()
 		registry.CompareAndDelete(registryKey{ctx.ActorSystem(), ctx.Self().Id}, a.sh)
 		a.sh.stopOnce.Do(func() { close(a.sh.stopped) })
+		// However the supervisor stopped (Stop, its parent, an
+		// escalation), its balancer goes with it.
+		if b := a.sh.closeBalancer(); b != nil {
+			ctx.ActorSystem().Root.Stop(b.PID())
+		}
 	}
 }
 
@@ -381,12 +386,9 @@ func (s *Supervisor) Stop() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sh.o.stopWait)
 	defer cancel()
-	sh.balMu.Lock()
-	sh.balClosed = true
-	if b := sh.bal.Load(); b != nil {
+	if b := sh.closeBalancer(); b != nil {
 		_ = b.Stop()
 	}
-	sh.balMu.Unlock()
 	select {
 	case <-sh.stopped:
 	default:

@@ -25,6 +25,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,6 +42,9 @@ func main() {
 // runMain parses flags, runs the demo and returns the exit code.
 func runMain(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		return 2
 	}
@@ -48,6 +52,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	sum, err := run(ctx, cfg, stdout, stderr)
 	if err != nil {
+		if ctx.Err() != nil { // interrupted while starting
+			fmt.Fprintln(stderr, "demo: interrupted")
+			return 0
+		}
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
