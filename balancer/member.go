@@ -24,6 +24,18 @@ type Endpoint interface {
 
 var _ Endpoint = (*actors.Client)(nil)
 
+// Watcher is an Endpoint that delivers its client's health itself (package
+// balancer/cluster: a client on another node, which the plain Go messages
+// actors.WatchHealth and actor.Watch cannot reach). For such an endpoint the
+// router calls WatchHealth instead of watching the client: the endpoint
+// then sends the router an *actors.HealthUpdate for the client as its
+// health changes, and an *actor.Terminated when the client or its node is
+// gone. UnwatchHealth ends it.
+type Watcher interface {
+	WatchHealth(router *actor.PID)
+	UnwatchHealth(router *actor.PID)
+}
+
 // member is one client in the balancer's table. The router actor creates
 // it and replaces its health; callers update its load counters
 // concurrently.

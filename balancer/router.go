@@ -205,8 +205,12 @@ func (r *router) merge(ctx actor.Context, pids []*actor.PID) {
 		delete(r.unknown, k)
 		mb := newMember(p, ep, remote)
 		r.members[k] = mb
-		ctx.Watch(p)
-		ctx.Send(p, &actors.WatchHealth{Watcher: r.self})
+		if w, ok := ep.(Watcher); ok {
+			w.WatchHealth(r.self)
+		} else {
+			ctx.Watch(p)
+			ctx.Send(p, &actors.WatchHealth{Watcher: r.self})
+		}
 	}
 	for k, mb := range r.members {
 		if !seen[k] {
@@ -301,8 +305,12 @@ func (r *router) reply(upTo uint64) {
 func (r *router) remove(ctx actor.Context, mb *member, unwatch bool) {
 	delete(r.members, pidKey(mb.pid))
 	if unwatch {
-		ctx.Unwatch(mb.pid)
-		ctx.Send(mb.pid, &actors.UnwatchHealth{Watcher: r.self})
+		if w, ok := mb.ep.(Watcher); ok {
+			w.UnwatchHealth(r.self)
+		} else {
+			ctx.Unwatch(mb.pid)
+			ctx.Send(mb.pid, &actors.UnwatchHealth{Watcher: r.self})
+		}
 	}
 }
 
