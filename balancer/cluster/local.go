@@ -1,0 +1,277 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// The local side: the clients this node offers to the others.
+
+// discoverLocal reads the local discovery off the actor's goroutine; one
+// read at a time.
+func (a *agentActor) discoverLocal(ctx actor.Context) {
+	if a.discovering {
+		a.discoverMore = true
+		return
+	}
+	fn := a.sh.discover
+	if fn == nil {
+		return
+	}
+	a.discovering = true
+	sys, self := ctx.ActorSystem(), a.self
+	a.goBackground("discovery", func() {
+		res := &localFound{failed: true}
+		defer func() { sys.Root.Send(self, res) }()
+		res.pids = fn()
+		res.failed = false
+	})
+}
+
+// isLocal: pid names an actor of this actor system.
+func isLocal(sys *actor.ActorSystem, pid *actor.PID) bool {
+	return pid.Address == sys.Address() || pid.Address == "nonhost" || pid.Address == ""
+}
+
+// mergeLocal makes the offered clients match what discovery returned: a
+// new client is watched (its stop, and its health), one that is no longer
+// listed is let go.
+func (a *agentActor) mergeLocal(ctx actor.Context, found *localFound) {
+	a.discovering = false
+	if found.failed {
+		a.schedule(ctx)
+		return
+	}
+	pids := found.pids
+	sys := ctx.ActorSystem()
+	seen := make(map[string]bool, len(pids))
+	changed := false
+	for _, p := range pids {
+		if p == nil || !isLocal(sys, p) {
+			continue
+		}
+		c, ok := actors.Lookup(sys, p)
+		if !ok {
+			continue
+		}
+		select {
+		case <-c.Done():
+			continue // stopped for good
+		default:
+		}
+		seen[p.Id] = true
+		if _, ok := a.local[p.Id]; ok {
+			continue
+		}
+		pid := sys.NewLocalPID(p.Id) // the address other nodes reach it at
+		a.local[p.Id] = &localClient{pid: pid}
+		ctx.Watch(pid)
+		ctx.Send(pid, &actors.WatchHealth{Watcher: a.self})
+		changed = true
+	}
+	for id, lc := range a.local {
+		if !seen[id] {
+			ctx.Unwatch(lc.pid)
+			ctx.Send(lc.pid, &actors.UnwatchHealth{Watcher: a.self})
+			delete(a.local, id)
+			delete(a.dirty, id)
+			changed = true
+		}
+	}
+	if changed {
+		a.publishList(ctx)
+	}
+	if a.discoverMore {
+		a.discoverMore = false
+		a.discoverLocal(ctx)
+		return
+	}
+	a.schedule(ctx)
+}
+
+// list is the ClientList of this node now.
+func (a *agentActor) list(ctx actor.Context) *ClientList {
+	l := &ClientList{
+		MemberId: a.sh.memberID,
+		Address:  ctx.ActorSystem().Address(),
+		AgentId:  a.self.Id,
+		Version:  a.version,
+		Leaving:  a.leaving,
+	}
+	if !a.leaving {
+		for id := range a.local {
+			l.ClientIds = append(l.ClientIds, id)
+		}
+	}
+	return l
+}
+
+// publishList gives the list a new version and sends it to the
+// subscribers, with the pending health changes.
+func (a *agentActor) publishList(ctx actor.Context) {
+	a.version++
+	l := a.list(ctx)
+	batch := &HealthBatch{MemberId: a.sh.memberID, List: l, Health: a.takeDirty()}
+	for _, s := range a.subs {
+		ctx.Send(s, batch)
+	}
+}
+
+// takeDirty returns the summaries changed since the last batch.
+func (a *agentActor) takeDirty() []*ClientHealth {
+	var out []*ClientHealth
+	for id := range a.dirty {
+		if lc, ok := a.local[id]; ok && lc.health != nil {
+			out = append(out, lc.health)
+		}
+	}
+	clear(a.dirty)
+	if a.flushT != nil {
+		a.flushT.Stop()
+		a.flushT = nil
+	}
+	return out
+}
+
+// localHealth records a local client's push; a change that may change
+// whether it is picked goes out at once, others after FlushInterval.
+func (a *agentActor) localHealth(ctx actor.Context, m *actors.HealthUpdate) {
+	if m.Client == nil || !isLocal(ctx.ActorSystem(), m.Client) {
+		return
+	}
+	lc, ok := a.local[m.Client.Id]
+	if !ok {
+		return
+	}
+	s := summaryOf(m.Client.Id, m.Health)
+	if same(lc.health, s) {
+		return
+	}
+	now := urgent(lc.health, s)
+	lc.health = s
+	a.dirty[m.Client.Id] = true
+	switch {
+	case now:
+		a.flush(ctx)
+	case a.flushT == nil:
+		sys, self, stopped := ctx.ActorSystem(), a.self, a.sh.stopped
+		a.flushT = time.AfterFunc(a.sh.o.flush, func() {
+			select {
+			case <-stopped:
+			default:
+				sys.Root.Send(self, &flushTick{})
+			}
+		})
+	}
+}
+
+// flush sends the batched health changes to every subscriber.
+func (a *agentActor) flush(ctx actor.Context) {
+	health := a.takeDirty()
+	if len(health) == 0 || len(a.subs) == 0 {
+		return
+	}
+	batch := &HealthBatch{MemberId: a.sh.memberID, Health: health}
+	for _, s := range a.subs {
+		ctx.Send(s, batch)
+	}
+}
+
+// subscribe registers the sender (another member's agent) for health
+// batches, watches it, and answers with the full list and health.
+func (a *agentActor) subscribe(ctx actor.Context) {
+	s := ctx.Sender()
+	if s == nil {
+		return
+	}
+	a.subs[pidKey(s)] = s
+	ctx.Watch(s)
+	batch := &HealthBatch{MemberId: a.sh.memberID, List: a.list(ctx)}
+	for _, lc := range a.local {
+		if lc.health != nil {
+			batch.Health = append(batch.Health, lc.health)
+		}
+	}
+	ctx.Respond(batch)
+}
+
+// leave: tell the subscribers that this node is leaving; operations
+// still arriving are refused with ErrClosed (retried elsewhere).
+func (a *agentActor) leave(ctx actor.Context) {
+	if a.leaving {
+		return
+	}
+	a.leaving = true
+	for _, s := range a.subs {
+		ctx.Send(s, &Leaving{MemberId: a.sh.memberID})
+	}
+}
+
+// serve runs an operation another node sent on one of the local clients,
+// in a goroutine (a request may wait long), and answers the sender.
+func (a *agentActor) serve(ctx actor.Context, op *Op) {
+	to := ctx.Sender()
+	if to == nil {
+		return
+	}
+	sys := ctx.ActorSystem()
+	answer := func(res *OpResult) { sys.Root.Send(to, res) }
+	if a.leaving {
+		answer(&OpResult{Code: ErrorCode_ERROR_CODE_CLOSED, Message: "the member is leaving"})
+		return
+	}
+	lc, ok := a.local[op.GetClientId()]
+	var c *actors.Client
+	if ok {
+		c, ok = actors.Lookup(sys, lc.pid)
+	}
+	if !ok {
+		answer(&OpResult{Code: ErrorCode_ERROR_CODE_NOT_FOUND, Message: "no such client on this member"})
+		return
+	}
+	sh := a.sh
+	if sh.inFlight.Load() >= int64(sh.o.maxInFlight) {
+		sh.refused.Add(1)
+		sh.o.logger.Warn("operation refused: too many in flight", zap.Int("max", sh.o.maxInFlight))
+		answer(&OpResult{Code: ErrorCode_ERROR_CODE_OVERLOADED, Message: "too many operations in flight on this member"})
+		return
+	}
+	sh.inFlight.Add(1)
+	sh.ops.Add(1)
+	go func() {
+		defer sh.ops.Done()
+		res := run(sh.opCtx, c, op, sh.o.timeout)
+		sh.inFlight.Add(-1)
+		sh.served.Add(1)
+		answer(res)
+	}()
+}
+
+// run performs op on c, bounded by what is left of the caller's deadline.
+func run(parent context.Context, c *actors.Client, op *Op, fallback time.Duration) *OpResult {
+	timeout := time.Duration(op.GetTimeoutNs())
+	if timeout <= 0 {
+		timeout = fallback
+	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	switch op.GetKind() {
+	case OpKind_OP_KIND_SEND:
+		return resultOf(nil, c.Send(ctx, op.GetData()))
+	case OpKind_OP_KIND_REQUEST:
+		return resultOf(c.Request(ctx, op.GetData()))
+	case OpKind_OP_KIND_CALL:
+		var params any
+		if len(op.GetData()) > 0 {
+			params = json.RawMessage(op.GetData())
+		}
+		return resultOf(c.Call(ctx, op.GetMethod(), params))
+	}
+	return &OpResult{Code: ErrorCode_ERROR_CODE_INVALID_REQUEST, Message: "unknown operation " + op.GetKind().String()}
+}

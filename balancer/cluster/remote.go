@@ -1,0 +1,319 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// The remote side: the other members' clients, as this node uses them.
+//
+// Every member of the topology (from the cluster provider) is asked for
+// its clients: the agent watches the agent actor at AgentName on that
+// member (Proto.Actor's remote watch: how an abrupt loss is noticed) and
+// subscribes to it. The answer, and every later change, comes as a
+// HealthBatch. A member without an agent answers the watch with
+// Terminated (NotFound) and is asked again every SyncInterval, or at once
+// when its agent subscribes here.
+
+// nodeState is where this agent is with another member.
+type nodeState int
+
+const (
+	asking  nodeState = iota // watched and subscribed, waiting for the first batch
+	active                   // its clients are in the table
+	absent                   // no agent there (or it stopped): ask again on the next tick
+	leaving                  // its agent said it is leaving: ask again only when it subscribes here
+)
+
+// remoteNode is another member: its list and the last health of each of
+// its clients.
+type remoteNode struct {
+	id      string
+	address string
+	n       *node // the current incarnation its endpoints use
+	state   nodeState
+	asked   time.Time               // when it was last asked
+	version uint64                  // of the list applied
+	clients map[string]*remoteEntry // by actor id
+}
+
+type remoteEntry struct {
+	pid    *actor.PID
+	health *actors.Health // nil before the first summary
+}
+
+// topology records the members (this one excluded). A member that is no
+// longer listed has left: it is dropped (operations in flight through it
+// may still be answered) and never used again.
+func (a *agentActor) topology(ctx actor.Context, members, left []*protocluster.Member) {
+	now := make(map[string]*protocluster.Member, len(members))
+	for _, m := range members {
+		if m.GetId() != a.sh.memberID && !a.gone[m.GetId()] {
+			now[m.GetId()] = m
+		}
+	}
+	for _, m := range left {
+		delete(now, m.GetId())
+	}
+	changed := false
+	for id := range a.nodes {
+		if _, ok := now[id]; !ok {
+			a.gone[id] = true
+			changed = a.dropNode(ctx, id, false) || changed
+			delete(a.nodes, id)
+		}
+	}
+	for id, m := range now {
+		if _, ok := a.nodes[id]; !ok {
+			a.nodes[id] = &remoteNode{id: id, address: m.Address(), clients: map[string]*remoteEntry{}}
+			a.ask(ctx, a.nodes[id])
+		}
+	}
+	if changed {
+		a.publishView()
+		a.sh.changed()
+	}
+}
+
+// ask watches the member's agent and subscribes to it.
+func (a *agentActor) ask(ctx actor.Context, rn *remoteNode) {
+	rn.state = asking
+	rn.asked = time.Now()
+	rn.n = newNode(rn.id, rn.address, AgentName)
+	ctx.Watch(rn.n.agent)
+	ctx.Request(rn.n.agent, &Subscribe{MemberId: a.sh.memberID})
+}
+
+// retry asks again the members whose agent was missing, or has not
+// answered for a SyncInterval (a Subscribe that reached the member just
+// before its agent started is a dead letter there, while the watch that
+// follows it finds the agent).
+func (a *agentActor) retry(ctx actor.Context) {
+	for _, rn := range a.nodes {
+		if rn.state == absent || (rn.state == asking && time.Since(rn.asked) >= a.sh.o.sync) {
+			a.ask(ctx, rn)
+		}
+	}
+}
+
+// subscribedBy: the agent of member id subscribed here, so it exists: ask
+// it now if this agent is not using it yet.
+func (a *agentActor) subscribedBy(ctx actor.Context, id string) {
+	if rn, ok := a.nodes[id]; ok && rn.state != active {
+		a.ask(ctx, rn)
+	}
+}
+
+// remoteHealth applies a batch from another member's agent: its list (the
+// newest wins) and summaries.
+func (a *agentActor) remoteHealth(ctx actor.Context, b *HealthBatch) {
+	rn, ok := a.nodes[b.GetMemberId()]
+	if !ok || (rn.state != asking && rn.state != active) {
+		return
+	}
+	if l := b.GetList(); l != nil && l.GetVersion() > rn.version {
+		if l.GetLeaving() {
+			a.remoteLeaving(ctx, rn.id)
+			return
+		}
+		first := rn.state == asking
+		rn.state = active
+		if a.applyList(ctx, rn, l) || first {
+			a.publishView()
+			a.sh.changed()
+		}
+		if first {
+			a.sh.o.logger.Info("using the clients of a member", zap.String("member", rn.id),
+				zap.String("address", rn.address), zap.Int("clients", len(rn.clients)))
+		}
+	}
+	if rn.state != active {
+		return
+	}
+	for _, s := range b.GetHealth() {
+		e, ok := rn.clients[s.GetClientId()]
+		if !ok {
+			continue
+		}
+		h := healthOf(s)
+		e.health = &h
+		for _, w := range a.watchers[pidKey(e.pid)] {
+			ctx.Send(w, &actors.HealthUpdate{Client: e.pid, Health: h})
+		}
+	}
+}
+
+// applyList makes rn's clients match l; a client no longer listed is gone
+// for the routers watching it. It reports a change.
+func (a *agentActor) applyList(ctx actor.Context, rn *remoteNode, l *ClientList) bool {
+	rn.version = l.GetVersion()
+	seen := make(map[string]bool, len(l.GetClientIds()))
+	changed := false
+	for _, cid := range l.GetClientIds() {
+		seen[cid] = true
+		if _, ok := rn.clients[cid]; !ok {
+			rn.clients[cid] = &remoteEntry{pid: actor.NewPID(rn.address, cid)}
+			changed = true
+		}
+	}
+	for cid, e := range rn.clients {
+		if !seen[cid] {
+			delete(rn.clients, cid)
+			a.notifyGone(ctx, e.pid)
+			changed = true
+		}
+	}
+	return changed
+}
+
+// dropNode stops using a member's clients. Lost: its agent is unreachable,
+// so operations in flight fail now. Otherwise (left, leaving, its agent
+// stopped) they may still be answered: its agent stays watched until it
+// terminates. It reports whether clients were dropped.
+func (a *agentActor) dropNode(ctx actor.Context, id string, lost bool) bool {
+	rn, ok := a.nodes[id]
+	if !ok || rn.n == nil {
+		return false
+	}
+	had := len(rn.clients) > 0
+	for cid, e := range rn.clients {
+		delete(rn.clients, cid)
+		a.notifyGone(ctx, e.pid)
+	}
+	rn.version = 0
+	if lost {
+		rn.n.markLost()
+	} else {
+		rn.n.closing.Store(true)
+		a.draining[pidKey(rn.n.agent)] = append(a.draining[pidKey(rn.n.agent)], rn.n)
+	}
+	if rn.state == active {
+		a.sh.o.logger.Info("stopped using the clients of a member", zap.String("member", id),
+			zap.String("address", rn.address), zap.Bool("lost", lost))
+	}
+	return had
+}
+
+// agentTerminated handles the end of another member's agent (or of the
+// watch on it). It reports whether m was about such an agent.
+func (a *agentActor) agentTerminated(ctx actor.Context, m *actor.Terminated) bool {
+	k := pidKey(m.Who)
+	ns, draining := a.draining[k]
+	if draining { // nothing will answer what is still in flight
+		delete(a.draining, k)
+		for _, n := range ns {
+			n.markLost()
+		}
+	}
+	for id, rn := range a.nodes {
+		if rn.n == nil || pidKey(rn.n.agent) != k || rn.state == absent || rn.state == leaving {
+			continue
+		}
+		switch m.Why {
+		case actor.TerminatedReason_AddressTerminated:
+			// The member is lost: Proto.Actor's remote lost its
+			// connection (the cluster provider may list it for a while).
+			changed := a.dropNode(ctx, id, true)
+			a.gone[id] = true
+			delete(a.nodes, id)
+			if changed {
+				a.publishView()
+				a.sh.changed()
+			}
+		default: // its agent stopped, or there is none (yet)
+			if a.dropNode(ctx, id, true) {
+				a.publishView()
+				a.sh.changed()
+			}
+			rn.state = absent
+		}
+		return true
+	}
+	return draining
+}
+
+// remoteLeaving: the member's agent is leaving.
+func (a *agentActor) remoteLeaving(ctx actor.Context, id string) {
+	rn, ok := a.nodes[id]
+	if !ok || rn.state == absent || rn.state == leaving {
+		return
+	}
+	if a.dropNode(ctx, id, false) {
+		a.publishView()
+		a.sh.changed()
+	}
+	rn.state = leaving
+}
+
+// watch registers a router for a remote client's health (a remote
+// endpoint's WatchHealth). A client no longer in use is gone at once.
+func (a *agentActor) watch(ctx actor.Context, client, router *actor.PID) {
+	e := a.entry(client)
+	if e == nil {
+		a.tellGone(ctx, router, client)
+		return
+	}
+	k := pidKey(client)
+	ws := a.watchers[k]
+	if ws == nil {
+		ws = map[string]*actor.PID{}
+		a.watchers[k] = ws
+	}
+	ws[pidKey(router)] = router
+	ctx.Watch(router)
+	if e.health != nil {
+		ctx.Send(router, &actors.HealthUpdate{Client: e.pid, Health: *e.health})
+	}
+}
+
+func (a *agentActor) entry(client *actor.PID) *remoteEntry {
+	for _, rn := range a.nodes {
+		if rn.state == active && rn.address == client.Address {
+			return rn.clients[client.Id]
+		}
+	}
+	return nil
+}
+
+// notifyGone tells every router watching client that it is gone.
+func (a *agentActor) notifyGone(ctx actor.Context, client *actor.PID) {
+	k := pidKey(client)
+	for _, w := range a.watchers[k] {
+		a.tellGone(ctx, w, client)
+	}
+	delete(a.watchers, k)
+}
+
+// tellGone sends a router what a local client's watchers get when it
+// stops: a last health with StateDisconnected, and *actor.Terminated (a
+// system message, as Proto.Actor's remote watch delivers it when an
+// address terminates), so the router drops it and reads discovery again.
+func (a *agentActor) tellGone(ctx actor.Context, router, client *actor.PID) {
+	ctx.Send(router, &actors.HealthUpdate{Client: client, Health: actors.Health{State: actors.StateDisconnected}})
+	if p, ok := ctx.ActorSystem().ProcessRegistry.Get(router); ok {
+		p.SendSystemMessage(router, &actor.Terminated{Who: client, Why: actor.TerminatedReason_AddressTerminated})
+	}
+}
+
+// publishView publishes the table of remote clients.
+func (a *agentActor) publishView() {
+	v := &view{byAddr: make(map[string]*nodeView, len(a.nodes))}
+	for _, rn := range a.nodes {
+		if rn.state != active {
+			continue
+		}
+		nv := &nodeView{n: rn.n, clients: make(map[string]*actor.PID, len(rn.clients))}
+		for cid, e := range rn.clients {
+			nv.clients[cid] = e.pid
+			v.pids = append(v.pids, e.pid)
+		}
+		v.byAddr[rn.address] = nv
+	}
+	sortPIDs(v.pids)
+	a.sh.view.Store(v)
+}
