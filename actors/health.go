@@ -48,19 +48,24 @@ type Health struct {
 }
 
 // latencyRing keeps the last n round-trip samples of heartbeats and
-// requests; callers of Request and the actor add to it concurrently.
+// requests; callers of Request and the actor add to it concurrently. Its
+// buffer is allocated on the first sample: an idle client never needs it.
 type latencyRing struct {
 	mu   sync.Mutex
+	size int
 	buf  []time.Duration
 	next int
 	full bool
 }
 
-func newLatencyRing(n int) *latencyRing { return &latencyRing{buf: make([]time.Duration, n)} }
+func newLatencyRing(n int) *latencyRing { return &latencyRing{size: n} }
 
 func (r *latencyRing) add(d time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.buf == nil {
+		r.buf = make([]time.Duration, r.size)
+	}
 	r.buf[r.next] = d
 	r.next++
 	if r.next == len(r.buf) {
