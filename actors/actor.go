@@ -202,17 +202,33 @@ func (a *clientActor) dial() {
 	}
 	a.dialing = true
 	a.attempts++
-	d, life, sys, self := a.d, a.life, a.sys, a.self
+	sys, self, owner := a.sys, a.self, a
+	a.dialInBackground(a.life, &a.d.dialed, func(conn *transport.Conn, pings *atomic.Int64, err error) {
+		if errors.Is(err, errDialLimiter) { // it can never admit a dial
+			err = &FatalError{Err: err}
+		}
+		sys.Root.Send(self, &dialResult{owner: owner, conn: conn, pings: pings, err: err})
+	})
+}
+
+// errDialLimiter marks a dial the dial limiter refused for good (not
+// because ctx ended).
+var errDialLimiter = errors.New("zenws: the dial limiter refused the connection attempt")
+
+// dialInBackground dials in a goroutine, one dial per client ever: after
+// the client's previous dial has ended (a restarted instance's, a
+// rotation's) and the dial limiter admitted it. The connection waits in
+// slot until the actor takes it, so that a stop in between cannot leak it;
+// report gets the result unless ctx ended first (then the connection is
+// closed here).
+func (a *clientActor) dialInBackground(ctx context.Context, slot *atomic.Pointer[transport.Conn], report func(*transport.Conn, *atomic.Int64, error)) {
+	d := a.d
 	pings := new(atomic.Int64)
 	opts := a.cfg.transportOptions(func([]byte) {
 		pings.Store(time.Now().UnixNano())
 		d.chargeControl() // coder/websocket answers with a pong
 	})
-	dialLimit := a.cfg.DialLimiter
-	url := a.cfg.URL
-	owner := a
-	// A restarted instance must not dial while its predecessor's cancelled
-	// dial is still unwinding: one dial per client, ever.
+	url, dialLimit := a.cfg.URL, a.cfg.DialLimiter
 	prev, done := d.lastDial, make(chan struct{})
 	d.lastDial = done
 	d.wg.Add(1)
@@ -222,15 +238,15 @@ func (a *clientActor) dial() {
 		if prev != nil {
 			select {
 			case <-prev:
-			case <-life.Done():
+			case <-ctx.Done():
 				return
 			}
 		}
 		if dialLimit != nil {
-			waited, err := dialLimit.WaitFor(life, ratelimit.Frame{})
+			waited, err := dialLimit.WaitFor(ctx, ratelimit.Frame{})
 			if err != nil {
-				if life.Err() == nil { // the limiter can never admit a dial
-					sys.Root.Send(self, &dialResult{owner: owner, pings: pings, err: &FatalError{Err: fmt.Errorf("dial limiter %s: %w", dialLimit.Name(), err)}})
+				if ctx.Err() == nil && !d.isStopped() {
+					report(nil, pings, fmt.Errorf("%w (%s): %w", errDialLimiter, dialLimit.Name(), err))
 				}
 				return
 			}
@@ -238,17 +254,17 @@ func (a *clientActor) dial() {
 				d.log.Info("connection attempt paced by the dial limiter", zap.String("limiter", dialLimit.Name()), zap.Duration("waited", waited))
 			}
 		}
-		conn, err := transport.Dial(life, url, opts)
+		conn, err := transport.Dial(ctx, url, opts)
 		if conn != nil {
-			d.dialed.Store(conn)
+			slot.Store(conn)
 		}
-		if life.Err() != nil {
-			if conn != nil && d.dialed.CompareAndSwap(conn, nil) {
+		if ctx.Err() != nil || d.isStopped() {
+			if conn != nil && slot.CompareAndSwap(conn, nil) {
 				_ = conn.CloseNow()
 			}
 			return
 		}
-		sys.Root.Send(self, &dialResult{owner: owner, conn: conn, pings: pings, err: err})
+		report(conn, pings, err)
 	}()
 }
 

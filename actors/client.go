@@ -262,7 +262,12 @@ func (c *Client) Reconnect(ctx context.Context) error {
 	case err := <-reply:
 		return err
 	case <-d.stopped:
-		return ErrClosed
+		select { // the actor answers before it stops: prefer its reason (a *FatalError)
+		case err := <-reply:
+			return err
+		default:
+			return ErrClosed
+		}
 	case <-ctx.Done():
 		return fmt.Errorf("zenws: reconnect: %w", ctx.Err())
 	}

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
-	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -137,7 +136,12 @@ func (c *Client) Rotate(ctx context.Context) error {
 	case err := <-reply:
 		return err
 	case <-d.stopped:
-		return ErrClosed
+		select {
+		case err := <-reply:
+			return err
+		default:
+			return ErrClosed
+		}
 	case <-ctx.Done():
 		return fmt.Errorf("zenws: Rotate: %w", context.Cause(ctx))
 	}
@@ -190,46 +194,9 @@ func (a *clientActor) startRotation(m *rotateNow) {
 	}
 	d.log.Info("rotating the connection", zap.Uint64("generation", a.gen))
 	sys, self := a.sys, a.self
-	pings := new(atomic.Int64)
-	opts := a.cfg.transportOptions(func([]byte) {
-		pings.Store(time.Now().UnixNano())
-		d.chargeControl()
-	})
-	url, dialLimit := a.cfg.URL, a.cfg.DialLimiter
-	// One dial per client at a time: a rotation's dial too.
-	prev, done := d.lastDial, make(chan struct{})
-	d.lastDial = done
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer close(done)
-		if prev != nil {
-			select {
-			case <-prev:
-			case <-ctx.Done():
-				return
-			}
-		}
-		if dialLimit != nil {
-			if err := dialLimit.Wait(ctx, ratelimit.Frame{}); err != nil {
-				if ctx.Err() == nil && !d.isStopped() {
-					sys.Root.Send(self, &rotateDialed{rot: r, err: fmt.Errorf("dial limiter: %w", err)})
-				}
-				return
-			}
-		}
-		conn, err := transport.Dial(ctx, url, opts)
-		if conn != nil {
-			r.dialed.Store(conn)
-		}
-		if ctx.Err() != nil || d.isStopped() {
-			if conn != nil && r.dialed.CompareAndSwap(conn, nil) {
-				_ = conn.CloseNow()
-			}
-			return
-		}
+	a.dialInBackground(ctx, &r.dialed, func(conn *transport.Conn, pings *atomic.Int64, err error) {
 		sys.Root.Send(self, &rotateDialed{rot: r, conn: conn, pings: pings, err: err})
-	}()
+	})
 }
 
 func (a *clientActor) rotationDialed(m *rotateDialed) {
