@@ -93,23 +93,16 @@ func (r *remoteClient) do(ctx context.Context, op *Op) (json.RawMessage, error) 
 	r.sh.sys.Root.RequestWithCustomSender(n.agent, op, rp.pid)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	var m any
 	select {
-	case m := <-rp.ch:
-		switch m := m.(type) {
-		case *OpResult:
-			var data json.RawMessage
-			if len(m.GetData()) > 0 {
-				data = m.GetData()
-			}
-			return data, errorOf(m, n.address)
-		case *actor.DeadLetterResponse:
-			return nil, fmt.Errorf("zenws/balancer/cluster: the agent on %s is unreachable; nothing sent: %w",
-				n.address, actors.ErrNotConnected)
-		}
-		return nil, fmt.Errorf("zenws/balancer/cluster: unexpected answer %T from %s: %w", m, n.address, ErrRemote)
+	case m = <-rp.ch:
 	case <-n.lost:
-		return nil, fmt.Errorf("zenws/balancer/cluster: member %s lost with the operation in flight: %w",
-			n.address, actors.ErrDisconnected)
+		select { // an answer already in wins over the loss
+		case m = <-rp.ch:
+		default:
+			return nil, fmt.Errorf("zenws/balancer/cluster: member %s lost with the operation in flight: %w",
+				n.address, actors.ErrDisconnected)
+		}
 	case <-ctx.Done():
 		return nil, fmt.Errorf("zenws/balancer/cluster: no answer from %s after %v: %w: %w",
 			n.address, time.Since(start).Round(time.Millisecond), actors.ErrTimeout, context.Cause(ctx))
@@ -117,6 +110,19 @@ func (r *remoteClient) do(ctx context.Context, op *Op) (json.RawMessage, error) 
 		return nil, fmt.Errorf("zenws/balancer/cluster: no answer from %s after %v: %w",
 			n.address, time.Since(start).Round(time.Millisecond), actors.ErrTimeout)
 	}
+
+	switch m := m.(type) {
+	case *OpResult:
+		var data json.RawMessage
+		if len(m.GetData()) > 0 {
+			data = m.GetData()
+		}
+		return data, errorOf(m, n.address)
+	case *actor.DeadLetterResponse:
+		return nil, fmt.Errorf("zenws/balancer/cluster: the agent on %s is unreachable; nothing sent: %w",
+			n.address, actors.ErrNotConnected)
+	}
+	return nil, fmt.Errorf("zenws/balancer/cluster: unexpected answer %T from %s: %w", m, n.address, ErrRemote)
 }
 
 func contextErr(ctx context.Context) error {

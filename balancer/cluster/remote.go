@@ -97,6 +97,8 @@ func (a *agentActor) retry(ctx actor.Context) {
 	for _, rn := range a.nodes {
 		if rn.state == absent || (rn.state == asking && time.Since(rn.asked) >= a.sh.o.sync) {
 			a.ask(ctx, rn)
+		} else if rn.state == active {
+			ctx.Request(rn.n.agent, &Subscribe{MemberId: a.sh.memberID}) // idempotent: heals a lost subscription
 		}
 	}
 }
