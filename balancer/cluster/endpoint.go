@@ -77,6 +77,10 @@ func (r *remoteClient) do(ctx context.Context, op *Op) (json.RawMessage, error) 
 		return nil, fmt.Errorf("zenws/balancer/cluster: %s on %s: the member left or was lost; nothing sent: %w",
 			r.pid.Id, n.address, actors.ErrNotConnected)
 	}
+	if n := len(op.GetData()) + len(op.GetMethod()); n > MaxWireMessage {
+		return nil, fmt.Errorf("zenws/balancer/cluster: %d bytes are over the %d that may cross nodes; nothing sent: %w",
+			n, MaxWireMessage, actors.ErrInvalidRequest)
+	}
 	start := time.Now()
 	timeout := r.sh.o.timeout
 	if dl, ok := ctx.Deadline(); ok {

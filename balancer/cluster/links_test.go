@@ -1,15 +1,19 @@
 package cluster_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer/cluster"
 	"github.com/zenws/zenws/internal/testutil"
+	"github.com/zenws/zenws/transport/wstest"
 )
 
 // B's link to A ends (B sees A's agent AddressTerminated), A's does not:
@@ -70,4 +74,52 @@ func testOrderInFlightOnAKilledMemberIsDisconnected(t *testing.T) {
 		return
 	}
 	t.Fatal("never went to B")
+}
+
+// A 5 MiB answer (under the client's 16 MiB read limit, over what gRPC
+// carries between members): the caller gets an error that says the call
+// was executed, the link between the members survives, and B's health
+// keeps reaching A.
+func TestOversizedAnswerKeepsTheLink(t *testing.T) { inProcess(t, testOversizedAnswerKeepsTheLink) }
+
+func testOversizedAnswerKeepsTheLink(t *testing.T) {
+	ms := startMembers(t, 1, 1)
+	a, b := ms[0], ms[1]
+	big := strings.Repeat("x", 5<<20)
+	srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithResponder("public/get_instruments", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
+		return big, nil
+	}))
+	b.servers = append(b.servers, srv)
+	c, err := actors.Connect(testutil.Context(t, 10*time.Second), b.sys, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.clients = append(b.clients, c)
+	b.mu.Lock()
+	b.pids = append(b.pids, c.PID())
+	b.mu.Unlock()
+	b.agent.Invalidate()
+	bal := a.newBalancer(t)
+	waitPool(t, bal, poolCount{all: 3, eligible: 3, remote: 2, remoteEligible: 2})
+	ep, ok := a.agent.Resolve(c.PID())
+	if !ok {
+		t.Fatal("resolve")
+	}
+	_, err = ep.Call(testutil.Context(t, 5*time.Second), "public/get_instruments", nil)
+	if !errors.Is(err, cluster.ErrRemote) || !strings.Contains(err.Error(), "executed") {
+		t.Fatalf("oversized answer: %v, want ErrRemote saying it was executed", err)
+	}
+	_, err = ep.Call(testutil.Context(t, 5*time.Second), "public/get_instruments", json.RawMessage(`"`+big+`"`))
+	if !errors.Is(err, actors.ErrInvalidRequest) {
+		t.Fatalf("oversized request: %v, want ErrInvalidRequest", err)
+	}
+	b.servers[0].Close()
+	testutil.Eventually(t, 10*time.Second, "B's client seen not eligible on A", func() bool {
+		for _, ch := range bal.PoolHealth() {
+			if ch.PID.Equal(b.clients[0].PID()) {
+				return !ch.Eligible
+			}
+		}
+		return true
+	})
 }

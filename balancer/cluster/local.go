@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -253,8 +254,25 @@ func (a *agentActor) serve(ctx actor.Context, op *Op) {
 	}()
 }
 
-// run performs op on c, bounded by what is left of the caller's deadline.
+// MaxWireMessage bounds the payload of an operation or of its answer
+// between nodes: Proto.Actor's gRPC transport refuses messages over 4 MiB,
+// and such a refusal would cut the link between the members. A bigger
+// request is refused on the caller's node (nothing sent); a bigger answer
+// is replaced by an error that says the operation was executed.
+const MaxWireMessage = 3 << 20
+
+// run performs op on c, bounded by what is left of the caller's deadline,
+// and keeps the answer small enough to cross nodes.
 func run(parent context.Context, c *actors.Client, op *Op, fallback time.Duration) *OpResult {
+	res := runOp(parent, c, op, fallback)
+	if n := len(res.GetData()) + len(res.GetRpcData()) + len(res.GetMessage()); n > MaxWireMessage {
+		return &OpResult{Code: ErrorCode_ERROR_CODE_OTHER,
+			Message: fmt.Sprintf("the answer (%d bytes) is over the %d bytes that may cross nodes; the operation was executed", n, MaxWireMessage)}
+	}
+	return res
+}
+
+func runOp(parent context.Context, c *actors.Client, op *Op, fallback time.Duration) *OpResult {
 	timeout := time.Duration(op.GetTimeoutNs())
 	if timeout <= 0 {
 		timeout = fallback
