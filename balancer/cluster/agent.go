@@ -35,6 +35,8 @@ type shared struct {
 	opCtx    context.Context // cancelled when Stop gives up waiting
 	opCancel context.CancelFunc
 	ops      sync.WaitGroup // operations run for other nodes
+	opsMu    sync.Mutex     // guards opsDone: no ops.Add once Stop waits
+	opsDone  bool
 	inFlight atomic.Int64
 	served   atomic.Uint64
 	refused  atomic.Uint64
@@ -238,6 +240,7 @@ func (a *Agent) Stop() error {
 	case <-sh.stopped:
 	case <-time.After(sh.o.stopWait):
 	}
+	sh.closeOps()
 	if !waitGroup(&sh.ops, sh.o.stopWait) {
 		sh.opCancel() // every operation is bounded once its context ends
 		waitGroup(&sh.ops, sh.o.stopWait)

@@ -243,8 +243,11 @@ func (a *agentActor) serve(ctx actor.Context, op *Op) {
 		answer(&OpResult{Code: ErrorCode_ERROR_CODE_OVERLOADED, Message: "too many operations in flight on this member"})
 		return
 	}
+	if !sh.beginOp() {
+		answer(&OpResult{Code: ErrorCode_ERROR_CODE_CLOSED, Message: "the member is leaving"})
+		return
+	}
 	sh.inFlight.Add(1)
-	sh.ops.Add(1)
 	go func() {
 		defer sh.ops.Done()
 		res := run(sh.opCtx, c, op, sh.o.timeout)
@@ -292,4 +295,23 @@ func runOp(parent context.Context, c *actors.Client, op *Op, fallback time.Durat
 		return resultOf(c.Call(ctx, op.GetMethod(), params))
 	}
 	return &OpResult{Code: ErrorCode_ERROR_CODE_INVALID_REQUEST, Message: "unknown operation " + op.GetKind().String()}
+}
+
+// beginOp counts an operation in flight, unless Stop has started waiting
+// for them (a WaitGroup must not grow while it is waited on).
+func (sh *shared) beginOp() bool {
+	sh.opsMu.Lock()
+	defer sh.opsMu.Unlock()
+	if sh.opsDone {
+		return false
+	}
+	sh.ops.Add(1)
+	return true
+}
+
+// closeOps: from now on no operation starts; Stop may wait for ops.
+func (sh *shared) closeOps() {
+	sh.opsMu.Lock()
+	sh.opsDone = true
+	sh.opsMu.Unlock()
 }
