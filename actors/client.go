@@ -188,11 +188,15 @@ func (d *durable) admitAndResolve(ctx context.Context, v via, data []byte) (*tra
 
 // writeOn writes one message on conn and says what became of it.
 func (d *durable) writeOn(ctx context.Context, conn *transport.Conn, typ websocket.MessageType, data []byte) error {
+	var at time.Time
+	if d.rec != nil {
+		at = time.Now()
+	}
 	err := conn.Write(ctx, typ, data)
 	switch {
 	case err == nil:
 		d.msgsOut.Add(1)
-		d.rec.record(DirOut, typ, data, 0)
+		d.rec.recordAt(at, DirOut, typ, data, 0)
 		return nil
 	case errors.Is(err, transport.ErrClosed):
 		// Only returned when nothing was written.

@@ -75,10 +75,19 @@ func newRecorder(cfg Config) (*recorder, error) {
 }
 
 func (r *recorder) record(dir string, typ websocket.MessageType, data []byte, gen uint64) {
+	if r != nil {
+		r.recordAt(time.Now(), dir, typ, data, gen)
+	}
+}
+
+// recordAt records a frame with the time it was sent or received (an
+// outbound frame is recorded once its write succeeded, with the time the
+// write began: its echo may be recorded first, but never earlier in time).
+func (r *recorder) recordAt(at time.Time, dir string, typ websocket.MessageType, data []byte, gen uint64) {
 	if r == nil {
 		return
 	}
-	rec := Record{Time: time.Now().UTC(), Dir: dir, Generation: gen}
+	rec := Record{Time: at.UTC(), Dir: dir, Generation: gen}
 	if typ == websocket.MessageBinary || !utf8.Valid(data) {
 		rec.Binary = true
 		rec.Data = encodeBase64(data)

@@ -48,8 +48,9 @@ func TestRecordingAndReplay(t *testing.T) {
 	if err := actors.Replay(bytes.NewReader(raw), func(r actors.Record) error { recs = append(recs, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	// A write is recorded once it returns, so an echo's "in" line can land
-	// before its "out" line; the timestamps keep the true order.
+	// A write is recorded once it returns (with the time it began), so an
+	// echo's "in" line can land before its "out" line; the timestamps keep
+	// the true order.
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time.Before(recs[j].Time) })
 	if len(recs) != 6 || recs[0].Dir != actors.DirOut || recs[0].Data != "hello" || recs[1].Dir != actors.DirIn || recs[1].Generation != 1 {
 		t.Fatalf("records: %+v", recs)
