@@ -66,13 +66,22 @@ func (c *Conn) Err() error {
 // UTF-8 fails the connection with 1007 and returns ErrInvalidUTF8.
 //
 // Errors: *CloseError when the peer sent a close frame, *MessageTooBigError,
-// ErrInvalidUTF8, an error wrapping ErrClosed after Close or CloseNow, an
+// ErrInvalidUTF8, a *ProtocolError when the peer sent a masked frame or a
+// message that did not complete within Options.MessageTimeout or
+// Options.MaxFragments (the connection is closed with its code), an error wrapping ErrClosed after Close or CloseNow, an
 // error wrapping ErrWriteTimeout when a write found the peer stalled, or
 // the network error that ended the connection. Every error from Read means
 // the connection is finished.
 func (c *Conn) Read() (websocket.MessageType, []byte, error) {
 	typ, data, err := c.ws.Read(context.Background())
 	if err != nil {
+		var pe *ProtocolError
+		if errors.As(err, &pe) && !c.closed.Load() {
+			// Tell the peer why (RFC 6455 7.1.7); Close is bounded by
+			// CloseTimeout and finds the inspector's error at once when it
+			// reads for the peer's close frame.
+			_ = c.closeWith(pe, pe.Code, pe.Reason)
+		}
 		return 0, nil, c.fail(c.readError(err))
 	}
 	if typ == websocket.MessageText && !utf8.Valid(data) {
@@ -85,6 +94,10 @@ func (c *Conn) Read() (websocket.MessageType, []byte, error) {
 func (c *Conn) readError(err error) error {
 	if errors.Is(err, websocket.ErrMessageTooBig) {
 		return &MessageTooBigError{Limit: c.readLimit}
+	}
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		return pe
 	}
 	var ce websocket.CloseError
 	if errors.As(err, &ce) {

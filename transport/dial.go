@@ -2,6 +2,8 @@ package transport
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -54,7 +57,19 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	var (
 		mu  sync.Mutex
 		raw *countingConn
+		in  *inspector
 	)
+	// HandshakeTimeout bounds the whole handshake, including what neither
+	// net/http nor coder/websocket bound by ctx: after a failed 101 check
+	// coder/websocket reads the body for up to 3 s.
+	stopCut := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if raw != nil {
+			_ = raw.Close()
+		}
+	})
+	defer stopCut()
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -64,6 +79,9 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 			}
 			cc := &countingConn{Conn: c}
 			mu.Lock()
+			if raw != nil { // an earlier hop of a followed redirect
+				_ = raw.Close()
+			}
 			raw = cc
 			mu.Unlock()
 			return cc, nil
@@ -74,7 +92,6 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		MaxResponseHeaderBytes: 64 << 10,
 	}
 	defer tr.CloseIdleConnections()
-
 	c := &Conn{
 		writeTimeout: opts.WriteTimeout,
 		closeTimeout: opts.CloseTimeout,
@@ -82,8 +99,15 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		writeSlot:    make(chan struct{}, 1),
 		done:         make(chan struct{}),
 	}
+	rt := &upgradeTransport{base: tr, wrap: func(body io.ReadWriteCloser) io.ReadWriteCloser {
+		mu.Lock()
+		defer mu.Unlock()
+		r := raw
+		in = newInspector(body, func() { _ = r.SetReadDeadline(time.Now()) }, opts)
+		return in
+	}}
 	dialOpts := &websocket.DialOptions{
-		HTTPClient:   &http.Client{Transport: tr},
+		HTTPClient:   &http.Client{Transport: rt, CheckRedirect: opts.checkRedirect},
 		HTTPHeader:   opts.Header,
 		Subprotocols: opts.Subprotocols,
 	}
@@ -95,10 +119,15 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	if err != nil {
 		return nil, &DialError{URL: redact.URL(rawURL), Err: dialCause(ctx, err, resp)}
 	}
+	if !stopCut() {
+		ws.CloseNow()
+		return nil, &DialError{URL: redact.URL(rawURL), Err: fmt.Errorf("transport: handshake: %w", context.Cause(ctx))}
+	}
 	mu.Lock()
 	c.raw = raw
+	inspected := in != nil
 	mu.Unlock()
-	if c.raw == nil {
+	if c.raw == nil || !inspected {
 		ws.CloseNow()
 		return nil, &DialError{URL: redact.URL(rawURL), Err: errors.New("transport: the HTTP transport reused a connection it did not dial")}
 	}
@@ -107,8 +136,62 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	return c, nil
 }
 
-// dialCause turns coder/websocket's dial error into a typed cause.
+// upgradeTransport checks a 101 answer before coder/websocket sees it and
+// puts the frame inspector on the connection's plaintext stream (the body
+// of the 101 response, above TLS).
+type upgradeTransport struct {
+	base *http.Transport
+	wrap func(io.ReadWriteCloser) io.ReadWriteCloser
+}
+
+func (t *upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		return resp, err
+	}
+	// A wrong accept key: fail now. coder/websocket would check it too,
+	// then wait up to 3 s reading the body of a connection it gives up.
+	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(req.Header.Get("Sec-WebSocket-Key")); got != want {
+		_ = resp.Body.Close()
+		return nil, &HandshakeError{StatusCode: resp.StatusCode, Status: resp.Status, Problem: "the server's Sec-WebSocket-Accept does not match the key sent (not a WebSocket server)"}
+	}
+	rwc, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("transport: the HTTP transport's 101 body is a %T, not an io.ReadWriteCloser", resp.Body)
+	}
+	resp.Body = t.wrap(rwc)
+	return resp, nil
+}
+
+// acceptKey is the Sec-WebSocket-Accept for key (RFC 6455 section 4.2.2).
+func acceptKey(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// dialCause turns coder/websocket's dial error into a typed cause whose
+// text holds no secret: net/http's *url.Error renders the request URL
+// (query, user name) and coder/websocket's wrappers copy that text, so the
+// chain is rebuilt from the *url.Error down, with the URL redacted.
 func dialCause(ctx context.Context, err error, resp *http.Response) error {
+	var re *RedirectError
+	if errors.As(err, &re) {
+		return re
+	}
+	var he *HandshakeError
+	if errors.As(err, &he) {
+		return he
+	}
+	if resp != nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// A 3xx that net/http did not treat as a redirect (no Location, 300,
+		// 304): still not followed.
+		re := &RedirectError{StatusCode: resp.StatusCode, Reason: "redirects are not followed"}
+		if loc := resp.Header.Get("Location"); loc != "" {
+			re.Location = redact.URL(loc)
+		}
+		return re
+	}
 	if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 		he := &HandshakeError{StatusCode: resp.StatusCode, Status: resp.Status}
 		if resp.Body != nil {
@@ -119,6 +202,12 @@ func dialCause(ctx context.Context, err error, resp *http.Response) error {
 			he.Status = fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 		}
 		return he
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		safe := *ue
+		safe.URL = redact.URL(ue.URL)
+		err = fmt.Errorf("handshake request: %w", &safe)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		return fmt.Errorf("%w: %w", ctxErr, err)

@@ -32,6 +32,9 @@ var (
 	// ErrWriteTimeout means a write did not finish within Options.WriteTimeout;
 	// the peer is stalled and the connection has been closed.
 	ErrWriteTimeout = errors.New("transport: write deadline exceeded")
+	// ErrProtocol matches a *ProtocolError: the peer broke RFC 6455 or a
+	// message never completed within the documented bounds.
+	ErrProtocol = errors.New("transport: WebSocket protocol error")
 )
 
 // DialError is returned by Dial. URL has its secrets redacted; Err is the
@@ -54,10 +57,17 @@ type HandshakeError struct {
 	StatusCode int    // HTTP status, e.g. 401 or 503
 	Status     string // e.g. "401 Unauthorized"
 	Body       string // first bytes of the response body, for diagnosis
+	// Problem says what was wrong with a 101 answer (StatusCode 101), e.g. a
+	// Sec-WebSocket-Accept that does not match the key sent. Such a server
+	// does not speak WebSocket: fatal, like any status but 408, 429, 5xx.
+	Problem string
 }
 
 // Error implements the error interface.
 func (e *HandshakeError) Error() string {
+	if e.Problem != "" {
+		return "websocket handshake failed: HTTP " + e.Status + ": " + e.Problem
+	}
 	if e.Body != "" {
 		return fmt.Sprintf("websocket handshake refused: HTTP %s: %q", e.Status, e.Body)
 	}
@@ -92,14 +102,62 @@ func (e *MessageTooBigError) Error() string {
 // Is makes errors.Is(err, ErrMessageTooBig) true.
 func (e *MessageTooBigError) Is(target error) bool { return target == ErrMessageTooBig }
 
+// RedirectError is a 3xx answer to the handshake that was not followed:
+// redirects are off by default (Options.FollowRedirects), and even when on,
+// one that would downgrade wss to ws, leave the origin for a host not
+// allowed, or exceed the bound is refused. It unwraps to the
+// *HandshakeError with the 3xx status. Fatal for IsRecoverable: asking again
+// gets the same answer; fix the URL or opt in.
+type RedirectError struct {
+	StatusCode int    // e.g. 301, 302, 307, 308
+	Location   string // where the server pointed, secrets redacted ("" if none)
+	Followed   int    // redirects already followed before this one
+	Reason     string // why it was not followed
+}
+
+// Error implements the error interface.
+func (e *RedirectError) Error() string {
+	loc := e.Location
+	if loc == "" {
+		loc = "(no Location)"
+	}
+	return fmt.Sprintf("transport: handshake redirected (HTTP %d) to %s: not followed: %s", e.StatusCode, loc, e.Reason)
+}
+
+// Unwrap returns the *HandshakeError with the redirect's status.
+func (e *RedirectError) Unwrap() error {
+	return &HandshakeError{StatusCode: e.StatusCode, Status: fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))}
+}
+
+// ProtocolError means the peer broke the WebSocket protocol, or a message
+// did not complete within Options.MessageTimeout or Options.MaxFragments
+// frames. The connection has been failed with Code (1002 for a violation
+// of RFC 6455, 1008 for a bound this library sets). Recoverable for
+// IsRecoverable: the next connection may be sound, and the reconnect
+// backoff bounds the cost of one that is not.
+type ProtocolError struct {
+	Code   websocket.StatusCode // close code sent: 1002 or 1008
+	Reason string               // what the peer did, e.g. "masked frame from the server"
+}
+
+// Error implements the error interface.
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("transport: WebSocket protocol error (closed with %d): %s", int(e.Code), e.Reason)
+}
+
+// Is makes errors.Is(err, ErrProtocol) true.
+func (e *ProtocolError) Is(target error) bool { return target == ErrProtocol }
+
 // IsRecoverable reports whether reconnecting can help after err.
 //
 // Recoverable: refused or reset connections, timeouts, a peer's close frame
 // (any code), a dropped connection, handshake statuses 408, 429 and 5xx, and
 // temporary DNS failures. Not recoverable (fatal): a bad URL, handshake
 // statuses 401, 403, 404 and every other status, certificate verification
-// failures, a host name that does not exist (DNS "no such host"), and a
-// cancelled context. nil is not recoverable.
+// failures, a host name that does not exist (DNS "no such host"), a
+// redirect (*RedirectError), a 101 that is not a WebSocket handshake, and a
+// cancelled context. A *ProtocolError is recoverable. nil is not
+// recoverable.
 func IsRecoverable(err error) bool {
 	if err == nil || errors.Is(err, ErrBadURL) || errors.Is(err, context.Canceled) {
 		return false

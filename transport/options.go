@@ -23,6 +23,21 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 	// DefaultCloseTimeout bounds the close handshake.
 	DefaultCloseTimeout = 2 * time.Second
+	// DefaultMessageTimeout bounds how long a message (or a control frame)
+	// may take from its first byte to its last: 30 s. A frame header
+	// followed by silence, a message whose final frame never comes, or a
+	// stall mid-frame fails the connection with a *ProtocolError (close
+	// 1008) once it has been incomplete this long, heartbeat or not. 30 s
+	// moves a 16 MiB message at 4.5 Mbit/s.
+	DefaultMessageTimeout = 30 * time.Second
+	// DefaultMaxFragments bounds the frames of one message: 4096, enough for
+	// a DefaultReadLimit message cut into 4 KiB fragments. A stream of
+	// (empty) continuation frames that never ends a message fails the
+	// connection with a *ProtocolError (close 1008) at the next frame.
+	DefaultMaxFragments = 4096
+	// MaxFollowRedirects is the most redirects Options.FollowRedirects may
+	// allow.
+	MaxFollowRedirects = 10
 )
 
 // Options configure Dial. The zero value is usable: every zero field takes
@@ -55,6 +70,25 @@ type Options struct {
 	// NetDial, if set, opens the TCP connection (for custom resolvers or
 	// socket options). Default: a net.Dialer with 15 s keep-alive.
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// FollowRedirects is how many 3xx answers to the handshake may be
+	// followed. Default 0: a redirect fails Dial with a *RedirectError
+	// naming the status and the (redacted) Location. Values above
+	// MaxFollowRedirects count as MaxFollowRedirects. A followed redirect
+	// never goes from wss to ws and stays on the URL's origin (scheme, host
+	// and port) unless its host is in RedirectHosts.
+	FollowRedirects int
+	// RedirectHosts are the host names (or host:port) a followed redirect
+	// may lead to besides the URL's own origin. Credentials never go along
+	// to another origin: Header (every user header), Authorization, Cookie
+	// and Referer are removed from a request to any origin but the URL's.
+	RedirectHosts []string
+	// MessageTimeout bounds a message from its first byte to its last.
+	// Default DefaultMessageTimeout.
+	MessageTimeout time.Duration
+	// MaxFragments bounds the frames of one message. Default
+	// DefaultMaxFragments.
+	MaxFragments int
 }
 
 func (o Options) withDefaults() Options {
@@ -70,6 +104,13 @@ func (o Options) withDefaults() Options {
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = DefaultCloseTimeout
 	}
+	if o.MessageTimeout <= 0 {
+		o.MessageTimeout = DefaultMessageTimeout
+	}
+	if o.MaxFragments <= 0 {
+		o.MaxFragments = DefaultMaxFragments
+	}
+	o.FollowRedirects = min(max(o.FollowRedirects, 0), MaxFollowRedirects)
 	if o.NetDial == nil {
 		o.NetDial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
 	}

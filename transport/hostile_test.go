@@ -1,0 +1,506 @@
+package transport_test
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/zenws/zenws/internal/hostile"
+	"github.com/zenws/zenws/internal/testutil"
+	"github.com/zenws/zenws/transport"
+	"github.com/zenws/zenws/transport/wstest"
+)
+
+const secret = "S3CRETVALUE"
+
+func dialErr(t *testing.T, url string, opts transport.Options) error {
+	t.Helper()
+	c, err := transport.Dial(ctxT(t, 5*time.Second), url, opts)
+	if err == nil {
+		_ = c.CloseNow()
+		t.Fatalf("Dial(%s) succeeded", url)
+	}
+	return err
+}
+
+// noSecret fails if the secret shows in any rendering of err.
+func noSecret(t *testing.T, err error) {
+	t.Helper()
+	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		if s := fmt.Sprintf(f, err); strings.Contains(s, secret) {
+			t.Fatalf("%s of the error leaks the secret: %s", f, s)
+		}
+	}
+	for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
+		if strings.Contains(e.Error(), secret) {
+			t.Fatalf("a wrapped cause (%T) leaks the secret: %v", e, e)
+		}
+	}
+}
+
+// redirecting answers every upgrade request with status and location.
+func redirecting(t *testing.T, status int, location func() string) *hostile.Server {
+	return hostile.NewServer(t, func(c *hostile.Conn) {
+		if _, err := c.ReadRequest(); err != nil {
+			return
+		}
+		_ = c.Respond(status, "Location: "+location())
+	})
+}
+
+func accepting(t *testing.T) *hostile.Server {
+	return hostile.NewServer(t, func(c *hostile.Conn) {
+		if c.Handshake() == nil {
+			c.Hold()
+		}
+	})
+}
+
+func loopback2(t *testing.T, script hostile.Script) *hostile.Server {
+	s, err := hostile.Listen("127.0.0.2:0", script)
+	if err != nil {
+		t.Skipf("no 127.0.0.2 on this machine: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestRedirectsAreNotFollowedByDefault(t *testing.T) {
+	other := loopback2(t, func(c *hostile.Conn) {
+		if c.Handshake() == nil {
+			c.Hold()
+		}
+	})
+	otherPort := accepting(t)
+	for _, status := range []int{301, 302, 307, 308} {
+		for name, target := range map[string]*hostile.Server{"another host": other, "another port": otherPort} {
+			srv := redirecting(t, status, func() string { return target.URL() + "x?token=" + secret })
+			err := dialErr(t, srv.URL(), transport.Options{Header: http.Header{"Authorization": {"Bearer " + secret}}})
+			var re *transport.RedirectError
+			if !errors.As(err, &re) || re.StatusCode != status || !strings.HasPrefix(re.Location, target.URL()+"x?token=") {
+				t.Fatalf("%d to %s: Dial = %v, want a *RedirectError %d with the redacted Location", status, name, err, status)
+			}
+			var he *transport.HandshakeError
+			if !errors.As(err, &he) || he.StatusCode != status {
+				t.Fatalf("%d: a RedirectError must unwrap to a *HandshakeError with the status: %v", status, err)
+			}
+			if transport.IsRecoverable(err) {
+				t.Fatalf("%d: a redirect reported recoverable", status)
+			}
+			noSecret(t, err)
+		}
+	}
+	if n := other.Accepted() + otherPort.Accepted(); n != 0 {
+		t.Fatalf("the redirect targets got %d connections, want 0", n)
+	}
+}
+
+func TestRedirectLoopMakesOneRequest(t *testing.T) {
+	var srv *hostile.Server
+	srv = hostile.NewServer(t, func(c *hostile.Conn) {
+		for {
+			if _, err := c.ReadRequest(); err != nil {
+				return
+			}
+			if c.Respond(302, "Location: "+srv.URL()+"again") != nil {
+				return
+			}
+		}
+	})
+	err := dialErr(t, srv.URL(), transport.Options{})
+	var re *transport.RedirectError
+	if !errors.As(err, &re) {
+		t.Fatalf("Dial = %v, want *RedirectError", err)
+	}
+	if n := len(srv.Requests()); n != 1 {
+		t.Fatalf("the loop got %d requests, want 1", n)
+	}
+	err = dialErr(t, srv.URL(), transport.Options{FollowRedirects: 3})
+	if !errors.As(err, &re) || re.Followed != 3 {
+		t.Fatalf("Dial with FollowRedirects 3 = %v, want a *RedirectError after 3 followed", err)
+	}
+	if n := len(srv.Requests()); n != 1+4 {
+		t.Fatalf("FollowRedirects 3 made %d requests, want 4", n-1)
+	}
+}
+
+func TestFollowedRedirectStaysOnTheOriginWithCredentials(t *testing.T) {
+	var srv *hostile.Server
+	srv = hostile.NewServer(t, func(c *hostile.Conn) {
+		req, err := c.ReadRequest()
+		if err != nil {
+			return
+		}
+		if req.URL.Path == "/old" {
+			_ = c.Respond(307, "Location: /new")
+			return
+		}
+		if c.Respond101(c.AcceptKey()) == nil {
+			c.Hold()
+		}
+	})
+	hdr := http.Header{"Authorization": {"Bearer k"}, "X-Api-Key": {"k"}}
+	c := dial(t, srv.URL()+"old?listenKey=1", transport.Options{FollowRedirects: 1, Header: hdr})
+	_ = c
+	reqs := srv.Requests()
+	if len(reqs) != 2 || reqs[1].URL.Path != "/new" {
+		t.Fatalf("requests %v, want /old then /new", reqs)
+	}
+	if reqs[1].Header.Get("X-Api-Key") != "k" || reqs[1].Header.Get("Authorization") != "Bearer k" {
+		t.Fatalf("same-origin redirect lost the credentials: %v", reqs[1].Header)
+	}
+	if reqs[1].Header.Get("Referer") != "" {
+		t.Fatalf("Referer sent: %q", reqs[1].Header.Get("Referer"))
+	}
+}
+
+func TestFollowedRedirectNeverCarriesCredentialsToAnotherOrigin(t *testing.T) {
+	target := accepting(t)
+	srv := redirecting(t, 302, func() string { return target.URL() })
+	hdr := http.Header{"Authorization": {"Bearer " + secret}, "X-Api-Key": {secret}, "Cookie": {"s=" + secret}}
+	// Another port is another origin: refused unless allowed.
+	err := dialErr(t, srv.URL(), transport.Options{FollowRedirects: 5, Header: hdr})
+	var re *transport.RedirectError
+	if !errors.As(err, &re) || !strings.Contains(re.Reason, "origin") {
+		t.Fatalf("cross-origin redirect = %v, want a *RedirectError about the origin", err)
+	}
+	if target.Accepted() != 0 {
+		t.Fatal("the other origin was dialled")
+	}
+	// Allowed: followed, without a single credential.
+	c := dial(t, srv.URL(), transport.Options{FollowRedirects: 5, Header: hdr, RedirectHosts: []string{"127.0.0.1"}})
+	_ = c
+	reqs := target.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("target got %d requests", len(reqs))
+	}
+	for k, v := range reqs[0].Header {
+		if strings.Contains(strings.Join(v, ","), secret) {
+			t.Fatalf("header %s carried a credential to another origin", k)
+		}
+	}
+}
+
+func TestRedirectNeverDowngradesWSS(t *testing.T) {
+	plain := accepting(t)
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL()+"?k="+secret, http.StatusFound)
+	}))
+	defer tlsSrv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(tlsSrv.Certificate())
+	opts := transport.Options{FollowRedirects: 5, RedirectHosts: []string{"127.0.0.1"}, TLSConfig: tlsSrv.Client().Transport.(*http.Transport).TLSClientConfig}
+	err := dialErr(t, "wss"+strings.TrimPrefix(tlsSrv.URL, "https"), opts)
+	var re *transport.RedirectError
+	if !errors.As(err, &re) || !strings.Contains(re.Reason, "downgrade") {
+		t.Fatalf("wss->ws redirect = %v, want a *RedirectError about the downgrade", err)
+	}
+	if plain.Accepted() != 0 {
+		t.Fatal("the plain ws server was dialled")
+	}
+	noSecret(t, err)
+}
+
+// Every error Dial returns renders the URL redacted, whatever failed, and
+// still matches its cause.
+func TestDialErrorsCarryNoSecrets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := ln.Addr().String()
+	ln.Close()
+	silent := hostile.NewServer(t, func(c *hostile.Conn) { c.Hold() })
+	tlsSrv := wstest.NewTLSServer()
+	defer tlsSrv.Close()
+	tlsHost := strings.TrimPrefix(tlsSrv.URL(), "wss://")
+	badAccept := hostile.NewServer(t, func(c *hostile.Conn) {
+		if _, err := c.ReadRequest(); err == nil && c.Respond101("bogus") == nil {
+			c.Hold()
+		}
+	})
+	path := "/ws?listenKey=" + secret + "&signature=" + secret
+	user := "ws://" + secret + ":" + secret + "@"
+	cases := []struct {
+		name  string
+		url   string
+		opts  transport.Options
+		check func(error) bool
+	}{
+		{"refused", "ws://" + refused + path, transport.Options{}, func(err error) bool {
+			var op *net.OpError
+			return errors.As(err, &op) && errors.Is(err, syscallECONNREFUSED()) && transport.IsRecoverable(err)
+		}},
+		{"refused, user info", user + refused + path, transport.Options{}, func(err error) bool { return errors.Is(err, syscallECONNREFUSED()) }},
+		{"handshake timeout", silent.URL() + path[1:], transport.Options{HandshakeTimeout: 200 * time.Millisecond}, func(err error) bool {
+			return errors.Is(err, context.DeadlineExceeded) && transport.IsRecoverable(err)
+		}},
+		{"handshake timeout, user info", user + silent.Addr() + path, transport.Options{HandshakeTimeout: 200 * time.Millisecond}, func(err error) bool {
+			return errors.Is(err, context.DeadlineExceeded)
+		}},
+		{"bad certificate", "wss://" + tlsHost + path[1:], transport.Options{}, func(err error) bool {
+			var ua x509.UnknownAuthorityError
+			return errors.As(err, &ua) && !transport.IsRecoverable(err)
+		}},
+		{"bad certificate, user info", "wss://" + secret + "@" + tlsHost + path, transport.Options{}, func(err error) bool {
+			return !transport.IsRecoverable(err)
+		}},
+		{"no such host", "ws://no-such-host.zenws.test" + path, transport.Options{NetDial: testutil.NXDomainDialer(t)}, func(err error) bool {
+			var dns *net.DNSError
+			return errors.As(err, &dns) && dns.IsNotFound && !transport.IsRecoverable(err)
+		}},
+		{"bad accept key", badAccept.URL() + path[1:], transport.Options{}, func(err error) bool {
+			var he *transport.HandshakeError
+			return errors.As(err, &he) && he.StatusCode == 101 && !transport.IsRecoverable(err)
+		}},
+	}
+	for _, c := range cases {
+		err := dialErr(t, c.url, c.opts)
+		noSecret(t, err)
+		if !c.check(err) {
+			t.Errorf("%s: %v does not match its cause or its recoverability", c.name, err)
+		}
+		var de *transport.DialError
+		if !errors.As(err, &de) {
+			t.Errorf("%s: %T, want *DialError", c.name, err)
+		}
+	}
+}
+
+// A 101 that is not a WebSocket handshake, or one that never ends, fails
+// within HandshakeTimeout: it used to take 3 s whatever the timeout.
+func TestHandshakeTimeoutBoundsTheWholeHandshake(t *testing.T) {
+	scripts := map[string]hostile.Script{
+		"101 with a bad accept key, then silence": func(c *hostile.Conn) {
+			if _, err := c.ReadRequest(); err == nil && c.Respond101("bogus") == nil {
+				c.Hold()
+			}
+		},
+		"101 without Upgrade, then silence": func(c *hostile.Conn) {
+			if _, err := c.ReadRequest(); err == nil && c.WriteRaw([]byte("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: "+c.AcceptKey()+"\r\n\r\n")) == nil {
+				c.Hold()
+			}
+		},
+		"101 status line, then silence": func(c *hostile.Conn) {
+			if _, err := c.ReadRequest(); err == nil && c.WriteRaw([]byte("HTTP/1.1 101 Switching Protocols\r\n")) == nil {
+				c.Hold()
+			}
+		},
+		"503 without a length, then silence": func(c *hostile.Conn) {
+			if _, err := c.ReadRequest(); err == nil && c.WriteRaw([]byte("HTTP/1.1 503 Service Unavailable\r\n\r\n")) == nil {
+				c.Hold()
+			}
+		},
+	}
+	for name, script := range scripts {
+		srv := hostile.NewServer(t, script)
+		start := time.Now()
+		_ = dialErr(t, srv.URL(), transport.Options{HandshakeTimeout: 300 * time.Millisecond})
+		if took := time.Since(start); took > 2500*time.Millisecond {
+			t.Errorf("%s: Dial took %v with a 300ms handshake timeout", name, took)
+		}
+	}
+}
+
+// handshaken dials a hostile server that completes the handshake and then
+// runs script, and returns the connection and a channel with the close
+// frame the server got.
+func handshaken(t *testing.T, opts transport.Options, script func(c *hostile.Conn)) (*transport.Conn, chan hostile.ReadFrame) {
+	t.Helper()
+	closes := make(chan hostile.ReadFrame, 1)
+	srv := hostile.NewServer(t, func(c *hostile.Conn) {
+		if c.Handshake() != nil {
+			return
+		}
+		go func() {
+			f, _ := c.ReadUntilClose()
+			closes <- f
+		}()
+		script(c)
+		<-c.Done()
+	})
+	return dial(t, srv.URL(), opts), closes
+}
+
+func readProtocolError(t *testing.T, c *transport.Conn, within time.Duration) *transport.ProtocolError {
+	t.Helper()
+	res := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := c.Read(); err != nil {
+				res <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-res:
+		var pe *transport.ProtocolError
+		if !errors.As(err, &pe) || !errors.Is(err, transport.ErrProtocol) {
+			t.Fatalf("Read = %v, want a *ProtocolError", err)
+		}
+		if !transport.IsRecoverable(err) {
+			t.Fatal("a protocol error must be recoverable")
+		}
+		if !errors.Is(c.Err(), transport.ErrProtocol) {
+			t.Fatalf("Err() = %v", c.Err())
+		}
+		return pe
+	case <-time.After(within):
+		_ = c.CloseNow()
+		<-res
+		t.Fatalf("Read still blocked after %v", within)
+		return nil
+	}
+}
+
+func wantClose(t *testing.T, closes chan hostile.ReadFrame, code websocket.StatusCode) {
+	t.Helper()
+	select {
+	case f := <-closes:
+		if websocket.StatusCode(f.CloseCode()) != code {
+			t.Fatalf("server got close %d, want %d", f.CloseCode(), code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("server got no close frame")
+	}
+}
+
+func TestMaskedServerFrameFailsWith1002(t *testing.T) {
+	for _, op := range []byte{hostile.OpBinary, hostile.OpText, hostile.OpPing} {
+		c, closes := handshaken(t, transport.Options{}, func(c *hostile.Conn) {
+			_ = c.WriteFrame(true, hostile.OpText, false, []byte("fine"))
+			_ = c.WriteFrame(true, op, true, []byte("masked payload"))
+		})
+		if _, data, err := c.Read(); err != nil || string(data) != "fine" {
+			t.Fatalf("first message = %q, %v", data, err)
+		}
+		pe := readProtocolError(t, c, 5*time.Second)
+		if pe.Code != websocket.StatusProtocolError {
+			t.Fatalf("code %d, want 1002", pe.Code)
+		}
+		wantClose(t, closes, websocket.StatusProtocolError)
+	}
+}
+
+func TestHugeLengthHeaderFailsWith1002(t *testing.T) {
+	c, closes := handshaken(t, transport.Options{}, func(c *hostile.Conn) {
+		_ = c.WriteRaw(hostile.FrameHeader(true, hostile.OpBinary, false, 1<<63))
+	})
+	if pe := readProtocolError(t, c, 5*time.Second); pe.Code != websocket.StatusProtocolError {
+		t.Fatalf("code %d, want 1002", pe.Code)
+	}
+	wantClose(t, closes, websocket.StatusProtocolError)
+}
+
+// A message that never completes fails the connection within
+// MessageTimeout (or MaxFragments frames), heartbeat or not.
+func TestIncompleteMessagesAreBounded(t *testing.T) {
+	var flooded atomic.Int64
+	cases := map[string]func(c *hostile.Conn){
+		"a frame header, then silence": func(c *hostile.Conn) {
+			_ = c.WriteRaw(hostile.FrameHeader(true, hostile.OpText, false, 100))
+		},
+		"half a frame header, then silence": func(c *hostile.Conn) {
+			_ = c.WriteRaw(hostile.FrameHeader(true, hostile.OpText, false, 1000)[:3])
+		},
+		"half a payload, then silence": func(c *hostile.Conn) {
+			_ = c.WriteRaw(hostile.Frame(true, hostile.OpText, false, []byte("0123456789"))[:7])
+		},
+		"a first fragment, then silence": func(c *hostile.Conn) {
+			_ = c.WriteFrame(false, hostile.OpText, false, []byte("part"))
+		},
+		"a first fragment, then pings forever": func(c *hostile.Conn) {
+			_ = c.WriteFrame(false, hostile.OpText, false, []byte("part"))
+			for c.Sleep(20 * time.Millisecond) {
+				if c.WriteFrame(true, hostile.OpPing, false, nil) != nil {
+					return
+				}
+			}
+		},
+		"a slow drip of empty continuations": func(c *hostile.Conn) {
+			_ = c.WriteFrame(false, hostile.OpText, false, nil)
+			for c.Sleep(10 * time.Millisecond) {
+				if c.WriteFrame(false, hostile.OpContinuation, false, nil) != nil {
+					return
+				}
+			}
+		},
+	}
+	for name, script := range cases {
+		start := time.Now()
+		c, closes := handshaken(t, transport.Options{MessageTimeout: 300 * time.Millisecond}, script)
+		pe := readProtocolError(t, c, 5*time.Second)
+		if pe.Code != websocket.StatusPolicyViolation || !strings.Contains(pe.Reason, "MessageTimeout") {
+			t.Fatalf("%s: %v, want the message timeout", name, pe)
+		}
+		t.Logf("%s: failed after %v (MessageTimeout 300ms)", name, time.Since(start).Round(time.Millisecond))
+		wantClose(t, closes, websocket.StatusPolicyViolation)
+	}
+	// The flood: frames as fast as the socket takes them.
+	c, closes := handshaken(t, transport.Options{}, func(c *hostile.Conn) {
+		_ = c.WriteFrame(false, hostile.OpText, false, nil)
+		batch := make([]byte, 0, 2*1024)
+		for range 1024 {
+			batch = append(batch, hostile.Frame(false, hostile.OpContinuation, false, nil)...)
+		}
+		for c.WriteRaw(batch) == nil {
+			flooded.Add(1024)
+		}
+	})
+	start := time.Now()
+	pe := readProtocolError(t, c, 5*time.Second)
+	if !strings.Contains(pe.Reason, "MaxFragments") {
+		t.Fatalf("flood: %v, want the fragment bound", pe)
+	}
+	t.Logf("empty-continuation flood: failed after %v, server wrote %d frames", time.Since(start).Round(time.Millisecond), flooded.Load())
+	wantClose(t, closes, websocket.StatusPolicyViolation)
+}
+
+// The bounds never cut a sound message: fragmented with pings between the
+// fragments, slow (each fragment within the timeout of the message's
+// start, the whole under it), over TLS, and many messages in a row.
+func TestInspectorPassesSoundTraffic(t *testing.T) {
+	c, _ := handshaken(t, transport.Options{MessageTimeout: 2 * time.Second, MaxFragments: 8}, func(c *hostile.Conn) {
+		for i := range 3 {
+			_ = c.WriteFrame(false, hostile.OpText, false, []byte(fmt.Sprintf("m%d:", i)))
+			for j := range 6 {
+				_ = c.WriteFrame(true, hostile.OpPing, false, []byte("p"))
+				c.Sleep(20 * time.Millisecond)
+				_ = c.WriteFrame(j == 5, hostile.OpContinuation, false, []byte{byte('a' + j)})
+			}
+		}
+		big := make([]byte, 200_000)
+		_ = c.WriteFrame(true, hostile.OpBinary, false, big)
+		for i := range 2000 {
+			_ = c.WriteText(fmt.Sprint(i))
+		}
+	})
+	for i := range 3 {
+		if _, data, err := c.Read(); err != nil || string(data) != fmt.Sprintf("m%d:abcdef", i) {
+			t.Fatalf("fragmented message %d = %q, %v", i, data, err)
+		}
+	}
+	if _, data, err := c.Read(); err != nil || len(data) != 200_000 {
+		t.Fatalf("big message: %d bytes, %v", len(data), err)
+	}
+	for i := range 2000 {
+		if _, data, err := c.Read(); err != nil || string(data) != fmt.Sprint(i) {
+			t.Fatalf("message %d = %q, %v", i, data, err)
+		}
+	}
+	// Idle between messages is not incomplete: no timeout fires.
+	time.Sleep(2500 * time.Millisecond)
+	if err := c.Err(); err != nil {
+		t.Fatalf("an idle connection failed: %v", err)
+	}
+}
