@@ -111,6 +111,25 @@ func (in *inspector) scan(b []byte) (int, *ProtocolError) {
 			}
 			continue
 		}
+		if in.hdrN == 0 && len(b)-i >= 2 && b[i+1]&0x80 == 0 {
+			// Fast path: a whole header with a 7- or 16-bit length in b.
+			l := int64(b[i+1])
+			h := 2
+			if l == 126 {
+				if len(b)-i < 4 {
+					goto slow
+				}
+				l, h = int64(b[i+2])<<8|int64(b[i+3]), 4
+			} else if l == 127 {
+				goto slow
+			}
+			if e := in.frameBegins(b[i], l); e != nil {
+				return i + h - 1, e
+			}
+			i += h
+			continue
+		}
+	slow:
 		c := b[i]
 		in.hdr[in.hdrN] = c
 		in.hdrN++
@@ -139,20 +158,28 @@ func (in *inspector) scan(b []byte) (int, *ProtocolError) {
 	return len(b), nil
 }
 
-// frameStart runs when a frame header is complete.
+// frameStart runs when a frame header collected byte by byte is complete.
 func (in *inspector) frameStart() *ProtocolError {
-	op := in.hdr[0] & 0x0F
+	var l int64
 	switch in.hdr[1] & 0x7F {
 	case 126:
-		in.remain = int64(binary.BigEndian.Uint16(in.hdr[2:4]))
+		l = int64(binary.BigEndian.Uint16(in.hdr[2:4]))
 	case 127:
-		in.remain = int64(binary.BigEndian.Uint64(in.hdr[2:10]))
+		l = int64(binary.BigEndian.Uint64(in.hdr[2:10]))
 	default:
-		in.remain = int64(in.hdr[1] & 0x7F)
+		l = int64(in.hdr[1] & 0x7F)
 	}
 	in.hdrN, in.hdrNeed = 0, 0
+	return in.frameBegins(in.hdr[0], l)
+}
+
+// frameBegins runs when a frame header is complete: b0 is its first byte,
+// length its payload length.
+func (in *inspector) frameBegins(b0 byte, length int64) *ProtocolError {
+	op := b0 & 0x0F
+	in.remain = length
 	in.data = op < 0x8
-	in.final = in.hdr[0]&0x80 != 0
+	in.final = b0&0x80 != 0
 	if in.data {
 		if op != 0 { // text or binary: a new message
 			in.frames = 0

@@ -1,0 +1,87 @@
+package transport_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/zenws/zenws/internal/hostile"
+	"github.com/zenws/zenws/transport"
+)
+
+// blaster is a server that, after the handshake, writes size-byte binary
+// messages as fast as the socket takes them, so that the client's read
+// path bounds the rate.
+func blaster(b *testing.B, size int) *hostile.Server {
+	frame := hostile.Frame(true, hostile.OpBinary, false, make([]byte, size))
+	batch := []byte(strings.Repeat(string(frame), max(1, 64<<10/len(frame))))
+	return hostile.NewServer(b, func(c *hostile.Conn) {
+		if c.Handshake() != nil {
+			return
+		}
+		for c.WriteRaw(batch) == nil {
+		}
+	})
+}
+
+// BenchmarkReadPath measures messages/s read through transport.Conn (with
+// its frame inspector) and through a bare coder/websocket connection, from
+// the same server, in alternating rounds (A B A B) so both see the same
+// machine, and reports the ratio transport/bare.
+func BenchmarkReadPath(b *testing.B) {
+	for _, size := range []int{64, 1024, 16 << 10} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			srv := blaster(b, size)
+			ctx := context.Background()
+			tc, err := transport.Dial(ctx, srv.URL(), transport.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tc.CloseNow()
+			bare, _, err := websocket.Dial(ctx, srv.URL(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bare.CloseNow()
+			bare.SetReadLimit(transport.DefaultReadLimit)
+			readT := func(n int) time.Duration {
+				start := time.Now()
+				for range n {
+					if _, _, err := tc.Read(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return time.Since(start)
+			}
+			readB := func(n int) time.Duration {
+				start := time.Now()
+				for range n {
+					if _, _, err := bare.Read(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return time.Since(start)
+			}
+			readT(1000)
+			readB(1000)
+			const rounds = 6
+			per := b.N/rounds + 1
+			var tT, tB time.Duration
+			b.ResetTimer()
+			for range rounds {
+				tT += readT(per)
+				tB += readB(per)
+			}
+			b.StopTimer()
+			n := float64(per * rounds)
+			b.ReportMetric(n/tB.Seconds(), "bare-msgs/s")
+			b.ReportMetric(n/tT.Seconds(), "transport-msgs/s")
+			b.ReportMetric(tB.Seconds()/tT.Seconds(), "transport/bare")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
