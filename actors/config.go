@@ -101,6 +101,13 @@ type Config struct {
 	ConnectHooks         []ConnectHook        // run on every new connection, before the restore
 	MaxConnectionAge     time.Duration        // rotate before a connection is this old; 0: never
 	MeterProvider        metric.MeterProvider // OpenTelemetry metrics; nil: off
+
+	// Handshake redirects and frame-level bounds (transport; see
+	// redirect.go and protocol.go).
+	FollowRedirects int           // 3xx answers followed on the origin; 0 (default): none
+	RedirectHosts   []string      // other hosts a followed redirect may reach (without credentials)
+	MessageTimeout  time.Duration // a message's first byte to its last; 0: transport.DefaultMessageTimeout
+	MaxFragments    int           // frames per message; 0: transport.DefaultMaxFragments
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -226,6 +233,16 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.RatePolicy != RateWait && cfg.RatePolicy != RateReject {
 		bad("RatePolicy", fmt.Sprintf("unknown rate policy %d", int(cfg.RatePolicy)))
+	}
+	// Redirects and frame-level bounds (redirect.go, protocol.go).
+	if cfg.FollowRedirects < 0 || cfg.FollowRedirects > transport.MaxFollowRedirects {
+		bad("FollowRedirects", fmt.Sprintf("must be in [0, %d], got %d", transport.MaxFollowRedirects, cfg.FollowRedirects))
+	}
+	if cfg.MessageTimeout != 0 && cfg.MessageTimeout < MinMessageTimeout {
+		bad("MessageTimeout", fmt.Sprintf("must be 0 (default %v) or at least %v, got %v", transport.DefaultMessageTimeout, MinMessageTimeout, cfg.MessageTimeout))
+	}
+	if cfg.MaxFragments < 0 {
+		bad("MaxFragments", fmt.Sprintf("must be 0 (default %d) or positive, got %d", transport.DefaultMaxFragments, cfg.MaxFragments))
 	}
 	if cfg.Handler != nil && cfg.Subscriber != nil {
 		bad("Handler", "set either a handler or a subscriber PID, not both")
@@ -376,5 +393,9 @@ func (cfg Config) transportOptions(onPing func([]byte)) transport.Options {
 		WriteTimeout:     cfg.WriteTimeout,
 		OnPingReceived:   onPing,
 		NetDial:          cfg.NetDial,
+		FollowRedirects:  cfg.FollowRedirects,
+		RedirectHosts:    cfg.RedirectHosts,
+		MessageTimeout:   cfg.MessageTimeout,
+		MaxFragments:     cfg.MaxFragments,
 	}
 }
