@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,7 +100,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		writeSlot:    make(chan struct{}, 1),
 		done:         make(chan struct{}),
 	}
-	rt := &upgradeTransport{base: tr, wrap: func(body io.ReadWriteCloser) io.ReadWriteCloser {
+	rt := &upgradeTransport{base: tr, subprotocols: opts.Subprotocols, wrap: func(body io.ReadWriteCloser) io.ReadWriteCloser {
 		mu.Lock()
 		defer mu.Unlock()
 		r := raw
@@ -140,8 +141,9 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 // puts the frame inspector on the connection's plaintext stream (the body
 // of the 101 response, above TLS).
 type upgradeTransport struct {
-	base *http.Transport
-	wrap func(io.ReadWriteCloser) io.ReadWriteCloser
+	base         *http.Transport
+	subprotocols []string
+	wrap         func(io.ReadWriteCloser) io.ReadWriteCloser
 }
 
 func (t *upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -149,11 +151,11 @@ func (t *upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		return resp, err
 	}
-	// A wrong accept key: fail now. coder/websocket would check it too,
-	// then wait up to 3 s reading the body of a connection it gives up.
-	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(req.Header.Get("Sec-WebSocket-Key")); got != want {
+	// A 101 that coder/websocket would refuse: fail now. It would check
+	// too, then wait up to 3 s reading the body of a connection it gives up.
+	if problem := t.upgradeProblem(req, resp); problem != "" {
 		_ = resp.Body.Close()
-		return nil, &HandshakeError{StatusCode: resp.StatusCode, Status: resp.Status, Problem: "the server's Sec-WebSocket-Accept does not match the key sent (not a WebSocket server)"}
+		return nil, &HandshakeError{StatusCode: resp.StatusCode, Status: resp.Status, Problem: problem}
 	}
 	rwc, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
@@ -162,6 +164,23 @@ func (t *upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	resp.Body = t.wrap(rwc)
 	return resp, nil
+}
+
+// upgradeProblem says what is wrong with a 101, or "".
+func (t *upgradeTransport) upgradeProblem(req *http.Request, resp *http.Response) string {
+	if resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(req.Header.Get("Sec-WebSocket-Key")) {
+		return "the server's Sec-WebSocket-Accept does not match the key sent (not a WebSocket server)"
+	}
+	if !slices.ContainsFunc(strings.Split(resp.Header.Get("Upgrade"), ","), func(p string) bool { return strings.EqualFold(strings.TrimSpace(p), "websocket") }) {
+		return "the server upgraded to a protocol other than websocket"
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		return "the server chose an extension that was not offered"
+	}
+	if proto := resp.Header.Get("Sec-WebSocket-Protocol"); proto != "" && !slices.ContainsFunc(t.subprotocols, func(p string) bool { return strings.EqualFold(p, proto) }) {
+		return "the server chose a subprotocol that was not offered"
+	}
+	return ""
 }
 
 // acceptKey is the Sec-WebSocket-Accept for key (RFC 6455 section 4.2.2).

@@ -285,8 +285,13 @@ func TestHandshakeTimeoutBoundsTheWholeHandshake(t *testing.T) {
 				c.Hold()
 			}
 		},
-		"101 without Upgrade, then silence": func(c *hostile.Conn) {
-			if _, err := c.ReadRequest(); err == nil && c.WriteRaw([]byte("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: "+c.AcceptKey()+"\r\n\r\n")) == nil {
+		"101 upgrading to another protocol, then silence": func(c *hostile.Conn) {
+			if _, err := c.ReadRequest(); err == nil && c.WriteRaw([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+c.AcceptKey()+"\r\n\r\n")) == nil {
+				c.Hold()
+			}
+		},
+		"101 with an extension never offered, then silence": func(c *hostile.Conn) {
+			if _, err := c.ReadRequest(); err == nil && c.Respond101(c.AcceptKey(), "Sec-WebSocket-Extensions: x-hostile") == nil {
 				c.Hold()
 			}
 		},
