@@ -401,3 +401,51 @@ func Redirect(status int, location string) Script {
 		_ = c.Respond(status, "Location: "+location)
 	}
 }
+
+// AcceptAndDrop is a Script that completes the handshake and closes the TCP
+// connection after d, without a close frame.
+func AcceptAndDrop(d time.Duration) Script {
+	return func(c *Conn) {
+		if c.Handshake() == nil {
+			c.Sleep(d)
+		}
+	}
+}
+
+// PingFlood is a Script that completes the handshake and then sends a ping
+// every interval (0: as fast as the socket takes them) until the
+// connection or the server closes. The client's frames are read and
+// dropped meanwhile.
+func PingFlood(interval time.Duration) Script {
+	return func(c *Conn) {
+		if c.Handshake() != nil {
+			return
+		}
+		go c.Hold()
+		ping := Frame(true, OpPing, false, []byte("flood"))
+		for {
+			if c.WriteRaw(ping) != nil {
+				return
+			}
+			if interval > 0 && !c.Sleep(interval) {
+				return
+			}
+		}
+	}
+}
+
+// Drip writes b in chunks of n bytes, one chunk every interval (a slow
+// drip), and reports whether all of it went out before the server closed.
+func (c *Conn) Drip(b []byte, n int, interval time.Duration) bool {
+	for len(b) > 0 {
+		k := min(n, len(b))
+		if c.WriteRaw(b[:k]) != nil {
+			return false
+		}
+		b = b[k:]
+		if len(b) > 0 && !c.Sleep(interval) {
+			return false
+		}
+	}
+	return true
+}
