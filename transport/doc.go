@@ -15,8 +15,19 @@
 //   - RFC 6455 UTF-8 validation: a text message that is not valid UTF-8 fails
 //     the connection with close code 1007.
 //   - Typed errors: *DialError, *HandshakeError (with the HTTP status),
+//     *RedirectError, *ProtocolError,
 //     *CloseError (with the peer's close code), *MessageTooBigError, and
 //     IsRecoverable, which says whether reconnecting can help.
+//   - Checks coder/websocket leaves to the client: a masked server frame or
+//     a 64-bit length with its top bit set fails the connection with 1002,
+//     and a message that stays incomplete for Options.MessageTimeout or
+//     takes more than Options.MaxFragments frames fails it with 1008
+//     (*ProtocolError). A frame inspector parses the headers on the
+//     plaintext stream (above TLS) as they go by.
+//   - Redirects refused by default (*RedirectError); an opt-in that stays
+//     on the origin, never downgrades wss and never forwards credentials.
+//   - HandshakeTimeout bounds the whole handshake, and dial errors render
+//     the URL redacted (user info, query values), net/http's text included.
 //   - A bounded Close: the close handshake never takes longer than
 //     Options.CloseTimeout; past it the TCP connection is cut.
 //
