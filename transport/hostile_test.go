@@ -134,8 +134,7 @@ func TestRedirectLoopMakesOneRequest(t *testing.T) {
 }
 
 func TestFollowedRedirectStaysOnTheOriginWithCredentials(t *testing.T) {
-	var srv *hostile.Server
-	srv = hostile.NewServer(t, func(c *hostile.Conn) {
+	srv := hostile.NewServer(t, func(c *hostile.Conn) {
 		req, err := c.ReadRequest()
 		if err != nil {
 			return
@@ -149,8 +148,7 @@ func TestFollowedRedirectStaysOnTheOriginWithCredentials(t *testing.T) {
 		}
 	})
 	hdr := http.Header{"Authorization": {"Bearer k"}, "X-Api-Key": {"k"}}
-	c := dial(t, srv.URL()+"old?listenKey=1", transport.Options{FollowRedirects: 1, Header: hdr})
-	_ = c
+	dial(t, srv.URL()+"old?listenKey=1", transport.Options{FollowRedirects: 1, Header: hdr})
 	reqs := srv.Requests()
 	if len(reqs) != 2 || reqs[1].URL.Path != "/new" {
 		t.Fatalf("requests %v, want /old then /new", reqs)
@@ -177,8 +175,7 @@ func TestFollowedRedirectNeverCarriesCredentialsToAnotherOrigin(t *testing.T) {
 		t.Fatal("the other origin was dialled")
 	}
 	// Allowed: followed, without a single credential.
-	c := dial(t, srv.URL(), transport.Options{FollowRedirects: 5, Header: hdr, RedirectHosts: []string{"127.0.0.1"}})
-	_ = c
+	dial(t, srv.URL(), transport.Options{FollowRedirects: 5, Header: hdr, RedirectHosts: []string{"127.0.0.1"}})
 	reqs := target.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("target got %d requests", len(reqs))
