@@ -317,9 +317,15 @@ func TestHandshakeTimeoutBoundsTheWholeHandshake(t *testing.T) {
 // runs script, and returns the connection and a channel with the close
 // frame the server got.
 func handshaken(t *testing.T, opts transport.Options, script func(c *hostile.Conn)) (*transport.Conn, chan hostile.ReadFrame) {
+	return handshakenOver(t, hostile.NewServer, opts, script)
+}
+
+// handshakenOver is handshaken on a server made by newServer
+// (hostile.NewServer or hostile.NewTLSServer).
+func handshakenOver(t *testing.T, newServer func(testing.TB, hostile.Script) *hostile.Server, opts transport.Options, script func(c *hostile.Conn)) (*transport.Conn, chan hostile.ReadFrame) {
 	t.Helper()
 	closes := make(chan hostile.ReadFrame, 1)
-	srv := hostile.NewServer(t, func(c *hostile.Conn) {
+	srv := newServer(t, func(c *hostile.Conn) {
 		if c.Handshake() != nil {
 			return
 		}
@@ -330,6 +336,9 @@ func handshaken(t *testing.T, opts transport.Options, script func(c *hostile.Con
 		script(c)
 		<-c.Done()
 	})
+	if opts.TLSConfig == nil {
+		opts.TLSConfig = srv.ClientTLSConfig()
+	}
 	return dial(t, srv.URL(), opts), closes
 }
 
@@ -464,7 +473,7 @@ func TestIncompleteMessagesAreBounded(t *testing.T) {
 	if !strings.Contains(pe.Reason, "MaxFragments") {
 		t.Fatalf("flood: %v, want the fragment bound", pe)
 	}
-	t.Logf("empty-continuation flood: failed after %v, server wrote %d frames", time.Since(start).Round(time.Millisecond), flooded.Load())
+	t.Logf("empty-continuation flood: failed after %v at frame 4097 of the message (the server had pushed %d frames into the socket)", time.Since(start).Round(time.Millisecond), flooded.Load())
 	wantClose(t, closes, websocket.StatusPolicyViolation)
 }
 
@@ -505,4 +514,28 @@ func TestInspectorPassesSoundTraffic(t *testing.T) {
 	if err := c.Err(); err != nil {
 		t.Fatalf("an idle connection failed: %v", err)
 	}
+}
+
+// Over TLS the inspector sits above the TLS records: it sees the frames,
+// and its stall bound interrupts a read blocked inside TLS.
+func TestInspectorOverTLS(t *testing.T) {
+	c, closes := handshakenOver(t, hostile.NewTLSServer, transport.Options{}, func(c *hostile.Conn) {
+		_ = c.WriteText("fine")
+		_ = c.WriteFrame(true, hostile.OpBinary, true, []byte("masked"))
+	})
+	if _, data, err := c.Read(); err != nil || string(data) != "fine" {
+		t.Fatalf("Read over TLS = %q, %v", data, err)
+	}
+	if pe := readProtocolError(t, c, 5*time.Second); pe.Code != websocket.StatusProtocolError {
+		t.Fatalf("masked over TLS: %v", pe)
+	}
+	wantClose(t, closes, websocket.StatusProtocolError)
+
+	c, closes = handshakenOver(t, hostile.NewTLSServer, transport.Options{MessageTimeout: 300 * time.Millisecond}, func(c *hostile.Conn) {
+		_ = c.WriteRaw(hostile.FrameHeader(true, hostile.OpText, false, 50))
+	})
+	if pe := readProtocolError(t, c, 5*time.Second); pe.Code != websocket.StatusPolicyViolation {
+		t.Fatalf("stall over TLS: %v", pe)
+	}
+	wantClose(t, closes, websocket.StatusPolicyViolation)
 }

@@ -23,12 +23,19 @@ package hostile
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"sync"
@@ -66,6 +73,7 @@ type Server struct {
 	conns    map[*Conn]struct{}
 	requests []*http.Request
 	once     sync.Once
+	tls      *tls.Config // client side, for NewTLSServer
 }
 
 // NewServer listens on 127.0.0.1 (a free port) and runs script on every
@@ -80,6 +88,61 @@ func NewServer(t testing.TB, script Script) *Server {
 	return s
 }
 
+// NewTLSServer is NewServer over TLS (wss://) with a self-signed
+// certificate for 127.0.0.1; ClientTLSConfig trusts it. The script sees
+// the plaintext stream, as over TCP.
+func NewTLSServer(t testing.TB, script Script) *Server {
+	t.Helper()
+	cert, pool, err := selfSigned()
+	if err != nil {
+		t.Fatalf("hostile: %v", err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("hostile: %v", err)
+	}
+	s := start(ln, script)
+	s.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// ClientTLSConfig trusts a NewTLSServer's certificate (nil for plain TCP).
+func (s *Server) ClientTLSConfig() *tls.Config {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Clone()
+}
+
+func selfSigned() (tls.Certificate, *x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "hostile"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+}
+
 // Listen is NewServer on addr (e.g. "127.0.0.2:0", another loopback host on
 // Linux) without a test; the caller must Close it.
 func Listen(addr string, script Script) (*Server, error) {
@@ -87,10 +150,14 @@ func Listen(addr string, script Script) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return start(ln, script), nil
+}
+
+func start(ln net.Listener, script Script) *Server {
 	s := &Server{ln: ln, script: script, done: make(chan struct{}), conns: map[*Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.serve()
-	return s, nil
+	return s
 }
 
 func (s *Server) serve() {
@@ -129,8 +196,13 @@ func (s *Server) serve() {
 // Addr is the host:port the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// URL is "ws://<addr>/".
-func (s *Server) URL() string { return "ws://" + s.Addr() + "/" }
+// URL is "ws://<addr>/" ("wss://" for NewTLSServer).
+func (s *Server) URL() string {
+	if s.tls != nil {
+		return "wss://" + s.Addr() + "/"
+	}
+	return "ws://" + s.Addr() + "/"
+}
 
 // Accepted is the number of TCP connections accepted so far.
 func (s *Server) Accepted() int { return int(s.accepted.Load()) }
