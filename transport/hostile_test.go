@@ -539,3 +539,22 @@ func TestInspectorOverTLS(t *testing.T) {
 	}
 	wantClose(t, closes, websocket.StatusPolicyViolation)
 }
+
+// The message bound counts the peer's silence, not the reader's: bytes of
+// a message that wait in the socket while the application is busy are not
+// a stall.
+func TestSlowReaderIsNotAProtocolError(t *testing.T) {
+	c, _ := handshaken(t, transport.Options{MessageTimeout: 200 * time.Millisecond}, func(c *hostile.Conn) {
+		second := hostile.Frame(true, hostile.OpText, false, []byte("second message"))
+		_ = c.WriteRaw(append(hostile.Frame(true, hostile.OpText, false, []byte("first")), second[:5]...))
+		c.Sleep(50 * time.Millisecond)
+		_ = c.WriteRaw(second[5:])
+	})
+	if _, data, err := c.Read(); err != nil || string(data) != "first" {
+		t.Fatalf("first = %q, %v", data, err)
+	}
+	time.Sleep(700 * time.Millisecond) // the application is busy
+	if _, data, err := c.Read(); err != nil || string(data) != "second message" {
+		t.Fatalf("second = %q, %v", data, err)
+	}
+}

@@ -19,7 +19,9 @@ import (
 //   - a server must not mask its frames (RFC 6455 section 5.1): close 1002;
 //   - a 64-bit length must have its top bit clear (section 5.2): close 1002;
 //   - a message (or a control frame) must complete within MessageTimeout
-//     of its first byte, and within MaxFragments frames: close 1008.
+//     of its first byte, and within MaxFragments frames: close 1008. The
+//     timeout fails the connection only while a Read waits for the peer, so
+//     a reader that is busy elsewhere is not mistaken for a stalled peer.
 //
 // A violation is found before the offending bytes are handed up, so
 // coder/websocket never sees them; the Read that would deliver them returns
@@ -47,6 +49,9 @@ type inspector struct {
 	armed    bool  // the message timer runs (the reader's view; see mu)
 
 	err atomic.Pointer[ProtocolError] // sticky once set
+	// reading is true while a Read waits on the network: only then is an
+	// incomplete message the peer's stall rather than a busy reader's.
+	reading atomic.Bool
 
 	base  time.Time    // monotonic origin for start
 	start atomic.Int64 // when the incomplete unit began, ns since base
@@ -77,7 +82,9 @@ func (in *inspector) Read(p []byte) (int, error) {
 	if e := in.err.Load(); e != nil {
 		return 0, e
 	}
+	in.reading.Store(true)
 	n, err := in.rwc.Read(p)
+	in.reading.Store(false)
 	if e := in.err.Load(); e != nil {
 		return 0, e // the timer fired while we read
 	}
@@ -256,6 +263,12 @@ func (in *inspector) expire() {
 	left := in.timeout - (time.Since(in.base) - time.Duration(in.start.Load()))
 	if left > 0 {
 		in.timer.Reset(left)
+		return
+	}
+	if !in.reading.Load() {
+		// The rest may be waiting in the socket for a reader that is busy
+		// elsewhere: look again shortly.
+		in.timer.Reset(max(in.timeout/8, time.Millisecond))
 		return
 	}
 	in.timerOn = false

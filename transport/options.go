@@ -84,7 +84,9 @@ type Options struct {
 	// and Referer are removed from a request to any origin but the URL's.
 	RedirectHosts []string
 	// MessageTimeout bounds a message from its first byte to its last.
-	// Default DefaultMessageTimeout.
+	// Default DefaultMessageTimeout. It fails the connection only while Read
+	// waits for the peer: bytes waiting in the socket for a busy reader do
+	// not count as a stall.
 	MessageTimeout time.Duration
 	// MaxFragments bounds the frames of one message. Default
 	// DefaultMaxFragments.
