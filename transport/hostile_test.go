@@ -481,7 +481,7 @@ func TestIncompleteMessagesAreBounded(t *testing.T) {
 // fragments, slow (each fragment within the timeout of the message's
 // start, the whole under it), over TLS, and many messages in a row.
 func TestInspectorPassesSoundTraffic(t *testing.T) {
-	c, _ := handshaken(t, transport.Options{MessageTimeout: 2 * time.Second, MaxFragments: 8}, func(c *hostile.Conn) {
+	c, _ := handshaken(t, transport.Options{MessageTimeout: 600 * time.Millisecond, MaxFragments: 8}, func(c *hostile.Conn) {
 		for i := range 3 {
 			_ = c.WriteFrame(false, hostile.OpText, false, []byte(fmt.Sprintf("m%d:", i)))
 			for j := range 6 {
@@ -510,7 +510,7 @@ func TestInspectorPassesSoundTraffic(t *testing.T) {
 		}
 	}
 	// Idle between messages is not incomplete: no timeout fires.
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(900 * time.Millisecond)
 	if err := c.Err(); err != nil {
 		t.Fatalf("an idle connection failed: %v", err)
 	}
