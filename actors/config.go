@@ -101,6 +101,9 @@ type Config struct {
 	ConnectHooks         []ConnectHook        // run on every new connection, before the restore
 	MaxConnectionAge     time.Duration        // rotate before a connection is this old; 0: never
 	MeterProvider        metric.MeterProvider // OpenTelemetry metrics; nil: off
+
+	// Bounds (inbound.go).
+	InboundQueueBytes int64 // bytes of messages waiting for the handler; 0: DefaultInboundQueueBytes
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -226,6 +229,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.RatePolicy != RateWait && cfg.RatePolicy != RateReject {
 		bad("RatePolicy", fmt.Sprintf("unknown rate policy %d", int(cfg.RatePolicy)))
+	}
+	if cfg.InboundQueueBytes < 0 {
+		bad("InboundQueueBytes", fmt.Sprintf("must not be negative, got %d", cfg.InboundQueueBytes))
 	}
 	if cfg.Handler != nil && cfg.Subscriber != nil {
 		bad("Handler", "set either a handler or a subscriber PID, not both")
@@ -357,10 +363,12 @@ func WithOnDisconnect(fn func(*actor.PID)) Option {
 	return func(c *Config) { c.OnDisconnect = fn }
 }
 
-// WithStateObserver calls fn on every state change, synchronously on the
-// client actor's goroutine and in order, with the exact generation of the
-// change: for metrics, events and balancers. fn must be quick and must not
-// block or call back into the client; a panic in it is logged and
+// WithStateObserver calls fn on every state change, in order, with the
+// exact generation of the change: for metrics, events and balancers. fn runs
+// on a goroutine of the client's, never the actor's own, so a slow or stuck
+// fn cannot stall the connection: at most DefaultObserverQueue changes wait
+// for it, and when that many wait the oldest is dropped, counted
+// (Health.ObserverDropped) and logged. A panic in fn is logged and
 // swallowed. For user work prefer WithOnConnect and WithOnDisconnect.
 func WithStateObserver(fn func(StateChange)) Option {
 	return func(c *Config) { c.StateObserver = fn }
