@@ -323,7 +323,8 @@ func WithLatencyBufferSize(n int) Option { return func(c *Config) { c.LatencyBuf
 
 // WithInboundQueue sets how many messages may wait between the client and
 // its handler or subscriber (default 4096; the one being handled is not
-// counted) and what happens when that many wait (default DropNewest).
+// counted) and what happens when that many wait, or when their bytes would
+// pass WithInboundQueueBytes (default DropNewest).
 func WithInboundQueue(size int, policy OverflowPolicy) Option {
 	return func(c *Config) { c.InboundQueueSize, c.Overflow = size, policy }
 }
