@@ -426,6 +426,10 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 					if errors.Is(err, ErrActorStalled) {
 						d.log.Warn("the client actor is not taking frames: closing the connection", zap.Error(err))
 						_ = conn.CloseNow()
+					} else if err = conn.Err(); err == nil || errors.Is(err, transport.ErrClosed) {
+						return // the client stopped, or the actor closed it and knows
+					}
+					if !d.isStopped() { // a write failed it meanwhile, or the stall
 						sys.Root.Send(self, &connLost{gen: gen, err: err})
 					}
 					return

@@ -189,11 +189,11 @@ func (d *durable) onServerPing(pings *atomic.Int64) func([]byte) {
 			return
 		}
 		flooded = true
-		d.pingFloods.Add(1)
 		v, ok := d.pingConns.Load(pings)
 		if !ok {
-			return
+			return // its reader has ended: so has the connection
 		}
+		d.pingFloods.Add(1)
 		t := v.(pingTarget)
 		err := fmt.Errorf("%w (over %d a second for %d s)", ErrPingFlood, PingFloodRate, PingFloodSeconds)
 		d.log.Warn("the server is flooding pings: closing the connection", zap.Uint64("generation", t.gen), zap.Error(err))
