@@ -370,7 +370,8 @@ func WithOnDisconnect(fn func(*actor.PID)) Option {
 // fn cannot stall the connection: at most DefaultObserverQueue changes wait
 // for it, and when that many wait the oldest is dropped, counted
 // (Health.ObserverDropped) and logged. A panic in fn is logged and
-// swallowed. For user work prefer WithOnConnect and WithOnDisconnect.
+// swallowed. fn should not call Close: Close waits for fn to return (up to
+// CloseWait). For user work prefer WithOnConnect and WithOnDisconnect.
 func WithStateObserver(fn func(StateChange)) Option {
 	return func(c *Config) { c.StateObserver = fn }
 }
