@@ -153,7 +153,7 @@ func TestHostileQueues(t *testing.T) {
 			if h.InboundQueuedBytes > actors.DefaultInboundQueueBytes { // after-fix
 				t.Fatalf("%d bytes queued", h.InboundQueuedBytes) // after-fix
 			} // after-fix
-			if grew > 100<<20 {
+			if grew > 120<<20 { // 64 MiB queued, up to 16 MiB in flight to the actor, buffers
 				t.Fatalf("heap grew %.0f MiB; the byte bound is 64 MiB", mib(grew))
 			}
 		}},
@@ -384,7 +384,7 @@ func TestHostileQueues(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the flood did not end")
 			}
-			testutil.Eventually(t, 5*time.Second, "reconnected after the flood", func() bool { return c.Health().PingFloods >= 1 && c.State() == actors.StateConnected }) // after-fix
+			testutil.Eventually(t, 5*time.Second, "reconnected after the flood", func() bool { h := c.Health(); return h.PingFloods >= 1 && h.Generation >= 2 && h.State == actors.StateConnected }) // after-fix
 			st := lim.Stats()
 			t.Logf("ping flood: %d pongs charged, bucket at %.0f tokens, generation %d, last error %v",
 				st.Charged, lim.Tokens(0), c.Health().Generation, c.Health().LastError)
