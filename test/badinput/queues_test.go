@@ -384,7 +384,10 @@ func TestHostileQueues(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the flood did not end")
 			}
-			testutil.Eventually(t, 5*time.Second, "reconnected after the flood", func() bool { h := c.Health(); return h.PingFloods >= 1 && h.Generation >= 2 && h.State == actors.StateConnected }) // after-fix
+			testutil.Eventually(t, 5*time.Second, "reconnected after the flood", func() bool {
+				h := c.Health()
+				return h.PingFloods >= 1 && h.Generation >= 2 && h.State == actors.StateConnected
+			}) // after-fix
 			st := lim.Stats()
 			t.Logf("ping flood: %d pongs charged, bucket at %.0f tokens, generation %d, last error %v",
 				st.Charged, lim.Tokens(0), c.Health().Generation, c.Health().LastError)
