@@ -150,9 +150,9 @@ func TestHostileQueues(t *testing.T) {
 			if h.InboundDropped < n-64-1 || h.InboundQueued > 64 {
 				t.Fatalf("queued %d, dropped %d: the queue is not bounded at 64 MiB", h.InboundQueued, h.InboundDropped)
 			}
-			if h.InboundQueuedBytes > actors.DefaultInboundQueueBytes { // after-fix
-				t.Fatalf("%d bytes queued", h.InboundQueuedBytes) // after-fix
-			} // after-fix
+			if h.InboundQueuedBytes > actors.DefaultInboundQueueBytes {
+				t.Fatalf("%d bytes queued", h.InboundQueuedBytes)
+			}
 			if grew > 120<<20 { // 64 MiB queued, up to 16 MiB in flight to the actor, buffers
 				t.Fatalf("heap grew %.0f MiB; the byte bound is 64 MiB", mib(grew))
 			}
@@ -163,7 +163,7 @@ func TestHostileQueues(t *testing.T) {
 			})
 			got := make(chan int, 1)
 			opts := []actors.Option{actors.WithHandler(func(in actors.Inbound) { got <- len(in.Data) })}
-			opts = append(opts, actors.WithInboundQueueBytes(1024)) // after-fix
+			opts = append(opts, actors.WithInboundQueueBytes(1024))
 			connect(t, url, opts...)
 			select {
 			case n := <-got:
@@ -271,9 +271,9 @@ func TestHostileQueues(t *testing.T) {
 			if got := c.Subscriptions(); len(got) != 1 || got[0] != "ticker.BTC" {
 				t.Fatalf("the set has %d channels", len(got))
 			}
-			if h := c.Health(); h.ConfirmationsIgnored != uint64(len(extra)) { // after-fix
-				t.Fatalf("ConfirmationsIgnored %d", h.ConfirmationsIgnored) // after-fix
-			} // after-fix
+			if h := c.Health(); h.ConfirmationsIgnored != uint64(len(extra)) {
+				t.Fatalf("ConfirmationsIgnored %d", h.ConfirmationsIgnored)
+			}
 			srv.DropAll()
 			testutil.Eventually(t, 5*time.Second, "reconnected", func() bool { return c.Health().Generation == 2 && c.State() == actors.StateConnected })
 			conns, err := srv.WaitConns(ctx(t), 1)
@@ -326,13 +326,13 @@ func TestHostileQueues(t *testing.T) {
 				_ = c.Close()
 				srv.Close()
 				t.Logf("expires_in %g: %d public/auth in the first second", exp, n)
-				t.Logf("expires_in %g: %d clamped", exp, st.Clamped) // after-fix
+				t.Logf("expires_in %g: %d clamped", exp, st.Clamped)
 				if n > 2 {
 					t.Fatalf("expires_in %g: %d public/auth calls in a second", exp, n)
 				}
-				if st.Clamped < 1 { // after-fix
-					t.Fatalf("expires_in %g: clamp not counted", exp) // after-fix
-				} // after-fix
+				if st.Clamped < 1 {
+					t.Fatalf("expires_in %g: clamp not counted", exp)
+				}
 			}
 		}},
 		{"9: 100,000 Deribit test_requests never answered", "one answer in flight per connection: goroutines and pending bounded", func(t *testing.T) {
@@ -354,13 +354,13 @@ func TestHostileQueues(t *testing.T) {
 			g1, h1 := runtime.NumGoroutine(), qHeap()
 			h := c.Health()
 			t.Logf("%d test_requests: goroutines %d -> %d, heap +%.1f MiB, pending %d", n, g0, g1, mib(int64(h1)-int64(h0)), h.Pending)
-			t.Logf("coalesced %d", h.TestRequestsCoalesced) // after-fix
+			t.Logf("coalesced %d", h.TestRequestsCoalesced)
 			if h.Pending > 2 || g1-g0 > 20 {
 				t.Fatalf("pending %d, goroutines +%d: one answer per test_request", h.Pending, g1-g0)
 			}
-			if h.TestRequestsCoalesced < n-2 { // after-fix
-				t.Fatalf("coalesced %d", h.TestRequestsCoalesced) // after-fix
-			} // after-fix
+			if h.TestRequestsCoalesced < n-2 {
+				t.Fatalf("coalesced %d", h.TestRequestsCoalesced)
+			}
 		}},
 		{"11: a ping flood against a client with ratelimit.Binance()", "debt bounded (Send not locked out); flood -> ErrPingFlood, reconnect", func(t *testing.T) {
 			floodOver := make(chan struct{})
@@ -387,19 +387,19 @@ func TestHostileQueues(t *testing.T) {
 			testutil.Eventually(t, 5*time.Second, "reconnected after the flood", func() bool {
 				h := c.Health()
 				return h.PingFloods >= 1 && h.Generation >= 2 && h.State == actors.StateConnected
-			}) // after-fix
+			})
 			st := lim.Stats()
 			t.Logf("ping flood: %d pongs charged, bucket at %.0f tokens, generation %d, last error %v",
 				st.Charged, lim.Tokens(0), c.Health().Generation, c.Health().LastError)
-			t.Logf("%d pongs forgiven", st.Forgiven) // after-fix
+			t.Logf("%d pongs forgiven", st.Forgiven)
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := c.Send(sctx, []byte(`{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":1}`)); err != nil {
 				t.Fatalf("Send after a ping flood: %v", err)
 			}
-			if !errors.Is(c.Health().LastError, actors.ErrPingFlood) || c.Health().Generation < 2 { // after-fix
-				t.Fatalf("last error %v, generation %d: the flood did not end the connection", c.Health().LastError, c.Health().Generation) // after-fix
-			} // after-fix
+			if !errors.Is(c.Health().LastError, actors.ErrPingFlood) || c.Health().Generation < 2 {
+				t.Fatalf("last error %v, generation %d: the flood did not end the connection", c.Health().LastError, c.Health().Generation)
+			}
 		}},
 		{"14: a rate-limit Classifier that panics", "typed error from Send, the client lives", func(t *testing.T) {
 			srv := wstest.NewServer()
@@ -416,9 +416,9 @@ func TestHostileQueues(t *testing.T) {
 						t.Fatalf("policy %v: Send with a panicking classifier: %v", p, err)
 					}
 				}
-				if !errors.Is(err, ratelimit.ErrClassifierPanicked) { // after-fix
-					t.Fatalf("policy %v: %v, want ErrClassifierPanicked", p, err) // after-fix
-				} // after-fix
+				if !errors.Is(err, ratelimit.ErrClassifierPanicked) {
+					t.Fatalf("policy %v: %v, want ErrClassifierPanicked", p, err)
+				}
 				time.Sleep(300 * time.Millisecond) // pings (charged) go out meanwhile
 				if h := c.Health(); c.State() != actors.StateConnected || h.Generation != 1 || h.Restarts != 0 {
 					t.Fatalf("policy %v: state %v, generation %d, restarts %d: the client did not live on", p, c.State(), h.Generation, h.Restarts)
