@@ -224,10 +224,7 @@ var errDialLimiter = errors.New("zenws: the dial limiter refused the connection 
 func (a *clientActor) dialInBackground(ctx context.Context, slot *atomic.Pointer[transport.Conn], report func(*transport.Conn, *atomic.Int64, error)) {
 	d := a.d
 	pings := new(atomic.Int64)
-	opts := a.cfg.transportOptions(func([]byte) {
-		pings.Store(time.Now().UnixNano())
-		d.chargeControl() // coder/websocket answers with a pong
-	})
+	opts := a.cfg.transportOptions(d.onServerPing(pings)) // records, charges the pong, guards against a flood (pacing.go)
 	url, dialLimit := a.cfg.URL, a.cfg.DialLimiter
 	prev, done := d.lastDial, make(chan struct{})
 	d.lastDial = done
@@ -394,11 +391,24 @@ func (a *clientActor) ready() {
 
 // startReader runs the connection's reader: every frame goes to the actor
 // tagged with its generation, and the error that ends the connection too.
+// The frames in flight to the actor are bounded (gate.go): past the bound
+// the reader waits, and the venue sees a slow reader.
 func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 	d, sys, self := a.d, a.sys, a.self
+	gate := new(frameGate)
+	pings := a.pings
+	if r := a.rot; r != nil && r.conn == conn {
+		pings = r.pings
+	}
+	if pings != nil { // for the ping-flood guard (pacing.go)
+		d.pingConns.Store(pings, pingTarget{conn: conn, gen: gen})
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		if pings != nil {
+			defer d.pingConns.Delete(pings)
+		}
 		for {
 			typ, data, err := conn.Read()
 			if err != nil {
@@ -412,6 +422,19 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 			d.msgsIn.Add(1)
 			d.rec.record(DirIn, typ, data, gen)
 			if m, consumed := d.inbound(gen, typ, data); !consumed {
+				if err := gate.enter(int64(len(data)), conn.Done(), d.stopped, ActorStallLimit); err != nil {
+					if errors.Is(err, ErrActorStalled) {
+						d.log.Warn("the client actor is not taking frames: closing the connection", zap.Error(err))
+						_ = conn.CloseNow()
+					} else if err = conn.Err(); err == nil || errors.Is(err, transport.ErrClosed) {
+						return // the client stopped, or the actor closed it and knows
+					}
+					if !d.isStopped() { // a write failed it meanwhile, or the stall
+						sys.Root.Send(self, &connLost{gen: gen, err: err})
+					}
+					return
+				}
+				m.gate = gate
 				sys.Root.Send(self, m)
 			}
 		}
@@ -592,8 +615,10 @@ func (a *clientActor) setState(s State) {
 	from := a.state
 	a.state = s
 	a.publish()
-	if obs := a.cfg.StateObserver; obs != nil && from != s {
-		a.observe(obs, StateChange{Client: a.self, From: from, To: s, Generation: a.gen, Err: a.changeErr(s)})
+	if a.cfg.StateObserver != nil && from != s {
+		// Off the actor's goroutine (observe.go): a stuck observer must not
+		// stall the actor while frames pile up in its mailbox.
+		a.d.obs.push(StateChange{Client: a.self, From: from, To: s, Generation: a.gen, Err: a.changeErr(s)})
 	}
 }
 
@@ -607,17 +632,6 @@ func (a *clientActor) changeErr(s State) error {
 		return a.stopErr
 	}
 	return a.lastErr
-}
-
-// observe runs the state observer on the actor's goroutine; a panic in it is
-// logged and swallowed.
-func (a *clientActor) observe(obs func(StateChange), c StateChange) {
-	defer func() {
-		if r := recover(); r != nil {
-			a.d.log.Error("state observer panicked", zap.Any("panic", r))
-		}
-	}()
-	obs(c)
 }
 
 // publish stores a fresh snapshot for State, Health and balancers.
@@ -644,6 +658,7 @@ var (
 // route classifies one inbound frame: heartbeats are consumed, everything
 // else is queued for the handler or subscriber.
 func (a *clientActor) route(m *frameMsg) {
+	m.gate.leave(int64(len(m.data)))
 	in := &Inbound{Client: a.self, Data: m.data, Generation: m.gen, Received: m.at}
 	if m.typ == websocket.MessageBinary {
 		in.Kind = KindBinary

@@ -108,6 +108,9 @@ type Config struct {
 	RedirectHosts   []string      // other hosts a followed redirect may reach (without credentials)
 	MessageTimeout  time.Duration // a message's first byte to its last; 0: transport.DefaultMessageTimeout
 	MaxFragments    int           // frames per message; 0: transport.DefaultMaxFragments
+
+	// Bounds (inbound.go).
+	InboundQueueBytes int64 // bytes of messages waiting for the handler; 0: DefaultInboundQueueBytes
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -244,6 +247,9 @@ func (cfg Config) Validate() error {
 	if cfg.MaxFragments < 0 {
 		bad("MaxFragments", fmt.Sprintf("must be 0 (default %d) or positive, got %d", transport.DefaultMaxFragments, cfg.MaxFragments))
 	}
+	if cfg.InboundQueueBytes < 0 {
+		bad("InboundQueueBytes", fmt.Sprintf("must not be negative, got %d", cfg.InboundQueueBytes))
+	}
 	if cfg.Handler != nil && cfg.Subscriber != nil {
 		bad("Handler", "set either a handler or a subscriber PID, not both")
 	}
@@ -334,7 +340,8 @@ func WithLatencyBufferSize(n int) Option { return func(c *Config) { c.LatencyBuf
 
 // WithInboundQueue sets how many messages may wait between the client and
 // its handler or subscriber (default 4096; the one being handled is not
-// counted) and what happens when that many wait (default DropNewest).
+// counted) and what happens when that many wait, or when their bytes would
+// pass WithInboundQueueBytes (default DropNewest).
 func WithInboundQueue(size int, policy OverflowPolicy) Option {
 	return func(c *Config) { c.InboundQueueSize, c.Overflow = size, policy }
 }
@@ -374,11 +381,14 @@ func WithOnDisconnect(fn func(*actor.PID)) Option {
 	return func(c *Config) { c.OnDisconnect = fn }
 }
 
-// WithStateObserver calls fn on every state change, synchronously on the
-// client actor's goroutine and in order, with the exact generation of the
-// change: for metrics, events and balancers. fn must be quick and must not
-// block or call back into the client; a panic in it is logged and
-// swallowed. For user work prefer WithOnConnect and WithOnDisconnect.
+// WithStateObserver calls fn on every state change, in order, with the
+// exact generation of the change: for metrics, events and balancers. fn runs
+// on a goroutine of the client's, never the actor's own, so a slow or stuck
+// fn cannot stall the connection: at most DefaultObserverQueue changes wait
+// for it, and when that many wait the oldest is dropped, counted
+// (Health.ObserverDropped) and logged. A panic in fn is logged and
+// swallowed. fn should not call Close: Close waits for fn to return (up to
+// CloseWait). For user work prefer WithOnConnect and WithOnDisconnect.
 func WithStateObserver(fn func(StateChange)) Option {
 	return func(c *Config) { c.StateObserver = fn }
 }

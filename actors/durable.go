@@ -65,6 +65,17 @@ type durable struct {
 	stopped  chan struct{} // closed when the actor has stopped for good
 	finished chan struct{} // closed once stopped and every goroutine has ended
 	stopOnce sync.Once
+
+	// Bounds on what a venue or user code can make a client hold (issue
+	// 12, queues): see inbound.go, observe.go, subscribe.go, heartbeat.go
+	// and pacing.go.
+	obs           *observerQueue // StateObserver calls, off the actor goroutine
+	unasked       atomic.Uint64  // confirmed channels that no request named, ignored
+	testAnswers   sync.Map       // *transport.Conn -> struct{}: a test_request answer in flight on it
+	testCoalesced atomic.Uint64  // test_requests that found an answer in flight
+	pingFloods    atomic.Uint64  // connections ended for a ping flood
+	pingConns     sync.Map       // *atomic.Int64 (a connection's ping clock) -> pingTarget
+	classifierLog atomic.Int64   // unix nanos of the last classifier-failure log line
 }
 
 type liveConn struct {
@@ -98,6 +109,8 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		d.rec = rec
 	}
 	d.in = newDeliveryQueue(cfg.InboundQueueSize, cfg.Overflow, deliver, d.log)
+	d.in.byteLimit = cfg.inboundBytes()
+	d.obs = newObserverQueue(cfg.StateObserver, d.log)
 	d.tel = d.startTelemetry()
 	d.snap.Store(&Health{State: StateConnecting, Heartbeat: cfg.Heartbeat})
 	ch := make(chan struct{})
@@ -112,6 +125,7 @@ func (d *durable) markStopped() {
 		go func() {
 			d.wg.Wait()
 			d.in.wg.Wait()
+			d.obs.wait()
 			if err := d.rec.close(); err != nil {
 				d.log.Error("recording failed", zap.Error(err))
 			}
@@ -156,6 +170,11 @@ func (d *durable) health() Health {
 	h.DuplicatesDropped = d.duplicates.Load()
 	h.RateLimitWaits = d.rateWaits.Load()
 	h.RateLimitWait = time.Duration(d.rateWaitNs.Load())
+	h.InboundQueuedBytes = d.in.pendingBytes()
+	h.ObserverDropped = d.obs.droppedCount()
+	h.ConfirmationsIgnored = d.unasked.Load()
+	h.TestRequestsCoalesced = d.testCoalesced.Load()
+	h.PingFloods = d.pingFloods.Load()
 	return h
 }
 

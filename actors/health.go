@@ -45,6 +45,13 @@ type Health struct {
 	RateLimited    uint64        // frames the rate limiter refused (ErrRateLimited)
 	RateLimitWaits uint64        // frames that waited for the rate limiter
 	RateLimitWait  time.Duration // total time they waited
+
+	// Bounds against hostile venues and slow user code.
+	InboundQueuedBytes    int64  // bytes of the messages waiting for the handler (bounded by InboundQueueBytes)
+	ObserverDropped       uint64 // state changes the StateObserver queue dropped (the observer was stuck)
+	ConfirmationsIgnored  uint64 // channels a venue confirmed that no request named
+	TestRequestsCoalesced uint64 // Deribit test_requests that found an answer already in flight
+	PingFloods            uint64 // connections ended because the server flooded pings (ErrPingFlood)
 }
 
 // latencyRing keeps the last n round-trip samples of heartbeats and

@@ -163,12 +163,24 @@ func (a *clientActor) sendTest() {
 }
 
 // answerTestRequest replies to Deribit's test_request at once; the reply to
-// the reply is consumed (or, late, counted) like any request's.
+// the reply is consumed (or, late, counted) like any request's. At most one
+// answer is in flight per connection, from its write until its response
+// (or its deadline, one heartbeat interval): a test_request that arrives
+// meanwhile is already answered by it (Deribit needs a public/test after a
+// test_request, not one per test_request), so it is coalesced and counted
+// (Health.TestRequestsCoalesced). A venue that floods test_requests thus
+// costs one goroutine and one pending request per connection, not one per
+// notification.
 func (a *clientActor) answerTestRequest(conn *transport.Conn) {
 	d, interval := a.d, a.cfg.HeartbeatInterval
+	if _, busy := d.testAnswers.LoadOrStore(conn, struct{}{}); busy {
+		d.testCoalesced.Add(1)
+		return
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer d.testAnswers.Delete(conn)
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		defer cancel()
 		if _, err := d.call(ctx, via{conn: conn, pace: paceCharge}, publicTest); err != nil {

@@ -74,21 +74,48 @@ type Inbound struct {
 	Unmatched bool
 }
 
+// DefaultInboundQueueBytes bounds the bytes of the messages waiting for the
+// handler or subscriber (64 MiB), besides their count (DefaultInboundQueue).
+const DefaultInboundQueueBytes = 64 << 20
+
+// WithInboundQueueBytes bounds the bytes of the messages waiting between the
+// client and its handler or subscriber (default DefaultInboundQueueBytes,
+// 64 MiB; the message being handled is not counted). A message that would
+// pass the bound is handled as one that finds the queue full: the overflow
+// policy of WithInboundQueue drops it (DropNewest) or older messages
+// (DropOldest), counted in Health.InboundDropped. A single message larger
+// than n (up to the read limit) is still queued when no other message waits,
+// so nothing that can be read is undeliverable.
+func WithInboundQueueBytes(n int64) Option { return func(c *Config) { c.InboundQueueBytes = n } }
+
+// inboundBytes is the byte bound of the inbound queue.
+func (cfg Config) inboundBytes() int64 {
+	if cfg.InboundQueueBytes == 0 {
+		return DefaultInboundQueueBytes
+	}
+	return cfg.InboundQueueBytes
+}
+
 // deliveryQueue carries inbound messages and lifecycle callbacks from the
 // actor to user code, in order, on a goroutine that exists only while there
-// is work. At most limit messages wait in it (the one being handled is not
-// counted); callbacks always fit (they are few and must not be lost). When
-// it is full the overflow policy applies.
+// is work. At most limit messages, and at most byteLimit bytes of them, wait
+// in it (the one being handled is not counted); callbacks always fit (they
+// are few and must not be lost). When a message does not fit the overflow
+// policy applies. A single message larger than byteLimit is queued only when
+// no other message waits (DropOldest evicts them all to make room), so the
+// queue holds at most max(byteLimit, ReadLimit) bytes.
 type deliveryQueue struct {
-	mu      sync.Mutex
-	items   []delivery // FIFO: items[head:] wait
-	head    int
-	msgs    int // messages (not callbacks) waiting
-	limit   int
-	policy  OverflowPolicy
-	running bool
-	closed  bool
-	seq     uint64
+	mu        sync.Mutex
+	items     []delivery // FIFO: items[head:] wait
+	head      int
+	msgs      int   // messages (not callbacks) waiting
+	bytes     int64 // their Data, in bytes
+	limit     int
+	byteLimit int64 // 0: no byte bound
+	policy    OverflowPolicy
+	running   bool
+	closed    bool
+	seq       uint64
 
 	dropped          atomic.Uint64
 	panics           atomic.Uint64
@@ -129,15 +156,32 @@ func (q *deliveryQueue) push(m *Inbound) {
 		}
 		return
 	}
-	if q.msgs >= q.limit {
+	size := int64(len(m.Data))
+	if !q.fitsLocked(size) {
 		q.droppedLocked()
-		if q.policy == DropNewest || !q.evictOldestLocked() {
+		if q.policy == DropNewest {
 			return
+		}
+		for !q.fitsLocked(size) && q.evictOldestLocked() {
+			if !q.fitsLocked(size) {
+				q.droppedLocked() // each evicted message is one drop
+			}
 		}
 	}
 	q.items = append(q.items, delivery{msg: m})
 	q.msgs++
+	q.bytes += size
 	q.startLocked()
+}
+
+// fitsLocked reports whether a message of size bytes may join the queue
+// now: under both bounds, or alone (a message larger than the byte bound
+// is accepted only when no other message waits).
+func (q *deliveryQueue) fitsLocked(size int64) bool {
+	if q.msgs >= q.limit {
+		return false
+	}
+	return q.msgs == 0 || q.byteLimit <= 0 || q.bytes+size <= q.byteLimit
 }
 
 // call queues a callback; callbacks are never dropped.
@@ -171,9 +215,17 @@ func (q *deliveryQueue) pending() int {
 	return q.msgs
 }
 
+// pendingBytes is the size of the messages waiting.
+func (q *deliveryQueue) pendingBytes() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}
+
 func (q *deliveryQueue) evictOldestLocked() bool {
 	for i := q.head; i < len(q.items); i++ {
 		if q.items[i].msg != nil {
+			q.bytes -= int64(len(q.items[i].msg.Data))
 			copy(q.items[i:], q.items[i+1:])
 			q.items[len(q.items)-1] = delivery{}
 			q.items = q.items[:len(q.items)-1]
@@ -189,7 +241,8 @@ func (q *deliveryQueue) droppedLocked() {
 	if now := time.Now(); now.Sub(q.lastDropLog) >= time.Second {
 		q.lastDropLog = now
 		q.log.Warn("inbound queue full: dropping messages (the handler is slower than the stream)",
-			zap.Int("limit", q.limit), zap.Stringer("policy", q.policy), zap.Uint64("dropped_total", n))
+			zap.Int("limit", q.limit), zap.Int64("byte_limit", q.byteLimit), zap.Int64("queued_bytes", q.bytes),
+			zap.Stringer("policy", q.policy), zap.Uint64("dropped_total", n))
 	}
 }
 
@@ -217,6 +270,7 @@ func (q *deliveryQueue) next() (delivery, bool) {
 	q.head++
 	if d.msg != nil {
 		q.msgs--
+		q.bytes -= int64(len(d.msg.Data))
 	}
 	if q.head > 1024 && q.head*2 > len(q.items) {
 		n := copy(q.items, q.items[q.head:])

@@ -29,6 +29,7 @@ type frameMsg struct {
 	at     time.Time
 	env    jsonrpc.Envelope // text frames: the peeked envelope
 	isJSON bool
+	gate   *frameGate // the reader's bound on frames in flight (gate.go)
 }
 
 type connLost struct {

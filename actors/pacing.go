@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/transport"
@@ -85,16 +89,26 @@ func (d *durable) admit(ctx context.Context, p pace, data []byte) error {
 	f := ratelimit.Frame{Data: data}
 	switch {
 	case p == paceCharge:
-		l.Charge(f)
+		if err := l.Charge(f); err != nil {
+			d.classifierFailed(l, err) // a required reply goes out anyway
+		}
 		return nil
 	case p == paceUser && d.cfg.RatePolicy == RateReject:
-		if l.Allow(f) {
+		err := l.Try(f)
+		switch {
+		case err == nil:
 			return nil
+		case errors.Is(err, ErrRateLimited):
+			d.rateLimited.Add(1)
+			return fmt.Errorf("%w: %s limit reached (policy reject)", ErrRateLimited, l.Name())
 		}
-		d.rateLimited.Add(1)
-		return fmt.Errorf("%w: %s limit reached (policy reject)", ErrRateLimited, l.Name())
+		d.classifierFailed(l, err)
+		return err
 	}
 	waited, err := l.WaitFor(ctx, f)
+	if errors.Is(err, ratelimit.ErrClassifierPanicked) {
+		d.classifierFailed(l, err)
+	}
 	if waited > 0 {
 		d.rateWaits.Add(1)
 		d.rateWaitNs.Add(int64(waited))
@@ -109,6 +123,89 @@ func (d *durable) admit(ctx context.Context, p pace, data []byte) error {
 // limiter, without delay.
 func (d *durable) chargeControl() {
 	if l := d.cfg.RateLimiter; l != nil {
-		l.Charge(ratelimit.Frame{Control: true})
+		if err := l.Charge(ratelimit.Frame{Control: true}); err != nil {
+			d.classifierFailed(l, err)
+		}
+	}
+}
+
+// classifierFailed logs a Classifier that could not price a frame (a panic
+// in user code), at most once a second: the caller gets the typed error
+// (or, for a required reply, the frame goes out uncounted) and the client
+// carries on.
+func (d *durable) classifierFailed(l *ratelimit.Limiter, err error) {
+	now := time.Now().UnixNano()
+	last := d.classifierLog.Load()
+	if now-last >= int64(time.Second) && d.classifierLog.CompareAndSwap(last, now) {
+		d.log.Error("rate-limit classifier failed", zap.String("limiter", l.Name()), zap.Error(err))
+	}
+}
+
+// A server that pings more than PingFloodRate times a second for
+// PingFloodSeconds seconds in a row is flooding: every ping costs a pong
+// (charged to the rate limiter, and counted by venues such as Binance
+// against the client), so the client ends that connection with
+// ErrPingFlood, counts it (Health.PingFloods), logs it and reconnects.
+// Real venues ping every few seconds at most (Binance every 20 s).
+const (
+	PingFloodRate    = 50
+	PingFloodSeconds = 3
+)
+
+// ErrPingFlood: the server sent more than PingFloodRate pings a second for
+// PingFloodSeconds seconds; the client closed the connection (and
+// reconnects, as after any lost connection).
+var ErrPingFlood = errors.New("zenws: the server flooded the connection with pings")
+
+// pingTarget is the connection a ping counter belongs to, registered by its
+// reader (startReader) for the ping-flood guard.
+type pingTarget struct {
+	conn *transport.Conn
+	gen  uint64
+}
+
+// onServerPing returns the hook for the server's pings on one connection
+// (coder/websocket calls it on the connection's reader goroutine, before it
+// answers with a pong): it records the time for the Binance heartbeat,
+// charges the pong to the rate limiter and watches for a ping flood.
+func (d *durable) onServerPing(pings *atomic.Int64) func([]byte) {
+	var window int64 // the current second (unix); one goroutine calls the hook
+	var count, streak int
+	flooded := false
+	return func([]byte) {
+		now := time.Now()
+		pings.Store(now.UnixNano())
+		d.chargeControl() // coder/websocket answers with a pong
+		if sec := now.Unix(); sec != window {
+			if count > PingFloodRate && sec == window+1 {
+				streak++
+			} else {
+				streak = 0
+			}
+			window, count = sec, 0
+		}
+		count++
+		if flooded || count <= PingFloodRate || streak < PingFloodSeconds-1 {
+			return
+		}
+		flooded = true
+		v, ok := d.pingConns.Load(pings)
+		if !ok {
+			return // its reader has ended: so has the connection
+		}
+		d.pingFloods.Add(1)
+		t := v.(pingTarget)
+		err := fmt.Errorf("%w (over %d a second for %d s)", ErrPingFlood, PingFloodRate, PingFloodSeconds)
+		d.log.Warn("the server is flooding pings: closing the connection", zap.Uint64("generation", t.gen), zap.Error(err))
+		if !d.isStopped() {
+			d.sys.Root.Send(d.pid, &connLost{gen: t.gen, err: err})
+		}
+		// Not here: this runs inside the connection's Read, which CloseNow
+		// waits for. The reader then ends quietly; the actor learned why above.
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			_ = t.conn.CloseNow()
+		}()
 	}
 }

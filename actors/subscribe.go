@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
 )
@@ -40,7 +41,9 @@ type Dialect interface {
 	// Encode builds the wire message of r with the client's id.
 	Encode(r SubscriptionRequest, id uint64) ([]byte, error)
 	// Confirmed reads a successful result: the channels of r that the
-	// server confirmed.
+	// server confirmed. The client keeps only the channels r names (each
+	// once): a channel a venue confirms that was never asked for is
+	// ignored and counted in Health.ConfirmationsIgnored.
 	Confirmed(r SubscriptionRequest, result json.RawMessage) ([]string, error)
 }
 
@@ -237,6 +240,7 @@ func (d *durable) subscribe(ctx context.Context, v via, op SubscriptionOp, chann
 			env, _ := jsonrpc.Peek(resp)
 			var confirmed []string
 			if confirmed, err = dialect.Confirmed(r, env.Result); err == nil {
+				confirmed = d.onlyAsked(r, confirmed)
 				switch {
 				case !apply:
 				case op == OpSubscribe:
@@ -254,6 +258,35 @@ func (d *durable) subscribe(ctx context.Context, v via, op SubscriptionOp, chann
 		return err
 	}
 	return nil
+}
+
+// onlyAsked keeps the channels of a confirmation that its request named,
+// each once: a venue's confirmation is not trusted beyond what was asked, so
+// a channel it adds never joins the set (nor any restore), and an
+// unsubscribe it confirms for another channel removes nothing. What it
+// added is counted (Health.ConfirmationsIgnored) and logged.
+func (d *durable) onlyAsked(r SubscriptionRequest, confirmed []string) []string {
+	asked := make(map[string]bool, len(r.Channels))
+	for _, ch := range r.Channels {
+		asked[ch] = false
+	}
+	kept, extra := make([]string, 0, min(len(confirmed), len(r.Channels))), 0
+	for _, ch := range confirmed {
+		seen, ok := asked[ch]
+		switch {
+		case !ok:
+			extra++
+		case !seen:
+			asked[ch] = true
+			kept = append(kept, ch)
+		}
+	}
+	if extra > 0 {
+		d.unasked.Add(uint64(extra))
+		d.log.Warn("the venue confirmed channels the request did not name: ignored",
+			zap.String("method", r.Method), zap.Int("asked", len(r.Channels)), zap.Int("not_asked", extra))
+	}
+	return kept
 }
 
 // PartialError is a Subscribe or Unsubscribe that needed several requests

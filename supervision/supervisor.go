@@ -271,8 +271,10 @@ func (s *Supervisor) shared() *shared {
 //
 // OnConnect (actors.WithOnConnect) runs after every successful connection,
 // including after restarts; OnDisconnect when the client stops for good.
-// A ClientConnected event is published for every connection, from the
-// client actor's goroutine, with that connection's generation.
+// A ClientConnected event is published for every connection, in order,
+// from the client's state-observer goroutine (never the actor's own, so a
+// slow event subscriber cannot stall the connection), with that
+// connection's generation.
 func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors.Option) (*actors.Client, error) {
 	sh := s.shared()
 	if sh == nil {

@@ -318,6 +318,8 @@ func TestPanickingOnConnectIsSwallowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Second, "the panic counted", func() bool { return c.Health().HandlerPanics == 1 })
+	// The event comes from the observer goroutine, not in order with OnConnect.
+	eventually(t, 2*time.Second, "the event published", func() bool { return count[*supervision.ClientConnected](ev) >= 1 })
 	if c.State() != actors.StateConnected || count[*supervision.ClientConnected](ev) != 1 {
 		t.Fatal("a panicking OnConnect took the client down or hid the event")
 	}

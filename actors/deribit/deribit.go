@@ -51,6 +51,22 @@ const (
 // MinHeartbeat is the shortest interval public/set_heartbeat accepts.
 const MinHeartbeat = 10 * time.Second
 
+// Bounds on the token lifetime a venue reports (expires_in): it is not
+// trusted beyond them, so that a tiny, huge or overflowing value cannot
+// make the session refresh in a loop. Deribit's tokens live 900 s.
+const (
+	// DefaultMinRefresh is the default Config.MinRefresh: the shortest time
+	// from a grant to the refresh it schedules, whatever expires_in says.
+	DefaultMinRefresh = 10 * time.Second
+	// MinMinRefresh is the lowest Config.MinRefresh accepted (for tests
+	// against a simulator with short token lives): at most ten public/auth
+	// a second per connection, whatever the venue says.
+	MinMinRefresh = 100 * time.Millisecond
+	// MaxTokenLifetime caps expires_in (a year): a larger value, or one
+	// that would overflow a time.Duration, is taken as this.
+	MaxTokenLifetime = 365 * 24 * time.Hour
+)
+
 // Grant is how the session authenticates.
 type Grant int
 
@@ -91,6 +107,11 @@ type Config struct {
 	// refreshed; default 0.8.
 	RefreshAt float64
 	Logger    *zap.Logger
+	// MinRefresh is the shortest time from a grant to its refresh, and
+	// between two refresh attempts, whatever expires_in says: a shorter
+	// refresh is clamped to it, counted (Stats.Clamped) and logged. Default
+	// DefaultMinRefresh (10 s); at least MinMinRefresh.
+	MinRefresh time.Duration
 }
 
 // Session authenticates one client on every connection and keeps each
@@ -106,7 +127,7 @@ type Session struct {
 	conns  map[uint64]*connAuth // by connection generation
 	closed bool
 
-	auths, refreshes, refreshFailures atomic.Uint64
+	auths, refreshes, refreshFailures, clamped atomic.Uint64
 }
 
 // connAuth is one connection's authentication: Deribit tokens belong to
@@ -124,6 +145,9 @@ type Stats struct {
 	Auths           uint64 // successful public/auth with the credentials (one per connection)
 	Refreshes       uint64 // successful refresh_token grants
 	RefreshFailures uint64
+	// Clamped counts grants whose expires_in was outside sane bounds (a
+	// refresh sooner than MinRefresh, a life over MaxTokenLifetime).
+	Clamped uint64
 }
 
 // NewSession validates cfg and returns a Session for one client.
@@ -148,6 +172,12 @@ func NewSession(cfg Config) (*Session, error) {
 	}
 	if !(cfg.RefreshAt > 0 && cfg.RefreshAt < 1) {
 		return nil, fmt.Errorf("zenws/deribit: RefreshAt %v: must be in (0, 1)", cfg.RefreshAt)
+	}
+	if cfg.MinRefresh == 0 {
+		cfg.MinRefresh = DefaultMinRefresh
+	}
+	if cfg.MinRefresh < MinMinRefresh {
+		return nil, fmt.Errorf("zenws/deribit: MinRefresh %v: must be at least %v", cfg.MinRefresh, MinMinRefresh)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -208,7 +238,7 @@ func (s *Session) Expires() time.Time {
 
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
-	return Stats{Auths: s.auths.Load(), Refreshes: s.refreshes.Load(), RefreshFailures: s.refreshFailures.Load()}
+	return Stats{Auths: s.auths.Load(), Refreshes: s.refreshes.Load(), RefreshFailures: s.refreshFailures.Load(), Clamped: s.clamped.Load()}
 }
 
 // Close stops the token refresh. The client keeps running; close it with
@@ -306,7 +336,7 @@ func (s *Session) store(setup *actors.Setup, res json.RawMessage) error {
 	if err := json.Unmarshal(res, &r); err != nil || r.AccessToken == "" || !(r.ExpiresIn > 0) {
 		return errors.New("zenws/deribit: public/auth result without access_token and a positive expires_in")
 	}
-	life := time.Duration(r.ExpiresIn * float64(time.Second))
+	life, refresh := s.refreshPlan(r.ExpiresIn)
 	gen := setup.Generation()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -316,8 +346,32 @@ func (s *Session) store(setup *actors.Setup, res json.RawMessage) error {
 		s.conns[gen] = ca
 	}
 	ca.setup, ca.access, ca.refresh, ca.expires = setup, r.AccessToken, r.RefreshToken, time.Now().Add(life)
-	s.scheduleLocked(gen, ca, time.Duration(float64(life)*s.cfg.RefreshAt))
+	s.scheduleLocked(gen, ca, refresh)
 	return nil
+}
+
+// refreshPlan turns a venue's expires_in (seconds, > 0) into the token's
+// life and the wait before its refresh, within sane bounds: the life at
+// most MaxTokenLifetime (computed in float64, so that a huge value cannot
+// overflow into a negative duration), the refresh no sooner than
+// MinRefresh. A clamp is counted and logged.
+func (s *Session) refreshPlan(expiresIn float64) (life, refresh time.Duration) {
+	clamped := false
+	secs := expiresIn
+	if math.IsInf(secs, 0) || math.IsNaN(secs) || secs > MaxTokenLifetime.Seconds() {
+		secs, clamped = MaxTokenLifetime.Seconds(), true
+	}
+	life = time.Duration(secs * float64(time.Second))
+	refresh = time.Duration(float64(life) * s.cfg.RefreshAt)
+	if refresh < s.cfg.MinRefresh {
+		refresh, clamped = s.cfg.MinRefresh, true
+	}
+	if clamped {
+		s.clamped.Add(1)
+		s.log.Warn("the venue's expires_in is outside sane bounds: clamped",
+			zap.Float64("expires_in", expiresIn), zap.Duration("refresh_in", refresh), zap.Duration("life", life))
+	}
+	return life, refresh
 }
 
 func (s *Session) scheduleLocked(gen uint64, ca *connAuth, after time.Duration) {
@@ -380,7 +434,7 @@ func (s *Session) renew(gen uint64) {
 		s.log.Info("token refresh not made; trying again", zap.Error(err))
 		s.mu.Lock()
 		if ca := s.conns[gen]; ca != nil {
-			s.scheduleLocked(gen, ca, max(time.Until(expires)/2, time.Second))
+			s.scheduleLocked(gen, ca, max(time.Until(expires)/2, s.cfg.MinRefresh))
 		}
 		s.mu.Unlock()
 	}

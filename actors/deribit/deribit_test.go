@@ -30,7 +30,8 @@ const (
 )
 
 func cfg(g deribit.Grant) deribit.Config {
-	return deribit.Config{ClientID: clientID, ClientSecret: secret, Grant: g, Heartbeat: 200 * time.Millisecond, AllowShortHeartbeat: true}
+	return deribit.Config{ClientID: clientID, ClientSecret: secret, Grant: g, Heartbeat: 200 * time.Millisecond, AllowShortHeartbeat: true,
+		MinRefresh: deribit.MinMinRefresh} // the simulator's tokens live 1-2 s
 }
 
 func fast() []actors.Option {

@@ -15,7 +15,12 @@
 //   - Charge takes them at once even if that overdraws the bucket (later
 //     frames then wait longer): for replies a venue requires at once, such
 //     as Deribit's test_request answer or a pong, which are counted but
-//     must never be delayed.
+//     must never be delayed. The debt is bounded by one burst, so that a
+//     venue flooding pings cannot lock a client out of its own sends.
+//
+// A Classifier is user code: a panic in it is recovered and returned as a
+// *ClassifierPanicError (matching ErrClassifierPanicked); the frame is then
+// refused by Wait and Allow, and let through uncounted by Charge.
 package ratelimit
 
 import (
@@ -35,6 +40,24 @@ import (
 // the wait policy, or never because it costs more than the bucket holds.
 // actors.ErrRateLimited is the same value.
 var ErrRateLimited = errors.New("zenws: rate limited")
+
+// ErrClassifierPanicked matches every *ClassifierPanicError.
+var ErrClassifierPanicked = errors.New("zenws: rate-limit classifier panicked")
+
+// ClassifierPanicError is a Classifier that panicked while pricing a frame.
+// Nothing was sent for a frame refused with it.
+type ClassifierPanicError struct {
+	Limiter string // the Limiter's name
+	Value   any    // what the classifier panicked with
+}
+
+// Error implements the error interface.
+func (e *ClassifierPanicError) Error() string {
+	return fmt.Sprintf("zenws: ratelimit %q: the classifier panicked: %v", e.Limiter, e.Value)
+}
+
+// Is makes errors.Is(err, ErrClassifierPanicked) true.
+func (e *ClassifierPanicError) Is(target error) bool { return target == ErrClassifierPanicked }
 
 // Bucket is one token bucket: Rate tokens per second refill it up to Burst.
 type Bucket struct {
@@ -67,6 +90,8 @@ type Limiter struct {
 	waitNs   atomic.Int64
 	rejected atomic.Uint64
 	charged  atomic.Uint64
+	forgiven atomic.Uint64
+	panics   atomic.Uint64
 }
 
 // Stats counts what a Limiter let through and held back, over its life.
@@ -76,6 +101,11 @@ type Stats struct {
 	WaitTime time.Duration // total time spent waiting
 	Rejected uint64        // frames refused (ErrRateLimited)
 	Charged  uint64        // frames counted without delay (heartbeat replies, pongs)
+	// Forgiven counts the charged frames that took no tokens because
+	// their bucket was already a whole burst in debt (a flood of pings).
+	Forgiven uint64
+	// ClassifierPanics counts frames whose Classifier panicked.
+	ClassifierPanics uint64
 }
 
 // New returns a Limiter over buckets, pricing frames with classify. A nil
@@ -135,11 +165,29 @@ func (l *Limiter) Stats() Stats {
 		WaitTime: time.Duration(l.waitNs.Load()),
 		Rejected: l.rejected.Load(),
 		Charged:  l.charged.Load(),
+		Forgiven: l.forgiven.Load(),
+
+		ClassifierPanics: l.panics.Load(),
 	}
 }
 
+// classifyFrame runs the Classifier, turning a panic into an error.
+func (l *Limiter) classifyFrame(f Frame) (i, n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.panics.Add(1)
+			err = &ClassifierPanicError{Limiter: l.name, Value: r}
+		}
+	}()
+	i, n = l.classify(f)
+	return i, n, nil
+}
+
 func (l *Limiter) price(f Frame) (*rate.Limiter, int, error) {
-	i, n := l.classify(f)
+	i, n, err := l.classifyFrame(f)
+	if err != nil {
+		return nil, 0, err
+	}
 	if n <= 0 {
 		return nil, 0, nil
 	}
@@ -197,6 +245,23 @@ func (l *Limiter) WaitFor(ctx context.Context, f Frame) (time.Duration, error) {
 	}
 }
 
+// Try takes the frame's tokens if the bucket holds them now: nil when it
+// did, an error wrapping ErrRateLimited when not, or the error that kept
+// the frame from being priced (a *ClassifierPanicError).
+func (l *Limiter) Try(f Frame) error {
+	b, n, err := l.price(f)
+	if err != nil {
+		l.rejected.Add(1)
+		return err
+	}
+	if b == nil || b.AllowN(time.Now(), n) {
+		l.allowed.Add(1)
+		return nil
+	}
+	l.rejected.Add(1)
+	return fmt.Errorf("%w: %s has no tokens now", ErrRateLimited, l.name)
+}
+
 // Allow takes the frame's tokens if the bucket holds them now and reports
 // whether it did.
 func (l *Limiter) Allow(f Frame) bool { return l.allowAt(time.Now(), f) }
@@ -216,14 +281,28 @@ func (l *Limiter) allowAt(now time.Time, f Frame) bool {
 }
 
 // Charge takes the frame's tokens at once, overdrawing the bucket if it
-// must: the frame goes out now and later frames wait for the debt.
-func (l *Limiter) Charge(f Frame) {
+// must: the frame goes out now and later frames wait for the debt. The debt
+// is bounded: once a bucket is a whole burst in debt, further charges take
+// nothing (counted in Stats.Forgiven), so the longest wait a charge can
+// cause a later frame is about two bursts' refill (Binance: 2 s). The error
+// says the frame could not be priced (a *ClassifierPanicError, or a bucket
+// index out of range); the frame goes out anyway, uncounted.
+func (l *Limiter) Charge(f Frame) error {
 	b, n, err := l.price(f)
 	if err != nil || b == nil {
-		return
+		if errors.Is(err, ErrRateLimited) {
+			return nil // costs more than a burst: never countable, goes out uncounted
+		}
+		return err
 	}
-	b.ReserveN(time.Now(), n) // kept: the tokens are spent
 	l.charged.Add(1)
+	now := time.Now()
+	if b.TokensAt(now)-float64(n) < -float64(b.Burst()) {
+		l.forgiven.Add(1)
+		return nil
+	}
+	b.ReserveN(now, n) // kept: the tokens are spent
+	return nil
 }
 
 // method returns the JSON-RPC method of a frame, or "" when it has none.

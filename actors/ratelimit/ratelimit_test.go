@@ -200,3 +200,48 @@ func TestBinanceConnections(t *testing.T) {
 		t.Fatalf("%d connection attempts allowed at once, want %d", n, BinanceConnectionsPer)
 	}
 }
+
+// Charged frames (pongs to a ping flood) put a bucket at most one burst in
+// debt: the next frame waits about two bursts' refill, not hours.
+func TestChargeDebtIsBoundedByOneBurst(t *testing.T) {
+	l := Binance()
+	for i := 0; i < 100_000; i++ {
+		if err := l.Charge(Frame{Control: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tok := l.Tokens(0); tok < -float64(2*BinanceMessagesPerSecond) {
+		t.Fatalf("bucket at %.0f tokens after a flood of charges: the debt is not bounded", tok)
+	}
+	st := l.Stats()
+	if st.Charged != 100_000 || st.Forgiven < 99_000 { // the bucket refills while the loop runs
+		t.Fatalf("stats %+v", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := l.WaitFor(ctx, req("x")); err != nil {
+		t.Fatalf("a frame after the flood: %v", err)
+	}
+}
+
+// A Classifier is user code: a panic in it is a typed error from every way
+// of taking tokens, never a crash.
+func TestClassifierPanicIsATypedError(t *testing.T) {
+	l := must(New("buggy", func(Frame) (int, int) { panic("bug") }, Bucket{Name: "b", Rate: 1, Burst: 1}))
+	var pe *ClassifierPanicError
+	if _, err := l.WaitFor(context.Background(), req("x")); !errors.As(err, &pe) || !errors.Is(err, ErrClassifierPanicked) || pe.Value != "bug" {
+		t.Fatalf("WaitFor: %v", err)
+	}
+	if err := l.Try(req("x")); !errors.Is(err, ErrClassifierPanicked) || errors.Is(err, ErrRateLimited) {
+		t.Fatalf("Try: %v", err)
+	}
+	if l.Allow(req("x")) {
+		t.Fatal("Allow let a frame through that could not be priced")
+	}
+	if err := l.Charge(Frame{Control: true}); !errors.Is(err, ErrClassifierPanicked) {
+		t.Fatalf("Charge: %v", err)
+	}
+	if st := l.Stats(); st.ClassifierPanics != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+}

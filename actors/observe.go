@@ -1,0 +1,108 @@
+package actors
+
+import (
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// DefaultObserverQueue is how many state changes may wait for a slow
+// StateObserver. A client changes state a few times per connection, so a
+// queue this long fills only when the observer is stuck; then the oldest
+// change is dropped (the observer still sees the latest states), counted in
+// Health.ObserverDropped and logged.
+const DefaultObserverQueue = 256
+
+// observerQueue runs the StateObserver off the actor's goroutine, in order,
+// on a goroutine that exists only while there is work: a user observer that
+// blocks delays only its own later calls, never the actor (whose mailbox
+// would grow with every frame meanwhile). Each StateChange still carries the
+// exact generation of its change. A nil queue (no observer) does nothing.
+type observerQueue struct {
+	fn  func(StateChange)
+	log *zap.Logger
+
+	mu          sync.Mutex
+	items       []StateChange // FIFO
+	running     bool
+	lastDropLog time.Time
+
+	dropped atomic.Uint64
+	wg      sync.WaitGroup // the observer goroutine
+}
+
+func newObserverQueue(fn func(StateChange), log *zap.Logger) *observerQueue {
+	if fn == nil {
+		return nil
+	}
+	return &observerQueue{fn: fn, log: log}
+}
+
+// push queues c; it never blocks.
+func (q *observerQueue) push(c StateChange) {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) >= DefaultObserverQueue {
+		clear(q.items[:1])
+		q.items = q.items[1:]
+		n := q.dropped.Add(1)
+		if now := time.Now(); now.Sub(q.lastDropLog) >= time.Second {
+			q.lastDropLog = now
+			q.log.Warn("state observer is not keeping up: dropping the oldest state change",
+				zap.Int("limit", DefaultObserverQueue), zap.Uint64("dropped_total", n))
+		}
+	}
+	q.items = append(q.items, c)
+	if !q.running {
+		q.running = true
+		q.wg.Add(1)
+		go q.drain()
+	}
+}
+
+func (q *observerQueue) drain() {
+	defer q.wg.Done()
+	for {
+		q.mu.Lock()
+		if len(q.items) == 0 {
+			q.items, q.running = nil, false
+			q.mu.Unlock()
+			return
+		}
+		c := q.items[0]
+		clear(q.items[:1])
+		q.items = q.items[1:]
+		q.mu.Unlock()
+		q.run(c)
+	}
+}
+
+// run calls the observer; a panic in it is logged and swallowed.
+func (q *observerQueue) run(c StateChange) {
+	defer func() {
+		if r := recover(); r != nil {
+			q.log.Error("state observer panicked", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+		}
+	}()
+	q.fn(c)
+}
+
+// wait waits for the observer goroutine, once nothing more is pushed.
+func (q *observerQueue) wait() {
+	if q != nil {
+		q.wg.Wait()
+	}
+}
+
+func (q *observerQueue) droppedCount() uint64 {
+	if q == nil {
+		return 0
+	}
+	return q.dropped.Load()
+}
