@@ -1,0 +1,179 @@
+package actors_test
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/testutil"
+	"github.com/zenws/zenws/transport/wstest"
+)
+
+// A venue that accepts and drops after 50 ms: the backoff count must not
+// reset on the bare 101, so 50 clients make a bounded number of dials and
+// then give up (before: every client redialled every ~60 ms forever, 91
+// dials/s for 50 clients with the default 1 s delay).
+func TestAcceptThenDropClimbsTheLadderAndGivesUp(t *testing.T) {
+	venue := testutil.NewFlappy(t, 50*time.Millisecond)
+	sys := newSystem(t)
+	const clients, retries = 50, 3
+	var mu sync.Mutex
+	var cs []*actors.Client
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := actors.Connect(ctxT(t, 10*time.Second), sys, venue.URL(), fast(actors.WithRetryCount(retries), actors.WithHostDialRate(0, 0))...)
+			if err != nil {
+				return // it may already have been dropped during Connect's wait
+			}
+			mu.Lock()
+			cs = append(cs, c)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	time.Sleep(3 * time.Second)
+	n := venue.UpgradesBetween(start, time.Now())
+	t.Logf("accept-then-drop (50 ms): %d clients made %d connections in %v (%.1f/s)", clients, n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
+	if limit := clients * (1 + retries); n > limit {
+		t.Fatalf("%d connections, want at most %d (1 + RetryCount per client)", n, limit)
+	}
+	for _, c := range cs {
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a client never gave up: %+v", c.Health())
+		}
+		var gu *actors.GiveUpError
+		if err := c.Health().StopReason; !errors.As(err, &gu) {
+			t.Fatalf("stop reason %v, want a *GiveUpError", err)
+		}
+	}
+}
+
+// A venue that answers 101 and closes at once (before: 454 reconnects in
+// 5 s for one client).
+func TestUpgradeThenCloseIsBounded(t *testing.T) {
+	venue := testutil.NewFlappy(t, 0)
+	sys := newSystem(t)
+	start := time.Now()
+	c, err := actors.Connect(ctxT(t, 5*time.Second), sys, venue.URL(), fast()...)
+	if err == nil {
+		defer func() { _ = c.Close() }()
+	}
+	time.Sleep(2 * time.Second)
+	n := venue.Upgrades()
+	t.Logf("101-then-close: %d connections in %v", n, time.Since(start).Round(time.Millisecond))
+	if n > 1+actors.DefaultRetryCount {
+		t.Fatalf("%d connections in 2 s, want at most %d", n, 1+actors.DefaultRetryCount)
+	}
+}
+
+// A connection that was up longer than StableAfter is redialled at once,
+// even with a long backoff base (before: the first wait was U[0, RetryDelay],
+// a 5 s median here).
+func TestStableConnectionIsRedialledAtOnce(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	c := connect(t, sys, srv.URL(), actors.WithRetryDelay(10*time.Second), actors.WithMaxBackoff(time.Minute),
+		actors.WithStableAfter(50*time.Millisecond))
+	var took []time.Duration
+	for i := range 10 {
+		waitServerConn(t, srv)
+		time.Sleep(80 * time.Millisecond) // past StableAfter
+		gen := c.Health().Generation
+		at := time.Now()
+		srv.DropAll()
+		eventually(t, 3*time.Second, "redialled", func() bool {
+			h := c.Health()
+			return h.State == actors.StateConnected && h.Generation > gen
+		})
+		took = append(took, time.Since(at))
+		if h := c.Health(); h.Reconnects != uint64(i+1) {
+			t.Fatalf("reconnects %d after %d drops", h.Reconnects, i+1)
+		}
+	}
+	slices.Sort(took)
+	t.Logf("reconnect after a stable connection: median %v, max %v", took[len(took)/2], took[len(took)-1])
+}
+
+// A connection lost before StableAfter waits a backoff: the redial at once
+// is only for stable connections.
+func TestUnstableConnectionWaitsItsBackoff(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	c := connect(t, sys, srv.URL(), actors.WithRetryDelay(time.Minute), actors.WithMaxBackoff(time.Minute),
+		actors.WithStableAfter(time.Hour), actors.WithRetryCount(5))
+	waitServerConn(t, srv)
+	// A wait of U[0, 1 min]: a redial within 300 ms has a 0.5% chance;
+	// try twice, so that a false failure needs two such draws.
+	for range 2 {
+		gen := c.Health().Generation
+		srv.DropAll()
+		time.Sleep(300 * time.Millisecond)
+		if h := c.Health(); h.Generation == gen || h.State != actors.StateReconnecting {
+			return
+		}
+		_ = c.Reconnect(ctxT(t, 5*time.Second))
+		waitServerConn(t, srv)
+	}
+	t.Fatal("an unstable connection was redialled at once, twice")
+}
+
+// 200 clients dropped at once reconnect through the host dial pacer: at most
+// its burst plus its rate reconnect in the first 250 ms; all of them
+// eventually (before: all 200 redialled at once).
+func TestHostPacerSpreadsAMassDrop(t *testing.T) {
+	testutil.RaiseFileLimit(t, 2048)
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	const clients, rate, burst = 200, 100, 20
+	opts := []actors.Option{actors.WithHostDialRate(rate, burst), actors.WithStableAfter(10 * time.Millisecond),
+		actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.WithTimeout(5 * time.Second)}
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := actors.Connect(ctxT(t, 20*time.Second), sys, srv.URL(), opts...)
+			if err != nil {
+				errs <- err
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Connect: %v", err)
+	}
+	if err := srv.WaitConnCount(ctxT(t, 10*time.Second), clients); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the pacer's bucket refills
+	before := srv.TotalConns()
+	at := time.Now()
+	srv.DropAll()
+	time.Sleep(250 * time.Millisecond)
+	early := srv.TotalConns() - before
+	if err := srv.WaitConnCount(ctxT(t, 15*time.Second), clients); err != nil {
+		t.Fatalf("not all reconnected: %v (%d open)", err, srv.ConnCount())
+	}
+	t.Logf("mass drop of %d: %d reconnected in the first 250 ms, all in %v", clients, early, time.Since(at).Round(time.Millisecond))
+	// burst + rate*elapsed; the elapsed time can only be longer than 250 ms
+	// by the time the sleeps overrun, so allow generous slack.
+	if limit := burst + rate/2 + 10; early > limit {
+		t.Fatalf("%d reconnected within 250 ms, want at most %d (burst %d, %d/s)", early, limit, burst, rate)
+	}
+}
