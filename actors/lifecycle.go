@@ -207,6 +207,9 @@ func (cfg Config) validateLifecycle(bad func(field, problem string)) {
 			atLeast("ServerPingWindow", cfg.ServerPingWindow, MinHeartbeatInterval)
 		}
 	}
+	if cfg.ServerPingWindow < 0 {
+		bad("ServerPingWindow", fmt.Sprintf("must not be negative, got %v", cfg.ServerPingWindow))
+	}
 	if cfg.StableAfter < MinStableAfter {
 		bad("StableAfter", fmt.Sprintf("must be at least %v, got %v", MinStableAfter, cfg.StableAfter))
 	}

@@ -28,7 +28,7 @@ func TestAcceptThenDropClimbsTheLadderAndGivesUp(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := actors.Connect(ctxT(t, 10*time.Second), sys, venue.URL(), fast(actors.WithRetryCount(retries), actors.WithHostDialRate(0, 0))...)
+			c, err := actors.Connect(ctxT(t, 10*time.Second), sys, venue.URL(), fast(actors.WithRetryCount(retries), actors.WithHostDialRate(0, 0), actors.WithStableAfter(time.Second))...)
 			if err != nil {
 				return // it may already have been dropped during Connect's wait
 			}
@@ -63,7 +63,7 @@ func TestUpgradeThenCloseIsBounded(t *testing.T) {
 	venue := testutil.NewFlappy(t, 0)
 	sys := newSystem(t)
 	start := time.Now()
-	c, err := actors.Connect(ctxT(t, 5*time.Second), sys, venue.URL(), fast()...)
+	c, err := actors.Connect(ctxT(t, 5*time.Second), sys, venue.URL(), fast(actors.WithStableAfter(time.Second))...)
 	if err == nil {
 		defer func() { _ = c.Close() }()
 	}
