@@ -1,6 +1,7 @@
 package actors_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
@@ -175,5 +176,91 @@ func TestHostPacerSpreadsAMassDrop(t *testing.T) {
 	// by the time the sleeps overrun, so allow generous slack.
 	if limit := burst + rate/2 + 10; early > limit {
 		t.Fatalf("%d reconnected within 250 ms, want at most %d (burst %d, %d/s)", early, limit, burst, rate)
+	}
+}
+
+// nilCtx is a nil context.Context held in a variable (what a caller's
+// bug passes).
+var nilCtx context.Context
+
+// A nil ctx fails with ErrNilContext everywhere, and Connect leaves nothing
+// behind (before: Connect(nil) panicked in WaitConnected and left a
+// connected client nobody held; WaitConnected(nil) returned nil).
+func TestNilContextFailsClearly(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := newSystem(t)
+	if c, err := actors.Connect(nilCtx, sys, srv.URL()); !errors.Is(err, actors.ErrNilContext) || c != nil {
+		t.Fatalf("Connect(nil) = %v, %v", c, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := srv.TotalConns(); n != 0 {
+		t.Fatalf("Connect(nil) left %d connections", n)
+	}
+	c := connect(t, sys, srv.URL(), fast()...)
+	checks := map[string]error{
+		"Send":          c.Send(nilCtx, []byte("x")),
+		"SendBinary":    c.SendBinary(nilCtx, []byte("x")),
+		"Subscribe":     c.Subscribe(nilCtx, "a"),
+		"Unsubscribe":   c.Unsubscribe(nilCtx, "a"),
+		"Reconnect":     c.Reconnect(nilCtx),
+		"Rotate":        c.Rotate(nilCtx),
+		"Wait":          c.Wait(nilCtx),
+		"WaitConnected": c.WaitConnected(nilCtx),
+	}
+	_, checks["Call"] = c.Call(nilCtx, "public/test", nil)
+	_, checks["Request"] = c.Request(nilCtx, []byte(`{"jsonrpc":"2.0","id":1,"method":"public/test"}`))
+	for name, err := range checks {
+		if !errors.Is(err, actors.ErrNilContext) {
+			t.Errorf("%s(nil) = %v, want ErrNilContext", name, err)
+		}
+	}
+	waitServerConn(t, srv)
+	time.Sleep(50 * time.Millisecond)
+	if n := srv.Conns()[0].ReceivedCount(); n != 0 || c.Health().Generation != 1 {
+		t.Fatalf("nil ctx calls reached the server (%d frames) or reconnected: %+v", n, c.Health())
+	}
+}
+
+// An already cancelled ctx returns its error and writes nothing, on every
+// write path (before: 501 of 1,000 Sends went out).
+func TestCancelledContextWritesNothing(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), fast()...)
+	waitServerConn(t, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sent := 0
+	for range 1000 {
+		if err := c.Send(ctx, []byte("x")); err == nil {
+			sent++
+		} else if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Send = %v", err)
+		}
+	}
+	errs := map[string]error{
+		"SendBinary":  c.SendBinary(ctx, []byte("x")),
+		"Subscribe":   c.Subscribe(ctx, "a"),
+		"Unsubscribe": c.Unsubscribe(ctx, "a"),
+	}
+	_, errs["Call"] = c.Call(ctx, "public/test", nil)
+	_, errs["Request"] = c.Request(ctx, []byte(`{"jsonrpc":"2.0","id":1,"method":"public/test"}`))
+	for name, err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s = %v, want context.Canceled", name, err)
+		}
+	}
+	// A frame that does go out after them proves the connection is fine
+	// and that nothing before it was written.
+	if err := c.Send(ctxT(t, time.Second), []byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := srv.Conns()[0].WaitReceived(ctxT(t, 2*time.Second), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent != 0 || len(msgs) != 1 || string(msgs[0].Data) != "last" {
+		t.Fatalf("%d of 1000 cancelled Sends returned nil; server got %d frames", sent, len(msgs))
 	}
 }

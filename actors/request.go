@@ -218,6 +218,9 @@ func (c *Client) Request(ctx context.Context, msg []byte) (json.RawMessage, erro
 
 // request sends msg as v says and waits for the response with the same id.
 func (d *durable) request(ctx context.Context, v via, msg []byte) (json.RawMessage, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err // an ended ctx sends nothing
+	}
 	if !utf8.Valid(msg) || !json.Valid(msg) {
 		return nil, fmt.Errorf("%w: not valid JSON text", ErrInvalidRequest)
 	}
@@ -294,6 +297,9 @@ func (d *durable) timeoutError(ctx context.Context, start time.Time) error {
 // call sends a request built with an id from the client's sequence,
 // skipping ids a Request of the user's holds at the moment.
 func (d *durable) call(ctx context.Context, v via, build func(id uint64) ([]byte, error)) (json.RawMessage, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err // an ended ctx sends nothing (Call, Subscribe, Unsubscribe)
+	}
 	for {
 		id := d.ids.Add(1)
 		msg, err := build(id)

@@ -120,6 +120,9 @@ var ErrRotationFailed = errors.New("zenws: rotation failed")
 // not: ErrNotConnected while not connected, an error wrapping
 // ErrRotationFailed when the new connection failed and the old one stays).
 func (c *Client) Rotate(ctx context.Context) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
 	d := c.durable()
 	if d == nil {
 		return ErrNotFound

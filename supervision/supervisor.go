@@ -274,6 +274,9 @@ func (s *Supervisor) shared() *shared {
 // A ClientConnected event is published for every connection, from the
 // client actor's goroutine, with that connection's generation.
 func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors.Option) (*actors.Client, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("zenws: start client: %w", actors.ErrNilContext) // nothing spawned
+	}
 	sh := s.shared()
 	if sh == nil {
 		return nil, ErrNotFound
