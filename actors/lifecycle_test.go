@@ -3,10 +3,15 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coder/websocket"
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/internal/testutil"
@@ -262,5 +267,98 @@ func TestCancelledContextWritesNothing(t *testing.T) {
 	}
 	if sent != 0 || len(msgs) != 1 || string(msgs[0].Data) != "last" {
 		t.Fatalf("%d of 1000 cancelled Sends returned nil; server got %d frames", sent, len(msgs))
+	}
+}
+
+// panicky is a Deribit dialect that panics in Requests once armed.
+type panicky struct {
+	actors.DeribitDialect
+	armed *atomic.Bool
+}
+
+func (p panicky) Requests(op actors.SubscriptionOp, chs []string) []actors.SubscriptionRequest {
+	if p.armed.Load() {
+		panic("dialect bug")
+	}
+	return p.DeribitDialect.Requests(op, chs)
+}
+
+// A Dialect that panics while the subscriptions are restored is a failed
+// restore (a *PanicError to OnRestoreFailed), not a crash (before: the
+// process exited with status 2).
+func TestPanickingDialectDuringRestoreIsAFailedRestore(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	armed := new(atomic.Bool)
+	failed := make(chan error, 1)
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(panicky{armed: armed}),
+		actors.WithOnRestoreFailed(func(_ *actor.PID, _ []string, err error) { failed <- err }))...)
+	if err := c.Subscribe(ctxT(t, 2*time.Second), "ticker.BTC"); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	time.Sleep(2 * actors.MinStableAfter)
+	srv.DropAll()
+	select {
+	case err := <-failed:
+		var pe *actors.PanicError
+		if !errors.As(err, &pe) || pe.Value != "dialect bug" {
+			t.Fatalf("restore error %v, want a *PanicError", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no failed restore reported")
+	}
+	eventually(t, 2*time.Second, "connected without the subscription", func() bool { return c.State() == actors.StateConnected })
+}
+
+// A NetDial that panics is a failed attempt (a *PanicError), never a crash
+// (before: it panicked on net/http's dial goroutine and ended the process).
+func TestPanickingNetDialIsAFailedAttempt(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	calls := new(atomic.Int32)
+	_, err := actors.Connect(ctxT(t, 5*time.Second), newSystem(t), srv.URL(), fast(actors.WithRetryCount(1),
+		actors.WithNetDial(func(context.Context, string, string) (net.Conn, error) {
+			calls.Add(1)
+			panic("dialer bug")
+		}))...)
+	var pe *actors.PanicError
+	var gu *actors.GiveUpError
+	if !errors.As(err, &gu) || !errors.As(err, &pe) || pe.Where != "NetDial" || calls.Load() != 2 {
+		t.Fatalf("Connect = %v after %d dials, want a *GiveUpError wrapping a *PanicError after 2", err, calls.Load())
+	}
+}
+
+// Panics in the connect hook, the handler, OnConnect, OnDisconnect and the
+// state observer are logged and counted; the client carries on.
+func TestPanickingCallbacksDoNotCrash(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	hookCalls := new(atomic.Int32)
+	hook := func(context.Context, *actors.Setup) error {
+		if hookCalls.Add(1) == 1 {
+			panic("hook bug")
+		}
+		return nil
+	}
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithConnectHook(hook),
+		actors.WithHandler(func(actors.Inbound) { panic("handler bug") }),
+		actors.WithOnConnect(func(*actor.PID) { panic("on connect bug") }),
+		actors.WithOnDisconnect(func(*actor.PID) { panic("on disconnect bug") }),
+		actors.WithStateObserver(func(actors.StateChange) { panic("observer bug") }))...)
+	var pe *actors.PanicError
+	if err := c.Health().LastError; !errors.As(err, &pe) || pe.Where != "connect hook" {
+		t.Fatalf("the hook's panic: LastError = %v, want a *PanicError", err)
+	}
+	waitServerConn(t, srv)
+	if err := srv.Conns()[0].Send(ctxT(t, time.Second), websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "handler and OnConnect panics counted", func() bool { return c.Health().HandlerPanics >= 2 })
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Health().State != actors.StateDisconnected {
+		t.Fatal("not stopped")
 	}
 }

@@ -295,13 +295,17 @@ func (a *clientActor) resync(r *rotation, add, remove []string) {
 		ctx, cancel := context.WithTimeout(life, timeout)
 		defer cancel()
 		v := via{conn: conn, pace: paceWait}
-		var err error
-		if len(add) > 0 {
-			err = d.subscribe(ctx, v, OpSubscribe, add, false)
-		}
-		if err == nil && len(remove) > 0 {
-			err = d.subscribe(ctx, v, OpUnsubscribe, remove, false)
-		}
+		err := guard("dialect (rotation)", func() error { // a panicking Dialect fails the rotation
+			if len(add) > 0 {
+				if err := d.subscribe(ctx, v, OpSubscribe, add, false); err != nil {
+					return err
+				}
+			}
+			if len(remove) > 0 {
+				return d.subscribe(ctx, v, OpUnsubscribe, remove, false)
+			}
+			return nil
+		})
 		if !d.isStopped() {
 			sys.Root.Send(self, &setupDone{gen: gen, channels: have, restoreErr: err})
 		}
