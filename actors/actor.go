@@ -79,6 +79,11 @@ type clientActor struct {
 	// Life cycle (lifecycle.go).
 	upSince time.Time     // when the client last became connected (rotations keep it)
 	pacer   *rate.Limiter // the host dial pacer of this client's system; nil: off
+
+	// Maintenance notices (rotate.go).
+	lastRotation time.Time // when the latest rotation started
+	noticeGen    uint64    // the connection whose notice was acted on
+	noticeStreak int       // notice rotations in a row on young connections
 }
 
 // Receive dispatches the actor's messages.
@@ -696,9 +701,8 @@ func (a *clientActor) route(m *frameMsg) {
 		in.Kind, in.ID, in.Unmatched = KindResponse, env.ID, true
 	default:
 		in.Kind = KindJSON
-		if _, binance := a.cfg.Dialect.(BinanceDialect); binance && m.gen == a.gen && serverShutdown(m.data) {
-			a.d.log.Info("the server announced maintenance (serverShutdown): rotating the connection")
-			a.startRotation(&rotateNow{gen: a.gen})
+		if _, binance := a.cfg.Dialect.(BinanceDialect); binance && serverShutdown(m.data) {
+			a.maintenanceNotice(m.gen) // bounded: see rotate.go
 		}
 	}
 	a.deliver(in)

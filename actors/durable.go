@@ -65,6 +65,9 @@ type durable struct {
 	stopped  chan struct{} // closed when the actor has stopped for good
 	finished chan struct{} // closed once stopped and every goroutine has ended
 	stopOnce sync.Once
+
+	// Life cycle (lifecycle.go, rotate.go).
+	notices atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)
 }
 
 type liveConn struct {
@@ -156,6 +159,7 @@ func (d *durable) health() Health {
 	h.DuplicatesDropped = d.duplicates.Load()
 	h.RateLimitWaits = d.rateWaits.Load()
 	h.RateLimitWait = time.Duration(d.rateWaitNs.Load())
+	h.MaintenanceNotices = d.notices.Load()
 	return h
 }
 

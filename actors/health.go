@@ -45,6 +45,9 @@ type Health struct {
 	RateLimited    uint64        // frames the rate limiter refused (ErrRateLimited)
 	RateLimitWaits uint64        // frames that waited for the rate limiter
 	RateLimitWait  time.Duration // total time they waited
+
+	// Life cycle (lifecycle.go, rotate.go).
+	MaintenanceNotices uint64 // maintenance notices (Binance serverShutdown) seen, each rotation's coalesced ones included
 }
 
 // latencyRing keeps the last n round-trip samples of heartbeats and

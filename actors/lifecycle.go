@@ -36,15 +36,14 @@ const (
 // turned into a storm (a 1 ns heartbeat or connection age) or a client
 // that can never send (a 1 ns write timeout).
 const (
-	MinTimeout           = 10 * time.Millisecond  // WithTimeout
-	MinWriteTimeout      = 10 * time.Millisecond  // WithWriteTimeout
-	MinRequestTimeout    = time.Millisecond       // WithRequestTimeout
-	MinRetryDelay        = time.Millisecond       // WithRetryDelay
-	MinHeartbeatInterval = 10 * time.Millisecond  // WithHeartbeat (and WithServerPingWindow)
-	MinMaxConnectionAge  = time.Second            // WithMaxConnectionAge (when not 0)
-	MinStableAfter       = 10 * time.Millisecond  // WithStableAfter
-	MinCloseWait         = time.Millisecond       // WithCloseWait
-	minRotationInterval  = 100 * time.Millisecond // see rotateGap
+	MinTimeout           = 10 * time.Millisecond // WithTimeout
+	MinWriteTimeout      = 10 * time.Millisecond // WithWriteTimeout
+	MinRequestTimeout    = time.Millisecond      // WithRequestTimeout
+	MinRetryDelay        = time.Millisecond      // WithRetryDelay
+	MinHeartbeatInterval = 10 * time.Millisecond // WithHeartbeat (and WithServerPingWindow)
+	MinMaxConnectionAge  = time.Second           // WithMaxConnectionAge (when not 0)
+	MinStableAfter       = 10 * time.Millisecond // WithStableAfter
+	MinCloseWait         = time.Millisecond      // WithCloseWait
 )
 
 // WithStableAfter sets how long a connection must stay up to count as

@@ -362,3 +362,46 @@ func TestPanickingCallbacksDoNotCrash(t *testing.T) {
 		t.Fatal("not stopped")
 	}
 }
+
+// A server that sends Binance's serverShutdown every 5 ms on every
+// connection: rotations are bounded (at most one per connection, spaced by
+// a growing gap), the rest are coalesced and counted (before: 1,200-1,600
+// connections in 3 s).
+func TestMaintenanceNoticeFloodIsBounded(t *testing.T) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), actors.WithDialect(actors.BinanceDialect{}), actors.WithHeartbeat(actors.HeartbeatDisabled, 0))
+	waitServerConn(t, srv)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for _, conn := range srv.Conns() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = conn.SendServerShutdown(ctx)
+				cancel()
+			}
+		}
+	}()
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	n := srv.TotalConns()
+	h := c.Health()
+	t.Logf("serverShutdown every 5 ms for 3 s: %d connections, %d rotations, %d notices", n, h.Rotations, h.MaintenanceNotices)
+	if n > 5 || h.MaintenanceNotices < 100 {
+		t.Fatalf("%d connections in 3 s (want at most 5), %d notices counted", n, h.MaintenanceNotices)
+	}
+	if h.State != actors.StateConnected || h.Reconnects != 0 {
+		t.Fatalf("after the flood: %+v", h)
+	}
+}

@@ -192,6 +192,7 @@ func (a *clientActor) startRotation(m *rotateNow) {
 	d := a.d
 	ctx, cancel := context.WithCancel(a.life)
 	r := &rotation{cancel: cancel, started: time.Now()}
+	a.lastRotation = r.started
 	a.rot = r
 	if m.reply != nil {
 		r.waiters = append(r.waiters, m.reply)
@@ -530,6 +531,47 @@ func (a *clientActor) connOf(gen uint64) *transport.Conn {
 		}
 	}
 	return nil
+}
+
+// noticeGap is the shortest time between a rotation and the next one a
+// maintenance notice starts; it doubles (up to MaxBackoff) for every
+// notice that arrives on a connection younger than StableAfter, so that a
+// venue that announces maintenance on every connection, or floods the
+// notice, gets a rotation ladder, not a storm.
+const noticeGap = time.Second
+
+// maintenanceNotice acts on a maintenance notice that arrived on
+// connection gen: at most one rotation per connection, no sooner than the
+// notice gap after the previous rotation; other notices are coalesced
+// (counted in Health.MaintenanceNotices, logged once per connection).
+func (a *clientActor) maintenanceNotice(gen uint64) {
+	a.d.notices.Add(1)
+	switch {
+	case gen != a.gen || a.conn == nil || !a.live:
+		return // a replacement or draining connection: a rotation is under way or done
+	case a.noticeGen == gen:
+		return // this connection's rotation is started or scheduled already
+	}
+	a.noticeGen = gen
+	if time.Since(a.hb.since) < a.cfg.StableAfter {
+		a.noticeStreak++
+	} else {
+		a.noticeStreak = 1
+	}
+	if a.rot != nil {
+		a.d.log.Info("the server announced maintenance (serverShutdown) during a rotation: coalesced")
+		return
+	}
+	gap := backoffCap(a.noticeStreak, noticeGap, max(a.cfg.MaxBackoff, noticeGap))
+	wait := time.Until(a.lastRotation.Add(gap))
+	if wait <= 0 {
+		a.d.log.Info("the server announced maintenance (serverShutdown): rotating the connection")
+		a.startRotation(&rotateNow{gen: gen})
+		return
+	}
+	a.d.log.Info("the server announced maintenance (serverShutdown) soon after a rotation: rotating later",
+		zap.Duration("in", wait), zap.Int("streak", a.noticeStreak))
+	a.rotateAfter(wait)
 }
 
 // serverShutdown reports whether a frame is Binance's maintenance notice,
