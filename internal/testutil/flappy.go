@@ -23,6 +23,7 @@ type Flappy struct {
 	accepts   []time.Time
 	conns     map[net.Conn]struct{}
 	closed    bool
+	done      chan struct{} // closed by Close: ends the waits before a drop
 }
 
 // NewFlappy starts a Flappy on 127.0.0.1, closed when the test ends.
@@ -32,7 +33,7 @@ func NewFlappy(t testing.TB, dropAfter time.Duration) *Flappy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &Flappy{ln: ln, dropAfter: dropAfter, conns: map[net.Conn]struct{}{}}
+	f := &Flappy{ln: ln, dropAfter: dropAfter, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
 	f.wg.Add(1)
 	go f.acceptLoop()
 	t.Cleanup(f.Close)
@@ -65,6 +66,9 @@ func (f *Flappy) UpgradesBetween(from, to time.Time) int {
 // Close stops the venue and waits for its goroutines.
 func (f *Flappy) Close() {
 	f.mu.Lock()
+	if !f.closed {
+		close(f.done)
+	}
 	f.closed = true
 	for c := range f.conns {
 		_ = c.Close()
@@ -117,6 +121,11 @@ func (f *Flappy) serve(c net.Conn) {
 	f.accepts = append(f.accepts, time.Now())
 	f.mu.Unlock()
 	if f.dropAfter > 0 {
-		time.Sleep(f.dropAfter)
+		t := time.NewTimer(f.dropAfter)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-f.done:
+		}
 	}
 }
