@@ -111,7 +111,7 @@ func TestLifecycleHostileInputs(t *testing.T) {
 			if err != nil || cfg.Heartbeat != actors.HeartbeatPingPong || cfg.HeartbeatInterval != 30*time.Second || cfg.HeartbeatMisses != 2 {
 				t.Fatalf("default heartbeat %v every %v, %d misses (%v)", cfg.Heartbeat, cfg.HeartbeatInterval, cfg.HeartbeatMisses, err)
 			}
-			venue := testutil.NewFlappy(t, 4*time.Second) // answers 101, then reads and writes nothing
+			venue := testutil.NewFlappy(t, 4*time.Second)                                      // answers 101, then reads and writes nothing
 			interval := func(c *actors.Config) { c.HeartbeatInterval = 50 * time.Millisecond } // the kind stays the default
 			c := connect(t, venue.URL(), interval, actors.WithStableAfter(time.Minute))
 			testutil.Eventually(t, 3*time.Second, "the dead connection found", func() bool {
