@@ -10,8 +10,9 @@ import (
 )
 
 // zenwsLib is the zenws actors.Client: one actor system for the run's
-// connections, heartbeat off, echoes delivered to a handler, reconnecting
-// with RetryDelay as its backoff base.
+// connections, heartbeat off (it is on by default), echoes delivered to a
+// handler, reconnecting with RetryDelay as its backoff base and
+// StableAfter as its stable period.
 type zenwsLib struct{ sys *actor.ActorSystem }
 
 func openZenws() (Library, error) {
@@ -23,6 +24,7 @@ func (l *zenwsLib) Dial(ctx context.Context, url string, recv func()) (Conn, err
 		actors.WithLogger(zap.NewNop()),
 		actors.WithHeartbeat(actors.HeartbeatDisabled, actors.DefaultHeartbeatInterval),
 		actors.WithRetryDelay(RetryDelay),
+		actors.WithStableAfter(StableAfter),
 		actors.WithRetryCount(10),
 		actors.WithHandler(func(actors.Inbound) { recv() }))
 	if err != nil {
