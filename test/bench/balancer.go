@@ -31,6 +31,7 @@ func (l *balancerLib) Dial(ctx context.Context, url string, recv func()) (Conn, 
 			actors.WithHeartbeat(actors.HeartbeatDisabled, 0), // as for the zenws contender
 			actors.WithRetryDelay(RetryDelay),
 			actors.WithStableAfter(StableAfter),
+			actors.WithHostDialRate(0, 0), // as for the zenws contender
 			actors.WithRetryCount(10),
 			actors.WithHandler(func(actors.Inbound) { recv() }))
 		if err != nil {
