@@ -24,6 +24,15 @@ type Flappy struct {
 	conns     map[net.Conn]struct{}
 	closed    bool
 	done      chan struct{} // closed by Close: ends the waits before a drop
+	after     []byte        // written right after the 101 (SetAfter)
+}
+
+// SetAfter makes the venue write b right after each 101 (raw bytes: e.g. a
+// frame header whose payload never comes).
+func (f *Flappy) SetAfter(b []byte) {
+	f.mu.Lock()
+	f.after = append([]byte(nil), b...)
+	f.mu.Unlock()
 }
 
 // NewFlappy starts a Flappy on 127.0.0.1, closed when the test ends.
@@ -119,7 +128,13 @@ func (f *Flappy) serve(c net.Conn) {
 	}
 	f.mu.Lock()
 	f.accepts = append(f.accepts, time.Now())
+	after := f.after
 	f.mu.Unlock()
+	if len(after) > 0 {
+		if _, err := c.Write(after); err != nil {
+			return
+		}
+	}
 	if f.dropAfter > 0 {
 		t := time.NewTimer(f.dropAfter)
 		defer t.Stop()

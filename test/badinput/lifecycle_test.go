@@ -106,17 +106,20 @@ func TestLifecycleHostileInputs(t *testing.T) {
 				t.Fatalf("%d connections, %+v", n, h)
 			}
 		}},
-		{"12: a venue that completes the handshake and goes silent (default heartbeat kind)", "ErrHeartbeatTimeout: pings are on by default", func(t *testing.T) {
+		{"12: a frame header after the 101, then silence (default heartbeat kind)", "ErrHeartbeatTimeout: pings are on by default", func(t *testing.T) {
 			cfg, err := actors.NewConfig("ws://x")
 			if err != nil || cfg.Heartbeat != actors.HeartbeatPingPong || cfg.HeartbeatInterval != 30*time.Second || cfg.HeartbeatMisses != 2 {
 				t.Fatalf("default heartbeat %v every %v, %d misses (%v)", cfg.Heartbeat, cfg.HeartbeatInterval, cfg.HeartbeatMisses, err)
 			}
-			venue := testutil.NewFlappy(t, 4*time.Second)                                      // answers 101, then reads and writes nothing
+			venue := testutil.NewFlappy(t, 4*time.Second)                                      // answers 101, then reads nothing
+			venue.SetAfter([]byte{0x81, 100, 'p', 'a', 'r', 't'})                              // a 100-byte text frame that never completes
 			interval := func(c *actors.Config) { c.HeartbeatInterval = 50 * time.Millisecond } // the kind stays the default
 			c := connect(t, venue.URL(), interval, actors.WithStableAfter(time.Minute))
+			start := time.Now()
 			testutil.Eventually(t, 3*time.Second, "the dead connection found", func() bool {
 				return errors.Is(c.Health().LastError, actors.ErrHeartbeatTimeout)
 			})
+			t.Logf("found dead after %v", time.Since(start).Round(time.Millisecond))
 		}},
 		{"14: a NetDial that panics", "*actors.PanicError as a failed attempt; no crash", func(t *testing.T) {
 			srv := wstest.NewServer()
