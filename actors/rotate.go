@@ -355,6 +355,9 @@ func (a *clientActor) rotationFailed(err error) {
 		a.merge = nil // its held frames came from the connection given up; the old one has them
 	}
 	a.rotFailures++
+	if a.noticeGen == a.gen {
+		a.noticeGen = 0 // the connection stays: a later notice on it may rotate again (after the gap)
+	}
 	a.d.log.Warn("rotation failed; keeping the current connection", zap.Error(err))
 	wrapped := fmt.Errorf("%w: %w", ErrRotationFailed, err)
 	for _, w := range r.waiters {
