@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/ratelimit"
@@ -74,6 +75,15 @@ type clientActor struct {
 	mergeFloor  uint64     // frames of older connections are stragglers of a merge
 
 	live bool // the current connection came through the connect pipeline
+
+	// Life cycle (lifecycle.go).
+	upSince time.Time     // when the client last became connected (rotations keep it)
+	pacer   *rate.Limiter // the host dial pacer of this client's system; nil: off
+
+	// Maintenance notices (rotate.go).
+	lastRotation time.Time // when the latest rotation started
+	noticeGen    uint64    // the connection whose notice was acted on
+	noticeStreak int       // notice rotations in a row on young connections
 }
 
 // Receive dispatches the actor's messages.
@@ -181,6 +191,7 @@ func (a *clientActor) started(ctx actor.Context) {
 		ctx.Watch(w)
 	}
 	a.limit = 1 + a.cfg.RetryCount
+	a.pacer = hostPacer(a.sys, a.cfg)
 	a.gen = a.d.generation.Load()
 	if a.gen == 0 && a.d.retries == 0 {
 		a.setState(StateConnecting)
@@ -225,7 +236,7 @@ func (a *clientActor) dialInBackground(ctx context.Context, slot *atomic.Pointer
 	d := a.d
 	pings := new(atomic.Int64)
 	opts := a.cfg.transportOptions(d.onServerPing(pings)) // records, charges the pong, guards against a flood (pacing.go)
-	url, dialLimit := a.cfg.URL, a.cfg.DialLimiter
+	url, dialLimit, pacer := a.cfg.URL, a.cfg.DialLimiter, a.pacer
 	prev, done := d.lastDial, make(chan struct{})
 	d.lastDial = done
 	d.wg.Add(1)
@@ -251,7 +262,11 @@ func (a *clientActor) dialInBackground(ctx context.Context, slot *atomic.Pointer
 				d.log.Info("connection attempt paced by the dial limiter", zap.String("limiter", dialLimit.Name()), zap.Duration("waited", waited))
 			}
 		}
-		conn, err := transport.Dial(ctx, url, opts)
+		if !waitPacer(ctx, pacer, d) {
+			return
+		}
+		var conn *transport.Conn
+		err := guard("dial", func() (err error) { conn, err = transport.Dial(ctx, url, opts); return err })
 		if conn != nil {
 			slot.Store(conn)
 		}
@@ -327,7 +342,10 @@ func (a *clientActor) setup(conn *transport.Conn, gen uint64, chs []string) {
 		m := &setupDone{gen: gen, channels: chs}
 		if m.hookErr = d.runHooks(life, &Setup{d: d, conn: conn, gen: gen}); m.hookErr == nil && len(chs) > 0 {
 			ctx, cancel := context.WithTimeout(life, timeout) // ends with this instance
-			m.restoreErr = d.subscribe(ctx, via{conn: conn, pace: paceWait}, OpSubscribe, chs, false)
+			// A panicking Dialect is a failed restore, not a crash.
+			m.restoreErr = guard("dialect (restore)", func() error {
+				return d.subscribe(ctx, via{conn: conn, pace: paceWait}, OpSubscribe, chs, false)
+			})
 			cancel()
 		}
 		if !d.isStopped() {
@@ -372,12 +390,14 @@ func (a *clientActor) attemptFailed(ctx actor.Context, err error) {
 	}
 }
 
-// ready publishes the connection and reports the client connected: the
-// attempt counts start again.
+// ready publishes the connection and reports the client connected. The
+// attempt counts carry on: they start again only when this connection
+// proves stable (see lose), so a venue that accepts and drops climbs the
+// backoff ladder and runs out of attempts.
 func (a *clientActor) ready() {
 	d, conn := a.d, a.conn
 	a.live = true
-	d.retries, a.attempts, a.limit = 0, 0, a.cfg.RetryCount
+	a.upSince = time.Now()
 	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
 	a.setState(StateConnected)
 	a.scheduleRotation()
@@ -473,9 +493,23 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 		return
 	}
 	a.d.reconnects.Add(1)
-	a.d.log.Info("connection lost; reconnecting", zap.Error(err))
+	stable := time.Since(a.upSince) >= a.cfg.StableAfter
+	a.d.log.Info("connection lost; reconnecting", zap.Bool("stable", stable), zap.Error(err))
 	a.setState(StateReconnecting)
-	if a.limit == 0 {
+	if stable {
+		// It was up long enough: a new episode, and its first redial
+		// costs a dial, not a wait.
+		a.d.retries, a.attempts, a.limit = 0, 0, a.cfg.RetryCount
+		if a.limit == 0 {
+			a.giveUp()
+			return
+		}
+		a.cancelRetry()
+		a.dial()
+		return
+	}
+	// Lost soon after connecting: the episode goes on, up the ladder.
+	if a.attempts >= a.limit {
 		a.giveUp()
 		return
 	}
@@ -682,9 +716,8 @@ func (a *clientActor) route(m *frameMsg) {
 		in.Kind, in.ID, in.Unmatched = KindResponse, env.ID, true
 	default:
 		in.Kind = KindJSON
-		if _, binance := a.cfg.Dialect.(BinanceDialect); binance && m.gen == a.gen && serverShutdown(m.data) {
-			a.d.log.Info("the server announced maintenance (serverShutdown): rotating the connection")
-			a.startRotation(&rotateNow{gen: a.gen})
+		if _, binance := a.cfg.Dialect.(BinanceDialect); binance && serverShutdown(m.data) {
+			a.maintenanceNotice(m.gen) // bounded: see rotate.go
 		}
 	}
 	a.deliver(in)

@@ -43,6 +43,9 @@ type Client struct {
 // runs. To have it restarted, start it from a supervision.Supervisor or
 // under your own parent with Props.
 func Connect(ctx context.Context, sys *actor.ActorSystem, url string, opts ...Option) (*Client, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("zenws: Connect: %w", ErrNilContext) // before anything is spawned
+	}
 	if sys == nil {
 		return nil, errors.New("zenws: Connect: nil actor system")
 	}
@@ -139,9 +142,14 @@ func (c *Client) durable() *durable {
 // data is not valid UTF-8 (nothing was sent), ErrNotConnected (wrapping
 // transport.ErrNotSent) when the connection failed before any byte of the
 // message left, and ErrDisconnected when it failed during the write (the
-// message may or may not have reached the server). ctx bounds only the wait for another writer; a write
-// in progress is bounded by the write timeout.
+// message may or may not have reached the server). ctx bounds only the wait
+// for another writer; a write in progress is bounded by the write timeout.
+// An already ended ctx returns its error and nothing is sent; a nil ctx
+// returns ErrNilContext (so do all of Client's ctx-taking methods).
 func (c *Client) Send(ctx context.Context, data []byte) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
 	if !utf8.Valid(data) {
 		return fmt.Errorf("zenws: Send: %w (use SendBinary for binary data)", transport.ErrInvalidUTF8)
 	}
@@ -165,6 +173,9 @@ func (c *Client) write(ctx context.Context, typ websocket.MessageType, data []by
 // nil, after the rate limiter admitted the frame (nothing is sent when it
 // does not).
 func (d *durable) write(ctx context.Context, v via, typ websocket.MessageType, data []byte) error {
+	if err := checkCtx(ctx); err != nil {
+		return err // an ended ctx writes nothing
+	}
 	conn, err := d.admitAndResolve(ctx, v, data)
 	if err != nil {
 		return err
@@ -253,6 +264,9 @@ func (c *Client) Health() Health {
 // by ctx. Configuration, handler and callbacks are kept. It returns the
 // reason when the client gives up or stops instead.
 func (c *Client) Reconnect(ctx context.Context) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
 	d := c.durable()
 	if d == nil {
 		return ErrNotFound
@@ -312,6 +326,9 @@ func (c *Client) stopAndWait(d *durable) error {
 // it started has ended, bounded by ctx. Its error wraps ErrTimeout when ctx
 // ends first; ErrNotFound for a handle on an unknown PID.
 func (c *Client) Wait(ctx context.Context) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
 	d := c.durable()
 	if d == nil {
 		return ErrNotFound
@@ -370,6 +387,9 @@ func Lookup(sys *actor.ActorSystem, pid *actor.PID) (*Client, bool) {
 // good (its last error: a *FatalError, a *GiveUpError, or ErrClosed), or ctx
 // ends (an error wrapping ctx's error and the last dial error, if any).
 func (c *Client) WaitConnected(ctx context.Context) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
 	d := c.durable()
 	if d == nil {
 		return ErrNotFound

@@ -110,6 +110,7 @@ func TestCloseCodesReconnectWithTypedReason(t *testing.T) {
 		eventually(t, 5*time.Second, "the server to list only the new connection", func() bool {
 			return srv.TotalConns() == i+1 && srv.ConnCount() == 1
 		})
+		time.Sleep(2 * actors.MinStableAfter) // a stable connection: redialled, not counted
 		srv.DisconnectAll(code, "server says")
 		eventually(t, 5*time.Second, "reconnect", func() bool {
 			return c.Health().Generation == uint64(i+2) && c.State() == actors.StateConnected
@@ -272,6 +273,7 @@ func TestGivesUpAndStopsWithoutSupervisor(t *testing.T) {
 	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithRetryCount(2), actors.WithOnDisconnect(func(*actor.PID) { disconnects.Add(1) }))...)
 	srv.RefuseHandshakes(503)
 	waitServerConn(t, srv)
+	time.Sleep(2 * actors.MinStableAfter) // stable: the reconnect attempts start anew
 	srv.DropAll()
 	eventually(t, 5*time.Second, "the client to give up", func() bool { return c.State() == actors.StateDisconnected })
 	var gu *actors.GiveUpError

@@ -111,6 +111,11 @@ type Config struct {
 
 	// Bounds (inbound.go).
 	InboundQueueBytes int64 // bytes of messages waiting for the handler; 0: DefaultInboundQueueBytes
+
+	// Life cycle (lifecycle.go).
+	StableAfter   time.Duration // a connection up this long was stable: its loss redials at once
+	HostDialRate  float64       // dials a second per host shared by an actor system's clients; 0: off
+	HostDialBurst int           // dials at once per host before the rate applies
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -162,6 +167,10 @@ func NewConfig(url string, opts ...Option) (Config, error) {
 		LatencyBufferSize:    DefaultLatencyBuffer,
 		InboundQueueSize:     DefaultInboundQueue,
 		CloseWait:            DefaultCloseWait,
+		Heartbeat:            HeartbeatPingPong, // decided: a dead connection is detected by default
+		StableAfter:          DefaultStableAfter,
+		HostDialRate:         DefaultHostDialRate,
+		HostDialBurst:        DefaultHostDialBurst,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -206,11 +215,9 @@ func (cfg Config) Validate() error {
 	default:
 		bad("Heartbeat", fmt.Sprintf("unknown heartbeat type %d", int(cfg.Heartbeat)))
 	}
-	positive("HeartbeatInterval", cfg.HeartbeatInterval)
 	if cfg.HeartbeatMisses < 1 {
 		bad("HeartbeatMisses", fmt.Sprintf("must be at least 1, got %d", cfg.HeartbeatMisses))
 	}
-	positive("ServerPingWindow", cfg.ServerPingWindow)
 	if cfg.ReadLimit <= 0 {
 		bad("ReadLimit", fmt.Sprintf("must be positive, got %d", cfg.ReadLimit))
 	}
@@ -253,6 +260,7 @@ func (cfg Config) Validate() error {
 	if cfg.Handler != nil && cfg.Subscriber != nil {
 		bad("Handler", "set either a handler or a subscriber PID, not both")
 	}
+	cfg.validateLifecycle(bad) // duration minimums, StableAfter, the host dial pacer
 	return errors.Join(errs...)
 }
 
@@ -260,7 +268,8 @@ func (cfg Config) Validate() error {
 // logged.
 func WithHeaders(h http.Header) Option { return func(c *Config) { c.Headers = h.Clone() } }
 
-// WithTimeout bounds connect and handshake. Default 5 s.
+// WithTimeout bounds connect and handshake. Default 5 s; at least
+// MinTimeout (10 ms).
 func WithTimeout(d time.Duration) Option { return func(c *Config) { c.Timeout = d } }
 
 // WithRetryCount sets how many reconnect attempts follow a lost connection
@@ -269,7 +278,10 @@ func WithTimeout(d time.Duration) Option { return func(c *Config) { c.Timeout = 
 func WithRetryCount(n int) Option { return func(c *Config) { c.RetryCount = n } }
 
 // WithRetryDelay sets the backoff base. Attempt k waits a uniform random
-// time in [0, min(MaxBackoff, RetryDelay*2^(k-1))] ("full jitter"). Default 1 s.
+// time in [0, min(MaxBackoff, RetryDelay*2^(k-1))] ("full jitter"). Default
+// 1 s; at least MinRetryDelay (1 ms). The attempt count starts anew only
+// after a connection stayed up for StableAfter (see WithStableAfter), and
+// the first redial after losing such a connection does not wait.
 func WithRetryDelay(d time.Duration) Option { return func(c *Config) { c.RetryDelay = d } }
 
 // WithMaxBackoff caps the backoff. Default 30 s; must be >= RetryDelay.
@@ -286,11 +298,15 @@ func WithRestoreSubscriptions(on bool) Option {
 	return func(c *Config) { c.RestoreSubscriptions = on }
 }
 
-// WithRequestTimeout bounds a request's wait for its response. Default 30 s;
-// a caller's context can only shorten it.
+// WithRequestTimeout bounds a request's wait for its response. Default 30 s,
+// at least MinRequestTimeout (1 ms); a caller's context can only shorten it.
 func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }
 
-// WithHeartbeat selects the heartbeat kind and its interval (default 30 s).
+// WithHeartbeat selects the heartbeat kind and its interval. Default
+// HeartbeatPingPong every 30 s (DefaultHeartbeatInterval) with 2 misses
+// allowed (DefaultHeartbeatMisses), so that a dead connection is found by
+// default; WithHeartbeat(HeartbeatDisabled, 0) turns heartbeats off. The
+// interval must be at least MinHeartbeatInterval (10 ms) unless disabled.
 // See HeartbeatType for what each kind does.
 func WithHeartbeat(t HeartbeatType, interval time.Duration) Option {
 	return func(c *Config) { c.Heartbeat, c.HeartbeatInterval = t, interval }
@@ -312,7 +328,8 @@ func WithServerPingWindow(d time.Duration) Option {
 // with close code 1009 and the client reconnects.
 func WithReadLimit(n int64) Option { return func(c *Config) { c.ReadLimit = n } }
 
-// WithWriteTimeout bounds each write. Default 10 s; a write that takes
+// WithWriteTimeout bounds each write. Default 10 s, at least
+// MinWriteTimeout (10 ms); a write that takes
 // longer means the peer is stalled, and the connection is closed and
 // re-dialled.
 func WithWriteTimeout(d time.Duration) Option { return func(c *Config) { c.WriteTimeout = d } }
@@ -347,7 +364,8 @@ func WithInboundQueue(size int, policy OverflowPolicy) Option {
 }
 
 // WithCloseWait bounds how long Close waits for the client to stop and its
-// goroutines (reader, handler) to end. Default 5 s.
+// goroutines (reader, handler) to end. Default 5 s; at least MinCloseWait
+// (1 ms).
 func WithCloseWait(d time.Duration) Option { return func(c *Config) { c.CloseWait = d } }
 
 // WithLogger sets the zap logger. Default: no logging. Secrets (header
@@ -402,7 +420,7 @@ func (cfg Config) transportOptions(onPing func([]byte)) transport.Options {
 		ReadLimit:        cfg.ReadLimit,
 		WriteTimeout:     cfg.WriteTimeout,
 		OnPingReceived:   onPing,
-		NetDial:          cfg.NetDial,
+		NetDial:          safeNetDial(cfg.NetDial), // a panic in it is a failed dial
 		FollowRedirects:  cfg.FollowRedirects,
 		RedirectHosts:    cfg.RedirectHosts,
 		MessageTimeout:   cfg.MessageTimeout,

@@ -24,7 +24,8 @@ func TestNewConfigDefaults(t *testing.T) {
 	if cfg.Timeout != want.Timeout || cfg.RetryCount != want.RetryCount || cfg.RetryDelay != want.RetryDelay ||
 		cfg.MaxBackoff != want.MaxBackoff || !cfg.ReconnectOnError || !cfg.RestoreSubscriptions ||
 		cfg.RequestTimeout != want.RequestTimeout || cfg.HeartbeatInterval != want.HeartbeatInterval ||
-		cfg.LatencyBufferSize != want.LatencyBufferSize || cfg.Heartbeat != actors.HeartbeatDisabled ||
+		cfg.LatencyBufferSize != want.LatencyBufferSize || cfg.Heartbeat != actors.HeartbeatPingPong || cfg.HeartbeatMisses != 2 ||
+		cfg.StableAfter != 10*time.Second || cfg.HostDialRate != 20 || cfg.HostDialBurst != 20 ||
 		cfg.ReadLimit != 16<<20 || cfg.InboundQueueSize != 4096 || cfg.Overflow != actors.DropNewest || cfg.Logger == nil {
 		t.Fatalf("defaults: %+v", cfg)
 	}
@@ -60,6 +61,18 @@ func TestNewConfigNamesEachBadField(t *testing.T) {
 		{"ws://x", actors.WithInboundQueue(0, actors.DropNewest), "InboundQueueSize"},
 		{"ws://x", actors.WithInboundQueue(10, actors.OverflowPolicy(9)), "Overflow"},
 		{"ws://x", actors.WithCloseWait(0), "CloseWait"},
+		// Durations below their documented minimums (issue 12 item 17).
+		{"ws://x", actors.WithTimeout(time.Nanosecond), "Timeout"},
+		{"ws://x", actors.WithWriteTimeout(time.Nanosecond), "WriteTimeout"},
+		{"ws://x", actors.WithRequestTimeout(time.Nanosecond), "RequestTimeout"},
+		{"ws://x", actors.WithRetryDelay(time.Nanosecond), "RetryDelay"},
+		{"ws://x", actors.WithHeartbeat(actors.HeartbeatPingPong, time.Nanosecond), "HeartbeatInterval"},
+		{"ws://x", actors.WithHeartbeat(actors.HeartbeatDeribit, time.Millisecond), "HeartbeatInterval"},
+		{"ws://x", actors.WithMaxConnectionAge(24), "MaxConnectionAge"},
+		{"ws://x", actors.WithCloseWait(time.Nanosecond), "CloseWait"},
+		{"ws://x", actors.WithStableAfter(time.Millisecond), "StableAfter"},
+		{"ws://x", actors.WithHostDialRate(-1, 10), "HostDialRate"},
+		{"ws://x", actors.WithHostDialRate(10, 0), "HostDialBurst"},
 		{"ws://x", func(c *actors.Config) { c.Handler = func(actors.Inbound) {}; c.Subscriber = actor.NewPID("a", "b") }, "Handler"},
 	}
 	for _, c := range cases {
@@ -102,8 +115,26 @@ func FuzzNewConfig(f *testing.F) {
 	f.Add("%", int64(1), 0, int64(1))
 	f.Fuzz(func(t *testing.T, url string, delay int64, retries int, maxBackoff int64) {
 		cfg, err := actors.NewConfig(url, actors.WithRetryDelay(time.Duration(delay)), actors.WithRetryCount(retries), actors.WithMaxBackoff(time.Duration(maxBackoff)))
-		if err == nil && (cfg.RetryDelay <= 0 || cfg.MaxBackoff < cfg.RetryDelay || cfg.RetryCount < 0) {
+		if err == nil && (cfg.RetryDelay < actors.MinRetryDelay || cfg.MaxBackoff < cfg.RetryDelay || cfg.RetryCount < 0) {
 			t.Fatalf("accepted an invalid config: %+v", cfg)
 		}
 	})
+}
+
+// The documented minimums themselves are accepted, heartbeats can be
+// turned off explicitly, and pacing can be turned off.
+func TestNewConfigMinimumsAndExplicitOff(t *testing.T) {
+	_, err := actors.NewConfig("ws://x",
+		actors.WithTimeout(actors.MinTimeout), actors.WithWriteTimeout(actors.MinWriteTimeout),
+		actors.WithRequestTimeout(actors.MinRequestTimeout), actors.WithRetryDelay(actors.MinRetryDelay),
+		actors.WithMaxBackoff(actors.MinRetryDelay), actors.WithHeartbeat(actors.HeartbeatPingPong, actors.MinHeartbeatInterval),
+		actors.WithMaxConnectionAge(actors.MinMaxConnectionAge), actors.WithCloseWait(actors.MinCloseWait),
+		actors.WithStableAfter(actors.MinStableAfter), actors.WithHostDialRate(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := actors.NewConfig("ws://x", actors.WithHeartbeat(actors.HeartbeatDisabled, 0))
+	if err != nil || cfg.Heartbeat != actors.HeartbeatDisabled {
+		t.Fatalf("explicit off: %v %v", cfg.Heartbeat, err)
+	}
 }

@@ -76,6 +76,9 @@ type durable struct {
 	pingFloods    atomic.Uint64  // connections ended for a ping flood
 	pingConns     sync.Map       // *atomic.Int64 (a connection's ping clock) -> pingTarget
 	classifierLog atomic.Int64   // unix nanos of the last classifier-failure log line
+
+	// Life cycle (lifecycle.go, rotate.go).
+	notices atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)
 }
 
 type liveConn struct {
@@ -175,6 +178,8 @@ func (d *durable) health() Health {
 	h.ConfirmationsIgnored = d.unasked.Load()
 	h.TestRequestsCoalesced = d.testCoalesced.Load()
 	h.PingFloods = d.pingFloods.Load()
+
+	h.MaintenanceNotices = d.notices.Load()
 	return h
 }
 

@@ -52,6 +52,9 @@ type Health struct {
 	ConfirmationsIgnored  uint64 // channels a venue confirmed that no request named
 	TestRequestsCoalesced uint64 // Deribit test_requests that found an answer already in flight
 	PingFloods            uint64 // connections ended because the server flooded pings (ErrPingFlood)
+
+	// Life cycle (lifecycle.go, rotate.go).
+	MaintenanceNotices uint64 // maintenance notices (Binance serverShutdown) seen, each rotation's coalesced ones included
 }
 
 // latencyRing keeps the last n round-trip samples of heartbeats and

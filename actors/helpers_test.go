@@ -23,6 +23,9 @@ func fast(opts ...actors.Option) []actors.Option {
 		actors.WithRetryDelay(20 * time.Millisecond),
 		actors.WithMaxBackoff(100 * time.Millisecond),
 		actors.WithTimeout(2 * time.Second),
+		// Tests drop connections soon after connecting and expect a
+		// redial each time: those connections count as stable.
+		actors.WithStableAfter(actors.MinStableAfter),
 	}, opts...)
 }
 

@@ -218,6 +218,9 @@ func (c *Client) Request(ctx context.Context, msg []byte) (json.RawMessage, erro
 
 // request sends msg as v says and waits for the response with the same id.
 func (d *durable) request(ctx context.Context, v via, msg []byte) (json.RawMessage, error) {
+	if err := d.notSent(ctx); err != nil {
+		return nil, err
+	}
 	if !utf8.Valid(msg) || !json.Valid(msg) {
 		return nil, fmt.Errorf("%w: not valid JSON text", ErrInvalidRequest)
 	}
@@ -291,9 +294,26 @@ func (d *durable) timeoutError(ctx context.Context, start time.Time) error {
 		time.Since(start).Round(time.Millisecond), d.cfg.RequestTimeout, ErrTimeout, context.Cause(ctx))
 }
 
+// notSent is the guard of the request paths (Call, Request, Subscribe,
+// Unsubscribe, and Setup's): a nil ctx is ErrNilContext; an ended one sends
+// nothing and, like a deadline reached while waiting, is an error wrapping
+// ErrTimeout and the context's cause.
+func (d *durable) notSent(ctx context.Context) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("zenws: not sent, the context had ended: %w: %w", ErrTimeout, context.Cause(ctx))
+	}
+	return nil
+}
+
 // call sends a request built with an id from the client's sequence,
 // skipping ids a Request of the user's holds at the moment.
 func (d *durable) call(ctx context.Context, v via, build func(id uint64) ([]byte, error)) (json.RawMessage, error) {
+	if err := d.notSent(ctx); err != nil {
+		return nil, err
+	}
 	for {
 		id := d.ids.Add(1)
 		msg, err := build(id)

@@ -34,7 +34,8 @@ import (
 
 // WithMaxConnectionAge makes the client replace each connection, without a
 // gap, before it is d old (Binance cuts connections at 24 h). Zero (the
-// default) turns planned rotation off.
+// default) turns planned rotation off; otherwise d must be at least
+// MinMaxConnectionAge (1 s: a bare 24 is 24 ns, a likely slip for hours).
 func WithMaxConnectionAge(d time.Duration) Option {
 	return func(c *Config) { c.MaxConnectionAge = d }
 }
@@ -119,6 +120,9 @@ var ErrRotationFailed = errors.New("zenws: rotation failed")
 // not: ErrNotConnected while not connected, an error wrapping
 // ErrRotationFailed when the new connection failed and the old one stays).
 func (c *Client) Rotate(ctx context.Context) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
 	d := c.durable()
 	if d == nil {
 		return ErrNotFound
@@ -188,6 +192,7 @@ func (a *clientActor) startRotation(m *rotateNow) {
 	d := a.d
 	ctx, cancel := context.WithCancel(a.life)
 	r := &rotation{cancel: cancel, started: time.Now()}
+	a.lastRotation = r.started
 	a.rot = r
 	if m.reply != nil {
 		r.waiters = append(r.waiters, m.reply)
@@ -291,13 +296,17 @@ func (a *clientActor) resync(r *rotation, add, remove []string) {
 		ctx, cancel := context.WithTimeout(life, timeout)
 		defer cancel()
 		v := via{conn: conn, pace: paceWait}
-		var err error
-		if len(add) > 0 {
-			err = d.subscribe(ctx, v, OpSubscribe, add, false)
-		}
-		if err == nil && len(remove) > 0 {
-			err = d.subscribe(ctx, v, OpUnsubscribe, remove, false)
-		}
+		err := guard("dialect (rotation)", func() error { // a panicking Dialect fails the rotation
+			if len(add) > 0 {
+				if err := d.subscribe(ctx, v, OpSubscribe, add, false); err != nil {
+					return err
+				}
+			}
+			if len(remove) > 0 {
+				return d.subscribe(ctx, v, OpUnsubscribe, remove, false)
+			}
+			return nil
+		})
 		if !d.isStopped() {
 			sys.Root.Send(self, &setupDone{gen: gen, channels: have, restoreErr: err})
 		}
@@ -346,6 +355,9 @@ func (a *clientActor) rotationFailed(err error) {
 		a.merge = nil // its held frames came from the connection given up; the old one has them
 	}
 	a.rotFailures++
+	if a.noticeGen == a.gen {
+		a.noticeGen = 0 // the connection stays: a later notice on it may rotate again (after the gap)
+	}
 	a.d.log.Warn("rotation failed; keeping the current connection", zap.Error(err))
 	wrapped := fmt.Errorf("%w: %w", ErrRotationFailed, err)
 	for _, w := range r.waiters {
@@ -522,6 +534,47 @@ func (a *clientActor) connOf(gen uint64) *transport.Conn {
 		}
 	}
 	return nil
+}
+
+// noticeGap is the shortest time between a rotation and the next one a
+// maintenance notice starts; it doubles (up to MaxBackoff) for every
+// notice that arrives on a connection younger than StableAfter, so that a
+// venue that announces maintenance on every connection, or floods the
+// notice, gets a rotation ladder, not a storm.
+const noticeGap = time.Second
+
+// maintenanceNotice acts on a maintenance notice that arrived on
+// connection gen: at most one rotation per connection, no sooner than the
+// notice gap after the previous rotation; other notices are coalesced
+// (counted in Health.MaintenanceNotices, logged once per connection).
+func (a *clientActor) maintenanceNotice(gen uint64) {
+	a.d.notices.Add(1)
+	switch {
+	case gen != a.gen || a.conn == nil || !a.live:
+		return // a replacement or draining connection: a rotation is under way or done
+	case a.noticeGen == gen:
+		return // this connection's rotation is started or scheduled already
+	}
+	a.noticeGen = gen
+	if time.Since(a.hb.since) < a.cfg.StableAfter {
+		a.noticeStreak++
+	} else {
+		a.noticeStreak = 1
+	}
+	if a.rot != nil {
+		a.d.log.Info("the server announced maintenance (serverShutdown) during a rotation: coalesced")
+		return
+	}
+	gap := backoffCap(a.noticeStreak, noticeGap, max(a.cfg.MaxBackoff, noticeGap))
+	wait := time.Until(a.lastRotation.Add(gap))
+	if wait <= 0 {
+		a.d.log.Info("the server announced maintenance (serverShutdown): rotating the connection")
+		a.startRotation(&rotateNow{gen: gen})
+		return
+	}
+	a.d.log.Info("the server announced maintenance (serverShutdown) soon after a rotation: rotating later",
+		zap.Duration("in", wait), zap.Int("streak", a.noticeStreak))
+	a.rotateAfter(wait)
 }
 
 // serverShutdown reports whether a frame is Binance's maintenance notice,

@@ -25,7 +25,7 @@ import (
 // closes the connection and tries again with backoff, like after a failed
 // dial; an error wrapping *FatalError (see Fatal) stops the client for
 // good instead (wrong credentials do not get better by retrying). A hook
-// that panics counts as returning an error.
+// that panics counts as returning an error (a *PanicError).
 type ConnectHook func(ctx context.Context, s *Setup) error
 
 // WithConnectHook adds a hook to run on every new connection; hooks run in
@@ -126,7 +126,7 @@ func (d *durable) runHook(life context.Context, i int, h ConnectHook, s *Setup) 
 	}()
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("zenws: connect hook %d panicked: %v", i+1, r)
+			err = fmt.Errorf("zenws: connect hook %d: %w", i+1, &PanicError{Where: "connect hook", Value: r})
 		}
 	}()
 	if err := h(ctx, s); err != nil {

@@ -36,8 +36,9 @@ type HeartbeatType int
 
 // Heartbeat kinds.
 //
-//   - HeartbeatDisabled: none (the default, as in the original).
-//   - HeartbeatPingPong: a WebSocket ping with a unique payload every
+//   - HeartbeatDisabled: none; the original's default, here an explicit
+//     choice: WithHeartbeat(HeartbeatDisabled, 0).
+//   - HeartbeatPingPong (the default, every 30 s, 2 misses): a WebSocket ping with a unique payload every
 //     interval; its pong gives the round-trip time. After HeartbeatMisses pings
 //     in a row go unanswered within an interval, the client reconnects, so a
 //     half-open connection is found within about HeartbeatMisses intervals.

@@ -100,6 +100,9 @@ func (b *Balancer) PID() *actor.PID { return b.sh.pid.Load() }
 // Refresh reads discovery again now and returns once the table reflects
 // it (or ctx ends).
 func (b *Balancer) Refresh(ctx context.Context) error {
+	if ctx == nil {
+		return actors.ErrNilContext
+	}
 	select {
 	case <-b.sh.stopped:
 		return ErrStopped
@@ -183,6 +186,14 @@ func (b *Balancer) Call(ctx context.Context, method string, params any, opts ...
 
 // run picks, tries and fails over.
 func (b *Balancer) run(ctx context.Context, opts []Option, safeByRule bool, op func(context.Context, Endpoint) (json.RawMessage, error)) (json.RawMessage, error) {
+	// A nil or already ended ctx sends nothing (actors.ErrNilContext, or
+	// ctx's error), and is not a failure of any connection.
+	if ctx == nil {
+		return nil, actors.ErrNilContext
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	attempts, safe := b.sh.o.attempts, safeByRule
 	if len(opts) > 0 {
 		o := b.sh.o

@@ -3,6 +3,7 @@ package supervision
 import (
 	"context"
 
+	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer"
 )
 
@@ -53,6 +54,9 @@ func (sh *shared) closeBalancer() *balancer.Balancer {
 // clients, failing over as balancer.Balancer.Send does. opts apply to this
 // send (balancer.WithMaxAttempts, balancer.RetrySafe).
 func (s *Supervisor) SendBalanced(ctx context.Context, msg []byte, opts ...balancer.Option) error {
+	if ctx == nil {
+		return actors.ErrNilContext
+	}
 	b, err := s.Balancer()
 	if err != nil {
 		return err

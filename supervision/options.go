@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors"
 )
 
 // Defaults, as in the original's ClientSupervisor.
@@ -14,6 +16,11 @@ const (
 	// DefaultStopWait bounds Stop and StopClient.
 	DefaultStopWait = 10 * time.Second
 )
+
+// MinRestartWindow is the shortest restart window WithRestartBudget and
+// WithSupervisorIntensity accept: a window of nanoseconds would let every
+// restart fall outside it (an unlimited budget).
+const MinRestartWindow = 100 * time.Millisecond
 
 // Option configures a supervisor (and NewStrategy).
 type Option func(*options)
@@ -40,17 +47,23 @@ func newOptions(opts []Option) options {
 	return o
 }
 
-// validate reports invalid values.
+// validate reports invalid values, as an *actors.ConfigError naming the
+// option.
 func (o options) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &actors.ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)}
+	}
 	switch {
 	case o.maxRestarts < 0:
-		return fmt.Errorf("zenws: supervision: restart budget must not be negative, got %d", o.maxRestarts)
-	case o.within <= 0:
-		return fmt.Errorf("zenws: supervision: restart window must be positive, got %v", o.within)
-	case o.intensity < 0 || (o.intensity > 0 && o.intensityWithin <= 0):
-		return fmt.Errorf("zenws: supervision: intensity %d within %v is invalid", o.intensity, o.intensityWithin)
+		return bad("RestartBudget.maxRestarts", "must not be negative, got %d", o.maxRestarts)
+	case o.within < MinRestartWindow:
+		return bad("RestartBudget.within", "must be at least %v, got %v", MinRestartWindow, o.within)
+	case o.intensity < 0:
+		return bad("SupervisorIntensity.maxRestarts", "must not be negative, got %d", o.intensity)
+	case o.intensity > 0 && o.intensityWithin < MinRestartWindow:
+		return bad("SupervisorIntensity.within", "must be at least %v, got %v", MinRestartWindow, o.intensityWithin)
 	case o.stopWait <= 0:
-		return fmt.Errorf("zenws: supervision: stop wait must be positive, got %v", o.stopWait)
+		return bad("StopWait", "must be positive, got %v", o.stopWait)
 	}
 	return nil
 }
@@ -72,7 +85,8 @@ func (o *options) sanitize() {
 // window stops the client for good instead. The budget is counted per
 // client, so one flapping venue cannot take the others down; OTP counts it
 // over the whole supervisor (see WithSupervisorIntensity). maxRestarts 0
-// means never restart.
+// means never restart. within must be at least MinRestartWindow (100 ms);
+// Start rejects less with an *actors.ConfigError.
 func WithRestartBudget(maxRestarts int, within time.Duration) Option {
 	return func(o *options) { o.maxRestarts, o.within = maxRestarts, within }
 }
@@ -82,7 +96,8 @@ func WithRestartBudget(maxRestarts int, within time.Duration) Option {
 // window, the supervisor stops every client, publishes SupervisorGaveUp and
 // fails to its own parent (escalation). A supervisor started with Start has
 // a guardian that then stops it; one embedded with Props is handled by your
-// parent's strategy. Off by default.
+// parent's strategy. Off by default; within must be at least
+// MinRestartWindow.
 func WithSupervisorIntensity(maxRestarts int, within time.Duration) Option {
 	return func(o *options) { o.intensity, o.intensityWithin = maxRestarts, within }
 }

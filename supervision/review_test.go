@@ -145,9 +145,14 @@ func TestInvalidBudgetIsAnError(t *testing.T) {
 		supervision.WithRestartBudget(3, 0),
 		supervision.WithSupervisorIntensity(2, 0),
 		supervision.WithStopWait(0),
+		// A nanosecond window is an unlimited budget (issue 12 item 17).
+		supervision.WithRestartBudget(1, time.Nanosecond),
+		supervision.WithSupervisorIntensity(1, time.Nanosecond),
 	} {
-		if _, err := supervision.Start(sys, opt); err == nil {
-			t.Error("Start accepted an invalid option")
+		_, err := supervision.Start(sys, opt)
+		var ce *actors.ConfigError
+		if !errors.As(err, &ce) || !errors.Is(err, actors.ErrInvalidConfig) {
+			t.Errorf("Start accepted an invalid option, or not as a *ConfigError: %v", err)
 		}
 	}
 	var nilSys *actor.ActorSystem

@@ -276,6 +276,9 @@ func (s *Supervisor) shared() *shared {
 // slow event subscriber cannot stall the connection), with that
 // connection's generation.
 func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors.Option) (*actors.Client, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("zenws: start client: %w", actors.ErrNilContext) // nothing spawned
+	}
 	sh := s.shared()
 	if sh == nil {
 		return nil, ErrNotFound

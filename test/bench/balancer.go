@@ -28,7 +28,10 @@ func (l *balancerLib) Dial(ctx context.Context, url string, recv func()) (Conn, 
 	for i := 0; i < poolSize; i++ {
 		c, err := actors.Connect(ctx, l.sys, url,
 			actors.WithLogger(zap.NewNop()),
+			actors.WithHeartbeat(actors.HeartbeatDisabled, 0), // as for the zenws contender
 			actors.WithRetryDelay(RetryDelay),
+			actors.WithStableAfter(StableAfter),
+			actors.WithHostDialRate(0, 0), // as for the zenws contender
 			actors.WithRetryCount(10),
 			actors.WithHandler(func(actors.Inbound) { recv() }))
 		if err != nil {

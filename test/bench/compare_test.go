@@ -10,7 +10,10 @@ import (
 	"time"
 )
 
-var compare = flag.Bool("compare", false, "run TestCompare: every workload for every contender (-short for the quick variant)")
+var (
+	compare = flag.Bool("compare", false, "run TestCompare: every workload for every contender (-short for the quick variant)")
+	only    = flag.String("only", "", "comma-separated workloads for TestCompare (e.g. reconnect); default all")
+)
 
 func TestMain(m *testing.M) {
 	ServeIfChild()
@@ -22,6 +25,7 @@ func TestMain(m *testing.M) {
 //
 //	go test -run TestCompare -v -timeout 30m -compare         # full, ~8 min on 2 cores
 //	go test -run TestCompare -v -timeout 30m -compare -short  # ~1 min
+//	go test -run TestCompare -v -compare -only reconnect      # one workload
 func TestCompare(t *testing.T) {
 	if !*compare {
 		t.Skip("needs -compare")
@@ -29,6 +33,9 @@ func TestCompare(t *testing.T) {
 	cfg := FullConfig
 	if testing.Short() {
 		cfg = ShortConfig
+	}
+	if *only != "" {
+		cfg.Only = strings.Split(*only, ",")
 	}
 	start := time.Now()
 	res, err := Run(cfg, Contenders, t.Logf)

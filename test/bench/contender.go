@@ -6,11 +6,19 @@ import (
 )
 
 // RetryDelay is the backoff base given to the contenders that reconnect by
-// themselves: zenws (actors.WithRetryDelay: its first attempt after a drop
-// waits a uniform random time in [0, RetryDelay]) and recws (RecIntvlMin:
-// the wait after a failed attempt). The goal for zenws is to be back within
-// RetryDelay + 50 ms of an abrupt drop.
+// themselves: zenws (actors.WithRetryDelay: after a stable connection its
+// first redial goes out at once, each further attempt k waits a uniform
+// random time in [0, RetryDelay*2^(k-1)]) and recws (RecIntvlMin: the wait
+// after a failed attempt). The goals for zenws: a median reconnect at most
+// 2x bare coder/websocket's redial, and every one within RetryDelay + 50 ms.
 const RetryDelay = 100 * time.Millisecond
+
+// StableAfter is zenws's actors.WithStableAfter in the bench (the default
+// is 10 s): the reconnect workload keeps each connection up a little longer
+// than this before it drops it, for every contender alike, so that the row
+// measures the redial after a stable connection, the case the revised
+// backoff makes cost a dial and no wait.
+const StableAfter = 100 * time.Millisecond
 
 // Conn is one client connection of a contender, wired for the workloads.
 type Conn interface {

@@ -1,0 +1,244 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/extensions"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+)
+
+// Connection life cycle: how a lost connection is redialled, how dials to
+// one host are paced, and what becomes of a panic in user code.
+
+// Defaults of the life-cycle options.
+const (
+	// DefaultStableAfter: a connection that stayed up this long was
+	// stable; losing it redials at once and starts the attempt count anew.
+	DefaultStableAfter = 10 * time.Second
+	// DefaultHostDialRate and DefaultHostDialBurst pace the dials of all
+	// clients of one actor system to one host: a burst of 20 at once, then
+	// 20 a second.
+	DefaultHostDialRate  = 20.0
+	DefaultHostDialBurst = 20
+)
+
+// Minimums of duration options. Values below them are rejected with a
+// *ConfigError: none of them has a real use, and each below its floor
+// turned into a storm (a 1 ns heartbeat or connection age) or a client
+// that can never send (a 1 ns write timeout).
+const (
+	MinTimeout           = 10 * time.Millisecond // WithTimeout
+	MinWriteTimeout      = 10 * time.Millisecond // WithWriteTimeout
+	MinRequestTimeout    = time.Millisecond      // WithRequestTimeout
+	MinRetryDelay        = time.Millisecond      // WithRetryDelay
+	MinHeartbeatInterval = 10 * time.Millisecond // WithHeartbeat (and WithServerPingWindow)
+	MinMaxConnectionAge  = time.Second           // WithMaxConnectionAge (when not 0)
+	MinStableAfter       = 10 * time.Millisecond // WithStableAfter
+	MinCloseWait         = time.Millisecond      // WithCloseWait
+)
+
+// WithStableAfter sets how long a connection must stay up to count as
+// stable (default 10 s, at least 10 ms). Losing a stable connection
+// redials at once, without a backoff wait, and starts the attempt count
+// anew. A connection lost sooner (a venue that accepts and drops) carries
+// the count on: each further attempt k waits the full-jitter backoff of
+// step k, and after RetryCount attempts the client gives up, so its
+// supervisor's restart budget engages.
+func WithStableAfter(d time.Duration) Option { return func(c *Config) { c.StableAfter = d } }
+
+// WithHostDialRate sets the dial pacer that all clients of one actor
+// system share per host (the URL's host and port): at most burst dials at
+// once, then perSecond a second (default 20 and 20). A mass drop of many
+// connections to one venue is spread out by it, while a single client's
+// redial goes straight through. perSecond 0 turns pacing off for this
+// client. Clients with different settings use different pacers. A
+// venue's own connection limit is WithDialLimiter's job.
+func WithHostDialRate(perSecond float64, burst int) Option {
+	return func(c *Config) { c.HostDialRate, c.HostDialBurst = perSecond, burst }
+}
+
+// ErrNilContext is returned by every method that takes a context when it
+// is given a nil one; nothing is started or sent.
+var ErrNilContext = errors.New("zenws: nil context")
+
+// PanicError is what a panic in user code (a Dialect, a NetDial function,
+// a connect hook) becomes: the client logs it, counts it as a failed
+// attempt or restore, and carries on; the process does not crash.
+type PanicError struct {
+	Where string // what panicked, e.g. "dialect (restore)", "NetDial"
+	Value any    // the value passed to panic
+}
+
+// Error implements the error interface.
+func (e *PanicError) Error() string { return fmt.Sprintf("zenws: %s panicked: %v", e.Where, e.Value) }
+
+// checkCtx is the guard of every ctx-taking entry point: a nil ctx is
+// ErrNilContext, an ended one its error (so that nothing is written on an
+// already cancelled ctx).
+func checkCtx(ctx context.Context) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
+	return ctx.Err()
+}
+
+// safeNetDial wraps a user's NetDial so that a panic in it is a failed
+// dial (a *PanicError), not a crash: net/http calls it on a goroutine of
+// its own, where nothing else could recover it.
+func safeNetDial(fn func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if fn == nil {
+		return nil
+	}
+	return func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				c, err = nil, &PanicError{Where: "NetDial", Value: r}
+			}
+		}()
+		return fn(ctx, network, addr)
+	}
+}
+
+// guard runs fn and turns a panic in it into a *PanicError.
+func guard(where string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Where: where, Value: r}
+		}
+	}()
+	return fn()
+}
+
+// The host dial pacers live in an actor-system extension, so that they
+// are shared by the clients of one system, never across systems, and go
+// away with their system (no package-global map).
+var pacerExtID = extensions.NextExtensionID()
+
+// pacerMu guards the registration of the extension: Proto.Actor's
+// Extensions is a plain slice.
+var pacerMu sync.Mutex
+
+type hostPacers struct {
+	mu sync.Mutex
+	m  map[pacerKey]*rate.Limiter
+}
+
+type pacerKey struct {
+	host  string
+	rate  float64
+	burst int
+}
+
+// ExtensionID implements extensions.Extension.
+func (*hostPacers) ExtensionID() extensions.ExtensionID { return pacerExtID }
+
+// hostPacer returns the dial pacer of sys for the host of cfg.URL; nil when
+// pacing is off.
+func hostPacer(sys *actor.ActorSystem, cfg Config) *rate.Limiter {
+	if sys == nil || cfg.HostDialRate <= 0 {
+		return nil
+	}
+	pacerMu.Lock()
+	ext, _ := sys.Extensions.Get(pacerExtID).(*hostPacers)
+	if ext == nil {
+		ext = &hostPacers{m: map[pacerKey]*rate.Limiter{}}
+		sys.Extensions.Register(ext)
+	}
+	pacerMu.Unlock()
+	key := pacerKey{host: dialHost(cfg.URL), rate: cfg.HostDialRate, burst: cfg.HostDialBurst}
+	ext.mu.Lock()
+	defer ext.mu.Unlock()
+	l := ext.m[key]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(cfg.HostDialRate), cfg.HostDialBurst)
+		ext.m[key] = l
+	}
+	return l
+}
+
+// dialHost is the host:port a URL dials, the default port filled in.
+func dialHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "wss" || u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// validateLifecycle checks the life-cycle fields and the duration minimums.
+func (cfg Config) validateLifecycle(bad func(field, problem string)) {
+	atLeast := func(field string, d, floor time.Duration) {
+		if d > 0 && d < floor {
+			bad(field, fmt.Sprintf("must be at least %v, got %v", floor, d))
+		}
+	}
+	atLeast("Timeout", cfg.Timeout, MinTimeout)
+	atLeast("WriteTimeout", cfg.WriteTimeout, MinWriteTimeout)
+	atLeast("RequestTimeout", cfg.RequestTimeout, MinRequestTimeout)
+	atLeast("RetryDelay", cfg.RetryDelay, MinRetryDelay)
+	atLeast("CloseWait", cfg.CloseWait, MinCloseWait)
+	atLeast("MaxConnectionAge", cfg.MaxConnectionAge, MinMaxConnectionAge)
+	if cfg.Heartbeat != HeartbeatDisabled {
+		if cfg.HeartbeatInterval <= 0 {
+			bad("HeartbeatInterval", fmt.Sprintf("must be positive, got %v", cfg.HeartbeatInterval))
+		}
+		atLeast("HeartbeatInterval", cfg.HeartbeatInterval, MinHeartbeatInterval)
+		if cfg.Heartbeat == HeartbeatBinance {
+			if cfg.ServerPingWindow <= 0 {
+				bad("ServerPingWindow", fmt.Sprintf("must be positive, got %v", cfg.ServerPingWindow))
+			}
+			atLeast("ServerPingWindow", cfg.ServerPingWindow, MinHeartbeatInterval)
+		}
+	}
+	if cfg.ServerPingWindow < 0 {
+		bad("ServerPingWindow", fmt.Sprintf("must not be negative, got %v", cfg.ServerPingWindow))
+	}
+	if cfg.StableAfter < MinStableAfter {
+		bad("StableAfter", fmt.Sprintf("must be at least %v, got %v", MinStableAfter, cfg.StableAfter))
+	}
+	if cfg.HostDialRate < 0 {
+		bad("HostDialRate", fmt.Sprintf("must not be negative, got %v", cfg.HostDialRate))
+	}
+	if cfg.HostDialRate > 0 && cfg.HostDialBurst < 1 {
+		bad("HostDialBurst", fmt.Sprintf("must be at least 1 while pacing is on, got %d", cfg.HostDialBurst))
+	}
+}
+
+// waitPacer waits for the host dial pacer's admission; false when ctx
+// ended first (the dial is abandoned, its token given back).
+func waitPacer(ctx context.Context, pacer *rate.Limiter, d *durable) bool {
+	if pacer == nil {
+		return true
+	}
+	r := pacer.Reserve()
+	delay := r.Delay()
+	if delay <= 0 {
+		return true
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		d.log.Debug("connection attempt paced by the host dial pacer", zap.Duration("waited", delay))
+		return true
+	case <-ctx.Done():
+		r.Cancel()
+		return false
+	}
+}
