@@ -237,6 +237,11 @@ func (a *clientActor) dialInBackground(ctx context.Context, slot *atomic.Pointer
 	pings := new(atomic.Int64)
 	opts := a.cfg.transportOptions(d.onServerPing(pings)) // records, charges the pong, guards against a flood (pacing.go)
 	url, dialLimit, pacer := a.cfg.URL, a.cfg.DialLimiter, a.pacer
+	if d.generation.Load() == 0 && d.retries == 0 && a.attempts <= 1 {
+		// A client's first dial is the program starting it, not a drop:
+		// the host pacer spreads reconnects only.
+		pacer = nil
+	}
 	prev, done := d.lastDial, make(chan struct{})
 	d.lastDial = done
 	d.wg.Add(1)

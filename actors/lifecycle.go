@@ -59,7 +59,9 @@ func WithStableAfter(d time.Duration) Option { return func(c *Config) { c.Stable
 // system share per host (the URL's host and port): at most burst dials at
 // once, then perSecond a second (default 20 and 20). A mass drop of many
 // connections to one venue is spread out by it, while a single client's
-// redial goes straight through. perSecond 0 turns pacing off for this
+// redial goes straight through. A client's first dial is not paced: it is
+// the program starting the client, not a drop (bound those yourself, or
+// with WithDialLimiter). perSecond 0 turns pacing off for this
 // client. Clients with different settings use different pacers. A
 // venue's own connection limit is WithDialLimiter's job.
 func WithHostDialRate(perSecond float64, burst int) Option {

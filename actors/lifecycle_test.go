@@ -311,6 +311,27 @@ func TestPanickingDialectDuringRestoreIsAFailedRestore(t *testing.T) {
 	eventually(t, 2*time.Second, "connected without the subscription", func() bool { return c.State() == actors.StateConnected })
 }
 
+// A Dialect that panics inside the user's own Subscribe or Unsubscribe is
+// a *PanicError returned to the caller (before: the panic went up the
+// caller's goroutine), and the client stays connected.
+func TestPanickingDialectInSubscribeIsAnError(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	armed := new(atomic.Bool)
+	armed.Store(true)
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(panicky{armed: armed}))...)
+	for _, op := range []func(context.Context, ...string) error{c.Subscribe, c.Unsubscribe} {
+		err := op(ctxT(t, 2*time.Second), "ticker.BTC")
+		var pe *actors.PanicError
+		if !errors.As(err, &pe) || pe.Value != "dialect bug" {
+			t.Fatalf("got %v, want a *PanicError", err)
+		}
+	}
+	if c.State() != actors.StateConnected {
+		t.Fatalf("state %v after the panics", c.State())
+	}
+}
+
 // A NetDial that panics is a failed attempt (a *PanicError), never a crash
 // (before: it panicked on net/http's dial goroutine and ended the process).
 func TestPanickingNetDialIsAFailedAttempt(t *testing.T) {

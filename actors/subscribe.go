@@ -217,7 +217,9 @@ func (c *Client) subscription(ctx context.Context, op SubscriptionOp, channels [
 	// A rotation waits for changes in flight before it switches over.
 	d.subOps.Add(1)
 	defer d.subOps.Add(-1)
-	return d.subscribe(ctx, via{}, op, channels, true)
+	// The Dialect is user code: a panic in it is a *PanicError for the
+	// caller, never a crash.
+	return guard("dialect", func() error { return d.subscribe(ctx, via{}, op, channels, true) })
 }
 
 // subscribe runs op for channels as v says. With apply, what the server
