@@ -24,7 +24,7 @@ const MinSecretLen = 6
 // applies the structural rules. It is safe for concurrent use: adapters
 // register tokens while other goroutines scrub.
 type Scrubber struct {
-	mu     sync.Mutex               // serialises Add
+	mu     sync.Mutex                // serialises Add
 	values atomic.Pointer[secretSet] // replaced, never changed
 	seen   map[string]struct{}
 }
