@@ -101,6 +101,11 @@ type Config struct {
 	ConnectHooks         []ConnectHook        // run on every new connection, before the restore
 	MaxConnectionAge     time.Duration        // rotate before a connection is this old; 0: never
 	MeterProvider        metric.MeterProvider // OpenTelemetry metrics; nil: off
+
+	// Secrets and recording bounds (issue 12; secrets.go, record.go).
+	Secrets          []string // values hidden from logs, errors, Health and recordings (WithSecrets)
+	RecordQueue      int      // recorded frames waiting for the writer; 0: DefaultRecordQueue
+	RecordQueueBytes int64    // and their bytes; 0: DefaultRecordQueueBytes
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -229,6 +234,13 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.Handler != nil && cfg.Subscriber != nil {
 		bad("Handler", "set either a handler or a subscriber PID, not both")
+	}
+	// Recording bounds (issue 12, record.go).
+	if cfg.RecordQueue < 0 {
+		bad("RecordQueue", fmt.Sprintf("must not be negative, got %d", cfg.RecordQueue))
+	}
+	if cfg.RecordQueueBytes < 0 {
+		bad("RecordQueueBytes", fmt.Sprintf("must not be negative, got %d", cfg.RecordQueueBytes))
 	}
 	return errors.Join(errs...)
 }

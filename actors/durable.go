@@ -65,6 +65,8 @@ type durable struct {
 	stopped  chan struct{} // closed when the actor has stopped for good
 	finished chan struct{} // closed once stopped and every goroutine has ended
 	stopOnce sync.Once
+
+	secrets *redact.Scrubber // this client's secrets, hidden from logs, errors, Health, recordings (issue 12)
 }
 
 type liveConn struct {
@@ -82,7 +84,8 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		stopped:  make(chan struct{}),
 		finished: make(chan struct{}),
 	}
-	d.log = cfg.Logger.With(zap.String("client", pid.String()), zap.String("url", redact.URL(cfg.URL)))
+	d.secrets = newScrubber(cfg)
+	d.log = scrubbedLogger(cfg.Logger, d.secrets).With(zap.String("client", pid.String()), zap.String("url", redact.URL(cfg.URL)))
 	var deliver func(*Inbound)
 	switch {
 	case cfg.Handler != nil:
@@ -92,7 +95,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		sub := cfg.Subscriber
 		deliver = func(m *Inbound) { sys.Root.Send(sub, m) }
 	}
-	if rec, err := newRecorder(cfg); err != nil {
+	if rec, err := newRecorder(cfg, d.secrets, d.log); err != nil {
 		d.log.Error("recording disabled", zap.Error(err))
 	} else {
 		d.rec = rec
@@ -156,6 +159,8 @@ func (d *durable) health() Health {
 	h.DuplicatesDropped = d.duplicates.Load()
 	h.RateLimitWaits = d.rateWaits.Load()
 	h.RateLimitWait = time.Duration(d.rateWaitNs.Load())
+	h.RecordsDropped = d.rec.droppedCount()
+	h.RecordError = d.scrub(d.rec.failure())
 	return h
 }
 

@@ -45,6 +45,10 @@ type Health struct {
 	RateLimited    uint64        // frames the rate limiter refused (ErrRateLimited)
 	RateLimitWaits uint64        // frames that waited for the rate limiter
 	RateLimitWait  time.Duration // total time they waited
+
+	// Recording (issue 12, record.go).
+	RecordsDropped uint64 // frames not recorded: the recorder's queue was full, or the recording stopped
+	RecordError    error  // why the recording stopped (a write error, ErrRecorderPanic); nil while it runs
 }
 
 // latencyRing keeps the last n round-trip samples of heartbeats and
