@@ -9,8 +9,8 @@ import (
 	"io"
 	"os"
 	"sync"
-	"time"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
