@@ -169,5 +169,3 @@ var secretExact = map[string]struct{}{
 }
 
 var secretSuffixes = []string{"secret", "token", "password", "passphrase", "signature", "apikey", "secretkey", "privatekey"}
-
-func normName(name string) string { return string(appendNorm(nil, name)) }
