@@ -73,6 +73,9 @@ func TestFrameReplacesWhatItCannotVerify(t *testing.T) {
 		{strings.Repeat("[", 100000), ReasonTooDeep},
 		{strings.Repeat(`{"a":`, 100000) + "1" + strings.Repeat("}", 100000), ReasonTooDeep},
 		{`{"client_secret":"TRUNC`, ReasonNotJSON},
+		// The old redactor returned a frame deeper than encoding/json's
+		// 10,000 limit raw, secret and all.
+		{strings.Repeat(`{"a":`, 20000) + `{"client_secret":"x"}` + strings.Repeat("}", 20000), ReasonTooDeep},
 		{`{"client_secret":"x"} garbage`, ReasonNotJSON},
 		{`["a",]`, ReasonNotJSON},
 	} {
