@@ -76,7 +76,8 @@ var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
 // 1000 deep, over 32 MiB) is recorded as a placeholder,
 // {"redacted":"unverifiable","reason":...,"len":N}, never raw. Plain text
 // loses its known secrets, "name=value" values of secret names, bearer
-// credentials and secret-looking words.
+// credentials and secret-looking words. A binary frame holding a known
+// secret is recorded as a placeholder (not Binary).
 func WithRecorder(w io.Writer) Option { return func(c *Config) { c.Recorder = w } }
 
 // WithRecordFile records to a file created (or truncated) at path; the
@@ -166,10 +167,13 @@ func (r *recorder) recordAt(at time.Time, dir string, typ websocket.MessageType,
 		return
 	}
 	rec := Record{Time: at.UTC(), Dir: dir, Generation: gen}
-	if typ == websocket.MessageBinary || !utf8.Valid(data) {
+	switch {
+	case (typ == websocket.MessageBinary || !utf8.Valid(data)) && r.secrets.HoldsSecret(data):
+		rec.Data = string(redact.Placeholder(redact.ReasonBinarySecret, len(data)))
+	case typ == websocket.MessageBinary || !utf8.Valid(data):
 		rec.Binary = true
 		rec.Data = encodeBase64(data)
-	} else {
+	default:
 		rec.Data = string(r.secrets.Frame(data))
 	}
 	line, err := json.Marshal(rec)

@@ -31,6 +31,13 @@ func Placeholder(reason string, n int) []byte {
 	return []byte(`{"redacted":"unverifiable","reason":"` + reason + `","len":` + strconv.Itoa(n) + `}`)
 }
 
+// ReasonBinarySecret: a binary frame holds a known secret verbatim.
+const ReasonBinarySecret = "binary frame holds a secret"
+
+// HoldsSecret reports whether b holds one of the known secrets verbatim
+// (for frames that cannot be redacted in place, such as binary ones).
+func (s *Scrubber) HoldsSecret(b []byte) bool { return containsAny(b, s.knownBytes()) }
+
 // JSON is Frame without known secret values: (*Scrubber)(nil).Frame(data).
 func JSON(data []byte) []byte { return (*Scrubber)(nil).Frame(data) }
 

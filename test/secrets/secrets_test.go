@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,6 +141,18 @@ func (c *capture) check(cr creds) {
 	}
 	rec := c.rec.String()
 	texts = append(texts, "recording: "+rec)
+	if err := actors.Replay(strings.NewReader(rec), func(r actors.Record) error {
+		if r.Binary { // look inside base64 too
+			b, err := base64.StdEncoding.DecodeString(r.Data)
+			if err != nil {
+				return err
+			}
+			texts = append(texts, "recorded binary frame: "+string(b))
+		}
+		return nil
+	}); err != nil {
+		c.t.Errorf("the recording does not replay: %v", err)
+	}
 	for name, secret := range cr.all() {
 		for _, text := range texts {
 			if strings.Contains(text, secret) {
@@ -333,7 +346,12 @@ func rpcWork(t *testing.T, cr creds, c *actors.Client, capt *capture) {
 			t.Fatal(err)
 		}
 	}
-	testutil.Eventually(t, 5*time.Second, "the echoes", func() bool { return c.Health().MessagesIn >= uint64(len(frames)+1) })
+	for _, b := range [][]byte{append([]byte{0, 1, 0xff}, cr.apiKey...), {0, 1, 2}} {
+		if err := c.SendBinary(ctxT(t, 5*time.Second), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "the echoes", func() bool { return c.Health().MessagesIn >= uint64(len(frames)+3) })
 	// The venue drops the connection with a close reason naming the secret.
 	capt.add("Reconnect", c.Reconnect(ctxT(t, 5*time.Second)))
 }
