@@ -47,7 +47,8 @@ const (
 	DefaultRecordQueue      = 4096
 	DefaultRecordQueueBytes = 16 << 20 // 16 MiB
 	// RecordCloseWait bounds how long a stopping client waits for the
-	// recorder's writer to write what is queued; what is left is dropped.
+	// recorder's writer to write what is queued (half of CloseWait when
+	// that is shorter); what is left is dropped.
 	RecordCloseWait = time.Second
 )
 
@@ -100,8 +101,9 @@ type recorder struct {
 	secrets *redact.Scrubber
 	log     *zap.Logger
 
-	maxRecs  int
-	maxBytes int64
+	maxRecs   int
+	maxBytes  int64
+	closeWait time.Duration
 
 	mu        sync.Mutex
 	queue     [][]byte
@@ -133,7 +135,7 @@ func newRecorder(cfg Config, secrets *redact.Scrubber, log *zap.Logger) (*record
 	}
 	r := &recorder{
 		w: w, closer: closer, secrets: secrets, log: log,
-		maxRecs: cfg.RecordQueue, maxBytes: cfg.RecordQueueBytes,
+		maxRecs: cfg.RecordQueue, maxBytes: cfg.RecordQueueBytes, closeWait: RecordCloseWait,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	if r.maxRecs == 0 {
@@ -141,6 +143,9 @@ func newRecorder(cfg Config, secrets *redact.Scrubber, log *zap.Logger) (*record
 	}
 	if r.maxBytes == 0 {
 		r.maxBytes = DefaultRecordQueueBytes
+	}
+	if half := cfg.CloseWait / 2; half > 0 && half < r.closeWait {
+		r.closeWait = half
 	}
 	return r, nil
 }
@@ -324,12 +329,12 @@ func (r *recorder) close() error {
 			case r.wake <- struct{}{}:
 			default:
 			}
-			t := time.NewTimer(RecordCloseWait)
+			t := time.NewTimer(r.closeWait)
 			select {
 			case <-r.done:
 				t.Stop()
 			case <-t.C:
-				err = fmt.Errorf("zenws: recording: the writer did not finish within %v (%w); %d records dropped so far", RecordCloseWait, ErrTimeout, r.dropped.Load())
+				err = fmt.Errorf("zenws: recording: the writer did not finish within %v (%w); %d records dropped so far", r.closeWait, ErrTimeout, r.dropped.Load())
 			}
 		}
 		if ferr := r.failure(); err == nil {
