@@ -24,7 +24,11 @@ func WithSecrets(values ...string) Option {
 }
 
 // AddSecrets registers more secret values for the client (see WithSecrets),
-// for example a token a connect hook received. They are hidden from then on.
+// for example a token a connect hook received. They are hidden from then
+// on; of the values registered this way the newest are kept, up to
+// redact.MaxRecent (256) forms, about 50 values (each takes up to five:
+// raw, URL-escaped, Go-quoted, JSON-escaped), so a token refreshed for days
+// does not grow the client.
 func (s *Setup) AddSecrets(values ...string) { s.d.secrets.Add(values...) }
 
 // AddSecrets registers more secret values for the client (see
@@ -42,6 +46,7 @@ func newScrubber(cfg Config) *redact.Scrubber {
 	s.AddURL(cfg.URL)
 	s.AddHeaders(cfg.Headers)
 	s.Add(cfg.Secrets...)
+	s.Seal() // tokens registered later are bounded (redact.MaxRecent)
 	return s
 }
 

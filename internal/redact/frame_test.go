@@ -246,3 +246,36 @@ func FuzzRedactJSON(f *testing.F) {
 		}
 	})
 }
+
+// A hostile plain-text frame of many secret-looking words, or many URLs,
+// costs linear time (counted in bytes, not timed): 4 MiB must finish.
+func TestTextIsLinear(t *testing.T) {
+	word := "abcdefghij0123456789xyz "
+	in := strings.Repeat(word, (4<<20)/len(word))
+	out := JSON([]byte(in))
+	if bytes.Contains(out, []byte("abcdefghij0123456789xyz")) || !bytes.Contains(out, []byte(Mask+" "+Mask)) {
+		t.Fatalf("words not masked: %.100s", out)
+	}
+	urls := strings.Repeat("ws://h/x?k=v ", (1<<20)/13)
+	if out := JSON([]byte(urls)); bytes.Contains(out, []byte("k=v ")) {
+		t.Fatalf("query values kept: %.100s", out)
+	}
+}
+
+// Tokens registered on every refresh do not grow the scrubber without
+// bound; the sealed configuration secrets stay.
+func TestScrubberForgetsOldTokensOnly(t *testing.T) {
+	s := NewScrubber()
+	s.Add("CONFIG-SECRET-1")
+	s.Seal()
+	for i := 0; i < 1000; i++ {
+		s.Add(fmt.Sprintf("token-%06d", i))
+	}
+	if n := len(s.known()); n > MaxRecent+5 {
+		t.Fatalf("%d forms kept", n)
+	}
+	got := s.String("CONFIG-SECRET-1 token-000999 token-000000")
+	if got != "REDACTED REDACTED token-000000" {
+		t.Fatalf("String = %q", got)
+	}
+}

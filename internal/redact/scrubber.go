@@ -27,6 +27,26 @@ type Scrubber struct {
 	mu     sync.Mutex                // serialises Add
 	values atomic.Pointer[secretSet] // replaced, never changed
 	seen   map[string]struct{}
+
+	order     []string // forms in the order they were added
+	permanent int      // the first permanent forms are never forgotten (Seal)
+}
+
+// MaxRecent bounds the forms registered after Seal (tokens an adapter
+// receives on every refresh): past it the oldest are forgotten, so a
+// long-lived client's scrubber stays small. A value takes up to 5 forms.
+const MaxRecent = 256
+
+// Seal makes every value registered so far permanent (the configuration's
+// secrets); values added later are kept up to MaxRecent forms, newest
+// first.
+func (s *Scrubber) Seal() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.permanent = len(s.order)
 }
 
 // secretSet is every form of every secret, longest first, as strings and
@@ -69,20 +89,25 @@ func (s *Scrubber) Add(values ...string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var next []string
+	added := false
 	for _, f := range forms {
 		if len(f) < MinSecretLen {
 			continue
 		}
 		if _, dup := s.seen[f]; !dup {
-			if next == nil {
-				next = append(next, s.known()...)
-			}
 			s.seen[f] = struct{}{}
-			next = append(next, f)
+			s.order = append(s.order, f)
+			added = true
 		}
 	}
-	if next != nil {
+	if extra := len(s.order) - s.permanent - MaxRecent; extra > 0 {
+		for _, f := range s.order[s.permanent : s.permanent+extra] {
+			delete(s.seen, f)
+		}
+		s.order = append(s.order[:s.permanent], s.order[s.permanent+extra:]...)
+	}
+	if added {
+		next := append([]string(nil), s.order...)
 		sort.SliceStable(next, func(i, j int) bool { return len(next[i]) > len(next[j]) })
 		set := &secretSet{strs: next, bs: make([][]byte, len(next))}
 		for i, v := range next {
@@ -289,13 +314,43 @@ func (s *Scrubber) Text(text string) string {
 		}
 		return sub[1] + sub[2] + Mask
 	})
-	words := strings.FieldsFunc(text, func(r rune) bool {
-		return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '"' || r == ',' || r == ';' || r == '&' || r == '=' || r == ':'
-	})
-	for _, w := range words {
-		if SecretLooking(w) {
-			text = strings.ReplaceAll(text, w, Mask)
+	return maskWords(text)
+}
+
+// maskWords replaces every secret-looking word in one pass (a hostile
+// frame of many such words must cost linear time).
+func maskWords(text string) string {
+	isSep := func(c byte) bool {
+		switch c {
+		case ' ', '\t', '\n', '\r', '"', ',', ';', '&', '=', ':':
+			return true
 		}
+		return false
 	}
-	return text
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(text); {
+		if isSep(text[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) && !isSep(text[j]) {
+			j++
+		}
+		if SecretLooking(text[i:j]) {
+			if b.Len() == 0 {
+				b.Grow(len(text))
+			}
+			b.WriteString(text[last:i])
+			b.WriteString(Mask)
+			last = j
+		}
+		i = j
+	}
+	if last == 0 {
+		return text
+	}
+	b.WriteString(text[last:])
+	return b.String()
 }
