@@ -536,7 +536,7 @@ func (a *clientActor) dropConn(err error) {
 	a.conn, a.pings = nil, nil
 	a.d.conn.Store(nil)
 	_ = conn.CloseNow()
-	a.d.pending.failAll(fmt.Errorf("%w: %w", ErrDisconnected, err))
+	a.d.pending.failAll(a.d.scrub(fmt.Errorf("%w: %w", ErrDisconnected, err)))
 }
 
 // scheduleRetry waits the next backoff, then dials: the k-th wait since the
@@ -562,7 +562,7 @@ func (a *clientActor) cancelRetry() {
 // giveUp fails the actor so that its supervisor decides: restart it (the
 // PID and durable state stay) or stop it.
 func (a *clientActor) giveUp() {
-	err := &GiveUpError{Attempts: a.attempts, Last: a.lastErr}
+	err := &GiveUpError{Attempts: a.attempts, Last: a.d.scrub(a.lastErr)}
 	a.lastErr, a.stopErr = err, err
 	a.publish()
 	a.d.log.Warn("giving up", zap.Error(err))
@@ -572,7 +572,7 @@ func (a *clientActor) giveUp() {
 
 // fatal stops the client for good: reconnecting cannot help.
 func (a *clientActor) fatal(ctx actor.Context, err error) {
-	fe := &FatalError{Err: err}
+	fe := &FatalError{Err: a.d.scrub(err)}
 	a.lastErr, a.stopErr = fe, fe
 	a.d.log.Error("fatal error, stopping", zap.Error(err))
 	a.replyWaiters(fe)
@@ -668,9 +668,9 @@ func (a *clientActor) changeErr(s State) error {
 	case StateConnected, StateConnecting:
 		return nil
 	case StateDisconnected:
-		return a.stopErr
+		return a.d.scrub(a.stopErr)
 	}
-	return a.lastErr
+	return a.d.scrub(a.lastErr)
 }
 
 // publish stores a fresh snapshot for State, Health and balancers.
@@ -678,9 +678,9 @@ func (a *clientActor) publish() {
 	h := &Health{
 		State:             a.state,
 		Generation:        a.gen,
-		LastError:         a.lastErr,
+		LastError:         a.d.scrub(a.lastErr),
 		Heartbeat:         a.cfg.Heartbeat,
-		StopReason:        a.stopErr,
+		StopReason:        a.d.scrub(a.stopErr),
 		HeartbeatFailures: a.hb.failures,
 		LastHeartbeat:     a.hb.last,
 		RTTLast:           a.hb.lastRTT,

@@ -116,6 +116,11 @@ type Config struct {
 	StableAfter   time.Duration // a connection up this long was stable: its loss redials at once
 	HostDialRate  float64       // dials a second per host shared by an actor system's clients; 0: off
 	HostDialBurst int           // dials at once per host before the rate applies
+
+	// Secrets and recording bounds (issue 12; secrets.go, record.go).
+	Secrets          []string // values hidden from logs, errors, Health and recordings (WithSecrets)
+	RecordQueue      int      // recorded frames waiting for the writer; 0: DefaultRecordQueue
+	RecordQueueBytes int64    // and their bytes; 0: DefaultRecordQueueBytes
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -261,6 +266,14 @@ func (cfg Config) Validate() error {
 		bad("Handler", "set either a handler or a subscriber PID, not both")
 	}
 	cfg.validateLifecycle(bad) // duration minimums, StableAfter, the host dial pacer
+
+	// Recording bounds (issue 12, record.go).
+	if cfg.RecordQueue < 0 {
+		bad("RecordQueue", fmt.Sprintf("must not be negative, got %d", cfg.RecordQueue))
+	}
+	if cfg.RecordQueueBytes < 0 {
+		bad("RecordQueueBytes", fmt.Sprintf("must not be negative, got %d", cfg.RecordQueueBytes))
+	}
 	return errors.Join(errs...)
 }
 

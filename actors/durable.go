@@ -79,6 +79,8 @@ type durable struct {
 
 	// Life cycle (lifecycle.go, rotate.go).
 	notices atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)
+
+	secrets *redact.Scrubber // this client's secrets, hidden from logs, errors, Health, recordings (issue 12)
 }
 
 type liveConn struct {
@@ -96,7 +98,8 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		stopped:  make(chan struct{}),
 		finished: make(chan struct{}),
 	}
-	d.log = cfg.Logger.With(zap.String("client", pid.String()), zap.String("url", redact.URL(cfg.URL)))
+	d.secrets = newScrubber(cfg)
+	d.log = scrubbedLogger(cfg.Logger, d.secrets).With(zap.String("client", pid.String()), zap.String("url", redact.URL(cfg.URL)))
 	var deliver func(*Inbound)
 	switch {
 	case cfg.Handler != nil:
@@ -106,7 +109,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		sub := cfg.Subscriber
 		deliver = func(m *Inbound) { sys.Root.Send(sub, m) }
 	}
-	if rec, err := newRecorder(cfg); err != nil {
+	if rec, err := newRecorder(cfg, d.secrets, d.log); err != nil {
 		d.log.Error("recording disabled", zap.Error(err))
 	} else {
 		d.rec = rec
@@ -180,6 +183,9 @@ func (d *durable) health() Health {
 	h.PingFloods = d.pingFloods.Load()
 
 	h.MaintenanceNotices = d.notices.Load()
+
+	h.RecordsDropped = d.rec.droppedCount()
+	h.RecordError = d.scrub(d.rec.failure())
 	return h
 }
 

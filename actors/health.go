@@ -55,6 +55,10 @@ type Health struct {
 
 	// Life cycle (lifecycle.go, rotate.go).
 	MaintenanceNotices uint64 // maintenance notices (Binance serverShutdown) seen, each rotation's coalesced ones included
+
+	// Recording (issue 12, record.go).
+	RecordsDropped uint64 // frames not recorded: the recorder's queue was full, or the recording stopped
+	RecordError    error  // why the recording stopped (a write error, ErrRecorderPanic); nil while it runs
 }
 
 // latencyRing keeps the last n round-trip samples of heartbeats and

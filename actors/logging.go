@@ -6,6 +6,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/zenws/zenws/internal/redact"
 )
 
 // ActorSystemLogger routes Proto.Actor's own log output (log/slog) into l,
@@ -13,10 +15,14 @@ import (
 //
 //	sys := actor.NewActorSystem(actors.ActorSystemLogger(logger))
 //
-// A few framework paths still print through the standard log package; they
-// are not covered.
+// Every URL in those lines is redacted (user info, query values, secret
+// path segments; see WithSecrets): the actor system serves many clients, so
+// it cannot know their secrets by value, but the reasons zenws's clients
+// fail with are already scrubbed. A few framework paths still print through
+// the standard log package; they are not covered.
 func ActorSystemLogger(l *zap.Logger) actor.ConfigOption {
+	core := (*redact.Scrubber)(nil).Core(l.Core())
 	return actor.WithLoggerFactory(func(s *actor.ActorSystem) *slog.Logger {
-		return slog.New(zapslog.NewHandler(l.Core(), zapslog.WithName("protoactor"))).With("system", s.ID)
+		return slog.New(zapslog.NewHandler(core, zapslog.WithName("protoactor"))).With("system", s.ID)
 	})
 }

@@ -9,55 +9,118 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/internal/redact"
 )
 
 // Record is one line of a session recording (JSONL): a frame, its
 // direction and when it was seen. Text frames are stored as text, binary
-// frames base64-encoded (Binary true).
+// frames base64-encoded (Binary true). A record with Dir DirGap says that
+// Dropped records were dropped before it (the writer fell behind).
 type Record struct {
 	Time       time.Time `json:"t"`
-	Dir        string    `json:"dir"` // "in" or "out"
+	Dir        string    `json:"dir"` // "in", "out" or "gap"
 	Binary     bool      `json:"bin,omitempty"`
 	Data       string    `json:"data"`
 	Generation uint64    `json:"gen,omitempty"`
+	Dropped    uint64    `json:"dropped,omitempty"` // DirGap: records dropped since the previous record
 }
 
 // Direction values of Record.Dir.
 const (
 	DirIn  = "in"
 	DirOut = "out"
+	DirGap = "gap" // records were dropped here (Record.Dropped says how many)
 )
 
+// Recording bounds: how many recorded frames, and how many bytes of them,
+// may wait for the recorder's writer. Past either bound a frame is dropped
+// and counted (Health.RecordsDropped), and a DirGap record says so in the
+// recording. The connection never waits for the recorder.
+const (
+	DefaultRecordQueue      = 4096
+	DefaultRecordQueueBytes = 16 << 20 // 16 MiB
+	// RecordCloseWait bounds how long a stopping client waits for the
+	// recorder's writer to write what is queued (half of CloseWait when
+	// that is shorter); what is left is dropped.
+	RecordCloseWait = time.Second
+)
+
+// ErrRecorderPanic matches the error a recording stops with when its
+// writer panics (Health.RecordError).
+var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
+
 // WithRecorder records every inbound and outbound data frame to w as JSONL
-// (one Record per line), with secrets redacted: the values of JSON members
-// such as "client_secret", "access_token", "refresh_token", "signature",
-// "password" and "api_key" are replaced, at any depth. Writes are buffered
-// and flushed when the client stops; a write error stops the recording
-// and is logged, never the client. w is not closed by the client (see
-// WithRecordFile).
+// (one Record per line), with secrets redacted (see redact rules below).
+// The connection never waits for w: frames are queued (bounded, see
+// WithRecordQueue) for a writer goroutine that writes them through a 64 KiB
+// buffer, flushed whenever the queue runs empty and when the client stops
+// (waiting at most RecordCloseWait). A write error or a panic in w stops
+// the recording, is logged and shows in Health.RecordError, never stops the
+// client. w is not closed by the client (see WithRecordFile); a w that
+// never returns holds only the writer goroutine.
+//
+// Redaction: a JSON frame keeps its bytes but the values of secret-named
+// members (client_secret, access_token, refresh_token, signature, sign,
+// password, passphrase, api_key/apiKey/api-key, secret, token, key,
+// listenKey, authorization and every name ending in secret, token,
+// password, passphrase or signature; any case, any depth, escapes decoded),
+// the strings of positional auth args ({"op":"auth","args":[...]}) and every
+// value holding one of the client's known secrets (WithSecrets). A frame
+// that looks like JSON but cannot be verified (does not parse, nested over
+// 1000 deep, over 32 MiB) is recorded as a placeholder,
+// {"redacted":"unverifiable","reason":...,"len":N}, never raw. Plain text
+// loses its known secrets, "name=value" values of secret names, bearer
+// credentials and secret-looking words. A binary frame holding a known
+// secret is recorded as a placeholder (not Binary).
 func WithRecorder(w io.Writer) Option { return func(c *Config) { c.Recorder = w } }
 
 // WithRecordFile records to a file created (or truncated) at path; the
 // client closes it when it stops. See WithRecorder.
 func WithRecordFile(path string) Option { return func(c *Config) { c.RecordFile = path } }
 
-// recorder writes records; it is shared by the reader, writers and the
-// actor, so it holds a mutex.
-type recorder struct {
-	mu     sync.Mutex
-	bw     *bufio.Writer
-	closer io.Closer
-	enc    *json.Encoder
-	err    error
+// WithRecordQueue bounds the frames waiting for the recorder's writer, in
+// count and in bytes (their encoded records). Defaults DefaultRecordQueue
+// (4096) and DefaultRecordQueueBytes (16 MiB); 0 keeps a default.
+func WithRecordQueue(records int, bytes int64) Option {
+	return func(c *Config) { c.RecordQueue, c.RecordQueueBytes = records, bytes }
 }
 
-func newRecorder(cfg Config) (*recorder, error) {
+// recorder queues encoded records for a writer goroutine (started on the
+// first record). The reader, the writers and the actor enqueue; nothing
+// ever waits for the io.Writer.
+type recorder struct {
+	w       io.Writer
+	closer  io.Closer
+	secrets *redact.Scrubber
+	log     *zap.Logger
+
+	maxRecs   int
+	maxBytes  int64
+	closeWait time.Duration
+
+	mu        sync.Mutex
+	queue     [][]byte
+	queued    int64 // bytes in queue
+	gap       uint64
+	gapAt     time.Time
+	started   bool
+	closing   bool
+	stopped   bool  // the writer failed: nothing more is queued
+	err       error // why the recording stopped
+	wake      chan struct{}
+	done      chan struct{} // closed when the writer goroutine ends
+	dropped   atomic.Uint64
+	closeOnce sync.Once
+}
+
+func newRecorder(cfg Config, secrets *redact.Scrubber, log *zap.Logger) (*recorder, error) {
 	var w io.Writer = cfg.Recorder
 	var closer io.Closer
 	if cfg.RecordFile != "" {
@@ -70,8 +133,21 @@ func newRecorder(cfg Config) (*recorder, error) {
 	if w == nil {
 		return nil, nil
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	return &recorder{bw: bw, closer: closer, enc: json.NewEncoder(bw)}, nil
+	r := &recorder{
+		w: w, closer: closer, secrets: secrets, log: log,
+		maxRecs: cfg.RecordQueue, maxBytes: cfg.RecordQueueBytes, closeWait: RecordCloseWait,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	if r.maxRecs == 0 {
+		r.maxRecs = DefaultRecordQueue
+	}
+	if r.maxBytes == 0 {
+		r.maxBytes = DefaultRecordQueueBytes
+	}
+	if half := cfg.CloseWait / 2; half > 0 && half < r.closeWait {
+		r.closeWait = half
+	}
+	return r, nil
 }
 
 func (r *recorder) record(dir string, typ websocket.MessageType, data []byte, gen uint64) {
@@ -83,41 +159,193 @@ func (r *recorder) record(dir string, typ websocket.MessageType, data []byte, ge
 // recordAt records a frame with the time it was sent or received (an
 // outbound frame is recorded once its write succeeded, with the time the
 // write began: its echo may be recorded first, but never earlier in time).
+// It redacts and encodes on the caller's goroutine and never blocks.
 func (r *recorder) recordAt(at time.Time, dir string, typ websocket.MessageType, data []byte, gen uint64) {
 	if r == nil {
 		return
 	}
+	r.mu.Lock()
+	full := r.stopped || r.closing || len(r.queue) >= r.maxRecs || r.queued >= r.maxBytes
+	r.mu.Unlock()
+	if full { // do not pay for redacting a frame that will be dropped
+		r.drop(at)
+		return
+	}
 	rec := Record{Time: at.UTC(), Dir: dir, Generation: gen}
-	if typ == websocket.MessageBinary || !utf8.Valid(data) {
+	switch {
+	case (typ == websocket.MessageBinary || !utf8.Valid(data)) && r.secrets.HoldsSecret(data):
+		rec.Data = string(redact.Placeholder(redact.ReasonBinarySecret, len(data)))
+	case typ == websocket.MessageBinary || !utf8.Valid(data):
 		rec.Binary = true
 		rec.Data = encodeBase64(data)
-	} else {
-		rec.Data = string(redact.JSON(data))
+	default:
+		rec.Data = string(r.secrets.Frame(data))
 	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		r.drop(at)
+		return
+	}
+	line = append(line, '\n')
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err == nil {
-		r.err = r.enc.Encode(rec)
+	if r.stopped || r.closing || len(r.queue) >= r.maxRecs || r.queued+int64(len(line)) > r.maxBytes {
+		r.mu.Unlock()
+		r.drop(at)
+		return
+	}
+	r.queue = append(r.queue, line)
+	r.queued += int64(len(line))
+	if !r.started {
+		r.started = true
+		go r.run()
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 }
 
-// close flushes and, for a record file, closes it.
-func (r *recorder) close() error {
+// drop counts a frame that was not recorded; the writer marks the gap.
+func (r *recorder) drop(at time.Time) {
+	r.dropped.Add(1)
+	r.mu.Lock()
+	if r.gap == 0 {
+		r.gapAt = at
+	}
+	r.gap++
+	r.mu.Unlock()
+}
+
+// run is the writer goroutine: it writes batches of queued records, a gap
+// record after records were dropped, and flushes when the queue is empty.
+func (r *recorder) run() {
+	defer close(r.done)
+	bw := bufio.NewWriterSize(r.w, 64<<10)
+	var spare [][]byte
+	for {
+		r.mu.Lock()
+		batch, gap, gapAt, closing := r.queue, r.gap, r.gapAt, r.closing
+		r.queue, r.queued, r.gap = spare[:0], 0, 0
+		r.mu.Unlock()
+		for i, line := range batch {
+			if err := r.write(bw, line); err != nil {
+				r.fail(err)
+				return
+			}
+			batch[i] = nil
+		}
+		spare = batch
+		if gap > 0 {
+			line, _ := json.Marshal(Record{Time: gapAt.UTC(), Dir: DirGap, Dropped: gap})
+			if err := r.write(bw, append(line, '\n')); err != nil {
+				r.fail(err)
+				return
+			}
+		}
+		r.mu.Lock()
+		empty := len(r.queue) == 0 && r.gap == 0
+		r.mu.Unlock()
+		if empty {
+			if err := r.flush(bw); err != nil {
+				r.fail(err)
+				return
+			}
+			if closing {
+				return
+			}
+			<-r.wake
+		}
+	}
+}
+
+// write and flush call the user's writer; a panic there becomes an error
+// wrapping ErrRecorderPanic.
+func (r *recorder) write(bw *bufio.Writer, line []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrRecorderPanic, p)
+		}
+	}()
+	_, err = bw.Write(line)
+	return err
+}
+
+func (r *recorder) flush(bw *bufio.Writer) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrRecorderPanic, p)
+		}
+	}()
+	return bw.Flush()
+}
+
+// fail stops the recording for good: it is logged once and kept for
+// Health.RecordError; queued and later frames are dropped and counted.
+func (r *recorder) fail(err error) {
+	err = fmt.Errorf("zenws: recording stopped: %w", err)
+	r.mu.Lock()
+	r.stopped, r.err = true, err
+	n := uint64(len(r.queue))
+	r.queue, r.queued = nil, 0
+	r.mu.Unlock()
+	r.dropped.Add(n)
+	r.log.Error("recording stopped; the client carries on without it", zap.Error(err))
+}
+
+// droppedCount is Health.RecordsDropped.
+func (r *recorder) droppedCount() uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.dropped.Load()
+}
+
+// failure is Health.RecordError.
+func (r *recorder) failure() error {
 	if r == nil {
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := r.err
-	if ferr := r.bw.Flush(); err == nil {
-		err = ferr
+	return r.err
+}
+
+// close lets the writer write what is queued, waiting at most
+// RecordCloseWait, then closes a record file. Frames recorded afterwards
+// are dropped.
+func (r *recorder) close() error {
+	if r == nil {
+		return nil
 	}
-	if r.closer != nil {
-		if cerr := r.closer.Close(); err == nil {
-			err = cerr
+	var err error
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closing = true
+		started := r.started
+		r.mu.Unlock()
+		if started {
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+			t := time.NewTimer(r.closeWait)
+			select {
+			case <-r.done:
+				t.Stop()
+			case <-t.C:
+				err = fmt.Errorf("zenws: recording: the writer did not finish within %v (%w); %d records dropped so far", r.closeWait, ErrTimeout, r.dropped.Load())
+			}
 		}
-	}
-	r.err = errors.New("zenws: recording closed")
+		if ferr := r.failure(); err == nil {
+			err = ferr
+		}
+		if r.closer != nil {
+			if cerr := r.closer.Close(); err == nil {
+				err = cerr
+			}
+		}
+	})
 	return err
 }
 
@@ -134,7 +362,7 @@ func Replay(r io.Reader, fn func(Record) error) error {
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			return fmt.Errorf("zenws: replay: line %d: %w", line, err)
 		}
-		if rec.Dir != DirIn && rec.Dir != DirOut {
+		if rec.Dir != DirIn && rec.Dir != DirOut && rec.Dir != DirGap {
 			return fmt.Errorf("zenws: replay: line %d: direction %q", line, rec.Dir)
 		}
 		if err := fn(rec); err != nil {
@@ -147,10 +375,13 @@ func Replay(r io.Reader, fn func(Record) error) error {
 	return nil
 }
 
-// RecordingSummary describes a recording.
+// RecordingSummary describes a recording. Records counts every record;
+// Gaps the DirGap records, and Dropped the frames they say were dropped.
 type RecordingSummary struct {
 	Records, In, Out int
 	First, Last      time.Time
+	Gaps             int
+	Dropped          uint64
 }
 
 // Duration is the time between the first and the last record.
@@ -165,10 +396,14 @@ func Summarize(r io.Reader) (RecordingSummary, error) {
 		}
 		s.Records++
 		s.Last = rec.Time
-		if rec.Dir == DirIn {
+		switch rec.Dir {
+		case DirIn:
 			s.In++
-		} else {
+		case DirOut:
 			s.Out++
+		default:
+			s.Gaps++
+			s.Dropped += rec.Dropped
 		}
 		return nil
 	})

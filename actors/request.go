@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/internal/redact"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -28,18 +29,30 @@ var (
 
 // RPCError is a JSON-RPC error object from the server. Call and Request
 // return it (never a success) when the response carries "error".
+//
+// Data is the venue's answer as it came (a venue may echo the request's
+// params there, credentials included): the program reads it whole. Error
+// never shows a secret: it renders Data through the recording redactor
+// (secret-named members masked, a Data that cannot be verified replaced by
+// a placeholder) and, for an error a client returned, the whole text
+// without that client's known secrets (see WithSecrets).
 type RPCError struct {
 	Code    int             `json:"code"`
 	Message string          `json:"message"`
 	Data    json.RawMessage `json:"data,omitempty"`
+
+	secrets *redact.Scrubber // the client's, when a client made it
 }
 
 // Error implements the error interface.
 func (e *RPCError) Error() string {
+	var text string
 	if len(e.Data) > 0 {
-		return fmt.Sprintf("zenws: JSON-RPC error %d: %s (data: %s)", e.Code, e.Message, e.Data)
+		text = fmt.Sprintf("zenws: JSON-RPC error %d: %s (data: %s)", e.Code, e.Message, e.secrets.Frame(e.Data))
+	} else {
+		text = fmt.Sprintf("zenws: JSON-RPC error %d: %s", e.Code, e.Message)
 	}
-	return fmt.Sprintf("zenws: JSON-RPC error %d: %s", e.Code, e.Message)
+	return e.secrets.String(text)
 }
 
 // maxLate bounds the ids of abandoned requests remembered to recognise
@@ -279,7 +292,9 @@ func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall
 	d.latency.add(rtt)
 	d.tel.roundTrip(rtt)
 	if renv, _ := jsonrpc.Peek(r.resp); hasError(renv) {
-		return json.RawMessage(r.resp), parseRPCError(renv.Error)
+		rpcErr := parseRPCError(renv.Error)
+		rpcErr.secrets = d.secrets
+		return json.RawMessage(r.resp), rpcErr
 	}
 	return json.RawMessage(r.resp), nil
 }

@@ -341,6 +341,7 @@ func (a *clientActor) retireLater(m *retire) {
 }
 
 func (a *clientActor) rotationFailed(err error) {
+	err = a.d.scrub(err) // it reaches Rotate's callers and pending requests
 	r := a.rot
 	a.rot = nil
 	r.cancel()
@@ -375,6 +376,7 @@ func (a *clientActor) abortRotation(err error) {
 	if r == nil {
 		return
 	}
+	err = a.d.scrub(err) // it reaches Rotate's callers
 	a.rot = nil
 	r.cancel()
 	if c := r.dialed.Swap(nil); c != nil {
@@ -424,7 +426,7 @@ func (a *clientActor) connRetired(gen uint64) {
 // retiringLost: a draining connection failed; its requests fail now.
 func (a *clientActor) retiringLost(gen uint64, err error) {
 	if i := a.retiringIndex(gen); i >= 0 {
-		a.d.pending.failConn(a.retiring[i].conn, fmt.Errorf("%w: %w", ErrDisconnected, err))
+		a.d.pending.failConn(a.retiring[i].conn, a.d.scrub(fmt.Errorf("%w: %w", ErrDisconnected, err)))
 		_ = a.retiring[i].conn.CloseNow()
 	}
 	a.connRetired(gen)

@@ -195,6 +195,7 @@ func (s *Session) Options() []actors.Option {
 		actors.WithHeartbeat(actors.HeartbeatDeribit, s.cfg.Heartbeat),
 		actors.WithDialect(actors.DeribitDialect{}),
 		actors.WithConnectHook(s.connectHook),
+		actors.WithSecrets(s.cfg.ClientSecret), // hidden from the client's logs, errors and recordings
 	}
 }
 
@@ -336,6 +337,7 @@ func (s *Session) store(setup *actors.Setup, res json.RawMessage) error {
 	if err := json.Unmarshal(res, &r); err != nil || r.AccessToken == "" || !(r.ExpiresIn > 0) {
 		return errors.New("zenws/deribit: public/auth result without access_token and a positive expires_in")
 	}
+	setup.AddSecrets(r.AccessToken, r.RefreshToken)
 	life, refresh := s.refreshPlan(r.ExpiresIn)
 	gen := setup.Generation()
 	s.mu.Lock()

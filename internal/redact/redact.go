@@ -1,10 +1,19 @@
-// Package redact hides secrets before values reach logs or recordings:
-// header values, URL query values and secret-named JSON members.
+// Package redact hides secrets before values reach logs, errors, events,
+// Health or recordings.
+//
+// Two defences work together. Structural: a URL keeps its scheme, host and
+// non-secret path but loses its user info, every query value, its fragment
+// and every secret-looking path segment (URL); a header keeps its name but
+// not its value (Headers); a JSON frame keeps its bytes but loses the values
+// of secret-named members and of positional auth args (Scrubber.Frame).
+// By value: a Scrubber knows the secrets of one client (its header values,
+// URL user info, secret query values and path segments, values the user or
+// an adapter registered) and replaces them wherever they appear, whatever
+// library produced the text: it assumes that every string a library below
+// zenws returns may carry the URL with its query.
 package redact
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"sort"
@@ -14,9 +23,11 @@ import (
 // Mask replaces every secret value.
 const Mask = "REDACTED"
 
-// URL returns raw with user info and every query value replaced by Mask.
-// A URL that does not parse is replaced whole: it may hold a secret we cannot
-// locate.
+// URL returns raw with its user info, every query value, its fragment and
+// every secret-looking path segment (see SecretLooking: a Binance listen key
+// in /ws/<listenKey>) replaced by Mask. Query names are kept (in order), a
+// query word without "=" is masked when it looks secret. A URL that does not
+// parse is replaced whole: it may hold a secret we cannot locate.
 func URL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -25,23 +36,45 @@ func URL(raw string) string {
 	if u.User != nil {
 		u.User = url.User(Mask)
 	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		keys := make([]string, 0, len(q))
-		for k := range q {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var b strings.Builder
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteByte('&')
+	if u.Opaque != "" && SecretLooking(u.Opaque) {
+		u.Opaque = Mask
+	}
+	if p := u.EscapedPath(); p != "" {
+		segs := strings.Split(p, "/")
+		changed := false
+		for i, s := range segs {
+			dec, err := url.PathUnescape(s)
+			if err != nil || SecretLooking(dec) {
+				segs[i], changed = Mask, true
 			}
-			b.WriteString(url.QueryEscape(k))
-			b.WriteByte('=')
-			b.WriteString(Mask)
 		}
-		u.RawQuery = b.String()
+		if changed {
+			esc := strings.Join(segs, "/")
+			u.RawPath = esc
+			u.Path, _ = url.PathUnescape(esc)
+		}
+	}
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, part := range parts {
+			k, v, eq := strings.Cut(part, "=")
+			switch {
+			case eq && v != "":
+				if dk, err := url.QueryUnescape(k); err != nil || SecretLooking(dk) {
+					k = Mask
+				}
+				parts[i] = k + "=" + Mask
+			case !eq:
+				if dk, err := url.QueryUnescape(k); err != nil || SecretLooking(dk) {
+					parts[i] = Mask
+				}
+			}
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
+	u.ForceQuery = false
+	if u.Fragment != "" || u.RawFragment != "" {
+		u.Fragment, u.RawFragment = Mask, ""
 	}
 	return u.String()
 }
@@ -57,62 +90,82 @@ func Headers(h http.Header) []string {
 	return out
 }
 
-// secretKeys are JSON member names whose values are secrets.
-var secretKeys = []string{"client_secret", "access_token", "refresh_token", "signature", "password", "api_key", "apikey", "secret", "listenkey", "token"}
+// SecretRun is the shortest run of ASCII letters and digits, with at least
+// one of each, that makes a word look secret (see SecretLooking).
+const SecretRun = 20
 
-// JSON returns data with the value of every member named like a secret
-// (client_secret, access_token, refresh_token, signature, password,
-// api_key, secret, listenKey, token; any case, any depth) replaced by Mask.
-// Data without such a name, or that is not JSON, comes back unchanged.
-func JSON(data []byte) []byte {
-	lower := bytes.ToLower(data)
-	found := false
-	for _, k := range secretKeys {
-		if bytes.Contains(lower, []byte(`"`+k+`"`)) {
-			found = true
-			break
+// SecretLooking reports whether s looks like an opaque token: it contains a
+// run of at least SecretRun (20) ASCII letters and digits holding both
+// letters and digits. A Binance listen key (60), hex or base64 API keys,
+// JWTs and Deribit tokens match; words, channel names
+// ("book.BTC-PERPETUAL.100ms", "btcusdt@depth20@100ms"), versions and short
+// ids do not. Anything else secret is hidden by registering it
+// (Scrubber.Add, actors.WithSecrets).
+func SecretLooking(s string) bool {
+	run, letters, digits := 0, false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			run++
+			digits = true
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			run++
+			letters = true
+		default:
+			run, letters, digits = 0, false, false
+			continue
 		}
-	}
-	if !found {
-		return data
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return data
-	}
-	out, err := json.Marshal(scrub(v))
-	if err != nil {
-		return data
-	}
-	return out
-}
-
-func scrub(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, val := range x {
-			if isSecret(k) {
-				x[k] = Mask
-			} else {
-				x[k] = scrub(val)
-			}
-		}
-	case []any:
-		for i := range x {
-			x[i] = scrub(x[i])
-		}
-	}
-	return v
-}
-
-func isSecret(k string) bool {
-	k = strings.ToLower(k)
-	for _, s := range secretKeys {
-		if k == s {
+		if run >= SecretRun && letters && digits {
 			return true
 		}
 	}
 	return false
 }
+
+// SecretName reports whether a JSON member, query or form name names a
+// secret. The name is compared case-insensitively with '_', '-', '.' and
+// spaces removed (so client_secret, clientSecret and client\u005fsecret
+// are one name): exact names apikey, key, secret, sign, sig, signature,
+// authsig, auth, authorization, password, passwd, passphrase, token, jwt,
+// listenkey, accesskey, cookie, otp, totp, credential(s); and every name
+// ending in secret, token, password, passphrase, signature, apikey,
+// secretkey or privatekey (api_secret, access_token, refresh_token,
+// x-api-key, ...).
+func SecretName(name string) bool {
+	var buf [64]byte
+	n := appendNorm(buf[:0], name)
+	if _, ok := secretExact[string(n)]; ok {
+		return true
+	}
+	for _, suf := range secretSuffixes {
+		if len(n) >= len(suf) && string(n[len(n)-len(suf):]) == suf {
+			return true
+		}
+	}
+	return false
+}
+
+// appendNorm appends name lowercased, without '_', '-', '.' and spaces.
+func appendNorm[T string | []byte](b []byte, name T) []byte {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_' || c == '-' || c == '.' || c == ' ':
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+var secretExact = map[string]struct{}{
+	"apikey": {}, "key": {}, "secret": {}, "sign": {}, "sig": {}, "signature": {}, "authsig": {},
+	"auth": {}, "authorization": {}, "password": {}, "passwd": {}, "passphrase": {}, "token": {},
+	"jwt": {}, "listenkey": {}, "accesskey": {}, "cookie": {}, "otp": {}, "totp": {},
+	"credential": {}, "credentials": {},
+}
+
+var secretSuffixes = []string{"secret", "token", "password", "passphrase", "signature", "apikey", "secretkey", "privatekey"}

@@ -1,0 +1,61 @@
+package actors
+
+import (
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/internal/redact"
+)
+
+// WithSecrets names secret values the client must never show: they are
+// replaced by "REDACTED" in every log line, error, StateChange, Health field
+// and recording of this client, wherever they appear (values shorter than 6
+// bytes are ignored: they would mangle unrelated text). The client already
+// knows the secrets in its configuration: header values (but Accept*,
+// User-Agent, Origin and the like), the URL's user info, secret-named or
+// secret-looking query values and secret-looking path segments (a run of 20
+// or more letters and digits holding both, such as a Binance listen key).
+// Name here what it cannot guess: an API secret that only appears in frames
+// you send, a passphrase. Adapters register the tokens they receive with
+// Setup.AddSecrets. Default none.
+func WithSecrets(values ...string) Option {
+	return func(c *Config) {
+		c.Secrets = append(c.Secrets[:len(c.Secrets):len(c.Secrets)], values...)
+	}
+}
+
+// AddSecrets registers more secret values for the client (see WithSecrets),
+// for example a token a connect hook received. They are hidden from then
+// on; of the values registered this way the newest are kept, up to
+// redact.MaxRecent (256) forms, about 50 values (each takes up to five:
+// raw, URL-escaped, Go-quoted, JSON-escaped), so a token refreshed for days
+// does not grow the client.
+func (s *Setup) AddSecrets(values ...string) { s.d.secrets.Add(values...) }
+
+// AddSecrets registers more secret values for the client (see
+// WithSecrets). It does nothing on a handle whose client is not found.
+func (c *Client) AddSecrets(values ...string) {
+	if d := c.durable(); d != nil {
+		d.secrets.Add(values...)
+	}
+}
+
+// newScrubber knows the secrets of cfg: header values, the URL's, and
+// those named with WithSecrets.
+func newScrubber(cfg Config) *redact.Scrubber {
+	s := redact.NewScrubber()
+	s.AddURL(cfg.URL)
+	s.AddHeaders(cfg.Headers)
+	s.Add(cfg.Secrets...)
+	s.Seal() // tokens registered later are bounded (redact.MaxRecent)
+	return s
+}
+
+// scrubbedLogger is l with every line scrubbed by s: messages, fields and
+// the fields added later with With.
+func scrubbedLogger(l *zap.Logger, s *redact.Scrubber) *zap.Logger {
+	return l.WithOptions(zap.WrapCore(s.Core))
+}
+
+// scrub returns err with its text free of the client's secrets (errors.Is
+// and errors.As still reach the cause).
+func (d *durable) scrub(err error) error { return d.secrets.Error(err) }

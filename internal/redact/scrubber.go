@@ -1,0 +1,356 @@
+package redact
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// MinSecretLen is the shortest value a Scrubber replaces by value: shorter
+// values ("1", "true", "100ms") would mangle unrelated text. They are still
+// hidden wherever their place is known (a URL's query, a header, a JSON
+// member).
+const MinSecretLen = 6
+
+// Scrubber replaces one client's known secrets wherever they appear. The
+// zero value is not usable; a nil *Scrubber knows no values but still
+// applies the structural rules. It is safe for concurrent use: adapters
+// register tokens while other goroutines scrub.
+type Scrubber struct {
+	mu     sync.Mutex                // serialises Add
+	values atomic.Pointer[secretSet] // replaced, never changed
+	seen   map[string]struct{}
+
+	order     []string // forms in the order they were added
+	permanent int      // the first permanent forms are never forgotten (Seal)
+}
+
+// MaxRecent bounds the forms registered after Seal (tokens an adapter
+// receives on every refresh): past it the oldest are forgotten, so a
+// long-lived client's scrubber stays small. A value takes up to 5 forms.
+const MaxRecent = 256
+
+// Seal makes every value registered so far permanent (the configuration's
+// secrets); values added later are kept up to MaxRecent forms, newest
+// first.
+func (s *Scrubber) Seal() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.permanent = len(s.order)
+}
+
+// secretSet is every form of every secret, longest first, as strings and
+// as bytes.
+type secretSet struct {
+	strs []string
+	bs   [][]byte
+}
+
+// NewScrubber returns a Scrubber that knows no secret yet.
+func NewScrubber() *Scrubber { return &Scrubber{seen: map[string]struct{}{}} }
+
+// Add registers secret values (MinSecretLen bytes or more; shorter ones are
+// ignored), with the forms they take in URLs, Go-quoted and JSON-escaped
+// text. A value of the form "Scheme credentials" (an Authorization header)
+// also registers its credentials.
+func (s *Scrubber) Add(values ...string) {
+	if s == nil {
+		return
+	}
+	var forms []string
+	add := func(v string) {
+		if len(v) < MinSecretLen {
+			return
+		}
+		forms = append(forms, v, url.QueryEscape(v), url.PathEscape(v))
+		if q := strconv.Quote(v); len(q) > 2 {
+			forms = append(forms, q[1:len(q)-1])
+		}
+		if j, err := json.Marshal(v); err == nil && len(j) > 2 {
+			forms = append(forms, string(j[1:len(j)-1]))
+		}
+	}
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		add(v)
+		if _, cred, ok := strings.Cut(v, " "); ok {
+			add(strings.TrimSpace(cred))
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	added := false
+	for _, f := range forms {
+		if len(f) < MinSecretLen {
+			continue
+		}
+		if _, dup := s.seen[f]; !dup {
+			s.seen[f] = struct{}{}
+			s.order = append(s.order, f)
+			added = true
+		}
+	}
+	if extra := len(s.order) - s.permanent - MaxRecent; extra > 0 {
+		for _, f := range s.order[s.permanent : s.permanent+extra] {
+			delete(s.seen, f)
+		}
+		s.order = append(s.order[:s.permanent], s.order[s.permanent+extra:]...)
+	}
+	if added {
+		next := append([]string(nil), s.order...)
+		sort.SliceStable(next, func(i, j int) bool { return len(next[i]) > len(next[j]) })
+		set := &secretSet{strs: next, bs: make([][]byte, len(next))}
+		for i, v := range next {
+			set.bs[i] = []byte(v)
+		}
+		s.values.Store(set)
+	}
+}
+
+// known returns the registered forms (nil for a nil Scrubber); the slice is
+// never changed once published.
+func (s *Scrubber) known() []string {
+	if s == nil {
+		return nil
+	}
+	if p := s.values.Load(); p != nil {
+		return p.strs
+	}
+	return nil
+}
+
+// knownBytes is known as byte slices.
+func (s *Scrubber) knownBytes() [][]byte {
+	if s == nil {
+		return nil
+	}
+	if p := s.values.Load(); p != nil {
+		return p.bs
+	}
+	return nil
+}
+
+// AddURL registers the secrets of a URL: its user name and password, the
+// values of query members that are secret-named or secret-looking, and its
+// secret-looking path segments (SecretLooking). Other query values are not
+// registered (a stream name would vanish from every log line) but are still
+// masked wherever the URL is rendered (URL).
+func (s *Scrubber) AddURL(raw string) {
+	if s == nil {
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return // never rendered but as "<unparsable url>"
+	}
+	if u.User != nil {
+		s.Add(u.User.Username())
+		if p, ok := u.User.Password(); ok {
+			s.Add(p)
+		}
+	}
+	for _, seg := range strings.Split(u.EscapedPath(), "/") {
+		if dec, err := url.PathUnescape(seg); err == nil && SecretLooking(dec) {
+			s.Add(dec, seg)
+		}
+	}
+	for _, part := range strings.Split(u.RawQuery, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		dk, _ := url.QueryUnescape(k)
+		dv, _ := url.QueryUnescape(v)
+		if SecretLooking(dk) {
+			s.Add(dk, k)
+		}
+		if SecretName(dk) || SecretLooking(dv) {
+			s.Add(dv, v)
+		}
+	}
+	if u.Fragment != "" {
+		s.Add(u.Fragment)
+	}
+}
+
+// notSecretHeaders are request headers whose values are never credentials.
+var notSecretHeaders = map[string]bool{
+	"Accept": true, "Accept-Encoding": true, "Accept-Language": true, "User-Agent": true,
+	"Origin": true, "Cache-Control": true, "Pragma": true, "Content-Type": true,
+	"Sec-Websocket-Protocol": true, "Sec-Websocket-Extensions": true, "Sec-Websocket-Version": true,
+}
+
+// AddHeaders registers every header value but those of a few headers that
+// never carry credentials (Accept*, User-Agent, Origin, Cache-Control,
+// Pragma, Content-Type, Sec-WebSocket-Protocol/Extensions/Version).
+func (s *Scrubber) AddHeaders(h http.Header) {
+	for k, vs := range h {
+		if !notSecretHeaders[http.CanonicalHeaderKey(k)] {
+			s.Add(vs...)
+		}
+	}
+}
+
+// Known reports whether any secret value is registered.
+func (s *Scrubber) Known() bool { return len(s.known()) > 0 }
+
+// String returns text with every URL in it redacted (URL) and every known
+// secret replaced by Mask.
+func (s *Scrubber) String(text string) string {
+	text = urlsIn(text)
+	for _, v := range s.known() {
+		if strings.Contains(text, v) {
+			text = strings.ReplaceAll(text, v, Mask)
+		}
+	}
+	return text
+}
+
+// containsAny reports whether b holds one of vals verbatim.
+func containsAny(b []byte, vals [][]byte) bool {
+	for _, v := range vals {
+		if bytes.Contains(b, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// urlsIn redacts every URL in text: a scheme followed by "://", up to the
+// next space, quote or angle bracket.
+func urlsIn(text string) string {
+	if !strings.Contains(text, "://") {
+		return text
+	}
+	var b strings.Builder
+	rest := text
+	for {
+		i := strings.Index(rest, "://")
+		if i < 0 {
+			break
+		}
+		start := i
+		for start > 0 && isSchemeByte(rest[start-1]) {
+			start--
+		}
+		end := i + 3
+		for end < len(rest) && !isURLEnd(rest[end]) {
+			end++
+		}
+		if start == i { // no scheme: not a URL
+			b.WriteString(rest[:end])
+			rest = rest[end:]
+			continue
+		}
+		b.WriteString(rest[:start])
+		b.WriteString(URL(rest[start:end]))
+		rest = rest[end:]
+	}
+	b.WriteString(rest)
+	return b.String()
+}
+
+func isSchemeByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
+}
+
+func isURLEnd(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '"', '\'', '`', '<', '>', '\\':
+		return true
+	}
+	return false
+}
+
+// Error returns err unchanged when its text carries no secret, else an
+// error whose Error() is the scrubbed text and whose Unwrap is err (so
+// errors.Is and errors.As still see the cause).
+func (s *Scrubber) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	if se, ok := err.(*scrubbedError); ok && se.s == s {
+		return err
+	}
+	if text := err.Error(); s.String(text) == text {
+		return err
+	}
+	return &scrubbedError{err: err, s: s}
+}
+
+type scrubbedError struct {
+	err error
+	s   *Scrubber
+}
+
+func (e *scrubbedError) Error() string { return e.s.String(e.err.Error()) }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// namedValue is "name=value" or "name: value" in plain text; bearer is an
+// HTTP credential ("Bearer x", "Basic x").
+var (
+	namedValue = regexp.MustCompile(`([A-Za-z0-9_.-]+)("?[ \t]*[=:][ \t]*"?)([^\s&,;"]+)`)
+	bearer     = regexp.MustCompile(`(?i)\b(bearer|basic)([ \t]+)([^\s&,;"]+)`)
+)
+
+// Text redacts plain text (a frame that is not JSON): URLs (URL), known
+// secrets, an HTTP credential ("Bearer x"), the value after a secret name
+// (SecretName: "client_secret=x", "token: x") and every secret-looking word
+// (SecretLooking).
+func (s *Scrubber) Text(text string) string {
+	text = s.String(text)
+	text = bearer.ReplaceAllString(text, "${1}${2}"+Mask)
+	text = namedValue.ReplaceAllStringFunc(text, func(m string) string {
+		sub := namedValue.FindStringSubmatch(m)
+		if !SecretName(sub[1]) || sub[3] == Mask {
+			return m
+		}
+		return sub[1] + sub[2] + Mask
+	})
+	return maskWords(text)
+}
+
+// maskWords replaces every secret-looking word in one pass (a hostile
+// frame of many such words must cost linear time).
+func maskWords(text string) string {
+	isSep := func(c byte) bool {
+		switch c {
+		case ' ', '\t', '\n', '\r', '"', ',', ';', '&', '=', ':':
+			return true
+		}
+		return false
+	}
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(text); {
+		if isSep(text[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) && !isSep(text[j]) {
+			j++
+		}
+		if SecretLooking(text[i:j]) {
+			if b.Len() == 0 {
+				b.Grow(len(text))
+			}
+			b.WriteString(text[last:i])
+			b.WriteString(Mask)
+			last = j
+		}
+		i = j
+	}
+	if last == 0 {
+		return text
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
