@@ -93,7 +93,15 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		MaxResponseHeaderBytes: 64 << 10,
 	}
 	defer tr.CloseIdleConnections()
+	// What the venue sends back (a refusal's body, a close reason, a
+	// Location) may echo the request: its text is scrubbed of this URL's
+	// and these headers' secrets before it is stored in an error.
+	scrub := redact.NewScrubber()
+	scrub.AddURL(rawURL)
+	scrub.AddHeaders(opts.Header)
+	scrub.Seal()
 	c := &Conn{
+		scrub:        scrub,
 		writeTimeout: opts.WriteTimeout,
 		closeTimeout: opts.CloseTimeout,
 		readLimit:    opts.ReadLimit,
@@ -118,7 +126,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	}
 	ws, resp, err := websocket.Dial(ctx, rawURL, dialOpts)
 	if err != nil {
-		return nil, &DialError{URL: redact.URL(rawURL), Err: dialCause(ctx, err, resp)}
+		return nil, &DialError{URL: redact.URL(rawURL), Err: dialCause(ctx, err, resp, scrub)}
 	}
 	if !stopCut() {
 		ws.CloseNow()
@@ -193,9 +201,10 @@ func acceptKey(key string) string {
 // text holds no secret: net/http's *url.Error renders the request URL
 // (query, user name) and coder/websocket's wrappers copy that text, so the
 // chain is rebuilt from the *url.Error down, with the URL redacted.
-func dialCause(ctx context.Context, err error, resp *http.Response) error {
+func dialCause(ctx context.Context, err error, resp *http.Response, scrub *redact.Scrubber) error {
 	var re *RedirectError
 	if errors.As(err, &re) {
+		re.Location = scrub.String(re.Location)
 		return re
 	}
 	var he *HandshakeError
@@ -207,7 +216,7 @@ func dialCause(ctx context.Context, err error, resp *http.Response) error {
 		// 304): still not followed.
 		re := &RedirectError{StatusCode: resp.StatusCode, Reason: "redirects are not followed"}
 		if loc := resp.Header.Get("Location"); loc != "" {
-			re.Location = redact.URL(loc)
+			re.Location = scrub.String(redact.URL(loc))
 		}
 		return re
 	}
@@ -215,7 +224,7 @@ func dialCause(ctx context.Context, err error, resp *http.Response) error {
 		he := &HandshakeError{StatusCode: resp.StatusCode, Status: resp.Status}
 		if resp.Body != nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-			he.Body = strings.TrimSpace(string(b))
+			he.Body = scrub.Text(strings.TrimSpace(string(b)))
 		}
 		if he.Status == "" {
 			he.Status = fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))

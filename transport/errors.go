@@ -56,7 +56,7 @@ func (e *DialError) Unwrap() error { return e.Err }
 type HandshakeError struct {
 	StatusCode int    // HTTP status, e.g. 401 or 503
 	Status     string // e.g. "401 Unauthorized"
-	Body       string // first bytes of the response body, for diagnosis
+	Body       string // first bytes of the response body, for diagnosis, with the request's secrets masked
 	// Problem says what was wrong with a 101 answer (StatusCode 101), e.g. a
 	// Sec-WebSocket-Accept that does not match the key sent. Such a server
 	// does not speak WebSocket: fatal, like any status but 408, 429, 5xx.
@@ -77,7 +77,7 @@ func (e *HandshakeError) Error() string {
 // CloseError is the close frame the peer sent: its close code and reason.
 type CloseError struct {
 	Code   websocket.StatusCode
-	Reason string
+	Reason string // the peer's reason, with the dial URL's and headers' secrets masked
 }
 
 // Error implements the error interface.

@@ -478,10 +478,10 @@ func runVenue(t *testing.T, v venue) {
 	logChain(t, cr, capt)
 }
 
-// logChain reports (without failing) causes deeper in an error chain whose
-// own text holds a secret: zenws renders only the outer error safely, but a
-// program that walks the chain and prints a cause reaches them (the
-// transport layer's fix for net/http's *url.Error is what removes those).
+// logChain fails on a cause deeper in an error chain whose own text holds a
+// secret: a program that walks the chain and prints a cause must not reach
+// one either (transport scrubs net/http's *url.Error, a refusal's body and
+// a close reason at the source).
 func logChain(t *testing.T, cr creds, capt *capture) {
 	capt.mu.Lock()
 	errs := append([]error(nil), capt.errList...)
@@ -489,7 +489,7 @@ func logChain(t *testing.T, cr creds, capt *capture) {
 	found := map[string]int{}
 	defer func() {
 		for k, n := range found {
-			t.Logf("%d error chains hold a cause (%s) when walked", n, k)
+			t.Errorf("%d error chains hold a cause (%s) when walked", n, k)
 		}
 	}()
 	var walk func(err error, depth int)
