@@ -176,7 +176,7 @@ func TestCredentialsNeverLoggedOrRecorded(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithDeribitCredentials(clientID, secret), wstest.WithDeribitTokenTTL(time.Second))
 	defer srv.Close()
 	core, logs := observer.New(zapcore.DebugLevel)
-	var rec syncBuffer
+	var rec testutil.SyncBuffer
 	c2 := cfg(deribit.ClientCredentials)
 	c2.Logger = zap.New(core)
 	c, s := connect(t, srv.URL(), c2, actors.WithLogger(zap.New(core)), actors.WithRecorder(&rec))
@@ -328,23 +328,6 @@ func TestSign(t *testing.T) {
 	if got, want := deribit.Sign("secret", 1700000000000, "abcd", ""), wstest.DeribitSignature("secret", 1700000000000, "abcd", ""); got != want {
 		t.Fatalf("Sign = %s, simulator expects %s", got, want)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The refresh is the client's own traffic: it waits for tokens even when

@@ -33,6 +33,25 @@ type row struct {
 	run    func(t *testing.T)
 }
 
+// runRows runs each row as a subtest under a recover: a row that panics
+// fails, naming what it expected.
+func runRows(t *testing.T, rows []row) {
+	t.Helper()
+	var mu sync.Mutex
+	for _, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			defer func() {
+				if p := recover(); p != nil {
+					mu.Lock()
+					defer mu.Unlock()
+					t.Fatalf("panicked (expected %s): %v", r.expect, p)
+				}
+			}()
+			r.run(t)
+		})
+	}
+}
+
 func ctx(t *testing.T) context.Context { return testutil.Context(t, 10*time.Second) }
 
 func fast(opts ...actors.Option) []actors.Option {
@@ -482,18 +501,6 @@ func TestHostileInputs(t *testing.T) {
 	if len(rows) < 30 {
 		t.Fatalf("the table has %d rows; it promises at least 30", len(rows))
 	}
-	var mu sync.Mutex
-	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) {
-			defer func() {
-				if p := recover(); p != nil {
-					mu.Lock()
-					defer mu.Unlock()
-					t.Fatalf("panicked (expected %s): %v", r.expect, p)
-				}
-			}()
-			r.run(t)
-		})
-	}
+	runRows(t, rows)
 	t.Logf("%d hostile inputs, each handled as its row says", len(rows))
 }

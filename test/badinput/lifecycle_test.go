@@ -242,15 +242,6 @@ func TestLifecycleHostileInputs(t *testing.T) {
 			}
 		}},
 	}
-	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) {
-			defer func() {
-				if p := recover(); p != nil {
-					t.Fatalf("panicked (expected %s): %v", r.expect, p)
-				}
-			}()
-			r.run(t)
-		})
-	}
+	runRows(t, rows)
 	t.Logf("%d life-cycle hostile inputs, each handled as its row says", len(rows))
 }

@@ -426,19 +426,7 @@ func TestHostileQueues(t *testing.T) {
 			}
 		}},
 	}
-	var mu sync.Mutex
-	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) {
-			defer func() {
-				if p := recover(); p != nil {
-					mu.Lock()
-					defer mu.Unlock()
-					t.Fatalf("panicked (expected %s): %v", r.expect, p)
-				}
-			}()
-			r.run(t)
-		})
-	}
+	runRows(t, rows)
 }
 
 func itoa(i int) string {

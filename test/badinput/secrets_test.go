@@ -70,7 +70,7 @@ func TestHostileInputsSecrets(t *testing.T) {
 		{"recorded frames: nested 200 deep, escaped name, OKX, Bybit args, Authorization, plain text, trailing data, 100k nesting", "secrets masked, other bytes kept, unverifiable frames replaced", func(t *testing.T) {
 			srv := wstest.NewServer()
 			defer srv.Close()
-			var rec syncBuffer
+			var rec testutil.SyncBuffer
 			box := make(chan actors.Inbound, 64)
 			c := connect(t, srv.URL(), actors.WithRecorder(&rec), actors.WithSecrets("PLAIN-SECRET-77"), actors.WithHandler(func(in actors.Inbound) { box <- in }))
 			frames := []string{
@@ -132,33 +132,7 @@ func TestHostileInputsSecrets(t *testing.T) {
 			}
 		}},
 	}
-	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) {
-			defer func() {
-				if p := recover(); p != nil {
-					t.Fatalf("panicked (expected %s): %v", r.expect, p)
-				}
-			}()
-			r.run(t)
-		})
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	runRows(t, rows)
 }
 
 type blockingWriter chan struct{}

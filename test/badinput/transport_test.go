@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -164,17 +163,5 @@ func TestTransportHostileInputs(t *testing.T) {
 			}
 		}},
 	}
-	var mu sync.Mutex
-	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) {
-			defer func() {
-				if p := recover(); p != nil {
-					mu.Lock()
-					defer mu.Unlock()
-					t.Fatalf("panicked (expected %s): %v", r.expect, p)
-				}
-			}()
-			r.run(t)
-		})
-	}
+	runRows(t, rows)
 }

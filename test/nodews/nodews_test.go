@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,7 +57,7 @@ func venue(t *testing.T) string {
 	_, file, _, _ := runtime.Caller(0)
 	cmd := exec.Command("node", filepath.Join(filepath.Dir(file), "venue.js"), "0")
 	cmd.Env = env
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe() // closed on exit: the venue exits too
 	if err != nil {
@@ -95,23 +94,6 @@ func venue(t *testing.T) string {
 		t.Fatalf("venue did not start within 10 s; stderr: %s", stderr.String())
 		return ""
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func ctx(t *testing.T) context.Context { return testutil.Context(t, 15*time.Second) }
