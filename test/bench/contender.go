@@ -35,6 +35,13 @@ type Conn interface {
 	Close() error
 }
 
+// readyWaiter is a Conn whose library says when it is connected again
+// (zenws: Client.WaitConnected): the reconnect workload waits on it instead
+// of polling, as a user of that library would.
+type readyWaiter interface {
+	WaitReady(ctx context.Context) error
+}
+
 // Library is a contender's client side together with what its connections
 // share (zenws: an actor system).
 type Library interface {

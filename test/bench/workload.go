@@ -355,7 +355,9 @@ func reconnect(ctx context.Context, lib Library, url string, c Contender, drops 
 // dropDeadline bounds each reconnect of the reconnect workload.
 const dropDeadline = 10 * time.Second
 
-// retryCall calls every pollInterval until a call succeeds or ctx ends.
+// retryCall calls until a call succeeds or ctx ends: after a failed call
+// it waits for the library's word that the connection is back where the
+// library gives one (readyWaiter), else pollInterval.
 func retryCall(ctx context.Context, conn Conn) error {
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -366,6 +368,10 @@ func retryCall(ctx context.Context, conn Conn) error {
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("no successful call within %v of the drop: %w", dropDeadline, err)
+		}
+		if w, ok := conn.(readyWaiter); ok {
+			_ = w.WaitReady(ctx) // a wait that ends in an error ends in the next Call's
+			continue
 		}
 		time.Sleep(pollInterval)
 	}

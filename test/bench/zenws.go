@@ -49,4 +49,7 @@ func (z zenwsConn) Call(ctx context.Context) error {
 
 func (z zenwsConn) Lost() <-chan struct{} { return nil }
 
+// WaitReady returns once the client is connected again.
+func (z zenwsConn) WaitReady(ctx context.Context) error { return z.c.WaitConnected(ctx) }
+
 func (z zenwsConn) Close() error { return z.c.Close() }
