@@ -429,6 +429,7 @@ func (cfg Config) transportOptions(onPing func([]byte)) transport.Options {
 		Header:           cfg.Headers,
 		HandshakeTimeout: cfg.Timeout,
 		Subprotocols:     cfg.Subprotocols,
+		Secrets:          cfg.Secrets,
 		TLSConfig:        cfg.TLSConfig,
 		ReadLimit:        cfg.ReadLimit,
 		WriteTimeout:     cfg.WriteTimeout,

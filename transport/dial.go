@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -99,6 +100,12 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	scrub := redact.NewScrubber()
 	scrub.AddURL(rawURL)
 	scrub.AddHeaders(opts.Header)
+	scrub.Add(opts.Secrets...)
+	for _, p := range opts.Subprotocols {
+		if redact.SecretLooking(p) {
+			scrub.Add(p) // a token carried as a subprotocol
+		}
+	}
 	scrub.Seal()
 	c := &Conn{
 		scrub:        scrub,
@@ -221,10 +228,12 @@ func dialCause(ctx context.Context, err error, resp *http.Response, scrub *redac
 		return re
 	}
 	if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-		he := &HandshakeError{StatusCode: resp.StatusCode, Status: resp.Status}
+		he := &HandshakeError{StatusCode: resp.StatusCode, Status: scrub.Text(resp.Status)}
 		if resp.Body != nil {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-			he.Body = scrub.Text(strings.TrimSpace(string(b)))
+			// Scrubbed before it is cut: a cut inside an echoed secret would
+			// leave its first bytes, which no longer match it.
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, bodyScrubWindow))
+			he.Body = truncateUTF8(scrub.Text(strings.TrimSpace(string(b))), bodyKept)
 		}
 		if he.Status == "" {
 			he.Status = fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
@@ -241,4 +250,22 @@ func dialCause(ctx context.Context, err error, resp *http.Response, scrub *redac
 		return fmt.Errorf("%w: %w", ctxErr, err)
 	}
 	return err
+}
+
+// A refusal's body is read up to bodyScrubWindow bytes, scrubbed, and kept
+// up to bodyKept bytes in HandshakeError.Body.
+const (
+	bodyScrubWindow = 4 << 10
+	bodyKept        = 256
+)
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -175,15 +175,57 @@ func TestFollowedRedirectNeverCarriesCredentialsToAnotherOrigin(t *testing.T) {
 		t.Fatal("the other origin was dialled")
 	}
 	// Allowed: followed, without a single credential.
-	dial(t, srv.URL(), transport.Options{FollowRedirects: 5, Header: hdr, RedirectHosts: []string{"127.0.0.1"}})
+	// A subprotocol can carry a token too (a bearer scheme): it stays home.
+	token := "bearer.tok3n" + strings.Repeat("x9", 12)
+	dial(t, srv.URL(), transport.Options{FollowRedirects: 5, Header: hdr, RedirectHosts: []string{"127.0.0.1"}, Subprotocols: []string{token}})
 	reqs := target.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("target got %d requests", len(reqs))
 	}
 	for k, v := range reqs[0].Header {
-		if strings.Contains(strings.Join(v, ","), secret) {
+		if strings.Contains(strings.Join(v, ","), secret) || strings.Contains(strings.Join(v, ","), token) {
 			t.Fatalf("header %s carried a credential to another origin", k)
 		}
+	}
+}
+
+// What a venue echoes in a refusal (status text, body) is scrubbed of the
+// request's secrets before it is cut to HandshakeError's 256 bytes, so no
+// prefix of a secret survives the cut either; Options.Secrets names more.
+func TestRefusalEchoesCarryNoSecrets(t *testing.T) {
+	long := "L0ngS3cretValue" + strings.Repeat("k7", 25) // 65 bytes
+	extra := "0nlyInOptionsSecrets"
+	cases := map[string]string{
+		"echo of a header value":       "rate limited key " + secret,
+		"echo of an Options.Secrets":   "unknown account " + extra,
+		"a secret across the 256 cut":  strings.Repeat("-", 240) + long,
+		"a query secret in the status": "",
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			srv := hostile.NewServer(t, func(c *hostile.Conn) {
+				if _, err := c.ReadRequest(); err != nil {
+					return
+				}
+				status := "503 Service Unavailable"
+				if body == "" {
+					status = "503 no such key " + long
+				}
+				_ = c.WriteRaw([]byte(fmt.Sprintf("HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, len(body), body)))
+			})
+			err := dialErr(t, srv.URL()+"?listenKey="+long, transport.Options{
+				Header: http.Header{"X-Mbx-Apikey": {secret}}, Secrets: []string{extra}})
+			var he *transport.HandshakeError
+			if !errors.As(err, &he) || he.StatusCode != 503 {
+				t.Fatalf("got %v, want a 503 *HandshakeError", err)
+			}
+			noSecret(t, err)
+			for _, s := range []string{long[:12], extra} {
+				if txt := fmt.Sprintf("%v %#v", err, he); strings.Contains(txt, s) {
+					t.Fatalf("the refusal shows %q: %s", s, txt)
+				}
+			}
+		})
 	}
 }
 

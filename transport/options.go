@@ -49,8 +49,16 @@ type Options struct {
 	// HandshakeTimeout bounds TCP connect, TLS and the upgrade together.
 	// Default DefaultHandshakeTimeout. The dial context can only shorten it.
 	HandshakeTimeout time.Duration
-	// Subprotocols are offered in Sec-WebSocket-Protocol.
+	// Subprotocols are offered in Sec-WebSocket-Protocol. A redirect to
+	// another origin (FollowRedirects, RedirectHosts) does not carry them:
+	// some schemes put a bearer token in a subprotocol.
 	Subprotocols []string
+	// Secrets are further values (beside Header's values and the URL's
+	// user info, secret query values and secret path segments, which are
+	// always hidden) that never appear in the text of an error this package
+	// returns, even where the venue echoes them (a refusal's body, a close
+	// reason, a redirect's Location).
+	Secrets []string
 	// TLSConfig is used for wss URLs. nil means the system roots with full
 	// certificate verification. Verification is only skipped if you set
 	// InsecureSkipVerify yourself.

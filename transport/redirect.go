@@ -39,7 +39,7 @@ func (o Options) checkRedirect(req *http.Request, via []*http.Request) error {
 	if !o.redirectHostAllowed(req.URL) {
 		return refuse("it leaves the origin for a host not in Options.RedirectHosts")
 	}
-	for _, k := range []string{"Authorization", "Cookie", "Proxy-Authorization"} {
+	for _, k := range []string{"Authorization", "Cookie", "Proxy-Authorization", "Sec-Websocket-Protocol"} {
 		req.Header.Del(k)
 	}
 	for k := range o.Header {
