@@ -1,7 +1,8 @@
 package actors
 
 // WithFollowRedirects lets the handshake follow up to max 3xx answers
-// (at most transport.MaxFollowRedirects, 10). Default 0: a redirect fails
+// (at most transport.MaxFollowRedirects, 10; more is a *ConfigError, where
+// transport.Options clamps). Default 0: a redirect fails
 // the dial with a *transport.RedirectError naming the status and the
 // redacted Location, which is fatal (the client does not retry it).
 //
@@ -9,7 +10,7 @@ package actors
 // origin (scheme, host and port) unless its host is one of allowHosts
 // (host name, or host:port). A request to another origin carries none of
 // the client's credentials: its headers (WithHeaders), Authorization,
-// Cookie and Referer are removed.
+// Cookie, its subprotocols and Referer are removed.
 func WithFollowRedirects(max int, allowHosts ...string) Option {
 	return func(c *Config) {
 		c.FollowRedirects = max
