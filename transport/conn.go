@@ -78,14 +78,15 @@ func (c *Conn) Err() error {
 func (c *Conn) Read() (websocket.MessageType, []byte, error) {
 	typ, data, err := c.ws.Read(context.Background())
 	if err != nil {
+		rerr := c.readError(err)
 		var pe *ProtocolError
 		if errors.As(err, &pe) && !c.closed.Load() {
 			// Tell the peer why (RFC 6455 7.1.7); Close is bounded by
 			// CloseTimeout and finds the inspector's error at once when it
 			// reads for the peer's close frame.
-			_ = c.closeWith(pe, pe.Code, pe.Reason)
+			_ = c.closeWith(rerr, pe.Code, pe.Reason)
 		}
-		return 0, nil, c.fail(c.readError(err))
+		return 0, nil, c.fail(rerr)
 	}
 	if typ == websocket.MessageText && !utf8.Valid(data) {
 		_ = c.closeWith(ErrInvalidUTF8, websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
@@ -100,6 +101,9 @@ func (c *Conn) readError(err error) error {
 	}
 	var pe *ProtocolError
 	if errors.As(err, &pe) {
+		if pe.Code == websocket.StatusMessageTooBig { // announced by a header
+			return &MessageTooBigError{Limit: c.readLimit}
+		}
 		return pe
 	}
 	var ce websocket.CloseError

@@ -79,6 +79,9 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 			if err != nil {
 				return nil, err
 			}
+			if c == nil { // net/http would crash on its own goroutine
+				return nil, errNilNetConn
+			}
 			cc := &countingConn{Conn: c}
 			mu.Lock()
 			if raw != nil { // an earlier hop of a followed redirect
@@ -269,3 +272,6 @@ func truncateUTF8(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// errNilNetConn: a NetDial function broke its contract.
+var errNilNetConn = errors.New("transport: Options.NetDial returned neither a connection nor an error")

@@ -136,7 +136,7 @@ func (e *RedirectError) Unwrap() error {
 // IsRecoverable: the next connection may be sound, and the reconnect
 // backoff bounds the cost of one that is not.
 type ProtocolError struct {
-	Code   websocket.StatusCode // close code sent: 1002 or 1008
+	Code   websocket.StatusCode // close code sent: 1002 or 1008 (a 1009 is reported as *MessageTooBigError)
 	Reason string               // what the peer did, e.g. "masked frame from the server"
 }
 

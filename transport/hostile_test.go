@@ -455,6 +455,50 @@ func TestHugeLengthHeaderFailsWith1002(t *testing.T) {
 	wantClose(t, closes, websocket.StatusProtocolError)
 }
 
+// A header announcing more than the read limit (in one frame, or summed
+// over a message's fragments) fails at once with 1009, without waiting for
+// payload a stalled peer never sends (before: connected until the message
+// timeout).
+func TestOverLimitHeaderFailsAtOnce(t *testing.T) {
+	for name, script := range map[string]func(c *hostile.Conn){
+		"one frame of 1 TiB": func(c *hostile.Conn) {
+			_ = c.WriteRaw(append(hostile.FrameHeader(true, hostile.OpBinary, false, 1<<40), 1, 2, 3))
+		},
+		"fragments summing past the limit": func(c *hostile.Conn) {
+			_ = c.WriteFrame(false, hostile.OpBinary, false, make([]byte, 600))
+			_ = c.WriteRaw(hostile.FrameHeader(true, hostile.OpContinuation, false, 600))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			c, closes := handshaken(t, transport.Options{ReadLimit: 1024}, script)
+			done := make(chan error, 1)
+			go func() { _, _, err := c.Read(); done <- err }()
+			select {
+			case err := <-done:
+				var tb *transport.MessageTooBigError
+				if !errors.As(err, &tb) || tb.Limit != 1024 {
+					t.Fatalf("Read = %v, want *MessageTooBigError{1024}", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Read still waiting after 5 s")
+			}
+			wantClose(t, closes, websocket.StatusMessageTooBig)
+			t.Logf("failed after %v", time.Since(start))
+		})
+	}
+}
+
+// A NetDial that returns neither a connection nor an error is a dial error,
+// not a crash on net/http's goroutine (before: SIGSEGV, exit 2).
+func TestNilNetConnIsADialError(t *testing.T) {
+	srv := hostile.NewServer(t, func(c *hostile.Conn) { _ = c.Handshake() })
+	err := dialErr(t, srv.URL(), transport.Options{NetDial: func(context.Context, string, string) (net.Conn, error) { return nil, nil }})
+	if !strings.Contains(err.Error(), "neither a connection nor an error") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 // A message that never completes fails the connection within
 // MessageTimeout (or MaxFragments frames), heartbeat or not.
 func TestIncompleteMessagesAreBounded(t *testing.T) {

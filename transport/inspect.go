@@ -18,6 +18,8 @@ import (
 //
 //   - a server must not mask its frames (RFC 6455 section 5.1): close 1002;
 //   - a 64-bit length must have its top bit clear (section 5.2): close 1002;
+//   - a message whose frames announce more than ReadLimit bytes fails at the
+//     header that passes it: close 1009 (*MessageTooBigError);
 //   - a message (or a control frame) must complete within MessageTimeout
 //     of its first byte, and within MaxFragments frames: close 1008. The
 //     timeout fails the connection only while a Read waits for the peer, so
@@ -35,6 +37,7 @@ type inspector struct {
 	interrupt    func() // unblocks a pending Read (a past read deadline)
 	timeout      time.Duration
 	maxFragments int
+	readLimit    int64 // a message announcing more fails at its header
 
 	// Parse state: the reader goroutine only.
 	hdr      [14]byte
@@ -45,6 +48,7 @@ type inspector struct {
 	final    bool  // ... and the final frame of its message
 	inMsg    bool  // a data message has begun and not ended
 	frames   int   // data frames of the current message
+	msgLen   int64 // payload bytes the current message's frames announced
 	finished bool  // a message or control frame completed in this Read
 	armed    bool  // the message timer runs (the reader's view; see mu)
 
@@ -62,7 +66,7 @@ type inspector struct {
 }
 
 func newInspector(rwc io.ReadWriteCloser, interrupt func(), opts Options) *inspector {
-	return &inspector{rwc: rwc, interrupt: interrupt, timeout: opts.MessageTimeout, maxFragments: opts.MaxFragments, base: time.Now()}
+	return &inspector{rwc: rwc, interrupt: interrupt, timeout: opts.MessageTimeout, maxFragments: opts.MaxFragments, readLimit: opts.ReadLimit, base: time.Now()}
 }
 
 func (in *inspector) Write(p []byte) (int, error) { return in.rwc.Write(p) }
@@ -189,12 +193,17 @@ func (in *inspector) frameBegins(b0 byte, length int64) *ProtocolError {
 	in.final = b0&0x80 != 0
 	if in.data {
 		if op != 0 { // text or binary: a new message
-			in.frames = 0
+			in.frames, in.msgLen = 0, 0
 		}
 		in.inMsg = true
 		in.frames++
 		if in.frames > in.maxFragments {
 			return &ProtocolError{Code: websocket.StatusPolicyViolation, Reason: fmt.Sprintf("message in more than %d frames (Options.MaxFragments)", in.maxFragments)}
+		}
+		// Over the read limit is known from the header: failing now spares
+		// waiting for bytes a stalled peer may never send (length < 2^63).
+		if in.msgLen += length; in.readLimit > 0 && in.msgLen > in.readLimit {
+			return &ProtocolError{Code: websocket.StatusMessageTooBig, Reason: fmt.Sprintf("message announces %d bytes, over the read limit of %d", in.msgLen, in.readLimit)}
 		}
 	}
 	if in.remain == 0 {
