@@ -88,6 +88,7 @@ type clientActor struct {
 
 // Receive dispatches the actor's messages.
 func (a *clientActor) Receive(ctx actor.Context) {
+	defer a.recordPanic()
 	if a.d == nil {
 		if _, ok := ctx.Message().(*actor.Started); !ok {
 			return // an instance that never started (see started)
@@ -154,6 +155,24 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		a.stopped()
 	}
+}
+
+// recordPanic keeps the cause of a panic in the actor that is not its
+// own give-up (a bug, or user code the library does not guard): Health and
+// the StopReason name it as a *PanicError, and the panic goes on to the
+// parent's strategy as any failure does.
+func (a *clientActor) recordPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if _, giveUp := r.(*GiveUpError); !giveUp && a.d != nil {
+		pe := &PanicError{Where: "client actor", Value: r}
+		a.lastErr, a.stopErr = pe, pe
+		a.publish()
+		a.d.log.Error("client actor panicked", zap.Error(pe)) // last: the logger may be what panicked
+	}
+	panic(r)
 }
 
 func (a *clientActor) started(ctx actor.Context) {

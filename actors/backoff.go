@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -29,6 +30,9 @@ func backoff(k int, base, max time.Duration) time.Duration {
 	c := backoffCap(k, base, max)
 	if c <= 0 {
 		return 0
+	}
+	if c == math.MaxInt64 { // c+1 would overflow
+		return time.Duration(rand.Int64N(int64(c)))
 	}
 	return time.Duration(rand.Int64N(int64(c) + 1))
 }

@@ -30,6 +30,7 @@ const (
 	DefaultHeartbeatInterval = 30 * time.Second
 	DefaultHeartbeatMisses   = 2
 	DefaultLatencyBuffer     = 100
+	MaxLatencyBuffer         = 1 << 16 // samples; the ring is allocated whole on the first one
 	DefaultInboundQueue      = 4096
 	DefaultCloseWait         = 5 * time.Second
 )
@@ -226,8 +227,8 @@ func (cfg Config) Validate() error {
 	if cfg.ReadLimit <= 0 {
 		bad("ReadLimit", fmt.Sprintf("must be positive, got %d", cfg.ReadLimit))
 	}
-	if cfg.LatencyBufferSize < 1 {
-		bad("LatencyBufferSize", fmt.Sprintf("must be at least 1, got %d", cfg.LatencyBufferSize))
+	if cfg.LatencyBufferSize < 1 || cfg.LatencyBufferSize > MaxLatencyBuffer {
+		bad("LatencyBufferSize", fmt.Sprintf("must be in [1, %d], got %d", MaxLatencyBuffer, cfg.LatencyBufferSize))
 	}
 	if cfg.InboundQueueSize < 1 {
 		bad("InboundQueueSize", fmt.Sprintf("must be at least 1, got %d", cfg.InboundQueueSize))
@@ -365,7 +366,7 @@ func WithNetDial(fn func(ctx context.Context, network, addr string) (net.Conn, e
 }
 
 // WithLatencyBufferSize sets how many round-trip samples Health's p50/p99
-// are computed over. Default 100.
+// are computed over. Default 100, at most MaxLatencyBuffer (65,536).
 func WithLatencyBufferSize(n int) Option { return func(c *Config) { c.LatencyBufferSize = n } }
 
 // WithInboundQueue sets how many messages may wait between the client and

@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,9 @@ func TestNewConfigNamesEachBadField(t *testing.T) {
 		{"ws://x", actors.WithReadLimit(0), "ReadLimit"},
 		{"ws://x", actors.WithWriteTimeout(0), "WriteTimeout"},
 		{"ws://x", actors.WithLatencyBufferSize(0), "LatencyBufferSize"},
+		{"ws://x", actors.WithLatencyBufferSize(1 << 40), "LatencyBufferSize"}, // 8 TiB on the first sample
+		{"ws://x", actors.WithHostDialRate(math.NaN(), 5), "HostDialRate"},
+		{"ws://x", actors.WithHostDialRate(math.Inf(1), 5), "HostDialRate"},
 		{"ws://x", actors.WithInboundQueue(0, actors.DropNewest), "InboundQueueSize"},
 		{"ws://x", actors.WithInboundQueue(10, actors.OverflowPolicy(9)), "Overflow"},
 		{"ws://x", actors.WithCloseWait(0), "CloseWait"},

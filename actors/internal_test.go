@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,14 @@ func TestBackoffFullJitterBounds(t *testing.T) {
 			if d := backoff(k, b, m); d < 0 || d > c {
 				t.Fatalf("backoff(%d) = %v outside [0, %v]", k, d, c)
 			}
+		}
+	}
+	// The largest durations there are: no overflow, no panic (before:
+	// rand.Int64N(MaxInt64+1) panicked on the actor and the client stopped
+	// with no reason).
+	for k := 1; k < 70; k++ {
+		if d := backoff(k, math.MaxInt64, math.MaxInt64); d < 0 {
+			t.Fatalf("backoff(%d, MaxInt64, MaxInt64) = %v", k, d)
 		}
 	}
 	// Full jitter spreads: over many draws the mean is near cap/2.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strings"
@@ -214,8 +215,8 @@ func (cfg Config) validateLifecycle(bad func(field, problem string)) {
 	if cfg.StableAfter < MinStableAfter {
 		bad("StableAfter", fmt.Sprintf("must be at least %v, got %v", MinStableAfter, cfg.StableAfter))
 	}
-	if cfg.HostDialRate < 0 {
-		bad("HostDialRate", fmt.Sprintf("must not be negative, got %v", cfg.HostDialRate))
+	if cfg.HostDialRate < 0 || math.IsNaN(cfg.HostDialRate) || math.IsInf(cfg.HostDialRate, 0) {
+		bad("HostDialRate", fmt.Sprintf("must be a finite rate, 0 or more, got %v", cfg.HostDialRate))
 	}
 	if cfg.HostDialRate > 0 && cfg.HostDialBurst < 1 {
 		bad("HostDialBurst", fmt.Sprintf("must be at least 1 while pacing is on, got %d", cfg.HostDialBurst))

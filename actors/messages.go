@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,15 @@ type frameMsg struct {
 	isJSON bool
 	gate   *frameGate // the reader's bound on frames in flight (gate.go)
 }
+
+// String keeps a frame's bytes out of every rendering (Proto.Actor's dead
+// letter log prints the message): they may hold a venue's tokens.
+func (m *frameMsg) String() string {
+	return fmt.Sprintf("zenws frame (generation %d, %d bytes)", m.gen, len(m.data))
+}
+
+// GoString is String, for %#v.
+func (m *frameMsg) GoString() string { return m.String() }
 
 type connLost struct {
 	gen uint64

@@ -188,7 +188,10 @@ func (l *Limiter) price(f Frame) (*rate.Limiter, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if n <= 0 {
+	if n < 0 { // a Classifier bug: refused, never sent free
+		return nil, 0, fmt.Errorf("zenws: ratelimit %q: classifier priced a frame at %d tokens", l.name, n)
+	}
+	if n == 0 {
 		return nil, 0, nil
 	}
 	if i < 0 || i >= len(l.buckets) {

@@ -245,3 +245,15 @@ func TestClassifierPanicIsATypedError(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// A negative price is a Classifier bug: the frame is refused, never sent
+// free (before: it went out uncounted).
+func TestNegativePriceIsRefused(t *testing.T) {
+	l := must(New("negative", func(Frame) (int, int) { return 0, -1 }, Bucket{Name: "b", Rate: 1, Burst: 1}))
+	if _, err := l.WaitFor(context.Background(), req("x")); err == nil {
+		t.Fatal("WaitFor admitted a frame priced at -1")
+	}
+	if l.Allow(req("x")) {
+		t.Fatal("Allow admitted a frame priced at -1")
+	}
+}
