@@ -221,6 +221,9 @@ func echoVenue(t *testing.T, closeReason func(*http.Request) string) *httptest.S
 		}
 		defer c.CloseNow()
 		if closeReason != nil {
+			// Up past the client's StableAfter first: each close is then a
+			// reconnect, not a failed attempt that ends in giving up.
+			time.Sleep(3 * actors.MinStableAfter)
 			_ = c.Close(4000, closeReason(r))
 			return
 		}
@@ -370,7 +373,7 @@ func options(cr creds, capt *capture, extra ...actors.Option) []actors.Option {
 		actors.WithRecorder(&capt.rec),
 		actors.WithTimeout(400 * time.Millisecond), actors.WithRetryCount(1),
 		actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(20 * time.Millisecond),
-		actors.WithCloseWait(3 * time.Second),
+		actors.WithCloseWait(3 * time.Second), actors.WithStableAfter(actors.MinStableAfter),
 	}, extra...)
 }
 
