@@ -218,7 +218,8 @@ func dialCause(ctx context.Context, err error, resp *http.Response, scrub *redac
 		return re
 	}
 	var he *HandshakeError
-	if errors.As(err, &he) {
+	if errors.As(err, &he) { // a 101 that is no WebSocket handshake
+		he.Status, he.Body = scrub.Text(he.Status), scrub.Text(he.Body)
 		return he
 	}
 	if resp != nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
