@@ -196,10 +196,10 @@ func TestRefusalEchoesCarryNoSecrets(t *testing.T) {
 	long := "L0ngS3cretValue" + strings.Repeat("k7", 25) // 65 bytes
 	extra := "0nlyInOptionsSecrets"
 	cases := map[string]string{
-		"echo of a header value":       "rate limited key " + secret,
-		"echo of an Options.Secrets":   "unknown account " + extra,
-		"a secret across the 256 cut":  strings.Repeat("-", 240) + long,
-		"a query secret in the status": "",
+		"echo of a header value":           "rate limited key " + secret,
+		"echo of an Options.Secrets":       "unknown account " + extra,
+		"a secret across the 256 cut":      strings.Repeat("-", 240) + long,
+		"a query secret in the status":     "",
 		"a query secret in a 101's status": "101",
 	}
 	for name, body := range cases {
