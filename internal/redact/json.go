@@ -34,6 +34,10 @@ func Placeholder(reason string, n int) []byte {
 // ReasonBinarySecret: a binary frame holds a known secret verbatim.
 const ReasonBinarySecret = "binary frame holds a secret"
 
+// ReasonOpaqueBinary: an outbound binary frame that is not UTF-8 text, so
+// that no rule can prove it clean.
+const ReasonOpaqueBinary = "opaque binary frame"
+
 // HoldsSecret reports whether b holds one of the known secrets verbatim
 // (for frames that cannot be redacted in place, such as binary ones).
 func (s *Scrubber) HoldsSecret(b []byte) bool { return containsAny(b, s.knownBytes()) }
