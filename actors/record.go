@@ -131,6 +131,7 @@ type recorder struct {
 	done      chan struct{} // closed when the writer goroutine ends
 	dropped   atomic.Uint64
 	closeOnce sync.Once
+	abandoned atomic.Bool // close gave up waiting: what is queued is dropped unredacted
 }
 
 func newRecorder(cfg Config, secrets *redact.Scrubber, log *zap.Logger) (*recorder, error) {
@@ -269,6 +270,10 @@ func (r *recorder) run() {
 		r.mu.Unlock()
 		for i, f := range batch {
 			batch[i] = frameRec{}
+			if r.abandoned.Load() {
+				r.dropped.Add(1)
+				continue
+			}
 			line, err := r.encode(f)
 			if err != nil {
 				r.dropped.Add(1)
@@ -379,6 +384,7 @@ func (r *recorder) close() error {
 			case <-r.done:
 				t.Stop()
 			case <-t.C:
+				r.abandoned.Store(true) // the writer drops the rest without redacting it
 				err = fmt.Errorf("zenws: recording: the writer did not finish within %v (%w); %d records dropped so far", r.closeWait, ErrTimeout, r.dropped.Load())
 			}
 		}

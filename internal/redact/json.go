@@ -49,14 +49,18 @@ func JSON(data []byte) []byte { return (*Scrubber)(nil).Frame(data) }
 // value, or several separated by white space) keeps its bytes except the
 // masked values, each replaced by "REDACTED": the value of every
 // secret-named member (SecretName, compared after unescaping, any depth);
-// every string inside the "args" of a top-level object whose "op", "event"
-// or "action" is auth, login, authenticate, signin or logon (Bybit's
-// positional {"op":"auth","args":[key, expires, signature]}, OKX's login);
-// and every string, number or member name holding a known secret. A frame
-// that looks like JSON but does not parse, is nested deeper than MaxDepth or
-// is longer than MaxFrame, or in which a known secret survives, is replaced
-// by a Placeholder: it is never returned raw. Any other frame is plain text
-// and gets Text.
+// every string inside the "args" (or the "params" when it is an array) of
+// a top-level object whose "op", "event", "action" or "method" contains
+// auth, login, logon or signin in any case (Bybit's positional
+// {"op":"auth","args":[key, expires, signature]}, OKX's login, BitMEX's
+// authKeyExpires, Phemex's {"method":"user.auth","params":[...]}); every
+// string whose content is itself JSON (MaxNested levels) holding something
+// to mask or unverifiable, whole; and every string, number or member name
+// holding a known secret. White space and byte order marks before the JSON
+// are kept. A frame that looks like JSON but does not parse, is nested
+// deeper than MaxDepth or is longer than MaxFrame, or in which a known
+// secret survives, is replaced by a Placeholder: it is never returned raw.
+// Any other frame is plain text and gets Text.
 func (s *Scrubber) Frame(data []byte) []byte {
 	if len(data) > MaxFrame {
 		return Placeholder(ReasonTooLarge, len(data))

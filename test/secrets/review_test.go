@@ -712,6 +712,12 @@ func TestReviewRecordingHostileInboundCost(t *testing.T) {
 			case <-time.After(8 * time.Second):
 				t.Fatalf("%s: next frame not delivered in 8 s", name)
 			}
+			// The writer records both (waited for: goleak checks afterwards).
+			for end := time.Now().Add(20 * time.Second); !strings.Contains(rec.String(), `"data":"\"next\""`); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatal("the recorder did not record the frames in 20 s")
+				}
+			}
 			_ = c.Close()
 			if strings.Contains(rec.String(), S) || strings.Contains(rec.String(), "password=x") {
 				t.Errorf("recording keeps a secret")
