@@ -308,17 +308,15 @@ func newSys(t *testing.T) *actor.ActorSystem {
 	return sys
 }
 
-func connect(t *testing.T, sys *actor.ActorSystem, u string, d time.Duration, opts ...actors.Option) (*actors.Client, error, time.Duration) {
+func connect(t *testing.T, sys *actor.ActorSystem, u string, d time.Duration, opts ...actors.Option) (*actors.Client, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	start := time.Now()
 	c, err := actors.Connect(ctx, sys, u, opts...)
-	el := time.Since(start)
 	if c != nil {
 		t.Cleanup(func() { _ = c.Close() })
 	}
-	return c, err, el
+	return c, err
 }
 
 func writeAll(c net.Conn, bs ...[]byte) {
@@ -372,7 +370,7 @@ func TestReviewCookieValueEchoed(t *testing.T) {
 		sys := newSys(t)
 		h := http.Header{}
 		h.Set("Cookie", cookie(S))
-		c, err, _ := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, actors.WithHeaders(h), actors.WithLogger(debugLogger(logs)),
+		c, err := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, actors.WithHeaders(h), actors.WithLogger(debugLogger(logs)),
 			actors.WithRetryCount(1), actors.WithRetryDelay(10*time.Millisecond),
 			actors.WithStateObserver(func(sc actors.StateChange) {
 				mu.Lock()
@@ -406,7 +404,7 @@ func TestReviewAuthorizationParamsEchoed(t *testing.T) {
 	sys := newSys(t)
 	h := http.Header{}
 	h.Set("Authorization", "HMAC-SHA256 Credential=AKIDEXAMPLE/20260101, SignedHeaders=host, Signature="+S)
-	_, err, _ := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, actors.WithHeaders(h))
+	_, err := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, actors.WithHeaders(h))
 	if err == nil {
 		t.Fatal("connected")
 	}
@@ -437,7 +435,7 @@ func TestReviewLowercasePercentEncodedEcho(t *testing.T) {
 	sys := newSys(t)
 	h := http.Header{}
 	h.Set("X-Signature", sig)
-	_, err, _ := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, actors.WithHeaders(h))
+	_, err := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, actors.WithHeaders(h))
 	if err == nil {
 		t.Fatal("connected")
 	}
@@ -487,7 +485,7 @@ func TestReviewRPCErrorMessageNamedSecret(t *testing.T) {
 		return fmt.Sprintf("bad request: client_secret=%v", m["client_secret"])
 	})
 	sys := newSys(t)
-	c, err, _ := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second)
+	c, err := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +512,7 @@ func recordFrames(t *testing.T, frames []string, bin bool, opts ...actors.Option
 	srv := newRawSrv(t, "127.0.0.1", okPeer)
 	buf := &lockedBuf{}
 	sys := newSys(t)
-	c, err, _ := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, append([]actors.Option{actors.WithRecorder(buf)}, opts...)...)
+	c, err := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, append([]actors.Option{actors.WithRecorder(buf)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -697,7 +695,7 @@ func TestReviewRecordingHostileInboundCost(t *testing.T) {
 			got := make(chan time.Time, 4)
 			rec := &lockedBuf{}
 			sys := newSys(t)
-			c, err, _ := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, actors.WithRecorder(rec), actors.WithSecrets(S),
+			c, err := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, actors.WithRecorder(rec), actors.WithSecrets(S),
 				actors.WithHandler(func(in actors.Inbound) {
 					if string(in.Data) == `"next"` {
 						got <- time.Now()
