@@ -2,8 +2,10 @@ package actors
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
@@ -45,5 +47,50 @@ func TestRecordRedactsOnTheWriterGoroutine(t *testing.T) {
 	}
 	if strings.Contains(rec, "=x ") || strings.Contains(rec, "KNOWNa1b2") || strings.Contains(rec, "xxxx") || !strings.Contains(rec, "password=REDACTED") {
 		t.Fatalf("recording: %.300s", rec)
+	}
+}
+
+// gateWriter blocks every Write until release is closed.
+type gateWriter struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.release
+	return len(p), nil
+}
+
+// When Close's wait runs out, the writer drops what is still queued
+// without redacting it (counted), so it ends soon after its writer
+// returns instead of redacting a backlog for nobody.
+func TestRecordCloseTimeoutAbandonsTheQueue(t *testing.T) {
+	g := &gateWriter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	r, err := newRecorder(Config{Recorder: g}, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.closeWait = 10 * time.Millisecond
+	big := []byte(strings.Repeat("x", 70<<10)) // past bufio's 64 KiB: the first write reaches g
+	r.record(DirOut, websocket.MessageText, big, 1)
+	<-g.entered
+	for i := 0; i < 100; i++ {
+		r.record(DirOut, websocket.MessageText, []byte("password=x"), 1)
+	}
+	if err := r.close(); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("close: %v, want a timeout", err)
+	}
+	close(g.release)
+	select {
+	case <-r.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer did not end after close gave up")
+	}
+	if n := r.droppedCount(); n != 100 {
+		t.Fatalf("dropped %d, want the 100 queued", n)
 	}
 }
