@@ -2,6 +2,7 @@ package actors
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -58,10 +59,12 @@ var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
 
 // WithRecorder records every inbound and outbound data frame to w as JSONL
 // (one Record per line), with secrets redacted (see redact rules below).
-// The connection never waits for w: frames are queued (bounded, see
-// WithRecordQueue) for a writer goroutine that writes them through a 64 KiB
-// buffer, flushed whenever the queue runs empty and when the client stops
-// (waiting at most RecordCloseWait). A write error or a panic in w stops
+// The connection never waits for w: frames are copied into a queue
+// (bounded, see WithRecordQueue) for a writer goroutine that redacts them,
+// encodes them and writes them through a 64 KiB buffer, flushed whenever
+// the queue runs empty and when the client stops (waiting at most
+// RecordCloseWait); the redaction never runs on the connection's reader or
+// a sender. A write error or a panic in w stops
 // the recording, is logged and shows in Health.RecordError, never stops the
 // client. w is not closed by the client (see WithRecordFile); a w that
 // never returns holds only the writer goroutine.
@@ -77,16 +80,26 @@ var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
 // 1000 deep, over 32 MiB) is recorded as a placeholder,
 // {"redacted":"unverifiable","reason":...,"len":N}, never raw. Plain text
 // loses its known secrets, "name=value" values of secret names, bearer
-// credentials and secret-looking words. A binary frame holding a known
-// secret is recorded as a placeholder (not Binary).
+// credentials and secret-looking words.
+//
+// Binary frames: one that is valid UTF-8 goes through the same redactor
+// and is recorded Binary (base64 of the redacted bytes), or as the
+// placeholder when it cannot be verified. An outbound binary frame that is
+// not UTF-8 (opaque bytes: protobuf, compressed data) cannot be proven
+// clean and is recorded as the placeholder with its length
+// ({"redacted":"unverifiable","reason":"opaque binary frame","len":N}). An
+// inbound opaque frame is recorded raw (base64), since it is the venue's
+// data, not the client's credentials, unless it holds one of the client's
+// known secrets verbatim (then the placeholder). Placeholders are text
+// records (Binary false).
 func WithRecorder(w io.Writer) Option { return func(c *Config) { c.Recorder = w } }
 
 // WithRecordFile records to a file created (or truncated) at path; the
 // client closes it when it stops. See WithRecorder.
 func WithRecordFile(path string) Option { return func(c *Config) { c.RecordFile = path } }
 
-// WithRecordQueue bounds the frames waiting for the recorder's writer, in
-// count and in bytes (their encoded records). Defaults DefaultRecordQueue
+// WithRecordQueue bounds the frames waiting for the recorder's writer (to
+// be redacted, encoded and written), in count and in bytes of the frames. Defaults DefaultRecordQueue
 // (4096) and DefaultRecordQueueBytes (16 MiB); 0 keeps a default.
 func WithRecordQueue(records int, bytes int64) Option {
 	return func(c *Config) { c.RecordQueue, c.RecordQueueBytes = records, bytes }
@@ -106,8 +119,8 @@ type recorder struct {
 	closeWait time.Duration
 
 	mu        sync.Mutex
-	queue     [][]byte
-	queued    int64 // bytes in queue
+	queue     []frameRec
+	queued    int64 // frame bytes in queue
 	gap       uint64
 	gapAt     time.Time
 	started   bool
@@ -118,6 +131,7 @@ type recorder struct {
 	done      chan struct{} // closed when the writer goroutine ends
 	dropped   atomic.Uint64
 	closeOnce sync.Once
+	abandoned atomic.Bool // close gave up waiting: what is queued is dropped unredacted
 }
 
 func newRecorder(cfg Config, secrets *redact.Scrubber, log *zap.Logger) (*recorder, error) {
@@ -156,45 +170,34 @@ func (r *recorder) record(dir string, typ websocket.MessageType, data []byte, ge
 	}
 }
 
+// frameRec is a frame waiting for the writer, which redacts and encodes it.
+type frameRec struct {
+	at   time.Time
+	dir  string
+	typ  websocket.MessageType
+	data []byte // a copy: the caller may reuse its buffer, a handler change its frame
+	gen  uint64
+}
+
 // recordAt records a frame with the time it was sent or received (an
 // outbound frame is recorded once its write succeeded, with the time the
 // write began: its echo may be recorded first, but never earlier in time).
-// It redacts and encodes on the caller's goroutine and never blocks.
+// It copies the frame into the queue and never blocks: the redaction (a
+// hostile 15 MB plain-text frame costs tens of milliseconds or more) runs
+// on the writer goroutine, never on the reader or a sender. A full queue
+// drops the frame without copying it.
 func (r *recorder) recordAt(at time.Time, dir string, typ websocket.MessageType, data []byte, gen uint64) {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
-	full := r.stopped || r.closing || len(r.queue) >= r.maxRecs || r.queued >= r.maxBytes
-	r.mu.Unlock()
-	if full { // do not pay for redacting a frame that will be dropped
-		r.drop(at)
-		return
-	}
-	rec := Record{Time: at.UTC(), Dir: dir, Generation: gen}
-	switch {
-	case (typ == websocket.MessageBinary || !utf8.Valid(data)) && r.secrets.HoldsSecret(data):
-		rec.Data = string(redact.Placeholder(redact.ReasonBinarySecret, len(data)))
-	case typ == websocket.MessageBinary || !utf8.Valid(data):
-		rec.Binary = true
-		rec.Data = encodeBase64(data)
-	default:
-		rec.Data = string(r.secrets.Frame(data))
-	}
-	line, err := json.Marshal(rec)
-	if err != nil {
-		r.drop(at)
-		return
-	}
-	line = append(line, '\n')
-	r.mu.Lock()
-	if r.stopped || r.closing || len(r.queue) >= r.maxRecs || r.queued+int64(len(line)) > r.maxBytes {
+	if r.stopped || r.closing || len(r.queue) >= r.maxRecs || r.queued+int64(len(data)) > r.maxBytes {
 		r.mu.Unlock()
 		r.drop(at)
 		return
 	}
-	r.queue = append(r.queue, line)
-	r.queued += int64(len(line))
+	r.queue = append(r.queue, frameRec{at: at, dir: dir, typ: typ, data: append([]byte(nil), data...), gen: gen})
+	r.queued += int64(len(data))
 	if !r.started {
 		r.started = true
 		go r.run()
@@ -204,6 +207,43 @@ func (r *recorder) recordAt(at time.Time, dir string, typ websocket.MessageType,
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// encode redacts a frame into its JSONL record (see WithRecorder). Text,
+// and binary frames that are valid UTF-8, go through the redactor (a
+// binary one stays Binary, base64, unless it became a placeholder); an
+// opaque outbound frame is the placeholder (it cannot be proven clean); an
+// opaque inbound one is kept, base64, unless it holds a known secret.
+func (r *recorder) encode(f frameRec) (line []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil { // a redactor bug must not end the process
+			line, err = nil, fmt.Errorf("zenws: redacting a recorded frame panicked: %v", p)
+		}
+	}()
+	rec := Record{Time: f.at.UTC(), Dir: f.dir, Generation: f.gen}
+	data := f.data
+	switch {
+	case utf8.Valid(data):
+		out := r.secrets.Frame(data)
+		if f.typ == websocket.MessageBinary && !isPlaceholder(out, data) {
+			rec.Binary, rec.Data = true, encodeBase64(out)
+		} else {
+			rec.Data = string(out)
+		}
+	case f.dir == DirOut:
+		rec.Data = string(redact.Placeholder(redact.ReasonOpaqueBinary, len(data)))
+	case r.secrets.HoldsSecret(data):
+		rec.Data = string(redact.Placeholder(redact.ReasonBinarySecret, len(data)))
+	default:
+		rec.Binary, rec.Data = true, encodeBase64(data)
+	}
+	line, err = json.Marshal(rec)
+	return append(line, '\n'), err
+}
+
+// isPlaceholder reports whether the redactor replaced in by a placeholder.
+func isPlaceholder(out, in []byte) bool {
+	return bytes.HasPrefix(out, []byte(`{"redacted":"unverifiable"`)) && !bytes.Equal(out, in)
 }
 
 // drop counts a frame that was not recorded; the writer marks the gap.
@@ -222,18 +262,28 @@ func (r *recorder) drop(at time.Time) {
 func (r *recorder) run() {
 	defer close(r.done)
 	bw := bufio.NewWriterSize(r.w, 64<<10)
-	var spare [][]byte
+	var spare []frameRec
 	for {
 		r.mu.Lock()
 		batch, gap, gapAt, closing := r.queue, r.gap, r.gapAt, r.closing
 		r.queue, r.queued, r.gap = spare[:0], 0, 0
 		r.mu.Unlock()
-		for i, line := range batch {
+		for i, f := range batch {
+			batch[i] = frameRec{}
+			if r.abandoned.Load() {
+				r.dropped.Add(1)
+				continue
+			}
+			line, err := r.encode(f)
+			if err != nil {
+				r.dropped.Add(1)
+				r.log.Warn("a recorded frame was dropped", zap.Error(err))
+				continue
+			}
 			if err := r.write(bw, line); err != nil {
 				r.fail(err)
 				return
 			}
-			batch[i] = nil
 		}
 		spare = batch
 		if gap > 0 {
@@ -334,6 +384,7 @@ func (r *recorder) close() error {
 			case <-r.done:
 				t.Stop()
 			case <-t.C:
+				r.abandoned.Store(true) // the writer drops the rest without redacting it
 				err = fmt.Errorf("zenws: recording: the writer did not finish within %v (%w); %d records dropped so far", r.closeWait, ErrTimeout, r.dropped.Load())
 			}
 		}

@@ -30,12 +30,14 @@ var (
 // RPCError is a JSON-RPC error object from the server. Call and Request
 // return it (never a success) when the response carries "error".
 //
-// Data is the venue's answer as it came (a venue may echo the request's
-// params there, credentials included): the program reads it whole. Error
-// never shows a secret: it renders Data through the recording redactor
-// (secret-named members masked, a Data that cannot be verified replaced by
-// a placeholder) and, for an error a client returned, the whole text
-// without that client's known secrets (see WithSecrets).
+// Message and Data are the venue's answer as it came (a venue may echo the
+// request's params there, credentials included): the program reads them
+// whole. Error, and GoString (%#v), never show a secret: Data goes through
+// the recording redactor (secret-named members masked, a Data that cannot
+// be verified replaced by a placeholder), Message through its plain-text
+// rules ("client_secret=x", "token: x", bearer credentials, URLs,
+// secret-looking words), and, for an error a client returned, the whole
+// text loses that client's known secrets (see WithSecrets).
 type RPCError struct {
 	Code    int             `json:"code"`
 	Message string          `json:"message"`
@@ -48,10 +50,20 @@ type RPCError struct {
 func (e *RPCError) Error() string {
 	var text string
 	if len(e.Data) > 0 {
-		text = fmt.Sprintf("zenws: JSON-RPC error %d: %s (data: %s)", e.Code, e.Message, e.secrets.Frame(e.Data))
+		text = fmt.Sprintf("zenws: JSON-RPC error %d: %s (data: %s)", e.Code, e.secrets.Text(e.Message), e.secrets.Frame(e.Data))
 	} else {
-		text = fmt.Sprintf("zenws: JSON-RPC error %d: %s", e.Code, e.Message)
+		text = fmt.Sprintf("zenws: JSON-RPC error %d: %s", e.Code, e.secrets.Text(e.Message))
 	}
+	return e.secrets.String(text)
+}
+
+// GoString implements fmt.GoStringer: %#v shows the fields redacted as in
+// Error (the fields themselves stay raw for the program).
+func (e *RPCError) GoString() string {
+	if e == nil {
+		return "(*actors.RPCError)(nil)"
+	}
+	text := fmt.Sprintf("&actors.RPCError{Code:%d, Message:%q, Data:%q}", e.Code, e.secrets.Text(e.Message), e.secrets.Frame(e.Data))
 	return e.secrets.String(text)
 }
 

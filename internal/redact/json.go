@@ -34,6 +34,10 @@ func Placeholder(reason string, n int) []byte {
 // ReasonBinarySecret: a binary frame holds a known secret verbatim.
 const ReasonBinarySecret = "binary frame holds a secret"
 
+// ReasonOpaqueBinary: an outbound binary frame that is not UTF-8 text, so
+// that no rule can prove it clean.
+const ReasonOpaqueBinary = "opaque binary frame"
+
 // HoldsSecret reports whether b holds one of the known secrets verbatim
 // (for frames that cannot be redacted in place, such as binary ones).
 func (s *Scrubber) HoldsSecret(b []byte) bool { return containsAny(b, s.knownBytes()) }
@@ -45,17 +49,30 @@ func JSON(data []byte) []byte { return (*Scrubber)(nil).Frame(data) }
 // value, or several separated by white space) keeps its bytes except the
 // masked values, each replaced by "REDACTED": the value of every
 // secret-named member (SecretName, compared after unescaping, any depth);
-// every string inside the "args" of a top-level object whose "op", "event"
-// or "action" is auth, login, authenticate, signin or logon (Bybit's
-// positional {"op":"auth","args":[key, expires, signature]}, OKX's login);
-// and every string, number or member name holding a known secret. A frame
-// that looks like JSON but does not parse, is nested deeper than MaxDepth or
-// is longer than MaxFrame, or in which a known secret survives, is replaced
-// by a Placeholder: it is never returned raw. Any other frame is plain text
-// and gets Text.
+// every string inside the "args" (or the "params" when it is an array) of
+// a top-level object whose "op", "event", "action" or "method" contains
+// auth, login, logon or signin in any case (Bybit's positional
+// {"op":"auth","args":[key, expires, signature]}, OKX's login, BitMEX's
+// authKeyExpires, Phemex's {"method":"user.auth","params":[...]}); every
+// string whose content is itself JSON (MaxNested levels) holding something
+// to mask or unverifiable, whole; and every string, number or member name
+// holding a known secret. White space and byte order marks before the JSON
+// are kept. A frame that looks like JSON but does not parse, is nested
+// deeper than MaxDepth or is longer than MaxFrame, or in which a known
+// secret survives, is replaced by a Placeholder: it is never returned raw.
+// Any other frame is plain text and gets Text.
 func (s *Scrubber) Frame(data []byte) []byte {
 	if len(data) > MaxFrame {
 		return Placeholder(ReasonTooLarge, len(data))
+	}
+	// A byte order mark (after white space or not) hides JSON from the
+	// scanner; the JSON after it is redacted as JSON and the prefix kept.
+	if p := bomPrefix(data); p > 0 {
+		out := s.Frame(data[p:])
+		if bytes.HasPrefix(out, []byte(`{"redacted":"unverifiable"`)) && !bytes.Equal(out, data[p:]) {
+			return Placeholder(reasonOf(out), len(data))
+		}
+		return append(append(make([]byte, 0, p+len(out)), data[:p]...), out...)
 	}
 	known := s.knownBytes()
 	sc := scanner{data: data}
@@ -88,6 +105,46 @@ func (s *Scrubber) Frame(data []byte) []byte {
 	return out
 }
 
+// bom is U+FEFF in UTF-8.
+var bom = []byte("\xef\xbb\xbf")
+
+// bomPrefix returns the length of the white space and byte order marks
+// that start data when they hold at least one mark (else 0).
+func bomPrefix(data []byte) int {
+	i, marks := 0, 0
+	for {
+		i = skipWS(data, i)
+		if !bytes.HasPrefix(data[i:], bom) {
+			break
+		}
+		i += len(bom)
+		marks++
+	}
+	if marks == 0 {
+		return 0
+	}
+	return i
+}
+
+// reasonOf reads the reason back from a Placeholder.
+func reasonOf(p []byte) string {
+	const key = `"reason":"`
+	i := bytes.Index(p, []byte(key))
+	if i < 0 {
+		return ReasonNotJSON
+	}
+	rest := p[i+len(key):]
+	if j := bytes.IndexByte(rest, '"'); j >= 0 {
+		return string(rest[:j])
+	}
+	return ReasonNotJSON
+}
+
+// MaxNested bounds how many levels of JSON held in JSON strings
+// ({"payload":"{\"k\":\"v\"}"}) Frame verifies; a string nested deeper
+// that looks like JSON is masked.
+const MaxNested = 4
+
 type span struct{ start, end int }
 
 type container struct {
@@ -104,10 +161,13 @@ type scanner struct {
 	stack []container
 
 	// The top-level object being scanned: positional auth args.
-	argsMember bool   // the current depth-1 member is "args"
-	opMember   bool   // the current depth-1 member is "op", "event" or "action"
+	argsMember bool   // the current depth-1 member is "args", or "params" holding an array
+	opMember   bool   // the current depth-1 member is "op", "event", "action" or "method"
 	authOp     bool   // its value says auth or login
 	cands      []span // strings inside args, masked if authOp
+
+	paramsMember bool // the current depth-1 member is "params" (positional only when an array)
+	nested       int  // levels of JSON-in-a-string above this scanner
 }
 
 func skipWS(b []byte, i int) int {
@@ -161,6 +221,7 @@ func (sc *scanner) value(i int) (int, string) {
 	data, n := sc.data, len(sc.data)
 	sc.stack = sc.stack[:0]
 	sc.argsMember, sc.opMember, sc.authOp, sc.cands = false, false, false, sc.cands[:0]
+	sc.paramsMember = false
 	state := expValue
 	maskNext := false // the next value is a secret member's
 	for {
@@ -189,6 +250,9 @@ func (sc *scanner) value(i int) (int, string) {
 				if maskNext {
 					ms = start
 				}
+				if sc.paramsMember && len(sc.stack) == 1 && c == '[' {
+					sc.argsMember = true // positional params: {"method":"user.auth","params":[...]}
+				}
 				sc.stack = append(sc.stack, container{obj: c == '{', maskStart: ms})
 				maskNext = false
 				i++
@@ -205,7 +269,7 @@ func (sc *scanner) value(i int) (int, string) {
 				}
 				content := data[i+1 : end-1]
 				switch {
-				case maskNext || sc.holdsSecret(content, esc):
+				case maskNext || sc.holdsSecret(content, esc) || sc.nestedSecret(content, esc):
 					sc.masks = append(sc.masks, span{start, end})
 				case sc.argsMember:
 					sc.cands = append(sc.cands, span{start, end})
@@ -274,7 +338,8 @@ func (sc *scanner) value(i int) (int, string) {
 				var buf [16]byte
 				nn := string(appendNorm(buf[:0], name))
 				sc.argsMember = nn == "args"
-				sc.opMember = nn == "op" || nn == "event" || nn == "action"
+				sc.paramsMember = nn == "params"
+				sc.opMember = nn == "op" || nn == "event" || nn == "action" || nn == "method"
 			}
 			i = end
 			state = expColon
@@ -335,16 +400,53 @@ func (sc *scanner) holdsSecret(content []byte, esc bool) bool {
 	return esc && containsAny(unescape(content, esc), sc.known)
 }
 
+// authValue reports whether an op/event/action/method value names an
+// authentication: it contains auth, login, logon or signin in any case
+// (auth, authKeyExpires, user.auth, public/auth, login, signIn).
 func authValue(v []byte) bool {
-	if len(v) > 16 {
+	if len(v) > 64 {
 		return false
 	}
-	var buf [16]byte
-	switch string(appendNorm(buf[:0], v)) {
-	case "auth", "login", "authenticate", "signin", "logon":
-		return true
+	var buf [64]byte
+	n := appendNorm(buf[:0], v)
+	for _, w := range [...]string{"auth", "login", "logon", "signin"} {
+		if bytes.Contains(n, []byte(w)) {
+			return true
+		}
 	}
 	return false
+}
+
+// nestedSecret reports whether a JSON string's content is itself JSON
+// (after white space, starting with '{' or '[') that holds something to
+// mask, or cannot be verified: a venue or a program may wrap a frame in a
+// string. Content that looks like JSON but does not parse is checked as
+// plain text (Text) instead.
+func (sc *scanner) nestedSecret(content []byte, esc bool) bool {
+	i := skipWS(content, 0)
+	if i == len(content) {
+		return false
+	}
+	if c := content[i]; c != '{' && c != '[' && !(esc && c == '\\') {
+		return false
+	}
+	text := unescape(content, esc)
+	i = skipWS(text, 0)
+	if i == len(text) || text[i] != '{' && text[i] != '[' {
+		return false
+	}
+	if sc.nested >= MaxNested {
+		return true
+	}
+	inner := scanner{data: text, known: sc.known, nested: sc.nested + 1}
+	switch reason := inner.run(); reason {
+	case "":
+		return len(inner.masks) > 0
+	case ReasonNotJSON:
+		return (*Scrubber)(nil).Text(string(text)) != string(text)
+	default:
+		return true
+	}
 }
 
 // secretNameBytes is SecretName for a decoded member name.

@@ -60,9 +60,13 @@ type secretSet struct {
 func NewScrubber() *Scrubber { return &Scrubber{seen: map[string]struct{}{}} }
 
 // Add registers secret values (MinSecretLen bytes or more; shorter ones are
-// ignored), with the forms they take in URLs, Go-quoted and JSON-escaped
-// text. A value of the form "Scheme credentials" (an Authorization header)
-// also registers its credentials.
+// ignored), with the forms they take in URLs (upper- and lower-case
+// percent-escapes), Go-quoted and JSON-escaped text. A value of the form
+// "Scheme credentials" (an Authorization header) also registers its
+// credentials, and a value holding "name=value" pairs separated by ';' or
+// ',' (a Cookie header, "HMAC-SHA256 Credential=..., Signature=...",
+// Digest parameters) also registers each value, trimmed and unquoted: a
+// venue may echo one session cookie or one signature alone.
 func (s *Scrubber) Add(values ...string) {
 	if s == nil {
 		return
@@ -72,7 +76,8 @@ func (s *Scrubber) Add(values ...string) {
 		if len(v) < MinSecretLen {
 			return
 		}
-		forms = append(forms, v, url.QueryEscape(v), url.PathEscape(v))
+		forms = append(forms, v, url.QueryEscape(v), url.PathEscape(v),
+			lowerEscapes(url.QueryEscape(v)), lowerEscapes(url.PathEscape(v)))
 		if q := strconv.Quote(v); len(q) > 2 {
 			forms = append(forms, q[1:len(q)-1])
 		}
@@ -85,6 +90,9 @@ func (s *Scrubber) Add(values ...string) {
 		add(v)
 		if _, cred, ok := strings.Cut(v, " "); ok {
 			add(strings.TrimSpace(cred))
+		}
+		for _, pv := range pairValues(v) {
+			add(pv)
 		}
 	}
 	s.mu.Lock()
@@ -115,6 +123,47 @@ func (s *Scrubber) Add(values ...string) {
 		}
 		s.values.Store(set)
 	}
+}
+
+// pairValues returns the values of the "name=value" pairs in v, separated
+// by ';' or ',' (nil when v holds no '=').
+func pairValues(v string) []string {
+	if !strings.Contains(v, "=") {
+		return nil
+	}
+	var out []string
+	for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == ',' }) {
+		_, val, ok := strings.Cut(part, "=")
+		if !ok {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		if len(val) >= 2 && (val[0] == '"' && val[len(val)-1] == '"' || val[0] == '\'' && val[len(val)-1] == '\'') {
+			val = val[1 : len(val)-1]
+		}
+		out = append(out, val)
+	}
+	return out
+}
+
+// lowerEscapes returns s with the hex digits of its percent-escapes in
+// lower case ("%2B" -> "%2b"): some stacks echo a value escaped so.
+func lowerEscapes(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			for j := i + 1; j <= i+2; j++ {
+				if b[j] >= 'A' && b[j] <= 'F' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			i += 2
+		}
+	}
+	return string(b)
 }
 
 // known returns the registered forms (nil for a nil Scrubber); the slice is
@@ -293,28 +342,127 @@ type scrubbedError struct {
 func (e *scrubbedError) Error() string { return e.s.String(e.err.Error()) }
 func (e *scrubbedError) Unwrap() error { return e.err }
 
-// namedValue is "name=value" or "name: value" in plain text; bearer is an
-// HTTP credential ("Bearer x", "Basic x").
-var (
-	namedValue = regexp.MustCompile(`([A-Za-z0-9_.-]+)("?[ \t]*[=:][ \t]*"?)([^\s&,;"]+)`)
-	bearer     = regexp.MustCompile(`(?i)\b(bearer|basic)([ \t]+)([^\s&,;"]+)`)
-)
+// bearer is an HTTP credential in plain text ("Bearer x", "Basic x").
+var bearer = regexp.MustCompile(`(?i)\b(bearer|basic)([ \t]+)([^\s&,;"]+)`)
 
 // Text redacts plain text (a frame that is not JSON): URLs (URL), known
 // secrets, an HTTP credential ("Bearer x"), the value after a secret name
-// (SecretName: "client_secret=x", "token: x") and every secret-looking word
-// (SecretLooking).
+// (SecretName: "client_secret=x", "token: x", "\"password\": \"x\""; a
+// quoted value is masked whole, and after "name: " the rest of the line,
+// since such a value may hold spaces) and every secret-looking word
+// (SecretLooking). It costs linear time in the text.
 func (s *Scrubber) Text(text string) string {
 	text = s.String(text)
-	text = bearer.ReplaceAllString(text, "${1}${2}"+Mask)
-	text = namedValue.ReplaceAllStringFunc(text, func(m string) string {
-		sub := namedValue.FindStringSubmatch(m)
-		if !SecretName(sub[1]) || sub[3] == Mask {
-			return m
-		}
-		return sub[1] + sub[2] + Mask
-	})
+	if hasFoldWord(text, "bearer") || hasFoldWord(text, "basic") {
+		text = bearer.ReplaceAllString(text, "${1}${2}"+Mask)
+	}
+	text = namedValues(text)
 	return maskWords(text)
+}
+
+// hasFoldWord reports whether text holds word in any case (word is lower
+// case ASCII); it spares the case-insensitive regexp on most texts.
+func hasFoldWord(text, word string) bool {
+	for i := 0; i+len(word) <= len(text); i++ {
+		if text[i]|0x20 != word[0] {
+			continue
+		}
+		if strings.EqualFold(text[i:i+len(word)], word) {
+			return true
+		}
+	}
+	return false
+}
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
+// namedValues masks the value after every secret name followed by '=' or
+// ':' (the name optionally quoted, blanks around the separator), in one
+// pass: name[\"][ \t]*[=:][ \t]*value, where value is a quoted string
+// (to its closing quote, or the end of the text), the rest of the line
+// after "name: ", or a run up to white space, '&', ',', ';' or '"'.
+func namedValues(text string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c != '=' && c != ':' || i < last {
+			continue
+		}
+		// The name, backwards.
+		k := i
+		for k > last && (text[k-1] == ' ' || text[k-1] == '\t') {
+			k--
+		}
+		if k > last && (text[k-1] == '"' || text[k-1] == '\'') {
+			k--
+		}
+		nameEnd := k
+		for k > last && isNameByte(text[k-1]) {
+			k--
+		}
+		if k == nameEnd || !SecretName(text[k:nameEnd]) {
+			continue
+		}
+		// The value, forwards.
+		v := i + 1
+		for v < len(text) && (text[v] == ' ' || text[v] == '\t') {
+			v++
+		}
+		if v == len(text) {
+			continue
+		}
+		end := v
+		switch q := text[v]; {
+		case q == '"' || q == '\'':
+			if e := strings.IndexByte(text[v+1:], q); e >= 0 {
+				end = v + 1 + e + 1
+			} else {
+				end = len(text)
+			}
+		case c == ':' && v > i+1:
+			end = v
+			for end < len(text) && text[end] != '\n' && text[end] != '\r' {
+				end++
+			}
+		default:
+			for end < len(text) && !isValueEnd(text[end]) {
+				end++
+			}
+		}
+		val := text[v:end]
+		if end == v || val == Mask || val == `"`+Mask+`"` {
+			continue
+		}
+		if b.Len() == 0 {
+			b.Grow(len(text))
+		}
+		b.WriteString(text[last:v])
+		if q := text[v]; (q == '"' || q == '\'') && end-v >= 2 && text[end-1] == q {
+			b.WriteByte(q)
+			b.WriteString(Mask)
+			b.WriteByte(q)
+		} else {
+			b.WriteString(Mask)
+		}
+		last = end
+		i = end - 1
+	}
+	if last == 0 {
+		return text
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
+
+func isValueEnd(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '&', ',', ';', '"':
+		return true
+	}
+	return false
 }
 
 // maskWords replaces every secret-looking word in one pass (a hostile
