@@ -33,6 +33,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/testutil"
 )
 
 // randFrom returns n random bytes of set.
@@ -327,21 +328,9 @@ func writeAll(c net.Conn, bs ...[]byte) {
 	}
 }
 
-// lockedBuf is a goroutine-safe buffer.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // debugLogger is a zap logger at debug writing JSON into buf.
-func debugLogger(buf *lockedBuf) *zap.Logger {
+func debugLogger(buf *testutil.SyncBuffer) *zap.Logger {
 	enc := zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig())
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(buf), zapcore.DebugLevel))
 }
@@ -364,7 +353,7 @@ func TestReviewCookieValueEchoed(t *testing.T) {
 	} {
 		S := "s-" + letters(24) // not secret-looking: hidden only as a registered value
 		srv := refuseWithBody(t, "401 Unauthorized", "unknown session "+S)
-		logs := &lockedBuf{}
+		logs := &testutil.SyncBuffer{}
 		var mu sync.Mutex
 		var changes []string
 		sys := newSys(t)
@@ -510,7 +499,7 @@ func TestReviewRPCErrorMessageNamedSecret(t *testing.T) {
 func recordFrames(t *testing.T, frames []string, bin bool, opts ...actors.Option) []actors.Record {
 	t.Helper()
 	srv := newRawSrv(t, "127.0.0.1", okPeer)
-	buf := &lockedBuf{}
+	buf := &testutil.SyncBuffer{}
 	sys := newSys(t)
 	c, err := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, append([]actors.Option{actors.WithRecorder(buf)}, opts...)...)
 	if err != nil {
@@ -693,7 +682,7 @@ func TestReviewRecordingHostileInboundCost(t *testing.T) {
 				readUntilClose(c, br, 10*time.Second)
 			})
 			got := make(chan time.Time, 4)
-			rec := &lockedBuf{}
+			rec := &testutil.SyncBuffer{}
 			sys := newSys(t)
 			c, err := connect(t, sys, "ws://"+srv.Addr()+"/ws", 3*time.Second, actors.WithRecorder(rec), actors.WithSecrets(S),
 				actors.WithHandler(func(in actors.Inbound) {
