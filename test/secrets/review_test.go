@@ -328,7 +328,6 @@ func writeAll(c net.Conn, bs ...[]byte) {
 	}
 }
 
-
 // debugLogger is a zap logger at debug writing JSON into buf.
 func debugLogger(buf *testutil.SyncBuffer) *zap.Logger {
 	enc := zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig())
