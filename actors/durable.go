@@ -181,9 +181,7 @@ func (d *durable) health() Health {
 	h.ConfirmationsIgnored = d.unasked.Load()
 	h.TestRequestsCoalesced = d.testCoalesced.Load()
 	h.PingFloods = d.pingFloods.Load()
-
 	h.MaintenanceNotices = d.notices.Load()
-
 	h.RecordsDropped = d.rec.droppedCount()
 	h.RecordError = d.scrub(d.rec.failure())
 	return h
