@@ -270,19 +270,6 @@ func TestCancelledContextWritesNothing(t *testing.T) {
 	}
 }
 
-// panicky is a Deribit dialect that panics in Requests once armed.
-type panicky struct {
-	actors.DeribitDialect
-	armed *atomic.Bool
-}
-
-func (p panicky) Requests(op actors.SubscriptionOp, chs []string) []actors.SubscriptionRequest {
-	if p.armed.Load() {
-		panic("dialect bug")
-	}
-	return p.DeribitDialect.Requests(op, chs)
-}
-
 // A Dialect that panics while the subscriptions are restored is a failed
 // restore (a *PanicError to OnRestoreFailed), not a crash (before: the
 // process exited with status 2).
@@ -291,7 +278,7 @@ func TestPanickingDialectDuringRestoreIsAFailedRestore(t *testing.T) {
 	defer srv.Close()
 	armed := new(atomic.Bool)
 	failed := make(chan error, 1)
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(panicky{armed: armed}),
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(testutil.PanickyDialect{Armed: armed}),
 		actors.WithOnRestoreFailed(func(_ *actor.PID, _ []string, err error) { failed <- err }))...)
 	if err := c.Subscribe(ctxT(t, 2*time.Second), "ticker.BTC"); err != nil {
 		t.Fatal(err)
@@ -319,7 +306,7 @@ func TestPanickingDialectInSubscribeIsAnError(t *testing.T) {
 	defer srv.Close()
 	armed := new(atomic.Bool)
 	armed.Store(true)
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(panicky{armed: armed}))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(testutil.PanickyDialect{Armed: armed}))...)
 	for _, op := range []func(context.Context, ...string) error{c.Subscribe, c.Unsubscribe} {
 		err := op(ctxT(t, 2*time.Second), "ticker.BTC")
 		var pe *actors.PanicError

@@ -21,19 +21,6 @@ import (
 // nilCtx is the nil context a caller's bug passes.
 var nilCtx context.Context
 
-// restoreBomb is a Deribit dialect that panics in Requests once armed.
-type restoreBomb struct {
-	actors.DeribitDialect
-	armed *atomic.Bool
-}
-
-func (b restoreBomb) Requests(op actors.SubscriptionOp, chs []string) []actors.SubscriptionRequest {
-	if b.armed.Load() {
-		panic("dialect bug")
-	}
-	return b.DeribitDialect.Requests(op, chs)
-}
-
 // TestLifecycleHostileInputs: the connection life cycle under venues that
 // flap, flood maintenance notices or go silent, and API misuse (nil and
 // cancelled contexts, durations below their minimums, panicking user
@@ -136,7 +123,7 @@ func TestLifecycleHostileInputs(t *testing.T) {
 			defer srv.Close()
 			armed := new(atomic.Bool)
 			failed := make(chan error, 1)
-			c := connect(t, srv.URL(), actors.WithDialect(restoreBomb{armed: armed}), actors.WithStableAfter(actors.MinStableAfter),
+			c := connect(t, srv.URL(), actors.WithDialect(testutil.PanickyDialect{Armed: armed}), actors.WithStableAfter(actors.MinStableAfter),
 				actors.WithOnRestoreFailed(func(_ *actor.PID, _ []string, err error) { failed <- err }))
 			if err := c.Subscribe(ctx(t), "ticker.BTC"); err != nil {
 				t.Fatal(err)
