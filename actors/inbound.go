@@ -223,6 +223,16 @@ func (q *deliveryQueue) pendingBytes() int64 {
 }
 
 func (q *deliveryQueue) evictOldestLocked() bool {
+	if q.head < len(q.items) && q.items[q.head].msg != nil {
+		// The usual case (callbacks are rare): pop the head, no copy, so a
+		// flood at a stuck handler costs O(1) a frame.
+		q.bytes -= int64(len(q.items[q.head].msg.Data))
+		q.items[q.head] = delivery{}
+		q.head++
+		q.msgs--
+		q.compactLocked()
+		return true
+	}
 	for i := q.head; i < len(q.items); i++ {
 		if q.items[i].msg != nil {
 			q.bytes -= int64(len(q.items[i].msg.Data))
@@ -272,12 +282,18 @@ func (q *deliveryQueue) next() (delivery, bool) {
 		q.msgs--
 		q.bytes -= int64(len(d.msg.Data))
 	}
+	q.compactLocked()
+	return d, true
+}
+
+// compactLocked moves the waiting items to the front once most of the
+// slice is spent, so the FIFO's memory follows what waits (amortised O(1)).
+func (q *deliveryQueue) compactLocked() {
 	if q.head > 1024 && q.head*2 > len(q.items) {
 		n := copy(q.items, q.items[q.head:])
 		clear(q.items[n:])
 		q.items, q.head = q.items[:n], 0
 	}
-	return d, true
 }
 
 // drain runs user code until the queue is empty, then exits.
