@@ -189,7 +189,10 @@ func (t *upgradeTransport) upgradeProblem(req *http.Request, resp *http.Response
 	if resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(req.Header.Get("Sec-WebSocket-Key")) {
 		return "the server's Sec-WebSocket-Accept does not match the key sent (not a WebSocket server)"
 	}
-	if !slices.ContainsFunc(strings.Split(resp.Header.Get("Upgrade"), ","), func(p string) bool { return strings.EqualFold(strings.TrimSpace(p), "websocket") }) {
+	if !hasToken(resp.Header, "Connection", "Upgrade") {
+		return "the server's Connection header does not say Upgrade"
+	}
+	if !hasToken(resp.Header, "Upgrade", "websocket") {
 		return "the server upgraded to a protocol other than websocket"
 	}
 	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
@@ -199,6 +202,17 @@ func (t *upgradeTransport) upgradeProblem(req *http.Request, resp *http.Response
 		return "the server chose a subprotocol that was not offered"
 	}
 	return ""
+}
+
+// hasToken reports whether one of h's name headers lists token (comma
+// separated, any case), as RFC 6455 4.1 asks of Connection and Upgrade.
+func hasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		if slices.ContainsFunc(strings.Split(v, ","), func(p string) bool { return strings.EqualFold(strings.TrimSpace(p), token) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // acceptKey is the Sec-WebSocket-Accept for key (RFC 6455 section 4.2.2).

@@ -334,6 +334,11 @@ func TestHandshakeTimeoutBoundsTheWholeHandshake(t *testing.T) {
 				c.Hold()
 			}
 		},
+		"101 without Connection: Upgrade, then silence": func(c *hostile.Conn) {
+			if _, err := c.ReadRequest(); err == nil && c.WriteRaw([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: keep-alive\r\nSec-WebSocket-Accept: "+c.AcceptKey()+"\r\n\r\n")) == nil {
+				c.Hold()
+			}
+		},
 		"101 with an extension never offered, then silence": func(c *hostile.Conn) {
 			if _, err := c.ReadRequest(); err == nil && c.Respond101(c.AcceptKey(), "Sec-WebSocket-Extensions: x-hostile") == nil {
 				c.Hold()
@@ -353,9 +358,14 @@ func TestHandshakeTimeoutBoundsTheWholeHandshake(t *testing.T) {
 	for name, script := range scripts {
 		srv := hostile.NewServer(t, script)
 		start := time.Now()
-		_ = dialErr(t, srv.URL(), transport.Options{HandshakeTimeout: 300 * time.Millisecond})
+		err := dialErr(t, srv.URL(), transport.Options{HandshakeTimeout: 300 * time.Millisecond})
 		if took := time.Since(start); took > 2500*time.Millisecond {
 			t.Errorf("%s: Dial took %v with a 300ms handshake timeout", name, took)
+		}
+		// A whole 101 that is no WebSocket handshake is named as such.
+		var he *transport.HandshakeError
+		if strings.HasPrefix(name, "101 ") && name != "101 status line, then silence" && (!errors.As(err, &he) || he.StatusCode != 101 || he.Problem == "") {
+			t.Errorf("%s: got %v, want a *HandshakeError 101 naming the problem", name, err)
 		}
 	}
 }
