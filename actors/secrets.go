@@ -39,15 +39,11 @@ func (c *Client) AddSecrets(values ...string) {
 	}
 }
 
-// newScrubber knows the secrets of cfg: header values, the URL's, and
-// those named with WithSecrets.
+// newScrubber knows the secrets of cfg: header values, the URL's, secret-
+// looking subprotocols and those named with WithSecrets. It is sealed:
+// tokens registered later are bounded (redact.MaxRecent).
 func newScrubber(cfg Config) *redact.Scrubber {
-	s := redact.NewScrubber()
-	s.AddURL(cfg.URL)
-	s.AddHeaders(cfg.Headers)
-	s.Add(cfg.Secrets...)
-	s.Seal() // tokens registered later are bounded (redact.MaxRecent)
-	return s
+	return redact.ForRequest(cfg.URL, cfg.Headers, cfg.Subprotocols, cfg.Secrets...)
 }
 
 // scrubbedLogger is l with every line scrubbed by s: messages, fields and

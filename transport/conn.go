@@ -25,7 +25,7 @@ const (
 // Conn is one open WebSocket connection. Write, Ping and Close may be called
 // from any goroutine; Read from one goroutine at a time.
 type Conn struct {
-	scrub        *redact.Scrubber // the dial URL's and headers' secrets, hidden from the venue's texts
+	scrub        func() *redact.Scrubber // the request's secrets, hidden from the venue's texts (built on first use)
 	ws           *websocket.Conn
 	raw          *countingConn // the TCP connection under ws (and under TLS)
 	writeTimeout time.Duration
@@ -108,7 +108,7 @@ func (c *Conn) readError(err error) error {
 	}
 	var ce websocket.CloseError
 	if errors.As(err, &ce) {
-		return &CloseError{Code: ce.Code, Reason: c.scrub.Text(ce.Reason)}
+		return &CloseError{Code: ce.Code, Reason: c.scrub().Text(ce.Reason)}
 	}
 	return fmt.Errorf("transport: read: %w", err)
 }

@@ -98,18 +98,12 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	}
 	defer tr.CloseIdleConnections()
 	// What the venue sends back (a refusal's body, a close reason, a
-	// Location) may echo the request: its text is scrubbed of this URL's
-	// and these headers' secrets before it is stored in an error.
-	scrub := redact.NewScrubber()
-	scrub.AddURL(rawURL)
-	scrub.AddHeaders(opts.Header)
-	scrub.Add(opts.Secrets...)
-	for _, p := range opts.Subprotocols {
-		if redact.SecretLooking(p) {
-			scrub.Add(p) // a token carried as a subprotocol
-		}
-	}
-	scrub.Seal()
+	// Location) may echo the request: its text is scrubbed of this
+	// request's secrets before it is stored in an error. Built only when
+	// an error needs it (a dial that succeeds and ends cleanly never does).
+	scrub := sync.OnceValue(func() *redact.Scrubber {
+		return redact.ForRequest(rawURL, opts.Header, opts.Subprotocols, opts.Secrets...)
+	})
 	c := &Conn{
 		scrub:        scrub,
 		writeTimeout: opts.WriteTimeout,
@@ -136,7 +130,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	}
 	ws, resp, err := websocket.Dial(ctx, rawURL, dialOpts)
 	if err != nil {
-		return nil, &DialError{URL: redact.URL(rawURL), Err: dialCause(ctx, err, resp, scrub)}
+		return nil, &DialError{URL: redact.URL(rawURL), Err: dialCause(ctx, err, resp, scrub())}
 	}
 	if !stopCut() {
 		ws.CloseNow()

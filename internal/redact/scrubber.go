@@ -240,11 +240,32 @@ var notSecretHeaders = map[string]bool{
 // never carry credentials (Accept*, User-Agent, Origin, Cache-Control,
 // Pragma, Content-Type, Sec-WebSocket-Protocol/Extensions/Version).
 func (s *Scrubber) AddHeaders(h http.Header) {
+	var vals []string
 	for k, vs := range h {
 		if !notSecretHeaders[http.CanonicalHeaderKey(k)] {
-			s.Add(vs...)
+			vals = append(vals, vs...)
 		}
 	}
+	s.Add(vals...) // one Add: each rebuilds the set
+}
+
+// ForRequest returns a sealed Scrubber that knows the secrets of one
+// handshake request: the URL's (AddURL), the header values (AddHeaders),
+// the secret-looking subprotocols (a token carried as one) and secrets.
+// The client and its transport build theirs with it, so both know the
+// same values.
+func ForRequest(rawURL string, h http.Header, subprotocols []string, secrets ...string) *Scrubber {
+	s := NewScrubber()
+	s.AddURL(rawURL)
+	s.AddHeaders(h)
+	for _, p := range subprotocols {
+		if SecretLooking(p) {
+			s.Add(p)
+		}
+	}
+	s.Add(secrets...)
+	s.Seal()
+	return s
 }
 
 // Known reports whether any secret value is registered.
