@@ -55,7 +55,7 @@ type clientActor struct {
 
 	conn  *transport.Conn
 	gen   uint64
-	pings *atomic.Int64
+	pings *serverPings
 
 	dialing    bool
 	attempts   int // dials in the current healing episode
@@ -233,7 +233,7 @@ func (a *clientActor) dial() {
 	a.dialing = true
 	a.attempts++
 	sys, self, owner := a.sys, a.self, a
-	a.dialInBackground(a.life, &a.d.dialed, func(conn *transport.Conn, pings *atomic.Int64, err error) {
+	a.dialInBackground(a.life, &a.d.dialed, func(conn *transport.Conn, pings *serverPings, err error) {
 		if errors.Is(err, errDialLimiter) { // it can never admit a dial
 			err = &FatalError{Err: err}
 		}
@@ -251,9 +251,9 @@ var errDialLimiter = errors.New("zenws: the dial limiter refused the connection 
 // slot until the actor takes it, so that a stop in between cannot leak it;
 // report gets the result unless ctx ended first (then the connection is
 // closed here).
-func (a *clientActor) dialInBackground(ctx context.Context, slot *atomic.Pointer[transport.Conn], report func(*transport.Conn, *atomic.Int64, error)) {
+func (a *clientActor) dialInBackground(ctx context.Context, slot *atomic.Pointer[transport.Conn], report func(*transport.Conn, *serverPings, error)) {
 	d := a.d
-	pings := new(atomic.Int64)
+	pings := new(serverPings)
 	opts := a.cfg.transportOptions(d.onServerPing(pings)) // records, charges the pong, guards against a flood (pacing.go)
 	url, dialLimit, pacer := a.cfg.URL, a.cfg.DialLimiter, a.pacer
 	if d.generation.Load() == 0 && d.retries == 0 && a.attempts <= 1 {
@@ -335,7 +335,7 @@ func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
 	a.connected(m.conn, m.pings)
 }
 
-func (a *clientActor) connected(conn *transport.Conn, pings *atomic.Int64) {
+func (a *clientActor) connected(conn *transport.Conn, pings *serverPings) {
 	d := a.d
 	a.gen = d.generation.Add(1)
 	a.conn, a.pings = conn, pings
@@ -445,13 +445,13 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 		pings = r.pings
 	}
 	if pings != nil { // for the ping-flood guard (pacing.go)
-		d.pingConns.Store(pings, pingTarget{conn: conn, gen: gen})
+		pings.target.Store(&pingTarget{conn: conn, gen: gen})
 	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		if pings != nil {
-			defer d.pingConns.Delete(pings)
+			defer pings.target.Store(nil)
 		}
 		for {
 			typ, data, err := conn.Read()

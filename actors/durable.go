@@ -74,7 +74,6 @@ type durable struct {
 	testAnswers   sync.Map       // *transport.Conn -> struct{}: a test_request answer in flight on it
 	testCoalesced atomic.Uint64  // test_requests that found an answer in flight
 	pingFloods    atomic.Uint64  // connections ended for a ping flood
-	pingConns     sync.Map       // *atomic.Int64 (a connection's ping clock) -> pingTarget
 	classifierLog atomic.Int64   // unix nanos of the last classifier-failure log line
 
 	// Life cycle (lifecycle.go, rotate.go).

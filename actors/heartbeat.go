@@ -65,7 +65,7 @@ func (a *clientActor) heartbeatTick(ctx actor.Context, m *hbTick) {
 		}
 	case HeartbeatBinance:
 		last := a.hb.since
-		if n := a.pings.Load(); n != 0 {
+		if n := a.pings.last.Load(); n != 0 {
 			last = time.Unix(0, n)
 			a.hb.last = last
 		}

@@ -2,7 +2,6 @@ package actors
 
 import (
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -19,7 +18,7 @@ import (
 type dialResult struct {
 	owner *clientActor
 	conn  *transport.Conn
-	pings *atomic.Int64 // unix nanos of the last server ping on this connection
+	pings *serverPings // the server's pings on this connection
 	err   error
 }
 

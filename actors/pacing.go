@@ -157,8 +157,15 @@ const (
 // reconnects, as after any lost connection).
 var ErrPingFlood = errors.New("zenws: the server flooded the connection with pings")
 
-// pingTarget is the connection a ping counter belongs to, registered by its
-// reader (startReader) for the ping-flood guard.
+// serverPings is one dialled connection's view of the server's pings: when
+// the last came (the Binance heartbeat) and, while its reader runs, the
+// connection they arrive on (the ping-flood guard).
+type serverPings struct {
+	last   atomic.Int64               // unix nanos of the last ping
+	target atomic.Pointer[pingTarget] // set by startReader, nil once it ends
+}
+
+// pingTarget is the connection a serverPings belongs to.
 type pingTarget struct {
 	conn *transport.Conn
 	gen  uint64
@@ -168,13 +175,13 @@ type pingTarget struct {
 // (coder/websocket calls it on the connection's reader goroutine, before it
 // answers with a pong): it records the time for the Binance heartbeat,
 // charges the pong to the rate limiter and watches for a ping flood.
-func (d *durable) onServerPing(pings *atomic.Int64) func([]byte) {
+func (d *durable) onServerPing(pings *serverPings) func([]byte) {
 	var window int64 // the current second (unix); one goroutine calls the hook
 	var count, streak int
 	flooded := false
 	return func([]byte) {
 		now := time.Now()
-		pings.Store(now.UnixNano())
+		pings.last.Store(now.UnixNano())
 		d.chargeControl() // coder/websocket answers with a pong
 		if sec := now.Unix(); sec != window {
 			if count > PingFloodRate && sec == window+1 {
@@ -189,12 +196,11 @@ func (d *durable) onServerPing(pings *atomic.Int64) func([]byte) {
 			return
 		}
 		flooded = true
-		v, ok := d.pingConns.Load(pings)
-		if !ok {
+		t := pings.target.Load()
+		if t == nil {
 			return // its reader has ended: so has the connection
 		}
 		d.pingFloods.Add(1)
-		t := v.(pingTarget)
 		err := fmt.Errorf("%w (over %d a second for %d s)", ErrPingFlood, PingFloodRate, PingFloodSeconds)
 		d.log.Warn("the server is flooding pings: closing the connection", zap.Uint64("generation", t.gen), zap.Error(err))
 		if !d.isStopped() {

@@ -50,7 +50,7 @@ type rotation struct {
 	dialed   atomic.Pointer[transport.Conn]
 	conn     *transport.Conn
 	gen      uint64
-	pings    *atomic.Int64
+	pings    *serverPings
 	waiters  []chan error
 	restored []string // channels subscribed on conn so far
 	resyncs  int
@@ -92,7 +92,7 @@ type rotateNow struct {
 type rotateDialed struct {
 	rot   *rotation
 	conn  *transport.Conn
-	pings *atomic.Int64
+	pings *serverPings
 	err   error
 }
 
@@ -199,7 +199,7 @@ func (a *clientActor) startRotation(m *rotateNow) {
 	}
 	d.log.Info("rotating the connection", zap.Uint64("generation", a.gen))
 	sys, self := a.sys, a.self
-	a.dialInBackground(ctx, &r.dialed, func(conn *transport.Conn, pings *atomic.Int64, err error) {
+	a.dialInBackground(ctx, &r.dialed, func(conn *transport.Conn, pings *serverPings, err error) {
 		sys.Root.Send(self, &rotateDialed{rot: r, conn: conn, pings: pings, err: err})
 	})
 }
