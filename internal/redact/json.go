@@ -330,7 +330,7 @@ func (sc *scanner) value(i int) (int, string) {
 			}
 			content := data[i+1 : end-1]
 			name := unescape(content, esc)
-			maskNext = secretNameBytes(name)
+			maskNext = secretName(name)
 			if sc.holdsSecret(content, esc) {
 				sc.masks = append(sc.masks, span{i, end})
 			}
@@ -447,24 +447,6 @@ func (sc *scanner) nestedSecret(content []byte, esc bool) bool {
 	default:
 		return true
 	}
-}
-
-// secretNameBytes is SecretName for a decoded member name.
-func secretNameBytes(name []byte) bool {
-	if len(name) > 64 {
-		return SecretName(string(name))
-	}
-	var buf [64]byte
-	n := appendNorm(buf[:0], name)
-	if _, ok := secretExact[string(n)]; ok {
-		return true
-	}
-	for _, suf := range secretSuffixes {
-		if bytes.HasSuffix(n, []byte(suf)) {
-			return true
-		}
-	}
-	return false
 }
 
 // apply returns the data with every masked span replaced by "REDACTED"

@@ -132,7 +132,11 @@ func SecretLooking(s string) bool {
 // ending in secret, token, password, passphrase, signature, apikey,
 // secretkey or privatekey (api_secret, access_token, refresh_token,
 // x-api-key, ...).
-func SecretName(name string) bool {
+func SecretName(name string) bool { return secretName(name) }
+
+// secretName is SecretName for a member name as string or bytes (the JSON
+// scanner's), without copying the bytes.
+func secretName[T string | []byte](name T) bool {
 	var buf [64]byte
 	n := appendNorm(buf[:0], name)
 	if _, ok := secretExact[string(n)]; ok {
