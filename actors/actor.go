@@ -12,7 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/ratelimit"
@@ -77,8 +76,8 @@ type clientActor struct {
 	live bool // the current connection came through the connect pipeline
 
 	// Life cycle (lifecycle.go).
-	upSince time.Time     // when the client last became connected (rotations keep it)
-	pacer   *rate.Limiter // the host dial pacer of this client's system; nil: off
+	upSince time.Time          // when the client last became connected (rotations keep it)
+	pacer   *ratelimit.Limiter // the host dial pacer of this client's system; nil: off
 
 	// Maintenance notices (rotate.go).
 	lastRotation time.Time // when the latest rotation started
@@ -286,8 +285,14 @@ func (a *clientActor) dialInBackground(ctx context.Context, slot *atomic.Pointer
 				d.log.Info("connection attempt paced by the dial limiter", zap.String("limiter", dialLimit.Name()), zap.Duration("waited", waited))
 			}
 		}
-		if !waitPacer(ctx, pacer, d) {
-			return
+		if pacer != nil {
+			waited, err := pacer.WaitFor(ctx, ratelimit.Frame{})
+			if err != nil {
+				return // ctx ended (the pacer's waits have no deadline)
+			}
+			if waited > 0 {
+				d.log.Debug("connection attempt paced by the host dial pacer", zap.Duration("waited", waited))
+			}
 		}
 		var conn *transport.Conn
 		err := guard("dial", func() (err error) { conn, err = transport.Dial(ctx, url, opts); return err })

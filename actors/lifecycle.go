@@ -13,8 +13,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/extensions"
-	"go.uber.org/zap"
-	"golang.org/x/time/rate"
+
+	"github.com/zenws/zenws/actors/ratelimit"
 )
 
 // Connection life cycle: how a lost connection is redialled, how dials to
@@ -126,13 +126,12 @@ func guard(where string, fn func() error) (err error) {
 // away with their system (no package-global map).
 var pacerExtID = extensions.NextExtensionID()
 
-// pacerMu guards the registration of the extension: Proto.Actor's
-// Extensions is a plain slice.
+// pacerMu guards the extension's registration (Proto.Actor's Extensions
+// is a plain slice) and its map.
 var pacerMu sync.Mutex
 
 type hostPacers struct {
-	mu sync.Mutex
-	m  map[pacerKey]*rate.Limiter
+	m map[pacerKey]*ratelimit.Limiter
 }
 
 type pacerKey struct {
@@ -146,23 +145,25 @@ func (*hostPacers) ExtensionID() extensions.ExtensionID { return pacerExtID }
 
 // hostPacer returns the dial pacer of sys for the host of cfg.URL; nil when
 // pacing is off.
-func hostPacer(sys *actor.ActorSystem, cfg Config) *rate.Limiter {
+func hostPacer(sys *actor.ActorSystem, cfg Config) *ratelimit.Limiter {
 	if sys == nil || cfg.HostDialRate <= 0 {
 		return nil
 	}
+	key := pacerKey{host: dialHost(cfg.URL), rate: cfg.HostDialRate, burst: cfg.HostDialBurst}
 	pacerMu.Lock()
+	defer pacerMu.Unlock()
 	ext, _ := sys.Extensions.Get(pacerExtID).(*hostPacers)
 	if ext == nil {
-		ext = &hostPacers{m: map[pacerKey]*rate.Limiter{}}
+		ext = &hostPacers{m: map[pacerKey]*ratelimit.Limiter{}}
 		sys.Extensions.Register(ext)
 	}
-	pacerMu.Unlock()
-	key := pacerKey{host: dialHost(cfg.URL), rate: cfg.HostDialRate, burst: cfg.HostDialBurst}
-	ext.mu.Lock()
-	defer ext.mu.Unlock()
 	l := ext.m[key]
 	if l == nil {
-		l = rate.NewLimiter(rate.Limit(cfg.HostDialRate), cfg.HostDialBurst)
+		var err error
+		l, err = ratelimit.New("host dial pacer "+key.host, nil, ratelimit.Bucket{Name: "dials", Rate: key.rate, Burst: key.burst})
+		if err != nil {
+			return nil // Validate admits only a finite rate > 0 and a burst >= 1
+		}
 		ext.m[key] = l
 	}
 	return l
@@ -220,28 +221,5 @@ func (cfg Config) validateLifecycle(bad func(field, problem string)) {
 	}
 	if cfg.HostDialRate > 0 && cfg.HostDialBurst < 1 {
 		bad("HostDialBurst", fmt.Sprintf("must be at least 1 while pacing is on, got %d", cfg.HostDialBurst))
-	}
-}
-
-// waitPacer waits for the host dial pacer's admission; false when ctx
-// ended first (the dial is abandoned, its token given back).
-func waitPacer(ctx context.Context, pacer *rate.Limiter, d *durable) bool {
-	if pacer == nil {
-		return true
-	}
-	r := pacer.Reserve()
-	delay := r.Delay()
-	if delay <= 0 {
-		return true
-	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		d.log.Debug("connection attempt paced by the host dial pacer", zap.Duration("waited", delay))
-		return true
-	case <-ctx.Done():
-		r.Cancel()
-		return false
 	}
 }
