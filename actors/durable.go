@@ -74,7 +74,7 @@ type durable struct {
 	testAnswers   sync.Map       // *transport.Conn -> struct{}: a test_request answer in flight on it
 	testCoalesced atomic.Uint64  // test_requests that found an answer in flight
 	pingFloods    atomic.Uint64  // connections ended for a ping flood
-	classifierLog atomic.Int64   // unix nanos of the last classifier-failure log line
+	classifierLog everySecond    // the classifier-failure log line
 
 	// Life cycle (lifecycle.go, rotate.go).
 	notices atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)

@@ -124,8 +124,7 @@ type deliveryQueue struct {
 	wg               sync.WaitGroup // the delivery goroutine
 	worker           atomic.Int64   // its goroutine id while it runs user code
 	warnedNoReceiver bool
-	// lastDropLog rate-limits the overflow warning to one a second.
-	lastDropLog time.Time
+	dropLog          everySecond // the overflow warning, once a second
 }
 
 type delivery struct {
@@ -248,8 +247,7 @@ func (q *deliveryQueue) evictOldestLocked() bool {
 
 func (q *deliveryQueue) droppedLocked() {
 	n := q.dropped.Add(1)
-	if now := time.Now(); now.Sub(q.lastDropLog) >= time.Second {
-		q.lastDropLog = now
+	if q.dropLog.allow() {
 		q.log.Warn("inbound queue full: dropping messages (the handler is slower than the stream)",
 			zap.Int("limit", q.limit), zap.Int64("byte_limit", q.byteLimit), zap.Int64("queued_bytes", q.bytes),
 			zap.Stringer("policy", q.policy), zap.Uint64("dropped_total", n))

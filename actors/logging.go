@@ -2,6 +2,8 @@ package actors
 
 import (
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -25,4 +27,14 @@ func ActorSystemLogger(l *zap.Logger) actor.ConfigOption {
 	return actor.WithLoggerFactory(func(s *actor.ActorSystem) *slog.Logger {
 		return slog.New(zapslog.NewHandler(core, zapslog.WithName("protoactor"))).With("system", s.ID)
 	})
+}
+
+// everySecond lets a repeated warning through at most once a second (a
+// flood must not become a flood of log lines). Safe for concurrent use.
+type everySecond struct{ last atomic.Int64 }
+
+// allow reports whether a line may be logged now.
+func (e *everySecond) allow() bool {
+	now, last := time.Now().UnixNano(), e.last.Load()
+	return now-last >= int64(time.Second) && e.last.CompareAndSwap(last, now)
 }

@@ -4,7 +4,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -25,10 +24,10 @@ type observerQueue struct {
 	fn  func(StateChange)
 	log *zap.Logger
 
-	mu          sync.Mutex
-	items       []StateChange // FIFO
-	running     bool
-	lastDropLog time.Time
+	mu      sync.Mutex
+	items   []StateChange // FIFO
+	running bool
+	dropLog everySecond
 
 	dropped atomic.Uint64
 	wg      sync.WaitGroup // the observer goroutine
@@ -52,8 +51,7 @@ func (q *observerQueue) push(c StateChange) {
 		clear(q.items[:1])
 		q.items = q.items[1:]
 		n := q.dropped.Add(1)
-		if now := time.Now(); now.Sub(q.lastDropLog) >= time.Second {
-			q.lastDropLog = now
+		if q.dropLog.allow() {
 			q.log.Warn("state observer is not keeping up: dropping the oldest state change",
 				zap.Int("limit", DefaultObserverQueue), zap.Uint64("dropped_total", n))
 		}

@@ -134,9 +134,7 @@ func (d *durable) chargeControl() {
 // (or, for a required reply, the frame goes out uncounted) and the client
 // carries on.
 func (d *durable) classifierFailed(l *ratelimit.Limiter, err error) {
-	now := time.Now().UnixNano()
-	last := d.classifierLog.Load()
-	if now-last >= int64(time.Second) && d.classifierLog.CompareAndSwap(last, now) {
+	if d.classifierLog.allow() {
 		d.log.Error("rate-limit classifier failed", zap.String("limiter", l.Name()), zap.Error(err))
 	}
 }
