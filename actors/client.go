@@ -401,8 +401,10 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 		case h.State == StateConnected:
 			return nil
 		case d.isStopped():
-			if h.LastError != nil {
-				return h.LastError
+			// Read again: h may predate the last snapshot, which the actor
+			// publishes just before it reports itself stopped.
+			if last := d.snap.Load().LastError; last != nil {
+				return last
 			}
 			return ErrClosed
 		}
