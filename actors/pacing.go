@@ -139,8 +139,10 @@ func (d *durable) classifierFailed(l *ratelimit.Limiter, err error) {
 	}
 }
 
-// A server that pings more than PingFloodRate times a second for
-// PingFloodSeconds seconds in a row is flooding: every ping costs a pong
+// A server that pings more than PingFloodRate times in each of
+// PingFloodSeconds consecutive clock seconds is flooding (the first of
+// them may be partial, so a flood is caught after 1 to 3 s of it, at the
+// 51st ping of the third second): every ping costs a pong
 // (charged to the rate limiter, and counted by venues such as Binance
 // against the client), so the client ends that connection with
 // ErrPingFlood, counts it (Health.PingFloods), logs it and reconnects.
