@@ -136,6 +136,9 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.connRetired(m.gen)
 	case *reconnectReq:
 		a.reconnect(m)
+	case *intentChanged:
+		a.d.publishQueued.Store(false)
+		a.publish()
 	case *WatchHealth:
 		a.watchHealth(ctx, m.Watcher)
 	case *UnwatchHealth:
@@ -349,33 +352,28 @@ func (a *clientActor) connected(conn *transport.Conn, pings *serverPings) {
 	// The connect pipeline: hooks that must come first (re-authentication)
 	// and then the subscription restore run before the client reports
 	// itself connected.
-	var chs []string
-	if a.cfg.RestoreSubscriptions {
-		chs = d.subs.list()
-	}
-	if len(a.cfg.ConnectHooks) == 0 && len(chs) == 0 {
+	ss := d.intent.open(conn, a.gen, a.cfg.RestoreSubscriptions)
+	if len(a.cfg.ConnectHooks) == 0 && len(d.intent.list()) == 0 {
 		a.ready()
 		return
 	}
-	a.setup(conn, a.gen, chs)
+	a.setup(ss)
 }
 
-// setup runs the connect hooks and then re-subscribes chs on a new
-// connection of generation gen, off the actor's goroutine; setupDone
-// finishes the connect.
-func (a *clientActor) setup(conn *transport.Conn, gen uint64, chs []string) {
-	d, sys, self, timeout, life := a.d, a.sys, a.self, a.cfg.RequestTimeout, a.life
+// setup runs the connect hooks and then converges the new connection of
+// session ss to the wanted set (the restore), off the actor's goroutine;
+// setupDone finishes the connect.
+func (a *clientActor) setup(ss *subSession) {
+	d, sys, self, life := a.d, a.sys, a.self, a.life
+	conn, gen := ss.conn, ss.gen
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		m := &setupDone{gen: gen, channels: chs}
-		if m.hookErr = d.runHooks(life, &Setup{d: d, conn: conn, gen: gen}); m.hookErr == nil && len(chs) > 0 {
-			ctx, cancel := context.WithTimeout(life, timeout) // ends with this instance
-			// A panicking Dialect is a failed restore, not a crash.
-			m.restoreErr = guard("dialect (restore)", func() error {
-				return d.subscribe(ctx, via{conn: conn, pace: paceWait}, OpSubscribe, chs, false)
-			})
-			cancel()
+		m := &setupDone{gen: gen}
+		if m.hookErr = d.runHooks(life, &Setup{d: d, conn: conn, gen: gen}); m.hookErr == nil {
+			// Each request has its own deadline (RequestTimeout); the
+			// rounds end with this instance.
+			m.failed, m.restoreErr = d.restore(life, ss)
 		}
 		if !d.isStopped() {
 			sys.Root.Send(self, m)
@@ -393,9 +391,10 @@ func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
 		return
 	}
 	if m.restoreErr != nil {
-		a.d.log.Warn("restoring subscriptions failed; connected without them", zap.Strings("channels", m.channels), zap.Error(m.restoreErr))
+		a.d.log.Warn("restoring subscriptions failed; connected without them, retrying with backoff",
+			zap.Strings("channels", m.failed), zap.Error(m.restoreErr))
 		if fn := a.cfg.OnRestoreFailed; fn != nil {
-			self, chs, err := a.self, m.channels, m.restoreErr
+			self, chs, err := a.self, m.failed, a.d.scrub(m.restoreErr)
 			a.d.in.call(func() { fn(self, chs, err) })
 		}
 	}
@@ -428,6 +427,7 @@ func (a *clientActor) ready() {
 	a.live = true
 	a.upSince = time.Now()
 	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
+	d.intent.promote(a.gen)
 	a.setState(StateConnected)
 	a.scheduleRotation()
 	d.log.Info("connected", zap.Uint64("generation", a.gen))
@@ -559,6 +559,7 @@ func (a *clientActor) dropConn(err error) {
 	conn := a.conn
 	a.conn, a.pings = nil, nil
 	a.d.conn.Store(nil)
+	a.d.intent.close(a.gen)
 	_ = conn.CloseNow()
 	a.d.pending.failAll(a.d.scrub(fmt.Errorf("%w: %w", ErrDisconnected, err)))
 }
@@ -639,6 +640,7 @@ func (a *clientActor) teardown(reason error) {
 	if conn := a.conn; conn != nil {
 		a.conn = nil
 		a.d.conn.Store(nil)
+		a.d.intent.close(a.gen)
 		a.d.pending.failAll(fmt.Errorf("%w: the client is stopping", ErrDisconnected))
 		a.d.wg.Add(1)
 		go func() {
@@ -741,6 +743,7 @@ func (a *clientActor) route(m *frameMsg) {
 		in.Kind = KindNotification
 		a.d.notifications.Add(1)
 		in.Channel, _ = jsonrpc.String(jsonrpc.Field(env.Params, "channel"))
+		a.d.intent.seen(in.Channel, m.at)
 	case env.ID != nil && (env.Result != nil || env.Error != nil):
 		in.Kind, in.ID, in.Unmatched = KindResponse, env.ID, true
 	default:

@@ -40,10 +40,10 @@ type durable struct {
 	rateWaits   atomic.Uint64 // frames that waited for tokens
 	rateWaitNs  atomic.Int64  // time they waited
 
-	latency *latencyRing    // heartbeat and request round trips
-	pending *pendingTable   // requests waiting for their response
-	subs    subscriptionSet // confirmed subscriptions, restored after reconnects
-	rec     *recorder       // nil unless recording
+	latency *latencyRing  // heartbeat and request round trips
+	pending *pendingTable // requests waiting for their response
+	intent  *intent       // wanted subscriptions and what each connection applied (restore.go)
+	rec     *recorder     // nil unless recording
 
 	// Only the actor goroutine touches these (one instance at a time).
 	watchers watchers      // health watchers (WatchHealth)
@@ -55,7 +55,6 @@ type durable struct {
 	// out owns it.
 	dialed atomic.Pointer[transport.Conn]
 
-	subOps        atomic.Int64 // user Subscribe/Unsubscribe calls in flight
 	notifications atomic.Uint64
 	tel           *telemetry    // nil unless metrics are on
 	rotations     atomic.Uint64 // planned rotations completed
@@ -80,6 +79,8 @@ type durable struct {
 	notices atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)
 
 	secrets *redact.Scrubber // this client's secrets, hidden from logs, errors, Health, recordings (issue 12)
+
+	publishQueued atomic.Bool // an intentChanged is in the actor's mailbox (restore.go)
 }
 
 type liveConn struct {
@@ -117,6 +118,9 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	d.in.byteLimit = cfg.inboundBytes()
 	d.obs = newObserverQueue(cfg.StateObserver, d.log)
 	d.tel = d.startTelemetry()
+	d.intent = newIntent()
+	d.intent.notify = d.notifyActor(sys, pid)
+	d.intent.wake = d.wake
 	d.snap.Store(&Health{State: StateConnecting, Heartbeat: cfg.Heartbeat})
 	ch := make(chan struct{})
 	d.changed.Store(&ch)
@@ -125,6 +129,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 
 func (d *durable) markStopped() {
 	d.stopOnce.Do(func() {
+		d.stopIntent()
 		close(d.stopped)
 		d.tel.stop()
 		go func() {
@@ -183,6 +188,9 @@ func (d *durable) health() Health {
 	h.MaintenanceNotices = d.notices.Load()
 	h.RecordsDropped = d.rec.droppedCount()
 	h.RecordError = d.scrub(d.rec.failure())
+	var degraded bool
+	h.Channels, degraded = d.intent.statuses(d.scrub)
+	h.Degraded = degraded && h.State == StateConnected
 	return h
 }
 

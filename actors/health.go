@@ -59,6 +59,17 @@ type Health struct {
 	// Recording (issue 12, record.go).
 	RecordsDropped uint64 // frames not recorded: the recorder's queue was full, or the recording stopped
 	RecordError    error  // why the recording stopped (a write error, ErrRecorderPanic); nil while it runs
+
+	// Subscriptions as intent (restore.go).
+	//
+	// Channels is every wanted channel with its state on the current
+	// connection (and a channel whose unsubscribe the venue refused),
+	// sorted by name; nil when the client wants none.
+	Channels []ChannelStatus
+	// Degraded: connected, but a wanted channel is not active (pending,
+	// refused, not restored yet). Balancers pick a degraded client only
+	// when no healthy one is left.
+	Degraded bool
 }
 
 // latencyRing keeps the last n round-trip samples of heartbeats and

@@ -307,13 +307,21 @@ func TestPanickingDialectInSubscribeIsAnError(t *testing.T) {
 	armed := new(atomic.Bool)
 	armed.Store(true)
 	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(testutil.PanickyDialect{Armed: armed}))...)
-	for _, op := range []func(context.Context, ...string) error{c.Subscribe, c.Unsubscribe} {
-		err := op(ctxT(t, 2*time.Second), "ticker.BTC")
+	check := func(err error) {
+		t.Helper()
 		var pe *actors.PanicError
 		if !errors.As(err, &pe) || pe.Value != "dialect bug" {
 			t.Fatalf("got %v, want a *PanicError", err)
 		}
 	}
+	check(c.Subscribe(ctxT(t, 2*time.Second), "ticker.BTC"))
+	// An Unsubscribe runs the dialect only for a channel the venue has.
+	armed.Store(false)
+	if err := c.Subscribe(ctxT(t, 2*time.Second), "ticker.ETH"); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	check(c.Unsubscribe(ctxT(t, 2*time.Second), "ticker.ETH"))
 	if c.State() != actors.StateConnected {
 		t.Fatalf("state %v after the panics", c.State())
 	}

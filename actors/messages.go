@@ -65,10 +65,11 @@ type reconnectReq struct{ reply chan error }
 
 // setupDone reports the connect pipeline of connection gen: the connect
 // hooks (hookErr fails the attempt) and then the subscription restore
-// (restoreErr is reported, the connection kept).
+// (failed are the channels the venue refused, restoreErr the first cause:
+// reported, retried with backoff, the connection kept).
 type setupDone struct {
 	gen        uint64
 	hookErr    error
-	channels   []string
+	failed     []string
 	restoreErr error
 }

@@ -191,7 +191,11 @@ func TestPartlyAppliedSubscribeIsAPartialError(t *testing.T) {
 	if errors.Is(err, actors.ErrRateLimited) {
 		t.Fatal("a partly applied Subscribe matches ErrRateLimited, which promises nothing was sent")
 	}
-	if got := c.Subscriptions(); !slices.Equal(got, []string{"ticker.BTC"}) {
+	if !slices.Equal(pe.NotApplied, []string{"user.orders.BTC"}) {
+		t.Fatalf("NotApplied = %v", pe.NotApplied)
+	}
+	// Both stay wanted (intent): the refused one is retried.
+	if got := c.Subscriptions(); !slices.Equal(got, []string{"ticker.BTC", "user.orders.BTC"}) {
 		t.Fatalf("Subscriptions = %v", got)
 	}
 }

@@ -46,15 +46,14 @@ const mergeLimit = 4096
 
 // rotation is a replacement connection being set up.
 type rotation struct {
-	cancel   context.CancelFunc // ends its dial
-	dialed   atomic.Pointer[transport.Conn]
-	conn     *transport.Conn
-	gen      uint64
-	pings    *serverPings
-	waiters  []chan error
-	restored []string // channels subscribed on conn so far
-	resyncs  int
-	started  time.Time
+	cancel  context.CancelFunc // ends its dial
+	dialed  atomic.Pointer[transport.Conn]
+	conn    *transport.Conn
+	gen     uint64
+	pings   *serverPings
+	waiters []chan error
+	ss      *subSession // its subscriptions (restore.go)
+	started time.Time
 }
 
 // merge joins the old connection's stream and the new one's without a
@@ -224,10 +223,10 @@ func (a *clientActor) rotationDialed(m *rotateDialed) {
 	a.endMerge()
 	a.merge = newMerge(r.gen)
 	a.startReader(r.conn, r.gen)
-	if a.cfg.RestoreSubscriptions {
-		r.restored = d.subs.list()
-	}
-	a.setup(r.conn, r.gen, r.restored)
+	// A rotation carries the wanted set over whatever RestoreSubscriptions
+	// says: it is the client's own replacement, and must not cost a gap.
+	r.ss = d.intent.open(r.conn, r.gen, true)
+	a.setup(r.ss)
 }
 
 // rotationSetUp finishes a rotation whose new connection ran its connect
@@ -239,31 +238,25 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 	case m.hookErr != nil:
 		a.rotationFailed(m.hookErr)
 		return
-	case m.restoreErr != nil:
-		a.rotationFailed(fmt.Errorf("restoring subscriptions: %w", m.restoreErr))
-		return
 	}
-	if a.cfg.RestoreSubscriptions {
-		r.restored = m.channels
-		if d.subOps.Load() > 0 && time.Since(r.started) < a.cfg.RequestTimeout {
-			// A Subscribe or Unsubscribe is in flight on the old
-			// connection: look again once it is done.
-			sys, self, again := a.sys, a.self, &setupDone{gen: r.gen, channels: r.restored}
-			time.AfterFunc(10*time.Millisecond, func() { sys.Root.Send(self, again) })
-			return
+	// The new connection must carry every channel the current one has:
+	// otherwise keep the current one. Changes made meanwhile were applied
+	// by the restore's rounds; the worker applies later ones once it is
+	// live.
+	if missing := d.intent.missingFrom(r.ss); len(missing) > 0 {
+		err := fmt.Errorf("restoring subscriptions: %d channels not confirmed (%v): %w", len(missing), missing, m.restoreErr)
+		if m.restoreErr == nil {
+			err = fmt.Errorf("restoring subscriptions: %d channels not confirmed: %v", len(missing), missing)
 		}
-		add, remove := diff(d.subs.list(), r.restored)
-		if len(add)+len(remove) > 0 && r.resyncs < 3 {
-			r.resyncs++
-			a.resync(r, add, remove)
-			return
-		}
+		a.rotationFailed(err)
+		return
 	}
 	old, oldGen := a.conn, a.gen
 	a.rot = nil
 	r.cancel()
 	a.conn, a.gen, a.pings = r.conn, r.gen, r.pings
 	d.conn.Store(&liveConn{conn: r.conn, gen: r.gen})
+	d.intent.promote(r.gen)
 	a.stopHeartbeat()
 	a.startHeartbeat()
 	d.rotations.Add(1)
@@ -279,53 +272,6 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 	since := time.Now()
 	a.retiring = append(a.retiring, retiring{conn: old, gen: oldGen, since: since})
 	a.retireLater(&retire{conn: old, gen: oldGen, since: since})
-}
-
-// resync applies, on the rotation's connection, the subscription changes
-// made while it was being set up; the result comes back as setupDone.
-func (a *clientActor) resync(r *rotation, add, remove []string) {
-	d, sys, self, life, timeout := a.d, a.sys, a.self, a.life, a.cfg.RequestTimeout
-	conn, gen := r.conn, r.gen
-	// What the new connection will have: restored + add - remove.
-	have := append([]string(nil), r.restored...)
-	have = append(have, add...)
-	have = slices.DeleteFunc(have, func(c string) bool { return slices.Contains(remove, c) })
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		ctx, cancel := context.WithTimeout(life, timeout)
-		defer cancel()
-		v := via{conn: conn, pace: paceWait}
-		err := guard("dialect (rotation)", func() error { // a panicking Dialect fails the rotation
-			if len(add) > 0 {
-				if err := d.subscribe(ctx, v, OpSubscribe, add, false); err != nil {
-					return err
-				}
-			}
-			if len(remove) > 0 {
-				return d.subscribe(ctx, v, OpUnsubscribe, remove, false)
-			}
-			return nil
-		})
-		if !d.isStopped() {
-			sys.Root.Send(self, &setupDone{gen: gen, channels: have, restoreErr: err})
-		}
-	}()
-}
-
-// diff returns what want has and have lacks, and the reverse.
-func diff(want, have []string) (add, remove []string) {
-	for _, c := range want {
-		if !slices.Contains(have, c) {
-			add = append(add, c)
-		}
-	}
-	for _, c := range have {
-		if !slices.Contains(want, c) {
-			remove = append(remove, c)
-		}
-	}
-	return add, remove
 }
 
 // drainCheck is how often a replaced connection is checked for requests
@@ -349,6 +295,7 @@ func (a *clientActor) rotationFailed(err error) {
 		_ = c.CloseNow()
 	}
 	if r.conn != nil {
+		a.d.intent.close(r.gen)
 		_ = r.conn.CloseNow()
 		a.d.pending.failConn(r.conn, fmt.Errorf("%w: %w", ErrDisconnected, err))
 	}
@@ -383,6 +330,7 @@ func (a *clientActor) abortRotation(err error) {
 		_ = c.CloseNow()
 	}
 	if r.conn != nil {
+		a.d.intent.close(r.gen)
 		_ = r.conn.CloseNow()
 	}
 	for _, w := range r.waiters {

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -142,68 +142,46 @@ func WithOnRestoreFailed(fn func(client *actor.PID, channels []string, err error
 	return func(c *Config) { c.OnRestoreFailed = fn }
 }
 
-// subscriptionSet is the confirmed set: it lives in the durable state, so
-// it survives reconnects and restarts.
-type subscriptionSet struct {
-	mu  sync.Mutex
-	set map[string]struct{}
-}
-
-func (s *subscriptionSet) add(chs []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.set == nil {
-		s.set = map[string]struct{}{}
-	}
-	for _, ch := range chs {
-		s.set[ch] = struct{}{}
-	}
-}
-
-func (s *subscriptionSet) remove(chs []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ch := range chs {
-		delete(s.set, ch)
-	}
-}
-
-func (s *subscriptionSet) list() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.set))
-	for ch := range s.set {
-		out = append(out, ch)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// Subscribe subscribes to channels with the configured dialect and waits
-// for the server to confirm; confirmed channels join the client's set,
-// which is restored after every reconnect and restart (when
-// RestoreSubscriptions is on). A dialect may need several requests (Deribit
-// sends user.* channels with private/subscribe): they run in order, the
-// first failure stops the rest and is returned (a *RPCError for a JSON-RPC
-// error), and what earlier requests confirmed stays applied. Deadlines and
-// connection errors as for Call.
+// Subscribe adds channels to the client's wanted set at once, whatever
+// the connection state, and waits until the venue has answered for each
+// of them on the live connection (the dialect's requests, in order), or
+// ctx ends, or RequestTimeout passes, whichever is first. The channels stay
+// wanted until Unsubscribe: the client subscribes them on every new
+// connection (when RestoreSubscriptions is on, the default) and asks again,
+// with backoff, for a channel the venue refused (Health.Channels shows
+// each channel's state, error and next retry).
+//
+// It returns nil when every channel is active; a *PartialError naming
+// what was and was not applied when the venue applied only some (a
+// mistyped channel); an error wrapping the cause (a *RPCError for a
+// JSON-RPC error) and naming the channels when none was applied; an error
+// wrapping ErrTimeout and the context's cause (context.DeadlineExceeded or
+// context.Canceled, the latter without ErrTimeout) when the wait ended
+// first, for instance while the client is reconnecting: the intent is kept
+// either way. Channel names have 1 to 1024 bytes; a client wants at most
+// 65,536 channels (ErrInvalidRequest beyond).
 func (c *Client) Subscribe(ctx context.Context, channels ...string) error {
 	return c.subscription(ctx, OpSubscribe, channels)
 }
 
-// Unsubscribe unsubscribes from channels and removes them from the set once
-// the server confirms.
+// Unsubscribe removes channels from the wanted set at once and waits until
+// the venue has confirmed their removal on the live connection (nothing to
+// wait for while disconnected: no new connection subscribes them), or the
+// wait ends as for Subscribe. An unsubscribe the venue refuses is asked
+// again with backoff, and the error says so; the channels are not wanted
+// any more either way.
 func (c *Client) Unsubscribe(ctx context.Context, channels ...string) error {
 	return c.subscription(ctx, OpUnsubscribe, channels)
 }
 
-// Subscriptions returns the confirmed set, sorted.
+// Subscriptions returns the wanted set, sorted: what the client subscribes
+// on every connection (Health.Channels says which are active).
 func (c *Client) Subscriptions() []string {
 	d := c.durable()
 	if d == nil {
 		return nil
 	}
-	return d.subs.list()
+	return d.intent.list()
 }
 
 func (c *Client) subscription(ctx context.Context, op SubscriptionOp, channels []string) error {
@@ -211,55 +189,106 @@ func (c *Client) subscription(ctx context.Context, op SubscriptionOp, channels [
 	if d == nil {
 		return ErrNotFound
 	}
-	if len(channels) == 0 {
-		return errors.New("zenws: no channels")
+	if err := d.notSent(ctx); err != nil {
+		return err // an ended ctx changes nothing
 	}
-	// A rotation waits for changes in flight before it switches over.
-	d.subOps.Add(1)
-	defer d.subOps.Add(-1)
-	// The Dialect is user code: a panic in it is a *PanicError for the
-	// caller, never a crash.
-	return guard("dialect", func() error { return d.subscribe(ctx, via{}, op, channels, true) })
-}
-
-// subscribe runs op for channels as v says. With apply, what the server
-// confirms changes the confirmed set (a user's Subscribe or Unsubscribe);
-// restores only bring a connection up to the set.
-func (d *durable) subscribe(ctx context.Context, v via, op SubscriptionOp, channels []string, apply bool) error {
-	dialect := d.cfg.Dialect
-	if dialect == nil {
-		dialect = DeribitDialect{}
-	}
-	// Requests run in order; one that fails stops the rest. What earlier
-	// requests confirmed stays applied, and the error says so.
-	var applied []string
-	for i, r := range dialect.Requests(op, channels) {
-		if i > 0 {
-			v.pace = paceWait // the first is in: pace the rest, do not refuse them
-		}
-		resp, err := d.call(ctx, v, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
-		if err == nil {
-			env, _ := jsonrpc.Peek(resp)
-			var confirmed []string
-			if confirmed, err = dialect.Confirmed(r, env.Result); err == nil {
-				confirmed = d.onlyAsked(r, confirmed)
-				switch {
-				case !apply:
-				case op == OpSubscribe:
-					d.subs.add(confirmed)
-				default:
-					d.subs.remove(confirmed)
-				}
-				applied = append(applied, confirmed...)
-				continue
-			}
-		}
-		if i > 0 {
-			return &PartialError{Applied: applied, Err: err}
-		}
+	if err := checkChannels(channels); err != nil {
 		return err
 	}
-	return nil
+	channels = dedupe(channels)
+	if op == OpSubscribe {
+		if err := d.intent.want(channels); err != nil {
+			return err
+		}
+	} else {
+		d.intent.unwant(channels)
+	}
+	return d.awaitIntent(ctx, op, channels)
+}
+
+// awaitIntent waits for the outcome of a Subscribe or Unsubscribe of
+// channels on the live connection and builds its error.
+func (d *durable) awaitIntent(ctx context.Context, op SubscriptionOp, channels []string) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+	defer cancel()
+	s := d.intent
+	var applied, notApplied []string
+	var cause error
+	outcome := func() bool { // with s.mu held
+		applied, notApplied, cause = applied[:0], notApplied[:0], nil
+		p := s.primary
+		for _, ch := range channels {
+			switch {
+			case op == OpSubscribe && s.wanted[ch] == nil, op == OpUnsubscribe && s.wanted[ch] != nil:
+				// Changed again meanwhile by another call: not this call's to wait for.
+			case p == nil:
+				if op == OpSubscribe {
+					return false // no live connection yet
+				}
+				applied = append(applied, ch) // nothing subscribes it any more
+			case p.inflight[ch]:
+				return false
+			case op == OpSubscribe && p.applied[ch], op == OpUnsubscribe && !p.applied[ch]:
+				applied = append(applied, ch)
+			case p.failed[ch] != nil:
+				notApplied = append(notApplied, ch)
+				if cause == nil {
+					cause = p.failed[ch].err
+				}
+			default:
+				return false // not asked for yet
+			}
+		}
+		return true
+	}
+	if err := s.waitFor(ctx, d.stopped, outcome); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return err
+		}
+		s.mu.Lock()
+		outcome()
+		var waiting []string
+		for _, ch := range channels {
+			if !slices.Contains(applied, ch) && !slices.Contains(notApplied, ch) {
+				waiting = append(waiting, ch)
+			}
+		}
+		connected := s.primary != nil && !s.primary.setup
+		s.mu.Unlock()
+		why := "the venue has not answered"
+		if !connected {
+			why = "not connected"
+		}
+		cause := context.Cause(ctx)
+		if errors.Is(cause, context.Canceled) {
+			return fmt.Errorf("zenws: %s cancelled after %v, %s for %v (still %s): %w", op, time.Since(start).Round(time.Millisecond),
+				why, waiting, stillWhat(op), cause)
+		}
+		return fmt.Errorf("zenws: %s: %s for %v after %v (request timeout %v; still %s): %w: %w", op, why, waiting,
+			time.Since(start).Round(time.Millisecond), d.cfg.RequestTimeout, stillWhat(op), ErrTimeout, cause)
+	}
+	return subscriptionOutcome(op, slices.Clone(applied), slices.Clone(notApplied), d.scrub(cause))
+}
+
+// dedupe returns channels without repeats, in their first order.
+func dedupe(channels []string) []string {
+	seen := make(map[string]bool, len(channels))
+	out := make([]string, 0, len(channels))
+	for _, ch := range channels {
+		if !seen[ch] {
+			seen[ch] = true
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+func stillWhat(op SubscriptionOp) string {
+	if op == OpSubscribe {
+		return "wanted, applied when the venue confirms"
+	}
+	return "not wanted, removed when the venue confirms"
 }
 
 // onlyAsked keeps the channels of a confirmation that its request named,
@@ -291,21 +320,23 @@ func (d *durable) onlyAsked(r SubscriptionRequest, confirmed []string) []string 
 	return kept
 }
 
-// PartialError is a Subscribe or Unsubscribe that needed several requests
-// (Deribit's private channels, Binance's 200 streams a request) and failed
-// after some were applied: Applied are confirmed, the rest are not.
+// PartialError is a Subscribe or Unsubscribe that the venue applied only
+// in part: Applied are confirmed on the live connection, NotApplied are
+// not (refused, or the venue answered without them; they stay as wanted and
+// are asked again with backoff), Err is the first cause.
 //
 // Unwrap gives the cause, except when the cause promises that nothing was
 // sent (ErrRateLimited, ErrNotConnected): something was, so a PartialError
 // never matches those.
 type PartialError struct {
-	Applied []string
-	Err     error
+	Applied    []string
+	NotApplied []string
+	Err        error
 }
 
 // Error implements the error interface.
 func (e *PartialError) Error() string {
-	return fmt.Sprintf("zenws: partly applied (%d channels: %v), then: %v", len(e.Applied), e.Applied, e.Err)
+	return fmt.Sprintf("zenws: partly applied: applied %v, not applied %v: %v", e.Applied, e.NotApplied, e.Err)
 }
 
 // Unwrap returns the cause, unless it claims that nothing was sent.

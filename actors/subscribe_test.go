@@ -77,7 +77,16 @@ func TestSubscribeErrorAppliesNothing(t *testing.T) {
 	if !errors.As(err, &rpcErr) || rpcErr.Code != 11050 {
 		t.Fatalf("Subscribe against an error = %v", err)
 	}
-	if len(c.Subscriptions()) != 0 {
+	// The refusal is kept as intent: the channel stays wanted, shown as
+	// failed with the venue's error and a next retry, and the client is
+	// degraded (issue 13: before, it was forgotten).
+	h := c.Health()
+	if len(h.Channels) != 1 || h.Channels[0].State != actors.ChannelFailed || !errors.As(h.Channels[0].Err, &rpcErr) ||
+		h.Channels[0].NextRetry.IsZero() || !h.Degraded {
+		t.Fatalf("Health after a refusal: channels %+v, degraded %v", h.Channels, h.Degraded)
+	}
+	conns, _ := srv.WaitConns(ctxT(t, time.Second), 1)
+	if conns[0].Subscribed("ticker.X") {
 		t.Fatal("a refused subscription was applied")
 	}
 }

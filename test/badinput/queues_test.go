@@ -298,11 +298,18 @@ func TestHostileQueues(t *testing.T) {
 			if err := c.Subscribe(ctx(t), "ticker.BTC", "book.ETH"); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Unsubscribe(ctx(t), "ticker.BTC"); err != nil {
-				t.Fatal(err)
+			// The unsubscribe is not confirmed: an error, retried; the
+			// channel the venue named is not touched.
+			if err := c.Unsubscribe(ctx(t), "ticker.BTC"); err == nil {
+				t.Fatal("an unsubscribe the venue did not confirm returned nil")
 			}
-			if got := c.Subscriptions(); len(got) != 2 {
-				t.Fatalf("after a confirmation for the wrong channel the set is %v", got)
+			if got := c.Subscriptions(); len(got) != 1 || got[0] != "book.ETH" {
+				t.Fatalf("wanted after the unsubscribe: %v", got)
+			}
+			h := c.Health()
+			if len(h.Channels) != 2 || h.Channels[0].Channel != "book.ETH" || h.Channels[0].State != actors.ChannelActive ||
+				h.Channels[1].Channel != "ticker.BTC" || h.Channels[1].Wanted || h.Channels[1].State != actors.ChannelFailed {
+				t.Fatalf("after a confirmation for the wrong channel: %+v", h.Channels)
 			}
 		}},
 		{"8: Deribit expires_in of 1e-9, 0.001, 1e19, 9.3e9", "refresh clamped to >= 10 s: one public/auth per connection, no storm", func(t *testing.T) {

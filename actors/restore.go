@@ -1,0 +1,693 @@
+package actors
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/transport"
+)
+
+// Subscriptions are intent (ARCHITECTURE.md, "Semantics that are
+// decided"): Subscribe and Unsubscribe change the wanted set at once, in any
+// state, and the client converges every connection to it. This file holds
+// the wanted set, what each connection has applied, the convergence (the
+// restore of a new connection included) and the retries of what a venue
+// refused.
+//
+// Who runs what:
+//   - a connection in its connect pipeline (or a rotation's new one) is
+//     converged by the setup goroutine, before the client reports it
+//     connected (restore);
+//   - the live connection is converged by one worker goroutine per client,
+//     woken by a change of the wanted set, a new live connection or a retry
+//     that falls due (a timer): nothing polls;
+//   - the actor opens, promotes and closes sessions (one per connection
+//     generation).
+
+// ChannelState is where one wanted channel stands on the current
+// connection (Health.Channels).
+type ChannelState int
+
+// Channel states.
+const (
+	// ChannelPending: wanted, not confirmed yet (no connection, or its
+	// request is on its way).
+	ChannelPending ChannelState = iota + 1
+	// ChannelActive: confirmed by the venue on the current connection.
+	ChannelActive
+	// ChannelFailed: the venue refused it (or its request failed) on the
+	// current connection; retried with backoff at NextRetry.
+	ChannelFailed
+	// ChannelStale: it was active on an earlier connection and is not yet
+	// restored on the current one (a reconnect or restart is under way).
+	ChannelStale
+)
+
+// String returns "pending", "active", "failed" or "stale".
+func (s ChannelState) String() string {
+	switch s {
+	case ChannelPending:
+		return "pending"
+	case ChannelActive:
+		return "active"
+	case ChannelFailed:
+		return "failed"
+	case ChannelStale:
+		return "stale"
+	}
+	return fmt.Sprintf("ChannelState(%d)", int(s))
+}
+
+// ChannelStatus is one channel of Health.Channels: a wanted channel, or one
+// the client wants gone whose unsubscribe the venue refused (Wanted false,
+// State ChannelFailed).
+type ChannelStatus struct {
+	Channel string
+	State   ChannelState
+	Wanted  bool      // in the wanted set (false: an unsubscribe still to be applied)
+	Since   time.Time // when it entered State
+	// Err is why it failed (State ChannelFailed), redacted; nil otherwise.
+	Err error
+	// NextRetry is when a failed channel is asked for again; zero otherwise.
+	NextRetry time.Time
+	// Attempts counts the failed requests for it on the current connection.
+	Attempts int
+	// LastMessage is when its last notification arrived (any connection);
+	// zero before the first.
+	LastMessage time.Time
+}
+
+// Bounds of the wanted set: channel names come from user code and venues
+// (a listen key), and the set is kept for the client's whole life.
+const (
+	maxWanted      = 1 << 16 // channels
+	maxChannelName = 1024    // bytes
+)
+
+// errNotConfirmed is a channel the venue answered for without confirming.
+var errNotConfirmed = errors.New("zenws: the venue did not confirm the channel")
+
+// want is one wanted channel.
+type want struct {
+	seq        uint64    // order of Subscribe calls: requests keep the user's order
+	since      time.Time // of its current state, for ChannelStatus.Since
+	wasActive  bool      // confirmed on some connection: a missing one is stale, not pending
+	lastMsg    time.Time
+	lastSeenOn ChannelState // the state last reported, to stamp since on a change
+}
+
+// failure is a refused subscribe or unsubscribe of one channel on one
+// connection.
+type failure struct {
+	err      error
+	at       time.Time
+	next     time.Time
+	attempts int
+}
+
+// subSession is what one connection generation has applied.
+type subSession struct {
+	conn     *transport.Conn
+	gen      uint64
+	applied  map[string]bool     // confirmed on this connection
+	inflight map[string]bool     // a request for it is on its way
+	failed   map[string]*failure // refused on this connection, retried at next
+	setup    bool                // in its connect pipeline: the setup goroutine converges it
+	closed   bool
+}
+
+// intent is the wanted set and the sessions: it lives in the durable state,
+// so the set survives reconnects and restarts.
+type intent struct {
+	mu       sync.Mutex
+	wanted   map[string]*want
+	sessions map[uint64]*subSession
+	primary  *subSession   // the live connection's (or, before it is live, the one being set up)
+	changed  chan struct{} // closed and replaced on every change a waiter could wait for
+	notify   func()        // asks the actor to publish (status or degraded changed)
+	wake     func()        // gets the live connection converged (durable.wake)
+	seq      uint64
+
+	running bool        // the worker goroutine runs
+	again   bool        // something changed while it ran: one more round
+	retry   *time.Timer // wakes the worker when the next refused channel is due
+	stopped bool        // the client stopped: no worker starts again
+}
+
+func newIntent() *intent {
+	return &intent{
+		wanted:   map[string]*want{},
+		sessions: map[uint64]*subSession{},
+		changed:  make(chan struct{}),
+	}
+}
+
+// signal wakes waiters and asks for a publish; with s.mu held.
+func (s *intent) signal() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+	if s.notify != nil {
+		s.notify()
+	}
+}
+
+// list returns the wanted set, sorted.
+func (s *intent) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.wanted))
+}
+
+// stateOf is ch's state on the primary session; with s.mu held.
+func (s *intent) stateOf(ch string, w *want) (ChannelState, *failure) {
+	p := s.primary
+	switch {
+	case p != nil && p.applied[ch]:
+		return ChannelActive, nil
+	case p != nil && p.failed[ch] != nil && !p.inflight[ch]:
+		return ChannelFailed, p.failed[ch]
+	case w != nil && w.wasActive:
+		return ChannelStale, nil
+	}
+	return ChannelPending, nil
+}
+
+// statuses returns Health.Channels (sorted by channel) and whether the
+// client is degraded: a wanted channel that is not active.
+func (s *intent) statuses(scrub func(error) error) ([]ChannelStatus, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.wanted) == 0 && (s.primary == nil || len(s.primary.failed) == 0) {
+		return nil, false
+	}
+	out := make([]ChannelStatus, 0, len(s.wanted))
+	degraded := false
+	for ch, w := range s.wanted {
+		st, f := s.stateOf(ch, w)
+		if st != w.lastSeenOn { // a change not stamped yet (a new connection)
+			w.lastSeenOn, w.since = st, time.Now()
+		}
+		cs := ChannelStatus{Channel: ch, State: st, Wanted: true, Since: w.since, LastMessage: w.lastMsg}
+		if f != nil {
+			cs.Err, cs.NextRetry, cs.Attempts = scrub(f.err), f.next, f.attempts
+		}
+		degraded = degraded || st != ChannelActive
+		out = append(out, cs)
+	}
+	if p := s.primary; p != nil {
+		for ch, f := range p.failed {
+			if _, ok := s.wanted[ch]; !ok && p.applied[ch] {
+				out = append(out, ChannelStatus{Channel: ch, State: ChannelFailed, Since: f.at,
+					Err: scrub(f.err), NextRetry: f.next, Attempts: f.attempts})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b ChannelStatus) int { return cmp.Compare(a.Channel, b.Channel) })
+	return out, degraded
+}
+
+// seen stamps a notification of ch (Health.Channels[].LastMessage).
+func (s *intent) seen(ch string, at time.Time) {
+	s.mu.Lock()
+	if w := s.wanted[ch]; w != nil {
+		w.lastMsg = at
+	}
+	s.mu.Unlock()
+}
+
+// checkChannels is the input check of Subscribe and Unsubscribe.
+func checkChannels(channels []string) error {
+	if len(channels) == 0 {
+		return fmt.Errorf("%w: no channels", ErrInvalidRequest)
+	}
+	for _, ch := range channels {
+		if ch == "" || len(ch) > maxChannelName {
+			return fmt.Errorf("%w: a channel name must have 1 to %d bytes, got %d", ErrInvalidRequest, maxChannelName, len(ch))
+		}
+	}
+	return nil
+}
+
+// want adds channels to the wanted set at once. A channel that failed on
+// the current connection is asked for again now: a user's Subscribe is a
+// retry.
+func (s *intent) want(channels []string) error {
+	s.mu.Lock()
+	defer s.wake() // after the unlock: it takes s.mu
+	defer s.mu.Unlock()
+	added := 0
+	for _, ch := range channels {
+		if _, ok := s.wanted[ch]; !ok {
+			added++
+		}
+	}
+	if len(s.wanted)+added > maxWanted {
+		return fmt.Errorf("%w: %d channels would be wanted, at most %d", ErrInvalidRequest, len(s.wanted)+added, maxWanted)
+	}
+	now := time.Now()
+	for _, ch := range channels {
+		if _, ok := s.wanted[ch]; !ok {
+			s.seq++
+			s.wanted[ch] = &want{seq: s.seq, since: now, lastSeenOn: ChannelPending}
+		}
+		for _, ss := range s.sessions {
+			if f := ss.failed[ch]; f != nil && !ss.applied[ch] {
+				delete(ss.failed, ch)
+			}
+		}
+	}
+	s.signal()
+	return nil
+}
+
+// unwant removes channels from the wanted set at once.
+func (s *intent) unwant(channels []string) {
+	s.mu.Lock()
+	defer s.wake() // after the unlock: it takes s.mu
+	defer s.mu.Unlock()
+	for _, ch := range channels {
+		delete(s.wanted, ch)
+		for _, ss := range s.sessions {
+			if f := ss.failed[ch]; f != nil && ss.applied[ch] {
+				delete(ss.failed, ch) // a refused unsubscribe: try it now
+			} else if !ss.applied[ch] {
+				delete(ss.failed, ch) // a refused subscribe: no longer wanted
+			}
+		}
+	}
+	s.signal()
+}
+
+// open registers the session of a new connection, converged by its setup
+// goroutine until promote. With restore off, a new connection starts with
+// nothing: the wanted channels applied on the connections before are
+// forgotten (the user subscribes again, in OnConnect say).
+func (s *intent) open(conn *transport.Conn, gen uint64, restore bool) *subSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !restore {
+		for ch, w := range s.wanted {
+			if w.wasActive {
+				delete(s.wanted, ch)
+			}
+		}
+	}
+	ss := &subSession{conn: conn, gen: gen, applied: map[string]bool{}, inflight: map[string]bool{},
+		failed: map[string]*failure{}, setup: true}
+	s.sessions[gen] = ss
+	if s.primary == nil {
+		s.primary = ss // a first connect or reconnect: statuses refer to it
+	}
+	s.signal()
+	return ss
+}
+
+// promote makes gen's session the live one: the worker converges it from
+// now on. Earlier sessions are dropped (their connections are retiring).
+func (s *intent) promote(gen uint64) {
+	s.mu.Lock()
+	defer s.wake() // after the unlock: it takes s.mu
+	defer s.mu.Unlock()
+	ss := s.sessions[gen]
+	if ss == nil {
+		return
+	}
+	for g, old := range s.sessions {
+		if g != gen {
+			old.closed = true
+			delete(s.sessions, g)
+		}
+	}
+	ss.setup = false
+	s.primary = ss
+	s.signal()
+}
+
+// close drops gen's session: its connection has ended.
+func (s *intent) close(gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.sessions[gen]
+	if ss == nil {
+		return
+	}
+	ss.closed = true
+	delete(s.sessions, gen)
+	if s.primary == ss {
+		s.primary = nil
+	}
+	s.signal()
+}
+
+// work is one round of requests for a session: what to subscribe and what
+// to unsubscribe now, and when the next refused channel falls due. With
+// take, the channels are marked in flight.
+func (s *intent) work(ss *subSession, now time.Time, take bool) (add, remove []string, next time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.closed {
+		return nil, nil, time.Time{}
+	}
+	due := func(ch string) bool {
+		if ss.inflight[ch] {
+			return false
+		}
+		f := ss.failed[ch]
+		if f != nil && f.next.After(now) {
+			if next.IsZero() || f.next.Before(next) {
+				next = f.next
+			}
+			return false
+		}
+		return true
+	}
+	for ch := range s.wanted {
+		if !ss.applied[ch] && due(ch) {
+			add = append(add, ch)
+		}
+	}
+	for ch := range ss.applied {
+		if _, ok := s.wanted[ch]; !ok && due(ch) {
+			remove = append(remove, ch)
+		}
+	}
+	if !take {
+		return add, remove, next
+	}
+	slices.SortFunc(add, func(a, b string) int { return cmp.Compare(s.wanted[a].seq, s.wanted[b].seq) })
+	slices.Sort(remove)
+	for _, ch := range add {
+		ss.inflight[ch] = true
+	}
+	for _, ch := range remove {
+		ss.inflight[ch] = true
+	}
+	return add, remove, next
+}
+
+// settle records the outcome of one request for channels on ss: ok are
+// the channels the venue confirmed; the others failed with err (or
+// errNotConfirmed when the venue answered without them).
+func (s *intent) settle(ss *subSession, op SubscriptionOp, channels, ok []string, err error, backoff func(int) time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range channels {
+		delete(ss.inflight, ch)
+	}
+	if ss.closed {
+		s.signal()
+		return
+	}
+	now := time.Now()
+	for _, ch := range ok {
+		delete(ss.failed, ch)
+		if op == OpSubscribe {
+			ss.applied[ch] = true
+			if w := s.wanted[ch]; w != nil {
+				w.wasActive = true
+			}
+		} else {
+			delete(ss.applied, ch)
+		}
+	}
+	if len(ok) < len(channels) {
+		cause := err
+		if cause == nil {
+			cause = errNotConfirmed
+		}
+		for _, ch := range channels {
+			if slices.Contains(ok, ch) {
+				continue
+			}
+			f := ss.failed[ch]
+			if f == nil {
+				f = &failure{}
+				ss.failed[ch] = f
+			}
+			f.attempts++
+			f.err, f.at, f.next = cause, now, now.Add(backoff(f.attempts))
+		}
+	}
+	s.signal()
+}
+
+// waitFor waits until check, run with s.mu held, reports done, or ctx, the
+// deadline or the client's stop ends the wait.
+func (s *intent) waitFor(ctx context.Context, stopped <-chan struct{}, check func() bool) error {
+	for {
+		s.mu.Lock()
+		done, changed := check(), s.changed
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stopped:
+			return ErrClosed
+		}
+	}
+}
+
+// retryWait is the wait before asking again for a channel refused attempts
+// times on one connection: uniform in [cap/2, cap], cap as for reconnects
+// (RetryDelay doubling up to MaxBackoff). Not full jitter: a refusal is
+// the venue's answer, and asking again at once would only be refused again.
+func (d *durable) retryWait(attempts int) time.Duration {
+	c := backoffCap(attempts, d.cfg.RetryDelay, d.cfg.MaxBackoff)
+	if c <= 1 {
+		return c
+	}
+	return c/2 + time.Duration(rand.Int64N(int64(c/2)+1))
+}
+
+// converge brings ss to the wanted set: subscribe what it lacks,
+// unsubscribe what is no longer wanted, in rounds until nothing is due
+// (at most rounds). It returns when the next retry falls due (zero: none).
+func (d *durable) converge(ctx context.Context, ss *subSession, rounds int) time.Time {
+	var next time.Time
+	for range rounds {
+		add, remove, n := d.intent.work(ss, time.Now(), true)
+		next = n
+		if len(add)+len(remove) == 0 {
+			return next
+		}
+		if len(add) > 0 {
+			d.apply(ctx, ss, OpSubscribe, add)
+		}
+		if len(remove) > 0 {
+			d.apply(ctx, ss, OpUnsubscribe, remove)
+		}
+	}
+	_, _, next = d.intent.work(ss, time.Now(), false)
+	return next
+}
+
+// apply sends op for channels on ss's connection with the dialect's
+// requests, in order, and settles each request's outcome.
+func (d *durable) apply(ctx context.Context, ss *subSession, op SubscriptionOp, channels []string) {
+	dialect := d.cfg.Dialect
+	if dialect == nil {
+		dialect = DeribitDialect{}
+	}
+	var reqs []SubscriptionRequest
+	// The Dialect is user code: a panic in it fails these channels with a
+	// *PanicError (retried with backoff), never a crash.
+	if err := guard("dialect", func() error { reqs = dialect.Requests(op, channels); return nil }); err != nil {
+		d.intent.settle(ss, op, channels, nil, err, d.retryWait)
+		return
+	}
+	covered := map[string]bool{}
+	for _, r := range reqs {
+		var confirmed []string
+		err := guard("dialect", func() error {
+			resp, err := d.call(ctx, via{conn: ss.conn, pace: paceWait}, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
+			if err != nil {
+				return err
+			}
+			env, _ := jsonrpc.Peek(resp)
+			if confirmed, err = dialect.Confirmed(r, env.Result); err != nil {
+				return err
+			}
+			confirmed = d.onlyAsked(r, confirmed)
+			return nil
+		})
+		asked := slices.DeleteFunc(slices.Clone(r.Channels), func(ch string) bool { return !slices.Contains(channels, ch) || covered[ch] })
+		for _, ch := range asked {
+			covered[ch] = true
+		}
+		if err != nil || len(confirmed) < len(asked) {
+			d.log.Debug("venue did not apply every channel", zap.Stringer("op", op), zap.String("method", r.Method),
+				zap.Int("asked", len(asked)), zap.Int("confirmed", len(confirmed)), zap.Error(err))
+		}
+		d.intent.settle(ss, op, asked, confirmed, err, d.retryWait)
+	}
+	// Channels the dialect put in no request cannot be applied.
+	var left []string
+	for _, ch := range channels {
+		if !covered[ch] {
+			left = append(left, ch)
+		}
+	}
+	if len(left) > 0 {
+		d.intent.settle(ss, op, left, nil, fmt.Errorf("%w: the dialect made no request for the channel", ErrInvalidRequest), d.retryWait)
+	}
+}
+
+// String returns "subscribe" or "unsubscribe".
+func (op SubscriptionOp) String() string {
+	if op == OpUnsubscribe {
+		return "unsubscribe"
+	}
+	return "subscribe"
+}
+
+// restore converges a new connection's session before the client reports
+// it connected. It returns the channels still failed on it and the first
+// error: the connection is kept, the worker retries them with backoff.
+func (d *durable) restore(ctx context.Context, ss *subSession) ([]string, error) {
+	d.converge(ctx, ss, 4)
+	s := d.intent
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var failed []string
+	for ch := range s.wanted {
+		if ss.failed[ch] != nil && !ss.applied[ch] {
+			failed = append(failed, ch)
+		}
+	}
+	if len(failed) == 0 {
+		return nil, nil
+	}
+	slices.Sort(failed)
+	return failed, ss.failed[failed[0]].err
+}
+
+// missingFrom returns the channels applied on the primary session that ss
+// lacks: a rotation keeps the old connection rather than lose them.
+func (s *intent) missingFrom(ss *subSession) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	if p := s.primary; p != nil && p != ss {
+		for ch := range p.applied {
+			if _, ok := s.wanted[ch]; ok && !ss.applied[ch] {
+				out = append(out, ch)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// wake makes sure the live connection gets converged: it starts the
+// worker goroutine unless it runs (then it goes round once more). The
+// worker runs only while there is something to do, so an idle client holds
+// no goroutine for it; a retry that falls due later wakes it with a timer.
+func (d *durable) wake() {
+	s := d.intent
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	if s.running {
+		s.again = true
+		return
+	}
+	s.running = true
+	d.wg.Add(1) // ordered before markStopped's Wait by s.mu (see stopIntent)
+	go d.runIntent()
+}
+
+// runIntent converges the live connection until nothing is due, then
+// arms the retry timer for the next refused channel and ends.
+func (d *durable) runIntent() {
+	defer d.wg.Done()
+	s := d.intent
+	for {
+		s.mu.Lock()
+		s.again = false
+		ss := s.primary
+		if ss != nil && ss.setup {
+			ss = nil // its setup goroutine converges it; promote wakes again
+		}
+		if ss == nil || s.stopped {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		// Each request has its deadline (RequestTimeout); a disconnect or
+		// the client's stop fails them at once.
+		next := d.converge(context.Background(), ss, 1<<30)
+		s.mu.Lock()
+		if s.again && !s.stopped {
+			s.mu.Unlock()
+			continue
+		}
+		s.running = false
+		if s.retry != nil {
+			s.retry.Stop()
+			s.retry = nil
+		}
+		if !next.IsZero() && !s.stopped {
+			s.retry = time.AfterFunc(time.Until(next), d.wake)
+		}
+		s.mu.Unlock()
+		return
+	}
+}
+
+// stopIntent ends the convergence for good: no worker starts after it, so
+// that the client's WaitGroup is not added to while it is waited for.
+func (d *durable) stopIntent() {
+	s := d.intent
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if s.retry != nil {
+		s.retry.Stop()
+		s.retry = nil
+	}
+	s.signal()
+}
+
+// subscriptionOutcome is the result of a Subscribe or Unsubscribe once
+// every channel has an outcome on the live connection.
+func subscriptionOutcome(op SubscriptionOp, applied, notApplied []string, cause error) error {
+	switch {
+	case len(notApplied) == 0:
+		return nil
+	case len(applied) == 0:
+		return fmt.Errorf("zenws: %s %v: not applied: %w", op, notApplied, cause)
+	}
+	return &PartialError{Applied: applied, NotApplied: notApplied, Err: cause}
+}
+
+// intentChanged is the worker's request to the actor to publish a fresh
+// snapshot: a channel's status changed.
+type intentChanged struct{}
+
+// notifyActor returns the intent's notify hook: at most one publish request
+// is queued at a time.
+func (d *durable) notifyActor(sys *actor.ActorSystem, pid *actor.PID) func() {
+	return func() {
+		if d.publishQueued.CompareAndSwap(false, true) && !d.isStopped() {
+			sys.Root.Send(pid, &intentChanged{})
+		}
+	}
+}
