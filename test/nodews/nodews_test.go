@@ -51,11 +51,14 @@ func requireNode(t *testing.T) []string {
 
 // venue starts venue.js on a free 127.0.0.1 port and returns its ws:// URL.
 // The process is killed when the test ends.
-func venue(t *testing.T) string {
+func venue(t *testing.T) string { return startVenue(t, "venue.js") }
+
+// startVenue starts the Node.js venue in script (next to this file).
+func startVenue(t *testing.T, script string) string {
 	t.Helper()
 	env := requireNode(t)
 	_, file, _, _ := runtime.Caller(0)
-	cmd := exec.Command("node", filepath.Join(filepath.Dir(file), "venue.js"), "0")
+	cmd := exec.Command("node", filepath.Join(filepath.Dir(file), script), "0")
 	cmd.Env = env
 	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr

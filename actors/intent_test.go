@@ -1,0 +1,227 @@
+package actors_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/transport/wstest"
+)
+
+// Subscriptions as intent (issue 13). Before: a Subscribe or Unsubscribe
+// while reconnecting returned ErrNotConnected and was forgotten; a refused
+// restore was never retried on the live connection; a subscribe the venue
+// applied in part returned nil.
+
+func channelState(c *actors.Client, ch string) (actors.ChannelStatus, bool) {
+	for _, cs := range c.Health().Channels {
+		if cs.Channel == ch {
+			return cs, true
+		}
+	}
+	return actors.ChannelStatus{}, false
+}
+
+// A Subscribe and an Unsubscribe made while the venue is down are kept:
+// the new connection has the new channel and not the removed one.
+func TestSubscribeAndUnsubscribeWhileReconnectingAreKept(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithRetryCount(1000))...)
+	if err := c.Subscribe(ctxT(t, 2*time.Second), "ticker.OLD"); err != nil {
+		t.Fatal(err)
+	}
+	waitServerConn(t, srv)
+	srv.RefuseHandshakes(http.StatusServiceUnavailable)
+	srv.DropAll()
+	eventually(t, 5*time.Second, "reconnecting", func() bool { return c.State() != actors.StateConnected })
+
+	err := c.Subscribe(ctxT(t, 300*time.Millisecond), "ticker.NEW")
+	if !errors.Is(err, actors.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not connected") {
+		t.Fatalf("Subscribe while reconnecting = %v, want a timeout that says not connected", err)
+	}
+	if err := c.Unsubscribe(ctxT(t, 2*time.Second), "ticker.OLD"); err != nil {
+		t.Fatalf("Unsubscribe while reconnecting = %v, want nil (no connection has it)", err)
+	}
+	if got := c.Subscriptions(); !slices.Equal(got, []string{"ticker.NEW"}) {
+		t.Fatalf("wanted while reconnecting: %v", got)
+	}
+	if cs, _ := channelState(c, "ticker.NEW"); cs.State != actors.ChannelPending {
+		t.Fatalf("ticker.NEW while reconnecting: %+v", cs)
+	}
+
+	srv.RefuseHandshakes(0)
+	if err := c.WaitConnected(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	conns, _ := srv.WaitConns(ctxT(t, time.Second), 1)
+	if got := conns[len(conns)-1].Channels(); !slices.Equal(got, []string{"ticker.NEW"}) {
+		t.Fatalf("the new connection has %v, want [ticker.NEW]", got)
+	}
+	if h := c.Health(); h.Degraded || len(h.Channels) != 1 || h.Channels[0].State != actors.ChannelActive {
+		t.Fatalf("after the reconnect: degraded %v, channels %+v", h.Degraded, h.Channels)
+	}
+}
+
+// A channel the venue refuses on restore is asked for again, with
+// backoff, on the same live connection, and the client is degraded (in its
+// health push too) until it is active.
+func TestRefusedRestoreIsRetriedOnTheLiveConnection(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	var refuse atomic.Int32
+	srv.Handle("public/subscribe", func(c *wstest.Conn, p json.RawMessage) (any, *wstest.RPCError) {
+		if refuse.Add(-1) >= 0 {
+			return nil, &wstest.RPCError{Code: 10028, Message: "too_many_requests"}
+		}
+		var req struct{ Channels []string }
+		_ = json.Unmarshal(p, &req)
+		return c.Subscribe(req.Channels...), nil
+	})
+	sys := newSystem(t)
+	watch := newHealthWatch(sys)
+	c := connect(t, sys, srv.URL(), fast()...)
+	if err := c.WatchHealth(watch.pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(ctxT(t, 2*time.Second), "ticker.X"); err != nil {
+		t.Fatal(err)
+	}
+	waitServerConn(t, srv)
+	refuse.Store(3)
+	srv.DropAll()
+
+	eventually(t, 5*time.Second, "the restore refused", func() bool {
+		cs, _ := channelState(c, "ticker.X")
+		return c.State() == actors.StateConnected && cs.State == actors.ChannelFailed
+	})
+	cs, _ := channelState(c, "ticker.X")
+	var rpcErr *actors.RPCError
+	if !errors.As(cs.Err, &rpcErr) || rpcErr.Code != 10028 || cs.NextRetry.IsZero() || cs.Attempts < 1 {
+		t.Fatalf("failed channel: %+v", cs)
+	}
+	gen := c.Health().Generation
+	eventually(t, 10*time.Second, "retried to active on the same connection", func() bool {
+		cs, _ := channelState(c, "ticker.X")
+		return cs.State == actors.ChannelActive
+	})
+	if h := c.Health(); h.Generation != gen || h.Degraded {
+		t.Fatalf("generation %d -> %d, degraded %v: the retry must not reconnect", gen, h.Generation, h.Degraded)
+	}
+	conns, _ := srv.WaitConns(ctxT(t, time.Second), 1)
+	if !conns[len(conns)-1].Subscribed("ticker.X") {
+		t.Fatal("the venue does not have the channel")
+	}
+	if !watch.saw(func(h actors.Health) bool { return h.State == actors.StateConnected && h.Degraded }) {
+		t.Fatal("no health push said degraded")
+	}
+	eventually(t, 2*time.Second, "a push that is no longer degraded", func() bool {
+		return watch.last().State == actors.StateConnected && !watch.last().Degraded
+	})
+}
+
+// A venue that answers a subscribe without some of its channels (Deribit
+// leaves out a mistyped one) has applied it in part: a *PartialError
+// naming both sides, the missing channel failed and retried.
+func TestSubscribeAppliedInPartNamesBothSides(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	srv.Handle("public/subscribe", func(c *wstest.Conn, p json.RawMessage) (any, *wstest.RPCError) {
+		var req struct{ Channels []string }
+		_ = json.Unmarshal(p, &req)
+		valid := slices.DeleteFunc(req.Channels, func(ch string) bool { return strings.HasPrefix(ch, "tikcer.") })
+		return c.Subscribe(valid...), nil
+	})
+	c := connect(t, newSystem(t), srv.URL(), fast()...)
+	err := c.Subscribe(ctxT(t, 2*time.Second), "ticker.BTC", "tikcer.ETH")
+	var pe *actors.PartialError
+	if !errors.As(err, &pe) || !slices.Equal(pe.Applied, []string{"ticker.BTC"}) || !slices.Equal(pe.NotApplied, []string{"tikcer.ETH"}) {
+		t.Fatalf("Subscribe = %v, want a PartialError applied [ticker.BTC] not applied [tikcer.ETH]", err)
+	}
+	if !strings.Contains(err.Error(), "tikcer.ETH") || !strings.Contains(err.Error(), "ticker.BTC") {
+		t.Fatalf("the error does not name both sides: %v", err)
+	}
+	cs, _ := channelState(c, "tikcer.ETH")
+	if cs.State != actors.ChannelFailed || cs.Err == nil || !c.Health().Degraded {
+		t.Fatalf("the mistyped channel: %+v, degraded %v", cs, c.Health().Degraded)
+	}
+	// Unsubscribing it ends the intent and the degradation.
+	if err := c.Unsubscribe(ctxT(t, 2*time.Second), "tikcer.ETH"); err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Health(); h.Degraded || len(h.Channels) != 1 {
+		t.Fatalf("after Unsubscribe: degraded %v, channels %+v", h.Degraded, h.Channels)
+	}
+}
+
+// A wait that ends by cancellation says so and is not a timeout; bad
+// channel names are refused before anything changes.
+func TestSubscribeErrorsAreTyped(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	never := make(chan struct{})
+	defer close(never)
+	srv.Handle("public/subscribe", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
+		<-never // does not answer while the test runs
+		return nil, nil
+	})
+	c := connect(t, newSystem(t), srv.URL(), fast()...)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	err := c.Subscribe(ctx, "ticker.BTC")
+	if !errors.Is(err, context.Canceled) || errors.Is(err, actors.ErrTimeout) || !strings.Contains(err.Error(), "cancelled") {
+		t.Fatalf("cancelled Subscribe = %v, want context.Canceled and not ErrTimeout", err)
+	}
+	if !slices.Equal(c.Subscriptions(), []string{"ticker.BTC"}) {
+		t.Fatal("a cancelled wait dropped the intent")
+	}
+	for _, bad := range [][]string{nil, {""}, {strings.Repeat("x", 1025)}} {
+		if err := c.Subscribe(ctxT(t, time.Second), bad...); !errors.Is(err, actors.ErrInvalidRequest) {
+			t.Fatalf("Subscribe(%d names) = %v, want ErrInvalidRequest", len(bad), err)
+		}
+	}
+}
+
+// healthWatch is an actor that keeps every HealthUpdate it receives.
+type healthWatch struct {
+	pid *actor.PID
+	mu  sync.Mutex
+	all []actors.Health
+}
+
+func newHealthWatch(sys *actor.ActorSystem) *healthWatch {
+	w := &healthWatch{}
+	w.pid = sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if m, ok := ctx.Message().(*actors.HealthUpdate); ok {
+			w.mu.Lock()
+			w.all = append(w.all, m.Health)
+			w.mu.Unlock()
+		}
+	}))
+	return w
+}
+
+func (w *healthWatch) saw(cond func(actors.Health) bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.ContainsFunc(w.all, cond)
+}
+
+func (w *healthWatch) last() actors.Health {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.all) == 0 {
+		return actors.Health{}
+	}
+	return w.all[len(w.all)-1]
+}
