@@ -371,9 +371,12 @@ func (a *clientActor) setup(ss *subSession) {
 		defer d.wg.Done()
 		m := &setupDone{gen: gen}
 		if m.hookErr = d.runHooks(life, &Setup{d: d, conn: conn, gen: gen}); m.hookErr == nil {
-			// Each request has its own deadline (RequestTimeout); the
-			// rounds end with this instance.
-			m.failed, m.restoreErr = d.restore(life, ss)
+			// The restore as a whole is bounded by RequestTimeout (and
+			// ends with this instance): what it did not get to is left to
+			// the worker once the connection is live.
+			ctx, cancel := context.WithTimeout(life, d.cfg.RequestTimeout)
+			m.failed, m.restoreErr = d.restore(ctx, ss)
+			cancel()
 		}
 		if !d.isStopped() {
 			sys.Root.Send(self, m)

@@ -139,10 +139,11 @@ type intent struct {
 	wake     func()        // gets the live connection converged (durable.wake)
 	seq      uint64
 
-	running bool        // the worker goroutine runs
-	again   bool        // something changed while it ran: one more round
-	retry   *time.Timer // wakes the worker when the next refused channel is due
-	stopped bool        // the client stopped: no worker starts again
+	running bool               // the worker goroutine runs
+	cancel  context.CancelFunc // ends the worker's requests (the client stops)
+	again   bool               // something changed while it ran: one more round
+	retry   *time.Timer        // wakes the worker when the next refused channel is due
+	stopped bool               // the client stopped: no worker starts again
 }
 
 func newIntent() *intent {
@@ -609,13 +610,15 @@ func (d *durable) wake() {
 		return
 	}
 	s.running = true
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
 	d.wg.Add(1) // ordered before markStopped's Wait by s.mu (see stopIntent)
-	go d.runIntent()
+	go d.runIntent(ctx)
 }
 
 // runIntent converges the live connection until nothing is due, then
 // arms the retry timer for the next refused channel and ends.
-func (d *durable) runIntent() {
+func (d *durable) runIntent(ctx context.Context) {
 	defer d.wg.Done()
 	s := d.intent
 	for {
@@ -627,19 +630,21 @@ func (d *durable) runIntent() {
 		}
 		if ss == nil || s.stopped {
 			s.running = false
+			s.cancel()
 			s.mu.Unlock()
 			return
 		}
 		s.mu.Unlock()
-		// Each request has its deadline (RequestTimeout); a disconnect or
-		// the client's stop fails them at once.
-		next := d.converge(context.Background(), ss, 1<<30)
+		// Each request has its deadline (RequestTimeout); a disconnect
+		// fails them at once, and the client's stop cancels ctx.
+		next := d.converge(ctx, ss, 1<<30)
 		s.mu.Lock()
 		if s.again && !s.stopped {
 			s.mu.Unlock()
 			continue
 		}
 		s.running = false
+		s.cancel()
 		if s.retry != nil {
 			s.retry.Stop()
 			s.retry = nil
@@ -659,6 +664,9 @@ func (d *durable) stopIntent() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopped = true
+	if s.cancel != nil {
+		s.cancel() // the worker's requests in flight end now
+	}
 	if s.retry != nil {
 		s.retry.Stop()
 		s.retry = nil
