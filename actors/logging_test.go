@@ -49,7 +49,7 @@ func TestLogsNameTheClientReadably(t *testing.T) {
 	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithLogger(log), actors.WithLabel("md-1"))...)
 	waitServerConn(t, srv)
 	srv.DropAll()
-	waitLog(t, logs, zap.InfoLevel, "reconnected")
+	eventually(t, 5*time.Second, "the reconnect", func() bool { return c.Health().Generation == 2 && c.State() == actors.StateConnected })
 	if logs.Len() == 0 {
 		t.Fatal("nothing logged")
 	}
@@ -157,7 +157,7 @@ func TestStoppedLineGivesWhyItStopped(t *testing.T) {
 	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithLogger(log))...)
 	waitServerConn(t, srv)
 	srv.DropAll()
-	waitLog(t, logs, zap.InfoLevel, "reconnected")
+	eventually(t, 5*time.Second, "the reconnect", func() bool { return c.Health().Generation == 2 && c.State() == actors.StateConnected })
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
