@@ -177,8 +177,8 @@ func TestStoppedLineGivesWhyItStopped(t *testing.T) {
 	<-c2.Done()
 	stopped = waitLog(t, logs2, zap.WarnLevel, "stopped")
 	var gu *actors.GiveUpError
-	if err, _ := stopped.ContextMap()["reason"].(string); !strings.Contains(err, "gave up") && !errors.As(c2.Health().StopReason, &gu) {
-		t.Fatalf("stopped after giving up: reason=%v", stopped.ContextMap()["reason"])
+	if reason := c2.Health().StopReason; !errors.As(reason, &gu) || stopped.ContextMap()["reason"] != reason.Error() {
+		t.Fatalf("stopped after giving up: reason=%v, want the StopReason %v", stopped.ContextMap()["reason"], reason)
 	}
 }
 
