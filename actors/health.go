@@ -60,8 +60,8 @@ type Health struct {
 	RecordsDropped uint64 // frames not recorded: the recorder's queue was full, or the recording stopped
 	RecordError    error  // why the recording stopped (a write error, ErrRecorderPanic); nil while it runs
 
-	// What an operator asks first (issue 13). Per-channel statuses are
-	// Channels (subscriptions).
+	// What an operator asks first (issue 13): where, which, since when,
+	// and while reconnecting how far along.
 
 	// Endpoint is the URL the client dials, redacted (no user info, query
 	// values or secret-looking path segments); never empty.
