@@ -15,6 +15,7 @@ import (
 
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/ratelimit"
+	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -83,6 +84,9 @@ type clientActor struct {
 	lastRotation time.Time // when the latest rotation started
 	noticeGen    uint64    // the connection whose notice was acted on
 	noticeStreak int       // notice rotations in a row on young connections
+
+	// Operator's view (health.go).
+	nextRetry time.Time // when the scheduled redial fires; zero: none scheduled
 }
 
 // Receive dispatches the actor's messages.
@@ -222,6 +226,7 @@ func (a *clientActor) started(ctx actor.Context) {
 	// A restart: the backoff sequence carries on from where the previous
 	// instance left it, so a client that keeps failing cannot spin through
 	// its supervisor's budget.
+	a.lastErr = a.d.snap.Load().LastError // Health.LastError survives the restart (already scrubbed)
 	a.setState(StateReconnecting)
 	a.scheduleRetry()
 }
@@ -234,6 +239,8 @@ func (a *clientActor) dial() {
 	}
 	a.dialing = true
 	a.attempts++
+	a.nextRetry = time.Time{}
+	a.publish() // Health.Attempt counts the dial in flight
 	sys, self, owner := a.sys, a.self, a
 	a.dialInBackground(a.life, &a.d.dialed, func(conn *transport.Conn, pings *serverPings, err error) {
 		if errors.Is(err, errDialLimiter) { // it can never admit a dial
@@ -325,7 +332,7 @@ func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
 	a.dialing = false
 	if m.err != nil {
 		a.lastErr = m.err
-		a.d.log.Info("dial failed", zap.Int("attempt", a.attempts), zap.Int("allowed", a.limit), zap.Error(m.err))
+		a.attemptFailedLog("dial", m.err)
 		var fe *FatalError
 		switch {
 		case errors.As(m.err, &fe):
@@ -335,8 +342,7 @@ func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
 		case a.attempts >= a.limit:
 			a.giveUp()
 		default:
-			a.publish()
-			a.scheduleRetry()
+			a.scheduleRetry() // publishes, with NextRetry
 		}
 		return
 	}
@@ -389,7 +395,6 @@ func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
 		return
 	}
 	if m.hookErr != nil {
-		a.d.log.Warn("connect hook failed; closing the connection", zap.Error(m.hookErr))
 		a.attemptFailed(ctx, m.hookErr)
 		return
 	}
@@ -409,6 +414,7 @@ func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
 // waits the next backoff (or stops the client when err is fatal).
 func (a *clientActor) attemptFailed(ctx actor.Context, err error) {
 	a.dropConn(err)
+	a.attemptFailedLog("connect pipeline", err)
 	var fe *FatalError
 	switch {
 	case errors.As(err, &fe):
@@ -416,9 +422,17 @@ func (a *clientActor) attemptFailed(ctx actor.Context, err error) {
 	case a.attempts >= a.limit:
 		a.giveUp()
 	default:
-		a.publish()
-		a.scheduleRetry()
+		a.scheduleRetry() // publishes, with NextRetry
 	}
+}
+
+// attemptFailedLog reports a failed connection attempt at WARN (at most
+// once a second per client: see limitedLine). stage says where it failed:
+// "dial" (TCP, TLS, handshake, the dial limiter) or "connect pipeline" (a
+// connect hook, or the connection lost before it was ready).
+func (a *clientActor) attemptFailedLog(stage string, err error) {
+	a.d.attemptLog.log(a.d.log, zap.WarnLevel, "connection attempt failed", zap.String("stage", stage),
+		zap.Int("attempt", a.attempts), zap.Int("allowed", a.limit), zap.Error(err))
 }
 
 // ready publishes the connection and reports the client connected. The
@@ -433,7 +447,11 @@ func (a *clientActor) ready() {
 	d.intent.promote(a.gen)
 	a.setState(StateConnected)
 	a.scheduleRotation()
-	d.log.Info("connected", zap.Uint64("generation", a.gen))
+	if a.gen > 1 {
+		d.healLog.log(d.log, zap.InfoLevel, "reconnected", zap.Uint64("generation", a.gen), zap.Int("attempt", a.attempts))
+	} else {
+		d.log.Info("connected", zap.Uint64("generation", a.gen))
+	}
 	a.replyWaiters(nil)
 	if fn := a.cfg.OnConnect; fn != nil {
 		self := a.self
@@ -498,6 +516,8 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 // when its request gave up; anything else becomes a message for the actor,
 // with its JSON envelope already peeked.
 func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*frameMsg, bool) {
+	at := time.Now()
+	d.lastIn.Store(at.UnixNano()) // Health.LastInbound
 	var env jsonrpc.Envelope
 	isJSON := false
 	if typ == websocket.MessageText {
@@ -508,7 +528,7 @@ func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*
 			}
 		}
 	}
-	return &frameMsg{gen: gen, typ: typ, data: data, at: time.Now(), env: env, isJSON: isJSON}, false
+	return &frameMsg{gen: gen, typ: typ, data: data, at: at, env: env, isJSON: isJSON}, false
 }
 
 // lose handles the end of the current connection: reconnect, or stop when
@@ -519,14 +539,14 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 		return
 	}
 	if !a.cfg.ReconnectOnError {
-		a.d.log.Info("connection lost; reconnecting is off, stopping", zap.Error(err))
+		a.d.log.Warn("connection lost; reconnecting is off, stopping", zap.Error(err))
 		a.stopErr = err
 		ctx.Stop(a.self)
 		return
 	}
 	a.d.reconnects.Add(1)
 	stable := time.Since(a.upSince) >= a.cfg.StableAfter
-	a.d.log.Info("connection lost; reconnecting", zap.Bool("stable", stable), zap.Error(err))
+	a.d.lossLog.log(a.d.log, zap.WarnLevel, "connection lost; reconnecting", zap.Uint64("generation", a.gen), zap.Bool("stable", stable), zap.Error(err))
 	a.setState(StateReconnecting)
 	if stable {
 		// It was up long enough: a new episode, and its first redial
@@ -575,7 +595,9 @@ func (a *clientActor) scheduleRetry() {
 	a.d.retries++
 	delay := backoff(a.d.retries, a.cfg.RetryDelay, a.cfg.MaxBackoff)
 	sys, self, msg := a.sys, a.self, &redial{owner: a, seq: a.retrySeq}
+	a.nextRetry = time.Now().Add(delay)
 	a.retryTimer = time.AfterFunc(delay, func() { sys.Root.Send(self, msg) })
+	a.publish() // Health.NextRetry
 }
 
 // cancelRetry stops a scheduled retry, including one whose message is
@@ -585,6 +607,7 @@ func (a *clientActor) cancelRetry() {
 		a.retryTimer.Stop()
 	}
 	a.retrySeq++
+	a.nextRetry = time.Time{}
 }
 
 // giveUp fails the actor so that its supervisor decides: restart it (the
@@ -676,7 +699,16 @@ func (a *clientActor) stopped() {
 	}
 	d.in.close()
 	d.markStopped()
-	d.log.Info("stopped", zap.NamedError("reason", a.lastErr))
+	// The reason is why it stopped (Health.StopReason), not the last
+	// connection's error: after a clean stop that is an earlier close.
+	switch {
+	case a.stopErr != nil:
+		d.log.Warn("stopped", zap.NamedError("reason", a.stopErr))
+	case d.closing.Load():
+		d.log.Info("stopped", zap.String("reason", "closed by user"))
+	default:
+		d.log.Info("stopped", zap.String("reason", "stopped by its parent"))
+	}
 }
 
 func (a *clientActor) setState(s State) {
@@ -714,6 +746,7 @@ func (a *clientActor) publish() {
 		LastHeartbeat:     a.hb.last,
 		RTTLast:           a.hb.lastRTT,
 	}
+	a.operatorView(h)
 	a.d.store(h)
 	a.pushHealth()
 }
@@ -774,5 +807,5 @@ func (a *clientActor) deliver(in *Inbound) {
 }
 
 func (a *clientActor) String() string {
-	return fmt.Sprintf("zenws client %v (%v)", a.self, a.state)
+	return fmt.Sprintf("zenws client %s (%v)", pidname.String(a.self), a.state)
 }

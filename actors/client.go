@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
+	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -102,7 +103,7 @@ func spawn(parent actor.SpawnerContext, props *actor.Props, cfg Config) (*Client
 	if !spawned.Equal(pid) {
 		sys.Root.Stop(spawned)
 		registry.CompareAndDelete(key, d)
-		return nil, fmt.Errorf("zenws: spawn client: got PID %v, expected %v", spawned, pid)
+		return nil, fmt.Errorf("zenws: spawn client: got PID %s, expected %s", pidname.String(spawned), pidname.String(pid))
 	}
 	c := &Client{sys: sys, pid: pid}
 	c.d.Store(d)

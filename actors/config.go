@@ -122,6 +122,9 @@ type Config struct {
 	Secrets          []string // values hidden from logs, errors, Health and recordings (WithSecrets)
 	RecordQueue      int      // recorded frames waiting for the writer; 0: DefaultRecordQueue
 	RecordQueueBytes int64    // and their bytes; 0: DefaultRecordQueueBytes
+
+	// Operator's view (issue 13, label.go).
+	Label string // names the client in Health and its log lines (WithLabel); "" by default
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -275,6 +278,7 @@ func (cfg Config) Validate() error {
 	if cfg.RecordQueueBytes < 0 {
 		bad("RecordQueueBytes", fmt.Sprintf("must not be negative, got %d", cfg.RecordQueueBytes))
 	}
+	cfg.validateLabel(bad) // label.go
 	return errors.Join(errs...)
 }
 

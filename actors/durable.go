@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
+	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/internal/redact"
 	"github.com/zenws/zenws/transport"
 )
@@ -81,6 +82,14 @@ type durable struct {
 	secrets *redact.Scrubber // this client's secrets, hidden from logs, errors, Health, recordings (issue 12)
 
 	publishQueued atomic.Bool // an intentChanged is in the actor's mailbox (restore.go)
+
+	// Operator's view (issue 13, logging.go, health.go).
+	lossLog    limitedLine  // "connection lost" at WARN, at most once a second
+	attemptLog limitedLine  // "connection attempt failed" at WARN, at most once a second
+	healLog    limitedLine  // "reconnected" at INFO, at most once a second
+	lastIn     atomic.Int64 // Unix nanoseconds of the last data frame received (Health.LastInbound); 0: none
+	endpoint   string       // Health.Endpoint: the URL, redacted
+	label      string       // Health.Label (WithLabel), scrubbed
 }
 
 type liveConn struct {
@@ -99,7 +108,11 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		finished: make(chan struct{}),
 	}
 	d.secrets = newScrubber(cfg)
-	d.log = scrubbedLogger(cfg.Logger, d.secrets).With(zap.String("client", pid.String()), zap.String("url", redact.URL(cfg.URL)))
+	d.endpoint, d.label = redact.URL(cfg.URL), d.secrets.String(cfg.Label)
+	d.log = scrubbedLogger(cfg.Logger, d.secrets).With(pidname.Field("client", pid), zap.String("url", d.endpoint))
+	if d.label != "" {
+		d.log = d.log.With(zap.String("label", d.label))
+	}
 	var deliver func(*Inbound)
 	switch {
 	case cfg.Handler != nil:
@@ -191,6 +204,11 @@ func (d *durable) health() Health {
 	var degraded bool
 	h.Channels, degraded = d.intent.statuses(d.scrub)
 	h.Degraded = degraded && h.State == StateConnected
+
+	h.Endpoint, h.Label = d.endpoint, d.label
+	if ns := d.lastIn.Load(); ns != 0 {
+		h.LastInbound = time.Unix(0, ns)
+	}
 	return h
 }
 

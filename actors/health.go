@@ -60,6 +60,36 @@ type Health struct {
 	RecordsDropped uint64 // frames not recorded: the recorder's queue was full, or the recording stopped
 	RecordError    error  // why the recording stopped (a write error, ErrRecorderPanic); nil while it runs
 
+	// What an operator asks first (issue 13): where, which, since when,
+	// and while reconnecting how far along.
+
+	// Endpoint is the URL the client dials, redacted (no user info, query
+	// values or secret-looking path segments); never empty.
+	Endpoint string
+	// Label is the client's label (WithLabel), also on each of its log
+	// lines; "" by default.
+	Label string
+	// ConnectedSince is when the current connection became connected (a
+	// planned rotation keeps it: the client had no gap); zero while the
+	// client is not connected.
+	ConnectedSince time.Time
+	// LastInbound is when the latest data frame (any message: data,
+	// responses, heartbeat messages; not WebSocket pings and pongs)
+	// arrived, on any connection of the client's life; zero until the
+	// first.
+	LastInbound time.Time
+	// Attempt is the number of the connection attempt in the current
+	// connecting or reconnecting episode: the one in flight, or while
+	// waiting for NextRetry the one that last failed (1 is the first);
+	// 0 while connected or stopped, and after a supervisor restart until
+	// the restarted client's first attempt. It starts again from 1 only
+	// after a connection stayed up for StableAfter (see WithRetryCount).
+	Attempt int
+	// NextRetry is when the next connection attempt starts, while the
+	// client waits its backoff; zero otherwise (connected, an attempt in
+	// flight, stopped).
+	NextRetry time.Time
+
 	// Subscriptions as intent (restore.go).
 	//
 	// Channels is every wanted channel with its state on the current
@@ -70,6 +100,17 @@ type Health struct {
 	// refused, not restored yet). Balancers pick a degraded client only
 	// when no healthy one is left.
 	Degraded bool
+}
+
+// operatorView fills the fields of h that come from the actor's own state:
+// ConnectedSince, Attempt and NextRetry.
+func (a *clientActor) operatorView(h *Health) {
+	switch a.state {
+	case StateConnected:
+		h.ConnectedSince = a.upSince
+	case StateConnecting, StateReconnecting:
+		h.Attempt, h.NextRetry = a.attempts, a.nextRetry
+	}
 }
 
 // latencyRing keeps the last n round-trip samples of heartbeats and

@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/zenws/zenws/internal/redact"
 )
@@ -37,4 +38,28 @@ type everySecond struct{ last atomic.Int64 }
 func (e *everySecond) allow() bool {
 	now, last := time.Now().UnixNano(), e.last.Load()
 	return now-last >= int64(time.Second) && e.last.CompareAndSwap(last, now)
+}
+
+// limitedLine is a log line that a flapping venue cannot turn into a
+// flood: at most one a second gets through at its level (per limitedLine,
+// and each client has its own), the ones held back in between go out at
+// DEBUG, and the next line through counts them in its "suppressed" field.
+// Safe for concurrent use.
+type limitedLine struct {
+	every everySecond
+	held  atomic.Uint64
+}
+
+// log logs msg at lvl, or at DEBUG when a line went out at lvl less than a
+// second ago.
+func (w *limitedLine) log(l *zap.Logger, lvl zapcore.Level, msg string, fields ...zap.Field) {
+	if !w.every.allow() {
+		w.held.Add(1)
+		l.Debug(msg, fields...)
+		return
+	}
+	if n := w.held.Swap(0); n > 0 {
+		fields = append(fields, zap.Uint64("suppressed", n))
+	}
+	l.Log(lvl, msg, fields...)
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coder/websocket"
+	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/transport"
@@ -117,6 +119,16 @@ func (d *durable) runHooks(life context.Context, s *Setup) error {
 func (d *durable) runHook(life context.Context, i int, h ConnectHook, s *Setup) (err error) {
 	ctx, cancel := context.WithTimeout(life, d.cfg.RequestTimeout)
 	defer cancel()
+	log := d.log.With(zap.Int("hook", i+1), zap.Int("hooks", len(d.cfg.ConnectHooks)), zap.Uint64("generation", s.gen))
+	log.Debug("connect hook running")
+	start := time.Now()
+	defer func() { // runs after the recover below: a panic is logged as its error
+		if err != nil {
+			log.Debug("connect hook failed", zap.Duration("took", time.Since(start)), zap.Error(err))
+		} else {
+			log.Debug("connect hook done", zap.Duration("took", time.Since(start)))
+		}
+	}()
 	go func() { // the connection ending ends the hook's ctx
 		select {
 		case <-s.conn.Done():

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/pidname"
 )
 
 // table is the router's published view: every member, and those a pick
@@ -198,7 +199,7 @@ func (r *router) merge(ctx actor.Context, pids []*actor.PID) {
 		if !ok {
 			if !r.unknown[k] {
 				r.unknown[k] = true
-				r.sh.o.logger.Info("discovery returned a PID that is not a usable client; skipped", zap.Stringer("pid", p))
+				r.sh.o.logger.Info("discovery returned a PID that is not a usable client; skipped", pidname.Field("pid", p))
 			}
 			continue
 		}
@@ -266,7 +267,7 @@ func (r *router) resolve(ctx actor.Context, p *actor.PID) (Endpoint, bool, bool)
 func (r *router) safeResolve(p *actor.PID) (ep Endpoint, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			r.sh.o.logger.Error("resolver panicked; PID skipped", zap.Stringer("pid", p), zap.Any("panic", v))
+			r.sh.o.logger.Error("resolver panicked; PID skipped", pidname.Field("pid", p), zap.Any("panic", v))
 			ep, ok = nil, false
 		}
 	}()

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/pidname"
 )
 
 // IntensityError is the reason a supervisor escalates with when
@@ -62,7 +63,7 @@ func newStrategy(o options, recordReasons bool) *strategy {
 // HandleFailure decides for one failed child.
 func (s *strategy) HandleFailure(sys *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason any, message any) {
 	supPID := supervisorPID(sup)
-	log := s.o.logger.With(zap.Stringer("client", child), zap.Any("reason", reason))
+	log := s.o.logger.With(pidname.Field("client", child), zap.Any("reason", reason))
 	now := time.Now()
 
 	if sh := lookupShared(sys, supPID); sh != nil && sh.stopping.Load() {
@@ -154,7 +155,7 @@ func (s *strategy) forget(child *actor.PID) any {
 func publish(sys *actor.ActorSystem, log *zap.Logger, evt any) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error("an event stream subscriber panicked", zap.Any("panic", r), zap.Any("event", evt))
+			log.Error("an event stream subscriber panicked", zap.Any("panic", r), zap.String("event", fmt.Sprintf("%T", evt))) // the type: zap.Any would print its PIDs in protobuf form
 		}
 	}()
 	sys.EventStream.Publish(evt)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer"
+	"github.com/zenws/zenws/internal/pidname"
 )
 
 var (
@@ -186,7 +187,7 @@ func (a *supervisorActor) Receive(ctx actor.Context) {
 		} else if c != nil {
 			reason = c.Health().StopReason
 		}
-		a.o.logger.Info("client stopped", zap.Stringer("client", m.Who), zap.NamedError("reason", reason))
+		a.o.logger.Info("client stopped", pidname.Field("client", m.Who), zap.NamedError("reason", reason))
 		publish(ctx.ActorSystem(), a.o.logger, &ClientDisconnected{Supervisor: ctx.Self(), Client: m.Who, Reason: reason})
 	case *actor.Stopping:
 		a.sh.stopping.Store(true)
@@ -416,7 +417,7 @@ func (s *Supervisor) Stop() error {
 		select {
 		case <-c.Done():
 		case <-ctx.Done():
-			return fmt.Errorf("zenws: stop: client %v still has goroutines running after %v: %w", c.PID(), sh.o.stopWait, actors.ErrTimeout)
+			return fmt.Errorf("zenws: stop: client %s still has goroutines running after %v: %w", pidname.String(c.PID()), sh.o.stopWait, actors.ErrTimeout)
 		}
 	}
 	return nil

@@ -33,6 +33,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/pidname"
 )
 
 // Deribit's WebSocket endpoints. Tests never dial them; they are for users.
@@ -268,10 +269,12 @@ func (s *Session) connectHook(ctx context.Context, setup *actors.Setup) error {
 		s.owner, s.client = setup.PID(), setup.Client()
 	case !s.owner.Equal(setup.PID()):
 		s.mu.Unlock()
-		return actors.Fatal(fmt.Errorf("zenws/deribit: session belongs to client %v, not %v: create one Session per client", s.owner, setup.PID()))
+		return actors.Fatal(fmt.Errorf("zenws/deribit: session belongs to client %s, not %s: create one Session per client", pidname.String(s.owner), pidname.String(setup.PID())))
 	}
 	s.mu.Unlock()
 	if s.cfg.ClientID != "" {
+		// Debug lines name the grant and the connection, never a credential or token.
+		s.log.Debug("authenticating", pidname.Field("client", setup.PID()), zap.Uint64("generation", setup.Generation()), zap.Stringer("grant", s.cfg.Grant))
 		res, err := setup.Call(ctx, "public/auth", s.credentials())
 		if err != nil {
 			var rpc *actors.RPCError
@@ -349,6 +352,8 @@ func (s *Session) store(setup *actors.Setup, res json.RawMessage) error {
 	}
 	ca.setup, ca.access, ca.refresh, ca.expires = setup, r.AccessToken, r.RefreshToken, time.Now().Add(life)
 	s.scheduleLocked(gen, ca, refresh)
+	s.log.Debug("authenticated", pidname.Field("client", setup.PID()), zap.Uint64("generation", gen),
+		zap.Duration("token_life", life), zap.Duration("refresh_in", refresh), zap.Bool("refresh_token", r.RefreshToken != ""))
 	return nil
 }
 
@@ -403,6 +408,8 @@ func (s *Session) renew(gen uint64) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	log := s.log.With(pidname.Field("client", setup.PID()), zap.Uint64("generation", gen))
+	log.Debug("refreshing the token", zap.Bool("refresh_token", refresh != ""), zap.Duration("expires_in", time.Until(expires)))
 	var res json.RawMessage
 	var err error
 	if refresh != "" {
@@ -418,6 +425,7 @@ func (s *Session) renew(gen uint64) {
 	if err == nil {
 		if err = s.store(setup, res); err == nil {
 			s.refreshes.Add(1)
+			log.Debug("token refreshed")
 			return
 		}
 	}
@@ -425,6 +433,7 @@ func (s *Session) renew(gen uint64) {
 	switch {
 	case errors.Is(err, actors.ErrNotConnected), errors.Is(err, actors.ErrDisconnected),
 		errors.Is(err, actors.ErrClosed), errors.Is(err, actors.ErrNotFound):
+		log.Debug("token refresh dropped: its connection ended (the next one authenticates in its hook)", zap.Error(err))
 		s.forget(gen) // the connection ended: a new one authenticates in its hook
 	case errors.As(err, &rpc):
 		s.log.Warn("the venue refused both the refresh and the credentials; reconnecting", zap.Error(err))
