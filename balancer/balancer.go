@@ -79,11 +79,11 @@ func Of(sys *actor.ActorSystem, pid *actor.PID) (*Balancer, bool) {
 	if sys == nil || pid == nil {
 		return nil, false
 	}
-	v, ok := registry.Load(regKey{sys, pid.Id})
+	sh, ok := handles(sys).Load(pid.Id)
 	if !ok {
 		return nil, false
 	}
-	return &Balancer{sh: v.(*shared)}, true
+	return &Balancer{sh: sh}, true
 }
 
 // validate reports invalid values, as an *actors.ConfigError naming the
