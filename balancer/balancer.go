@@ -294,13 +294,25 @@ type ClientHealth struct {
 	Outstanding  int64         // balanced operations in flight through it
 	PeakEWMA     time.Duration // decayed peak EWMA of its round trips
 	RecentErrors float64       // decaying count of failed operations
-	Load         float64       // what PeakEWMA minimises
-	Score        float64       // the HealthScore strategy's score, 0-100
+	Load         float64       // what PeakEWMA minimises (lower wins)
+	Score        float64       // the HealthScore strategy's score, 0-100 (higher wins)
 	Picks        uint64
 	Failures     uint64
+
+	// Explaining a pick (issue 13).
+
+	// NotPicked says why a pick skips this client now, or ranks it after
+	// the others; "" when it competes on the strategy's figures (Load for
+	// PeakEWMA, Score for HealthScore; Stats.Strategy names the one in
+	// use). One of: "no health yet" (discovered, no push yet), "not
+	// connected (<state>)", "heartbeat failing (<n> unanswered)",
+	// "degraded: ranked after healthy clients" (its wanted channels are
+	// not all active; still eligible).
+	NotPicked string
 }
 
-// PoolHealth lists every client in the table with its score and inputs.
+// PoolHealth lists every client in the table with its score and inputs,
+// and why a pick would skip it (NotPicked).
 func (b *Balancer) PoolHealth() []ClientHealth {
 	t := b.sh.table.Load()
 	now := time.Now().UnixNano()
@@ -317,21 +329,25 @@ func (b *Balancer) PoolHealth() []ClientHealth {
 			Picks:        m.picks.Load(),
 			Failures:     m.failures.Load(),
 		}
-		if h := m.health.Load(); h != nil {
+		h := m.health.Load()
+		if h != nil {
 			ch.Health, ch.Eligible = *h, eligible(h)
 		}
+		ch.NotPicked = notPicked(h)
 		out = append(out, ch)
 	}
 	return out
 }
 
-// Stats counts the balancer's failovers and its ErrNoConnections answers.
+// Stats counts the balancer's failovers and its ErrNoConnections answers,
+// and names its strategy.
 type Stats struct {
 	Failovers     uint64 // operations tried again on another client
 	NoConnections uint64
+	Strategy      string // the strategy in use (Strategy.String): which ClientHealth figure picks compare
 }
 
 // Stats returns the balancer's counters.
 func (b *Balancer) Stats() Stats {
-	return Stats{Failovers: b.sh.failovers.Load(), NoConnections: b.sh.noConns.Load()}
+	return Stats{Failovers: b.sh.failovers.Load(), NoConnections: b.sh.noConns.Load(), Strategy: b.sh.o.strategy.String()}
 }
