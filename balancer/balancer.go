@@ -111,7 +111,9 @@ func (o options) validate() error {
 func (b *Balancer) PID() *actor.PID { return b.sh.pid.Load() }
 
 // Refresh reads discovery again now and returns once the table reflects
-// it (or ctx ends).
+// it (or ctx ends). It waits for the first health push of newly discovered
+// clients at most 1 s: one that has not pushed by then is in the table,
+// not eligible yet (NotPicked "no health yet"), and joins when it pushes.
 func (b *Balancer) Refresh(ctx context.Context) error {
 	if ctx == nil {
 		return actors.ErrNilContext

@@ -56,7 +56,9 @@ type waiter struct {
 }
 
 // firstHealthWait bounds how long Refresh waits for the first health push
-// of newly discovered clients.
+// of newly discovered clients (documented on Refresh; it only ever makes
+// Refresh return sooner than its ctx): a local client pushes at once when
+// registered with, so only a stuck or remote one takes longer.
 const firstHealthWait = time.Second
 
 // router is the balancer's actor: it owns the table, registers with each
