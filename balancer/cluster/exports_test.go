@@ -2,11 +2,8 @@ package cluster_test
 
 import (
 	"go/ast"
-	"go/parser"
 	"go/token"
-	"io/fs"
 	"slices"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -14,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	_ "github.com/zenws/zenws/balancer/cluster"
+	"github.com/zenws/zenws/internal/testutil"
 )
 
 // The cluster's API is the Agent and its options: the generated wire types
@@ -25,16 +23,29 @@ func TestExportsAreTheAgentsAPIOnly(t *testing.T) {
 		"DefaultStopWait", "DefaultSyncInterval", "ErrRemote", "MaxWireMessage", "Option", "Start", "Stats",
 		"WithFlushInterval", "WithLogger", "WithMaxInFlight", "WithRequestTimeout", "WithStopWait", "WithSyncInterval",
 	}
-	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got []string
-	for _, f := range pkgs["cluster"].Files {
-		for name, obj := range f.Scope.Objects {
-			if ast.IsExported(name) && obj.Kind != ast.Bad {
-				got = append(got, name)
+	for _, f := range testutil.ParsePackage(t, token.NewFileSet(), ".") {
+		for _, decl := range f.Decls {
+			switch d := decl.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil && d.Name.IsExported() {
+					got = append(got, d.Name.Name)
+				}
+			case *ast.GenDecl:
+				for _, spec := range d.Specs {
+					switch sp := spec.(type) {
+					case *ast.TypeSpec:
+						if sp.Name.IsExported() {
+							got = append(got, sp.Name.Name)
+						}
+					case *ast.ValueSpec:
+						for _, n := range sp.Names {
+							if n.IsExported() {
+								got = append(got, n.Name)
+							}
+						}
+					}
+				}
 			}
 		}
 	}
