@@ -26,6 +26,9 @@ type Registry[T comparable] struct {
 // For returns sys's registry named name, creating it on first use. Each
 // name must always be asked for with the same T.
 func For[T comparable](sys *actor.ActorSystem, name string) *Registry[T] {
+	if p, ok := sys.ProcessRegistry.GetLocal(name); ok {
+		return p.(*Registry[T]) // a name is used by one package with one T
+	}
 	fresh := &Registry[T]{sys: sys}
 	if _, added := sys.ProcessRegistry.Add(fresh, name); added {
 		return fresh
