@@ -32,7 +32,10 @@ type Balancer struct {
 }
 
 // New spawns a router actor on sys and returns its handle once the first
-// discovery is in its table.
+// discovery is in its table, or once WithStartWait's bound (default 5 s)
+// has passed, whichever comes first: past the bound the table fills in when
+// discovery answers (Refresh waits for it under a ctx). Invalid options
+// return an *actors.ConfigError naming the option.
 func New(sys *actor.ActorSystem, opts ...Option) (*Balancer, error) {
 	if sys == nil {
 		return nil, errors.New("zenws/balancer: New: nil actor system")
@@ -49,9 +52,11 @@ func New(sys *actor.ActorSystem, opts ...Option) (*Balancer, error) {
 	}
 	sh.pid.Store(pid)
 	b := &Balancer{sh: sh}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = b.Refresh(ctx)
+	if o.startWait > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), o.startWait)
+		defer cancel()
+		_ = b.Refresh(ctx) // past the bound the balancer works all the same
+	}
 	return b, nil
 }
 
@@ -74,22 +79,30 @@ func Of(sys *actor.ActorSystem, pid *actor.PID) (*Balancer, bool) {
 	if sys == nil || pid == nil {
 		return nil, false
 	}
-	v, ok := registry.Load(regKey{sys, pid.Id})
+	sh, ok := handles(sys).Load(pid.Id)
 	if !ok {
 		return nil, false
 	}
-	return &Balancer{sh: v.(*shared)}, true
+	return &Balancer{sh: sh}, true
 }
 
+// validate reports invalid values, as an *actors.ConfigError naming the
+// option.
 func (o options) validate() error {
-	if o.attempts < 1 {
-		return fmt.Errorf("zenws/balancer: MaxAttempts must be at least 1, got %d", o.attempts)
+	bad := func(field, format string, args ...any) error {
+		return &actors.ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)}
 	}
-	if o.interval <= 0 {
-		return fmt.Errorf("zenws/balancer: DiscoveryInterval must be positive, got %v", o.interval)
-	}
-	if o.strategy.pick == nil {
-		return errors.New("zenws/balancer: no strategy")
+	switch {
+	case o.attempts < 1:
+		return bad("MaxAttempts", "must be at least 1, got %d", o.attempts)
+	case o.interval <= 0:
+		return bad("DiscoveryInterval", "must be positive, got %v", o.interval)
+	case o.strategy.pick == nil:
+		return bad("Strategy", "none set")
+	case o.startWait < 0:
+		return bad("StartWait", "must not be negative, got %v", o.startWait)
+	case o.stopWait <= 0:
+		return bad("StopWait", "must be positive, got %v", o.stopWait)
 	}
 	return nil
 }
@@ -98,7 +111,9 @@ func (o options) validate() error {
 func (b *Balancer) PID() *actor.PID { return b.sh.pid.Load() }
 
 // Refresh reads discovery again now and returns once the table reflects
-// it (or ctx ends).
+// it (or ctx ends). It waits for the first health push of newly discovered
+// clients at most 1 s: one that has not pushed by then is in the table,
+// not eligible yet (NotPicked "no health yet"), and joins when it pushes.
 func (b *Balancer) Refresh(ctx context.Context) error {
 	if ctx == nil {
 		return actors.ErrNilContext
@@ -130,32 +145,35 @@ func (b *Balancer) Invalidate() {
 	}
 }
 
-// Stop stops the router actor and waits for it. The clients keep running.
+// Stop stops the router actor and waits for it, at most WithStopWait's
+// bound (default 5 s; past it the error matches actors.ErrTimeout). The
+// clients keep running. Calling it again returns nil once stopped.
 func (b *Balancer) Stop() error {
 	select {
 	case <-b.sh.stopped:
 		return nil
 	default:
 	}
-	if err := b.sh.sys.Root.StopFuture(b.PID()).Wait(); err != nil {
-		return fmt.Errorf("zenws/balancer: Stop: %w", err)
-	}
+	b.sh.sys.Root.Stop(b.PID())
+	t := time.NewTimer(b.sh.o.stopWait)
+	defer t.Stop()
 	select {
 	case <-b.sh.stopped:
-	case <-time.After(5 * time.Second):
-		return errors.New("zenws/balancer: Stop: router did not stop within 5s")
+		return nil
+	case <-t.C:
+		return fmt.Errorf("zenws/balancer: Stop: router still running after %v: %w", b.sh.o.stopWait, actors.ErrTimeout)
 	}
-	return nil
 }
 
 // Send writes msg as one text message through the best connected client.
 // When that fails without sending anything (not connected, rate-limited,
 // stopped) it tries the next best, up to MaxAttempts clients; a failure
 // that may have reached the server (ErrDisconnected) is returned as it is
-// unless the operation is RetrySafe. Errors: ErrNoConnections when no
+// unless the operation is RetrySafe. opts apply to this send only
+// (RetrySafe, CallMaxAttempts). Errors: ErrNoConnections when no
 // client is connected, an error wrapping ErrMaxAttempts and the last error,
 // or the last error when every client was tried.
-func (b *Balancer) Send(ctx context.Context, msg []byte, opts ...Option) error {
+func (b *Balancer) Send(ctx context.Context, msg []byte, opts ...CallOption) error {
 	_, err := b.run(ctx, opts, false, func(ctx context.Context, ep Endpoint) (json.RawMessage, error) {
 		return nil, ep.Send(ctx, msg)
 	})
@@ -168,7 +186,7 @@ func (b *Balancer) Send(ctx context.Context, msg []byte, opts ...Option) error {
 // accepts (default: public/*), or one marked RetrySafe, is also tried
 // again after ErrDisconnected or ErrTimeout. A JSON-RPC error response is
 // an answer: it is returned, never retried.
-func (b *Balancer) Request(ctx context.Context, msg []byte, opts ...Option) (json.RawMessage, error) {
+func (b *Balancer) Request(ctx context.Context, msg []byte, opts ...CallOption) (json.RawMessage, error) {
 	method := ""
 	if env, ok := jsonrpc.Peek(msg); ok {
 		method, _ = jsonrpc.String(env.Method)
@@ -179,13 +197,13 @@ func (b *Balancer) Request(ctx context.Context, msg []byte, opts ...Option) (jso
 
 // Call is Client.Call through the best connected client, failing over as
 // Request does.
-func (b *Balancer) Call(ctx context.Context, method string, params any, opts ...Option) (json.RawMessage, error) {
+func (b *Balancer) Call(ctx context.Context, method string, params any, opts ...CallOption) (json.RawMessage, error) {
 	return b.run(ctx, opts, b.sh.o.retrySafe != nil && b.sh.o.retrySafe(method),
 		func(ctx context.Context, ep Endpoint) (json.RawMessage, error) { return ep.Call(ctx, method, params) })
 }
 
 // run picks, tries and fails over.
-func (b *Balancer) run(ctx context.Context, opts []Option, safeByRule bool, op func(context.Context, Endpoint) (json.RawMessage, error)) (json.RawMessage, error) {
+func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, op func(context.Context, Endpoint) (json.RawMessage, error)) (json.RawMessage, error) {
 	// A nil or already ended ctx sends nothing (actors.ErrNilContext, or
 	// ctx's error), and is not a failure of any connection.
 	if ctx == nil {
@@ -194,13 +212,16 @@ func (b *Balancer) run(ctx context.Context, opts []Option, safeByRule bool, op f
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	attempts, safe := b.sh.o.attempts, safeByRule
-	if len(opts) > 0 {
-		o := b.sh.o
-		o.safe = false
-		o.apply(opts)
-		attempts, safe = max(o.attempts, 1), safe || o.safe
+	co := callOptions{attempts: b.sh.o.attempts, safe: safeByRule}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&co)
+		}
 	}
+	if co.attempts < 1 {
+		return nil, &actors.ConfigError{Field: "CallMaxAttempts", Problem: fmt.Sprintf("must be at least 1, got %d", co.attempts)}
+	}
+	attempts, safe := co.attempts, co.safe
 	var excluded []*member
 	var last error
 	for try := 0; try < attempts; try++ {
@@ -275,13 +296,25 @@ type ClientHealth struct {
 	Outstanding  int64         // balanced operations in flight through it
 	PeakEWMA     time.Duration // decayed peak EWMA of its round trips
 	RecentErrors float64       // decaying count of failed operations
-	Load         float64       // what PeakEWMA minimises
-	Score        float64       // the HealthScore strategy's score, 0-100
+	Load         float64       // what PeakEWMA minimises (lower wins)
+	Score        float64       // the HealthScore strategy's score, 0-100 (higher wins)
 	Picks        uint64
 	Failures     uint64
+
+	// Explaining a pick (issue 13).
+
+	// NotPicked says why a pick skips this client now, or ranks it after
+	// the others; "" when it competes on the strategy's figures (Load for
+	// PeakEWMA, Score for HealthScore; Stats.Strategy names the one in
+	// use). One of: "no health yet" (discovered, no push yet), "not
+	// connected (<state>)", "heartbeat failing (<n> unanswered)",
+	// "degraded: ranked after healthy clients" (its wanted channels are
+	// not all active; still eligible).
+	NotPicked string
 }
 
-// PoolHealth lists every client in the table with its score and inputs.
+// PoolHealth lists every client in the table with its score and inputs,
+// and why a pick would skip it (NotPicked).
 func (b *Balancer) PoolHealth() []ClientHealth {
 	t := b.sh.table.Load()
 	now := time.Now().UnixNano()
@@ -298,21 +331,25 @@ func (b *Balancer) PoolHealth() []ClientHealth {
 			Picks:        m.picks.Load(),
 			Failures:     m.failures.Load(),
 		}
-		if h := m.health.Load(); h != nil {
+		h := m.health.Load()
+		if h != nil {
 			ch.Health, ch.Eligible = *h, eligible(h)
 		}
+		ch.NotPicked = notPicked(h)
 		out = append(out, ch)
 	}
 	return out
 }
 
-// Stats counts the balancer's failovers and its ErrNoConnections answers.
+// Stats counts the balancer's failovers and its ErrNoConnections answers,
+// and names its strategy.
 type Stats struct {
 	Failovers     uint64 // operations tried again on another client
 	NoConnections uint64
+	Strategy      string // the strategy in use (Strategy.String): which ClientHealth figure picks compare
 }
 
 // Stats returns the balancer's counters.
 func (b *Balancer) Stats() Stats {
-	return Stats{Failovers: b.sh.failovers.Load(), NoConnections: b.sh.noConns.Load()}
+	return Stats{Failovers: b.sh.failovers.Load(), NoConnections: b.sh.noConns.Load(), Strategy: b.sh.o.strategy.String()}
 }

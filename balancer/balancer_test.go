@@ -405,7 +405,7 @@ func TestMaxAttemptsAndRetrySafety(t *testing.T) {
 	if !errors.Is(err, actors.ErrTimeout) || errors.Is(err, balancer.ErrMaxAttempts) {
 		t.Fatalf("not retry-safe: %v, want the first ErrTimeout only", err)
 	}
-	_, err = b.Call(ctx, "slow", nil, balancer.RetrySafe(), balancer.WithMaxAttempts(2))
+	_, err = b.Call(ctx, "slow", nil, balancer.RetrySafe(), balancer.CallMaxAttempts(2))
 	if !errors.Is(err, balancer.ErrMaxAttempts) || !errors.Is(err, actors.ErrTimeout) {
 		t.Fatalf("retry-safe: %v, want ErrMaxAttempts wrapping ErrTimeout", err)
 	}

@@ -13,13 +13,29 @@ import (
 const (
 	DefaultMaxAttempts       = 3
 	DefaultDiscoveryInterval = 5 * time.Second
+	// DefaultStartWait bounds how long New waits for the first discovery
+	// (WithStartWait).
+	DefaultStartWait = 5 * time.Second
+	// DefaultStopWait bounds how long Stop waits for the router actor
+	// (WithStopWait).
+	DefaultStopWait = 5 * time.Second
 )
 
-// Option configures a balancer (New, Props) or, given to one operation
-// (Send, Request, Call, Supervisor.SendBalanced), that operation only:
-// WithMaxAttempts and RetrySafe apply per operation; the others are
-// read when the balancer starts.
+// Option configures a balancer: it is given to New or Props and read when
+// the balancer starts. One operation's options are CallOptions, a type of
+// their own, so that a balancer's option given to Send does not compile
+// instead of being ignored.
 type Option func(*options)
+
+// CallOption configures one operation (Send, Request, Call,
+// Supervisor.SendBalanced): RetrySafe, CallMaxAttempts.
+type CallOption func(*callOptions)
+
+// callOptions are one operation's settings, starting from the balancer's.
+type callOptions struct {
+	attempts int
+	safe     bool // this operation is retry-safe
+}
 
 type options struct {
 	discovery func() []*actor.PID
@@ -27,10 +43,11 @@ type options struct {
 	attempts  int
 	strategy  Strategy
 	retrySafe func(method string) bool
-	safe      bool // this operation is retry-safe
 	resolve   func(pid *actor.PID) (Endpoint, bool)
 	logger    *zap.Logger
 	meters    metric.MeterProvider
+	startWait time.Duration
+	stopWait  time.Duration
 }
 
 func newOptions(opts []Option) options {
@@ -40,6 +57,8 @@ func newOptions(opts []Option) options {
 		strategy:  PeakEWMA,
 		retrySafe: PublicMethods,
 		logger:    zap.NewNop(),
+		startWait: DefaultStartWait,
+		stopWait:  DefaultStopWait,
 	}
 	o.apply(opts)
 	return o
@@ -65,8 +84,25 @@ func WithDiscovery(fn func() []*actor.PID) Option { return func(o *options) { o.
 func WithDiscoveryInterval(d time.Duration) Option { return func(o *options) { o.interval = d } }
 
 // WithMaxAttempts sets how many clients an operation tries before it
-// fails with ErrMaxAttempts (default 3).
+// fails with ErrMaxAttempts (default 3). CallMaxAttempts sets it for one
+// operation.
 func WithMaxAttempts(n int) Option { return func(o *options) { o.attempts = n } }
+
+// CallMaxAttempts sets how many clients this operation tries before it
+// fails with ErrMaxAttempts, instead of the balancer's WithMaxAttempts.
+// Less than 1 fails the operation with an *actors.ConfigError, nothing
+// sent.
+func CallMaxAttempts(n int) CallOption { return func(o *callOptions) { o.attempts = n } }
+
+// WithStartWait bounds how long New waits for the first discovery to be in
+// the table (default 5 s; 0: do not wait). When the bound passes first, New
+// returns the balancer all the same and the table fills in when discovery
+// answers; Refresh waits for it under a ctx.
+func WithStartWait(d time.Duration) Option { return func(o *options) { o.startWait = d } }
+
+// WithStopWait bounds how long Stop waits for the router actor to stop
+// (default 5 s); past it Stop returns an error matching actors.ErrTimeout.
+func WithStopWait(d time.Duration) Option { return func(o *options) { o.stopWait = d } }
 
 // WithStrategy chooses how a client is picked: PeakEWMA (default) or
 // HealthScore.
@@ -84,7 +120,7 @@ func WithRetrySafeMethods(rule func(method string) bool) Option {
 // have reached the server (ErrDisconnected, ErrTimeout) it is tried on
 // another client. Without it, only failures that provably sent nothing are
 // retried.
-func RetrySafe() Option { return func(o *options) { o.safe = true } }
+func RetrySafe() CallOption { return func(o *callOptions) { o.safe = true } }
 
 // WithResolver lets the balancer use clients that are not local actors
 // (package balancer/cluster provides one): for a PID that actors.Lookup does

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/internal/pidname"
+	"github.com/zenws/zenws/internal/sysreg"
 )
 
 // table is the router's published view: every member, and those a pick
@@ -56,7 +57,9 @@ type waiter struct {
 }
 
 // firstHealthWait bounds how long Refresh waits for the first health push
-// of newly discovered clients.
+// of newly discovered clients (documented on Refresh; it only ever makes
+// Refresh return sooner than its ctx): a local client pushes at once when
+// registered with, so only a stuck or remote one takes longer.
 const firstHealthWait = time.Second
 
 // router is the balancer's actor: it owns the table, registers with each
@@ -94,7 +97,7 @@ func (r *router) Receive(ctx actor.Context) {
 		}
 		r.members = map[string]*member{}
 		r.unknown = map[string]bool{}
-		registry.Store(regKey{ctx.ActorSystem(), r.self.Id}, r.sh)
+		handles(ctx.ActorSystem()).LoadOrStore(r.self.Id, r.sh)
 		r.stopTel = r.sh.startTelemetry(r.self.Id)
 		r.discover(ctx)
 	case *rediscover:
@@ -132,7 +135,7 @@ func (r *router) Receive(ctx actor.Context) {
 		r.reply(^uint64(0))
 	case *actor.Stopped:
 		if r.self != nil {
-			registry.Delete(regKey{ctx.ActorSystem(), r.self.Id})
+			handles(ctx.ActorSystem()).CompareAndDelete(r.self.Id, r.sh)
 		}
 		r.sh.once.Do(func() { close(r.sh.stopped) })
 	}
@@ -354,10 +357,9 @@ func (r *router) publish() {
 	r.sh.table.Store(t)
 }
 
-// registry finds the shared state of a router spawned with Props.
-var registry sync.Map // regKey -> *shared
-
-type regKey struct {
-	sys *actor.ActorSystem
-	id  string
+// handles is the actor system's registry through which Of finds the
+// shared state of a router spawned with Props (the producer closure holds
+// it; only a handle made from a bare PID needs the registry).
+func handles(sys *actor.ActorSystem) *sysreg.Registry[*shared] {
+	return sysreg.For[*shared](sys, "zenws/balancer/routers")
 }

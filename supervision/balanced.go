@@ -9,8 +9,10 @@ import (
 
 // Balancer returns the balancer over this supervisor's clients, creating
 // it on first use: its discovery is ListClients, read again whenever a
-// client starts or stops. It stops with the supervisor. opts configure it
-// when it is created (later calls ignore them).
+// client starts or stops. It stops with the supervisor; its Stop waits at
+// most the supervisor's WithStopWait unless opts say otherwise
+// (balancer.WithStopWait). opts configure it when it is created (later
+// calls ignore them).
 func (s *Supervisor) Balancer(opts ...balancer.Option) (*balancer.Balancer, error) {
 	sh := s.shared()
 	if sh == nil {
@@ -32,7 +34,7 @@ func (s *Supervisor) Balancer(opts ...balancer.Option) (*balancer.Balancer, erro
 		return nil, ErrStopped
 	default:
 	}
-	all := append([]balancer.Option{balancer.WithDiscovery(s.ListClients), balancer.WithLogger(sh.o.logger)}, opts...)
+	all := append([]balancer.Option{balancer.WithDiscovery(s.ListClients), balancer.WithLogger(sh.o.logger), balancer.WithStopWait(sh.o.stopWait)}, opts...)
 	b, err := balancer.New(s.sys, all...)
 	if err != nil {
 		return nil, err
@@ -52,8 +54,9 @@ func (sh *shared) closeBalancer() *balancer.Balancer {
 
 // SendBalanced sends msg through the healthiest of the supervisor's
 // clients, failing over as balancer.Balancer.Send does. opts apply to this
-// send (balancer.WithMaxAttempts, balancer.RetrySafe).
-func (s *Supervisor) SendBalanced(ctx context.Context, msg []byte, opts ...balancer.Option) error {
+// send only (balancer.RetrySafe, balancer.CallMaxAttempts); the balancer's
+// own options go to Balancer.
+func (s *Supervisor) SendBalanced(ctx context.Context, msg []byte, opts ...balancer.CallOption) error {
 	if ctx == nil {
 		return actors.ErrNilContext
 	}

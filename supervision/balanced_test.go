@@ -57,7 +57,7 @@ func TestSendBalancedFollowsTheSupervisorsClients(t *testing.T) {
 	}
 	testutil.Eventually(t, 2*time.Second, "the stopped client left", func() bool { return len(b.PoolHealth()) == 2 })
 	for i := 0; i < 20; i++ {
-		if err := s.SendBalanced(ctx, []byte(`{"n":1}`), balancer.WithMaxAttempts(2)); err != nil {
+		if err := s.SendBalanced(ctx, []byte(`{"n":1}`), balancer.CallMaxAttempts(2)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer"
 	"github.com/zenws/zenws/internal/pidname"
+	"github.com/zenws/zenws/internal/sysreg"
 )
 
 var (
@@ -52,22 +53,21 @@ type shared struct {
 	balClosed bool                              // Stop ran: no balancer any more
 }
 
-var registry sync.Map // registryKey -> *shared
-
-func lookupShared(sys *actor.ActorSystem, pid *actor.PID) *shared {
-	if pid == nil {
-		return nil
-	}
-	v, ok := registry.Load(registryKey{sys, pid.Id})
-	if !ok {
-		return nil
-	}
-	return v.(*shared)
+// handles is the actor system's registry through which a handle made from
+// a bare PID (NewSupervisor) and a restarted supervisor actor find the
+// shared state. A supervisor from Start gets it through its producer
+// closure; one from Props creates it when it first starts, per PID (one
+// Props may be spawned more than once).
+func handles(sys *actor.ActorSystem) *sysreg.Registry[*shared] {
+	return sysreg.For[*shared](sys, "zenws/supervision/supervisors")
 }
 
-type registryKey struct {
-	sys *actor.ActorSystem
-	id  string
+func lookupShared(sys *actor.ActorSystem, pid *actor.PID) *shared {
+	if sys == nil || pid == nil {
+		return nil
+	}
+	sh, _ := handles(sys).Load(pid.Id)
+	return sh
 }
 
 func newShared(sys *actor.ActorSystem, pid *actor.PID, o options, strat *strategy) *shared {
@@ -104,13 +104,14 @@ func Start(sys *actor.ActorSystem, opts ...Option) (*Supervisor, error) {
 	pid := sys.NewLocalPID(name)
 	strat := newStrategy(o, true)
 	sh := newShared(sys, pid, o, strat)
-	key := registryKey{sys, pid.Id}
-	registry.Store(key, sh)
+	// Registered before the spawn, so that NewSupervisor over this PID
+	// finds it as soon as Start returns.
+	handles(sys).LoadOrStore(pid.Id, sh)
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &supervisorActor{o: o, strat: strat}
+		return &supervisorActor{o: o, strat: strat, sh: sh}
 	}, actor.WithSupervisor(strat), actor.WithGuardian(stopGuardian))
 	if _, err := sys.Root.SpawnNamed(props, name); err != nil {
-		registry.CompareAndDelete(key, sh)
+		handles(sys).CompareAndDelete(pid.Id, sh)
 		return nil, fmt.Errorf("zenws: spawn supervisor: %w", err)
 	}
 	s := &Supervisor{sys: sys, pid: pid}
@@ -140,9 +141,9 @@ type supervisorActor struct {
 func (a *supervisorActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		key := registryKey{ctx.ActorSystem(), ctx.Self().Id}
-		v, _ := registry.LoadOrStore(key, newShared(ctx.ActorSystem(), ctx.Self(), a.o, a.strat))
-		a.sh = v.(*shared)
+		if a.sh == nil { // spawned from Props: per PID, kept over restarts
+			a.sh = handles(ctx.ActorSystem()).LoadOrStore(ctx.Self().Id, newShared(ctx.ActorSystem(), ctx.Self(), a.o, a.strat))
+		}
 		a.live = map[string]*actor.PID{}
 		// After a restart of the supervisor itself its children are gone.
 		a.publish()
@@ -194,7 +195,7 @@ func (a *supervisorActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		a.live = map[string]*actor.PID{}
 		a.publish()
-		registry.CompareAndDelete(registryKey{ctx.ActorSystem(), ctx.Self().Id}, a.sh)
+		handles(ctx.ActorSystem()).CompareAndDelete(ctx.Self().Id, a.sh)
 		a.sh.stopOnce.Do(func() { close(a.sh.stopped) })
 		// However the supervisor stopped (Stop, its parent, an
 		// escalation), its balancer goes with it.
@@ -255,11 +256,10 @@ func (s *Supervisor) shared() *shared {
 	if s.sys == nil || s.pid == nil {
 		return nil
 	}
-	v, ok := registry.Load(registryKey{s.sys, s.pid.Id})
-	if !ok {
+	sh := lookupShared(s.sys, s.pid)
+	if sh == nil {
 		return nil
 	}
-	sh := v.(*shared)
 	s.sh.Store(sh)
 	return sh
 }

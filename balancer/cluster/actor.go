@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer/cluster/internal/wire"
 )
 
 // Messages of the agent actor, from inside its node.
@@ -52,7 +53,7 @@ type agentActor struct {
 
 type localClient struct {
 	pid    *actor.PID
-	health *ClientHealth // last summary, nil before the first push
+	health *wire.ClientHealth // last summary, nil before the first push
 }
 
 func (a *agentActor) Receive(ctx actor.Context) {
@@ -71,10 +72,10 @@ func (a *agentActor) Receive(ctx actor.Context) {
 	case *flushTick:
 		a.flushT = nil
 		a.flush(ctx)
-	case *Subscribe:
+	case *wire.Subscribe:
 		a.subscribe(ctx)
 		a.subscribedBy(ctx, m.GetMemberId())
-	case *Op:
+	case *wire.Op:
 		a.serve(ctx, m)
 	case *leaveReq:
 		a.leave(ctx)
@@ -82,9 +83,9 @@ func (a *agentActor) Receive(ctx actor.Context) {
 
 	case *protocluster.ClusterTopology:
 		a.topology(ctx, m.GetMembers(), m.GetLeft())
-	case *HealthBatch:
+	case *wire.HealthBatch:
 		a.remoteHealth(ctx, m)
-	case *Leaving:
+	case *wire.Leaving:
 		a.remoteLeaving(ctx, m.GetMemberId())
 	case *watchReq:
 		a.watch(ctx, m.client, m.router)

@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer"
 )
 
@@ -224,6 +225,12 @@ func (a *Agent) Stats() Stats {
 // waits for the operations in flight, at most StopWait (then cancels
 // them), and stops. On this node, routers drop the remote clients. The
 // clients themselves keep running. Calling it again returns nil.
+//
+// Each of its waits is bounded by StopWait (default 5 s): the leave notice,
+// the operations in flight (twice: before and after they are cancelled),
+// the agent actor, and (twice StopWait) a discovery function still
+// running; a wait that runs out returns an error matching
+// actors.ErrTimeout, except the first two, after which Stop goes on.
 func (a *Agent) Stop() error {
 	sh := a.sh
 	sh.stopMu.Lock()
@@ -233,12 +240,14 @@ func (a *Agent) Stop() error {
 		return nil
 	default:
 	}
+	wait := time.NewTimer(sh.o.stopWait)
+	defer wait.Stop()
 	left := make(chan struct{})
 	sh.sys.Root.Send(a.PID(), &leaveReq{reply: left})
 	select {
 	case <-left:
 	case <-sh.stopped:
-	case <-time.After(sh.o.stopWait):
+	case <-wait.C:
 	}
 	sh.closeOps()
 	if !waitGroup(&sh.ops, sh.o.stopWait) {
@@ -246,17 +255,15 @@ func (a *Agent) Stop() error {
 		waitGroup(&sh.ops, sh.o.stopWait)
 	}
 	sh.opCancel()
-	err := sh.sys.Root.StopFuture(a.PID()).Wait()
+	sh.sys.Root.Stop(a.PID())
+	wait.Reset(sh.o.stopWait)
 	select {
 	case <-sh.stopped:
-	case <-time.After(sh.o.stopWait):
-		return errors.New("zenws/balancer/cluster: Stop: the agent did not stop")
+	case <-wait.C:
+		return fmt.Errorf("zenws/balancer/cluster: Stop: the agent still runs after %v: %w", sh.o.stopWait, actors.ErrTimeout)
 	}
 	if !waitGroup(&sh.bg, 2*sh.o.stopWait) {
-		return errors.New("zenws/balancer/cluster: Stop: the discovery function did not return")
-	}
-	if err != nil {
-		return fmt.Errorf("zenws/balancer/cluster: Stop: %w", err)
+		return fmt.Errorf("zenws/balancer/cluster: Stop: the discovery function did not return within %v: %w", 2*sh.o.stopWait, actors.ErrTimeout)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer/cluster/internal/wire"
 )
 
 // fakeAgent answers an Op at once and then the member is seen lost:
@@ -20,7 +21,7 @@ type fakeAgent struct {
 func (f *fakeAgent) SendUserMessage(_ *actor.PID, m any) {
 	_, _, sender := actor.UnwrapEnvelope(m)
 	p, _ := f.sys.ProcessRegistry.Get(sender)
-	p.SendUserMessage(sender, &OpResult{Data: []byte(`"ok"`)})
+	p.SendUserMessage(sender, &wire.OpResult{Data: []byte(`"ok"`)})
 	f.n.markLost()
 }
 func (f *fakeAgent) SendSystemMessage(*actor.PID, any) {}

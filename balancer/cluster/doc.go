@@ -7,15 +7,14 @@
 //
 //   - offers its local clients (from a discovery function such as
 //     supervision.Supervisor.ListClients) to the agents of the other
-//     members that subscribe to it (Subscribe): the answer is the list of
-//     its clients (ClientList) with their health, and later changes follow
-//     as they happen (HealthBatch);
+//     members that subscribe to it: the answer is the list of its clients
+//     with their health, and later changes follow as they happen;
 //   - registers with each local client for its health (actors.WatchHealth)
-//     and sends compact summaries (ClientHealth): at once when a change may
+//     and sends compact summaries: at once when a change may
 //     change whether the client is picked (state, connection generation,
 //     heartbeat failures), batched every FlushInterval otherwise;
-//   - runs the operations other nodes send it (Op) on its clients and
-//     answers with an OpResult that names the actors error, so that the
+//   - runs the operations other nodes send it on its clients and answers
+//     with a result that names the actors error, so that the
 //     caller's node rebuilds an error errors.Is and errors.As match;
 //   - on the other side, follows the cluster's topology (its provider's
 //     member list): it watches the agent on every other member (remote
@@ -30,8 +29,9 @@
 // the agent needs; every cluster provider, the in-memory test provider
 // included, supplies the topology.
 //
-// Only protobuf messages (wire.proto) cross nodes; inside a node the agent
-// speaks the plain Go messages of package actors.
+// Only protobuf messages cross nodes (internal/wire/wire.proto: the wire
+// types are internal, not part of this package's API); inside a node the
+// agent speaks the plain Go messages of package actors.
 //
 // Wiring a balancer on a node:
 //
@@ -52,5 +52,3 @@
 // Importing this package links Proto.Actor's remote and cluster packages
 // (and gRPC); package balancer alone does not.
 package cluster
-
-//go:generate protoc --go_out=. --go_opt=paths=source_relative wire.proto

@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer/cluster/internal/wire"
 )
 
 // remoteClient is the balancer's endpoint for a client held by another
@@ -32,13 +33,13 @@ func (r *remoteClient) PID() *actor.PID { return r.pid }
 
 // Send is Client.Send on the client's member.
 func (r *remoteClient) Send(ctx context.Context, msg []byte) error {
-	_, err := r.do(ctx, &Op{Kind: OpKind_OP_KIND_SEND, Data: msg})
+	_, err := r.do(ctx, &wire.Op{Kind: wire.OpKind_OP_KIND_SEND, Data: msg})
 	return err
 }
 
 // Request is Client.Request on the client's member.
 func (r *remoteClient) Request(ctx context.Context, msg []byte) (json.RawMessage, error) {
-	return r.do(ctx, &Op{Kind: OpKind_OP_KIND_REQUEST, Data: msg})
+	return r.do(ctx, &wire.Op{Kind: wire.OpKind_OP_KIND_REQUEST, Data: msg})
 }
 
 // Call is Client.Call on the client's member; params are encoded here.
@@ -55,7 +56,7 @@ func (r *remoteClient) Call(ctx context.Context, method string, params any) (jso
 		}
 		data = b
 	}
-	return r.do(ctx, &Op{Kind: OpKind_OP_KIND_CALL, Method: method, Data: data})
+	return r.do(ctx, &wire.Op{Kind: wire.OpKind_OP_KIND_CALL, Method: method, Data: data})
 }
 
 // WatchHealth asks this node's agent to push the client's health to
@@ -71,7 +72,7 @@ func (r *remoteClient) UnwatchHealth(router *actor.PID) {
 
 // do sends op to the agent on the client's member and waits for its answer,
 // the loss of that member, or the end of the caller's deadline.
-func (r *remoteClient) do(ctx context.Context, op *Op) (json.RawMessage, error) {
+func (r *remoteClient) do(ctx context.Context, op *wire.Op) (json.RawMessage, error) {
 	n := r.n
 	if n.closing.Load() {
 		return nil, fmt.Errorf("zenws/balancer/cluster: %s on %s: the member left or was lost; nothing sent: %w",
@@ -116,7 +117,7 @@ func (r *remoteClient) do(ctx context.Context, op *Op) (json.RawMessage, error) 
 	}
 
 	switch m := m.(type) {
-	case *OpResult:
+	case *wire.OpResult:
 		var data json.RawMessage
 		if len(m.GetData()) > 0 {
 			data = m.GetData()

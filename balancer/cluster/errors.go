@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer/cluster/internal/wire"
 )
 
 // ErrRemote wraps an error from another node that matches none of the
@@ -18,55 +19,55 @@ var ErrRemote = errors.New("zenws/balancer/cluster: remote error")
 // matters where an error wraps two: a client's timeout wraps both
 // ErrTimeout and the context's error, and ErrTimeout is what the balancer's
 // failover rule looks at.
-func codeOf(err error) ErrorCode {
+func codeOf(err error) wire.ErrorCode {
 	var rpcErr *actors.RPCError
 	switch {
 	case err == nil:
-		return ErrorCode_ERROR_CODE_NONE
+		return wire.ErrorCode_ERROR_CODE_NONE
 	case errors.As(err, &rpcErr):
-		return ErrorCode_ERROR_CODE_RPC
+		return wire.ErrorCode_ERROR_CODE_RPC
 	case errors.Is(err, actors.ErrNotConnected):
-		return ErrorCode_ERROR_CODE_NOT_CONNECTED
+		return wire.ErrorCode_ERROR_CODE_NOT_CONNECTED
 	case errors.Is(err, actors.ErrDisconnected):
-		return ErrorCode_ERROR_CODE_DISCONNECTED
+		return wire.ErrorCode_ERROR_CODE_DISCONNECTED
 	case errors.Is(err, actors.ErrTimeout):
-		return ErrorCode_ERROR_CODE_TIMEOUT
+		return wire.ErrorCode_ERROR_CODE_TIMEOUT
 	case errors.Is(err, actors.ErrRateLimited):
-		return ErrorCode_ERROR_CODE_RATE_LIMITED
+		return wire.ErrorCode_ERROR_CODE_RATE_LIMITED
 	case errors.Is(err, actors.ErrClosed):
-		return ErrorCode_ERROR_CODE_CLOSED
+		return wire.ErrorCode_ERROR_CODE_CLOSED
 	case errors.Is(err, actors.ErrNotFound):
-		return ErrorCode_ERROR_CODE_NOT_FOUND
+		return wire.ErrorCode_ERROR_CODE_NOT_FOUND
 	case errors.Is(err, actors.ErrInvalidRequest):
-		return ErrorCode_ERROR_CODE_INVALID_REQUEST
+		return wire.ErrorCode_ERROR_CODE_INVALID_REQUEST
 	case errors.Is(err, actors.ErrDuplicateID):
-		return ErrorCode_ERROR_CODE_DUPLICATE_ID
+		return wire.ErrorCode_ERROR_CODE_DUPLICATE_ID
 	case errors.Is(err, context.DeadlineExceeded):
-		return ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED
+		return wire.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED
 	case errors.Is(err, context.Canceled):
-		return ErrorCode_ERROR_CODE_CANCELED
+		return wire.ErrorCode_ERROR_CODE_CANCELED
 	}
-	return ErrorCode_ERROR_CODE_OTHER
+	return wire.ErrorCode_ERROR_CODE_OTHER
 }
 
 // sentinels: the error each code stands for on the caller's node.
-var sentinels = map[ErrorCode]error{
-	ErrorCode_ERROR_CODE_NOT_CONNECTED:     actors.ErrNotConnected,
-	ErrorCode_ERROR_CODE_DISCONNECTED:      actors.ErrDisconnected,
-	ErrorCode_ERROR_CODE_TIMEOUT:           actors.ErrTimeout,
-	ErrorCode_ERROR_CODE_RATE_LIMITED:      actors.ErrRateLimited,
-	ErrorCode_ERROR_CODE_OVERLOADED:        actors.ErrRateLimited,
-	ErrorCode_ERROR_CODE_CLOSED:            actors.ErrClosed,
-	ErrorCode_ERROR_CODE_NOT_FOUND:         actors.ErrNotFound,
-	ErrorCode_ERROR_CODE_INVALID_REQUEST:   actors.ErrInvalidRequest,
-	ErrorCode_ERROR_CODE_DUPLICATE_ID:      actors.ErrDuplicateID,
-	ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED: context.DeadlineExceeded,
-	ErrorCode_ERROR_CODE_CANCELED:          context.Canceled,
+var sentinels = map[wire.ErrorCode]error{
+	wire.ErrorCode_ERROR_CODE_NOT_CONNECTED:     actors.ErrNotConnected,
+	wire.ErrorCode_ERROR_CODE_DISCONNECTED:      actors.ErrDisconnected,
+	wire.ErrorCode_ERROR_CODE_TIMEOUT:           actors.ErrTimeout,
+	wire.ErrorCode_ERROR_CODE_RATE_LIMITED:      actors.ErrRateLimited,
+	wire.ErrorCode_ERROR_CODE_OVERLOADED:        actors.ErrRateLimited,
+	wire.ErrorCode_ERROR_CODE_CLOSED:            actors.ErrClosed,
+	wire.ErrorCode_ERROR_CODE_NOT_FOUND:         actors.ErrNotFound,
+	wire.ErrorCode_ERROR_CODE_INVALID_REQUEST:   actors.ErrInvalidRequest,
+	wire.ErrorCode_ERROR_CODE_DUPLICATE_ID:      actors.ErrDuplicateID,
+	wire.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED: context.DeadlineExceeded,
+	wire.ErrorCode_ERROR_CODE_CANCELED:          context.Canceled,
 }
 
 // resultOf builds the answer to an operation from what the client returned.
-func resultOf(data []byte, err error) *OpResult {
-	res := &OpResult{Data: data, Code: codeOf(err)}
+func resultOf(data []byte, err error) *wire.OpResult {
+	res := &wire.OpResult{Data: data, Code: codeOf(err)}
 	if err == nil {
 		return res
 	}
@@ -84,11 +85,11 @@ func resultOf(data []byte, err error) *OpResult {
 // *actors.RPCError as the client returns it, or an error that wraps the
 // matching actors error (so errors.Is and the balancer's failover rule work)
 // and says which node answered.
-func errorOf(res *OpResult, node string) error {
+func errorOf(res *wire.OpResult, node string) error {
 	switch res.GetCode() {
-	case ErrorCode_ERROR_CODE_NONE:
+	case wire.ErrorCode_ERROR_CODE_NONE:
 		return nil
-	case ErrorCode_ERROR_CODE_RPC:
+	case wire.ErrorCode_ERROR_CODE_RPC:
 		e := &actors.RPCError{Code: int(res.GetRpcCode()), Message: res.GetRpcMessage()}
 		if len(res.GetRpcData()) > 0 {
 			e.Data = json.RawMessage(res.GetRpcData())

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer/cluster/internal/wire"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -58,19 +59,19 @@ func TestErrorsCrossTheWire(t *testing.T) {
 	if err := errorOf(roundTrip(t, resultOf([]byte("1"), nil)), "b:1"); err != nil {
 		t.Errorf("success came back as %v", err)
 	}
-	overloaded := errorOf(&OpResult{Code: ErrorCode_ERROR_CODE_OVERLOADED, Message: "busy"}, "b:1")
+	overloaded := errorOf(&wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_OVERLOADED, Message: "busy"}, "b:1")
 	if !errors.Is(overloaded, actors.ErrRateLimited) {
 		t.Errorf("overloaded came back as %v", overloaded)
 	}
 }
 
-func roundTrip(t *testing.T, res *OpResult) *OpResult {
+func roundTrip(t *testing.T, res *wire.OpResult) *wire.OpResult {
 	t.Helper()
 	data, err := proto.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &OpResult{}
+	out := &wire.OpResult{}
 	if err := proto.Unmarshal(data, out); err != nil {
 		t.Fatal(err)
 	}

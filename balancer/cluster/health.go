@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer/cluster/internal/wire"
 )
 
 // summaryOf is the compact health of a local client that goes to other
 // nodes: what a pick there uses.
-func summaryOf(id string, h actors.Health) *ClientHealth {
-	return &ClientHealth{
+func summaryOf(id string, h actors.Health) *wire.ClientHealth {
+	return &wire.ClientHealth{
 		ClientId:          id,
 		State:             stateOf(h.State),
 		Generation:        h.Generation,
@@ -22,7 +23,7 @@ func summaryOf(id string, h actors.Health) *ClientHealth {
 }
 
 // healthOf is a summary as the balancer on this node reads it.
-func healthOf(s *ClientHealth) actors.Health {
+func healthOf(s *wire.ClientHealth) actors.Health {
 	return actors.Health{
 		State:             actorsState(s.GetState()),
 		Generation:        s.GetGeneration(),
@@ -35,36 +36,36 @@ func healthOf(s *ClientHealth) actors.Health {
 
 // urgent: the change from old to s may change whether the client is
 // picked, so it is sent at once rather than batched.
-func urgent(old, s *ClientHealth) bool {
+func urgent(old, s *wire.ClientHealth) bool {
 	return old == nil || old.GetState() != s.GetState() || old.GetGeneration() != s.GetGeneration() ||
 		old.GetHeartbeatFailures() != s.GetHeartbeatFailures()
 }
 
 // same: nothing a subscriber sees changed.
-func same(old, s *ClientHealth) bool {
+func same(old, s *wire.ClientHealth) bool {
 	return old != nil && !urgent(old, s) && old.GetPending() == s.GetPending() &&
 		old.GetRttP50Ns() == s.GetRttP50Ns() && old.GetRttP99Ns() == s.GetRttP99Ns()
 }
 
-func stateOf(s actors.State) State {
+func stateOf(s actors.State) wire.State {
 	switch s {
 	case actors.StateConnecting:
-		return State_STATE_CONNECTING
+		return wire.State_STATE_CONNECTING
 	case actors.StateConnected:
-		return State_STATE_CONNECTED
+		return wire.State_STATE_CONNECTED
 	case actors.StateReconnecting:
-		return State_STATE_RECONNECTING
+		return wire.State_STATE_RECONNECTING
 	}
-	return State_STATE_DISCONNECTED
+	return wire.State_STATE_DISCONNECTED
 }
 
-func actorsState(s State) actors.State {
+func actorsState(s wire.State) actors.State {
 	switch s {
-	case State_STATE_CONNECTING:
+	case wire.State_STATE_CONNECTING:
 		return actors.StateConnecting
-	case State_STATE_CONNECTED:
+	case wire.State_STATE_CONNECTED:
 		return actors.StateConnected
-	case State_STATE_RECONNECTING:
+	case wire.State_STATE_RECONNECTING:
 		return actors.StateReconnecting
 	}
 	return actors.StateDisconnected

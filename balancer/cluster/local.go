@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer/cluster/internal/wire"
 )
 
 // The local side: the clients this node offers to the others.
@@ -97,8 +98,8 @@ func (a *agentActor) mergeLocal(ctx actor.Context, found *localFound) {
 }
 
 // list is the ClientList of this node now.
-func (a *agentActor) list(ctx actor.Context) *ClientList {
-	l := &ClientList{
+func (a *agentActor) list(ctx actor.Context) *wire.ClientList {
+	l := &wire.ClientList{
 		MemberId: a.sh.memberID,
 		Address:  ctx.ActorSystem().Address(),
 		AgentId:  a.self.Id,
@@ -118,15 +119,15 @@ func (a *agentActor) list(ctx actor.Context) *ClientList {
 func (a *agentActor) publishList(ctx actor.Context) {
 	a.version++
 	l := a.list(ctx)
-	batch := &HealthBatch{MemberId: a.sh.memberID, List: l, Health: a.takeDirty()}
+	batch := &wire.HealthBatch{MemberId: a.sh.memberID, List: l, Health: a.takeDirty()}
 	for _, s := range a.subs {
 		ctx.Send(s, batch)
 	}
 }
 
 // takeDirty returns the summaries changed since the last batch.
-func (a *agentActor) takeDirty() []*ClientHealth {
-	var out []*ClientHealth
+func (a *agentActor) takeDirty() []*wire.ClientHealth {
+	var out []*wire.ClientHealth
 	for id := range a.dirty {
 		if lc, ok := a.local[id]; ok && lc.health != nil {
 			out = append(out, lc.health)
@@ -178,7 +179,7 @@ func (a *agentActor) flush(ctx actor.Context) {
 	if len(health) == 0 || len(a.subs) == 0 {
 		return
 	}
-	batch := &HealthBatch{MemberId: a.sh.memberID, Health: health}
+	batch := &wire.HealthBatch{MemberId: a.sh.memberID, Health: health}
 	for _, s := range a.subs {
 		ctx.Send(s, batch)
 	}
@@ -193,7 +194,7 @@ func (a *agentActor) subscribe(ctx actor.Context) {
 	}
 	a.subs[pidKey(s)] = s
 	ctx.Watch(s)
-	batch := &HealthBatch{MemberId: a.sh.memberID, List: a.list(ctx)}
+	batch := &wire.HealthBatch{MemberId: a.sh.memberID, List: a.list(ctx)}
 	for _, lc := range a.local {
 		if lc.health != nil {
 			batch.Health = append(batch.Health, lc.health)
@@ -210,21 +211,21 @@ func (a *agentActor) leave(ctx actor.Context) {
 	}
 	a.leaving = true
 	for _, s := range a.subs {
-		ctx.Send(s, &Leaving{MemberId: a.sh.memberID})
+		ctx.Send(s, &wire.Leaving{MemberId: a.sh.memberID})
 	}
 }
 
 // serve runs an operation another node sent on one of the local clients,
 // in a goroutine (a request may wait long), and answers the sender.
-func (a *agentActor) serve(ctx actor.Context, op *Op) {
+func (a *agentActor) serve(ctx actor.Context, op *wire.Op) {
 	to := ctx.Sender()
 	if to == nil {
 		return
 	}
 	sys := ctx.ActorSystem()
-	answer := func(res *OpResult) { sys.Root.Send(to, res) }
+	answer := func(res *wire.OpResult) { sys.Root.Send(to, res) }
 	if a.leaving {
-		answer(&OpResult{Code: ErrorCode_ERROR_CODE_CLOSED, Message: "the member is leaving"})
+		answer(&wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_CLOSED, Message: "the member is leaving"})
 		return
 	}
 	lc, ok := a.local[op.GetClientId()]
@@ -233,18 +234,18 @@ func (a *agentActor) serve(ctx actor.Context, op *Op) {
 		c, ok = actors.Lookup(sys, lc.pid)
 	}
 	if !ok {
-		answer(&OpResult{Code: ErrorCode_ERROR_CODE_NOT_FOUND, Message: "no such client on this member"})
+		answer(&wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_NOT_FOUND, Message: "no such client on this member"})
 		return
 	}
 	sh := a.sh
 	if sh.inFlight.Load() >= int64(sh.o.maxInFlight) {
 		sh.refused.Add(1)
 		sh.o.logger.Warn("operation refused: too many in flight", zap.Int("max", sh.o.maxInFlight))
-		answer(&OpResult{Code: ErrorCode_ERROR_CODE_OVERLOADED, Message: "too many operations in flight on this member"})
+		answer(&wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_OVERLOADED, Message: "too many operations in flight on this member"})
 		return
 	}
 	if !sh.beginOp() {
-		answer(&OpResult{Code: ErrorCode_ERROR_CODE_CLOSED, Message: "the member is leaving"})
+		answer(&wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_CLOSED, Message: "the member is leaving"})
 		return
 	}
 	sh.inFlight.Add(1)
@@ -266,16 +267,16 @@ const MaxWireMessage = 3 << 20
 
 // run performs op on c, bounded by what is left of the caller's deadline,
 // and keeps the answer small enough to cross nodes.
-func run(parent context.Context, c *actors.Client, op *Op, fallback time.Duration) *OpResult {
+func run(parent context.Context, c *actors.Client, op *wire.Op, fallback time.Duration) *wire.OpResult {
 	res := runOp(parent, c, op, fallback)
 	if n := len(res.GetData()) + len(res.GetRpcData()) + len(res.GetMessage()); n > MaxWireMessage {
-		return &OpResult{Code: ErrorCode_ERROR_CODE_OTHER,
+		return &wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_OTHER,
 			Message: fmt.Sprintf("the answer (%d bytes) is over the %d bytes that may cross nodes; the operation was executed", n, MaxWireMessage)}
 	}
 	return res
 }
 
-func runOp(parent context.Context, c *actors.Client, op *Op, fallback time.Duration) *OpResult {
+func runOp(parent context.Context, c *actors.Client, op *wire.Op, fallback time.Duration) *wire.OpResult {
 	timeout := time.Duration(op.GetTimeoutNs())
 	if timeout <= 0 {
 		timeout = fallback
@@ -283,18 +284,18 @@ func runOp(parent context.Context, c *actors.Client, op *Op, fallback time.Durat
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	switch op.GetKind() {
-	case OpKind_OP_KIND_SEND:
+	case wire.OpKind_OP_KIND_SEND:
 		return resultOf(nil, c.Send(ctx, op.GetData()))
-	case OpKind_OP_KIND_REQUEST:
+	case wire.OpKind_OP_KIND_REQUEST:
 		return resultOf(c.Request(ctx, op.GetData()))
-	case OpKind_OP_KIND_CALL:
+	case wire.OpKind_OP_KIND_CALL:
 		var params any
 		if len(op.GetData()) > 0 {
 			params = json.RawMessage(op.GetData())
 		}
 		return resultOf(c.Call(ctx, op.GetMethod(), params))
 	}
-	return &OpResult{Code: ErrorCode_ERROR_CODE_INVALID_REQUEST, Message: "unknown operation " + op.GetKind().String()}
+	return &wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_INVALID_REQUEST, Message: "unknown operation " + op.GetKind().String()}
 }
 
 // beginOp counts an operation in flight, unless Stop has started waiting

@@ -99,7 +99,8 @@ func WithMaxInFlight(n int) Option { return func(o *options) { o.maxInFlight = n
 func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
 // WithStopWait bounds how long Stop waits for the operations in flight to
-// be answered before it cancels them (default 5 s).
+// be answered before it cancels them (default 5 s), and each of Stop's
+// other waits (see Agent.Stop).
 func WithStopWait(d time.Duration) Option { return func(o *options) { o.stopWait = d } }
 
 // WithLogger sets the agent's logger (default: none).

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer/cluster/internal/wire"
 )
 
 // The remote side: the other members' clients, as this node uses them.
@@ -86,7 +87,7 @@ func (a *agentActor) ask(ctx actor.Context, rn *remoteNode) {
 	rn.asked = time.Now()
 	rn.n = newNode(rn.id, rn.address, AgentName)
 	ctx.Watch(rn.n.agent)
-	ctx.Request(rn.n.agent, &Subscribe{MemberId: a.sh.memberID})
+	ctx.Request(rn.n.agent, &wire.Subscribe{MemberId: a.sh.memberID})
 }
 
 // retry asks again the members whose agent was missing, or has not
@@ -98,7 +99,7 @@ func (a *agentActor) retry(ctx actor.Context) {
 		if rn.state == absent || (rn.state == asking && time.Since(rn.asked) >= a.sh.o.sync) {
 			a.ask(ctx, rn)
 		} else if rn.state == active {
-			ctx.Request(rn.n.agent, &Subscribe{MemberId: a.sh.memberID}) // idempotent: heals a lost subscription
+			ctx.Request(rn.n.agent, &wire.Subscribe{MemberId: a.sh.memberID}) // idempotent: heals a lost subscription
 		}
 	}
 }
@@ -113,7 +114,7 @@ func (a *agentActor) subscribedBy(ctx actor.Context, id string) {
 
 // remoteHealth applies a batch from another member's agent: its list (the
 // newest wins) and summaries.
-func (a *agentActor) remoteHealth(ctx actor.Context, b *HealthBatch) {
+func (a *agentActor) remoteHealth(ctx actor.Context, b *wire.HealthBatch) {
 	rn, ok := a.nodes[b.GetMemberId()]
 	if !ok || (rn.state != asking && rn.state != active) {
 		return
@@ -152,7 +153,7 @@ func (a *agentActor) remoteHealth(ctx actor.Context, b *HealthBatch) {
 
 // applyList makes rn's clients match l; a client no longer listed is gone
 // for the routers watching it. It reports a change.
-func (a *agentActor) applyList(ctx actor.Context, rn *remoteNode, l *ClientList) bool {
+func (a *agentActor) applyList(ctx actor.Context, rn *remoteNode, l *wire.ClientList) bool {
 	rn.version = l.GetVersion()
 	seen := make(map[string]bool, len(l.GetClientIds()))
 	changed := false

@@ -39,6 +39,7 @@ type config struct {
 	record   string
 	metrics  string
 	refresh  time.Duration
+	strategy string
 	terminal bool
 }
 
@@ -110,6 +111,9 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (summary, er
 		return summary{}, err
 	}
 	balOpts := []balancer.Option{balancer.WithLogger(log)}
+	if cfg.strategy == "health-score" {
+		balOpts = append(balOpts, balancer.WithStrategy(balancer.HealthScore))
+	}
 	if mp != nil {
 		balOpts = append(balOpts, balancer.WithMeterProvider(mp))
 	}
@@ -389,13 +393,15 @@ func (d *demo) showLoop(ctx context.Context, out io.Writer, start time.Time) {
 type row struct {
 	name          string
 	health        actors.Health
-	score         float64
+	figure        string // what the balancer's strategy compares for it
 	eligible      bool
+	notPicked     string // why the balancer would not pick it now ("" if it may)
 	notifications int64
 }
 
 type snapshot struct {
 	elapsed          time.Duration
+	figure           string // the strategy's figure: "load" or "score"
 	rows             []row
 	calls, failed    int64
 	failovers        uint64
@@ -413,9 +419,11 @@ func (d *demo) snapshot(elapsed time.Duration) snapshot {
 	d.faultsMu.Lock()
 	s.faults = len(d.faults)
 	d.faultsMu.Unlock()
-	scores := map[string]balancer.ClientHealth{}
+	strategy := d.bal.Stats().Strategy
+	s.figure = figureName(strategy)
+	pooled := map[string]balancer.ClientHealth{}
 	for _, ch := range d.bal.PoolHealth() {
-		scores[ch.PID.Id] = ch
+		pooled[ch.PID.Id] = ch
 		s.pooled++
 		if ch.Eligible {
 			s.eligible++
@@ -423,8 +431,13 @@ func (d *demo) snapshot(elapsed time.Duration) snapshot {
 	}
 	for i, c := range d.clients {
 		h := c.Health()
-		ch := scores[c.PID().Id]
-		s.rows = append(s.rows, row{name: d.names[c.PID().Id], health: h, score: ch.Score, eligible: ch.Eligible, notifications: d.notif[i].Load()})
+		ch, ok := pooled[c.PID().Id]
+		r := row{name: d.names[c.PID().Id], health: h, eligible: ch.Eligible, notifications: d.notif[i].Load()}
+		r.figure, r.notPicked = figure(strategy, ch), ch.NotPicked
+		if !ok {
+			r.figure, r.notPicked = "-", "not in the balancer's table"
+		}
+		s.rows = append(s.rows, r)
 		s.totalReconnects += h.Reconnects
 		s.totalRestarts += h.Restarts
 		s.totalNotes += d.notif[i].Load()
@@ -435,6 +448,27 @@ func (d *demo) snapshot(elapsed time.Duration) snapshot {
 	}
 	d.worstP99.Store(int64(s.worstP99))
 	return s
+}
+
+// figureName names the ClientHealth figure the strategy compares.
+func figureName(strategy string) string {
+	if strategy == balancer.HealthScore.String() {
+		return "score"
+	}
+	return "load"
+}
+
+// figure is that figure for one client: HealthScore's score (higher wins),
+// or PeakEWMA's load (lower wins), shown as the expected wait it stands
+// for: round-trip cost times the work in flight, raised by recent errors.
+func figure(strategy string, ch balancer.ClientHealth) string {
+	if strategy == balancer.HealthScore.String() {
+		return fmt.Sprintf("%.0f", ch.Score)
+	}
+	if ch.Load >= 1e12 {
+		return "unmeasured" // work in flight, no round trip measured yet
+	}
+	return dur(time.Duration(ch.Load))
 }
 
 // summarize checks the invariants at the end of the run.

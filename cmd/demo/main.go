@@ -21,6 +21,12 @@
 //	-record path         record every client's session as JSONL (path.N.jsonl)
 //	-metrics addr        serve OpenTelemetry metrics for Prometheus at http://addr/metrics
 //	-refresh 500ms       table refresh interval
+//	-strategy peak-ewma  the balancer's strategy: peak-ewma (default) or health-score
+//
+// The table shows, per client, the figure the balancer's strategy compares
+// (load for peak-ewma, lower wins; score for health-score, higher wins),
+// the client's last error (redacted by the client) and why the balancer
+// would not pick it now (not connected, heartbeat failing, degraded...).
 package main
 
 import (
@@ -78,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.record, "record", "", "record each client's session as JSONL to this path (.N.jsonl per client)")
 	fs.StringVar(&cfg.metrics, "metrics", "", "serve metrics for Prometheus at http://ADDR/metrics, e.g. 127.0.0.1:9464")
 	fs.DurationVar(&cfg.refresh, "refresh", 500*time.Millisecond, "table refresh interval")
+	fs.StringVar(&cfg.strategy, "strategy", "peak-ewma", "the balancer's strategy: peak-ewma or health-score")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -91,6 +98,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		bad = "-clients must be between 1 and 64"
 	case cfg.refresh < 50*time.Millisecond:
 		bad = "-refresh must be at least 50ms"
+	case cfg.strategy != "peak-ewma" && cfg.strategy != "health-score":
+		bad = fmt.Sprintf("-strategy %q: want peak-ewma or health-score", cfg.strategy)
 	}
 	if _, err := parseLevel(cfg.logLevel); err != nil {
 		bad = err.Error()

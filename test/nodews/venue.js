@@ -16,6 +16,8 @@
 //       close              a close frame with P.code, P.reason (no result)
 //       drop               the TCP connection is destroyed (no close frame)
 //       stats              result {connections, subscribes, pongs}
+//       refuse             new handshakes refused with HTTP 503 for P.ms (default 60000),
+//                          then this connection is destroyed (no close frame)
 //       anything else      error {code: -32601, message: "method not found"}
 'use strict';
 const { WebSocketServer } = require('ws');
@@ -94,6 +96,12 @@ wss.on('connection', (ws, req) => {
       case 'stats':
         reply(msg.id, stats);
         break;
+      case 'refuse': {
+        const until = Date.now() + (Number(p.ms) || 60000);
+        wss.options.verifyClient = (info, cb) => (Date.now() < until ? cb(false, 503, 'maintenance') : cb(true));
+        ws.terminate();
+        break;
+      }
       default:
         fail(msg.id, { code: -32601, message: 'method not found' });
     }

@@ -1,0 +1,32 @@
+package balancer
+
+import (
+	"fmt"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// notPicked explains a pick for one client from its last pushed health:
+// why a pick skips it, or ranks it after others; "" when it competes on
+// the strategy's figures alone. PoolHealth shows it as
+// ClientHealth.NotPicked; eligible must agree with it (a client is
+// eligible exactly when this is "" or it is degraded).
+func notPicked(h *actors.Health) string {
+	switch {
+	case h == nil:
+		return "no health yet"
+	case h.State != actors.StateConnected:
+		return "not connected (" + h.State.String() + ")"
+	case h.HeartbeatFailures > 0:
+		return fmt.Sprintf("heartbeat failing (%d unanswered)", h.HeartbeatFailures)
+	case degraded(h):
+		return "degraded: ranked after healthy clients"
+	}
+	return ""
+}
+
+// degraded reports whether a connected client's wanted channels are not
+// all active: still eligible, but ranked after healthy clients. The one
+// place that reads it (actors.Health.Degraded, which comes with
+// subscriptions as intent); false until that field exists.
+func degraded(*actors.Health) bool { return false }
