@@ -232,7 +232,7 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 		}
 		t := b.sh.table.Load()
 		now := time.Now().UnixNano()
-		m := b.sh.o.strategy.pick(without(t.eligible, excluded), now, &b.sh.turn)
+		m := b.sh.o.strategy.pick(t.candidates(excluded), now, &b.sh.turn)
 		if m == nil {
 			select {
 			case <-b.sh.stopped:

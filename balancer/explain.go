@@ -26,7 +26,6 @@ func notPicked(h *actors.Health) string {
 }
 
 // degraded reports whether a connected client's wanted channels are not
-// all active: still eligible, but ranked after healthy clients. The one
-// place that reads it (actors.Health.Degraded, which comes with
-// subscriptions as intent); false until that field exists.
-func degraded(*actors.Health) bool { return false }
+// all active (actors.Health.Degraded): still eligible, but picked only when
+// no healthy client is left. The one place that reads it.
+func degraded(h *actors.Health) bool { return h != nil && h.Degraded }

@@ -18,7 +18,18 @@ import (
 // may choose. It is immutable once published.
 type table struct {
 	members  []*member
-	eligible []*member
+	eligible []*member // may be picked
+	healthy  []*member // eligible and not degraded: picked first
+}
+
+// candidates is what a pick chooses from: the healthy members not
+// excluded, or, when none is left, the degraded ones (a client missing a
+// market-data channel can still carry an order).
+func (t *table) candidates(excluded []*member) []*member {
+	if c := without(t.healthy, excluded); len(c) > 0 {
+		return c
+	}
+	return without(t.eligible, excluded)
 }
 
 // shared is what the router actor and its handles share.
@@ -328,7 +339,7 @@ func (r *router) update(m *actors.HealthUpdate) {
 	}
 	h := m.Health
 	old := mb.health.Swap(&h)
-	if eligible(old) != eligible(&h) {
+	if eligible(old) != eligible(&h) || degraded(old) != degraded(&h) {
 		r.publish()
 	}
 }
@@ -350,8 +361,11 @@ func (r *router) publish() {
 		return 0
 	})
 	for _, mb := range t.members {
-		if eligible(mb.health.Load()) {
+		if h := mb.health.Load(); eligible(h) {
 			t.eligible = append(t.eligible, mb)
+			if !degraded(h) {
+				t.healthy = append(t.healthy, mb)
+			}
 		}
 	}
 	r.sh.table.Store(t)

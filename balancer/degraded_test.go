@@ -1,0 +1,53 @@
+package balancer_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/testutil"
+	"github.com/zenws/zenws/transport/wstest"
+)
+
+// A client whose wanted channels are not all active (its venue refused
+// one) is degraded in its health push: a pick takes it only when no
+// healthy client is left (issue 13; before, it was picked like any other).
+func TestDegradedClientIsPickedOnlyWhenNoHealthyOneIsLeft(t *testing.T) {
+	p := newPool(t, 2, []wstest.Option{wstest.WithDeribit()})
+	p.servers[0].Handle("public/subscribe", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
+		return nil, &wstest.RPCError{Code: 11050, Message: "bad_request"}
+	})
+	if err := p.clients[0].Subscribe(testutil.Context(t, 2*time.Second), "ticker.X"); err == nil {
+		t.Fatal("the refused Subscribe returned nil")
+	}
+	b := p.balancer(t)
+	testutil.Eventually(t, 5*time.Second, "client 0 shown degraded", func() bool {
+		for _, ch := range b.PoolHealth() {
+			if ch.PID.Equal(p.clients[0].PID()) {
+				return ch.Eligible && ch.NotPicked == "degraded: ranked after healthy clients"
+			}
+		}
+		return false
+	})
+	ctx := testutil.Context(t, 10*time.Second)
+	before := p.clients[0].Health().MessagesOut
+	for range 200 {
+		if err := b.Send(ctx, []byte(`{"n":1}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := p.clients[0].Health().MessagesOut - before; n != 0 {
+		t.Fatalf("the degraded client carried %d of 200 sends while a healthy one was up", n)
+	}
+	// The healthy one goes away: the degraded one carries the traffic.
+	p.servers[1].RefuseHandshakes(503)
+	p.servers[1].DropAll()
+	testutil.Eventually(t, 5*time.Second, "client 1 not connected", func() bool { return p.clients[1].State() != actors.StateConnected })
+	testutil.Eventually(t, 5*time.Second, "sends through the degraded client", func() bool {
+		return b.Send(ctx, []byte(`{"n":2}`)) == nil
+	})
+	if p.clients[0].Health().MessagesOut == before {
+		t.Fatal("the degraded client was not used once it was the only one")
+	}
+}
