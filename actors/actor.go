@@ -381,8 +381,12 @@ func (a *clientActor) setup(ss *subSession) {
 			// ends with this instance): what it did not get to is left to
 			// the worker once the connection is live.
 			ctx, cancel := context.WithTimeout(life, d.cfg.RequestTimeout)
+			d.log.Debug("restoring subscriptions", zap.Uint64("generation", gen), zap.Int("wanted", len(d.intent.list())))
 			m.failed, m.restoreErr = d.restore(ctx, ss)
 			cancel()
+			if m.restoreErr == nil {
+				d.log.Debug("subscriptions restored", zap.Uint64("generation", gen))
+			}
 		}
 		if !d.isStopped() {
 			sys.Root.Send(self, m)
@@ -399,8 +403,8 @@ func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
 		return
 	}
 	if m.restoreErr != nil {
-		a.d.log.Warn("restoring subscriptions failed; connected without them, retrying with backoff",
-			zap.Strings("channels", m.failed), zap.Error(m.restoreErr))
+		a.d.restoreLog.log(a.d.log, zap.WarnLevel, "restoring subscriptions failed; connected without them, retrying with backoff",
+			zap.Int("failed", len(m.failed)), zap.Strings("channels", firstN(m.failed, 20)), zap.Error(m.restoreErr))
 		if fn := a.cfg.OnRestoreFailed; fn != nil {
 			self, chs, err := a.self, m.failed, a.d.scrub(m.restoreErr)
 			a.d.in.call(func() { fn(self, chs, err) })

@@ -82,6 +82,7 @@ type durable struct {
 	secrets *redact.Scrubber // this client's secrets, hidden from logs, errors, Health, recordings (issue 12)
 
 	publishQueued atomic.Bool // an intentChanged is in the actor's mailbox (restore.go)
+	restoreLog    limitedLine // "restoring subscriptions failed" at WARN, at most once a second
 
 	// Operator's view (issue 13, logging.go, health.go).
 	lossLog    limitedLine  // "connection lost" at WARN, at most once a second

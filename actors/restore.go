@@ -531,8 +531,9 @@ func (d *durable) apply(ctx context.Context, ss *subSession, op SubscriptionOp, 
 			covered[ch] = true
 		}
 		if err != nil || len(confirmed) < len(asked) {
-			d.log.Debug("venue did not apply every channel", zap.Stringer("op", op), zap.String("method", r.Method),
-				zap.Int("asked", len(asked)), zap.Int("confirmed", len(confirmed)), zap.Error(err))
+			d.log.Debug("the venue did not apply every channel; retrying with backoff", zap.Stringer("op", op),
+				zap.String("method", r.Method), zap.Uint64("generation", ss.gen), zap.Int("asked", len(asked)),
+				zap.Int("confirmed", len(confirmed)), zap.Strings("channels", firstN(asked, 20)), zap.Error(err))
 		}
 		d.intent.settle(ss, op, asked, confirmed, err, d.retryWait)
 	}
@@ -546,6 +547,14 @@ func (d *durable) apply(ctx context.Context, ss *subSession, op SubscriptionOp, 
 	if len(left) > 0 {
 		d.intent.settle(ss, op, left, nil, fmt.Errorf("%w: the dialect made no request for the channel", ErrInvalidRequest), d.retryWait)
 	}
+}
+
+// firstN is at most n channels, for a log line.
+func firstN(channels []string, n int) []string {
+	if len(channels) > n {
+		return channels[:n]
+	}
+	return channels
 }
 
 // String returns "subscribe" or "unsubscribe".
