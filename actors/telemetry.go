@@ -5,9 +5,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/internal/sysreg"
 )
 
 // WithMeterProvider turns on OpenTelemetry metrics for the client, on mp's
@@ -44,9 +48,13 @@ type instruments struct {
 	duration                                metric.Float64Histogram
 }
 
-var meters sync.Map // metric.MeterProvider -> *instruments
+// meterSet is one actor system's instruments by meter provider: kept in
+// the system (internal/sysreg), so it goes with the system rather than
+// living for the process.
+type meterSet struct{ byProvider sync.Map } // metric.MeterProvider -> *instruments
 
-func instrumentsFor(mp metric.MeterProvider) (in *instruments, err error) {
+func instrumentsFor(sys *actor.ActorSystem, mp metric.MeterProvider) (in *instruments, err error) {
+	set := sysreg.For[*meterSet](sys, "zenws/actors/meters").LoadOrStore("all", &meterSet{})
 	cache := true
 	func() {
 		defer func() {
@@ -54,7 +62,7 @@ func instrumentsFor(mp metric.MeterProvider) (in *instruments, err error) {
 				cache = false
 			}
 		}()
-		if v, ok := meters.Load(mp); ok {
+		if v, ok := set.byProvider.Load(mp); ok {
 			in = v.(*instruments)
 		}
 	}()
@@ -65,7 +73,7 @@ func instrumentsFor(mp metric.MeterProvider) (in *instruments, err error) {
 	if err != nil || !cache {
 		return in, err
 	}
-	v, _ := meters.LoadOrStore(mp, in)
+	v, _ := set.byProvider.LoadOrStore(mp, in)
 	return v.(*instruments), nil
 }
 
@@ -122,7 +130,7 @@ func (d *durable) startTelemetry() *telemetry {
 	if mp == nil {
 		return nil
 	}
-	in, err := instrumentsFor(mp)
+	in, err := instrumentsFor(d.sys, mp)
 	if err != nil {
 		d.log.Error("metrics disabled", zap.Error(err))
 		return nil
