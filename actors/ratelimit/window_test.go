@@ -1,8 +1,8 @@
 package ratelimit
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"testing"
@@ -103,7 +103,7 @@ func TestWindowNeverExceedsItsCapacity(t *testing.T) {
 				}
 			default: // a few waiters reserve, then some are cancelled, the rest go at their instant
 				type waiter struct {
-					at time.Time
+					at    time.Time
 					id    uint64
 					n     int
 					moves int
