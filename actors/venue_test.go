@@ -2,7 +2,9 @@ package actors_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,8 +12,42 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/transport/wstest"
 )
+
+// 12 SUBSCRIBEs through ratelimit.Binance(): the simulator never receives
+// more than 5 in any second (before: 6 within 200 ms, 9 in one second).
+func TestBinanceRateLimitAgainstSimulator(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithEcho(false), wstest.WithResponder("SUBSCRIBE", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
+		return nil, nil
+	}))
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), actors.WithDialect(actors.BinanceDialect{}),
+		actors.WithRateLimiter(ratelimit.Binance(), actors.RateWait), actors.WithHeartbeat(actors.HeartbeatDisabled, 0))
+	for i := range 12 {
+		if err := c.Subscribe(ctxT(t, 5*time.Second), fmt.Sprintf("s%d@trade", i)); err != nil {
+			t.Fatalf("SUBSCRIBE %d: %v", i+1, err)
+		}
+	}
+	conns, _ := srv.WaitConns(ctxT(t, time.Second), 1)
+	got := conns[0].Received()
+	if len(got) != 12 {
+		t.Fatalf("the server received %d messages, want 12", len(got))
+	}
+	for j := range got {
+		n := 0
+		for i := j; i >= 0 && got[j].At.Sub(got[i].At) <= time.Second; i-- {
+			n++
+		}
+		if n > ratelimit.BinanceMessagesPerSecond {
+			t.Fatalf("%d SUBSCRIBEs arrived within one second (ending with the %dth)", n, j+1)
+		}
+	}
+	if h := c.Health(); h.RateLimitWaits < 2 || h.Generation != 1 {
+		t.Fatalf("health: %d rate-limit waits, generation %d", h.RateLimitWaits, h.Generation)
+	}
+}
 
 // answer waits for the client's request to be pending, then sends resp as
 // the server's raw answer.
