@@ -373,7 +373,7 @@ func (a *clientActor) setup(conn *transport.Conn, gen uint64, chs []string) {
 			ctx, cancel := context.WithTimeout(life, timeout) // ends with this instance
 			// A panicking Dialect is a failed restore, not a crash.
 			m.restoreErr = guard("dialect (restore)", func() error {
-				return d.subscribe(ctx, via{conn: conn, pace: paceWait}, OpSubscribe, chs, false)
+				return d.subscribe(ctx, via{conn: conn, pace: paceWait, gen: gen}, OpSubscribe, chs, false)
 			})
 			cancel()
 		}

@@ -279,10 +279,10 @@ func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall
 		d.pending.abandon(key, call, false)
 		return nil, d.timeoutError(ctx, start)
 	}
-	conn, err := d.admitAndResolve(ctx, v, msg)
+	conn, gen, err := d.admitAndResolve(ctx, v, msg)
 	if err == nil {
 		call.conn.Store(conn)
-		err = d.writeOn(ctx, conn, websocket.MessageText, msg)
+		err = d.writeOn(ctx, conn, gen, websocket.MessageText, msg)
 	}
 	if err != nil {
 		d.pending.abandon(key, call, false)

@@ -295,7 +295,7 @@ func (a *clientActor) resync(r *rotation, add, remove []string) {
 		defer d.wg.Done()
 		ctx, cancel := context.WithTimeout(life, timeout)
 		defer cancel()
-		v := via{conn: conn, pace: paceWait}
+		v := via{conn: conn, pace: paceWait, gen: gen}
 		err := guard("dialect (rotation)", func() error { // a panicking Dialect fails the rotation
 			if len(add) > 0 {
 				if err := d.subscribe(ctx, v, OpSubscribe, add, false); err != nil {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +203,83 @@ func TestGiveUpErrorSaysWhatTheAttemptsWere(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "gave up after 2 reconnect attempts") {
 		t.Fatalf("text %q", err)
+	}
+}
+
+// recordOf returns the records of a recording file.
+func recordOf(t *testing.T, path string) []actors.Record {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var recs []actors.Record
+	if err := actors.Replay(f, func(r actors.Record) error { recs = append(recs, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// Outbound frames are recorded with the generation of the connection they
+// were written on: a recording says on which connection an order left
+// (before: gen was absent from every "out" record). Connect-time traffic
+// (auth on a new connection, before it is published) carries its own.
+func TestRecordedOutboundFramesCarryTheirGeneration(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithEcho(false), wstest.WithResponder("private/buy", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
+		return map[string]any{"order": map[string]string{"order_id": "o1"}}, nil
+	}), wstest.WithResponder("public/auth", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
+		return map[string]any{"access_token": "t"}, nil
+	}))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "orders.jsonl")
+	hook := actors.WithConnectHook(func(ctx context.Context, s *actors.Setup) error {
+		_, err := s.Call(ctx, "public/auth", map[string]any{"grant_type": "client_credentials"})
+		return err
+	})
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithRecordFile(path), hook, actors.WithHeartbeat(actors.HeartbeatDisabled, 0))...)
+	buy := func(label string) {
+		if _, err := c.Call(ctxT(t, 2*time.Second), "private/buy", map[string]string{"label": label}); err != nil {
+			t.Fatalf("buy %s: %v", label, err)
+		}
+	}
+	buy("first")
+	waitServerConn(t, srv)
+	srv.DropAll()
+	eventually(t, 5*time.Second, "reconnected", func() bool { return c.Health().Generation == 2 && c.State() == actors.StateConnected })
+	buy("second")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{`"first"`: 1, `"second"`: 2}
+	auths := map[uint64]int{}
+	for _, r := range recordOf(t, path) {
+		if r.Dir != actors.DirOut {
+			continue
+		}
+		if r.Generation == 0 {
+			t.Fatalf("an outbound record without its generation: %+v", r)
+		}
+		if strings.Contains(r.Data, "public/auth") {
+			auths[r.Generation]++
+		}
+		for label, gen := range want {
+			if strings.Contains(r.Data, label) {
+				if r.Generation != gen {
+					t.Fatalf("order %s recorded on connection %d, it left on %d", label, r.Generation, gen)
+				}
+				delete(want, label)
+			}
+		}
+	}
+	if len(want) != 0 || auths[1] != 1 || auths[2] != 1 {
+		t.Fatalf("orders not found %v; public/auth per connection %v", want, auths)
+	}
+	// A recording from before (no gen on "out") still reads.
+	old := `{"t":"2026-11-22T00:00:00Z","dir":"out","data":"{\"method\":\"private/buy\"}"}` + "\n" +
+		`{"t":"2026-11-22T00:00:01Z","dir":"in","data":"{}","gen":1}` + "\n"
+	sum, err := actors.Summarize(strings.NewReader(old))
+	if err != nil || sum.Out != 1 || sum.In != 1 {
+		t.Fatalf("an old recording: %+v, %v", sum, err)
 	}
 }
