@@ -322,7 +322,7 @@ func (l *Limiter) waitWindow(ctx context.Context, w *window, n int) (time.Durati
 		woke := time.Now()
 		more := time.Duration(0)
 		if round < windowRounds {
-			more = w.confirm(woke, id)
+			more = w.confirm(woke, id, n)
 		}
 		if more == 0 {
 			waited := woke.Sub(now)

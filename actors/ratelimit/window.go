@@ -140,13 +140,18 @@ func (w *window) reserve(now time.Time, n int) (time.Duration, uint64) {
 // moves to now; if that, or charges put in since, fill the window ending
 // there, the reservation moves to the earliest instant with room and
 // confirm returns the wait until then (0: go now).
-func (w *window) confirm(now time.Time, id uint64) time.Duration {
+func (w *window) confirm(now time.Time, id uint64, n int) time.Duration {
 	t := w.ns(now)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	j := w.find(id) // before expire: a timer late by a window would lose it
+	j := w.find(id)
 	if j < 0 {
-		return 0 // not reserved (cannot happen: only its waiter cancels it)
+		// Expired by another caller: the timer fired a whole window late.
+		// Reserve afresh rather than go uncounted.
+		w.expire(t)
+		at := w.earliest(t, n)
+		w.insert(stamp{at: at, n: n, id: id})
+		return time.Duration(at - t)
 	}
 	s := w.log[j]
 	if s.at < t {

@@ -139,7 +139,7 @@ func TestWindowNeverExceedsItsCapacity(t *testing.T) {
 						w.cancel(x.id)
 						continue
 					}
-					more := w.confirm(at, x.id)
+					more := w.confirm(at, x.id, x.n)
 					if more != 0 {
 						if x.moves++; x.moves > 10 {
 							t.Fatalf("seed %d: a waiter moved %d times", seed, x.moves)
@@ -194,11 +194,11 @@ func TestWindowChargeMovesAWaiter(t *testing.T) {
 		t.Fatal("a charge within the debt bound was forgiven")
 	}
 	at := t0.Add(time.Second)
-	if more := w.confirm(at, ids[0]); more != 500*time.Millisecond {
+	if more := w.confirm(at, ids[0], 1); more != 500*time.Millisecond {
 		t.Fatalf("the first waiter may go %v later, want 500ms (after the charge leaves its window)", more)
 	}
 	for _, id := range ids[1:] {
-		if more := w.confirm(at, id); more != 0 {
+		if more := w.confirm(at, id, 1); more != 0 {
 			t.Fatalf("waiter %d moved by %v", id, more)
 		}
 	}
@@ -262,5 +262,25 @@ func BenchmarkAllow(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A waiter whose timer fires a whole window late may find its reservation
+// expired by another caller: it reserves afresh instead of going uncounted.
+func TestWindowLateWaiterReservesAfresh(t *testing.T) {
+	w := newWindow(time.Second, 1)
+	t0 := w.base.Add(time.Hour)
+	if !w.allow(t0, 1) {
+		t.Fatal("first refused")
+	}
+	d, id := w.reserve(t0, 1)
+	if d != time.Second {
+		t.Fatalf("reserved %v ahead", d)
+	}
+	if !w.allow(t0.Add(2500*time.Millisecond), 1) { // expires the reservation at t0+1s
+		t.Fatal("a frame 1.5 s after the reserved instant refused")
+	}
+	if more := w.confirm(t0.Add(2600*time.Millisecond), id, 1); more != 900*time.Millisecond {
+		t.Fatalf("the late waiter may go %v later, want 900ms (a window after the frame at 2.5 s)", more)
 	}
 }
