@@ -230,6 +230,10 @@ func TestRecordedOutboundFramesCarryTheirGeneration(t *testing.T) {
 		return map[string]any{"order": map[string]string{"order_id": "o1"}}, nil
 	}), wstest.WithResponder("public/auth", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
 		return map[string]any{"access_token": "t"}, nil
+	}), wstest.WithResponder("public/subscribe", func(_ *wstest.Conn, p json.RawMessage) (any, *wstest.RPCError) {
+		var v struct{ Channels []string }
+		_ = json.Unmarshal(p, &v)
+		return v.Channels, nil
 	}))
 	defer srv.Close()
 	path := filepath.Join(t.TempDir(), "orders.jsonl")
@@ -243,6 +247,9 @@ func TestRecordedOutboundFramesCarryTheirGeneration(t *testing.T) {
 			t.Fatalf("buy %s: %v", label, err)
 		}
 	}
+	if err := c.Subscribe(ctxT(t, 2*time.Second), "ticker.BTC"); err != nil {
+		t.Fatal(err)
+	}
 	buy("first")
 	waitServerConn(t, srv)
 	srv.DropAll()
@@ -252,7 +259,7 @@ func TestRecordedOutboundFramesCarryTheirGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{`"first"`: 1, `"second"`: 2}
-	auths := map[uint64]int{}
+	auths, subs := map[uint64]int{}, map[uint64]int{}
 	for _, r := range recordOf(t, path) {
 		if r.Dir != actors.DirOut {
 			continue
@@ -263,6 +270,9 @@ func TestRecordedOutboundFramesCarryTheirGeneration(t *testing.T) {
 		if strings.Contains(r.Data, "public/auth") {
 			auths[r.Generation]++
 		}
+		if strings.Contains(r.Data, "public/subscribe") {
+			subs[r.Generation]++ // the restore on connection 2
+		}
 		for label, gen := range want {
 			if strings.Contains(r.Data, label) {
 				if r.Generation != gen {
@@ -272,8 +282,8 @@ func TestRecordedOutboundFramesCarryTheirGeneration(t *testing.T) {
 			}
 		}
 	}
-	if len(want) != 0 || auths[1] != 1 || auths[2] != 1 {
-		t.Fatalf("orders not found %v; public/auth per connection %v", want, auths)
+	if len(want) != 0 || auths[1] != 1 || auths[2] != 1 || subs[1] != 1 || subs[2] != 1 {
+		t.Fatalf("orders not found %v; public/auth per connection %v, public/subscribe %v", want, auths, subs)
 	}
 	// A recording from before (no gen on "out") still reads.
 	old := `{"t":"2026-11-22T00:00:00Z","dir":"out","data":"{\"method\":\"private/buy\"}"}` + "\n" +
