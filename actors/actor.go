@@ -617,7 +617,7 @@ func (a *clientActor) cancelRetry() {
 // giveUp fails the actor so that its supervisor decides: restart it (the
 // PID and durable state stay) or stop it.
 func (a *clientActor) giveUp() {
-	err := &GiveUpError{Attempts: a.attempts, Last: a.d.scrub(a.lastErr)}
+	err := &GiveUpError{Attempts: a.attempts, Last: a.d.scrub(a.lastErr), FirstConnect: a.upSince.IsZero()}
 	a.lastErr, a.stopErr = err, err
 	a.publish()
 	a.d.log.Warn("giving up", zap.Error(err))
@@ -788,11 +788,27 @@ func (a *clientActor) route(m *frameMsg) {
 		in.Kind, in.ID, in.Unmatched = KindResponse, env.ID, true
 	default:
 		in.Kind = KindJSON
-		if _, binance := a.cfg.Dialect.(BinanceDialect); binance && serverShutdown(m.data) {
+		if ch, ok := combinedStream(m.data); ok {
+			in.Kind, in.Channel = KindNotification, ch
+			a.d.notifications.Add(1)
+		} else if _, binance := a.cfg.Dialect.(BinanceDialect); binance && serverShutdown(m.data) {
 			a.maintenanceNotice(m.gen) // bounded: see rotate.go
 		}
 	}
 	a.deliver(in)
+}
+
+// combinedStream reads Binance's combined-stream wrapper
+// {"stream":"btcusdt@trade","data":{...}}: the channel is "stream". Any
+// dialect: a client may take its streams from the URL
+// (/stream?streams=a/b) and never subscribe. Venue knowledge, kept here in
+// one place until venues become packages.
+func combinedStream(data []byte) (string, bool) {
+	ch, ok := jsonrpc.String(jsonrpc.Field(data, "stream"))
+	if !ok || ch == "" || jsonrpc.Field(data, "data") == nil {
+		return "", false
+	}
+	return ch, true
 }
 
 // jsonArray reports whether data is one valid JSON array.

@@ -177,29 +177,31 @@ func (d *durable) write(ctx context.Context, v via, typ websocket.MessageType, d
 	if err := checkCtx(ctx); err != nil {
 		return err // an ended ctx writes nothing
 	}
-	conn, err := d.admitAndResolve(ctx, v, data)
+	conn, gen, err := d.admitAndResolve(ctx, v, data)
 	if err != nil {
 		return err
 	}
-	return d.writeOn(ctx, conn, typ, data)
+	return d.writeOn(ctx, conn, gen, typ, data)
 }
 
 // admitAndResolve takes the frame's tokens, then names the connection: the
 // published connection is read after any wait for tokens, so that a
 // rotation meanwhile sends the frame on the new one. Nothing is charged
 // while not connected.
-func (d *durable) admitAndResolve(ctx context.Context, v via, data []byte) (*transport.Conn, error) {
-	if _, err := d.resolve(v); err != nil {
-		return nil, err
+func (d *durable) admitAndResolve(ctx context.Context, v via, data []byte) (*transport.Conn, uint64, error) {
+	if _, _, err := d.resolve(v); err != nil {
+		return nil, 0, err
 	}
 	if err := d.admit(ctx, v.pace, data); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	return d.resolve(v)
 }
 
-// writeOn writes one message on conn and says what became of it.
-func (d *durable) writeOn(ctx context.Context, conn *transport.Conn, typ websocket.MessageType, data []byte) error {
+// writeOn writes one message on conn, of generation gen, and says what
+// became of it. A recording shows the frame with gen: on which connection
+// it left (an order, say).
+func (d *durable) writeOn(ctx context.Context, conn *transport.Conn, gen uint64, typ websocket.MessageType, data []byte) error {
 	var at time.Time
 	if d.rec != nil {
 		at = time.Now()
@@ -208,7 +210,7 @@ func (d *durable) writeOn(ctx context.Context, conn *transport.Conn, typ websock
 	switch {
 	case err == nil:
 		d.msgsOut.Add(1)
-		d.rec.recordAt(at, DirOut, typ, data, 0)
+		d.rec.recordAt(at, DirOut, typ, data, gen)
 		return nil
 	case errors.Is(err, transport.ErrClosed):
 		// Only returned when nothing was written.
@@ -226,19 +228,20 @@ func (d *durable) writeOn(ctx context.Context, conn *transport.Conn, typ websock
 	return fmt.Errorf("%w: %w", ErrDisconnected, err)
 }
 
-// resolve returns the connection v names: v.conn, or the published one.
-func (d *durable) resolve(v via) (*transport.Conn, error) {
+// resolve returns the connection v names and its generation: v.conn, or
+// the published one.
+func (d *durable) resolve(v via) (*transport.Conn, uint64, error) {
 	if v.conn != nil {
-		return v.conn, nil
+		return v.conn, v.gen, nil
 	}
 	lc := d.conn.Load()
 	if lc == nil {
 		if d.closing.Load() || d.isStopped() {
-			return nil, ErrClosed
+			return nil, 0, ErrClosed
 		}
-		return nil, ErrNotConnected
+		return nil, 0, ErrNotConnected
 	}
-	return lc.conn, nil
+	return lc.conn, lc.gen, nil
 }
 
 // State is the client's current state, from its last published snapshot.

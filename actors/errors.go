@@ -32,11 +32,24 @@ var (
 type GiveUpError struct {
 	Attempts int   // dial attempts made since the last stable connection (see WithStableAfter)
 	Last     error // the last attempt's error
+
+	// FirstConnect: the client never became connected since it started
+	// (or a supervisor restarted it), so Attempts are its connect's dials
+	// (the first and its RetryCount retries), not reconnects after a lost
+	// connection.
+	FirstConnect bool
 }
 
-// Error implements the error interface.
+// Error implements the error interface: it says what the attempts were.
 func (e *GiveUpError) Error() string {
-	return fmt.Sprintf("zenws: gave up after %d reconnect attempts: %v", e.Attempts, e.Last)
+	switch {
+	case e.FirstConnect:
+		return fmt.Sprintf("zenws: gave up connecting after %d dial attempts (the first and %d retries): %v",
+			e.Attempts, max(e.Attempts-1, 0), e.Last)
+	case e.Attempts == 0:
+		return fmt.Sprintf("zenws: gave up without reconnecting (RetryCount 0): %v", e.Last)
+	}
+	return fmt.Sprintf("zenws: gave up after %d reconnect attempts (dials since the last stable connection): %v", e.Attempts, e.Last)
 }
 
 // Unwrap returns the last attempt's error.

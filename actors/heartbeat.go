@@ -154,10 +154,10 @@ func (a *clientActor) pingDone(ctx actor.Context, m *pingResult) {
 // so its id can never collide with a user's request and its reply is
 // consumed on the reader goroutine.
 func (a *clientActor) sendTest() {
-	conn, d := a.conn, a.d
+	conn, gen, d := a.conn, a.gen, a.d
 	a.probe(func(ctx context.Context) (time.Duration, error) {
 		start := time.Now()
-		_, err := d.call(ctx, via{conn: conn, pace: paceCharge}, publicTest)
+		_, err := d.call(ctx, via{conn: conn, pace: paceCharge, gen: gen}, publicTest)
 		return time.Since(start), err
 	})
 }
@@ -171,7 +171,7 @@ func (a *clientActor) sendTest() {
 // (Health.TestRequestsCoalesced). A venue that floods test_requests thus
 // costs one goroutine and one pending request per connection, not one per
 // notification.
-func (a *clientActor) answerTestRequest(conn *transport.Conn) {
+func (a *clientActor) answerTestRequest(conn *transport.Conn, gen uint64) {
 	d, interval := a.d, a.cfg.HeartbeatInterval
 	if _, busy := d.testAnswers.LoadOrStore(conn, struct{}{}); busy {
 		d.testCoalesced.Add(1)
@@ -183,7 +183,7 @@ func (a *clientActor) answerTestRequest(conn *transport.Conn) {
 		defer d.testAnswers.Delete(conn)
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		defer cancel()
-		if _, err := d.call(ctx, via{conn: conn, pace: paceCharge}, publicTest); err != nil {
+		if _, err := d.call(ctx, via{conn: conn, pace: paceCharge, gen: gen}, publicTest); err != nil {
 			d.log.Debug("answer to test_request", zap.Error(err))
 		}
 	}()
@@ -204,7 +204,7 @@ func (a *clientActor) consumeHeartbeat(gen uint64, env *jsonrpc.Envelope) bool {
 	typ, _ := jsonrpc.String(jsonrpc.Field(env.Params, "type"))
 	if typ == "test_request" {
 		if conn := a.connOf(gen); conn != nil {
-			a.answerTestRequest(conn)
+			a.answerTestRequest(conn, gen)
 		}
 	}
 	return true

@@ -22,7 +22,8 @@ type InboundKind int
 // Inbound kinds.
 const (
 	// KindNotification: a JSON-RPC subscription notification
-	// ({"method":"subscription","params":{"channel":...}}); Channel is set.
+	// ({"method":"subscription","params":{"channel":...}}), or a Binance
+	// combined-stream event ({"stream":...,"data":...}); Channel is set.
 	KindNotification InboundKind = iota + 1
 	// KindResponse: a JSON-RPC response (it has an "id" and a "result" or
 	// "error") that matched no pending request of this client.
@@ -65,7 +66,8 @@ type Inbound struct {
 	// jump means the overflow policy dropped messages in between.
 	Seq      uint64
 	Received time.Time
-	// Channel is the subscription channel of a KindNotification.
+	// Channel is the subscription channel of a KindNotification (Binance:
+	// the "stream").
 	Channel string
 	// ID is the raw JSON id of a KindResponse (a number or a quoted string).
 	ID []byte

@@ -74,10 +74,12 @@ const (
 )
 
 // via says where and how a frame goes: on conn (nil: the published
-// connection), paced as pace says.
+// connection), paced as pace says. gen is conn's generation, recorded with
+// the frame (for the published connection it comes with it).
 type via struct {
 	conn *transport.Conn
 	pace pace
+	gen  uint64
 }
 
 // admit takes the frame's tokens from the rate limiter as pace says.

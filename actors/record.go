@@ -25,12 +25,15 @@ import (
 // frames base64-encoded (Binary true). A record with Dir DirGap says that
 // Dropped records were dropped before it (the writer fell behind).
 type Record struct {
-	Time       time.Time `json:"t"`
-	Dir        string    `json:"dir"` // "in", "out" or "gap"
-	Binary     bool      `json:"bin,omitempty"`
-	Data       string    `json:"data"`
-	Generation uint64    `json:"gen,omitempty"`
-	Dropped    uint64    `json:"dropped,omitempty"` // DirGap: records dropped since the previous record
+	Time   time.Time `json:"t"`
+	Dir    string    `json:"dir"` // "in", "out" or "gap"
+	Binary bool      `json:"bin,omitempty"`
+	Data   string    `json:"data"`
+	// Generation is the connection the frame came in on or left on (an
+	// order's connection, say); 0 for outbound frames in recordings made
+	// before zenws recorded it.
+	Generation uint64 `json:"gen,omitempty"`
+	Dropped    uint64 `json:"dropped,omitempty"` // DirGap: records dropped since the previous record
 }
 
 // Direction values of Record.Dir.

@@ -28,7 +28,9 @@ var (
 )
 
 // RPCError is a JSON-RPC error object from the server. Call and Request
-// return it (never a success) when the response carries "error".
+// return it (never a success) when the response carries "error". Message is
+// the object's "message", or its "msg" when it has no "message" (Binance:
+// {"code":2,"msg":"Invalid request"}).
 //
 // Message and Data are the venue's answer as it came (a venue may echo the
 // request's params there, credentials included): the program reads them
@@ -210,7 +212,9 @@ func (t *pendingTable) count() int {
 // client's own sequence, and returns the response's "result". A response
 // with "error" returns a *RPCError. The deadline is the earlier of ctx's
 // and RequestTimeout (default 30 s); on timeout the error wraps ErrTimeout
-// and a late response is counted (Health.LateResponses) and dropped. When
+// and context.DeadlineExceeded, and a late response is counted
+// (Health.LateResponses) and dropped; when ctx is cancelled the error wraps
+// context.Canceled (not ErrTimeout). When
 // the connection is lost while waiting, the error wraps ErrDisconnected
 // (the server may or may not have executed it). Not connected:
 // ErrNotConnected at once, nothing sent.
@@ -275,10 +279,10 @@ func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall
 		d.pending.abandon(key, call, false)
 		return nil, d.timeoutError(ctx, start)
 	}
-	conn, err := d.admitAndResolve(ctx, v, msg)
+	conn, gen, err := d.admitAndResolve(ctx, v, msg)
 	if err == nil {
 		call.conn.Store(conn)
-		err = d.writeOn(ctx, conn, websocket.MessageText, msg)
+		err = d.writeOn(ctx, conn, gen, websocket.MessageText, msg)
 	}
 	if err != nil {
 		d.pending.abandon(key, call, false)
@@ -316,23 +320,45 @@ func hasError(env jsonrpc.Envelope) bool {
 	return env.Error != nil && string(env.Error) != "null"
 }
 
+// timeoutError says why a request stopped waiting for its response: the
+// caller cancelled ctx (the error wraps context.Canceled, not ErrTimeout:
+// nothing timed out), or a deadline passed, the caller's or RequestTimeout
+// (it wraps ErrTimeout and context.DeadlineExceeded).
 func (d *durable) timeoutError(ctx context.Context, start time.Time) error {
+	waited := time.Since(start).Round(time.Millisecond)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("zenws: cancelled after %v waiting for the response: %w", waited, ctxErr(ctx))
+	}
 	return fmt.Errorf("zenws: no response after %v (request timeout %v): %w: %w",
-		time.Since(start).Round(time.Millisecond), d.cfg.RequestTimeout, ErrTimeout, context.Cause(ctx))
+		waited, d.cfg.RequestTimeout, ErrTimeout, ctxErr(ctx))
+}
+
+// ctxErr is ctx's error, and its cause when that is another error (see
+// context.WithCancelCause), so that both match errors.Is.
+func ctxErr(ctx context.Context) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause == nil || cause == err {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, cause)
 }
 
 // notSent is the guard of the request paths (Call, Request, Subscribe,
 // Unsubscribe, and Setup's): a nil ctx is ErrNilContext; an ended one sends
-// nothing and, like a deadline reached while waiting, is an error wrapping
-// ErrTimeout and the context's cause.
+// nothing: cancelled, an error wrapping context.Canceled; past its
+// deadline, like a deadline reached while waiting, an error wrapping
+// ErrTimeout and context.DeadlineExceeded.
 func (d *durable) notSent(ctx context.Context) error {
 	if ctx == nil {
 		return ErrNilContext
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("zenws: not sent, the context had ended: %w: %w", ErrTimeout, context.Cause(ctx))
+	if ctx.Err() == nil {
+		return nil
 	}
-	return nil
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("zenws: not sent, the context was cancelled: %w", ctxErr(ctx))
+	}
+	return fmt.Errorf("zenws: not sent, the context's deadline had passed: %w: %w", ErrTimeout, ctxErr(ctx))
 }
 
 // call sends a request built with an id from the client's sequence,
@@ -362,9 +388,16 @@ func (d *durable) call(ctx context.Context, v via, build func(id uint64) ([]byte
 // parseRPCError reads a JSON-RPC error object; one that is not an object
 // with a code still comes back as an *RPCError that says so.
 func parseRPCError(raw []byte) *RPCError {
-	var e RPCError
-	if err := json.Unmarshal(raw, &e); err != nil {
+	var w struct {
+		RPCError
+		Msg *string `json:"msg"` // Binance's spelling of "message"
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
 		return &RPCError{Message: "malformed error object", Data: json.RawMessage(raw)}
+	}
+	e := w.RPCError
+	if e.Message == "" && w.Msg != nil && !hasMember(raw, "message") {
+		e.Message = *w.Msg
 	}
 	if e.Message == "" && e.Code == 0 {
 		e.Message = "error object without code or message"
@@ -372,3 +405,6 @@ func parseRPCError(raw []byte) *RPCError {
 	}
 	return &e
 }
+
+// hasMember reports whether the JSON object obj has the member key.
+func hasMember(obj []byte, key string) bool { return jsonrpc.Field(obj, key) != nil }

@@ -515,7 +515,7 @@ func (d *durable) apply(ctx context.Context, ss *subSession, op SubscriptionOp, 
 	for _, r := range reqs {
 		var confirmed []string
 		err := guard("dialect", func() error {
-			resp, err := d.call(ctx, via{conn: ss.conn, pace: paceWait}, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
+			resp, err := d.call(ctx, via{conn: ss.conn, pace: paceWait, gen: ss.gen}, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
 			if err != nil {
 				return err
 			}

@@ -81,6 +81,10 @@ func (s *Setup) PID() *actor.PID { return s.d.pid }
 // published).
 func (s *Setup) Generation() uint64 { return s.gen }
 
+// Done is closed when the connection ends (lost, replaced, or the client
+// stopped): what a hook keeps for the connection (a token) ends with it.
+func (s *Setup) Done() <-chan struct{} { return s.conn.Done() }
+
 // Call is Client.Call on this connection.
 func (s *Setup) Call(ctx context.Context, method string, params any) (json.RawMessage, error) {
 	resp, err := s.d.call(ctx, s.via(), func(id uint64) ([]byte, error) { return jsonrpc.Build(id, method, params) })
@@ -104,7 +108,7 @@ func (s *Setup) Send(ctx context.Context, data []byte) error {
 	return s.d.write(ctx, s.via(), websocket.MessageText, data)
 }
 
-func (s *Setup) via() via { return via{conn: s.conn, pace: paceWait} }
+func (s *Setup) via() via { return via{conn: s.conn, pace: paceWait, gen: s.gen} }
 
 // runHooks runs the connect hooks in order; the first error ends the run.
 func (d *durable) runHooks(life context.Context, s *Setup) error {

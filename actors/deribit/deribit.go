@@ -4,7 +4,10 @@
 // reconnect, in this order: re-authenticate, re-arm the heartbeat,
 // re-subscribe (the client's restore, which runs after its connect hooks).
 //
-// A Session holds one client's authentication. Connect creates both; with a
+// A Session holds one client's authentication. A token belongs to the
+// connection it was issued on and ends with it: while the client has no
+// connection, and on a new one until it has authenticated, the session is
+// not authenticated. Connect creates both; with a
 // supervisor, create a Session per client and pass its Options:
 //
 //	s, err := deribit.NewSession(deribit.Config{ClientID: id, ClientSecret: secret})
@@ -125,8 +128,9 @@ type Session struct {
 	mu     sync.Mutex
 	owner  *actor.PID
 	client *actors.Client
-	conns  map[uint64]*connAuth // by connection generation
+	conns  map[uint64]*connAuth // by connection generation, while that connection is open
 	closed bool
+	stop   chan struct{} // closed by Close: ends the watchers of open connections
 
 	auths, refreshes, refreshFailures, clamped atomic.Uint64
 }
@@ -184,7 +188,7 @@ func NewSession(cfg Config) (*Session, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Session{cfg: cfg, log: log.With(zap.String("adapter", "deribit")), conns: map[uint64]*connAuth{}}, nil
+	return &Session{cfg: cfg, log: log.With(zap.String("adapter", "deribit")), conns: map[uint64]*connAuth{}, stop: make(chan struct{})}, nil
 }
 
 // Options returns the client options that make a client use this session:
@@ -215,13 +219,15 @@ func Connect(ctx context.Context, sys *actor.ActorSystem, url string, cfg Config
 }
 
 // Authenticated reports whether the client's current connection holds a
-// token that has not expired.
+// token that has not expired: false while the client has no connection
+// (connecting, reconnecting, stopped), and on a new connection until it
+// has authenticated.
 func (s *Session) Authenticated() bool {
 	return time.Now().Before(s.Expires())
 }
 
 // Expires is when the current connection's token expires (zero without
-// one).
+// a connection or a token).
 func (s *Session) Expires() time.Time {
 	s.mu.Lock()
 	c := s.client
@@ -232,10 +238,21 @@ func (s *Session) Expires() time.Time {
 	gen := c.Health().Generation
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ca := s.conns[gen]; ca != nil && ca.access != "" {
+	if ca := s.conns[gen]; ca != nil && ca.access != "" && !ended(ca.setup) {
 		return ca.expires
 	}
 	return time.Time{}
+}
+
+// ended reports whether setup's connection has ended (its watcher may not
+// have forgotten it yet).
+func ended(setup *actors.Setup) bool {
+	select {
+	case <-setup.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // Stats returns the session's counters.
@@ -248,6 +265,9 @@ func (s *Session) Stats() Stats {
 func (s *Session) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.closed {
+		close(s.stop)
+	}
 	s.closed = true
 	for gen, ca := range s.conns {
 		if ca.timer != nil {
@@ -345,10 +365,17 @@ func (s *Session) store(setup *actors.Setup, res json.RawMessage) error {
 	gen := setup.Generation()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return actors.Fatal(errors.New("zenws/deribit: session closed"))
+	case ended(setup): // nothing to keep: the token ended with its connection
+		return fmt.Errorf("zenws/deribit: the connection ended while authenticating: %w", actors.ErrNotConnected)
+	}
 	ca := s.conns[gen]
 	if ca == nil {
 		ca = &connAuth{}
 		s.conns[gen] = ca
+		go s.watch(gen, setup)
 	}
 	ca.setup, ca.access, ca.refresh, ca.expires = setup, r.AccessToken, r.RefreshToken, time.Now().Add(life)
 	s.scheduleLocked(gen, ca, refresh)
@@ -448,6 +475,17 @@ func (s *Session) renew(gen uint64) {
 			s.scheduleLocked(gen, ca, max(time.Until(expires)/2, s.cfg.MinRefresh))
 		}
 		s.mu.Unlock()
+	}
+}
+
+// watch forgets connection gen's token when that connection ends (or the
+// session closes): the token, its refresh timer and the authentication go
+// with the connection they belong to.
+func (s *Session) watch(gen uint64, setup *actors.Setup) {
+	select {
+	case <-setup.Done():
+		s.forget(gen)
+	case <-s.stop:
 	}
 }
 

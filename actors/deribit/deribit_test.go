@@ -362,3 +362,42 @@ func TestRefreshUnderARejectingLimiterKeepsTheConnection(t *testing.T) {
 		t.Fatal("not authenticated after the refresh")
 	}
 }
+
+// The token belongs to its connection: with the connection gone (and the
+// venue refusing new ones), the session is not authenticated; a new
+// connection is once it has authenticated again. Before, Authenticated()
+// was true, with a 15-minute token, while there was no connection.
+func TestAuthenticationEndsWithItsConnection(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribitCredentials(clientID, secret))
+	defer srv.Close()
+	c, s := connect(t, srv.URL(), cfg(deribit.ClientCredentials), actors.WithRetryCount(100))
+	if !s.Authenticated() || time.Until(s.Expires()) < 10*time.Minute {
+		t.Fatalf("authenticated %v, expires in %v: want the 15-minute token", s.Authenticated(), time.Until(s.Expires()))
+	}
+	waitConn(t, srv)
+	srv.RefuseHandshakes(503)
+	srv.DropAll()
+	testutil.Eventually(t, 5*time.Second, "the connection lost", func() bool { return c.State() != actors.StateConnected })
+	if s.Authenticated() || !s.Expires().IsZero() {
+		t.Fatalf("authenticated %v (expires %v) with no connection", s.Authenticated(), s.Expires())
+	}
+	// Still not while the venue refuses new connections.
+	testutil.Eventually(t, 5*time.Second, "redials refused", func() bool { return srv.RefusedHandshakes() >= 3 })
+	if s.Authenticated() {
+		t.Fatal("authenticated while reconnecting")
+	}
+	srv.RefuseHandshakes(0)
+	testutil.Eventually(t, 5*time.Second, "reconnected and authenticated", func() bool {
+		return c.State() == actors.StateConnected && s.Authenticated()
+	})
+	if st := s.Stats(); st.Auths != 2 {
+		t.Fatalf("auths %d, want one per connection", st.Auths)
+	}
+}
+
+func waitConn(t *testing.T, srv *wstest.Server) {
+	t.Helper()
+	if _, err := srv.WaitConns(testutil.Context(t, 5*time.Second), 1); err != nil {
+		t.Fatal(err)
+	}
+}

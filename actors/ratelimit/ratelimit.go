@@ -1,7 +1,14 @@
-// Package ratelimit holds the token buckets a client paces its outbound
-// frames with, and presets for the venues' published rules.
+// Package ratelimit holds the buckets a client paces its outbound frames
+// with, and presets for the venues' published rules.
 //
-// A Limiter is a set of buckets (golang.org/x/time/rate) and a Classifier
+// A bucket counts as its venue does: a token bucket (golang.org/x/time/rate)
+// where the venue refills credits continuously (Deribit), a sliding window
+// (Bucket.Window) where the venue allows N messages in any rolling interval
+// (Binance: 5 in any second). A token bucket of rate N/W and burst N is not
+// such a window: after a burst of N it lets one more through every W/N, so
+// N+1 and more reach the venue inside one W.
+//
+// A Limiter is a set of buckets and a Classifier
 // that says which bucket an outbound frame draws from and how many tokens
 // it costs. A Limiter is safe for concurrent use and is meant to be shared
 // where the venue's limit is shared: give the same *Limiter to every client
@@ -59,11 +66,20 @@ func (e *ClassifierPanicError) Error() string {
 // Is makes errors.Is(err, ErrClassifierPanicked) true.
 func (e *ClassifierPanicError) Is(target error) bool { return target == ErrClassifierPanicked }
 
-// Bucket is one token bucket: Rate tokens per second refill it up to Burst.
+// Bucket is one token bucket: Rate tokens per second refill it up to Burst;
+// or, when Window is set, a sliding window: at most Burst tokens in any
+// interval of length Window.
 type Bucket struct {
 	Name  string
-	Rate  float64 // tokens per second
-	Burst int     // the most tokens the bucket holds
+	Rate  float64 // tokens per second; for a window, 0 (New sets Burst/Window, the sustained rate)
+	Burst int     // the most tokens the bucket holds; for a window, the most tokens in any Window
+
+	// Window, when above 0, makes the bucket a sliding window, the way a
+	// venue counts "N messages per W": however frames are spread, no
+	// interval of length Window holds more than Burst tokens taken by
+	// Wait, Try and Allow (charges, which are never delayed, can overdraw
+	// it; see Charge). Zero (the default): a token bucket.
+	Window time.Duration
 }
 
 // Frame is what a Classifier prices: an outbound data message, or a control
@@ -81,7 +97,8 @@ type Classifier func(f Frame) (bucket int, tokens int)
 // usable; create one with New or a preset.
 type Limiter struct {
 	name     string
-	buckets  []*rate.Limiter
+	buckets  []*rate.Limiter // nil where the bucket is a window
+	windows  []*window       // nil where the bucket is a token bucket
 	specs    []Bucket
 	classify Classifier
 
@@ -117,10 +134,20 @@ func New(name string, classify Classifier, buckets ...Bucket) (*Limiter, error) 
 	}
 	l := &Limiter{name: name, classify: classify, specs: append([]Bucket(nil), buckets...)}
 	for i, b := range buckets {
+		if b.Window != 0 {
+			if b.Window < 0 || b.Rate != 0 || b.Burst < 1 {
+				return nil, fmt.Errorf("zenws: ratelimit %q: bucket %d (%s): a window must be > 0, with rate 0 and burst >= 1, got window %v, rate %v, burst %d", name, i, b.Name, b.Window, b.Rate, b.Burst)
+			}
+			l.specs[i].Rate = float64(b.Burst) / b.Window.Seconds()
+			l.buckets = append(l.buckets, nil)
+			l.windows = append(l.windows, newWindow(b.Window, b.Burst))
+			continue
+		}
 		if !(b.Rate > 0) || b.Burst < 1 {
 			return nil, fmt.Errorf("zenws: ratelimit %q: bucket %d (%s): rate must be > 0 and burst >= 1, got %v and %d", name, i, b.Name, b.Rate, b.Burst)
 		}
 		l.buckets = append(l.buckets, rate.NewLimiter(rate.Limit(b.Rate), b.Burst))
+		l.windows = append(l.windows, nil)
 	}
 	if l.classify == nil {
 		l.classify = func(f Frame) (int, int) {
@@ -154,8 +181,14 @@ func (l *Limiter) Name() string { return l.name }
 func (l *Limiter) Buckets() []Bucket { return append([]Bucket(nil), l.specs...) }
 
 // Tokens returns the tokens bucket i holds now (negative when overdrawn by
-// Charge).
-func (l *Limiter) Tokens(i int) float64 { return l.buckets[i].Tokens() }
+// Charge); for a window, Burst less the tokens taken or reserved in the
+// last Window.
+func (l *Limiter) Tokens(i int) float64 {
+	if w := l.windows[i]; w != nil {
+		return w.tokens(time.Now())
+	}
+	return l.buckets[i].Tokens()
+}
 
 // Stats returns the Limiter's counters.
 func (l *Limiter) Stats() Stats {
@@ -183,24 +216,26 @@ func (l *Limiter) classifyFrame(f Frame) (i, n int, err error) {
 	return i, n, nil
 }
 
-func (l *Limiter) price(f Frame) (*rate.Limiter, int, error) {
+// price returns the bucket a frame draws from and its cost; -1 when the
+// frame is free.
+func (l *Limiter) price(f Frame) (int, int, error) {
 	i, n, err := l.classifyFrame(f)
 	if err != nil {
-		return nil, 0, err
+		return -1, 0, err
 	}
 	if n < 0 { // a Classifier bug: refused, never sent free
-		return nil, 0, fmt.Errorf("zenws: ratelimit %q: classifier priced a frame at %d tokens", l.name, n)
+		return -1, 0, fmt.Errorf("zenws: ratelimit %q: classifier priced a frame at %d tokens", l.name, n)
 	}
 	if n == 0 {
-		return nil, 0, nil
+		return -1, 0, nil
 	}
 	if i < 0 || i >= len(l.buckets) {
-		return nil, 0, fmt.Errorf("zenws: ratelimit %q: classifier chose bucket %d of %d", l.name, i, len(l.buckets))
+		return -1, 0, fmt.Errorf("zenws: ratelimit %q: classifier chose bucket %d of %d", l.name, i, len(l.buckets))
 	}
 	if n > l.specs[i].Burst {
-		return nil, 0, fmt.Errorf("%w: a frame costing %d tokens can never fit bucket %q (burst %d)", ErrRateLimited, n, l.specs[i].Name, l.specs[i].Burst)
+		return -1, 0, fmt.Errorf("%w: a frame costing %d tokens can never fit bucket %q (burst %d)", ErrRateLimited, n, l.specs[i].Name, l.specs[i].Burst)
 	}
-	return l.buckets[i], n, nil
+	return i, n, nil
 }
 
 // Wait takes the frame's tokens, waiting for them as long as ctx allows. When
@@ -214,14 +249,18 @@ func (l *Limiter) Wait(ctx context.Context, f Frame) error {
 
 // WaitFor is Wait that also returns how long it waited for the tokens.
 func (l *Limiter) WaitFor(ctx context.Context, f Frame) (time.Duration, error) {
-	b, n, err := l.price(f)
+	i, n, err := l.price(f)
 	if err != nil {
 		l.rejected.Add(1)
 		return 0, err
 	}
-	if b == nil {
+	if i < 0 {
 		return 0, nil
 	}
+	if w := l.windows[i]; w != nil {
+		return l.waitWindow(ctx, w, n)
+	}
+	b := l.buckets[i]
 	now := time.Now()
 	r := b.ReserveN(now, n)
 	delay := r.DelayFrom(now)
@@ -248,16 +287,66 @@ func (l *Limiter) WaitFor(ctx context.Context, f Frame) (time.Duration, error) {
 	}
 }
 
+// waitWindow is WaitFor on a window. When it wakes it checks its window
+// again: its timer fired late, or a charge (a pong) put in meanwhile filled
+// the window, and then it waits more (at most windowRounds times, so that
+// a flood of charges cannot starve it; Charge bounds that flood's debt).
+const windowRounds = 4
+
+func (l *Limiter) waitWindow(ctx context.Context, w *window, n int) (time.Duration, error) {
+	now := time.Now()
+	delay, id := w.reserve(now, n)
+	if delay == 0 {
+		l.allowed.Add(1)
+		return 0, nil
+	}
+	refuse := func(d time.Duration) (time.Duration, error) {
+		w.cancel(id)
+		l.rejected.Add(1)
+		return 0, fmt.Errorf("%w: %s needs %v more, past the deadline", ErrRateLimited, l.name, d.Round(time.Millisecond))
+	}
+	dl, hasDeadline := ctx.Deadline()
+	if hasDeadline && dl.Before(now.Add(delay)) {
+		return refuse(delay)
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for round := 1; ; round++ {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			w.cancel(id)
+			l.rejected.Add(1)
+			return time.Since(now), fmt.Errorf("zenws: waiting for %s: %w", l.name, context.Cause(ctx))
+		}
+		woke := time.Now()
+		more := time.Duration(0)
+		if round < windowRounds {
+			more = w.confirm(woke, id, n)
+		}
+		if more == 0 {
+			waited := woke.Sub(now)
+			l.waited.Add(1)
+			l.waitNs.Add(int64(waited))
+			return waited, nil
+		}
+		if hasDeadline && dl.Before(woke.Add(more)) {
+			return refuse(more)
+		}
+		t.Reset(more)
+	}
+}
+
 // Try takes the frame's tokens if the bucket holds them now: nil when it
 // did, an error wrapping ErrRateLimited when not, or the error that kept
 // the frame from being priced (a *ClassifierPanicError).
 func (l *Limiter) Try(f Frame) error {
-	b, n, err := l.price(f)
+	i, n, err := l.price(f)
 	if err != nil {
 		l.rejected.Add(1)
 		return err
 	}
-	if b == nil || b.AllowN(time.Now(), n) {
+	if l.take(time.Now(), i, n) {
 		l.allowed.Add(1)
 		return nil
 	}
@@ -269,13 +358,24 @@ func (l *Limiter) Try(f Frame) error {
 // whether it did.
 func (l *Limiter) Allow(f Frame) bool { return l.allowAt(time.Now(), f) }
 
+// take takes n tokens of bucket i (-1: free) at now if it holds them.
+func (l *Limiter) take(now time.Time, i, n int) bool {
+	switch {
+	case i < 0:
+		return true
+	case l.windows[i] != nil:
+		return l.windows[i].allow(now, n)
+	}
+	return l.buckets[i].AllowN(now, n)
+}
+
 func (l *Limiter) allowAt(now time.Time, f Frame) bool {
-	b, n, err := l.price(f)
+	i, n, err := l.price(f)
 	if err != nil {
 		l.rejected.Add(1)
 		return false
 	}
-	if b == nil || b.AllowN(now, n) {
+	if l.take(now, i, n) {
 		l.allowed.Add(1)
 		return true
 	}
@@ -287,12 +387,14 @@ func (l *Limiter) allowAt(now time.Time, f Frame) bool {
 // must: the frame goes out now and later frames wait for the debt. The debt
 // is bounded: once a bucket is a whole burst in debt, further charges take
 // nothing (counted in Stats.Forgiven), so the longest wait a charge can
-// cause a later frame is about two bursts' refill (Binance: 2 s). The error
+// cause a later frame is about two bursts' refill; for a window, a charge
+// is refused tokens once the last Window holds two Bursts, so a later frame
+// waits at most about one Window. The error
 // says the frame could not be priced (a *ClassifierPanicError, or a bucket
 // index out of range); the frame goes out anyway, uncounted.
 func (l *Limiter) Charge(f Frame) error {
-	b, n, err := l.price(f)
-	if err != nil || b == nil {
+	i, n, err := l.price(f)
+	if err != nil || i < 0 {
 		if errors.Is(err, ErrRateLimited) {
 			return nil // costs more than a burst: never countable, goes out uncounted
 		}
@@ -300,6 +402,13 @@ func (l *Limiter) Charge(f Frame) error {
 	}
 	l.charged.Add(1)
 	now := time.Now()
+	if w := l.windows[i]; w != nil {
+		if w.charge(now, n) {
+			l.forgiven.Add(1)
+		}
+		return nil
+	}
+	b := l.buckets[i]
 	if b.TokensAt(now)-float64(n) < -float64(b.Burst()) {
 		l.forgiven.Add(1)
 		return nil

@@ -77,7 +77,9 @@ func Deribit(tier DeribitTier) *Limiter {
 	return DeribitFor(DeribitLimits{Capacity: DeribitCreditCapacity, Refill: DeribitCreditRefill, Cost: DeribitCreditCost, Matching: tier})
 }
 
-// DeribitFor returns a Limiter with Deribit's rules and the given limits:
+// DeribitFor returns a Limiter with Deribit's rules and the given limits
+// (token buckets, as Deribit counts both: credits and the matching-engine
+// tier refill continuously up to their burst):
 // bucket 0 is the credit pool (every request but the matching-engine ones
 // costs Cost), bucket 1 the matching-engine limit (one token a request).
 // Deribit counts per sub-account across all its connections, so share the
@@ -102,27 +104,39 @@ func DeribitFor(lim DeribitLimits) *Limiter {
 
 // Binance's published WebSocket rules for spot streams.
 const (
-	BinanceMessagesPerSecond = 5               // incoming messages per connection, pings and pongs included
+	BinanceMessagesPerSecond = 5               // incoming messages per connection in any rolling second, pings and pongs included
 	BinanceConnectionsPer    = 300             // new connections per BinanceConnectionWindow per IP
 	BinanceConnectionWindow  = 5 * time.Minute // the window of BinanceConnectionsPer
 )
 
-// Binance returns a Limiter with Binance's per-connection rule: 5 messages
-// a second (what Binance receives: requests, pings, pongs and other control
-// frames all count). The limit is per connection: give each client its own.
+// binanceHeadroom widens Binance's one-second window on our side: Binance
+// counts messages as they arrive, and delivery can bring two that left
+// more than a second apart closer together (a delayed segment, a stalled
+// reader). 200 ms keeps 5 in any arriving second through that much jitter,
+// at a sustained 4.2 messages a second.
+const binanceHeadroom = 200 * time.Millisecond
+
+// Binance returns a Limiter with Binance's per-connection rule as Binance
+// counts it: at most 5 messages in any rolling second (requests, pings,
+// pongs and other control frames all count), a sliding window of 1.2 s on
+// our side (the 0.2 s absorb delivery jitter). A burst of 5 goes out at
+// once, the 6th a window after the 1st. The limit is per connection: give
+// each client its own. Futures and options allow 10 a second: build that
+// with New and a Bucket{Burst: 10, Window: ...}.
 func Binance() *Limiter {
 	return must(New("binance", func(Frame) (int, int) { return 0, 1 },
-		Bucket{Name: "messages", Rate: BinanceMessagesPerSecond, Burst: BinanceMessagesPerSecond}))
+		Bucket{Name: "messages", Burst: BinanceMessagesPerSecond, Window: time.Second + binanceHeadroom}))
 }
 
 // BinanceConnections returns a Limiter for connection attempts from one IP:
-// 300 every 5 minutes (a refill of one a second, bursts of 300). Share it
-// between every client that dials from the same IP (actors.WithDialLimiter)
-// so that a reconnect storm of a whole pool cannot get the IP banned.
+// at most 300 in any 5 minutes (a sliding window, as Binance counts them; a
+// token bucket refilling one a second would let up to 599 into one 5
+// minutes). Share it between every client that dials from the same IP
+// (actors.WithDialLimiter) so that a reconnect storm of a whole pool cannot
+// get the IP banned.
 func BinanceConnections() *Limiter {
-	per := float64(BinanceConnectionsPer) / BinanceConnectionWindow.Seconds()
 	return must(New("binance connections", func(Frame) (int, int) { return 0, 1 },
-		Bucket{Name: "connection attempts", Rate: per, Burst: BinanceConnectionsPer}))
+		Bucket{Name: "connection attempts", Burst: BinanceConnectionsPer, Window: BinanceConnectionWindow}))
 }
 
 // PrefixCost is a Classifier for a single bucket that prices frames by the

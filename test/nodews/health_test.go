@@ -17,9 +17,9 @@ import (
 	"github.com/zenws/zenws/internal/testutil"
 )
 
-// nodeVenue is a venue.js process that a test can take down and bring back
+// restartableVenue is a venue.js process that a test can take down and bring back
 // on the same port (a venue down for maintenance).
-type nodeVenue struct {
+type restartableVenue struct {
 	t    *testing.T
 	port string
 	stop func()
@@ -27,7 +27,7 @@ type nodeVenue struct {
 
 // startNodeVenue starts venue.js on port ("0": any free port) and returns
 // it once it listens; the process is killed when the test ends.
-func startNodeVenue(t *testing.T, port string) *nodeVenue {
+func startNodeVenue(t *testing.T, port string) *restartableVenue {
 	t.Helper()
 	env := requireNode(t)
 	_, file, _, _ := runtime.Caller(0)
@@ -73,14 +73,14 @@ func startNodeVenue(t *testing.T, port string) *nodeVenue {
 		if !ok {
 			t.Fatalf("venue did not start: %q; stderr: %s", s, stderr.String())
 		}
-		return &nodeVenue{t: t, port: p, stop: stop}
+		return &restartableVenue{t: t, port: p, stop: stop}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("venue did not start within 10 s; stderr: %s", stderr.String())
 		return nil
 	}
 }
 
-func (v *nodeVenue) url() string { return "ws://127.0.0.1:" + v.port + "/" }
+func (v *restartableVenue) url() string { return "ws://127.0.0.1:" + v.port + "/" }
 
 // Against the Node venue: Health names the endpoint and the label,
 // LastInbound moves when the venue sends, and while the venue is down the

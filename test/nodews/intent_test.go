@@ -41,7 +41,7 @@ func status(c *actors.Client, ch string) actors.ChannelStatus {
 // While the venue is down (handshakes refused with 503), a Subscribe and an
 // Unsubscribe are kept; the connection after it has exactly the wanted set.
 func TestIntentAcrossAVenueOutageWithNodeWS(t *testing.T) {
-	c, in := connect(t, startVenue(t, "intent.js"), actors.WithRetryCount(1000))
+	c, in := connect(t, nodeVenue(t, "intent.js"), actors.WithRetryCount(1000))
 	if err := c.Subscribe(ctx(t), "book.OLD"); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestIntentAcrossAVenueOutageWithNodeWS(t *testing.T) {
 // A channel the venue refuses is retried on the live connection until it
 // is in; a channel the venue leaves out is a *PartialError naming both sides.
 func TestIntentRefusalsWithNodeWS(t *testing.T) {
-	c, _ := connect(t, startVenue(t, "intent.js"))
+	c, _ := connect(t, nodeVenue(t, "intent.js"))
 	err := c.Subscribe(ctx(t), "deny2.book.BTC")
 	var rpcErr *actors.RPCError
 	if !errors.As(err, &rpcErr) || rpcErr.Code != 10028 || !strings.Contains(err.Error(), "deny2.book.BTC") {
@@ -106,7 +106,7 @@ func TestIntentRefusalsWithNodeWS(t *testing.T) {
 // A Subscribe whose caller cancels: context.Canceled, not a timeout, and
 // the intent stays.
 func TestIntentCancelledWaitWithNodeWS(t *testing.T) {
-	c, _ := connect(t, startVenue(t, "intent.js"), actors.WithRetryCount(1000))
+	c, _ := connect(t, nodeVenue(t, "intent.js"), actors.WithRetryCount(1000))
 	_, _ = c.Call(testutil.Context(t, time.Second), "down", map[string]int{"ms": 1000})
 	testutil.Eventually(t, 5*time.Second, "reconnecting", func() bool { return c.State() != actors.StateConnected })
 	cctx, cancel := context.WithCancel(context.Background())

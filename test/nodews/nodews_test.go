@@ -51,14 +51,19 @@ func requireNode(t *testing.T) []string {
 
 // venue starts venue.js on a free 127.0.0.1 port and returns its ws:// URL.
 // The process is killed when the test ends.
-func venue(t *testing.T) string { return startVenue(t, "venue.js") }
+func venue(t *testing.T) string {
+	t.Helper()
+	return nodeVenue(t, "venue.js")
+}
 
-// startVenue starts the Node.js venue in script (next to this file).
-func startVenue(t *testing.T, script string) string {
+// nodeVenue starts script (a file next to this one) on a free 127.0.0.1
+// port with args after the port, and returns its ws:// URL. The process is
+// killed when the test ends.
+func nodeVenue(t *testing.T, script string, args ...string) string {
 	t.Helper()
 	env := requireNode(t)
 	_, file, _, _ := runtime.Caller(0)
-	cmd := exec.Command("node", filepath.Join(filepath.Dir(file), script), "0")
+	cmd := exec.Command("node", append([]string{filepath.Join(filepath.Dir(file), script), "0"}, args...)...)
 	cmd.Env = env
 	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
