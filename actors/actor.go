@@ -193,6 +193,9 @@ func (a *clientActor) started(ctx actor.Context) {
 		v, _ := registry.LoadOrStore(key, newDurable(a.sys, a.self, a.cfg))
 		a.d = v.(*durable)
 	}
+	// A restarted instance carries on from the state its predecessor last
+	// set, so that StateChanges stay one chain across restarts.
+	a.state = a.d.state
 	a.life, a.cancel = context.WithCancel(context.Background())
 	if err := a.cfg.Validate(); err != nil {
 		a.fatal(ctx, err)
@@ -329,7 +332,7 @@ func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
 			a.fatal(ctx, fe.Err)
 		case !transport.IsRecoverable(m.err):
 			a.fatal(ctx, m.err)
-		case a.attempts >= a.limit:
+		case a.attemptsSpent():
 			a.giveUp()
 		default:
 			a.publish()
@@ -411,7 +414,7 @@ func (a *clientActor) attemptFailed(ctx actor.Context, err error) {
 	switch {
 	case errors.As(err, &fe):
 		a.fatal(ctx, fe.Err)
-	case a.attempts >= a.limit:
+	case a.attemptsSpent():
 		a.giveUp()
 	default:
 		a.publish()
@@ -538,7 +541,7 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 		return
 	}
 	// Lost soon after connecting: the episode goes on, up the ladder.
-	if a.attempts >= a.limit {
+	if a.attemptsSpent() {
 		a.giveUp()
 		return
 	}
@@ -665,18 +668,19 @@ func (a *clientActor) stopped() {
 	}
 	registry.CompareAndDelete(keyOf(a.sys, a.self), d)
 	a.setState(StateDisconnected)
+	var onDisconnect func()
 	if fn := a.cfg.OnDisconnect; fn != nil {
 		self := a.self
-		d.in.call(func() { fn(self) })
+		onDisconnect = func() { fn(self) }
 	}
-	d.in.close()
+	d.in.stop(onDisconnect) // queued messages dropped and counted; OnDisconnect after the call in progress
 	d.markStopped()
 	d.log.Info("stopped", zap.NamedError("reason", a.lastErr))
 }
 
 func (a *clientActor) setState(s State) {
 	from := a.state
-	a.state = s
+	a.state, a.d.state = s, s
 	a.publish()
 	if a.cfg.StateObserver != nil && from != s {
 		// Off the actor's goroutine (observe.go): a stuck observer must not

@@ -35,6 +35,13 @@ const (
 	DefaultCloseWait         = 5 * time.Second
 )
 
+// RetryForever, as RetryCount (WithRetryCount), makes a client retry
+// without limit: it never gives up because connections fail (a fatal error
+// still stops it), waiting the full-jitter backoff, capped at MaxBackoff,
+// between attempts. Connect and StartClient stay bounded by their ctx. It
+// is the way to start a client while its venue is down for maintenance.
+const RetryForever = -1
+
 // OverflowPolicy says what happens to an inbound message when the handler
 // queue is full (the handler or subscriber is slower than the stream).
 // Either way the message is counted (Health.InboundDropped) and logged, and
@@ -67,7 +74,7 @@ type Config struct {
 	URL                  string
 	Headers              http.Header
 	Timeout              time.Duration // connect + handshake
-	RetryCount           int           // reconnect attempts after a drop before giving up
+	RetryCount           int           // reconnect attempts after a drop before giving up; RetryForever: no limit
 	RetryDelay           time.Duration // backoff base: attempt k waits U[0, min(MaxBackoff, RetryDelay*2^(k-1))]
 	MaxBackoff           time.Duration
 	ReconnectOnError     bool
@@ -210,8 +217,8 @@ func (cfg Config) Validate() error {
 	positive("RequestTimeout", cfg.RequestTimeout)
 	positive("WriteTimeout", cfg.WriteTimeout)
 	positive("CloseWait", cfg.CloseWait)
-	if cfg.RetryCount < 0 {
-		bad("RetryCount", fmt.Sprintf("must not be negative, got %d", cfg.RetryCount))
+	if cfg.RetryCount < 0 && cfg.RetryCount != RetryForever {
+		bad("RetryCount", fmt.Sprintf("must be 0 or more, or RetryForever (%d), got %d", RetryForever, cfg.RetryCount))
 	}
 	if cfg.RetryDelay > 0 && cfg.MaxBackoff > 0 && cfg.MaxBackoff < cfg.RetryDelay {
 		bad("MaxBackoff", fmt.Sprintf("must be >= RetryDelay (%v), got %v", cfg.RetryDelay, cfg.MaxBackoff))
@@ -288,7 +295,10 @@ func WithTimeout(d time.Duration) Option { return func(c *Config) { c.Timeout = 
 
 // WithRetryCount sets how many reconnect attempts follow a lost connection
 // (and how many retries follow a failed first connect) before the client
-// gives up. Default 3. 0 means give up at the first failure.
+// gives up. Default 3. 0 means give up at the first failure; RetryForever
+// (-1) means never give up on a recoverable failure (other negative values
+// are a *ConfigError). A client that never gives up never fails to its
+// supervisor, so no restart budget is spent on it.
 func WithRetryCount(n int) Option { return func(c *Config) { c.RetryCount = n } }
 
 // WithRetryDelay sets the backoff base. Attempt k waits a uniform random

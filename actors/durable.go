@@ -80,6 +80,9 @@ type durable struct {
 	notices atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)
 
 	secrets *redact.Scrubber // this client's secrets, hidden from logs, errors, Health, recordings (issue 12)
+
+	// Life cycle across restarts (lifecycle.go; only the actor goroutine).
+	state State // the state the last instance set: a restarted one's From
 }
 
 type liveConn struct {
