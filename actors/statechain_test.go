@@ -15,7 +15,11 @@ type chain struct {
 	seen []actors.StateChange
 }
 
-func (c *chain) observe(sc actors.StateChange) { c.mu.Lock(); c.seen = append(c.seen, sc); c.mu.Unlock() }
+func (c *chain) observe(sc actors.StateChange) {
+	c.mu.Lock()
+	c.seen = append(c.seen, sc)
+	c.mu.Unlock()
+}
 
 func (c *chain) all() []actors.StateChange {
 	c.mu.Lock()
