@@ -23,8 +23,9 @@ import (
 // cfg with NewConfig. Get a handle with NewClient.
 //
 // The actor dials as soon as it starts. It fails (panics with a
-// *GiveUpError) when its reconnect attempts are spent, so that its parent's
-// strategy can restart it; state that must survive a restart (configuration,
+// *GiveUpError) when its reconnect attempts are spent (never with
+// RetryForever, the way to start one while its venue is down), so that its
+// parent's strategy can restart it; state that must survive a restart (configuration,
 // counters, the inbound queue) is kept per PID, and a restarted instance
 // carries on with it. A fatal error stops it instead. Spawned from the root
 // context without actor.WithGuardian, the default guardian restarts it up to

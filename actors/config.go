@@ -416,7 +416,10 @@ func WithSubscriber(pid *actor.PID) Option { return func(c *Config) { c.Subscrib
 func WithOnConnect(fn func(*actor.PID)) Option { return func(c *Config) { c.OnConnect = fn } }
 
 // WithOnDisconnect runs fn once when the client stops for good (Close, a
-// fatal error, giving up without a supervisor to restart it). Lost
+// fatal error, giving up without a supervisor to restart it), after the
+// handler call in progress (inbound messages still queued are dropped and
+// counted) and, for Close, before Close returns; see Client.Close for a
+// handler that does not return. Lost
 // connections that the client heals are not disconnects in this sense;
 // watch State, Health or Inbound.Generation for those.
 func WithOnDisconnect(fn func(*actor.PID)) Option {
@@ -424,7 +427,10 @@ func WithOnDisconnect(fn func(*actor.PID)) Option {
 }
 
 // WithStateObserver calls fn on every state change, in order, with the
-// exact generation of the change: for metrics, events and balancers. fn runs
+// exact generation of the change: for metrics, events and balancers. The
+// changes form one chain, across supervisor restarts too: each From is the
+// previous To, the first is From StateDisconnected To StateConnecting and
+// the last To StateDisconnected (unless the queue below dropped some). fn runs
 // on a goroutine of the client's, never the actor's own, so a slow or stuck
 // fn cannot stall the connection: at most DefaultObserverQueue changes wait
 // for it, and when that many wait the oldest is dropped, counted
