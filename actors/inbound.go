@@ -143,6 +143,7 @@ func (q *deliveryQueue) push(m *Inbound) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
+		q.dropped.Add(1) // routed after the stop: counted, never lost silently
 		return
 	}
 	q.seq++
