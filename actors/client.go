@@ -34,9 +34,9 @@ type Client struct {
 
 // Connect spawns a client actor for url on sys and waits until it is
 // connected. It makes up to 1 + RetryCount attempts with full-jitter
-// backoff, bounded by ctx, and returns the last error; a fatal error (for
-// example a 401 handshake) returns at once. On any error no actor is left
-// behind.
+// backoff (with RetryForever, as many as ctx allows), bounded by ctx, and
+// returns the last error; a fatal error (for example a 401 handshake)
+// returns at once. On any error no actor is left behind.
 //
 // A client started with Connect has no supervisor: when its reconnect
 // attempts after a lost connection are spent, it stops and OnDisconnect

@@ -293,7 +293,9 @@ func (s *Supervisor) shared() *shared {
 // returns its handle once it is connected. The first connect makes up to
 // 1 + RetryCount attempts, bounded by ctx; if it fails, StartClient returns
 // the error (a *actors.FatalError, *actors.GiveUpError or the context's
-// error) and no child is left behind.
+// error) and no child is left behind (nor listed by ListClients). With
+// actors.WithRetryCount(actors.RetryForever) it keeps trying until the
+// venue is up or ctx ends: the way to start a client during maintenance.
 //
 // OnConnect (actors.WithOnConnect) runs after every successful connection,
 // including after restarts; OnDisconnect when the client stops for good.
