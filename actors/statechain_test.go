@@ -9,25 +9,25 @@ import (
 	"github.com/zenws/zenws/transport/wstest"
 )
 
-// chain records a client's StateChanges.
-type chain struct {
+// stateChain records a client's StateChanges.
+type stateChain struct {
 	mu   sync.Mutex
 	seen []actors.StateChange
 }
 
-func (c *chain) observe(sc actors.StateChange) {
+func (c *stateChain) observe(sc actors.StateChange) {
 	c.mu.Lock()
 	c.seen = append(c.seen, sc)
 	c.mu.Unlock()
 }
 
-func (c *chain) all() []actors.StateChange {
+func (c *stateChain) all() []actors.StateChange {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]actors.StateChange(nil), c.seen...)
 }
 
-// checkChain fails unless the changes are one chain that starts at
+// checkChain fails unless the changes are one stateChain that starts at
 // StateDisconnected: each From is the previous To, and no change is a
 // self-transition.
 func checkChain(t *testing.T, seen []actors.StateChange) {
@@ -53,13 +53,13 @@ func transitions(seen []actors.StateChange) []string {
 // guardian) gives up after a drop with RetryCount 0 and is restarted.
 // Before: the restarted instance reported From=disconnected (its zero
 // state), a state the observer had never been told of. Now it carries on
-// from the last state set, and the chain stays whole; the final change is
+// from the last state set, and the stateChain stays whole; the final change is
 // To=disconnected at Close.
 func TestStateChangesAreOneChainAcrossRestarts(t *testing.T) {
 	srv := wstest.NewServer()
 	defer srv.Close()
 	sys := newSystem(t)
-	var ch chain
+	var ch stateChain
 	cfg, err := actors.NewConfig(srv.URL(), fast(actors.WithRetryCount(0), actors.WithStateObserver(ch.observe))...)
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 	"github.com/zenws/zenws/transport/wstest"
 )
 
-func listed(s *supervision.Supervisor, pid *actor.PID) bool {
+func isListed(s *supervision.Supervisor, pid *actor.PID) bool {
 	return slices.ContainsFunc(s.ListClients(), pid.Equal)
 }
 
@@ -45,7 +45,7 @@ func checkStoppedNotListed(t *testing.T, s *supervision.Supervisor, url string, 
 	for i := range 10 {
 		onDisconnect := actors.WithOnDisconnect(func(pid *actor.PID) {
 			disconnects.Add(1)
-			if listed(s, pid) {
+			if isListed(s, pid) {
 				listedInOnDisconnect.Add(1)
 			}
 		})
@@ -53,7 +53,7 @@ func checkStoppedNotListed(t *testing.T, s *supervision.Supervisor, url string, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !listed(s, cl.PID()) {
+		if !isListed(s, cl.PID()) {
 			t.Fatalf("client %d not listed after StartClient", i)
 		}
 		waited := make(chan error, 1)
@@ -61,13 +61,13 @@ func checkStoppedNotListed(t *testing.T, s *supervision.Supervisor, url string, 
 		if err := cl.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if listed(s, cl.PID()) {
+		if isListed(s, cl.PID()) {
 			t.Fatalf("client %d listed right after Close returned", i)
 		}
 		if err := <-waited; err != nil {
 			t.Fatal(err)
 		}
-		if listed(s, cl.PID()) {
+		if isListed(s, cl.PID()) {
 			t.Fatalf("client %d listed right after Wait returned", i)
 		}
 	}
@@ -99,7 +99,7 @@ func TestListClientsAfterAFatalStop(t *testing.T) {
 	s := start(t, newSystem(t))
 	var listedInOnDisconnect atomic.Bool
 	c, err := s.StartClient(ctxT(t, 5*time.Second), srv.URL(), fast(actors.WithRetryCount(3),
-		actors.WithOnDisconnect(func(pid *actor.PID) { listedInOnDisconnect.Store(listed(s, pid)) }))...)
+		actors.WithOnDisconnect(func(pid *actor.PID) { listedInOnDisconnect.Store(isListed(s, pid)) }))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestListClientsAfterAFatalStop(t *testing.T) {
 	if !errors.As(c.Health().StopReason, &fe) {
 		t.Fatalf("stop reason %v, want a *FatalError", c.Health().StopReason)
 	}
-	if listed(s, c.PID()) || listedInOnDisconnect.Load() {
-		t.Fatalf("listed after Wait returned: %v; listed in OnDisconnect: %v", listed(s, c.PID()), listedInOnDisconnect.Load())
+	if isListed(s, c.PID()) || listedInOnDisconnect.Load() {
+		t.Fatalf("listed after Wait returned: %v; listed in OnDisconnect: %v", isListed(s, c.PID()), listedInOnDisconnect.Load())
 	}
 }

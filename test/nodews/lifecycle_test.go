@@ -28,8 +28,8 @@ import (
 // venue that is down and then comes up is venue.js started late on a fixed
 // port.
 
-// freePort returns a 127.0.0.1 port that nothing listens on (now).
-func freePort(t *testing.T) string {
+// closedPort returns a 127.0.0.1 port that nothing listens on (now).
+func closedPort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -40,9 +40,9 @@ func freePort(t *testing.T) string {
 	return port
 }
 
-// venueOn starts venue.js on port and waits until it listens; the process
+// venueLate starts venue.js on port and waits until it listens; the process
 // is killed when the test ends.
-func venueOn(t *testing.T, port string) {
+func venueLate(t *testing.T, port string) {
 	t.Helper()
 	env := requireNode(t)
 	_, file, _, _ := runtime.Caller(0)
@@ -84,16 +84,16 @@ func venueOn(t *testing.T, port string) {
 	}
 }
 
-// dialCounter counts the TCP dials a client makes (WithNetDial).
-type dialCounter struct{ n atomic.Int64 }
+// dialCount counts the TCP dials a client makes (WithNetDial).
+type dialCount struct{ n atomic.Int64 }
 
-func (d *dialCounter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+func (d *dialCount) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	d.n.Add(1)
 	var nd net.Dialer
 	return nd.DialContext(ctx, network, addr)
 }
 
-func quick(opts ...actors.Option) []actors.Option {
+func lifecycleOpts(opts ...actors.Option) []actors.Option {
 	return append([]actors.Option{
 		actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(50 * time.Millisecond),
 		actors.WithTimeout(2 * time.Second), actors.WithStableAfter(actors.MinStableAfter),
@@ -107,7 +107,7 @@ func quick(opts ...actors.Option) []actors.Option {
 func TestCloseWithABacklogFromNodeWS(t *testing.T) {
 	var returned atomic.Bool
 	var handled, late, disconnects atomic.Int64
-	c, err := actors.Connect(ctx(t), testutil.NewSystem(t), venue(t), quick(
+	c, err := actors.Connect(ctx(t), testutil.NewSystem(t), venue(t), lifecycleOpts(
 		actors.WithCloseWait(500*time.Millisecond),
 		actors.WithHandler(func(actors.Inbound) {
 			if returned.Load() {
@@ -157,7 +157,7 @@ func TestCloseWithAStuckHandlerFromNodeWS(t *testing.T) {
 	var returned atomic.Bool
 	var handled, late, disconnects atomic.Int64
 	release := make(chan struct{})
-	c, err := actors.Connect(ctx(t), testutil.NewSystem(t), venue(t), quick(
+	c, err := actors.Connect(ctx(t), testutil.NewSystem(t), venue(t), lifecycleOpts(
 		actors.WithCloseWait(300*time.Millisecond),
 		actors.WithHandler(func(actors.Inbound) {
 			if returned.Load() {
@@ -200,7 +200,7 @@ func TestStateChainAcrossRestartsWithNodeWS(t *testing.T) {
 	url := venue(t)
 	var mu sync.Mutex
 	var seen []actors.StateChange
-	cfg, err := actors.NewConfig(url, quick(actors.WithRetryCount(0), actors.WithStateObserver(func(sc actors.StateChange) {
+	cfg, err := actors.NewConfig(url, lifecycleOpts(actors.WithRetryCount(0), actors.WithStateObserver(func(sc actors.StateChange) {
 		mu.Lock()
 		seen = append(seen, sc)
 		mu.Unlock()
@@ -244,8 +244,8 @@ func TestStateChainAcrossRestartsWithNodeWS(t *testing.T) {
 // times than any finite RetryCount, and returns connected once the Node
 // venue has started on that port.
 func TestRetryForeverUntilTheNodeVenueStarts(t *testing.T) {
-	port := freePort(t)
-	var dials dialCounter
+	port := closedPort(t)
+	var dials dialCount
 	type result struct {
 		c   *actors.Client
 		err error
@@ -253,12 +253,12 @@ func TestRetryForeverUntilTheNodeVenueStarts(t *testing.T) {
 	res := make(chan result, 1)
 	go func() {
 		c, err := actors.Connect(testutil.Context(t, 30*time.Second), testutil.NewSystem(t), "ws://127.0.0.1:"+port+"/",
-			quick(actors.WithRetryCount(actors.RetryForever), actors.WithNetDial(dials.dial))...)
+			lifecycleOpts(actors.WithRetryCount(actors.RetryForever), actors.WithNetDial(dials.dial))...)
 		res <- result{c, err}
 	}()
 	want := int64(4 * (1 + actors.DefaultRetryCount))
 	testutil.Eventually(t, 20*time.Second, "many refused dials", func() bool { return dials.n.Load() >= want })
-	venueOn(t, port)
+	venueLate(t, port)
 	r := <-res
 	if r.err != nil {
 		t.Fatalf("Connect with RetryForever = %v", r.err)
@@ -292,12 +292,12 @@ func (p *nodeParent) Receive(ctx actor.Context) {
 // connected). Both handles'
 // WaitConnected return once the Node venue has started.
 func TestPattern3DuringNodeVenueMaintenance(t *testing.T) {
-	port := freePort(t)
+	port := closedPort(t)
 	url := "ws://127.0.0.1:" + port + "/"
 	sys := testutil.NewSystem(t)
-	var forever, finite dialCounter
-	spawn := func(budget int, dc *dialCounter, opts ...actors.Option) *actors.Client {
-		cfg, err := actors.NewConfig(url, quick(append(opts, actors.WithNetDial(dc.dial))...)...)
+	var forever, finite dialCount
+	spawn := func(budget int, dc *dialCount, opts ...actors.Option) *actors.Client {
+		cfg, err := actors.NewConfig(url, lifecycleOpts(append(opts, actors.WithNetDial(dc.dial))...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,7 +316,7 @@ func TestPattern3DuringNodeVenueMaintenance(t *testing.T) {
 		}
 		return forever.n.Load() >= 20 && finite.n.Load() >= 6
 	})
-	venueOn(t, port)
+	venueLate(t, port)
 	for name, c := range map[string]*actors.Client{"RetryForever": a, "RetryCount 1": b} {
 		if err := c.WaitConnected(ctx(t)); err != nil {
 			t.Fatalf("%s: WaitConnected after the venue came up: %v", name, err)
@@ -331,7 +331,7 @@ func TestPattern3DuringNodeVenueMaintenance(t *testing.T) {
 // while the venue is down returns once it is up; a client closed is not
 // listed by the time its OnDisconnect runs, nor when Wait returns.
 func TestStartClientAndListClientsWithNodeWS(t *testing.T) {
-	port := freePort(t)
+	port := closedPort(t)
 	url := "ws://127.0.0.1:" + port + "/"
 	s, err := supervision.Start(testutil.NewSystem(t))
 	if err != nil {
@@ -339,13 +339,13 @@ func TestStartClientAndListClientsWithNodeWS(t *testing.T) {
 	}
 	defer func() { _ = s.Stop() }()
 
-	_, err = s.StartClient(ctx(t), url, quick(actors.WithRetryCount(2))...)
+	_, err = s.StartClient(ctx(t), url, lifecycleOpts(actors.WithRetryCount(2))...)
 	var gu *actors.GiveUpError
 	if !errors.As(err, &gu) || len(s.ListClients()) != 0 {
 		t.Fatalf("StartClient while the venue is down = %v, listed %v; want a *GiveUpError, nothing listed", err, s.ListClients())
 	}
 
-	var dials dialCounter
+	var dials dialCount
 	var listedInOnDisconnect atomic.Int32
 	listed := func(pid *actor.PID) bool { return slices.ContainsFunc(s.ListClients(), pid.Equal) }
 	type result struct {
@@ -354,7 +354,7 @@ func TestStartClientAndListClientsWithNodeWS(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		c, err := s.StartClient(testutil.Context(t, 30*time.Second), url, quick(actors.WithRetryCount(actors.RetryForever), actors.WithNetDial(dials.dial),
+		c, err := s.StartClient(testutil.Context(t, 30*time.Second), url, lifecycleOpts(actors.WithRetryCount(actors.RetryForever), actors.WithNetDial(dials.dial),
 			actors.WithOnDisconnect(func(pid *actor.PID) {
 				if listed(pid) {
 					listedInOnDisconnect.Add(1)
@@ -363,7 +363,7 @@ func TestStartClientAndListClientsWithNodeWS(t *testing.T) {
 		res <- result{c, err}
 	}()
 	testutil.Eventually(t, 20*time.Second, "many refused dials", func() bool { return dials.n.Load() >= 20 })
-	venueOn(t, port)
+	venueLate(t, port)
 	r := <-res
 	if r.err != nil {
 		t.Fatalf("StartClient with RetryForever = %v", r.err)
