@@ -418,13 +418,19 @@ func (q *deliveryQueue) run(d delivery) {
 				zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 		}
 	}()
+	q.mu.Lock()
+	deliver, sealed := q.deliver, q.sealed
+	q.mu.Unlock()
+	if sealed { // Close ran out of time since this item was taken
+		if d.msg != nil {
+			q.dropped.Add(1)
+		}
+		return
+	}
 	if d.fn != nil {
 		d.fn()
 		return
 	}
-	q.mu.Lock()
-	deliver := q.deliver
-	q.mu.Unlock()
 	if deliver == nil {
 		q.dropped.Add(1)
 		return
