@@ -24,8 +24,9 @@ import (
 // cfg with NewConfig. Get a handle with NewClient.
 //
 // The actor dials as soon as it starts. It fails (panics with a
-// *GiveUpError) when its reconnect attempts are spent, so that its parent's
-// strategy can restart it; state that must survive a restart (configuration,
+// *GiveUpError) when its reconnect attempts are spent (never with
+// RetryForever, the way to start one while its venue is down), so that its
+// parent's strategy can restart it; state that must survive a restart (configuration,
 // counters, the inbound queue) is kept per PID, and a restarted instance
 // carries on with it. A fatal error stops it instead. Spawned from the root
 // context without actor.WithGuardian, the default guardian restarts it up to
@@ -200,6 +201,9 @@ func (a *clientActor) started(ctx actor.Context) {
 		v, _ := registry.LoadOrStore(key, newDurable(a.sys, a.self, a.cfg))
 		a.d = v.(*durable)
 	}
+	// A restarted instance carries on from the state its predecessor last
+	// set, so that StateChanges stay one chain across restarts.
+	a.state = a.d.state
 	a.life, a.cancel = context.WithCancel(context.Background())
 	if err := a.cfg.Validate(); err != nil {
 		a.fatal(ctx, err)
@@ -339,7 +343,7 @@ func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
 			a.fatal(ctx, fe.Err)
 		case !transport.IsRecoverable(m.err):
 			a.fatal(ctx, m.err)
-		case a.attempts >= a.limit:
+		case a.attemptsSpent():
 			a.giveUp()
 		default:
 			a.scheduleRetry() // publishes, with NextRetry
@@ -423,7 +427,7 @@ func (a *clientActor) attemptFailed(ctx actor.Context, err error) {
 	switch {
 	case errors.As(err, &fe):
 		a.fatal(ctx, fe.Err)
-	case a.attempts >= a.limit:
+	case a.attemptsSpent():
 		a.giveUp()
 	default:
 		a.scheduleRetry() // publishes, with NextRetry
@@ -565,7 +569,7 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 		return
 	}
 	// Lost soon after connecting: the episode goes on, up the ladder.
-	if a.attempts >= a.limit {
+	if a.attemptsSpent() {
 		a.giveUp()
 		return
 	}
@@ -697,11 +701,12 @@ func (a *clientActor) stopped() {
 	}
 	registry.CompareAndDelete(keyOf(a.sys, a.self), d)
 	a.setState(StateDisconnected)
+	var onDisconnect func()
 	if fn := a.cfg.OnDisconnect; fn != nil {
 		self := a.self
-		d.in.call(func() { fn(self) })
+		onDisconnect = func() { fn(self) }
 	}
-	d.in.close()
+	d.in.stop(onDisconnect) // queued messages dropped and counted; OnDisconnect after the call in progress
 	d.markStopped()
 	// The reason is why it stopped (Health.StopReason), not the last
 	// connection's error: after a clean stop that is an earlier close.
@@ -717,7 +722,7 @@ func (a *clientActor) stopped() {
 
 func (a *clientActor) setState(s State) {
 	from := a.state
-	a.state = s
+	a.state, a.d.state = s, s
 	a.publish()
 	if a.cfg.StateObserver != nil && from != s {
 		// Off the actor's goroutine (observe.go): a stuck observer must not

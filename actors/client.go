@@ -35,9 +35,9 @@ type Client struct {
 
 // Connect spawns a client actor for url on sys and waits until it is
 // connected. It makes up to 1 + RetryCount attempts with full-jitter
-// backoff, bounded by ctx, and returns the last error; a fatal error (for
-// example a 401 handshake) returns at once. On any error no actor is left
-// behind.
+// backoff (with RetryForever, as many as ctx allows), bounded by ctx, and
+// returns the last error; a fatal error (for example a 401 handshake)
+// returns at once. On any error no actor is left behind.
 //
 // A client started with Connect has no supervisor: when its reconnect
 // attempts after a lost connection are spent, it stops and OnDisconnect
@@ -296,11 +296,19 @@ func (c *Client) Reconnect(ctx context.Context) error {
 }
 
 // Close stops the client: the connection is closed with code 1000 and the
-// actor stops (a normal stop: never reconnected or restarted), then
-// OnDisconnect runs. Close waits for the actor and its goroutines, at most
-// CloseWait (default 5 s); past that it returns an error wrapping
-// ErrTimeout (a handler that never returns is the usual cause). A second
-// call returns ErrClosed.
+// actor stops (a normal stop: never reconnected or restarted). Inbound
+// messages still queued for the handler or subscriber are dropped, not
+// delivered, and counted in Health.InboundDropped (one log line gives the
+// number); a handler call in progress finishes, then OnDisconnect runs,
+// before Close returns. Close waits for the actor, its goroutines and
+// those callbacks, at most CloseWait (default 5 s); past that it returns
+// an error wrapping ErrTimeout (a handler or callback that does not return
+// is the usual cause) and what has not run yet, OnDisconnect included, is
+// skipped and logged, never run later. Either way, once Close has returned
+// no handler, callback or StateObserver call starts again (one stuck in
+// progress may still be running). Called from the handler or a callback,
+// Close runs OnDisconnect itself, on that goroutine, before it returns. A
+// second call returns ErrClosed.
 func (c *Client) Close() error {
 	d := c.durable()
 	if d == nil {
@@ -319,7 +327,17 @@ func (c *Client) stopAndWait(d *durable) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.CloseWait)
 	defer cancel()
-	if err := c.wait(ctx, d); err != nil {
+	err := c.wait(ctx, d)
+	if err == nil && d.in.calledFromHandler() {
+		// This goroutine is the delivery goroutine: what is still queued
+		// (OnDisconnect) runs here, or it would run after Close returned.
+		d.in.runHere()
+	}
+	// Nothing starts after Close has returned: on a timeout that skips what
+	// has not run yet; otherwise nothing is left.
+	d.in.seal()
+	d.obs.seal()
+	if err != nil {
 		return fmt.Errorf("zenws: close: %w", err)
 	}
 	return nil
@@ -351,7 +369,7 @@ func (c *Client) wait(ctx context.Context, d *durable) error {
 		// Called from the handler or a callback: the goroutine running it
 		// ends only once it returns, so wait for the others alone.
 		ch := make(chan struct{})
-		go func() { d.wg.Wait(); close(ch) }()
+		go func() { d.wg.Wait(); d.obs.wait(); close(ch) }()
 		done = ch
 	}
 	select {

@@ -35,6 +35,13 @@ const (
 	DefaultCloseWait         = 5 * time.Second
 )
 
+// RetryForever, as RetryCount (WithRetryCount), makes a client retry
+// without limit: it never gives up because connections fail (a fatal error
+// still stops it), waiting the full-jitter backoff, capped at MaxBackoff,
+// between attempts. Connect and StartClient stay bounded by their ctx. It
+// is the way to start a client while its venue is down for maintenance.
+const RetryForever = -1
+
 // OverflowPolicy says what happens to an inbound message when the handler
 // queue is full (the handler or subscriber is slower than the stream).
 // Either way the message is counted (Health.InboundDropped) and logged, and
@@ -67,7 +74,7 @@ type Config struct {
 	URL                  string
 	Headers              http.Header
 	Timeout              time.Duration // connect + handshake
-	RetryCount           int           // reconnect attempts after a drop before giving up
+	RetryCount           int           // reconnect attempts after a drop before giving up; RetryForever: no limit
 	RetryDelay           time.Duration // backoff base: attempt k waits U[0, min(MaxBackoff, RetryDelay*2^(k-1))]
 	MaxBackoff           time.Duration
 	ReconnectOnError     bool
@@ -213,8 +220,8 @@ func (cfg Config) Validate() error {
 	positive("RequestTimeout", cfg.RequestTimeout)
 	positive("WriteTimeout", cfg.WriteTimeout)
 	positive("CloseWait", cfg.CloseWait)
-	if cfg.RetryCount < 0 {
-		bad("RetryCount", fmt.Sprintf("must not be negative, got %d", cfg.RetryCount))
+	if cfg.RetryCount < 0 && cfg.RetryCount != RetryForever {
+		bad("RetryCount", fmt.Sprintf("must be 0 or more, or RetryForever (%d), got %d", RetryForever, cfg.RetryCount))
 	}
 	if cfg.RetryDelay > 0 && cfg.MaxBackoff > 0 && cfg.MaxBackoff < cfg.RetryDelay {
 		bad("MaxBackoff", fmt.Sprintf("must be >= RetryDelay (%v), got %v", cfg.RetryDelay, cfg.MaxBackoff))
@@ -292,7 +299,10 @@ func WithTimeout(d time.Duration) Option { return func(c *Config) { c.Timeout = 
 
 // WithRetryCount sets how many reconnect attempts follow a lost connection
 // (and how many retries follow a failed first connect) before the client
-// gives up. Default 3. 0 means give up at the first failure.
+// gives up. Default 3. 0 means give up at the first failure; RetryForever
+// (-1) means never give up on a recoverable failure (other negative values
+// are a *ConfigError). A client that never gives up never fails to its
+// supervisor, so no restart budget is spent on it.
 func WithRetryCount(n int) Option { return func(c *Config) { c.RetryCount = n } }
 
 // WithRetryDelay sets the backoff base. Attempt k waits a uniform random
@@ -410,7 +420,10 @@ func WithSubscriber(pid *actor.PID) Option { return func(c *Config) { c.Subscrib
 func WithOnConnect(fn func(*actor.PID)) Option { return func(c *Config) { c.OnConnect = fn } }
 
 // WithOnDisconnect runs fn once when the client stops for good (Close, a
-// fatal error, giving up without a supervisor to restart it). Lost
+// fatal error, giving up without a supervisor to restart it), after the
+// handler call in progress (inbound messages still queued are dropped and
+// counted) and, for Close, before Close returns; see Client.Close for a
+// handler that does not return. Lost
 // connections that the client heals are not disconnects in this sense;
 // watch State, Health or Inbound.Generation for those.
 func WithOnDisconnect(fn func(*actor.PID)) Option {
@@ -418,7 +431,10 @@ func WithOnDisconnect(fn func(*actor.PID)) Option {
 }
 
 // WithStateObserver calls fn on every state change, in order, with the
-// exact generation of the change: for metrics, events and balancers. fn runs
+// exact generation of the change: for metrics, events and balancers. The
+// changes form one chain, across supervisor restarts too: each From is the
+// previous To, the first is From StateDisconnected To StateConnecting and
+// the last To StateDisconnected (unless the queue below dropped some). fn runs
 // on a goroutine of the client's, never the actor's own, so a slow or stuck
 // fn cannot stall the connection: at most DefaultObserverQueue changes wait
 // for it, and when that many wait the oldest is dropped, counted

@@ -47,7 +47,7 @@ func TestNewConfigNamesEachBadField(t *testing.T) {
 		{"example.com/ws", nil, "URL"},
 		{"::bad", nil, "URL"},
 		{"ws://x", actors.WithTimeout(0), "Timeout"},
-		{"ws://x", actors.WithRetryCount(-1), "RetryCount"},
+		{"ws://x", actors.WithRetryCount(-2), "RetryCount"}, // -1 is RetryForever
 		{"ws://x", actors.WithRetryDelay(0), "RetryDelay"},
 		{"ws://x", actors.WithRetryDelay(-time.Second), "RetryDelay"},
 		{"ws://x", actors.WithMaxBackoff(500 * time.Millisecond), "MaxBackoff"},

@@ -91,6 +91,9 @@ type durable struct {
 	lastIn     atomic.Int64 // Unix nanoseconds of the last data frame received (Health.LastInbound); 0: none
 	endpoint   string       // Health.Endpoint: the URL, redacted
 	label      string       // Health.Label (WithLabel), scrubbed
+
+	// Life cycle across restarts (lifecycle.go; only the actor goroutine).
+	state State // the state the last instance set: a restarted one's From
 }
 
 type liveConn struct {

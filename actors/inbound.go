@@ -116,7 +116,8 @@ type deliveryQueue struct {
 	byteLimit int64 // 0: no byte bound
 	policy    OverflowPolicy
 	running   bool
-	closed    bool
+	closed    bool // no more work is accepted (the client has stopped)
+	sealed    bool // no more user code is run (Close has returned)
 	seq       uint64
 
 	dropped          atomic.Uint64
@@ -130,8 +131,9 @@ type deliveryQueue struct {
 }
 
 type delivery struct {
-	msg *Inbound
-	fn  func()
+	msg  *Inbound
+	fn   func()
+	last bool // OnDisconnect: named when it is skipped
 }
 
 func newDeliveryQueue(limit int, policy OverflowPolicy, deliver func(*Inbound), log *zap.Logger) *deliveryQueue {
@@ -143,6 +145,7 @@ func (q *deliveryQueue) push(m *Inbound) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
+		q.dropped.Add(1) // routed after the stop: counted, never lost silently
 		return
 	}
 	q.seq++
@@ -203,11 +206,87 @@ func (q *deliveryQueue) setDeliver(fn func(*Inbound)) {
 	q.mu.Unlock()
 }
 
-// close stops accepting work; what is queued is still delivered.
-func (q *deliveryQueue) close() {
+// stop ends deliveries when the client has stopped for good: the messages
+// still queued are dropped, counted in Health.InboundDropped and logged
+// (the handler would otherwise run on, possibly for seconds, after Close);
+// callbacks already queued still run, then last (OnDisconnect; may be nil).
+// Nothing more is accepted afterwards.
+func (q *deliveryQueue) stop(last func()) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
 	q.closed = true
-	q.mu.Unlock()
+	if n := q.dropMessagesLocked(); n > 0 {
+		total := q.dropped.Add(uint64(n))
+		q.log.Info("client stopped: queued inbound messages dropped, not delivered (counted in Health.InboundDropped)",
+			zap.Int("dropped", n), zap.Uint64("dropped_total", total))
+	}
+	if last != nil && !q.sealed {
+		q.items = append(q.items, delivery{fn: last, last: true})
+		q.startLocked()
+	}
+}
+
+// dropMessagesLocked removes every queued message, keeping the callbacks
+// in order, and returns how many it removed.
+func (q *deliveryQueue) dropMessagesLocked() int {
+	n := q.msgs
+	if n == 0 {
+		return 0
+	}
+	kept := q.items[:0]
+	for _, d := range q.items[q.head:] {
+		if d.msg == nil {
+			kept = append(kept, d)
+		}
+	}
+	clear(q.items[len(kept):])
+	q.items, q.head, q.msgs, q.bytes = kept, 0, 0, 0
+	return n
+}
+
+// seal makes sure no user code starts from now on: what is still queued is
+// dropped (messages counted as dropped) and a skipped OnDisconnect is
+// logged. A call already running goes on; nothing starts after it. Close
+// seals when its bound runs out, so that no callback runs after it returned.
+func (q *deliveryQueue) seal() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.sealed {
+		return
+	}
+	q.sealed, q.closed = true, true
+	skipped, onDisconnect := 0, false
+	for _, d := range q.items[q.head:] {
+		if d.fn != nil {
+			skipped++
+			onDisconnect = onDisconnect || d.last
+		}
+	}
+	if n := q.dropMessagesLocked(); n > 0 {
+		q.dropped.Add(uint64(n))
+	}
+	clear(q.items)
+	q.items, q.head = q.items[:0], 0
+	if skipped > 0 {
+		q.log.Warn("close ran out of time while user code was still running: queued callbacks skipped, never run",
+			zap.Int("skipped", skipped), zap.Bool("on_disconnect_skipped", onDisconnect))
+	}
+}
+
+// runHere runs the callbacks still queued on the calling goroutine, which
+// must be the delivery goroutine (user code calling Close): it cannot run
+// them itself until Close has returned, and nothing may run after that.
+func (q *deliveryQueue) runHere() {
+	for {
+		d, ok := q.take()
+		if !ok {
+			return
+		}
+		q.run(d)
+	}
 }
 
 func (q *deliveryQueue) pending() int {
@@ -265,14 +344,30 @@ func (q *deliveryQueue) startLocked() {
 	go q.drain()
 }
 
-// next takes the oldest item, or reports that the queue is empty (and the
-// goroutine must end).
+// next takes the oldest item, or reports that the queue is empty or sealed
+// (and the goroutine must end).
 func (q *deliveryQueue) next() (delivery, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
+	d, ok := q.takeLocked()
+	if !ok {
 		q.running = false
+	}
+	return d, ok
+}
+
+// take is next for runHere: the goroutine it runs on stays the worker.
+func (q *deliveryQueue) take() (delivery, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.takeLocked()
+}
+
+// takeLocked removes the oldest item, under the lock that seal takes: once
+// seal has returned no item is taken, so no user code starts.
+func (q *deliveryQueue) takeLocked() (delivery, bool) {
+	if q.head == len(q.items) || q.sealed {
+		q.items, q.head = q.items[:0], 0
 		return delivery{}, false
 	}
 	d := q.items[q.head]
@@ -325,13 +420,19 @@ func (q *deliveryQueue) run(d delivery) {
 				zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 		}
 	}()
+	q.mu.Lock()
+	deliver, sealed := q.deliver, q.sealed
+	q.mu.Unlock()
+	if sealed { // Close ran out of time since this item was taken
+		if d.msg != nil {
+			q.dropped.Add(1)
+		}
+		return
+	}
 	if d.fn != nil {
 		d.fn()
 		return
 	}
-	q.mu.Lock()
-	deliver := q.deliver
-	q.mu.Unlock()
 	if deliver == nil {
 		q.dropped.Add(1)
 		return

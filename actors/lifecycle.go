@@ -56,6 +56,12 @@ const (
 // supervisor's restart budget engages.
 func WithStableAfter(d time.Duration) Option { return func(c *Config) { c.StableAfter = d } }
 
+// attemptsSpent reports whether the current healing episode has made every
+// dial RetryCount allows; never with RetryForever.
+func (a *clientActor) attemptsSpent() bool {
+	return a.cfg.RetryCount != RetryForever && a.attempts >= a.limit
+}
+
 // WithHostDialRate sets the dial pacer that all clients of one actor
 // system share per host (the URL's host and port): at most burst dials at
 // once, then perSecond a second (default 20 and 20). A mass drop of many

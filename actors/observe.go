@@ -27,6 +27,7 @@ type observerQueue struct {
 	mu      sync.Mutex
 	items   []StateChange // FIFO
 	running bool
+	sealed  bool // Close has returned: the observer is not called again
 	dropLog everySecond
 
 	dropped atomic.Uint64
@@ -47,6 +48,10 @@ func (q *observerQueue) push(c StateChange) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.sealed {
+		q.dropped.Add(1)
+		return
+	}
 	if len(q.items) >= DefaultObserverQueue {
 		clear(q.items[:1])
 		q.items = q.items[1:]
@@ -68,7 +73,7 @@ func (q *observerQueue) drain() {
 	defer q.wg.Done()
 	for {
 		q.mu.Lock()
-		if len(q.items) == 0 {
+		if len(q.items) == 0 || q.sealed {
 			q.items, q.running = nil, false
 			q.mu.Unlock()
 			return
@@ -89,6 +94,23 @@ func (q *observerQueue) run(c StateChange) {
 		}
 	}()
 	q.fn(c)
+}
+
+// seal makes sure the observer is not called again (Close ran out of
+// time): the changes still queued are dropped and counted. A call running
+// now goes on.
+func (q *observerQueue) seal() {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.sealed = true
+	if n := len(q.items); n > 0 {
+		q.dropped.Add(uint64(n))
+		q.log.Warn("close ran out of time: queued state changes dropped, never observed", zap.Int("dropped", n))
+		q.items = nil
+	}
 }
 
 // wait waits for the observer goroutine, once nothing more is pushed.

@@ -30,7 +30,7 @@ func (e *IntensityError) Error() string {
 // guards against one strategy value serving several supervisors.
 type strategy struct {
 	o             options
-	recordReasons bool // a ClientSupervisor reads why it stopped a client
+	recordReasons bool // a ClientSupervisor's: it reads why it stopped a client, and stops one that never connected
 	mu            sync.Mutex
 	restarts      map[string][]time.Time // per child: restarts inside the window
 	all           map[string][]time.Time // per supervisor: restarts inside the intensity window
@@ -44,8 +44,16 @@ type strategy struct {
 //
 // A child that fails (a crash, or a client whose reconnect attempts are
 // spent) is restarted with the same PID while its budget
-// (WithRestartBudget) allows, and stopped for good after; a zenws client
-// that fails before it ever connected is stopped without a restart.
+// (WithRestartBudget) allows, and stopped for good after. That holds for a
+// client that has never connected too (its venue is down at start): the
+// restarted instance carries its backoff on, so the client keeps trying
+// while the budget lasts. To start a client during venue maintenance and
+// have it try until the venue is up, give it
+// actors.WithRetryCount(actors.RetryForever): it never fails to this
+// strategy for a recoverable error, spends no budget, and its handle's
+// WaitConnected returns once it is connected. (A ClientSupervisor stops a
+// client that fails before its first connection instead: StartClient
+// returns that error.)
 // ClientRestarted, ClientGaveUp and SupervisorGaveUp are published; the
 // ClientConnected and ClientDisconnected events come from a ClientSupervisor
 // only (use actors.WithStateObserver or the callbacks in your own parent).
@@ -71,12 +79,17 @@ func (s *strategy) HandleFailure(sys *actor.ActorSystem, sup actor.Supervisor, c
 		s.stop(sup, child, reason)
 		return
 	}
-	if c, ok := actors.Lookup(sys, child); ok && c.Health().Generation == 0 {
-		// It never connected: the first connect failed. StartClient returns
-		// that error and must leave no child behind.
-		log.Info("client failed before its first connection; stopping it")
-		s.stop(sup, child, reason)
-		return
+	if s.recordReasons {
+		// A ClientSupervisor's client that never connected: its first
+		// connect failed, StartClient returns that error and must leave no
+		// child behind. Under your own parent (NewStrategy) there is no
+		// StartClient waiting: such a client is restarted like any other,
+		// so that one started during venue maintenance keeps trying.
+		if c, ok := actors.Lookup(sys, child); ok && c.Health().Generation == 0 {
+			log.Info("client failed before its first connection; stopping it")
+			s.stop(sup, child, reason)
+			return
+		}
 	}
 
 	s.mu.Lock()

@@ -123,6 +123,10 @@ func Start(sys *actor.ActorSystem, opts ...Option) (*Supervisor, error) {
 type startChild struct {
 	cfg   actors.Config
 	reply chan startReply
+	// claim decides between the supervisor spawning the client and
+	// StartClient giving up on its ctx: whoever swaps it from 0 wins, so a
+	// client is never spawned for a StartClient that has returned.
+	claim atomic.Int32 // 0 open, 1 taken by the supervisor, 2 abandoned
 }
 
 type startReply struct {
@@ -148,6 +152,9 @@ func (a *supervisorActor) Receive(ctx actor.Context) {
 		// After a restart of the supervisor itself its children are gone.
 		a.publish()
 	case *startChild:
+		if !m.claim.CompareAndSwap(0, 1) {
+			return // StartClient returned already (its ctx ended)
+		}
 		if a.sh.stopping.Load() {
 			m.reply <- startReply{err: ErrStopped}
 			return
@@ -223,12 +230,31 @@ func (a *supervisorActor) publish() {
 // closed at the next change of the list.
 func (sh *shared) listed(pid *actor.PID) (bool, <-chan struct{}) {
 	changed := *sh.listChanged.Load()
-	for _, p := range *sh.list.Load() {
+	for _, p := range sh.live() {
 		if p.Equal(pid) {
 			return true, changed
 		}
 	}
 	return false, changed
+}
+
+// live is the published list without the clients that have stopped for
+// good. The supervisor actor learns of a stop from its Terminated message,
+// after the client has published StateDisconnected, run OnDisconnect and
+// released Wait; each client's own state is read so that ListClients
+// agrees with them at once.
+func (sh *shared) live() []*actor.PID {
+	l := *sh.list.Load()
+	out := make([]*actor.PID, 0, len(l))
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for _, pid := range l {
+		if c := sh.clients[pid.Id]; c != nil && c.State() == actors.StateDisconnected {
+			continue // stopped for good; its Terminated is on the way
+		}
+		out = append(out, pid)
+	}
+	return out
 }
 
 // Supervisor is a handle on a ClientSupervisor actor. Its methods are safe
@@ -268,7 +294,9 @@ func (s *Supervisor) shared() *shared {
 // returns its handle once it is connected. The first connect makes up to
 // 1 + RetryCount attempts, bounded by ctx; if it fails, StartClient returns
 // the error (a *actors.FatalError, *actors.GiveUpError or the context's
-// error) and no child is left behind.
+// error) and no child is left behind (nor listed by ListClients). With
+// actors.WithRetryCount(actors.RetryForever) it keeps trying until the
+// venue is up or ctx ends: the way to start a client during maintenance.
 //
 // OnConnect (actors.WithOnConnect) runs after every successful connection,
 // including after restarts; OnDisconnect when the client stops for good.
@@ -298,23 +326,26 @@ func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors
 		}
 	}
 	reply := make(chan startReply, 1)
-	sys.Root.Send(sh.pid, &startChild{cfg: cfg, reply: reply})
+	req := &startChild{cfg: cfg, reply: reply}
+	sys.Root.Send(sh.pid, req)
 	var r startReply
 	select {
 	case r = <-reply:
 	case <-sh.stopped:
 		return nil, ErrStopped
 	case <-ctx.Done():
-		// The supervisor may still spawn it: close it when it does.
-		go func() {
-			select {
-			case r := <-reply:
-				if r.c != nil {
-					_ = r.c.Close()
-				}
-			case <-sh.stopped:
+		if req.claim.CompareAndSwap(0, 2) {
+			return nil, fmt.Errorf("zenws: start client: %w", ctx.Err()) // never spawned
+		}
+		// The supervisor is spawning it right now: close it before
+		// returning, so that it is not listed after StartClient failed.
+		select {
+		case r = <-reply:
+			if r.c != nil {
+				_ = r.c.Close()
 			}
-		}()
+		case <-sh.stopped:
+		}
 		return nil, fmt.Errorf("zenws: start client: %w", ctx.Err())
 	}
 	if r.err != nil {
@@ -322,7 +353,7 @@ func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors
 	}
 	c := r.c
 	if err := c.WaitConnected(ctx); err != nil {
-		_ = c.Close()
+		_ = c.Close() // returns once it has stopped: it is no longer listed
 		return nil, err
 	}
 	return c, nil
@@ -368,17 +399,20 @@ func (s *Supervisor) StopClient(pid *actor.PID) error {
 }
 
 // ListClients returns the live clients, from a snapshot the supervisor
-// publishes on every change: no round trip to the actor. It is nil when
-// the handle cannot find the supervisor (not started yet, or stopped before
-// the handle first used it); empty when there are no clients, including
-// after Stop.
+// publishes on every change and each client's own published state: no
+// round trip to an actor. A client is listed from the moment StartClient
+// has it spawned until it stops for good: one whose StartClient failed is
+// not listed when StartClient returns, and one that has stopped (Close,
+// StopClient, a fatal error, a spent budget) is no longer listed when its
+// OnDisconnect runs or its Wait returns. It is nil when the handle cannot
+// find the supervisor (not started yet, or stopped before the handle first
+// used it); empty when there are no clients, including after Stop.
 func (s *Supervisor) ListClients() []*actor.PID {
 	sh := s.shared()
 	if sh == nil {
 		return nil
 	}
-	l := *sh.list.Load()
-	return append(make([]*actor.PID, 0, len(l)), l...)
+	return sh.live()
 }
 
 // Stop closes every client (each with close code 1000, never restarted),
