@@ -191,15 +191,14 @@ func (a *clientActor) started(ctx actor.Context) {
 		a.stopping = true
 		return
 	}
-	key := keyOf(a.sys, a.self)
-	if v, ok := registry.Load(key); ok {
-		a.d = v.(*durable)
+	reg := clients(a.sys)
+	if d, ok := reg.Load(a.self.Id); ok {
+		a.d = d
 	} else {
 		if a.cfg.Logger == nil {
 			a.cfg.Logger = zap.NewNop()
 		}
-		v, _ := registry.LoadOrStore(key, newDurable(a.sys, a.self, a.cfg))
-		a.d = v.(*durable)
+		a.d = reg.LoadOrStore(a.self.Id, newDurable(a.sys, a.self, a.cfg))
 	}
 	// A restarted instance carries on from the state its predecessor last
 	// set, so that StateChanges stay one chain across restarts.
@@ -699,7 +698,7 @@ func (a *clientActor) stopped() {
 	if d == nil {
 		return
 	}
-	registry.CompareAndDelete(keyOf(a.sys, a.self), d)
+	clients(a.sys).CompareAndDelete(a.self.Id, d)
 	a.setState(StateDisconnected)
 	var onDisconnect func()
 	if fn := a.cfg.OnDisconnect; fn != nil {

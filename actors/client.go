@@ -93,16 +93,16 @@ func spawn(parent actor.SpawnerContext, props *actor.Props, cfg Config) (*Client
 	}
 	pid := sys.NewLocalPID(id)
 	d := newDurable(sys, pid, cfg)
-	key := keyOf(sys, pid)
-	registry.Store(key, d)
+	reg := clients(sys)
+	reg.LoadOrStore(pid.Id, d) // a fresh id: nobody else has it
 	spawned, err := parent.SpawnNamed(props, name)
 	if err != nil {
-		registry.CompareAndDelete(key, d)
+		reg.CompareAndDelete(pid.Id, d)
 		return nil, fmt.Errorf("zenws: spawn client: %w", err)
 	}
 	if !spawned.Equal(pid) {
 		sys.Root.Stop(spawned)
-		registry.CompareAndDelete(key, d)
+		reg.CompareAndDelete(pid.Id, d)
 		return nil, fmt.Errorf("zenws: spawn client: got PID %s, expected %s", pidname.String(spawned), pidname.String(pid))
 	}
 	c := &Client{sys: sys, pid: pid}
@@ -128,11 +128,10 @@ func (c *Client) durable() *durable {
 	if c.sys == nil || c.pid == nil {
 		return nil
 	}
-	v, ok := registry.Load(keyOf(c.sys, c.pid))
+	d, ok := lookup(c.sys, c.pid)
 	if !ok {
 		return nil
 	}
-	d := v.(*durable)
 	c.d.Store(d)
 	return d
 }
@@ -396,12 +395,12 @@ func Lookup(sys *actor.ActorSystem, pid *actor.PID) (*Client, bool) {
 	if sys == nil || pid == nil {
 		return nil, false
 	}
-	v, ok := registry.Load(keyOf(sys, pid))
+	d, ok := lookup(sys, pid)
 	if !ok {
 		return nil, false
 	}
 	c := &Client{sys: sys, pid: pid}
-	c.d.Store(v.(*durable))
+	c.d.Store(d)
 	return c, true
 }
 

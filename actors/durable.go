@@ -10,12 +10,14 @@ import (
 
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/internal/redact"
+	"github.com/zenws/zenws/internal/sysreg"
 	"github.com/zenws/zenws/transport"
 )
 
 // durable is the part of a client that survives supervisor restarts: the
 // configuration, counters, the inbound queue and the published snapshot. A
-// restarted actor instance finds it again through the registry by PID.
+// restarted actor instance finds it again in its actor system's registry
+// of clients, by PID.
 // What must not survive (the connection, timers, heartbeat state) lives in
 // the clientActor instance.
 type durable struct {
@@ -216,15 +218,20 @@ func (d *durable) health() Health {
 	return h
 }
 
-// registry maps a running client actor to its durable state, so that a
-// restarted instance and NewClient handles find it by PID.
-var registry sync.Map // registryKey -> *durable
-
-type registryKey struct {
-	sys *actor.ActorSystem
-	id  string
+// clients is sys's registry of running client actors' durable states, by
+// PID id: a restarted instance and NewClient handles find it there. It
+// lives in the actor system (internal/sysreg), not in the package, so it
+// goes with its system.
+func clients(sys *actor.ActorSystem) *sysreg.Registry[*durable] {
+	return sysreg.For[*durable](sys, "zenws/actors/clients")
 }
 
-func keyOf(sys *actor.ActorSystem, pid *actor.PID) registryKey {
-	return registryKey{sys: sys, id: pid.Id}
+// lookup finds the durable state of the local client pid (a PID of another
+// node with the same id is not it).
+func lookup(sys *actor.ActorSystem, pid *actor.PID) (*durable, bool) {
+	d, ok := clients(sys).Load(pid.Id)
+	if !ok || d.pid.Address != pid.Address {
+		return nil, false
+	}
+	return d, true
 }

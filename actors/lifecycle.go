@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/extensions"
 
 	"github.com/zenws/zenws/actors/ratelimit"
+	"github.com/zenws/zenws/internal/sysreg"
 )
 
 // Connection life cycle: how a lost connection is redialled, how dials to
@@ -127,17 +127,13 @@ func guard(where string, fn func() error) (err error) {
 	return fn()
 }
 
-// The host dial pacers live in an actor-system extension, so that they
-// are shared by the clients of one system, never across systems, and go
-// away with their system (no package-global map).
-var pacerExtID = extensions.NextExtensionID()
-
-// pacerMu guards the extension's registration (Proto.Actor's Extensions
-// is a plain slice) and its map.
-var pacerMu sync.Mutex
-
+// The host dial pacers live in their actor system (internal/sysreg, the
+// registry helper the balancer and supervisor use too), so that they are
+// shared by the clients of one system, never across systems, and go away
+// with their system (no package-global map).
 type hostPacers struct {
-	m map[pacerKey]*ratelimit.Limiter
+	mu sync.Mutex
+	m  map[pacerKey]*ratelimit.Limiter
 }
 
 type pacerKey struct {
@@ -146,9 +142,6 @@ type pacerKey struct {
 	burst int
 }
 
-// ExtensionID implements extensions.Extension.
-func (*hostPacers) ExtensionID() extensions.ExtensionID { return pacerExtID }
-
 // hostPacer returns the dial pacer of sys for the host of cfg.URL; nil when
 // pacing is off.
 func hostPacer(sys *actor.ActorSystem, cfg Config) *ratelimit.Limiter {
@@ -156,13 +149,9 @@ func hostPacer(sys *actor.ActorSystem, cfg Config) *ratelimit.Limiter {
 		return nil
 	}
 	key := pacerKey{host: dialHost(cfg.URL), rate: cfg.HostDialRate, burst: cfg.HostDialBurst}
-	pacerMu.Lock()
-	defer pacerMu.Unlock()
-	ext, _ := sys.Extensions.Get(pacerExtID).(*hostPacers)
-	if ext == nil {
-		ext = &hostPacers{m: map[pacerKey]*ratelimit.Limiter{}}
-		sys.Extensions.Register(ext)
-	}
+	ext := sysreg.For[*hostPacers](sys, "zenws/actors/dial-pacers").LoadOrStore("all", &hostPacers{m: map[pacerKey]*ratelimit.Limiter{}})
+	ext.mu.Lock()
+	defer ext.mu.Unlock()
 	l := ext.m[key]
 	if l == nil {
 		var err error
