@@ -12,16 +12,10 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
+	"github.com/zenws/zenws/internal/guardian"
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/transport"
 )
-
-// standaloneGuardian supervises clients started with Connect, which have no
-// supervisor of their own: a client that gives up is stopped. Proto.Actor
-// keeps one guardian per strategy value and never removes it, so every such
-// client shares this one.
-var standaloneGuardian = actor.NewOneForOneStrategy(0, time.Second,
-	func(any) actor.Directive { return actor.StopDirective })
 
 // Client is a handle on a client actor. Its methods are safe for concurrent
 // use. Sends write straight to the connection the actor published (no
@@ -54,7 +48,7 @@ func Connect(ctx context.Context, sys *actor.ActorSystem, url string, opts ...Op
 	if err != nil {
 		return nil, err
 	}
-	c, err := spawn(sys.Root, Props(cfg).Configure(actor.WithGuardian(standaloneGuardian)), cfg)
+	c, err := spawn(sys.Root, Props(cfg).Configure(actor.WithGuardian(guardian.Stop)), cfg)
 	if err != nil {
 		return nil, err
 	}

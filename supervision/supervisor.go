@@ -13,6 +13,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer"
+	"github.com/zenws/zenws/internal/guardian"
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/internal/sysreg"
 )
@@ -23,12 +24,6 @@ var (
 	// ErrStopped: the supervisor has stopped.
 	ErrStopped = errors.New("zenws: supervisor stopped")
 )
-
-// stopGuardian supervises supervisors started with Start: a supervisor that
-// escalates (WithSupervisorIntensity) is stopped. One value for all of them,
-// because Proto.Actor keeps a guardian per strategy value for good.
-var stopGuardian = actor.NewOneForOneStrategy(0, time.Second,
-	func(any) actor.Directive { return actor.StopDirective })
 
 // shared is what a supervisor actor and its handles share, found by PID.
 type shared struct {
@@ -109,7 +104,7 @@ func Start(sys *actor.ActorSystem, opts ...Option) (*Supervisor, error) {
 	handles(sys).LoadOrStore(pid.Id, sh)
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &supervisorActor{o: o, strat: strat, sh: sh}
-	}, actor.WithSupervisor(strat), actor.WithGuardian(stopGuardian))
+	}, actor.WithSupervisor(strat), actor.WithGuardian(guardian.Stop))
 	if _, err := sys.Root.SpawnNamed(props, name); err != nil {
 		handles(sys).CompareAndDelete(pid.Id, sh)
 		return nil, fmt.Errorf("zenws: spawn supervisor: %w", err)
