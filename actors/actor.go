@@ -792,27 +792,16 @@ func (a *clientActor) route(m *frameMsg) {
 		in.Kind, in.ID, in.Unmatched = KindResponse, env.ID, true
 	default:
 		in.Kind = KindJSON
-		if ch, ok := combinedStream(m.data); ok {
-			in.Kind, in.Channel = KindNotification, ch
+		switch cl := a.cfg.classify(m.data); {
+		case cl.Channel != "": // a venue's own notification (Binance's combined streams)
+			in.Kind, in.Channel = KindNotification, cl.Channel
 			a.d.notifications.Add(1)
-		} else if _, binance := a.cfg.Dialect.(BinanceDialect); binance && serverShutdown(m.data) {
+			a.d.intent.seen(in.Channel, m.at)
+		case cl.Maintenance:
 			a.maintenanceNotice(m.gen) // bounded: see rotate.go
 		}
 	}
 	a.deliver(in)
-}
-
-// combinedStream reads Binance's combined-stream wrapper
-// {"stream":"btcusdt@trade","data":{...}}: the channel is "stream". Any
-// dialect: a client may take its streams from the URL
-// (/stream?streams=a/b) and never subscribe. Venue knowledge, kept here in
-// one place until venues become packages.
-func combinedStream(data []byte) (string, bool) {
-	ch, ok := jsonrpc.String(jsonrpc.Field(data, "stream"))
-	if !ok || ch == "" || jsonrpc.Field(data, "data") == nil {
-		return "", false
-	}
-	return ch, true
 }
 
 // jsonArray reports whether data is one valid JSON array.

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/ratelimit"
+	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -99,9 +100,11 @@ type Config struct {
 	OnConnect            func(*actor.PID)
 	OnDisconnect         func(*actor.PID)
 	StateObserver        func(StateChange)
-	Dialect              Dialect   // subscriptions; nil means DeribitDialect
-	Recorder             io.Writer // session recording (JSONL); nil: none
-	RecordFile           string    // or a file to record to
+	Dialect              Dialect     // subscriptions; nil: the venue's, else Deribit's
+	Venue                venue.Venue // a venue's protocol knowledge (WithVenue); nil: none
+	rateLimiterSet       bool        // WithRateLimiter was given: the venue's limiter is not used
+	Recorder             io.Writer   // session recording (JSONL); nil: none
+	RecordFile           string      // or a file to record to
 	OnRestoreFailed      func(client *actor.PID, channels []string, err error)
 	RateLimiter          *ratelimit.Limiter   // outbound frames; nil: none
 	RatePolicy           RatePolicy           // for the user's own traffic

@@ -104,6 +104,7 @@ type liveConn struct {
 }
 
 func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
+	cfg.venueLimiter() // per client: see venue.RateLimited
 	d := &durable{
 		cfg:      cfg,
 		sys:      sys,

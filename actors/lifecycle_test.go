@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/venue/binance"
 	"github.com/zenws/zenws/internal/testutil"
 	"github.com/zenws/zenws/transport/wstest"
 )
@@ -386,7 +387,7 @@ func TestPanickingCallbacksDoNotCrash(t *testing.T) {
 func TestMaintenanceNoticeFloodIsBounded(t *testing.T) {
 	srv := wstest.NewServer()
 	defer srv.Close()
-	c := connect(t, newSystem(t), srv.URL(), actors.WithDialect(actors.BinanceDialect{}), actors.WithHeartbeat(actors.HeartbeatDisabled, 0))
+	c := connect(t, newSystem(t), srv.URL(), actors.WithVenue(binance.Venue{}), actors.WithRateLimiter(nil, actors.RateWait), actors.WithHeartbeat(actors.HeartbeatDisabled, 0))
 	waitServerConn(t, srv)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

@@ -53,8 +53,11 @@ func (p RatePolicy) String() string {
 // are counted (ratelimit.Limiter.Charge). Share l between clients that share
 // the venue's limit (ratelimit.Deribit for one sub-account); see package
 // ratelimit for the presets.
+//
+// It overrides the venue's limiter (WithVenue); WithRateLimiter(nil, p)
+// turns rate limiting off even for a venue that has one.
 func WithRateLimiter(l *ratelimit.Limiter, p RatePolicy) Option {
-	return func(c *Config) { c.RateLimiter, c.RatePolicy = l, p }
+	return func(c *Config) { c.RateLimiter, c.RatePolicy, c.rateLimiterSet = l, p, true }
 }
 
 // WithDialLimiter makes every connection attempt (first connect, reconnects,

@@ -500,10 +500,7 @@ func (d *durable) converge(ctx context.Context, ss *subSession, rounds int) time
 // apply sends op for channels on ss's connection with the dialect's
 // requests, in order, and settles each request's outcome.
 func (d *durable) apply(ctx context.Context, ss *subSession, op SubscriptionOp, channels []string) {
-	dialect := d.cfg.Dialect
-	if dialect == nil {
-		dialect = DeribitDialect{}
-	}
+	dialect := d.cfg.dialect()
 	var reqs []SubscriptionRequest
 	// The Dialect is user code: a panic in it fails these channels with a
 	// *PanicError (retried with backoff), never a crash.
@@ -555,14 +552,6 @@ func firstN(channels []string, n int) []string {
 		return channels[:n]
 	}
 	return channels
-}
-
-// String returns "subscribe" or "unsubscribe".
-func (op SubscriptionOp) String() string {
-	if op == OpUnsubscribe {
-		return "unsubscribe"
-	}
-	return "subscribe"
 }
 
 // restore converges a new connection's session before the client reports

@@ -13,7 +13,6 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
-	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -525,15 +524,4 @@ func (a *clientActor) maintenanceNotice(gen uint64) {
 	a.d.log.Info("the server announced maintenance (serverShutdown) soon after a rotation: rotating later",
 		zap.Duration("in", wait), zap.Int("streak", a.noticeStreak))
 	a.rotateAfter(wait)
-}
-
-// serverShutdown reports whether a frame is Binance's maintenance notice,
-// {"event":{"e":"serverShutdown",...}}.
-func serverShutdown(data []byte) bool {
-	ev := jsonrpc.Field(data, "event")
-	if ev == nil {
-		return false
-	}
-	e, _ := jsonrpc.String(jsonrpc.Field(ev, "e"))
-	return e == "serverShutdown"
 }

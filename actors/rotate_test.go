@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/actors/venue/binance"
 	"github.com/zenws/zenws/transport/wstest"
 )
 
@@ -99,7 +100,7 @@ func TestServerShutdownTriggersRotation(t *testing.T) {
 	srv := wstest.NewServer()
 	defer srv.Close()
 	box := newInbox()
-	c := connect(t, newSystem(t), srv.URL(), actors.WithDialect(actors.BinanceDialect{}), actors.WithHandler(box.handle))
+	c := connect(t, newSystem(t), srv.URL(), actors.WithVenue(binance.Venue{}), actors.WithRateLimiter(nil, actors.RateWait), actors.WithHandler(box.handle))
 	ctx := ctxT(t, 10*time.Second)
 	conns, err := srv.WaitConns(ctx, 1)
 	if err != nil {

@@ -2,136 +2,40 @@ package actors
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
-	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/actors/venue"
 )
 
-// SubscriptionOp is subscribe or unsubscribe.
-type SubscriptionOp int
+// The subscription types are the venue package's (actors/venue), so that a
+// venue package can implement a Dialect without importing the client.
+
+// SubscriptionOp is subscribe or unsubscribe (venue.SubscriptionOp).
+type SubscriptionOp = venue.SubscriptionOp
 
 // Subscription operations.
 const (
-	OpSubscribe SubscriptionOp = iota + 1
-	OpUnsubscribe
+	OpSubscribe   = venue.OpSubscribe
+	OpUnsubscribe = venue.OpUnsubscribe
 )
 
-// SubscriptionRequest is one request a Dialect makes for some channels.
-type SubscriptionRequest struct {
-	Op       SubscriptionOp
-	Method   string   // e.g. "public/subscribe", "SUBSCRIBE"
-	Channels []string // the channels this request covers
-}
+// SubscriptionRequest is one request a Dialect makes for some channels
+// (venue.SubscriptionRequest).
+type SubscriptionRequest = venue.SubscriptionRequest
 
-// Dialect is how an exchange spells subscriptions. Implement it to add a
-// venue; DeribitDialect (the default) and BinanceDialect come with zenws.
-type Dialect interface {
-	// Requests splits channels into the requests op needs (Deribit sends
-	// private channels with private/subscribe).
-	Requests(op SubscriptionOp, channels []string) []SubscriptionRequest
-	// Encode builds the wire message of r with the client's id.
-	Encode(r SubscriptionRequest, id uint64) ([]byte, error)
-	// Confirmed reads a successful result: the channels of r that the
-	// server confirmed. The client keeps only the channels r names (each
-	// once): a channel a venue confirms that was never asked for is
-	// ignored and counted in Health.ConfirmationsIgnored.
-	Confirmed(r SubscriptionRequest, result json.RawMessage) ([]string, error)
-}
+// Dialect is how an exchange spells subscriptions (venue.Dialect).
+// Implement it to add a venue, or give the client a whole venue with
+// WithVenue; the default is Deribit's (package actors/venue/deribit).
+type Dialect = venue.Dialect
 
-// DeribitDialect: public/subscribe and public/unsubscribe with
-// {"channels":[...]}; channels starting with "user." go through
-// private/subscribe and private/unsubscribe (they need authentication). The
-// result lists the channels the server applied.
-type DeribitDialect struct{}
-
-// Requests implements Dialect.
-func (DeribitDialect) Requests(op SubscriptionOp, channels []string) []SubscriptionRequest {
-	verb := "subscribe"
-	if op == OpUnsubscribe {
-		verb = "unsubscribe"
-	}
-	var public, private []string
-	for _, ch := range channels {
-		if strings.HasPrefix(ch, "user.") {
-			private = append(private, ch)
-		} else {
-			public = append(public, ch)
-		}
-	}
-	var out []SubscriptionRequest
-	if len(public) > 0 {
-		out = append(out, SubscriptionRequest{Op: op, Method: "public/" + verb, Channels: public})
-	}
-	if len(private) > 0 {
-		out = append(out, SubscriptionRequest{Op: op, Method: "private/" + verb, Channels: private})
-	}
-	return out
-}
-
-// Encode implements Dialect.
-func (DeribitDialect) Encode(r SubscriptionRequest, id uint64) ([]byte, error) {
-	return jsonrpc.Build(id, r.Method, map[string][]string{"channels": r.Channels})
-}
-
-// Confirmed implements Dialect: the result is the list of channels.
-func (DeribitDialect) Confirmed(r SubscriptionRequest, result json.RawMessage) ([]string, error) {
-	var got []string
-	if err := json.Unmarshal(result, &got); err != nil {
-		return nil, fmt.Errorf("zenws: %s result is not a list of channels: %s", r.Method, result)
-	}
-	return got, nil
-}
-
-// BinanceDialect: {"method":"SUBSCRIBE","params":[...],"id":N}, and
-// "result":null is success for every channel of the request.
-type BinanceDialect struct{}
-
-// Requests implements Dialect. Binance allows 1024 streams per
-// connection; requests carry at most 200 each.
-func (BinanceDialect) Requests(op SubscriptionOp, channels []string) []SubscriptionRequest {
-	method := "SUBSCRIBE"
-	if op == OpUnsubscribe {
-		method = "UNSUBSCRIBE"
-	}
-	var out []SubscriptionRequest
-	for len(channels) > 0 {
-		n := min(len(channels), 200)
-		out = append(out, SubscriptionRequest{Op: op, Method: method, Channels: channels[:n]})
-		channels = channels[n:]
-	}
-	return out
-}
-
-// Encode implements Dialect.
-func (BinanceDialect) Encode(r SubscriptionRequest, id uint64) ([]byte, error) {
-	params, err := json.Marshal(r.Channels)
-	if err != nil {
-		return nil, err
-	}
-	b := []byte(`{"method":"` + r.Method + `","params":`)
-	b = append(b, params...)
-	return append(strconv.AppendUint(append(b, `,"id":`...), id, 10), '}'), nil
-}
-
-// Confirmed implements Dialect: null confirms every channel.
-func (BinanceDialect) Confirmed(r SubscriptionRequest, result json.RawMessage) ([]string, error) {
-	if string(result) != "null" {
-		return nil, fmt.Errorf("zenws: %s result is %s, want null", r.Method, result)
-	}
-	return r.Channels, nil
-}
-
-// WithDialect selects how subscriptions are spelled. Default
-// DeribitDialect.
+// WithDialect selects how subscriptions are spelled, over the venue's
+// (WithVenue). Default: the venue's, or Deribit's without a venue.
 func WithDialect(d Dialect) Option { return func(c *Config) { c.Dialect = d } }
 
 // WithOnRestoreFailed calls fn when re-subscribing after a reconnect fails

@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/venue/binance"
 	"github.com/zenws/zenws/transport/wstest"
 )
 
@@ -127,7 +128,7 @@ func TestBinanceDialect(t *testing.T) {
 		return nil, nil
 	}))
 	defer srv.Close()
-	c := connect(t, newSystem(t), srv.URL(), actors.WithDialect(actors.BinanceDialect{}))
+	c := connect(t, newSystem(t), srv.URL(), actors.WithDialect(binance.Dialect{}))
 	if err := c.Subscribe(ctxT(t, 2*time.Second), "btcusdt@trade", "btcusdt@depth"); err != nil {
 		t.Fatal(err)
 	}

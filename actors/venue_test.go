@@ -15,6 +15,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/ratelimit"
+	"github.com/zenws/zenws/actors/venue/binance"
 	"github.com/zenws/zenws/transport/wstest"
 )
 
@@ -25,8 +26,8 @@ func TestBinanceRateLimitAgainstSimulator(t *testing.T) {
 		return nil, nil
 	}))
 	defer srv.Close()
-	c := connect(t, newSystem(t), srv.URL(), actors.WithDialect(actors.BinanceDialect{}),
-		actors.WithRateLimiter(ratelimit.Binance(), actors.RateWait), actors.WithHeartbeat(actors.HeartbeatDisabled, 0))
+	c := connect(t, newSystem(t), srv.URL(), actors.WithVenue(binance.Venue{}), // its limiter: ratelimit.Binance()
+		actors.WithHeartbeat(actors.HeartbeatDisabled, 0))
 	for i := range 12 {
 		if err := c.Subscribe(ctxT(t, 5*time.Second), fmt.Sprintf("s%d@trade", i)); err != nil {
 			t.Fatalf("SUBSCRIBE %d: %v", i+1, err)
@@ -100,12 +101,13 @@ func TestRPCErrorReadsBinanceMsg(t *testing.T) {
 }
 
 // Binance's combined streams wrap events as {"stream":name,"data":event}:
-// the handler gets the stream as Channel (before: KindJSON, no Channel).
+// with the Binance venue the handler gets the stream as Channel (before:
+// KindJSON, no Channel), also for streams named in the URL.
 func TestBinanceCombinedStreamSetsChannel(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithEcho(false))
 	defer srv.Close()
 	box := newInbox()
-	c := connect(t, newSystem(t), srv.URL(), actors.WithHandler(box.handle))
+	c := connect(t, newSystem(t), srv.URL(), actors.WithVenue(binance.Venue{}), actors.WithHandler(box.handle))
 	conns, err := srv.WaitConns(ctxT(t, 2*time.Second), 1)
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	venue "github.com/zenws/zenws/actors/venue/deribit"
 	"github.com/zenws/zenws/internal/pidname"
 )
 
@@ -198,7 +199,7 @@ func NewSession(cfg Config) (*Session, error) {
 func (s *Session) Options() []actors.Option {
 	return []actors.Option{
 		actors.WithHeartbeat(actors.HeartbeatDeribit, s.cfg.Heartbeat),
-		actors.WithDialect(actors.DeribitDialect{}),
+		actors.WithVenue(venue.Venue{}),
 		actors.WithConnectHook(s.connectHook),
 		actors.WithSecrets(s.cfg.ClientSecret), // hidden from the client's logs, errors and recordings
 	}

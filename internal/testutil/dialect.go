@@ -4,13 +4,14 @@ import (
 	"sync/atomic"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/venue/deribit"
 )
 
 // PanickyDialect is Deribit's dialect that panics in Requests ("dialect
 // bug") once Armed is true: user code failing inside a restore or a
 // Subscribe.
 type PanickyDialect struct {
-	actors.DeribitDialect
+	deribit.Dialect
 	Armed *atomic.Bool
 }
 
@@ -19,5 +20,5 @@ func (p PanickyDialect) Requests(op actors.SubscriptionOp, chs []string) []actor
 	if p.Armed.Load() {
 		panic("dialect bug")
 	}
-	return p.DeribitDialect.Requests(op, chs)
+	return p.Dialect.Requests(op, chs)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/venue/binance"
 	"github.com/zenws/zenws/balancer"
 	"github.com/zenws/zenws/internal/testutil"
 	"github.com/zenws/zenws/supervision"
@@ -78,10 +79,10 @@ func TestLifecycleHostileInputs(t *testing.T) {
 			srv.DropAll()
 			testutil.Eventually(t, 3*time.Second, "redialled", func() bool { return c.Health().Generation == 2 && c.State() == actors.StateConnected })
 		}},
-		{"10: serverShutdown every 5 ms for 1.5 s (Binance dialect)", "at most one rotation per connection, spaced: <= 4 connections", func(t *testing.T) {
+		{"10: serverShutdown every 5 ms for 1.5 s (Binance venue)", "at most one rotation per connection, spaced: <= 4 connections", func(t *testing.T) {
 			srv := wstest.NewServer()
 			defer srv.Close()
-			c := connect(t, srv.URL(), actors.WithDialect(actors.BinanceDialect{}))
+			c := connect(t, srv.URL(), actors.WithVenue(binance.Venue{}), actors.WithRateLimiter(nil, actors.RateWait))
 			deadline := time.Now().Add(1500 * time.Millisecond)
 			for time.Now().Before(deadline) {
 				for _, conn := range srv.Conns() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/ratelimit"
+	vbinance "github.com/zenws/zenws/actors/venue/binance"
 	"github.com/zenws/zenws/internal/testutil"
 )
 
@@ -36,7 +37,7 @@ func stats(t *testing.T, c *actors.Client) binanceStats {
 // its own (the venue counts pings too; none are needed here).
 func binance(t *testing.T, lim *ratelimit.Limiter) (*actors.Client, inbox) {
 	t.Helper()
-	return connect(t, nodeVenue(t, "binance.js"), actors.WithDialect(actors.BinanceDialect{}),
+	return connect(t, nodeVenue(t, "binance.js"), actors.WithVenue(vbinance.Venue{}),
 		actors.WithRateLimiter(lim, actors.RateWait), actors.WithHeartbeat(actors.HeartbeatDisabled, 0))
 }
 

@@ -1,0 +1,86 @@
+// Package binance is Binance's venue for the zenws client (spot market
+// streams): its subscription dialect, its combined-stream notifications,
+// its maintenance notice and its per-connection rate limit.
+package binance
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/actors/ratelimit"
+	"github.com/zenws/zenws/actors/venue"
+)
+
+// Venue is Binance. Use it with actors.WithVenue(binance.Venue{}) (and the
+// server-ping heartbeat, actors.WithHeartbeat(actors.HeartbeatBinance, ...)):
+// the dialect below, combined-stream frames as notifications of their
+// stream, serverShutdown as a maintenance notice (the client rotates ahead
+// of it), and, unless the client has a limiter of its own,
+// ratelimit.Binance() (5 messages in any second, as Binance counts them).
+type Venue struct{}
+
+// Name returns "binance".
+func (Venue) Name() string { return "binance" }
+
+// Dialect returns Dialect{}.
+func (Venue) Dialect() venue.Dialect { return Dialect{} }
+
+// RateLimit returns ratelimit.Binance().
+func (Venue) RateLimit() *ratelimit.Limiter { return ratelimit.Binance() }
+
+// Classify implements venue.Classifier: a combined-stream wrapper
+// {"stream":"btcusdt@trade","data":{...}} is a notification of its stream;
+// {"event":{"e":"serverShutdown",...}} is a maintenance notice.
+func (Venue) Classify(data []byte) venue.Class {
+	if ch, ok := jsonrpc.String(jsonrpc.Field(data, "stream")); ok && ch != "" && jsonrpc.Field(data, "data") != nil {
+		return venue.Class{Channel: ch}
+	}
+	if ev := jsonrpc.Field(data, "event"); ev != nil {
+		if e, _ := jsonrpc.String(jsonrpc.Field(ev, "e")); e == "serverShutdown" {
+			return venue.Class{Maintenance: true}
+		}
+	}
+	return venue.Class{}
+}
+
+// Dialect is Binance's subscriptions: {"method":"SUBSCRIBE","params":[...],
+// "id":N}, and "result":null is success for every channel of the request.
+// Binance allows 1024 streams per connection; requests carry at most 200
+// each.
+type Dialect struct{}
+
+// Requests implements venue.Dialect.
+func (Dialect) Requests(op venue.SubscriptionOp, channels []string) []venue.SubscriptionRequest {
+	method := "SUBSCRIBE"
+	if op == venue.OpUnsubscribe {
+		method = "UNSUBSCRIBE"
+	}
+	var out []venue.SubscriptionRequest
+	for len(channels) > 0 {
+		n := min(len(channels), 200)
+		out = append(out, venue.SubscriptionRequest{Op: op, Method: method, Channels: channels[:n]})
+		channels = channels[n:]
+	}
+	return out
+}
+
+// Encode implements venue.Dialect.
+func (Dialect) Encode(r venue.SubscriptionRequest, id uint64) ([]byte, error) {
+	params, err := json.Marshal(r.Channels)
+	if err != nil {
+		return nil, err
+	}
+	b := []byte(`{"method":"` + r.Method + `","params":`)
+	b = append(b, params...)
+	return append(strconv.AppendUint(append(b, `,"id":`...), id, 10), '}'), nil
+}
+
+// Confirmed implements venue.Dialect: null confirms every channel.
+func (Dialect) Confirmed(r venue.SubscriptionRequest, result json.RawMessage) ([]string, error) {
+	if string(result) != "null" {
+		return nil, fmt.Errorf("zenws: %s result is %s, want null", r.Method, result)
+	}
+	return r.Channels, nil
+}

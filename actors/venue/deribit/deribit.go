@@ -1,0 +1,78 @@
+// Package deribit is Deribit's venue for the zenws client: its
+// subscription dialect and its per-connection rate limits. (Authentication,
+// token refresh and the heartbeat's set-up are the session adapter in
+// package actors/deribit, built on this one.)
+package deribit
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/actors/ratelimit"
+	"github.com/zenws/zenws/actors/venue"
+)
+
+// Venue is Deribit. Use it with actors.WithVenue(deribit.Venue{}): the
+// dialect below and, unless the client has a limiter of its own, Limiter.
+type Venue struct {
+	// Limiter is the sub-account's limiter (ratelimit.Deribit(tier)):
+	// Deribit counts credits per sub-account across its connections, so
+	// give every client of the account the same one. Nil: no limiter.
+	Limiter *ratelimit.Limiter
+}
+
+// Name returns "deribit".
+func (Venue) Name() string { return "deribit" }
+
+// Dialect returns Dialect{}.
+func (Venue) Dialect() venue.Dialect { return Dialect{} }
+
+// RateLimit returns v.Limiter.
+func (v Venue) RateLimit() *ratelimit.Limiter { return v.Limiter }
+
+// Dialect is Deribit's subscriptions: public/subscribe and
+// public/unsubscribe with {"channels":[...]}; channels starting with
+// "user." go through private/subscribe and private/unsubscribe (they need
+// authentication). The result lists the channels the server applied (a
+// channel it does not know is left out).
+type Dialect struct{}
+
+// Requests implements venue.Dialect.
+func (Dialect) Requests(op venue.SubscriptionOp, channels []string) []venue.SubscriptionRequest {
+	verb := "subscribe"
+	if op == venue.OpUnsubscribe {
+		verb = "unsubscribe"
+	}
+	var public, private []string
+	for _, ch := range channels {
+		if strings.HasPrefix(ch, "user.") {
+			private = append(private, ch)
+		} else {
+			public = append(public, ch)
+		}
+	}
+	var out []venue.SubscriptionRequest
+	if len(public) > 0 {
+		out = append(out, venue.SubscriptionRequest{Op: op, Method: "public/" + verb, Channels: public})
+	}
+	if len(private) > 0 {
+		out = append(out, venue.SubscriptionRequest{Op: op, Method: "private/" + verb, Channels: private})
+	}
+	return out
+}
+
+// Encode implements venue.Dialect.
+func (Dialect) Encode(r venue.SubscriptionRequest, id uint64) ([]byte, error) {
+	return jsonrpc.Build(id, r.Method, map[string][]string{"channels": r.Channels})
+}
+
+// Confirmed implements venue.Dialect: the result is the list of channels.
+func (Dialect) Confirmed(r venue.SubscriptionRequest, result json.RawMessage) ([]string, error) {
+	var got []string
+	if err := json.Unmarshal(result, &got); err != nil {
+		return nil, fmt.Errorf("zenws: %s result is not a list of channels: %s", r.Method, result)
+	}
+	return got, nil
+}
