@@ -362,7 +362,7 @@ func (a *clientActor) connected(conn *transport.Conn, pings *serverPings) {
 	// and then the subscription restore run before the client reports
 	// itself connected.
 	ss := d.intent.open(conn, a.gen, a.cfg.RestoreSubscriptions)
-	if len(a.cfg.ConnectHooks) == 0 && len(d.intent.list()) == 0 {
+	if len(d.cfg.ConnectHooks) == 0 && len(d.intent.list()) == 0 {
 		a.ready()
 		return
 	}
@@ -528,6 +528,14 @@ func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*
 	var env jsonrpc.Envelope
 	isJSON := false
 	if typ == websocket.MessageText {
+		if d.textPong(gen, data) {
+			return nil, true // the venue's text heartbeat answered (heartbeat.go)
+		}
+		if r, ok := d.cfg.correlate(data); ok { // a venue's own answers (OKX's events)
+			if key, ok := jsonrpc.Key(r.ID); ok && d.pending.resolve(key, data) {
+				return nil, true
+			}
+		}
 		env, isJSON = jsonrpc.Peek(data)
 		if isJSON && env.ID != nil && (env.Result != nil || env.Error != nil) {
 			if key, ok := jsonrpc.Key(env.ID); ok && d.pending.resolve(key, data) {

@@ -103,6 +103,7 @@ type Config struct {
 	Dialect              Dialect     // subscriptions; nil: the venue's, else Deribit's
 	Venue                venue.Venue // a venue's protocol knowledge (WithVenue); nil: none
 	rateLimiterSet       bool        // WithRateLimiter was given: the venue's limiter is not used
+	heartbeatSet         bool        // WithHeartbeat was given: the venue's heartbeat is not used
 	Recorder             io.Writer   // session recording (JSONL); nil: none
 	RecordFile           string      // or a file to record to
 	OnRestoreFailed      func(client *actor.PID, channels []string, err error)
@@ -196,6 +197,7 @@ func NewConfig(url string, opts ...Option) (Config, error) {
 			o(&cfg)
 		}
 	}
+	cfg.venueHeartbeat()
 	if cfg.ServerPingWindow == 0 {
 		cfg.ServerPingWindow = 3 * cfg.HeartbeatInterval
 	}
@@ -231,6 +233,10 @@ func (cfg Config) Validate() error {
 	}
 	switch cfg.Heartbeat {
 	case HeartbeatDisabled, HeartbeatPingPong, HeartbeatDeribit, HeartbeatBinance:
+	case HeartbeatText:
+		if _, ok := cfg.Venue.(venue.TextPinger); !ok {
+			bad("Heartbeat", "HeartbeatText needs a venue with a text heartbeat (venue.TextPinger, WithVenue)")
+		}
 	default:
 		bad("Heartbeat", fmt.Sprintf("unknown heartbeat type %d", int(cfg.Heartbeat)))
 	}
@@ -340,7 +346,7 @@ func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.Req
 // interval must be at least MinHeartbeatInterval (10 ms) unless disabled.
 // See HeartbeatType for what each kind does.
 func WithHeartbeat(t HeartbeatType, interval time.Duration) Option {
-	return func(c *Config) { c.Heartbeat, c.HeartbeatInterval = t, interval }
+	return func(c *Config) { c.Heartbeat, c.HeartbeatInterval, c.heartbeatSet = t, interval, true }
 }
 
 // WithHeartbeatMisses sets how many heartbeats in a row may go unanswered

@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
+	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/internal/redact"
 	"github.com/zenws/zenws/internal/sysreg"
@@ -86,6 +87,11 @@ type durable struct {
 	publishQueued atomic.Bool // an intentChanged is in the actor's mailbox (restore.go)
 	restoreLog    limitedLine // "restoring subscriptions failed" at WARN, at most once a second
 
+	// The venue (venue_option.go, heartbeat.go).
+	correlator bool            // the venue correlates its own answers (venue.Correlator)
+	textPing   *venue.TextPing // the venue's text heartbeat, when the client uses it
+	pongs      chan struct{}   // a text pong arrived (room for one)
+
 	// Operator's view (issue 13, logging.go, health.go).
 	lossLog    limitedLine  // "connection lost" at WARN, at most once a second
 	attemptLog limitedLine  // "connection attempt failed" at WARN, at most once a second
@@ -104,7 +110,7 @@ type liveConn struct {
 }
 
 func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
-	cfg.venueLimiter() // per client: see venue.RateLimited
+	cfg.venueParts() // per client: the venue's limiter, secrets, connect work
 	d := &durable{
 		cfg:      cfg,
 		sys:      sys,
@@ -115,6 +121,11 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		finished: make(chan struct{}),
 	}
 	d.secrets = newScrubber(cfg)
+	_, d.correlator = cfg.Venue.(venue.Correlator)
+	if tp, ok := cfg.Venue.(venue.TextPinger); ok && cfg.Heartbeat == HeartbeatText {
+		p := tp.TextPing()
+		d.textPing, d.pongs = &p, make(chan struct{}, 1)
+	}
 	d.endpoint, d.label = redact.URL(cfg.URL), d.secrets.String(cfg.Label)
 	d.log = scrubbedLogger(cfg.Logger, d.secrets).With(pidname.Field("client", pid), zap.String("url", d.endpoint))
 	if d.label != "" {

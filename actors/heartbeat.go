@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
@@ -62,6 +63,11 @@ func (a *clientActor) heartbeatTick(ctx actor.Context, m *hbTick) {
 		// Like a ping: one public/test in flight, ended by its own timeout.
 		if !a.hb.outstanding {
 			a.sendTest()
+		}
+	case HeartbeatText:
+		// Like a ping: the venue's text ping, answered by its text pong.
+		if !a.hb.outstanding {
+			a.sendTextPing()
 		}
 	case HeartbeatBinance:
 		last := a.hb.since
@@ -148,6 +154,43 @@ func (a *clientActor) pingDone(ctx actor.Context, m *pingResult) {
 	default:
 		a.miss(ctx, "ping")
 	}
+}
+
+// sendTextPing sends the venue's text ping (venue.TextPinger); the reader
+// signals its pong (textPong), which gives the round trip.
+func (a *clientActor) sendTextPing() {
+	conn, d, gen, p := a.conn, a.d, a.gen, a.d.textPing
+	a.probe(func(ctx context.Context) (time.Duration, error) {
+		select { // a pong left over from an earlier ping does not answer this one
+		case <-d.pongs:
+		default:
+		}
+		start := time.Now()
+		if err := d.writeOn(ctx, conn, gen, websocket.MessageText, p.Ping); err != nil {
+			return 0, err
+		}
+		select {
+		case <-d.pongs:
+			return time.Since(start), nil
+		case <-ctx.Done():
+			return 0, fmt.Errorf("no %q within %v: %w", p.Pong, time.Since(start).Round(time.Millisecond), ErrTimeout)
+		case <-conn.Done():
+			return 0, ErrDisconnected
+		}
+	})
+}
+
+// textPong reports whether a text frame is the venue's text pong; it
+// answers the ping in flight. Called on the reader goroutine.
+func (d *durable) textPong(gen uint64, data []byte) bool {
+	if d.textPing == nil || !bytes.Equal(data, d.textPing.Pong) {
+		return false
+	}
+	select {
+	case d.pongs <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // sendTest sends Deribit's periodic public/test through the pending table,

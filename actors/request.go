@@ -307,6 +307,10 @@ func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall
 	rtt := time.Since(start)
 	d.latency.add(rtt)
 	d.tel.roundTrip(rtt)
+	if cr, ok := d.cfg.correlate(r.resp); ok && cr.Err != nil {
+		rpcErr := &RPCError{Code: cr.Err.Code, Message: cr.Err.Message, secrets: d.secrets}
+		return json.RawMessage(r.resp), rpcErr
+	}
 	if renv, _ := jsonrpc.Peek(r.resp); hasError(renv) {
 		rpcErr := parseRPCError(renv.Error)
 		rpcErr.secrets = d.secrets
@@ -374,6 +378,15 @@ func (d *durable) call(ctx context.Context, v via, build func(id uint64) ([]byte
 			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 		}
 		key := "n" + strconv.FormatUint(id, 10)
+		if d.correlator {
+			// A venue's own requests may spell the id as a string (OKX):
+			// its answers carry it so.
+			if env, ok := jsonrpc.Peek(msg); ok {
+				if k, ok := jsonrpc.Key(env.ID); ok {
+					key = k
+				}
+			}
+		}
 		pc, err := d.pending.register(key)
 		if errors.Is(err, ErrDuplicateID) {
 			continue

@@ -14,7 +14,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
-	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -516,8 +515,7 @@ func (d *durable) apply(ctx context.Context, ss *subSession, op SubscriptionOp, 
 			if err != nil {
 				return err
 			}
-			env, _ := jsonrpc.Peek(resp)
-			if confirmed, err = dialect.Confirmed(r, env.Result); err != nil {
+			if confirmed, err = dialect.Confirmed(r, d.resultOf(resp)); err != nil {
 				return err
 			}
 			confirmed = d.onlyAsked(r, confirmed)

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -95,10 +96,20 @@ func (s *Setup) Call(ctx context.Context, method string, params any) (json.RawMe
 	return json.RawMessage(env.Result), nil
 }
 
-// Request is Client.Request on this connection.
+// Request is Client.Request on this connection. A refusal is an
+// *RPCError that errors.As also finds as a *venue.Error (venue.Session).
 func (s *Setup) Request(ctx context.Context, msg []byte) (json.RawMessage, error) {
-	return s.d.request(ctx, s.via(), msg)
+	resp, err := s.d.request(ctx, s.via(), msg)
+	var rpc *RPCError
+	if errors.As(err, &rpc) {
+		return resp, fmt.Errorf("%w%.0w", rpc, &venue.Error{Code: rpc.Code, Message: rpc.Message})
+	}
+	return resp, err
 }
+
+// NextID returns a fresh id from the client's own sequence, for a request
+// a connect hook or venue builds (venue.Session).
+func (s *Setup) NextID() uint64 { return s.d.ids.Add(1) }
 
 // Send is Client.Send on this connection.
 func (s *Setup) Send(ctx context.Context, data []byte) error {

@@ -55,6 +55,12 @@ const (
 	HeartbeatPingPong
 	HeartbeatDeribit
 	HeartbeatBinance
+	// HeartbeatText is the venue's text heartbeat (venue.TextPinger, such
+	// as OKX's "ping"/"pong"): the client sends the venue's ping every
+	// interval and counts an interval without its pong as a miss. A
+	// client whose venue has one uses it unless WithHeartbeat says
+	// otherwise.
+	HeartbeatText
 )
 
 // String returns the name used in logs.
@@ -68,6 +74,8 @@ func (h HeartbeatType) String() string {
 		return "deribit"
 	case HeartbeatBinance:
 		return "binance"
+	case HeartbeatText:
+		return "text"
 	}
 	return "HeartbeatType(" + strconv.Itoa(int(h)) + ")"
 }

@@ -1,6 +1,11 @@
 package actors
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/actors/venue/deribit"
 )
@@ -36,6 +41,39 @@ func (c *Config) dialect() Dialect {
 	return defaultDialect
 }
 
+// venueHeartbeat makes a venue's text heartbeat the client's unless
+// WithHeartbeat chose one.
+func (c *Config) venueHeartbeat() {
+	if c.heartbeatSet || c.Venue == nil {
+		return
+	}
+	if tp, ok := c.Venue.(venue.TextPinger); ok {
+		if p := tp.TextPing(); len(p.Ping) > 0 && p.Every > 0 {
+			c.Heartbeat, c.HeartbeatInterval = HeartbeatText, p.Every
+		}
+	}
+}
+
+// venueParts fills in what a venue adds for one client: its limiter (see
+// venueLimiter), its secrets, and its connect work as the first hook.
+func (c *Config) venueParts() {
+	c.venueLimiter()
+	if s, ok := c.Venue.(venue.Secreter); ok {
+		c.Secrets = append(c.Secrets[:len(c.Secrets):len(c.Secrets)], s.Secrets()...)
+	}
+	if cn, ok := c.Venue.(venue.Connector); ok {
+		hook := func(ctx context.Context, s *Setup) error {
+			err := cn.OnConnect(ctx, s)
+			var pe *venue.PermanentError
+			if errors.As(err, &pe) {
+				return Fatal(err)
+			}
+			return err
+		}
+		c.ConnectHooks = append([]ConnectHook{hook}, c.ConnectHooks...)
+	}
+}
+
 // venueLimiter fills in the venue's rate limiter for a client that has
 // none of its own (asked once per client: see venue.RateLimited).
 func (c *Config) venueLimiter() {
@@ -45,6 +83,31 @@ func (c *Config) venueLimiter() {
 	if rl, ok := c.Venue.(venue.RateLimited); ok {
 		c.RateLimiter = rl.RateLimit()
 	}
+}
+
+// correlate asks the venue (a venue.Correlator) which request a frame
+// answers; a panicking Correlator matches nothing.
+func (c *Config) correlate(data []byte) (r venue.Response, ok bool) {
+	v, is := c.Venue.(venue.Correlator)
+	if !is {
+		return venue.Response{}, false
+	}
+	defer func() {
+		if recover() != nil {
+			r, ok = venue.Response{}, false
+		}
+	}()
+	return v.Correlate(data)
+}
+
+// resultOf is what a response carries for Dialect.Confirmed: the venue's
+// Result, or the JSON-RPC "result".
+func (d *durable) resultOf(resp []byte) json.RawMessage {
+	if r, ok := d.cfg.correlate(resp); ok {
+		return r.Result
+	}
+	env, _ := jsonrpc.Peek(resp)
+	return json.RawMessage(env.Result)
 }
 
 // classify asks the venue what a frame is; a panicking Classifier leaves

@@ -16,7 +16,10 @@
 package venue
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"time"
 
 	"github.com/zenws/zenws/actors/ratelimit"
 )
@@ -95,4 +98,102 @@ type Dialect interface {
 	// once): a channel a venue confirms that was never asked for is
 	// ignored and counted in Health.ConfirmationsIgnored.
 	Confirmed(r SubscriptionRequest, result json.RawMessage) ([]string, error)
+}
+
+// Correlator is a Venue whose answers to requests are not JSON-RPC
+// responses ({"id":..,"result"|"error":..}): it says which request a frame
+// answers. Correlate sees every text frame on the reader goroutine before
+// anything else (keep it fast; a panic is recovered and the frame treated
+// as not an answer).
+type Correlator interface {
+	Correlate(data []byte) (Response, bool)
+}
+
+// Response is a frame a Correlator matched to a request.
+type Response struct {
+	// ID is the request's id as it appears in the frame (raw JSON: a
+	// number or a string), matched with the id of the request the client
+	// sent.
+	ID json.RawMessage
+	// Result is what a successful answer carries, for Dialect.Confirmed.
+	Result json.RawMessage
+	// Err is the venue's refusal; nil for a success.
+	Err *Error
+}
+
+// Error is a venue's refusal of a request (the client returns it as an
+// *actors.RPCError; a Session's errors match *Error too).
+type Error struct {
+	Code    int
+	Message string
+}
+
+// Error returns "venue error <code>: <message>".
+func (e *Error) Error() string { return fmt.Sprintf("venue error %d: %s", e.Code, e.Message) }
+
+// Connector is a Venue with work to do on every new connection before the
+// client restores its subscriptions and reports itself connected, such as
+// a login. An error fails the connection attempt (retried with backoff); a
+// venue marks a permanent one (wrong credentials) with actors.Fatal's
+// counterpart, Permanent.
+type Connector interface {
+	OnConnect(ctx context.Context, s Session) error
+}
+
+// Permanent marks err as one that retrying cannot cure (wrong
+// credentials): returned from OnConnect, the client stops instead of
+// retrying.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// PermanentError is an error Permanent marked.
+type PermanentError struct{ Err error }
+
+// Error returns the cause's text.
+func (e *PermanentError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Session is a new connection while a Connector's OnConnect runs (the
+// client's actors.Setup). Its requests go on that connection only.
+type Session interface {
+	// NextID returns a fresh id from the client's own sequence, for a
+	// request the venue builds.
+	NextID() uint64
+	// Request sends msg, which carries an id, and waits for the frame
+	// that answers it (the venue's Correlator, or a JSON-RPC response);
+	// a refusal is an error that errors.As finds as an *Error.
+	Request(ctx context.Context, msg []byte) (json.RawMessage, error)
+	// Send writes one text message.
+	Send(ctx context.Context, data []byte) error
+	// AddSecrets names values the client must never show (a signature).
+	AddSecrets(values ...string)
+	// Generation is the connection's generation.
+	Generation() uint64
+}
+
+// TextPinger is a Venue whose heartbeat is a text message: the client
+// sends Ping every Every (unless the user chose another heartbeat) and
+// counts the interval unanswered when no Pong came back. Pong frames are
+// consumed, never delivered.
+type TextPinger interface {
+	TextPing() TextPing
+}
+
+// TextPing is a text heartbeat.
+type TextPing struct {
+	Ping, Pong []byte
+	Every      time.Duration
+}
+
+// Secreter is a Venue that holds secrets of its own (credentials): the
+// client hides them from every log line, error, Health field and
+// recording.
+type Secreter interface {
+	Secrets() []string
 }
