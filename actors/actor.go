@@ -767,10 +767,8 @@ func (a *clientActor) publish() {
 	a.pushHealth()
 }
 
-var (
-	methodSubscription = []byte(`"subscription"`)
-	methodHeartbeat    = []byte(`"heartbeat"`)
-)
+// methodSubscription is a JSON-RPC subscription notification's method.
+var methodSubscription = []byte(`"subscription"`)
 
 // route classifies one inbound frame: heartbeats are consumed, everything
 // else is queued for the handler or subscriber.
@@ -789,7 +787,7 @@ func (a *clientActor) route(m *frameMsg) {
 		if jsonArray(m.data) { // Kraken and Bitfinex send arrays
 			in.Kind = KindJSON
 		}
-	case a.consumeHeartbeat(m.gen, env):
+	case a.consumeHeartbeat(m.gen, env, m.data):
 		return
 	case bytes.Equal(env.Method, methodSubscription):
 		in.Kind = KindNotification

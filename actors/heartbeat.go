@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -200,7 +199,7 @@ func (a *clientActor) sendTest() {
 	conn, gen, d := a.conn, a.gen, a.d
 	a.probe(func(ctx context.Context) (time.Duration, error) {
 		start := time.Now()
-		_, err := d.call(ctx, via{conn: conn, pace: paceCharge, gen: gen}, publicTest)
+		_, err := d.call(ctx, via{conn: conn, pace: paceCharge, gen: gen}, d.probeRequest)
 		return time.Since(start), err
 	})
 }
@@ -226,29 +225,34 @@ func (a *clientActor) answerTestRequest(conn *transport.Conn, gen uint64) {
 		defer d.testAnswers.Delete(conn)
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		defer cancel()
-		if _, err := d.call(ctx, via{conn: conn, pace: paceCharge, gen: gen}, publicTest); err != nil {
+		if _, err := d.call(ctx, via{conn: conn, pace: paceCharge, gen: gen}, d.probeRequest); err != nil {
 			d.log.Debug("answer to test_request", zap.Error(err))
 		}
 	}()
 }
 
-func publicTest(id uint64) ([]byte, error) {
-	return []byte(`{"jsonrpc":"2.0","id":` + strconv.FormatUint(id, 10) + `,"method":"public/test","params":{}}`), nil
+// probeRequest builds the venue's probe (venue.Prober) with id.
+func (d *durable) probeRequest(id uint64) ([]byte, error) {
+	var b []byte
+	err := guard("venue probe", func() error { b = d.cfg.prober().ProbeRequest(id); return nil })
+	return b, err
 }
 
-// consumeHeartbeat reports whether an inbound JSON message is a Deribit
-// heartbeat notification (and answers a test_request). Heartbeat traffic
-// never reaches the handler; replies to the client's public/test requests
-// are consumed on the reader goroutine like every request's.
-func (a *clientActor) consumeHeartbeat(gen uint64, env *jsonrpc.Envelope) bool {
-	if a.cfg.Heartbeat != HeartbeatDeribit || !bytes.Equal(env.Method, methodHeartbeat) {
+// consumeHeartbeat reports whether an inbound JSON notification is the
+// venue's heartbeat traffic (venue.Prober; Deribit's heartbeat and
+// test_request by default), and answers one that asks for it at once.
+// Heartbeat traffic never reaches the handler; replies to the client's
+// probes are consumed on the reader goroutine like every request's.
+func (a *clientActor) consumeHeartbeat(gen uint64, env *jsonrpc.Envelope, data []byte) bool {
+	if a.cfg.Heartbeat != HeartbeatDeribit || env.Method == nil || env.ID != nil {
 		return false
 	}
-	typ, _ := jsonrpc.String(jsonrpc.Field(env.Params, "type"))
-	if typ == "test_request" {
+	var heartbeat, answer bool
+	_ = guard("venue heartbeat", func() error { heartbeat, answer = a.cfg.prober().HeartbeatFrame(data); return nil })
+	if answer {
 		if conn := a.connOf(gen); conn != nil {
 			a.answerTestRequest(conn, gen)
 		}
 	}
-	return true
+	return heartbeat
 }

@@ -20,12 +20,21 @@ import (
 // classification, no limiter.
 func WithVenue(v venue.Venue) Option { return func(c *Config) { c.Venue = v } }
 
-// defaultDialect is the dialect of a client without a venue or a dialect
-// of its own: Deribit's, as decided (ARCHITECTURE.md, "The default
-// subscription dialect is Deribit's"). The one place the core names a
-// venue; the contract's HeartbeatDeribit and HeartbeatBinance name the
-// other two.
-var defaultDialect venue.Dialect = deribit.Dialect{}
+// defaultVenue is what a client without a venue of its own speaks:
+// Deribit's dialect, as decided (ARCHITECTURE.md, "The default
+// subscription dialect is Deribit's"), and Deribit's probe for the
+// contract's HeartbeatDeribit. The one place the core names a venue (the
+// contract's HeartbeatDeribit and HeartbeatBinance name it too).
+var defaultVenue = deribit.Venue{}
+
+// prober is the venue whose request heartbeat HeartbeatDeribit uses: the
+// client's venue when it has one, else the default.
+func (c *Config) prober() venue.Prober {
+	if p, ok := c.Venue.(venue.Prober); ok {
+		return p
+	}
+	return defaultVenue
+}
 
 // dialect is the client's subscription dialect: WithDialect's, else the
 // venue's, else the default.
@@ -38,7 +47,7 @@ func (c *Config) dialect() Dialect {
 			return d
 		}
 	}
-	return defaultDialect
+	return defaultVenue.Dialect()
 }
 
 // venueHeartbeat makes a venue's text heartbeat the client's unless

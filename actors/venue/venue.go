@@ -197,3 +197,17 @@ type TextPing struct {
 type Secreter interface {
 	Secrets() []string
 }
+
+// Prober is a Venue whose heartbeat is a request (Deribit's public/test):
+// with actors.HeartbeatDeribit the client sends ProbeRequest every interval
+// and counts one unanswered within the interval as a miss. The venue's own
+// heartbeat notifications are consumed, never delivered; one that asks for
+// an answer at once (Deribit's test_request) is answered with a probe.
+type Prober interface {
+	// ProbeRequest is one probe request carrying id; its answer is matched
+	// like any response to the client's requests.
+	ProbeRequest(id uint64) []byte
+	// HeartbeatFrame reports whether a JSON notification is the venue's
+	// heartbeat traffic, and whether it asks for an answer at once.
+	HeartbeatFrame(data []byte) (heartbeat, answer bool)
+}

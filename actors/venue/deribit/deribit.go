@@ -7,6 +7,7 @@ package deribit
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
@@ -31,6 +32,22 @@ func (Venue) Dialect() venue.Dialect { return Dialect{} }
 
 // RateLimit returns v.Limiter.
 func (v Venue) RateLimit() *ratelimit.Limiter { return v.Limiter }
+
+// ProbeRequest implements venue.Prober: public/test.
+func (Venue) ProbeRequest(id uint64) []byte {
+	return []byte(`{"jsonrpc":"2.0","id":` + strconv.FormatUint(id, 10) + `,"method":"public/test","params":{}}`)
+}
+
+// HeartbeatFrame implements venue.Prober: a "heartbeat" notification is
+// heartbeat traffic; one of type "test_request" asks for a public/test at
+// once (Deribit closes the connection otherwise).
+func (Venue) HeartbeatFrame(data []byte) (heartbeat, answer bool) {
+	if m, _ := jsonrpc.String(jsonrpc.Field(data, "method")); m != "heartbeat" {
+		return false, false
+	}
+	typ, _ := jsonrpc.String(jsonrpc.Field(jsonrpc.Field(data, "params"), "type"))
+	return true, typ == "test_request"
+}
 
 // Dialect is Deribit's subscriptions: public/subscribe and
 // public/unsubscribe with {"channels":[...]}; channels starting with
