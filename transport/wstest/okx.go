@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -474,7 +475,7 @@ func (c *Conn) OKXSubscribed(channel, instID string) bool {
 // WaitOKXSubscribed waits until the connection is subscribed to every one
 // of args.
 func (c *Conn) WaitOKXSubscribed(ctx context.Context, args ...OKXArg) error {
-	return c.waitFor(ctx, func() bool {
+	err := c.waitFor(ctx, func() bool {
 		for _, a := range args {
 			if !c.OKXSubscribed(a.Channel, a.InstID) {
 				return false
@@ -482,6 +483,10 @@ func (c *Conn) WaitOKXSubscribed(ctx context.Context, args ...OKXArg) error {
 		}
 		return true
 	})
+	if err != nil {
+		return fmt.Errorf("wstest: conn %d: waiting for OKX subscriptions %v: %w", c.id, args, err)
+	}
+	return nil
 }
 
 // PublishOKX sends one OKX data push {"arg":{"channel","instId"},"data":

@@ -238,3 +238,42 @@ func TestOKXIdleClose(t *testing.T) {
 		t.Fatalf("CloseReason %d %q", code, reason)
 	}
 }
+
+// A stalled connection is not timed out (it cannot hear the client); after
+// Resume the idle limit applies again.
+func TestOKXIdleNotWhileStalled(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithOKXIdle(150 * time.Millisecond))
+	defer srv.Close()
+	_, r, sc := okxDial(t, srv)
+	sc.Stall()
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case <-sc.Done():
+		t.Fatal("a stalled connection was timed out")
+	default:
+	}
+	sc.Resume()
+	err := waitClosed(t, r)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != wstest.OKXIdleCloseCode {
+		t.Fatalf("close after Resume: %v", err)
+	}
+}
+
+func TestOKXWaitSubscribed(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithOKX())
+	defer srv.Close()
+	c, r, sc := okxDial(t, srv)
+	want := []wstest.OKXArg{{Channel: "bbo-tbt", InstID: "BTC-USDT"}, {Channel: "candle1m", InstID: "BTC-USDT"}}
+	errc := make(chan error, 1)
+	go func() { errc <- sc.WaitOKXSubscribed(testCtx(t, 5*time.Second), want...) }()
+	write(t, c, websocket.MessageText, `{"op":"subscribe","args":[{"channel":"bbo-tbt","instId":"BTC-USDT"},{"channel":"candle1m","instId":"BTC-USDT"}]}`)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	r.nextMsg(t)
+	r.nextMsg(t)
+	if err := sc.WaitOKXSubscribed(testCtx(t, 50*time.Millisecond), wstest.OKXArg{Channel: "books", InstID: "X"}); err == nil {
+		t.Fatal("WaitOKXSubscribed for a missing subscription succeeded")
+	}
+}
