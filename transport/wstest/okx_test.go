@@ -182,7 +182,7 @@ func TestOKXInvalidRequests(t *testing.T) {
 }
 
 func TestOKXRequestLimit(t *testing.T) {
-	srv := wstest.NewServer(wstest.WithOKXRequestLimit(3, 300*time.Millisecond))
+	srv := wstest.NewServer(wstest.WithOKXRequestLimit(3, time.Second))
 	defer srv.Close()
 	c, r, sc := okxDial(t, srv)
 	sub := func(id string) string {
@@ -201,14 +201,17 @@ func TestOKXRequestLimit(t *testing.T) {
 	}
 	// Pings and other messages are not limited.
 	okxWant(t, c, r, sc, "ping", "pong")
-	if time.Since(start) >= 300*time.Millisecond {
+	if time.Since(start) >= time.Second {
 		t.Skip("too slow a machine to check the window")
 	}
 	if srv.OKXRateLimited() != 2 || srv.ConnCount() != 1 {
 		t.Fatalf("rate limited %d, conns %d", srv.OKXRateLimited(), srv.ConnCount())
 	}
+	// The limit is per connection.
+	c2, r2, sc2 := okxDial(t, srv)
+	okxWant(t, c2, r2, sc2, sub("q1"), ok("q1"))
 	// The window slides: refused requests were not counted.
-	time.Sleep(time.Until(start.Add(350 * time.Millisecond)))
+	time.Sleep(time.Until(start.Add(1100 * time.Millisecond)))
 	okxWant(t, c, r, sc, sub("r6"), ok("r6"))
 }
 
