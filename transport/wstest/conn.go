@@ -73,6 +73,8 @@ type Conn struct {
 	hbKick        chan struct{}
 
 	ownAccount *account // rate limits while unauthenticated; guarded by s.d.mu
+
+	okx *okxConn // nil outside OKX mode
 }
 
 func newConn(s *Server, r *http.Request, gate *gateConn) *Conn {
@@ -87,7 +89,15 @@ func newConn(s *Server, r *http.Request, gate *gateConn) *Conn {
 		changed:  make(chan struct{}),
 		channels: make(map[string]struct{}),
 		hbKick:   make(chan struct{}, 1),
+		okx:      okxFor(s),
 	}
+}
+
+func okxFor(s *Server) *okxConn {
+	if !s.cfg.okx {
+		return nil
+	}
+	return newOKXConn()
 }
 
 // run serves the accepted connection until it ends. It runs on the HTTP
@@ -106,6 +116,11 @@ func (c *Conn) run(ws *websocket.Conn) {
 	}
 	if d := c.s.cfg.heartbeatInterval; d > 0 {
 		c.SetHeartbeat(d)
+	}
+	if c.okx != nil {
+		c.okxTouch()
+		c.wg.Add(1)
+		go c.okxIdleLoop(c.s.cfg.okxIdle)
 	}
 	if d := c.s.cfg.maxConnAge; d > 0 {
 		c.wg.Add(1)
@@ -152,6 +167,11 @@ func (c *Conn) readLoop() {
 		}
 		c.notifyLocked()
 		c.mu.Unlock()
+		if c.okx != nil {
+			c.okxTouch()
+			c.okxDispatch(typ, data)
+			continue
+		}
 		c.dispatch(typ, data)
 	}
 }

@@ -19,6 +19,11 @@
 //     Server.Orders), and the venue's rate limits (WithDeribitCredits:
 //     credits per sub-account, a separate matching-engine bucket, error
 //     10028 and a closed connection when exhausted);
+//   - mimic a subset of the OKX v5 WebSocket API (WithOKX): text
+//     "ping"/"pong", a 4004 close after silence (WithOKXIdle), HMAC logins
+//     (WithOKXCredentials, OKXSign), public and private subscriptions with
+//     OKX's events and error codes, data pushes with Server.PublishOKX, and
+//     a per-connection request limit (WithOKXRequestLimit);
 //   - play Binance's connection-rotation cues: close every connection after
 //     a maximum age (WithMaxConnAge) and announce maintenance
 //     (Conn.SendServerShutdown);

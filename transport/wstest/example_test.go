@@ -292,3 +292,41 @@ func ExampleNewBlackhole() {
 	// Output:
 	// true
 }
+
+// The OKX simulator: a signed login, then a subscription and a data push.
+func ExampleWithOKX() {
+	srv := wstest.NewServer(wstest.WithOKXCredentials("key", "secret", "pass"))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, srv.URL()+"ws/v5/private", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.CloseNow()
+
+	ts := fmt.Sprint(time.Now().Unix())
+	login := fmt.Sprintf(`{"id":"1","op":"login","args":[{"apiKey":"key","passphrase":"pass","timestamp":%q,"sign":%q}]}`,
+		ts, wstest.OKXSign("secret", ts))
+	_ = c.Write(ctx, websocket.MessageText, []byte(login))
+	_, data, _ := c.Read(ctx)
+	var ev struct{ ID, Event, Code string }
+	_ = json.Unmarshal(data, &ev)
+	fmt.Println(ev.ID, ev.Event, ev.Code)
+
+	_ = c.Write(ctx, websocket.MessageText, []byte(`{"op":"subscribe","args":[{"channel":"orders"}]}`))
+	_, data, _ = c.Read(ctx)
+	_ = json.Unmarshal(data, &ev)
+	fmt.Println(ev.Event)
+
+	fmt.Println(srv.PublishOKX("orders", "", map[string]string{"ordId": "42"}))
+	_, data, _ = c.Read(ctx)
+	fmt.Println(string(data))
+	// Output:
+	// 1 login 0
+	// subscribe
+	// 1
+	// {"arg":{"channel":"orders"},"data":[{"ordId":"42"}]}
+}

@@ -33,6 +33,12 @@ type config struct {
 	credits        *DeribitCredits // nil: no rate limits
 	tickerInterval time.Duration   // 0: no periodic notifications
 	maxConnAge     time.Duration   // 0: connections live until closed
+
+	okx          bool
+	okxCreds     *okxCreds // nil: any login succeeds
+	okxIdle      time.Duration
+	okxReqLimit  int
+	okxReqWindow time.Duration
 }
 
 func newConfig(opts []Option) config {
@@ -43,6 +49,9 @@ func newConfig(opts []Option) config {
 		writeTimeout: DefaultWriteTimeout,
 		captureLimit: DefaultCaptureLimit,
 		tokenTTL:     DefaultDeribitTokenTTL,
+		okxIdle:      DefaultOKXIdle,
+		okxReqLimit:  DefaultOKXRequestLimit,
+		okxReqWindow: DefaultOKXRequestWindow,
 	}
 	for _, o := range opts {
 		if o != nil {

@@ -53,7 +53,8 @@ type Server struct {
 	changed       chan struct{} // closed and replaced on every state change
 	client        *http.Client
 
-	d deribitState
+	d        deribitState
+	okxStats okxCounters
 
 	stop      chan struct{}  // closed by Close
 	wg        sync.WaitGroup // Serve, HTTP connections, WebSocket handlers, ticker
