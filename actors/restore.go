@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -235,6 +236,9 @@ func checkChannels(channels []string) error {
 		if ch == "" || len(ch) > maxChannelName {
 			return fmt.Errorf("%w: a channel name must have 1 to %d bytes, got %d", ErrInvalidRequest, maxChannelName, len(ch))
 		}
+		if !utf8.ValidString(ch) {
+			return fmt.Errorf("%w: a channel name must be valid UTF-8, got %q", ErrInvalidRequest, ch)
+		}
 	}
 	return nil
 }
@@ -359,18 +363,38 @@ func (s *intent) work(ss *subSession, now time.Time, take bool) (add, remove []s
 	if ss.closed {
 		return nil, nil, time.Time{}
 	}
+	// Retries fall due in groups (the channels one request had: see
+	// settle); a round takes at most maxRetryGroups of them, so that many
+	// refusals cannot turn into a burst of requests. The others wait for
+	// the next round.
+	groups := map[time.Time]bool{}
+	later := func(f *failure) {
+		if next.IsZero() || f.next.Before(next) {
+			next = f.next
+		}
+	}
 	due := func(ch string) bool {
 		if ss.inflight[ch] {
 			return false
 		}
 		f := ss.failed[ch]
-		if f != nil && f.next.After(now) {
-			if next.IsZero() || f.next.Before(next) {
-				next = f.next
-			}
+		switch {
+		case f == nil:
+			return true
+		case f.next.After(now):
+			later(f)
 			return false
+		case groups[f.next]:
+			return true
+		case len(groups) < maxRetryGroups:
+			groups[f.next] = true
+			return true
 		}
-		return true
+		if take {
+			f.next = now.Add(retryRound)
+		}
+		later(f)
+		return false
 	}
 	for ch := range s.wanted {
 		if !ss.applied[ch] && due(ch) {
@@ -394,6 +418,32 @@ func (s *intent) work(ss *subSession, now time.Time, take bool) (add, remove []s
 		ss.inflight[ch] = true
 	}
 	return add, remove, next
+}
+
+// Bounds of the retries of refused channels: a session holds at most
+// maxRetryGroups groups of refused channels (each retried as one batch, at
+// one time), and a round asks for at most that many again; the rest wait
+// retryRound.
+const (
+	maxRetryGroups = 8
+	retryRound     = time.Second
+)
+
+// retryGroups counts the groups of refused channels on ss (channels that
+// share a retry time), not counting the channels of except, which are
+// being settled.
+func retryGroups(ss *subSession, except []string) int {
+	skip := make(map[string]bool, len(except))
+	for _, ch := range except {
+		skip[ch] = true
+	}
+	times := map[time.Time]bool{}
+	for ch, f := range ss.failed {
+		if !skip[ch] {
+			times[f.next] = true
+		}
+	}
+	return len(times) + 1
 }
 
 // settle records the outcome of one request for channels on ss: ok are
@@ -426,17 +476,46 @@ func (s *intent) settle(ss *subSession, op SubscriptionOp, channels, ok []string
 		if cause == nil {
 			cause = errNotConfirmed
 		}
+		confirmed := make(map[string]bool, len(ok))
+		for _, ch := range ok {
+			confirmed[ch] = true
+		}
+		failed := make([]string, 0, len(channels)-len(ok))
+		attempts := 0
 		for _, ch := range channels {
-			if slices.Contains(ok, ch) {
+			if confirmed[ch] {
 				continue
 			}
+			failed = append(failed, ch)
+			if f := ss.failed[ch]; f != nil {
+				attempts = max(attempts, f.attempts)
+			}
+		}
+		// The channels refused together are asked for again together, at
+		// one time: a venue that refuses a thousand channels gets one
+		// request a round, not a thousand spread over the wait. A request
+		// refused as a whole is split in two halves retried a quarter of
+		// the wait apart, so that a venue that refuses a request for one
+		// bad channel (Binance) lets the others in within a few rounds;
+		// while the session has maxRetryGroups groups, nothing is split
+		// (a venue that refuses everything sees at most that many requests
+		// a round), and as groups get in the bad one is split further.
+		wait := backoff(attempts + 1)
+		half := len(failed)
+		if len(ok) == 0 && err != nil && len(failed) > 1 && retryGroups(ss, failed) < maxRetryGroups {
+			half = (len(failed) + 1) / 2
+		}
+		for i, ch := range failed {
 			f := ss.failed[ch]
 			if f == nil {
 				f = &failure{}
 				ss.failed[ch] = f
 			}
-			f.attempts++
-			f.err, f.at, f.next = cause, now, now.Add(backoff(f.attempts))
+			f.attempts = attempts + 1
+			f.err, f.at, f.next = cause, now, now.Add(wait)
+			if i >= half {
+				f.next = f.next.Add(wait/4 + time.Millisecond)
+			}
 		}
 	}
 	s.signal()
@@ -507,7 +586,11 @@ func (d *durable) apply(ctx context.Context, ss *subSession, op SubscriptionOp, 
 		d.intent.settle(ss, op, channels, nil, err, d.retryWait)
 		return
 	}
-	covered := map[string]bool{}
+	covered := make(map[string]bool, len(channels))
+	mine := make(map[string]bool, len(channels))
+	for _, ch := range channels {
+		mine[ch] = true
+	}
 	for _, r := range reqs {
 		var confirmed []string
 		err := guard("dialect", func() error {
@@ -521,7 +604,7 @@ func (d *durable) apply(ctx context.Context, ss *subSession, op SubscriptionOp, 
 			confirmed = d.onlyAsked(r, confirmed)
 			return nil
 		})
-		asked := slices.DeleteFunc(slices.Clone(r.Channels), func(ch string) bool { return !slices.Contains(channels, ch) || covered[ch] })
+		asked := slices.DeleteFunc(slices.Clone(r.Channels), func(ch string) bool { return !mine[ch] || covered[ch] })
 		for _, ch := range asked {
 			covered[ch] = true
 		}
@@ -672,14 +755,23 @@ func (d *durable) stopIntent() {
 
 // subscriptionOutcome is the result of a Subscribe or Unsubscribe once
 // every channel has an outcome on the live connection.
-func subscriptionOutcome(op SubscriptionOp, applied, notApplied []string, cause error) error {
+func (d *durable) subscriptionOutcome(op SubscriptionOp, applied, notApplied []string, cause error) error {
 	switch {
 	case len(notApplied) == 0:
 		return nil
 	case len(applied) == 0:
-		return fmt.Errorf("zenws: %s %v: not applied: %w", op, notApplied, cause)
+		return d.scrub(fmt.Errorf("zenws: %s %s: not applied: %w", op, channelList(notApplied), cause))
 	}
-	return &PartialError{Applied: applied, NotApplied: notApplied, Err: cause}
+	return &PartialError{Applied: applied, NotApplied: notApplied, Err: d.scrub(cause), secrets: d.secrets}
+}
+
+// channelList names at most 10 channels, for an error text: a Subscribe of
+// 65,536 channels must not make a megabyte of error.
+func channelList(chs []string) string {
+	if len(chs) <= 10 {
+		return fmt.Sprint(chs)
+	}
+	return fmt.Sprintf("%v and %d more", chs[:10], len(chs)-10)
 }
 
 // intentChanged is the worker's request to the actor to publish a fresh

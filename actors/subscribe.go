@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/venue"
+	"github.com/zenws/zenws/internal/redact"
 )
 
 // The subscription types are the venue package's (actors/venue), so that a
@@ -96,6 +97,9 @@ func (c *Client) subscription(ctx context.Context, op SubscriptionOp, channels [
 	if err := d.notSent(ctx); err != nil {
 		return err // an ended ctx changes nothing
 	}
+	if d.closing.Load() || d.isStopped() {
+		return ErrClosed // the intent is gone with the client: nothing changes
+	}
 	if err := checkChannels(channels); err != nil {
 		return err
 	}
@@ -152,9 +156,16 @@ func (d *durable) awaitIntent(ctx context.Context, op SubscriptionOp, channels [
 		}
 		s.mu.Lock()
 		outcome()
+		answered := make(map[string]bool, len(applied)+len(notApplied))
+		for _, ch := range applied {
+			answered[ch] = true
+		}
+		for _, ch := range notApplied {
+			answered[ch] = true
+		}
 		var waiting []string
 		for _, ch := range channels {
-			if !slices.Contains(applied, ch) && !slices.Contains(notApplied, ch) {
+			if !answered[ch] {
 				waiting = append(waiting, ch)
 			}
 		}
@@ -166,13 +177,13 @@ func (d *durable) awaitIntent(ctx context.Context, op SubscriptionOp, channels [
 		}
 		cause := context.Cause(ctx)
 		if errors.Is(cause, context.Canceled) {
-			return fmt.Errorf("zenws: %s cancelled after %v, %s for %v (still %s): %w", op, time.Since(start).Round(time.Millisecond),
-				why, waiting, stillWhat(op), cause)
+			return d.scrub(fmt.Errorf("zenws: %s cancelled after %v, %s for %s (still %s): %w", op, time.Since(start).Round(time.Millisecond),
+				why, channelList(waiting), stillWhat(op), cause))
 		}
-		return fmt.Errorf("zenws: %s: %s for %v after %v (request timeout %v; still %s): %w: %w", op, why, waiting,
-			time.Since(start).Round(time.Millisecond), d.cfg.RequestTimeout, stillWhat(op), ErrTimeout, cause)
+		return d.scrub(fmt.Errorf("zenws: %s: %s for %s after %v (request timeout %v; still %s): %w: %w", op, why, channelList(waiting),
+			time.Since(start).Round(time.Millisecond), d.cfg.RequestTimeout, stillWhat(op), ErrTimeout, cause))
 	}
-	return subscriptionOutcome(op, slices.Clone(applied), slices.Clone(notApplied), d.scrub(cause))
+	return d.subscriptionOutcome(op, slices.Clone(applied), slices.Clone(notApplied), cause)
 }
 
 // dedupe returns channels without repeats, in their first order.
@@ -236,11 +247,19 @@ type PartialError struct {
 	Applied    []string
 	NotApplied []string
 	Err        error
+
+	secrets *redact.Scrubber // the client's: Error() hides them
 }
 
-// Error implements the error interface.
+// Error implements the error interface: at most 10 channels of each list
+// are named, and the client's secrets (a listen key as a channel) are
+// redacted.
 func (e *PartialError) Error() string {
-	return fmt.Sprintf("zenws: partly applied: applied %v, not applied %v: %v", e.Applied, e.NotApplied, e.Err)
+	s := fmt.Sprintf("zenws: partly applied: applied %s, not applied %s: %v", channelList(e.Applied), channelList(e.NotApplied), e.Err)
+	if e.secrets != nil {
+		return e.secrets.String(s)
+	}
+	return s
 }
 
 // Unwrap returns the cause, unless it claims that nothing was sent.
