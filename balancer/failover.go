@@ -1,0 +1,99 @@
+package balancer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// Failover: how one balanced operation picks a client, tries it, and moves
+// to another when the attempt provably did not reach the wire, or the
+// operation is safe to repeat.
+
+// run picks, tries and fails over.
+func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, op func(context.Context, Endpoint) (json.RawMessage, error)) (json.RawMessage, error) {
+	// A nil or already ended ctx sends nothing (actors.ErrNilContext, or
+	// ctx's error), and is not a failure of any connection.
+	if ctx == nil {
+		return nil, actors.ErrNilContext
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	co := callOptions{attempts: b.sh.o.attempts, safe: safeByRule}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&co)
+		}
+	}
+	if co.attempts < 1 {
+		return nil, &actors.ConfigError{Field: "CallMaxAttempts", Problem: fmt.Sprintf("must be at least 1, got %d", co.attempts)}
+	}
+	attempts, safe := co.attempts, co.safe
+	var excluded []*member
+	var last error
+	for try := 0; try < attempts; try++ {
+		if try > 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("%w (after: %w)", context.Cause(ctx), last)
+			}
+		}
+		t := b.sh.table.Load()
+		now := time.Now().UnixNano()
+		m := b.sh.o.strategy.pick(t.candidates(excluded), now, &b.sh.turn)
+		if m == nil {
+			select {
+			case <-b.sh.stopped:
+				return nil, ErrStopped
+			default:
+			}
+			if last == nil {
+				b.sh.noConns.Add(1)
+				return nil, ErrNoConnections
+			}
+			return nil, last // every client was tried
+		}
+		m.picks.Add(1)
+		m.outstanding.Add(1)
+		start := time.Now()
+		resp, err := op(ctx, m.ep)
+		m.outstanding.Add(-1)
+		var rpcErr *actors.RPCError
+		if err == nil || errors.As(err, &rpcErr) {
+			if resp != nil {
+				m.observe(time.Since(start), time.Now().UnixNano())
+			}
+			return resp, err
+		}
+		m.recordError(time.Now().UnixNano())
+		if !retryable(err, safe) {
+			return resp, err
+		}
+		last = err
+		excluded = append(excluded, m)
+		if try+1 < attempts && len(t.eligible) > len(excluded) {
+			b.sh.failovers.Add(1)
+		}
+	}
+	return nil, fmt.Errorf("%w (%d): %w", ErrMaxAttempts, attempts, last)
+}
+
+// retryable: the operation provably did not reach the server, or it is
+// safe to repeat and failed in a way another connection may not.
+func retryable(err error, safe bool) bool {
+	switch {
+	case errors.Is(err, actors.ErrNotConnected), errors.Is(err, actors.ErrRateLimited),
+		errors.Is(err, actors.ErrClosed), errors.Is(err, actors.ErrNotFound):
+		return true
+	case errors.Is(err, actors.ErrInvalidRequest), errors.Is(err, actors.ErrDuplicateID),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, actors.ErrTimeout):
+		return false
+	case safe && (errors.Is(err, actors.ErrDisconnected) || errors.Is(err, actors.ErrTimeout)):
+		return true
+	}
+	return false
+}
