@@ -127,6 +127,13 @@ type subSession struct {
 	closed   bool
 }
 
+// ensure makes ss's maps (reads of nil maps are fine; writes are not).
+func (ss *subSession) ensure() {
+	if ss.applied == nil {
+		ss.applied, ss.inflight, ss.failed = map[string]bool{}, map[string]bool{}, map[string]*failure{}
+	}
+}
+
 // intent is the wanted set and the sessions: it lives in the durable state,
 // so the set survives reconnects and restarts.
 type intent struct {
@@ -146,18 +153,16 @@ type intent struct {
 	stopped bool               // the client stopped: no worker starts again
 }
 
-func newIntent() *intent {
-	return &intent{
-		wanted:   map[string]*want{},
-		sessions: map[uint64]*subSession{},
-		changed:  make(chan struct{}),
-	}
-}
+// newIntent returns an empty intent. Its maps and channels are made on
+// first use: a client that never subscribes pays for none of them.
+func newIntent() *intent { return &intent{} }
 
 // signal wakes waiters and asks for a publish; with s.mu held.
 func (s *intent) signal() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	if s.changed != nil { // made by the first waiter
+		close(s.changed)
+		s.changed = nil
+	}
 	if s.notify != nil {
 		s.notify()
 	}
@@ -263,6 +268,9 @@ func (s *intent) want(channels []string) error {
 	for _, ch := range channels {
 		if _, ok := s.wanted[ch]; !ok {
 			s.seq++
+			if s.wanted == nil {
+				s.wanted = map[string]*want{}
+			}
 			s.wanted[ch] = &want{seq: s.seq, since: now, lastSeenOn: ChannelPending}
 		}
 		for _, ss := range s.sessions {
@@ -307,8 +315,10 @@ func (s *intent) open(conn *transport.Conn, gen uint64, restore bool) *subSessio
 			}
 		}
 	}
-	ss := &subSession{conn: conn, gen: gen, applied: map[string]bool{}, inflight: map[string]bool{},
-		failed: map[string]*failure{}, setup: true}
+	ss := &subSession{conn: conn, gen: gen, setup: true} // its maps are made on first write (ensure)
+	if s.sessions == nil {
+		s.sessions = map[uint64]*subSession{}
+	}
 	s.sessions[gen] = ss
 	if s.primary == nil {
 		s.primary = ss // a first connect or reconnect: statuses refer to it
@@ -411,6 +421,9 @@ func (s *intent) work(ss *subSession, now time.Time, take bool) (add, remove []s
 	}
 	slices.SortFunc(add, func(a, b string) int { return cmp.Compare(s.wanted[a].seq, s.wanted[b].seq) })
 	slices.Sort(remove)
+	if len(add)+len(remove) > 0 {
+		ss.ensure()
+	}
 	for _, ch := range add {
 		ss.inflight[ch] = true
 	}
@@ -459,6 +472,7 @@ func (s *intent) settle(ss *subSession, op SubscriptionOp, channels, ok []string
 		s.signal()
 		return
 	}
+	ss.ensure()
 	now := time.Now()
 	for _, ch := range ok {
 		delete(ss.failed, ch)
@@ -526,6 +540,9 @@ func (s *intent) settle(ss *subSession, op SubscriptionOp, channels, ok []string
 func (s *intent) waitFor(ctx context.Context, stopped <-chan struct{}, check func() bool) error {
 	for {
 		s.mu.Lock()
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
 		done, changed := check(), s.changed
 		s.mu.Unlock()
 		if done {
