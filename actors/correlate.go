@@ -85,6 +85,40 @@ type pendingTable struct {
 	gaveUpRing []string // allocated on first use: most clients never give up on a request
 	gaveUpNext int
 	late       atomic.Uint64
+	// drains are closed once no request waits on their connection (a
+	// rotated-out connection retires then, see whenDrained).
+	drains map[*transport.Conn]chan struct{}
+}
+
+// whenDrained returns a channel closed once no request waits for a
+// response on conn (at once when none does).
+func (t *pendingTable) whenDrained(conn *transport.Conn) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ch, ok := t.drains[conn]; ok {
+		return ch
+	}
+	ch := make(chan struct{})
+	if t.countLocked(conn) == 0 {
+		close(ch)
+		return ch
+	}
+	if t.drains == nil {
+		t.drains = map[*transport.Conn]chan struct{}{}
+	}
+	t.drains[conn] = ch
+	return ch
+}
+
+// checkDrainsLocked closes the drains whose connection has no request
+// waiting any more; with t.mu held, after a request left the table.
+func (t *pendingTable) checkDrainsLocked() {
+	for conn, ch := range t.drains {
+		if t.countLocked(conn) == 0 {
+			close(ch)
+			delete(t.drains, conn)
+		}
+	}
 }
 
 type pendingCall struct {
@@ -124,6 +158,9 @@ func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) bool {
 		return false
 	}
 	delete(t.calls, key)
+	if len(t.drains) > 0 {
+		t.checkDrainsLocked()
+	}
 	if asLate {
 		if t.gaveUpRing == nil {
 			t.gaveUpRing = make([]string, maxLate)
@@ -148,6 +185,9 @@ func (t *pendingTable) resolve(key string, resp []byte) bool {
 	c, ok := t.calls[key]
 	if ok {
 		delete(t.calls, key)
+		if len(t.drains) > 0 {
+			t.checkDrainsLocked()
+		}
 	} else if _, late := t.gaveUp[key]; late {
 		delete(t.gaveUp, key)
 		t.mu.Unlock()
@@ -166,6 +206,7 @@ func (t *pendingTable) failAll(err error) {
 	t.mu.Lock()
 	calls := t.calls
 	t.calls = map[string]*pendingCall{}
+	t.checkDrainsLocked()
 	t.mu.Unlock()
 	for _, c := range calls {
 		c.done <- pendingResult{err: err}
@@ -182,16 +223,16 @@ func (t *pendingTable) failConn(conn *transport.Conn, err error) {
 			failed = append(failed, c)
 		}
 	}
+	t.checkDrainsLocked()
 	t.mu.Unlock()
 	for _, c := range failed {
 		c.done <- pendingResult{err: err}
 	}
 }
 
-// countConn counts the requests waiting for a response on conn.
-func (t *pendingTable) countConn(conn *transport.Conn) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// countLocked counts the requests waiting for a response on conn; with
+// t.mu held.
+func (t *pendingTable) countLocked(conn *transport.Conn) int {
 	n := 0
 	for _, c := range t.calls {
 		if c.conn.Load() == conn {

@@ -270,19 +270,36 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 	// still arrive, and its frames are merged with the new one's.
 	since := time.Now()
 	a.retiring = append(a.retiring, retiring{conn: old, gen: oldGen, since: since})
-	a.retireLater(&retire{conn: old, gen: oldGen, since: since})
+	a.retireWhenDrained(&retire{conn: old, gen: oldGen, since: since})
 }
 
-// drainCheck is how often a replaced connection is checked for requests
-// still waiting for their responses on it; maxDrain bounds the wait.
-const (
-	drainCheck = 100 * time.Millisecond
-	maxDrain   = 30 * time.Second
-)
+// maxDrain bounds how long a replaced connection waits for the responses
+// to requests sent on it (RequestTimeout, if shorter).
+const maxDrain = 30 * time.Second
 
-func (a *clientActor) retireLater(m *retire) {
-	sys, self := a.sys, a.self
-	time.AfterFunc(drainCheck, func() { sys.Root.Send(self, m) })
+// retireWhenDrained sends m (the connection retires) once no request waits
+// on m.conn, or the drain bound has passed, or the connection ended:
+// woken by the pending table, not by polling it.
+func (a *clientActor) retireWhenDrained(m *retire) {
+	d, sys, self := a.d, a.sys, a.self
+	drained := d.pending.whenDrained(m.conn)
+	wait := min(a.cfg.RequestTimeout, maxDrain) - time.Since(m.since)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTimer(max(wait, 0))
+		defer t.Stop()
+		select {
+		case <-drained:
+		case <-t.C:
+		case <-m.conn.Done():
+		case <-d.stopped:
+			return
+		}
+		if !d.isStopped() {
+			sys.Root.Send(self, m)
+		}
+	}()
 }
 
 func (a *clientActor) rotationFailed(err error) {
@@ -344,10 +361,6 @@ func (a *clientActor) retireConn(m *retire) {
 		return // gone already (lost, or the client reconnected or stops)
 	}
 	d, sys, self := a.d, a.sys, a.self
-	if d.pending.countConn(m.conn) > 0 && time.Since(m.since) < min(a.cfg.RequestTimeout, maxDrain) {
-		a.retireLater(m)
-		return
-	}
 	d.pending.failConn(m.conn, fmt.Errorf("%w: the connection was rotated out", ErrDisconnected))
 	d.wg.Add(1)
 	go func() {
