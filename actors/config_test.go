@@ -119,7 +119,7 @@ func FuzzNewConfig(f *testing.F) {
 	f.Add("%", int64(1), 0, int64(1))
 	f.Fuzz(func(t *testing.T, url string, delay int64, retries int, maxBackoff int64) {
 		cfg, err := actors.NewConfig(url, actors.WithRetryDelay(time.Duration(delay)), actors.WithRetryCount(retries), actors.WithMaxBackoff(time.Duration(maxBackoff)))
-		if err == nil && (cfg.RetryDelay < actors.MinRetryDelay || cfg.MaxBackoff < cfg.RetryDelay || cfg.RetryCount < 0) {
+		if err == nil && (cfg.RetryDelay < actors.MinRetryDelay || cfg.MaxBackoff < cfg.RetryDelay || cfg.RetryCount < 0 && cfg.RetryCount != actors.RetryForever) {
 			t.Fatalf("accepted an invalid config: %+v", cfg)
 		}
 	})
