@@ -452,13 +452,16 @@ func (a *clientActor) ready() {
 	a.upSince = time.Now()
 	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
 	d.intent.promote(a.gen)
-	a.setState(StateConnected)
-	a.scheduleRotation()
+	// Logged before the state is published: a logger that panics (user
+	// code on the actor's goroutine) fails this attempt, rather than a
+	// client already reported connected.
 	if a.gen > 1 {
 		d.healLog.log(d.log, zap.InfoLevel, "reconnected", zap.Uint64("generation", a.gen), zap.Int("attempt", a.attempts))
 	} else {
 		d.log.Info("connected", zap.Uint64("generation", a.gen))
 	}
+	a.setState(StateConnected)
+	a.scheduleRotation()
 	a.replyWaiters(nil)
 	if fn := a.cfg.OnConnect; fn != nil {
 		self := a.self

@@ -191,8 +191,18 @@ func (d *durable) store(h *Health) {
 	close(*d.changed.Swap(&next))
 }
 
-// health merges the published snapshot with the live counters.
+// health merges the published snapshot with the live counters, and the
+// channel statuses (Health.Channels).
 func (d *durable) health() Health {
+	h := d.healthBrief()
+	h.Channels = d.intent.statuses(d.scrub)
+	return h
+}
+
+// healthBrief is health without Health.Channels (Degraded is in): what a
+// health push carries, cheap however many channels the client wants (a
+// push follows every change of a channel's status).
+func (d *durable) healthBrief() Health {
 	h := *d.snap.Load()
 	h.Reconnects = d.reconnects.Load()
 	h.Restarts = d.restarts.Load()
@@ -219,9 +229,7 @@ func (d *durable) health() Health {
 	h.MaintenanceNotices = d.notices.Load()
 	h.RecordsDropped = d.rec.droppedCount()
 	h.RecordError = d.scrub(d.rec.failure())
-	var degraded bool
-	h.Channels, degraded = d.intent.statuses(d.scrub)
-	h.Degraded = degraded && h.State == StateConnected
+	h.Degraded = h.State == StateConnected && d.intent.degraded()
 
 	h.Endpoint, h.Label = d.endpoint, d.label
 	if ns := d.lastIn.Load(); ns != 0 {

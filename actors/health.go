@@ -94,7 +94,8 @@ type Health struct {
 	//
 	// Channels is every wanted channel with its state on the current
 	// connection (and a channel whose unsubscribe the venue refused),
-	// sorted by name; nil when the client wants none.
+	// sorted by name; nil when the client wants none. Filled by
+	// Client.Health, not in health pushes (HealthUpdate).
 	Channels []ChannelStatus
 	// Degraded: connected, but a wanted channel is not active (pending,
 	// refused, not restored yet). Balancers pick a degraded client only

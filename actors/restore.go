@@ -189,16 +189,14 @@ func (s *intent) stateOf(ch string, w *want) (ChannelState, *failure) {
 	return ChannelPending, nil
 }
 
-// statuses returns Health.Channels (sorted by channel) and whether the
-// client is degraded: a wanted channel that is not active.
-func (s *intent) statuses(scrub func(error) error) ([]ChannelStatus, bool) {
+// statuses returns Health.Channels, sorted by channel.
+func (s *intent) statuses(scrub func(error) error) []ChannelStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.wanted) == 0 && (s.primary == nil || len(s.primary.failed) == 0) {
-		return nil, false
+		return nil
 	}
 	out := make([]ChannelStatus, 0, len(s.wanted))
-	degraded := false
 	for ch, w := range s.wanted {
 		st, f := s.stateOf(ch, w)
 		if st != w.lastSeenOn { // a change not stamped yet (a new connection)
@@ -208,7 +206,6 @@ func (s *intent) statuses(scrub func(error) error) ([]ChannelStatus, bool) {
 		if f != nil {
 			cs.Err, cs.NextRetry, cs.Attempts = scrub(f.err), f.next, f.attempts
 		}
-		degraded = degraded || st != ChannelActive
 		out = append(out, cs)
 	}
 	if p := s.primary; p != nil {
@@ -220,7 +217,21 @@ func (s *intent) statuses(scrub func(error) error) ([]ChannelStatus, bool) {
 		}
 	}
 	slices.SortFunc(out, func(a, b ChannelStatus) int { return cmp.Compare(a.Channel, b.Channel) })
-	return out, degraded
+	return out
+}
+
+// degraded reports whether a wanted channel is not active on the primary
+// session: linear, no allocation (a health push asks it).
+func (s *intent) degraded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.primary
+	for ch := range s.wanted {
+		if p == nil || !p.applied[ch] {
+			return true
+		}
+	}
+	return false
 }
 
 // seen stamps a notification of ch (Health.Channels[].LastMessage).

@@ -137,7 +137,7 @@ func (d *durable) startTelemetry() *telemetry {
 	}
 	t := &telemetry{in: in, attrs: metric.WithAttributes(attribute.String("zenws.client", d.pid.Id))}
 	t.reg, err = in.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		h := d.health()
+		h := d.healthBrief()
 		a := t.attrs.(metric.ObserveOption)
 		o.ObserveInt64(in.connects, int64(d.generation.Load()), a)
 		o.ObserveInt64(in.reconnects, int64(h.Reconnects), a)

@@ -20,6 +20,9 @@ type UnwatchHealth struct{ Watcher *actor.PID }
 
 // HealthUpdate is what a client pushes to its health watchers. The last
 // one a client sends, when it stops for good, has State StateDisconnected.
+// Its Health has no Channels (Degraded says whether any wanted channel is
+// not active): a push follows every change of a channel's status, and a
+// client may want 65,536 of them; Client.Health lists them.
 type HealthUpdate struct {
 	Client *actor.PID
 	Health Health
@@ -50,7 +53,7 @@ func (a *clientActor) watchHealth(ctx actor.Context, w *actor.PID) {
 		a.d.watchers = append(a.d.watchers, w)
 		ctx.Watch(w)
 	}
-	ctx.Send(w, &HealthUpdate{Client: a.self, Health: a.d.health()})
+	ctx.Send(w, &HealthUpdate{Client: a.self, Health: a.d.healthBrief()})
 }
 
 func (a *clientActor) unwatchHealth(ctx actor.Context, w *actor.PID) {
@@ -65,7 +68,7 @@ func (a *clientActor) pushHealth() {
 	if a.d == nil || len(a.d.watchers) == 0 || a.sys == nil {
 		return
 	}
-	h := a.d.health()
+	h := a.d.healthBrief()
 	for _, w := range a.d.watchers {
 		a.sys.Root.Send(w, &HealthUpdate{Client: a.self, Health: h})
 	}

@@ -240,6 +240,9 @@ func TestListClientsConsistency(t *testing.T) {
 		case "StopClient":
 			_ = sup.StopClient(c.PID())
 		default:
+			// The venue registers a connection a moment after the client
+			// sees the handshake: drop it once it is there.
+			testutil.Eventually(t, 2*time.Second, "the venue has the connection", func() bool { return len(v.liveConns()) > 0 })
 			v.dropAll()
 		}
 		wctx, wc := context.WithTimeout(ctx, 3*time.Second)
