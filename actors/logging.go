@@ -22,8 +22,11 @@ import (
 // path segments; see WithSecrets): the actor system serves many clients, so
 // it cannot know their secrets by value, but the reasons zenws's clients
 // fail with are already scrubbed. A few framework paths still print through
-// the standard log package; they are not covered.
+// the standard log package; they are not covered. A nil l drops the lines.
 func ActorSystemLogger(l *zap.Logger) actor.ConfigOption {
+	if l == nil {
+		l = zap.NewNop() // nil: Proto.Actor's own lines are dropped, not a nil dereference
+	}
 	core := (*redact.Scrubber)(nil).Core(l.Core())
 	return actor.WithLoggerFactory(func(s *actor.ActorSystem) *slog.Logger {
 		return slog.New(zapslog.NewHandler(core, zapslog.WithName("protoactor"))).With("system", s.ID)
