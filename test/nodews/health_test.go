@@ -1,12 +1,7 @@
 package nodews
 
 import (
-	"bufio"
 	"context"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,55 +24,8 @@ type restartableVenue struct {
 // it once it listens; the process is killed when the test ends.
 func startNodeVenue(t *testing.T, port string) *restartableVenue {
 	t.Helper()
-	env := requireNode(t)
-	_, file, _, _ := runtime.Caller(0)
-	cmd := exec.Command("node", filepath.Join(filepath.Dir(file), "venue.js"), port)
-	cmd.Env = env
-	var stderr testutil.SyncBuffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("venue stderr:\n%s", stderr.String())
-		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- s
-	}()
-	select {
-	case s := <-line:
-		p, ok := strings.CutPrefix(strings.TrimSpace(s), "LISTENING ")
-		if !ok {
-			t.Fatalf("venue did not start: %q; stderr: %s", s, stderr.String())
-		}
-		return &restartableVenue{t: t, port: p, stop: stop}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("venue did not start within 10 s; stderr: %s", stderr.String())
-		return nil
-	}
+	p, stop := startNode(t, "venue.js", port)
+	return &restartableVenue{t: t, port: p, stop: stop}
 }
 
 func (v *restartableVenue) url() string { return "ws://127.0.0.1:" + v.port + "/" }

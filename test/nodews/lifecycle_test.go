@@ -1,16 +1,11 @@
 package nodews
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,44 +39,7 @@ func closedPort(t *testing.T) string {
 // is killed when the test ends.
 func venueLate(t *testing.T, port string) {
 	t.Helper()
-	env := requireNode(t)
-	_, file, _, _ := runtime.Caller(0)
-	cmd := exec.Command("node", filepath.Join(filepath.Dir(file), "venue.js"), port)
-	cmd.Env = env
-	var stderr testutil.SyncBuffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("venue stderr:\n%s", stderr.String())
-		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- s
-	}()
-	select {
-	case s := <-line:
-		if strings.TrimSpace(s) != "LISTENING "+port {
-			t.Fatalf("venue did not start on %s: %q; stderr: %s", port, s, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("venue did not start within 10 s; stderr: %s", stderr.String())
-	}
+	startNode(t, "venue.js", port)
 }
 
 // dialCount counts the TCP dials a client makes (WithNetDial).

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,9 +62,19 @@ func venue(t *testing.T) string {
 // killed when the test ends.
 func nodeVenue(t *testing.T, script string, args ...string) string {
 	t.Helper()
+	port, _ := startNode(t, script, "0", args...)
+	return "ws://127.0.0.1:" + port + "/"
+}
+
+// startNode starts script on 127.0.0.1:port ("0": any free port) with args
+// after the port, waits until it listens, and returns its port and a stop
+// that kills it (safe to call more than once; it also runs when the test
+// ends). The process exits by itself when its stdin closes.
+func startNode(t *testing.T, script, port string, args ...string) (string, func()) {
+	t.Helper()
 	env := requireNode(t)
 	_, file, _, _ := runtime.Caller(0)
-	cmd := exec.Command("node", append([]string{filepath.Join(filepath.Dir(file), script), "0"}, args...)...)
+	cmd := exec.Command("node", append([]string{filepath.Join(filepath.Dir(file), script), port}, args...)...)
 	cmd.Env = env
 	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
@@ -78,12 +89,18 @@ func nodeVenue(t *testing.T, script string, args ...string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = stdin.Close()
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
 	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		stop()
 		if t.Failed() {
-			t.Logf("venue stderr:\n%s", stderr.String())
+			t.Logf("%s stderr:\n%s", script, stderr.String())
 		}
 	})
 	line := make(chan string, 1)
@@ -93,14 +110,14 @@ func nodeVenue(t *testing.T, script string, args ...string) string {
 	}()
 	select {
 	case s := <-line:
-		port, ok := strings.CutPrefix(strings.TrimSpace(s), "LISTENING ")
-		if !ok {
-			t.Fatalf("venue did not start: %q; stderr: %s", s, stderr.String())
+		got, ok := strings.CutPrefix(strings.TrimSpace(s), "LISTENING ")
+		if !ok || (port != "0" && got != port) {
+			t.Fatalf("%s did not start on port %s: %q; stderr: %s", script, port, s, stderr.String())
 		}
-		return "ws://127.0.0.1:" + port + "/"
+		return got, stop
 	case <-time.After(10 * time.Second):
-		t.Fatalf("venue did not start within 10 s; stderr: %s", stderr.String())
-		return ""
+		t.Fatalf("%s did not start within 10 s; stderr: %s", script, stderr.String())
+		return "", nil
 	}
 }
 
