@@ -361,6 +361,7 @@ func (a *clientActor) connected(conn *transport.Conn, pings *serverPings) {
 	// The connect pipeline: hooks that must come first (re-authentication)
 	// and then the subscription restore run before the client reports
 	// itself connected.
+	d.newConnectionLimit() // a venue that counts per connection: a fresh budget
 	ss := d.intent.open(conn, a.gen, a.cfg.RestoreSubscriptions)
 	if len(d.cfg.ConnectHooks) == 0 && len(d.intent.list()) == 0 {
 		a.ready()
@@ -452,16 +453,13 @@ func (a *clientActor) ready() {
 	a.upSince = time.Now()
 	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
 	d.intent.promote(a.gen)
-	// Logged before the state is published: a logger that panics (user
-	// code on the actor's goroutine) fails this attempt, rather than a
-	// client already reported connected.
+	a.setState(StateConnected)
+	a.scheduleRotation()
 	if a.gen > 1 {
 		d.healLog.log(d.log, zap.InfoLevel, "reconnected", zap.Uint64("generation", a.gen), zap.Int("attempt", a.attempts))
 	} else {
 		d.log.Info("connected", zap.Uint64("generation", a.gen))
 	}
-	a.setState(StateConnected)
-	a.scheduleRotation()
 	a.replyWaiters(nil)
 	if fn := a.cfg.OnConnect; fn != nil {
 		self := a.self
@@ -802,7 +800,7 @@ func (a *clientActor) route(m *frameMsg) {
 	default:
 		in.Kind = KindJSON
 		switch cl := a.cfg.classify(m.data); {
-		case cl.Channel != "": // a venue's own notification (Binance's combined streams)
+		case cl.Channel != "" && len(cl.Channel) <= maxChannelName: // a venue's own notification (Binance's combined streams)
 			in.Kind, in.Channel = KindNotification, cl.Channel
 			a.d.notifications.Add(1)
 			a.d.intent.seen(in.Channel, m.at)

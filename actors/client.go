@@ -31,7 +31,8 @@ type Client struct {
 // connected. It makes up to 1 + RetryCount attempts with full-jitter
 // backoff (with RetryForever, as many as ctx allows), bounded by ctx, and
 // returns the last error; a fatal error (for example a 401 handshake)
-// returns at once. On any error no actor is left behind.
+// returns at once. On any error no actor is left behind (a connect hook
+// that ignores its ctx may still be running, and ends when it returns).
 //
 // A client started with Connect has no supervisor: when its reconnect
 // attempts after a lost connection are spent, it stops and OnDisconnect
@@ -53,10 +54,39 @@ func Connect(ctx context.Context, sys *actor.ActorSystem, url string, opts ...Op
 		return nil, err
 	}
 	if err := c.WaitConnected(ctx); err != nil {
-		_ = c.stopAndWait(c.d.Load())
+		c.abandon(c.d.Load())
 		return nil, err
 	}
 	return c, nil
+}
+
+// abandon stops a client whose Connect failed: the actor is gone when it
+// returns (bounded by CloseWait) and no callback of it starts again, but it
+// does not wait for user code that ignores its ctx (a connect hook or a
+// venue's login stuck past the caller's deadline): Connect returns by its
+// ctx, and such a goroutine ends when that code returns.
+func (c *Client) abandon(d *durable) {
+	d.closing.Store(true)
+	if !d.isStopped() {
+		c.sys.Root.Stop(c.pid)
+	}
+	t := time.NewTimer(d.cfg.CloseWait)
+	defer t.Stop()
+	select {
+	case <-d.stopped:
+	case <-t.C:
+	}
+	// OnDisconnect and what else is queued for user code run before
+	// Connect returns, as for Close; only the client's own goroutines
+	// (where a stuck hook may be) are not waited for.
+	delivered := make(chan struct{})
+	go func() { d.in.wg.Wait(); d.obs.wait(); close(delivered) }()
+	select {
+	case <-delivered:
+	case <-t.C:
+	}
+	d.in.seal()
+	d.obs.seal()
 }
 
 // Spawn spawns a client actor for cfg as a child of parent (the

@@ -234,11 +234,14 @@ func (cfg Config) Validate() error {
 	switch cfg.Heartbeat {
 	case HeartbeatDisabled, HeartbeatPingPong, HeartbeatDeribit, HeartbeatBinance:
 	case HeartbeatText:
-		if _, ok := cfg.Venue.(venue.TextPinger); !ok {
+		if _, ok := cfg.Venue.(venue.TextPinger); !ok || nilVenue(cfg.Venue) {
 			bad("Heartbeat", "HeartbeatText needs a venue with a text heartbeat (venue.TextPinger, WithVenue)")
 		}
 	default:
 		bad("Heartbeat", fmt.Sprintf("unknown heartbeat type %d", int(cfg.Heartbeat)))
+	}
+	if nilVenue(cfg.Venue) {
+		bad("Venue", fmt.Sprintf("a nil %T (did its constructor return an error?)", cfg.Venue))
 	}
 	if cfg.HeartbeatMisses < 1 {
 		bad("HeartbeatMisses", fmt.Sprintf("must be at least 1, got %d", cfg.HeartbeatMisses))

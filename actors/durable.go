@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
+	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/internal/redact"
@@ -91,6 +92,8 @@ type durable struct {
 	correlator bool            // the venue correlates its own answers (venue.Correlator)
 	textPing   *venue.TextPing // the venue's text heartbeat, when the client uses it
 	pongs      chan struct{}   // a text pong arrived (room for one)
+
+	connLimiter atomic.Pointer[ratelimit.Limiter] // the current connection's (venue.ConnectionLimited)
 
 	// Operator's view (issue 13, logging.go, health.go).
 	lossLog    limitedLine  // "connection lost" at WARN, at most once a second

@@ -87,7 +87,7 @@ type via struct {
 
 // admit takes the frame's tokens from the rate limiter as pace says.
 func (d *durable) admit(ctx context.Context, p pace, data []byte) error {
-	l := d.cfg.RateLimiter
+	l := d.limiter()
 	if l == nil {
 		return nil
 	}
@@ -127,7 +127,7 @@ func (d *durable) admit(ctx context.Context, p pace, data []byte) error {
 // chargeControl counts a ping or pong the client sends against the rate
 // limiter, without delay.
 func (d *durable) chargeControl() {
-	if l := d.cfg.RateLimiter; l != nil {
+	if l := d.limiter(); l != nil {
 		if err := l.Charge(ratelimit.Frame{Control: true}); err != nil {
 			d.classifierFailed(l, err)
 		}

@@ -29,10 +29,19 @@ func (panickyCore) Sync() error                                { return nil }
 func TestUnguardedPanicIsNamed(t *testing.T) {
 	srv := wstest.NewServer()
 	defer srv.Close()
-	_, err := actors.Connect(ctxT(t, 5*time.Second), newSystem(t), srv.URL(),
+	c, err := actors.Connect(ctxT(t, 5*time.Second), newSystem(t), srv.URL(),
 		fast(actors.WithLogger(zap.New(panickyCore{zapcore.InfoLevel})))...)
 	var pe *actors.PanicError
+	if err == nil {
+		// The logger panics on the "connected" line, just after the state
+		// was published: Connect may have seen it. The client stops all the
+		// same, and says why.
+		if werr := c.Wait(ctxT(t, 5*time.Second)); werr != nil {
+			t.Fatalf("the client did not stop after the panic: %v", werr)
+		}
+		err = c.Health().StopReason
+	}
 	if !errors.As(err, &pe) {
-		t.Fatalf("Connect = %v, want a *PanicError", err)
+		t.Fatalf("Connect / StopReason = %v, want a *PanicError", err)
 	}
 }

@@ -224,6 +224,7 @@ func (a *clientActor) rotationDialed(m *rotateDialed) {
 	a.startReader(r.conn, r.gen)
 	// A rotation carries the wanted set over whatever RestoreSubscriptions
 	// says: it is the client's own replacement, and must not cost a gap.
+	d.newConnectionLimit()
 	r.ss = d.intent.open(r.conn, r.gen, true)
 	a.setup(r.ss)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/actors/venue/deribit"
 )
@@ -50,10 +52,25 @@ func (c *Config) dialect() Dialect {
 	return defaultVenue.Dialect()
 }
 
+// nilVenue reports a venue that is a nil pointer (or other nil value) in
+// a non-nil interface: WithVenue(v) of a v a constructor returned with an
+// error. Config.Validate refuses it.
+func nilVenue(v venue.Venue) bool {
+	if v == nil {
+		return false
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Interface, reflect.Chan:
+		return rv.IsNil()
+	}
+	return false
+}
+
 // venueHeartbeat makes a venue's text heartbeat the client's unless
 // WithHeartbeat chose one.
 func (c *Config) venueHeartbeat() {
-	if c.heartbeatSet || c.Venue == nil {
+	if c.heartbeatSet || c.Venue == nil || nilVenue(c.Venue) {
 		return
 	}
 	if tp, ok := c.Venue.(venue.TextPinger); ok {
@@ -66,6 +83,9 @@ func (c *Config) venueHeartbeat() {
 // venueParts fills in what a venue adds for one client: its limiter (see
 // venueLimiter), its secrets, and its connect work as the first hook.
 func (c *Config) venueParts() {
+	if nilVenue(c.Venue) {
+		c.Venue = nil // Validate has refused it; never call into it
+	}
 	c.venueLimiter()
 	if s, ok := c.Venue.(venue.Secreter); ok {
 		c.Secrets = append(c.Secrets[:len(c.Secrets):len(c.Secrets)], s.Secrets()...)
@@ -80,6 +100,30 @@ func (c *Config) venueParts() {
 			return err
 		}
 		c.ConnectHooks = append([]ConnectHook{hook}, c.ConnectHooks...)
+	}
+}
+
+// limiter is the rate limiter the client's frames draw from: its own (or
+// its venue's per-client one), else the current connection's from a
+// venue.ConnectionLimited; nil: none.
+func (d *durable) limiter() *ratelimit.Limiter {
+	if l := d.cfg.RateLimiter; l != nil {
+		return l
+	}
+	return d.connLimiter.Load()
+}
+
+// newConnectionLimit gives a new connection a fresh limiter from a
+// venue.ConnectionLimited (unless the client has a limiter of its own).
+func (d *durable) newConnectionLimit() {
+	if d.cfg.rateLimiterSet || d.cfg.RateLimiter != nil {
+		return
+	}
+	if cl, ok := d.cfg.Venue.(venue.ConnectionLimited); ok {
+		var l *ratelimit.Limiter
+		if guard("venue limiter", func() error { l = cl.ConnectionLimit(); return nil }) == nil {
+			d.connLimiter.Store(l)
+		}
 	}
 }
 

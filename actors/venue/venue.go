@@ -211,3 +211,12 @@ type Prober interface {
 	// heartbeat traffic, and whether it asks for an answer at once.
 	HeartbeatFrame(data []byte) (heartbeat, answer bool)
 }
+
+// ConnectionLimited is a Venue whose limits count per connection (OKX's
+// 480 requests an hour): a client configured without a limiter of its own
+// asks ConnectionLimit for a fresh limiter on every new connection, so that
+// a reconnect starts with the venue's full budget instead of the spent one
+// of the connection before.
+type ConnectionLimited interface {
+	ConnectionLimit() *ratelimit.Limiter
+}

@@ -98,11 +98,11 @@ func (v *Venue) Secrets() []string {
 	return []string{v.cfg.APIKey, v.cfg.SecretKey, v.cfg.Passphrase}
 }
 
-// RateLimit implements venue.RateLimited: a fresh limiter per client that
-// lets at most RequestsPerHour subscribe, unsubscribe and login requests
-// out in any hour (a sliding window, as OKX counts them); everything else
-// is free.
-func (*Venue) RateLimit() *ratelimit.Limiter {
+// ConnectionLimit implements venue.ConnectionLimited: a fresh limiter for
+// each connection (OKX counts per connection) that lets at most
+// RequestsPerHour subscribe, unsubscribe and login requests out in any
+// hour (a sliding window, as OKX counts them); everything else is free.
+func (*Venue) ConnectionLimit() *ratelimit.Limiter {
 	l, err := ratelimit.New("okx requests", func(f ratelimit.Frame) (int, int) {
 		if f.Control {
 			return 0, 0
@@ -143,14 +143,24 @@ func (v *Venue) OnConnect(ctx context.Context, s venue.Session) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Request(ctx, msg); err != nil {
-		if code, ok := errorCode(err); ok && (code == 60009 || code == 60024 || code == 60005) {
+	resp, err := s.Request(ctx, msg)
+	if err != nil {
+		if code, ok := errorCode(err); ok && permanentLogin[code] {
 			return venue.Permanent(fmt.Errorf("okx login: %w", err))
 		}
 		return fmt.Errorf("okx login: %w", err)
 	}
+	if ev, _ := jsonrpc.String(jsonrpc.Field(resp, "event")); ev != "login" {
+		return fmt.Errorf("okx login: answered with event %q, not login", ev)
+	}
 	return nil
 }
+
+// permanentLogin are the login refusals that retrying cannot cure: a bad
+// API key (60005), a bad signature, i.e. a wrong secret key (60007), login
+// not supported (60008), login failed (60009), a wrong passphrase
+// (60024). An expired timestamp (60006, a clock off) is retried.
+var permanentLogin = map[int]bool{60005: true, 60007: true, 60008: true, 60009: true, 60024: true}
 
 // errorCode is the venue error code inside err, if any.
 func errorCode(err error) (int, bool) {
@@ -179,18 +189,18 @@ func (*Venue) Correlate(data []byte) (venue.Response, bool) {
 	}
 	r := venue.Response{ID: json.RawMessage(id)}
 	if ev, ok := jsonrpc.String(jsonrpc.Field(data, "event")); ok {
-		switch ev {
-		case "error":
-			r.Err = refusal(data)
-		case "subscribe", "unsubscribe":
-			r.Result = json.RawMessage(jsonrpc.Field(data, "arg"))
+		switch code := codeOf(data); {
+		case ev == "error", code != "" && code != "0":
+			r.Err = refusal(data) // a login answered with a code other than "0" is refused too
 		default:
+			// The whole event: Dialect.Confirmed checks that it is the
+			// event its request asked for.
 			r.Result = json.RawMessage(data)
 		}
 		return r, true
 	}
 	if _, ok := jsonrpc.String(jsonrpc.Field(data, "op")); ok {
-		if code, _ := jsonrpc.String(jsonrpc.Field(data, "code")); code != "0" {
+		if code := codeOf(data); code != "0" {
 			r.Err = refusal(data)
 		} else {
 			r.Result = json.RawMessage(jsonrpc.Field(data, "data"))
@@ -200,9 +210,28 @@ func (*Venue) Correlate(data []byte) (venue.Response, bool) {
 	return venue.Response{}, false
 }
 
+// codeOf reads an answer's "code", a string ("60009") or a number.
+func codeOf(data []byte) string {
+	raw := jsonrpc.Field(data, "code")
+	if s, ok := jsonrpc.String(raw); ok {
+		return s
+	}
+	if len(raw) > 0 && len(raw) <= 20 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+		return string(raw)
+	}
+	return ""
+}
+
+// maxMessage bounds the text of a refusal kept from the venue: every
+// failed channel keeps one.
+const maxMessage = 1024
+
 func refusal(data []byte) *venue.Error {
-	code, _ := jsonrpc.String(jsonrpc.Field(data, "code"))
+	code := codeOf(data)
 	msg, _ := jsonrpc.String(jsonrpc.Field(data, "msg"))
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage] + fmt.Sprintf("... (%d bytes)", len(msg))
+	}
 	n, err := strconv.Atoi(code)
 	if err != nil {
 		msg = strings.TrimSpace("code " + strconv.Quote(code) + " " + msg)
@@ -280,9 +309,13 @@ func (Dialect) Encode(r venue.SubscriptionRequest, id uint64) ([]byte, error) {
 	}{strconv.FormatUint(id, 10), r.Op.String(), args})
 }
 
-// Confirmed implements venue.Dialect: the event's arg names the channel.
+// Confirmed implements venue.Dialect: the answer must be the event r asked
+// for ("subscribe" for a subscribe), and its arg names the channel.
 func (Dialect) Confirmed(r venue.SubscriptionRequest, result json.RawMessage) ([]string, error) {
-	ch, ok := nameOf(result)
+	if ev, _ := jsonrpc.String(jsonrpc.Field(result, "event")); ev != r.Op.String() {
+		return nil, fmt.Errorf("zenws: okx: %s answered with event %q", r.Method, ev)
+	}
+	ch, ok := nameOf(jsonrpc.Field(result, "arg"))
 	if !ok {
 		return nil, fmt.Errorf("zenws: okx: %s answer without a channel: %s", r.Method, result)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/zenws/zenws/actors/venue"
@@ -32,7 +33,7 @@ func TestDialectOneChannelPerRequest(t *testing.T) {
 	if _, err := d.Encode(venue.SubscriptionRequest{Op: venue.OpSubscribe, Channels: []string{":x"}}, 1); err == nil {
 		t.Fatal("a channel without a name encoded")
 	}
-	got, err := d.Confirmed(reqs[0], json.RawMessage(`{"channel":"tickers","instId":"BTC-USDT"}`))
+	got, err := d.Confirmed(reqs[0], json.RawMessage(`{"event":"subscribe","arg":{"channel":"tickers","instId":"BTC-USDT"}}`))
 	if err != nil || !slices.Equal(got, []string{"tickers:BTC-USDT"}) {
 		t.Fatalf("Confirmed = %v, %v", got, err)
 	}
@@ -44,8 +45,21 @@ func TestCorrelateAndClassify(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, ok := v.Correlate([]byte(`{"id":"17","event":"subscribe","arg":{"channel":"tickers","instId":"BTC-USDT"},"connId":"a"}`))
-	if !ok || string(r.ID) != `"17"` || r.Err != nil || string(r.Result) != `{"channel":"tickers","instId":"BTC-USDT"}` {
+	if !ok || string(r.ID) != `"17"` || r.Err != nil || !strings.Contains(string(r.Result), `"event":"subscribe"`) {
 		t.Fatalf("subscribe event: %+v %v", r, ok)
+	}
+	sub := venue.SubscriptionRequest{Op: venue.OpSubscribe, Method: "subscribe", Channels: []string{"tickers:BTC-USDT"}}
+	if got, err := (okx.Dialect{}).Confirmed(sub, r.Result); err != nil || !slices.Equal(got, []string{"tickers:BTC-USDT"}) {
+		t.Fatalf("Confirmed(subscribe event) = %v, %v", got, err)
+	}
+	unsub, _ := v.Correlate([]byte(`{"id":"19","event":"unsubscribe","arg":{"channel":"tickers","instId":"BTC-USDT"}}`))
+	if _, err := (okx.Dialect{}).Confirmed(sub, unsub.Result); err == nil {
+		t.Fatal("an unsubscribe event confirmed a subscribe")
+	}
+	for _, login := range []string{`{"id":"20","event":"login","code":"60009","msg":"Login failed."}`, `{"id":"21","event":"login","code":60009}`} {
+		if r, ok := v.Correlate([]byte(login)); !ok || r.Err == nil || r.Err.Code != 60009 {
+			t.Fatalf("a refused login %s correlated as %+v", login, r)
+		}
 	}
 	r, ok = v.Correlate([]byte(`{"id":"18","event":"error","code":"60018","msg":"doesn't exist","connId":"a"}`))
 	if !ok || r.Err == nil || r.Err.Code != 60018 || r.Err.Message != "doesn't exist" {
