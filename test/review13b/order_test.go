@@ -10,10 +10,6 @@ import (
 	"github.com/zenws/zenws/internal/testutil"
 )
 
-type connFrames struct {
-	frames [][]string
-}
-
 // Login goes first on every connection, before the restore.
 func TestLoginBeforeRestoreEveryConnection(t *testing.T) {
 	pe := newPeer(t, nil)

@@ -29,7 +29,6 @@ type pconn struct {
 	c   *websocket.Conn
 	ctx context.Context
 	mu  sync.Mutex
-	n   int // frames of requests (subscribe/unsubscribe/login) on this conn
 }
 
 func (p *pconn) write(s string) error {
