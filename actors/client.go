@@ -54,39 +54,14 @@ func Connect(ctx context.Context, sys *actor.ActorSystem, url string, opts ...Op
 		return nil, err
 	}
 	if err := c.WaitConnected(ctx); err != nil {
-		c.abandon(c.d.Load())
+		// The actor is gone and OnDisconnect has run when Connect returns,
+		// but user code that ignores its ctx (a connect hook, a venue's
+		// login stuck past the caller's deadline) is not waited for: it
+		// ends when it returns.
+		_ = c.stopAndWait(c.d.Load(), waitDelivery)
 		return nil, err
 	}
 	return c, nil
-}
-
-// abandon stops a client whose Connect failed: the actor is gone when it
-// returns (bounded by CloseWait) and no callback of it starts again, but it
-// does not wait for user code that ignores its ctx (a connect hook or a
-// venue's login stuck past the caller's deadline): Connect returns by its
-// ctx, and such a goroutine ends when that code returns.
-func (c *Client) abandon(d *durable) {
-	d.closing.Store(true)
-	if !d.isStopped() {
-		c.sys.Root.Stop(c.pid)
-	}
-	t := time.NewTimer(d.cfg.CloseWait)
-	defer t.Stop()
-	select {
-	case <-d.stopped:
-	case <-t.C:
-	}
-	// OnDisconnect and what else is queued for user code run before
-	// Connect returns, as for Close; only the client's own goroutines
-	// (where a stuck hook may be) are not waited for.
-	delivered := make(chan struct{})
-	go func() { d.in.wg.Wait(); d.obs.wait(); close(delivered) }()
-	select {
-	case <-delivered:
-	case <-t.C:
-	}
-	d.in.seal()
-	d.obs.seal()
 }
 
 // Spawn spawns a client actor for cfg as a child of parent (the
@@ -340,17 +315,23 @@ func (c *Client) Close() error {
 	if !d.closing.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	return c.stopAndWait(d)
+	return c.stopAndWait(d, waitAll)
 }
 
-func (c *Client) stopAndWait(d *durable) error {
+// What a stop waits for, after the actor has stopped.
+const (
+	waitAll      = iota // every goroutine of the client (Close, Wait)
+	waitDelivery        // the user callbacks queued (OnDisconnect), not the client's own goroutines
+)
+
+func (c *Client) stopAndWait(d *durable, what int) error {
 	d.closing.Store(true)
 	if !d.isStopped() {
 		c.sys.Root.Stop(c.pid)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.CloseWait)
 	defer cancel()
-	err := c.wait(ctx, d)
+	err := c.wait(ctx, d, what)
 	if err == nil && d.in.calledFromHandler() {
 		// This goroutine is the delivery goroutine: what is still queued
 		// (OnDisconnect) runs here, or it would run after Close returned.
@@ -378,17 +359,22 @@ func (c *Client) Wait(ctx context.Context) error {
 	if d == nil {
 		return ErrNotFound
 	}
-	return c.wait(ctx, d)
+	return c.wait(ctx, d, waitAll)
 }
 
-func (c *Client) wait(ctx context.Context, d *durable) error {
+func (c *Client) wait(ctx context.Context, d *durable, what int) error {
 	select {
 	case <-d.stopped:
 	case <-ctx.Done():
 		return fmt.Errorf("the actor has not stopped (%w): %w", ctx.Err(), ErrTimeout)
 	}
 	done := d.finished
-	if d.in.calledFromHandler() {
+	switch {
+	case what == waitDelivery:
+		ch := make(chan struct{})
+		go func() { d.in.wg.Wait(); d.obs.wait(); close(ch) }()
+		done = ch
+	case d.in.calledFromHandler():
 		// Called from the handler or a callback: the goroutine running it
 		// ends only once it returns, so wait for the others alone.
 		ch := make(chan struct{})

@@ -102,6 +102,9 @@ func (s *Setup) Request(ctx context.Context, msg []byte) (json.RawMessage, error
 	resp, err := s.d.request(ctx, s.via(), msg)
 	var rpc *RPCError
 	if errors.As(err, &rpc) {
+		// Both errors are wrapped (errors.As finds either); the venue.Error
+		// is printed with precision 0, i.e. not at all: the text is the
+		// RPCError's alone.
 		return resp, fmt.Errorf("%w%.0w", rpc, &venue.Error{Code: rpc.Code, Message: rpc.Message})
 	}
 	return resp, err
