@@ -799,7 +799,7 @@ func channelList(chs []string) string {
 	if len(chs) <= 10 {
 		return fmt.Sprint(chs)
 	}
-	return fmt.Sprintf("%v and %d more", chs[:10], len(chs)-10)
+	return fmt.Sprintf("%v and %d more", firstN(chs, 10), len(chs)-10)
 }
 
 // intentChanged is the worker's request to the actor to publish a fresh

@@ -234,8 +234,7 @@ func (a *clientActor) rotationDialed(m *rotateDialed) {
 // meanwhile, then switch over; or keep the old connection.
 func (a *clientActor) rotationSetUp(m *setupDone) {
 	r, d := a.rot, a.d
-	switch {
-	case m.hookErr != nil:
+	if m.hookErr != nil {
 		a.rotationFailed(m.hookErr)
 		return
 	}
