@@ -363,7 +363,7 @@ func (a *clientActor) connected(conn *transport.Conn, pings *serverPings) {
 	// itself connected.
 	d.newConnectionLimit() // a venue that counts per connection: a fresh budget
 	ss := d.intent.open(conn, a.gen, a.cfg.RestoreSubscriptions)
-	if len(d.cfg.ConnectHooks) == 0 && len(d.intent.list()) == 0 {
+	if len(d.cfg.ConnectHooks) == 0 && d.intent.count() == 0 {
 		a.ready()
 		return
 	}
@@ -385,7 +385,7 @@ func (a *clientActor) setup(ss *subSession) {
 			// ends with this instance): what it did not get to is left to
 			// the worker once the connection is live.
 			ctx, cancel := context.WithTimeout(life, d.cfg.RequestTimeout)
-			d.log.Debug("restoring subscriptions", zap.Uint64("generation", gen), zap.Int("wanted", len(d.intent.list())))
+			d.log.Debug("restoring subscriptions", zap.Uint64("generation", gen), zap.Int("wanted", d.intent.count()))
 			m.failed, m.restoreErr = d.restore(ctx, ss)
 			cancel()
 			if m.restoreErr == nil {

@@ -168,6 +168,13 @@ func (s *intent) signal() {
 	}
 }
 
+// count is how many channels are wanted.
+func (s *intent) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.wanted)
+}
+
 // list returns the wanted set, sorted.
 func (s *intent) list() []string {
 	s.mu.Lock()
