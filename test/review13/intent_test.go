@@ -88,7 +88,7 @@ func TestIntentWhileReconnecting(t *testing.T) {
 	if err := c.Unsubscribe(ctx, "a.1"); err != nil {
 		t.Fatalf("Unsubscribe while down: want nil, got %v", err)
 	}
-	if time.Since(ustart) > 100*time.Millisecond {
+	if time.Since(ustart) > 2*time.Second { // "at once" against a 30 s RequestTimeout, generous for a loaded run
 		t.Errorf("Unsubscribe while down should return at once, took %v", time.Since(ustart))
 	}
 	got := c.Subscriptions()

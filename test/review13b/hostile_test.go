@@ -23,8 +23,8 @@ func TestTextHeartbeatNoPong(t *testing.T) {
 	testutil.Eventually(t, 3*time.Second, "the connection declared dead", func() bool { return c.Health().Reconnects >= 1 })
 	el := time.Since(start)
 	t.Logf("declared dead after %v; pings=%d health misses=%d", el, pe.pings.Load(), c.Health().HeartbeatMisses)
-	if el > 1000*time.Millisecond {
-		t.Errorf("half-open found after %v, want ~2-3 intervals (<=~800ms)", el)
+	if el > 2500*time.Millisecond { // ~600 ms expected; generous for a loaded -race run
+		t.Errorf("half-open found after %v, want ~2-3 intervals (about 600 ms)", el)
 	}
 }
 
