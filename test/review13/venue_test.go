@@ -92,6 +92,11 @@ func (v *venue) setRefuse(f func(string) bool) { v.mu.Lock(); v.refuse = f; v.mu
 func (v *venue) setExtra(e ...string)          { v.mu.Lock(); v.extra = e; v.mu.Unlock() }
 
 func (v *venue) dropAll() {
+	// A client sees its handshake complete a moment before this venue has
+	// registered the connection: give it that moment, or the drop misses it.
+	for deadline := time.Now().Add(time.Second); len(v.liveConns()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	v.mu.Lock()
 	for id, c := range v.conns {
 		_ = c.CloseNow()
