@@ -273,9 +273,14 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 	a.retireWhenDrained(&retire{conn: old, gen: oldGen, since: since})
 }
 
-// maxDrain bounds how long a replaced connection waits for the responses
-// to requests sent on it (RequestTimeout, if shorter).
-const maxDrain = 30 * time.Second
+// A replaced connection stays at least minDrain, so that what the venue
+// sent on it before the switch is read and merged (without it, a frame was
+// seen lost in a rotation), and at most maxDrain (RequestTimeout, if
+// shorter) for the responses to requests sent on it.
+const (
+	minDrain = 100 * time.Millisecond
+	maxDrain = 30 * time.Second
+)
 
 // retireWhenDrained sends m (the connection retires) once no request waits
 // on m.conn, or the drain bound has passed, or the connection ended:
@@ -289,6 +294,14 @@ func (a *clientActor) retireWhenDrained(m *retire) {
 		defer d.wg.Done()
 		t := time.NewTimer(max(wait, 0))
 		defer t.Stop()
+		linger := time.NewTimer(minDrain)
+		defer linger.Stop()
+		select { // the least stay first (or the end of the connection)
+		case <-linger.C:
+		case <-m.conn.Done():
+		case <-d.stopped:
+			return
+		}
 		select {
 		case <-drained:
 		case <-t.C:

@@ -83,7 +83,7 @@ func newVenue(t *testing.T, binance bool) *venue {
 }
 
 func (v *venue) close() {
-	v.dropAll()
+	v.dropNow()
 	_ = v.srv.Close()
 	v.wg.Wait()
 }
@@ -97,6 +97,11 @@ func (v *venue) dropAll() {
 	for deadline := time.Now().Add(time.Second); len(v.liveConns()) == 0 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
+	v.dropNow()
+}
+
+// dropNow closes every connection it has now.
+func (v *venue) dropNow() {
 	v.mu.Lock()
 	for id, c := range v.conns {
 		_ = c.CloseNow()
