@@ -38,8 +38,9 @@ func Props(cfg Config) *actor.Props {
 // errReconnectRequested ends a connection replaced by Client.Reconnect.
 var errReconnectRequested = errors.New("zenws: reconnect requested")
 
-// clientActor is one instance of a client actor. It owns the connection's
-// life cycle; everything here is touched only on the actor's goroutine.
+// clientActor is one instance of a client actor: a state machine over
+// sessions (session.go has the diagram). Everything here is touched only on
+// the actor's goroutine.
 type clientActor struct {
 	cfg  Config
 	d    *durable
@@ -49,33 +50,30 @@ type clientActor struct {
 	life   context.Context // cancelled when this instance stops or restarts
 	cancel context.CancelFunc
 
-	state    State
-	stopping bool
-	lastErr  error
-	stopErr  error // why the actor stops for good; nil for a clean stop
+	phase   phase    // where the state machine is (session.go); changed only by enter
+	cur     *session // the current session: in its connect pipeline (setup) or live; nil while dialing
+	gen     uint64   // cur's generation, or the last one's while there is none (Health, StateChange)
+	state   State    // the public state, derived from the phase by enter
+	lastErr error
+	stopErr error // why the actor stops for good; nil for a clean stop
+	lastHB  heartbeat
 
-	conn  *transport.Conn
-	gen   uint64
-	pings *serverPings
-
-	dialing    bool
-	attempts   int // dials in the current healing episode
-	limit      int // dials allowed in this episode before giving up
+	// While dialing (phaseDialing).
+	dialing    bool // a dial is in flight (else the next waits its backoff)
+	attempts   int  // dials in the current healing episode
+	limit      int  // dials allowed in this episode before giving up
 	retryTimer *time.Timer
 	retrySeq   uint64
 
-	hb      heartbeat
 	waiters []chan error // Reconnect callers
 
 	// Planned rotation (rotate.go).
-	rot         *rotation   // the replacement being set up
+	rot         *rotation   // the replacement being set up (phaseRotating)
 	rotTimer    *time.Timer // the current connection's age
 	rotFailures int
-	retiring    []retiring // replaced connections, draining
+	retiring    []*session // replaced sessions, draining
 	merge       *merge     // while two connections overlap
 	mergeFloor  uint64     // frames of older connections are stragglers of a merge
-
-	live bool // the current connection came through the connect pipeline
 
 	// Life cycle (lifecycle.go).
 	upSince time.Time          // when the client last became connected (rotations keep it)
@@ -90,7 +88,7 @@ type clientActor struct {
 	nextRetry time.Time // when the scheduled redial fires; zero: none scheduled
 }
 
-// Receive dispatches the actor's messages.
+// Receive dispatches the actor's messages, each to one short method.
 func (a *clientActor) Receive(ctx actor.Context) {
 	defer a.recordPanic()
 	if a.d == nil {
@@ -106,19 +104,9 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *dialResult:
 		a.dialed(ctx, m)
 	case *connLost:
-		switch {
-		case m.gen == a.gen && a.conn != nil && a.live:
-			a.lose(ctx, m.err)
-		case m.gen == a.gen && a.conn != nil:
-			// Lost during its connect pipeline: a failed attempt.
-			a.attemptFailed(ctx, m.err)
-		case a.rot != nil && a.rot.conn != nil && m.gen == a.rot.gen:
-			a.rotationFailed(m.err)
-		default:
-			a.retiringLost(m.gen, m.err)
-		}
+		a.connLost(ctx, m)
 	case *redial:
-		if m.owner == a && m.seq == a.retrySeq && !a.stopping {
+		if m.owner == a && m.seq == a.retrySeq && a.phase == phaseDialing {
 			a.dial()
 		}
 	case *hbTick:
@@ -126,11 +114,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *pingResult:
 		a.pingDone(ctx, m)
 	case *setupDone:
-		if a.rot != nil && a.rot.conn != nil && m.gen == a.rot.gen && !a.stopping {
-			a.rotationSetUp(m)
-		} else {
-			a.setupDone(ctx, m)
-		}
+		a.setupDone(ctx, m)
 	case *rotateNow:
 		a.startRotation(m)
 	case *rotateDialed:
@@ -164,6 +148,21 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	}
 }
 
+// connLost: the reader of session m.gen saw its connection end.
+func (a *clientActor) connLost(ctx actor.Context, m *connLost) {
+	s, r := a.sessionOf(m.gen)
+	switch {
+	case r == roleCurrent && a.phase == phaseSetup:
+		a.attemptFailed(ctx, m.err) // lost during its connect pipeline: a failed attempt
+	case r == roleCurrent:
+		a.lose(ctx, m.err)
+	case r == roleNext:
+		a.rotationFailed(m.err)
+	case r == roleRetiring:
+		a.retiringLost(s, m.err)
+	}
+}
+
 // recordPanic keeps the cause of a panic in the actor that is not its
 // own give-up (a bug, or user code the library does not guard): Health and
 // the StopReason name it as a *PanicError, and the panic goes on to the
@@ -188,7 +187,7 @@ func (a *clientActor) started(ctx actor.Context) {
 		// A restart that Proto.Actor delivers after the actor has already
 		// stopped (a parent stopping while handling the failure): there is
 		// no actor left to serve, so do nothing, above all not dial.
-		a.stopping = true
+		a.enter(phaseStopping)
 		return
 	}
 	reg := clients(a.sys)
@@ -237,7 +236,7 @@ func (a *clientActor) started(ctx actor.Context) {
 // dial starts one dial in a goroutine; its result comes back as a message.
 // Only one dial is ever in flight per client.
 func (a *clientActor) dial() {
-	if a.dialing || a.stopping || a.conn != nil {
+	if a.phase != phaseDialing || a.dialing {
 		return
 	}
 	a.dialing = true
@@ -326,7 +325,7 @@ func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
 	if m.conn != nil && !a.d.dialed.CompareAndSwap(m.conn, nil) {
 		return // a stop got there first and closed it
 	}
-	if m.owner != a || a.stopping {
+	if m.owner != a || a.phase != phaseDialing {
 		if m.conn != nil {
 			_ = m.conn.CloseNow()
 		}
@@ -352,30 +351,29 @@ func (a *clientActor) dialed(ctx actor.Context, m *dialResult) {
 	a.connected(m.conn, m.pings)
 }
 
+// connected starts the session of a connection just dialed: its connect
+// pipeline (hooks that must come first, such as re-authentication, then
+// the subscription restore) runs before the client reports itself
+// connected.
 func (a *clientActor) connected(conn *transport.Conn, pings *serverPings) {
 	d := a.d
-	a.gen = d.generation.Add(1)
-	a.conn, a.pings = conn, pings
-	a.startReader(conn, a.gen)
+	s := a.openSession(conn, pings, a.cfg.RestoreSubscriptions)
+	a.cur, a.gen = s, s.gen
+	a.enter(phaseSetup)
 	a.startHeartbeat()
-	// The connect pipeline: hooks that must come first (re-authentication)
-	// and then the subscription restore run before the client reports
-	// itself connected.
-	d.newConnectionLimit() // a venue that counts per connection: a fresh budget
-	ss := d.intent.open(conn, a.gen, a.cfg.RestoreSubscriptions)
 	if len(d.cfg.ConnectHooks) == 0 && d.intent.count() == 0 {
 		a.ready()
 		return
 	}
-	a.setup(ss)
+	a.setup(s)
 }
 
-// setup runs the connect hooks and then converges the new connection of
-// session ss to the wanted set (the restore), off the actor's goroutine;
-// setupDone finishes the connect.
-func (a *clientActor) setup(ss *subSession) {
+// setup runs the connect hooks and then converges the new session s to the
+// wanted set (the restore), off the actor's goroutine; setupDone finishes
+// the connect (or the rotation).
+func (a *clientActor) setup(s *session) {
 	d, sys, self, life := a.d, a.sys, a.self, a.life
-	conn, gen := ss.conn, ss.gen
+	conn, gen, ss := s.conn, s.gen, s.subs
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -398,9 +396,15 @@ func (a *clientActor) setup(ss *subSession) {
 	}()
 }
 
+// setupDone: the connect pipeline of session m.gen has run. The current
+// session in setup goes live; a rotation's replacement switches over.
 func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
-	if m.gen != a.gen || a.conn == nil || a.stopping {
+	switch _, r := a.sessionOf(m.gen); {
+	case r == roleNext:
+		a.rotationSetUp(m)
 		return
+	case r != roleCurrent || a.phase != phaseSetup:
+		return // a session given up meanwhile
 	}
 	if m.hookErr != nil {
 		a.attemptFailed(ctx, m.hookErr)
@@ -421,7 +425,7 @@ func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
 // pipeline: like a failed dial, it counts against the retry budget and
 // waits the next backoff (or stops the client when err is fatal).
 func (a *clientActor) attemptFailed(ctx actor.Context, err error) {
-	a.dropConn(err)
+	a.dropConn(err, phaseDialing)
 	a.attemptFailedLog("connect pipeline", err)
 	var fe *FatalError
 	switch {
@@ -448,12 +452,11 @@ func (a *clientActor) attemptFailedLog(stage string, err error) {
 // proves stable (see lose), so a venue that accepts and drops climbs the
 // backoff ladder and runs out of attempts.
 func (a *clientActor) ready() {
-	d, conn := a.d, a.conn
-	a.live = true
+	d := a.d
 	a.upSince = time.Now()
-	d.conn.Store(&liveConn{conn: conn, gen: a.gen})
+	d.conn.Store(a.cur)
 	d.intent.promote(a.gen)
-	a.setState(StateConnected)
+	a.enter(phaseLive) // StateConnected
 	a.scheduleRotation()
 	if a.gen > 1 {
 		d.healLog.log(d.log, zap.InfoLevel, "reconnected", zap.Uint64("generation", a.gen), zap.Int("attempt", a.attempts))
@@ -467,17 +470,14 @@ func (a *clientActor) ready() {
 	}
 }
 
-// startReader runs the connection's reader: every frame goes to the actor
+// startReader runs session s's reader: every frame goes to the actor
 // tagged with its generation, and the error that ends the connection too.
 // The frames in flight to the actor are bounded (gate.go): past the bound
 // the reader waits, and the venue sees a slow reader.
-func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
+func (a *clientActor) startReader(s *session) {
 	d, sys, self := a.d, a.sys, a.self
+	conn, gen, pings := s.conn, s.gen, s.pings
 	gate := new(frameGate)
-	pings := a.pings
-	if r := a.rot; r != nil && r.conn == conn {
-		pings = r.pings
-	}
 	if pings != nil { // for the ping-flood guard (pacing.go)
 		pings.target.Store(&pingTarget{conn: conn, gen: gen})
 	}
@@ -550,20 +550,17 @@ func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*
 // lose handles the end of the current connection: reconnect, or stop when
 // reconnecting is off.
 func (a *clientActor) lose(ctx actor.Context, err error) {
-	a.dropConn(err)
-	if a.stopping {
-		return
-	}
 	if !a.cfg.ReconnectOnError {
+		a.dropConn(err, phaseStopping)
 		a.d.log.Warn("connection lost; reconnecting is off, stopping", zap.Error(err))
 		a.stopErr = err
 		ctx.Stop(a.self)
 		return
 	}
+	a.dropConn(err, phaseDialing)
 	a.d.reconnects.Add(1)
 	stable := time.Since(a.upSince) >= a.cfg.StableAfter
 	a.d.lossLog.log(a.d.log, zap.WarnLevel, "connection lost; reconnecting", zap.Uint64("generation", a.gen), zap.Bool("stable", stable), zap.Error(err))
-	a.setState(StateReconnecting)
 	if stable {
 		// It was up long enough: a new episode, and its first redial
 		// costs a dial, not a wait.
@@ -584,23 +581,22 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 	a.scheduleRetry()
 }
 
-// dropConn ends the current connection (if any) and everything tied to it.
-func (a *clientActor) dropConn(err error) {
-	a.live = false
+// dropConn ends the current session (in setup or live) and everything tied
+// to it, and enters phase to: dialing (StateReconnecting from live), or
+// stopping when the client will not reconnect.
+func (a *clientActor) dropConn(err error, to phase) {
 	a.stopHeartbeat()
 	a.stopRotationTimer()
 	a.abortRotation(err)
 	a.closeRetiring()
 	a.lastErr = err
-	if a.conn == nil {
-		return
+	if s := a.cur; s != nil {
+		a.cur, a.lastHB = nil, s.hb
+		a.d.conn.Store(nil)
+		a.closeSession(s)
+		a.d.pending.failAll(a.d.scrub(fmt.Errorf("%w: %w", ErrDisconnected, err)))
 	}
-	conn := a.conn
-	a.conn, a.pings = nil, nil
-	a.d.conn.Store(nil)
-	a.d.intent.close(a.gen)
-	_ = conn.CloseNow()
-	a.d.pending.failAll(a.d.scrub(fmt.Errorf("%w: %w", ErrDisconnected, err)))
+	a.enter(to)
 }
 
 // scheduleRetry waits the next backoff, then dials: the k-th wait since the
@@ -647,15 +643,15 @@ func (a *clientActor) fatal(ctx actor.Context, err error) {
 }
 
 func (a *clientActor) reconnect(m *reconnectReq) {
-	if a.stopping {
+	if a.stopping() {
 		m.reply <- ErrClosed
 		return
 	}
 	a.waiters = append(a.waiters, m.reply)
-	if a.conn != nil {
-		a.dropConn(errReconnectRequested)
+	if a.cur != nil {
+		a.dropConn(errReconnectRequested, phaseDialing)
 		a.d.reconnects.Add(1)
-		a.setState(StateReconnecting)
+		a.setState(StateReconnecting) // also from setup: this connection was asked to go
 	}
 	a.cancelRetry()
 	a.d.retries, a.attempts, a.limit = 0, 0, 1+a.cfg.RetryCount
@@ -664,7 +660,9 @@ func (a *clientActor) reconnect(m *reconnectReq) {
 
 // teardown releases what belongs to this instance: on stop and on restart.
 func (a *clientActor) teardown(reason error) {
-	a.stopping = true
+	if !a.stopping() {
+		a.enter(phaseStopping)
+	}
 	if a.cancel != nil {
 		a.cancel()
 	}
@@ -679,15 +677,15 @@ func (a *clientActor) teardown(reason error) {
 	if conn := a.d.dialed.Swap(nil); conn != nil {
 		_ = conn.CloseNow()
 	}
-	if conn := a.conn; conn != nil {
-		a.conn = nil
+	if s := a.cur; s != nil {
+		a.cur, a.lastHB = nil, s.hb
 		a.d.conn.Store(nil)
-		a.d.intent.close(a.gen)
+		a.d.intent.close(s.gen)
 		a.d.pending.failAll(fmt.Errorf("%w: the client is stopping", ErrDisconnected))
 		a.d.wg.Add(1)
 		go func() {
 			defer a.d.wg.Done()
-			_ = conn.Close(websocket.StatusNormalClosure, "client closing")
+			_ = s.conn.Close(websocket.StatusNormalClosure, "client closing")
 		}()
 	}
 	a.replyWaiters(reason)
@@ -753,15 +751,19 @@ func (a *clientActor) changeErr(s State) error {
 
 // publish stores a fresh snapshot for State, Health and balancers.
 func (a *clientActor) publish() {
+	hb := &a.lastHB // the last session's, while there is none
+	if a.cur != nil {
+		hb = &a.cur.hb
+	}
 	h := &Health{
 		State:             a.state,
 		Generation:        a.gen,
 		LastError:         a.d.scrub(a.lastErr),
 		Heartbeat:         a.cfg.Heartbeat,
 		StopReason:        a.d.scrub(a.stopErr),
-		HeartbeatFailures: a.hb.failures,
-		LastHeartbeat:     a.hb.last,
-		RTTLast:           a.hb.lastRTT,
+		HeartbeatFailures: hb.failures,
+		LastHeartbeat:     hb.last,
+		RTTLast:           hb.lastRTT,
 	}
 	a.operatorView(h)
 	a.d.store(h)

@@ -29,7 +29,7 @@ type durable struct {
 	log  *zap.Logger
 	wg   sync.WaitGroup // every goroutine the client starts, but the delivery one (in.wg)
 	in   *deliveryQueue
-	conn atomic.Pointer[liveConn] // published while StateConnected: the send hot path
+	conn atomic.Pointer[session] // the live session (session.go), published while StateConnected: the send hot path
 
 	snap       atomic.Pointer[Health]
 	changed    atomic.Pointer[chan struct{}] // closed and replaced by every publish
@@ -105,11 +105,6 @@ type durable struct {
 
 	// Life cycle across restarts (lifecycle.go; only the actor goroutine).
 	state State // the state the last instance set: a restarted one's From
-}
-
-type liveConn struct {
-	conn *transport.Conn
-	gen  uint64
 }
 
 func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {

@@ -26,106 +26,109 @@ type heartbeat struct {
 	since       time.Time // connection start (Binance: silence is measured from here at first)
 }
 
+// startHeartbeat starts the current session's prober.
 func (a *clientActor) startHeartbeat() {
-	a.hb = heartbeat{since: time.Now()}
+	s := a.cur
+	s.hb = heartbeat{since: time.Now()}
 	if a.cfg.Heartbeat == HeartbeatDisabled {
 		return
 	}
-	a.armHeartbeat()
+	a.armHeartbeat(s)
 }
 
-func (a *clientActor) armHeartbeat() {
-	sys, self, gen := a.sys, a.self, a.gen
-	a.hb.timer = time.AfterFunc(a.cfg.HeartbeatInterval, func() { sys.Root.Send(self, &hbTick{gen: gen}) })
+func (a *clientActor) armHeartbeat(s *session) {
+	sys, self, gen := a.sys, a.self, s.gen
+	s.hb.timer = time.AfterFunc(a.cfg.HeartbeatInterval, func() { sys.Root.Send(self, &hbTick{gen: gen}) })
 }
 
+// stopHeartbeat stops the current session's prober (if any).
 func (a *clientActor) stopHeartbeat() {
-	if a.hb.timer != nil {
-		a.hb.timer.Stop()
-		a.hb.timer = nil
+	if s := a.cur; s != nil {
+		if s.hb.timer != nil {
+			s.hb.timer.Stop()
+			s.hb.timer = nil
+		}
+		s.hb.outstanding = false
 	}
-	a.hb.outstanding = false
 }
 
 func (a *clientActor) heartbeatTick(ctx actor.Context, m *hbTick) {
-	if m.gen != a.gen || a.conn == nil || a.hb.timer == nil {
+	s := a.current(m.gen)
+	if s == nil || s.hb.timer == nil {
 		return
 	}
 	switch a.cfg.Heartbeat {
 	case HeartbeatPingPong:
 		// A ping still in flight ends by its own timeout (one interval) and
 		// is counted then.
-		if !a.hb.outstanding {
-			a.sendPing()
+		if !s.hb.outstanding {
+			a.d.chargeControl()
+			a.probe(s, s.conn.Ping)
 		}
 	case HeartbeatDeribit:
 		// Like a ping: one public/test in flight, ended by its own timeout.
-		if !a.hb.outstanding {
-			a.sendTest()
+		if !s.hb.outstanding {
+			a.sendTest(s)
 		}
 	case HeartbeatText:
 		// Like a ping: the venue's text ping, answered by its text pong.
-		if !a.hb.outstanding {
-			a.sendTextPing()
+		if !s.hb.outstanding {
+			a.sendTextPing(s)
 		}
 	case HeartbeatBinance:
-		last := a.hb.since
-		if n := a.pings.last.Load(); n != 0 {
+		// The server pings; the client only watches the silence. One
+		// silence longer than the window ends the connection (there is
+		// nothing to count: no probe of ours went unanswered).
+		last := s.hb.since
+		if n := s.pings.last.Load(); n != 0 {
 			last = time.Unix(0, n)
-			a.hb.last = last
+			s.hb.last = last
 		}
 		if silence := time.Since(last); silence > a.cfg.ServerPingWindow {
-			a.hb.failures = a.cfg.HeartbeatMisses - 1
-			if a.miss(ctx, fmt.Sprintf("server ping (silent for %v, window %v)", silence.Round(time.Millisecond), a.cfg.ServerPingWindow)) {
-				return
-			}
+			a.d.hbMisses.Add(1)
+			a.d.log.Info("heartbeat unanswered", zap.String("heartbeat", "server ping"), zap.Duration("silent_for", silence.Round(time.Millisecond)), zap.Duration("window", a.cfg.ServerPingWindow))
+			a.lose(ctx, fmt.Errorf("%w: no server ping for %v (window %v)", ErrHeartbeatTimeout, silence.Round(time.Millisecond), a.cfg.ServerPingWindow))
+			return
 		}
 		a.publish()
 	}
-	a.armHeartbeat()
+	a.armHeartbeat(s)
 }
 
-// miss counts an unanswered heartbeat and reports whether it ended the
-// connection.
-func (a *clientActor) miss(ctx actor.Context, what string) bool {
-	a.hb.outstanding = false
-	a.hb.failures++
+// miss counts an unanswered probe of session s and reports whether it ended
+// the connection.
+func (a *clientActor) miss(ctx actor.Context, s *session, what string) bool {
+	s.hb.outstanding = false
+	s.hb.failures++
 	a.d.hbMisses.Add(1)
-	a.d.log.Info("heartbeat unanswered", zap.String("heartbeat", what), zap.Int("in_a_row", a.hb.failures), zap.Int("allowed", a.cfg.HeartbeatMisses))
-	if a.hb.failures >= a.cfg.HeartbeatMisses {
-		a.lose(ctx, fmt.Errorf("%w: %d unanswered %s in a row", ErrHeartbeatTimeout, a.hb.failures, what))
+	a.d.log.Info("heartbeat unanswered", zap.String("heartbeat", what), zap.Int("in_a_row", s.hb.failures), zap.Int("allowed", a.cfg.HeartbeatMisses))
+	if s.hb.failures >= a.cfg.HeartbeatMisses {
+		a.lose(ctx, fmt.Errorf("%w: %d unanswered %s in a row", ErrHeartbeatTimeout, s.hb.failures, what))
 		return true
 	}
 	a.publish()
 	return false
 }
 
-func (a *clientActor) answered(rtt time.Duration) {
-	a.hb.outstanding = false
-	a.hb.failures = 0
-	a.hb.last = time.Now()
-	a.hb.lastRTT = rtt
+func (a *clientActor) answered(s *session, rtt time.Duration) {
+	s.hb.outstanding = false
+	s.hb.failures = 0
+	s.hb.last = time.Now()
+	s.hb.lastRTT = rtt
 	if a.cfg.Heartbeat == HeartbeatPingPong {
 		a.d.latency.add(rtt) // public/test round trips are recorded as requests
 	}
 	a.publish()
 }
 
-// sendPing pings with a payload unique to the connection; the pong gives
-// the round trip.
-func (a *clientActor) sendPing() {
-	conn := a.conn
-	a.d.chargeControl()
-	a.probe(conn.Ping)
-}
-
-// probe runs one heartbeat round trip off the actor's goroutine (it waits
-// for its answer), bounded by a little under one interval so that its
-// result is in before the next tick; the result comes back as pingResult.
-func (a *clientActor) probe(roundTrip func(ctx context.Context) (time.Duration, error)) {
-	a.hb.outstanding = true
-	a.hb.sentAt = time.Now()
-	gen, d, sys, self, interval := a.gen, a.d, a.sys, a.self, a.cfg.HeartbeatInterval
+// probe runs one heartbeat round trip of session s off the actor's
+// goroutine (it waits for its answer), bounded by a little under one
+// interval so that its result is in before the next tick; the result comes
+// back as pingResult.
+func (a *clientActor) probe(s *session, roundTrip func(ctx context.Context) (time.Duration, error)) {
+	s.hb.outstanding = true
+	s.hb.sentAt = time.Now()
+	gen, d, sys, self, interval := s.gen, a.d, a.sys, a.self, a.cfg.HeartbeatInterval
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -139,27 +142,28 @@ func (a *clientActor) probe(roundTrip func(ctx context.Context) (time.Duration, 
 }
 
 func (a *clientActor) pingDone(ctx actor.Context, m *pingResult) {
-	if m.gen != a.gen || a.conn == nil || !a.hb.outstanding {
+	s := a.current(m.gen)
+	if s == nil || !s.hb.outstanding {
 		return
 	}
 	switch {
 	case m.err == nil:
-		a.answered(m.rtt)
+		a.answered(s, m.rtt)
 	case errors.Is(m.err, transport.ErrClosed), errors.Is(m.err, ErrDisconnected), errors.Is(m.err, ErrNotConnected):
 		// The connection ended: the reader reports that.
-		a.hb.outstanding = false
+		s.hb.outstanding = false
 	case a.cfg.Heartbeat == HeartbeatDeribit:
-		a.miss(ctx, "public/test")
+		a.miss(ctx, s, "public/test")
 	default:
-		a.miss(ctx, "ping")
+		a.miss(ctx, s, "ping")
 	}
 }
 
 // sendTextPing sends the venue's text ping (venue.TextPinger); the reader
 // signals its pong (textPong), which gives the round trip.
-func (a *clientActor) sendTextPing() {
-	conn, d, gen, p := a.conn, a.d, a.gen, a.d.textPing
-	a.probe(func(ctx context.Context) (time.Duration, error) {
+func (a *clientActor) sendTextPing(s *session) {
+	conn, d, gen, p := s.conn, a.d, s.gen, a.d.textPing
+	a.probe(s, func(ctx context.Context) (time.Duration, error) {
 		select { // a pong left over from an earlier ping does not answer this one
 		case <-d.pongs:
 		default:
@@ -195,9 +199,9 @@ func (d *durable) textPong(gen uint64, data []byte) bool {
 // sendTest sends Deribit's periodic public/test through the pending table,
 // so its id can never collide with a user's request and its reply is
 // consumed on the reader goroutine.
-func (a *clientActor) sendTest() {
-	conn, gen, d := a.conn, a.gen, a.d
-	a.probe(func(ctx context.Context) (time.Duration, error) {
+func (a *clientActor) sendTest(s *session) {
+	conn, gen, d := s.conn, s.gen, a.d
+	a.probe(s, func(ctx context.Context) (time.Duration, error) {
 		start := time.Now()
 		_, err := d.call(ctx, via{conn: conn, pace: paceCharge, gen: gen}, d.probeRequest)
 		return time.Since(start), err
@@ -250,8 +254,8 @@ func (a *clientActor) consumeHeartbeat(gen uint64, env *jsonrpc.Envelope, data [
 	var heartbeat, answer bool
 	_ = guard("venue heartbeat", func() error { heartbeat, answer = a.cfg.prober().HeartbeatFrame(data); return nil })
 	if answer {
-		if conn := a.connOf(gen); conn != nil {
-			a.answerTestRequest(conn, gen)
+		if s, _ := a.sessionOf(gen); s != nil {
+			a.answerTestRequest(s.conn, gen)
 		}
 	}
 	return heartbeat

@@ -119,7 +119,7 @@ func FuzzRoute(f *testing.F) {
 		WithHandler(func(Inbound) { delivered.Add(1) }))
 	d := newDurable(sys, actor.NewPID("nonhost", "fuzz"), cfg)
 	a := &clientActor{cfg: cfg, d: d, sys: sys, self: d.pid, gen: 1}
-	a.hb = heartbeat{}
+	a.phase = phaseLive
 	f.Fuzz(func(t *testing.T, typ byte, data []byte) {
 		mt := websocket.MessageText
 		if typ%2 == 0 {

@@ -43,15 +43,12 @@ func WithMaxConnectionAge(d time.Duration) Option {
 // old one still delivers.
 const mergeLimit = 4096
 
-// rotation is a replacement connection being set up.
+// rotation is a replacement connection being set up (phaseRotating).
 type rotation struct {
 	cancel  context.CancelFunc // ends its dial
 	dialed  atomic.Pointer[transport.Conn]
-	conn    *transport.Conn
-	gen     uint64
-	pings   *serverPings
+	next    *session // once dialed: the replacement session, in its connect pipeline
 	waiters []chan error
-	ss      *subSession // its subscriptions (restore.go)
 	started time.Time
 }
 
@@ -101,13 +98,6 @@ type retire struct {
 }
 
 type retired struct{ gen uint64 }
-
-// retiring is a replaced connection while it drains.
-type retiring struct {
-	conn  *transport.Conn
-	gen   uint64
-	since time.Time
-}
 
 // ErrRotationFailed wraps why a planned rotation could not set up its new
 // connection (the old one stays in use).
@@ -162,7 +152,7 @@ func (a *clientActor) scheduleRotation() {
 
 func (a *clientActor) rotateAfter(delay time.Duration) {
 	a.stopRotationTimer()
-	sys, self, msg := a.sys, a.self, &rotateNow{gen: a.gen}
+	sys, self, msg := a.sys, a.self, &rotateNow{gen: a.cur.gen}
 	a.rotTimer = time.AfterFunc(delay, func() { sys.Root.Send(self, msg) })
 }
 
@@ -175,13 +165,13 @@ func (a *clientActor) stopRotationTimer() {
 
 // startRotation dials the replacement connection for connection m.gen.
 func (a *clientActor) startRotation(m *rotateNow) {
-	if m.gen != a.gen || a.conn == nil || !a.live || a.stopping {
+	switch {
+	case a.live() == nil || a.cur.gen != m.gen:
 		if m.reply != nil {
 			m.reply <- ErrNotConnected
 		}
 		return
-	}
-	if a.rot != nil { // already under way: wait for it
+	case a.phase == phaseRotating: // already under way: wait for it
 		if m.reply != nil {
 			a.rot.waiters = append(a.rot.waiters, m.reply)
 		}
@@ -192,6 +182,7 @@ func (a *clientActor) startRotation(m *rotateNow) {
 	r := &rotation{cancel: cancel, started: time.Now()}
 	a.lastRotation = r.started
 	a.rot = r
+	a.enter(phaseRotating)
 	if m.reply != nil {
 		r.waiters = append(r.waiters, m.reply)
 	}
@@ -207,7 +198,7 @@ func (a *clientActor) rotationDialed(m *rotateDialed) {
 	if m.conn != nil && !r.dialed.CompareAndSwap(m.conn, nil) {
 		return // the rotation was aborted and closed it
 	}
-	if r != a.rot || a.stopping || a.conn == nil {
+	if r != a.rot || a.phase != phaseRotating {
 		if m.conn != nil {
 			_ = m.conn.CloseNow()
 		}
@@ -217,16 +208,12 @@ func (a *clientActor) rotationDialed(m *rotateDialed) {
 		a.rotationFailed(fmt.Errorf("dial: %w", m.err))
 		return
 	}
-	d := a.d
-	r.conn, r.pings, r.gen = m.conn, m.pings, d.generation.Add(1)
 	a.endMerge()
-	a.merge = newMerge(r.gen)
-	a.startReader(r.conn, r.gen)
 	// A rotation carries the wanted set over whatever RestoreSubscriptions
 	// says: it is the client's own replacement, and must not cost a gap.
-	d.newConnectionLimit()
-	r.ss = d.intent.open(r.conn, r.gen, true)
-	a.setup(r.ss)
+	r.next = a.openSession(m.conn, m.pings, true)
+	a.merge = newMerge(r.next.gen) // before its first frame: the reader's frames queue behind this message
+	a.setup(r.next)
 }
 
 // rotationSetUp finishes a rotation whose new connection ran its connect
@@ -242,7 +229,7 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 	// otherwise keep the current one. Changes made meanwhile were applied
 	// by the restore's rounds; the worker applies later ones once it is
 	// live.
-	if missing := d.intent.missingFrom(r.ss); len(missing) > 0 {
+	if missing := d.intent.missingFrom(r.next.subs); len(missing) > 0 {
 		err := fmt.Errorf("restoring subscriptions: %d channels not confirmed (%v): %w", len(missing), missing, m.restoreErr)
 		if m.restoreErr == nil {
 			err = fmt.Errorf("restoring subscriptions: %d channels not confirmed: %v", len(missing), missing)
@@ -250,17 +237,18 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 		a.rotationFailed(err)
 		return
 	}
-	old, oldGen := a.conn, a.gen
+	old, next := a.cur, r.next
 	a.rot = nil
 	r.cancel()
-	a.conn, a.gen, a.pings = r.conn, r.gen, r.pings
-	d.conn.Store(&liveConn{conn: r.conn, gen: r.gen})
-	d.intent.promote(r.gen)
 	a.stopHeartbeat()
+	a.cur, a.gen = next, next.gen
+	a.enter(phaseLive)
+	d.conn.Store(next)
+	d.intent.promote(next.gen)
 	a.startHeartbeat()
 	d.rotations.Add(1)
 	a.rotFailures = 0
-	d.log.Info("rotated the connection", zap.Uint64("from", oldGen), zap.Uint64("to", r.gen))
+	d.log.Info("rotated the connection", zap.Uint64("from", old.gen), zap.Uint64("to", next.gen))
 	a.publish()
 	a.scheduleRotation()
 	for _, w := range r.waiters {
@@ -268,9 +256,9 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 	}
 	// The old connection drains: responses to requests sent on it can
 	// still arrive, and its frames are merged with the new one's.
-	since := time.Now()
-	a.retiring = append(a.retiring, retiring{conn: old, gen: oldGen, since: since})
-	a.retireWhenDrained(&retire{conn: old, gen: oldGen, since: since})
+	old.since = time.Now()
+	a.retiring = append(a.retiring, old)
+	a.retireWhenDrained(&retire{conn: old.conn, gen: old.gen, since: old.since})
 }
 
 // A replaced connection stays at least minDrain, so that what the venue
@@ -315,21 +303,22 @@ func (a *clientActor) retireWhenDrained(m *retire) {
 	}()
 }
 
+// rotationFailed gives up the replacement; the current session stays live.
 func (a *clientActor) rotationFailed(err error) {
 	err = a.d.scrub(err) // it reaches Rotate's callers and pending requests
 	r := a.rot
 	a.rot = nil
+	a.enter(phaseLive)
 	r.cancel()
 	if c := r.dialed.Swap(nil); c != nil {
 		_ = c.CloseNow()
 	}
-	if r.conn != nil {
-		a.d.intent.close(r.gen)
-		_ = r.conn.CloseNow()
-		a.d.pending.failConn(r.conn, fmt.Errorf("%w: %w", ErrDisconnected, err))
-	}
-	if a.merge != nil && a.merge.newGen == r.gen {
-		a.merge = nil // its held frames came from the connection given up; the old one has them
+	if s := r.next; s != nil {
+		a.closeSession(s)
+		a.d.pending.failConn(s.conn, fmt.Errorf("%w: %w", ErrDisconnected, err))
+		if a.merge != nil && a.merge.newGen == s.gen {
+			a.merge = nil // its held frames came from the connection given up; the old one has them
+		}
 	}
 	a.rotFailures++
 	if a.noticeGen == a.gen {
@@ -340,13 +329,13 @@ func (a *clientActor) rotationFailed(err error) {
 	for _, w := range r.waiters {
 		w <- wrapped
 	}
-	if a.cfg.MaxConnectionAge > 0 && !a.stopping && a.conn != nil {
+	if a.cfg.MaxConnectionAge > 0 {
 		a.rotateAfter(backoff(a.rotFailures, a.cfg.RetryDelay, a.cfg.MaxBackoff))
 	}
 }
 
 // abortRotation drops a rotation under way (the current connection ended
-// or the client stops).
+// or the client stops); the caller changes the phase.
 func (a *clientActor) abortRotation(err error) {
 	r := a.rot
 	if r == nil {
@@ -358,9 +347,8 @@ func (a *clientActor) abortRotation(err error) {
 	if c := r.dialed.Swap(nil); c != nil {
 		_ = c.CloseNow()
 	}
-	if r.conn != nil {
-		a.d.intent.close(r.gen)
-		_ = r.conn.CloseNow()
+	if r.next != nil {
+		a.closeSession(r.next)
 	}
 	for _, w := range r.waiters {
 		w <- fmt.Errorf("%w: %w", ErrRotationFailed, err)
@@ -370,7 +358,7 @@ func (a *clientActor) abortRotation(err error) {
 // retireConn closes a replaced connection once no request waits for a
 // response on it (or after the longest drain).
 func (a *clientActor) retireConn(m *retire) {
-	if a.retiringIndex(m.gen) < 0 {
+	if _, r := a.sessionOf(m.gen); r != roleRetiring {
 		return // gone already (lost, or the client reconnected or stops)
 	}
 	d, sys, self := a.d, a.sys, a.self
@@ -396,24 +384,22 @@ func (a *clientActor) connRetired(gen uint64) {
 	}
 }
 
-// retiringLost: a draining connection failed; its requests fail now.
-func (a *clientActor) retiringLost(gen uint64, err error) {
-	if i := a.retiringIndex(gen); i >= 0 {
-		a.d.pending.failConn(a.retiring[i].conn, a.d.scrub(fmt.Errorf("%w: %w", ErrDisconnected, err)))
-		_ = a.retiring[i].conn.CloseNow()
-	}
-	a.connRetired(gen)
+// retiringLost: draining session s failed; its requests fail now.
+func (a *clientActor) retiringLost(s *session, err error) {
+	a.d.pending.failConn(s.conn, a.d.scrub(fmt.Errorf("%w: %w", ErrDisconnected, err)))
+	_ = s.conn.CloseNow()
+	a.connRetired(s.gen)
 }
 
 func (a *clientActor) retiringIndex(gen uint64) int {
-	return slices.IndexFunc(a.retiring, func(r retiring) bool { return r.gen == gen })
+	return slices.IndexFunc(a.retiring, func(s *session) bool { return s.gen == gen })
 }
 
 // closeRetiring closes replaced connections still draining (stop, restart,
 // or the current connection was lost).
 func (a *clientActor) closeRetiring() {
-	for _, r := range a.retiring {
-		_ = r.conn.CloseNow()
+	for _, s := range a.retiring {
+		_ = s.conn.CloseNow()
 	}
 	a.retiring = nil
 	a.endMerge()
@@ -494,23 +480,6 @@ func (a *clientActor) endMerge() {
 	}
 }
 
-// connOf returns the open connection of generation gen: the current one, a
-// rotation's replacement, or one draining; nil if none.
-func (a *clientActor) connOf(gen uint64) *transport.Conn {
-	switch {
-	case a.conn != nil && gen == a.gen:
-		return a.conn
-	case a.rot != nil && a.rot.conn != nil && gen == a.rot.gen:
-		return a.rot.conn
-	}
-	for _, r := range a.retiring {
-		if r.gen == gen {
-			return r.conn
-		}
-	}
-	return nil
-}
-
 // noticeGap is the shortest time between a rotation and the next one a
 // maintenance notice starts; it doubles (up to MaxBackoff) for every
 // notice that arrives on a connection younger than StableAfter, so that a
@@ -525,18 +494,18 @@ const noticeGap = time.Second
 func (a *clientActor) maintenanceNotice(gen uint64) {
 	a.d.notices.Add(1)
 	switch {
-	case gen != a.gen || a.conn == nil || !a.live:
+	case a.live() == nil || a.cur.gen != gen:
 		return // a replacement or draining connection: a rotation is under way or done
 	case a.noticeGen == gen:
 		return // this connection's rotation is started or scheduled already
 	}
 	a.noticeGen = gen
-	if time.Since(a.hb.since) < a.cfg.StableAfter {
+	if time.Since(a.cur.hb.since) < a.cfg.StableAfter {
 		a.noticeStreak++
 	} else {
 		a.noticeStreak = 1
 	}
-	if a.rot != nil {
+	if a.phase == phaseRotating {
 		a.d.log.Info("the server announced maintenance (serverShutdown) during a rotation: coalesced")
 		return
 	}
