@@ -32,7 +32,7 @@ import (
 // context without actor.WithGuardian, the default guardian restarts it up to
 // 10 times in 10 s; Connect gives its clients a guardian that stops them.
 func Props(cfg Config) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return &clientActor{cfg: cfg} })
+	return actor.PropsFromProducer(func() actor.Actor { return &clientActor{props: cfg} })
 }
 
 // errReconnectRequested ends a connection replaced by Client.Reconnect.
@@ -42,10 +42,11 @@ var errReconnectRequested = errors.New("zenws: reconnect requested")
 // sessions (session.go has the diagram). Everything here is touched only on
 // the actor's goroutine.
 type clientActor struct {
-	cfg  Config
-	d    *durable
-	sys  *actor.ActorSystem
-	self *actor.PID
+	props Config  // what Props was given: the durable state's on the first start
+	cfg   *Config // the one configuration, the durable state's (&d.cfg)
+	d     *durable
+	sys   *actor.ActorSystem
+	self  *actor.PID
 
 	life   context.Context // cancelled when this instance stops or restarts
 	cancel context.CancelFunc
@@ -194,11 +195,12 @@ func (a *clientActor) started(ctx actor.Context) {
 	if d, ok := reg.Load(a.self.Id); ok {
 		a.d = d
 	} else {
-		if a.cfg.Logger == nil {
-			a.cfg.Logger = zap.NewNop()
+		if a.props.Logger == nil {
+			a.props.Logger = zap.NewNop()
 		}
-		a.d = reg.LoadOrStore(a.self.Id, newDurable(a.sys, a.self, a.cfg))
+		a.d = reg.LoadOrStore(a.self.Id, newDurable(a.sys, a.self, a.props))
 	}
+	a.cfg = &a.d.cfg
 	// A restarted instance carries on from the state its predecessor last
 	// set, so that StateChanges stay one chain across restarts.
 	a.state = a.d.state
@@ -218,7 +220,7 @@ func (a *clientActor) started(ctx actor.Context) {
 		ctx.Watch(w)
 	}
 	a.limit = 1 + a.cfg.RetryCount
-	a.pacer = hostPacer(a.sys, a.cfg)
+	a.pacer = hostPacer(a.sys, *a.cfg)
 	a.gen = a.d.generation.Load()
 	if a.gen == 0 && a.d.retries == 0 {
 		a.setState(StateConnecting)

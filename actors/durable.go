@@ -16,95 +16,98 @@ import (
 	"github.com/zenws/zenws/transport"
 )
 
-// durable is the part of a client that survives supervisor restarts: the
-// configuration, counters, the inbound queue and the published snapshot. A
-// restarted actor instance finds it again in its actor system's registry
-// of clients, by PID.
-// What must not survive (the connection, timers, heartbeat state) lives in
-// the clientActor instance.
+// durable is the part of a client that survives supervisor restarts,
+// found again by PID in its actor system's registry of clients
+// (internal/sysreg). It is grouped by concern: the configuration and
+// identity, the session the handle sends on, the statistics, the
+// subscription intent, the venue's parts, the life cycle, and what only
+// the actor goroutine touches. What must not survive a restart (the
+// sessions, timers, heartbeat state) lives in the clientActor instance.
 type durable struct {
-	cfg  Config
-	sys  *actor.ActorSystem
-	pid  *actor.PID
-	log  *zap.Logger
-	wg   sync.WaitGroup // every goroutine the client starts, but the delivery one (in.wg)
-	in   *deliveryQueue
-	conn atomic.Pointer[session] // the live session (session.go), published while StateConnected: the send hot path
+	// Configuration and identity: set once by newDurable.
+	cfg      Config
+	sys      *actor.ActorSystem
+	pid      *actor.PID
+	log      *zap.Logger
+	secrets  *redact.Scrubber // this client's secrets, hidden from logs, errors, Health, recordings
+	endpoint string           // Health.Endpoint: the URL, redacted
+	label    string           // Health.Label (WithLabel), scrubbed
 
-	snap       atomic.Pointer[Health]
-	changed    atomic.Pointer[chan struct{}] // closed and replaced by every publish
+	// The send path: the handle and the actor alike.
+	conn    atomic.Pointer[session] // the live session (session.go), published while StateConnected
+	ids     atomic.Uint64           // JSON-RPC ids this client issues, heartbeats included
+	pending *pendingTable           // requests waiting for their response (correlate.go)
+
+	// The operator's view: the published snapshot and the counters.
+	snap    atomic.Pointer[Health]
+	changed atomic.Pointer[chan struct{}] // closed and replaced by every publish
+	stats
+	latency *latencyRing // heartbeat and request round trips
+	tel     *telemetry   // nil unless metrics are on
+	lastIn  atomic.Int64 // Unix nanoseconds of the last data frame received (Health.LastInbound); 0: none
+	logLines
+
+	// Subscriptions (restore.go, subscribe.go).
+	intent        *intent     // wanted subscriptions and what each connection applied
+	publishQueued atomic.Bool // an intentChanged is in the actor's mailbox
+
+	// Inbound and outbound queues, bounded (inbound.go, observe.go, record.go).
+	in  *deliveryQueue
+	obs *observerQueue // StateObserver calls, off the actor goroutine
+	rec *recorder      // nil unless recording
+
+	// The venue's parts (venue.go, heartbeat.go).
+	correlator  bool                              // the venue correlates its own answers (venue.Correlator)
+	textPing    *venue.TextPing                   // the venue's text heartbeat, when the client uses it
+	pongs       chan struct{}                     // a text pong arrived (room for one)
+	testAnswers sync.Map                          // *transport.Conn -> struct{}: a test_request answer in flight on it
+	connLimiter atomic.Pointer[ratelimit.Limiter] // the current connection's (venue.ConnectionLimited)
+
+	// Life cycle (lifecycle.go).
 	generation atomic.Uint64
-	reconnects atomic.Uint64
-	restarts   atomic.Uint64
-	msgsIn     atomic.Uint64
-	msgsOut    atomic.Uint64
-	hbMisses   atomic.Uint64
-	ids        atomic.Uint64 // JSON-RPC ids this client issues, heartbeats included
-
-	rateLimited atomic.Uint64 // frames the rate limiter refused
-	rateWaits   atomic.Uint64 // frames that waited for tokens
-	rateWaitNs  atomic.Int64  // time they waited
-
-	latency *latencyRing  // heartbeat and request round trips
-	pending *pendingTable // requests waiting for their response
-	intent  *intent       // wanted subscriptions and what each connection applied (restore.go)
-	rec     *recorder     // nil unless recording
+	// dialed holds a connection between a successful dial and the actor
+	// taking it, so that a stop in between cannot leak it: whoever swaps it
+	// out owns it.
+	dialed   atomic.Pointer[transport.Conn]
+	wg       sync.WaitGroup // every goroutine the client starts, but the delivery one (in.wg)
+	closing  atomic.Bool    // Close was called
+	stopped  chan struct{}  // closed when the actor has stopped for good
+	finished chan struct{}  // closed once stopped and every goroutine has ended
+	stopOnce sync.Once
 
 	// Only the actor goroutine touches these (one instance at a time).
 	watchers watchers      // health watchers (WatchHealth)
 	retries  int           // backoff waits since the last working connection
 	lastDial chan struct{} // closed when the latest dial goroutine has ended
+	state    State         // the state the last instance set: a restarted one's From
+}
 
-	// dialed holds a connection between a successful dial and the actor
-	// taking it, so that a stop in between cannot leak it: whoever swaps it
-	// out owns it.
-	dialed atomic.Pointer[transport.Conn]
-
+// stats are the client's counters (Health).
+type stats struct {
+	reconnects    atomic.Uint64
+	restarts      atomic.Uint64
+	msgsIn        atomic.Uint64
+	msgsOut       atomic.Uint64
+	hbMisses      atomic.Uint64
 	notifications atomic.Uint64
-	tel           *telemetry    // nil unless metrics are on
+	rateLimited   atomic.Uint64 // frames the rate limiter refused
+	rateWaits     atomic.Uint64 // frames that waited for tokens
+	rateWaitNs    atomic.Int64  // time they waited
 	rotations     atomic.Uint64 // planned rotations completed
 	duplicates    atomic.Uint64 // frames seen on both connections of a rotation, delivered once
+	unasked       atomic.Uint64 // confirmed channels that no request named, ignored
+	testCoalesced atomic.Uint64 // test_requests that found an answer in flight
+	pingFloods    atomic.Uint64 // connections ended for a ping flood
+	notices       atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)
+}
 
-	closing  atomic.Bool   // Close was called
-	stopped  chan struct{} // closed when the actor has stopped for good
-	finished chan struct{} // closed once stopped and every goroutine has ended
-	stopOnce sync.Once
-
-	// Bounds on what a venue or user code can make a client hold (issue
-	// 12, queues): see inbound.go, observe.go, subscribe.go, heartbeat.go
-	// and pacing.go.
-	obs           *observerQueue // StateObserver calls, off the actor goroutine
-	unasked       atomic.Uint64  // confirmed channels that no request named, ignored
-	testAnswers   sync.Map       // *transport.Conn -> struct{}: a test_request answer in flight on it
-	testCoalesced atomic.Uint64  // test_requests that found an answer in flight
-	pingFloods    atomic.Uint64  // connections ended for a ping flood
-	classifierLog everySecond    // the classifier-failure log line
-
-	// Life cycle (lifecycle.go, rotate.go).
-	notices atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)
-
-	secrets *redact.Scrubber // this client's secrets, hidden from logs, errors, Health, recordings (issue 12)
-
-	publishQueued atomic.Bool // an intentChanged is in the actor's mailbox (restore.go)
+// logLines are the client's rate-limited log lines (logging.go).
+type logLines struct {
+	lossLog       limitedLine // "connection lost" at WARN, at most once a second
+	attemptLog    limitedLine // "connection attempt failed" at WARN, at most once a second
+	healLog       limitedLine // "reconnected" at INFO, at most once a second
 	restoreLog    limitedLine // "restoring subscriptions failed" at WARN, at most once a second
-
-	// The venue (venue_option.go, heartbeat.go).
-	correlator bool            // the venue correlates its own answers (venue.Correlator)
-	textPing   *venue.TextPing // the venue's text heartbeat, when the client uses it
-	pongs      chan struct{}   // a text pong arrived (room for one)
-
-	connLimiter atomic.Pointer[ratelimit.Limiter] // the current connection's (venue.ConnectionLimited)
-
-	// Operator's view (issue 13, logging.go, health.go).
-	lossLog    limitedLine  // "connection lost" at WARN, at most once a second
-	attemptLog limitedLine  // "connection attempt failed" at WARN, at most once a second
-	healLog    limitedLine  // "reconnected" at INFO, at most once a second
-	lastIn     atomic.Int64 // Unix nanoseconds of the last data frame received (Health.LastInbound); 0: none
-	endpoint   string       // Health.Endpoint: the URL, redacted
-	label      string       // Health.Label (WithLabel), scrubbed
-
-	// Life cycle across restarts (lifecycle.go; only the actor goroutine).
-	state State // the state the last instance set: a restarted one's From
+	classifierLog everySecond // the classifier-failure log line
 }
 
 func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {

@@ -118,7 +118,7 @@ func FuzzRoute(f *testing.F) {
 	cfg, _ := NewConfig("ws://127.0.0.1:1/", WithHeartbeat(HeartbeatDeribit, time.Minute),
 		WithHandler(func(Inbound) { delivered.Add(1) }))
 	d := newDurable(sys, actor.NewPID("nonhost", "fuzz"), cfg)
-	a := &clientActor{cfg: cfg, d: d, sys: sys, self: d.pid, gen: 1}
+	a := &clientActor{cfg: &d.cfg, d: d, sys: sys, self: d.pid, gen: 1}
 	a.phase = phaseLive
 	f.Fuzz(func(t *testing.T, typ byte, data []byte) {
 		mt := websocket.MessageText
