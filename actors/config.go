@@ -104,6 +104,7 @@ type Config struct {
 	Venue                venue.Venue // a venue's protocol knowledge (WithVenue); nil: none
 	rateLimiterSet       bool        // WithRateLimiter was given: the venue's limiter is not used
 	heartbeatSet         bool        // WithHeartbeat was given: the venue's heartbeat is not used
+	secretFields         []string    // the venue's own secret member names (venue.Redactor), set per client
 	Recorder             io.Writer   // session recording (JSONL); nil: none
 	RecordFile           string      // or a file to record to
 	OnRestoreFailed      func(client *actor.PID, channels []string, err error)

@@ -76,7 +76,8 @@ var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
 // members (client_secret, access_token, refresh_token, signature, sign,
 // password, passphrase, api_key/apiKey/api-key, secret, token, key,
 // listenKey, authorization and every name ending in secret, token,
-// password, passphrase or signature; any case, any depth, escapes decoded),
+// password, passphrase or signature, and the client's venue's own names,
+// venue.Redactor; any case, any depth, escapes decoded),
 // the strings of positional auth args ({"op":"auth","args":[...]}) and every
 // value holding one of the client's known secrets (WithSecrets). A frame
 // that looks like JSON but cannot be verified (does not parse, nested over

@@ -43,7 +43,9 @@ func (c *Client) AddSecrets(values ...string) {
 // looking subprotocols and those named with WithSecrets. It is sealed:
 // tokens registered later are bounded (redact.MaxRecent).
 func newScrubber(cfg Config) *redact.Scrubber {
-	return redact.ForRequest(cfg.URL, cfg.Headers, cfg.Subprotocols, cfg.Secrets...)
+	s := redact.ForRequest(cfg.URL, cfg.Headers, cfg.Subprotocols, cfg.Secrets...)
+	s.AddNames(cfg.secretFields...) // the venue's own (venue.Redactor)
+	return s
 }
 
 // scrubbedLogger is l with every line scrubbed by s: messages, fields and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"go.uber.org/zap"
 	"reflect"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
@@ -88,7 +89,17 @@ func (c *Config) venueParts() {
 	}
 	c.venueLimiter()
 	if s, ok := c.Venue.(venue.Secreter); ok {
-		c.Secrets = append(c.Secrets[:len(c.Secrets):len(c.Secrets)], s.Secrets()...)
+		var secrets []string
+		if err := guard("venue secrets", func() error { secrets = s.Secrets(); return nil }); err != nil {
+			// Not the panic's value: it may hold the very secrets.
+			logger(c).Error("the venue's Secrets panicked: its secrets are unknown to the scrubber")
+		}
+		c.Secrets = append(c.Secrets[:len(c.Secrets):len(c.Secrets)], secrets...)
+	}
+	if r, ok := c.Venue.(venue.Redactor); ok {
+		if err := guard("venue secret fields", func() error { c.secretFields = r.SecretFields(); return nil }); err != nil {
+			logger(c).Error("the venue's SecretFields panicked: only the generic secret names are masked")
+		}
 	}
 	if cn, ok := c.Venue.(venue.Connector); ok {
 		hook := func(ctx context.Context, s *Setup) error {
@@ -176,4 +187,12 @@ func (c *Config) classify(data []byte) (cl venue.Class) {
 		}
 	}()
 	return v.Classify(data)
+}
+
+// logger is c's logger, or a no-op one before it is set.
+func logger(c *Config) *zap.Logger {
+	if c.Logger == nil {
+		return zap.NewNop()
+	}
+	return c.Logger
 }

@@ -198,6 +198,17 @@ type Secreter interface {
 	Secrets() []string
 }
 
+// Redactor is a Venue whose messages carry secrets under member names of
+// its own: the client masks their values in recordings, and the value after
+// such a name ("name=value", "name: value") in error and log text, besides
+// the names every client masks (key, secret, token, signature, password,
+// passphrase and the like: see actors.WithRecorder). Names compare in any
+// case, with '_', '-', '.' and spaces ignored. SecretFields is asked once
+// per client, when it is created.
+type Redactor interface {
+	SecretFields() []string
+}
+
 // Prober is a Venue whose heartbeat is a request (Deribit's public/test):
 // with actors.HeartbeatDeribit the client sends ProbeRequest every interval
 // and counts one unanswered within the interval as a miss. The venue's own

@@ -75,7 +75,7 @@ func (s *Scrubber) Frame(data []byte) []byte {
 		return append(append(make([]byte, 0, p+len(out)), data[:p]...), out...)
 	}
 	known := s.knownBytes()
-	sc := scanner{data: data}
+	sc := scanner{data: data, names: s.extraNames()}
 	// Strings need checking one by one only when the frame holds a secret
 	// verbatim or has escapes (a secret may hide behind them): one pass
 	// over the frame spares one per string in the common case.
@@ -157,6 +157,7 @@ type container struct {
 type scanner struct {
 	data  []byte
 	known [][]byte
+	names map[string]struct{} // the scrubber's own secret names (AddNames)
 	masks []span
 	stack []container
 
@@ -330,7 +331,7 @@ func (sc *scanner) value(i int) (int, string) {
 			}
 			content := data[i+1 : end-1]
 			name := unescape(content, esc)
-			maskNext = secretName(name)
+			maskNext = secretName(name, sc.names)
 			if sc.holdsSecret(content, esc) {
 				sc.masks = append(sc.masks, span{i, end})
 			}
@@ -438,7 +439,7 @@ func (sc *scanner) nestedSecret(content []byte, esc bool) bool {
 	if sc.nested >= MaxNested {
 		return true
 	}
-	inner := scanner{data: text, known: sc.known, nested: sc.nested + 1}
+	inner := scanner{data: text, known: sc.known, names: sc.names, nested: sc.nested + 1}
 	switch reason := inner.run(); reason {
 	case "":
 		return len(inner.masks) > 0

@@ -135,12 +135,18 @@ func SecretLooking(s string) bool {
 func SecretName(name string) bool { return secretName(name) }
 
 // secretName is SecretName for a member name as string or bytes (the JSON
-// scanner's), without copying the bytes.
-func secretName[T string | []byte](name T) bool {
+// scanner's), without copying the bytes; extra holds more exact names,
+// normalized (a venue's own, Scrubber.AddNames), or is nil.
+func secretName[T string | []byte](name T, extra ...map[string]struct{}) bool {
 	var buf [64]byte
 	n := appendNorm(buf[:0], name)
 	if _, ok := secretExact[string(n)]; ok {
 		return true
+	}
+	for _, m := range extra {
+		if _, ok := m[string(n)]; ok {
+			return true
+		}
 	}
 	for _, suf := range secretSuffixes {
 		if len(n) >= len(suf) && string(n[len(n)-len(suf):]) == suf {

@@ -49,3 +49,28 @@ func TestJSONHidesSecretMembers(t *testing.T) {
 		t.Fatalf("non-JSON changed: %s", got)
 	}
 }
+
+// AddNames: a scrubber's own secret names mask JSON members (nested, in
+// any spelling) and "name=value" in text, for that scrubber only.
+func TestScrubberAddNames(t *testing.T) {
+	s := NewScrubber()
+	s.AddNames("hmac_blob", "")
+	other := NewScrubber()
+	frame := []byte(`{"a":{"HMAC-BLOB":"v1"},"hmacBlob":"v2","keep":"v3"}`)
+	if got := string(s.Frame(frame)); got != `{"a":{"HMAC-BLOB":"REDACTED"},"hmacBlob":"REDACTED","keep":"v3"}` {
+		t.Fatalf("Frame: %s", got)
+	}
+	if got := string(other.Frame(frame)); got != string(frame) {
+		t.Fatalf("another scrubber: %s", got)
+	}
+	if got := s.Text("refused: hmacBlob=abc next"); got != "refused: hmacBlob="+Mask+" next" {
+		t.Fatalf("Text: %q", got)
+	}
+	if !s.SecretName("HmacBlob") || other.SecretName("HmacBlob") || !s.SecretName("token") {
+		t.Fatal("SecretName")
+	}
+	var nilS *Scrubber
+	if nilS.SecretName("hmacBlob") || !nilS.SecretName("secret") {
+		t.Fatal("nil scrubber")
+	}
+}

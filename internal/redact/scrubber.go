@@ -27,6 +27,7 @@ type Scrubber struct {
 	mu     sync.Mutex                // serialises Add
 	values atomic.Pointer[secretSet] // replaced, never changed
 	seen   map[string]struct{}
+	names  atomic.Pointer[map[string]struct{}] // more secret member names (AddNames), normalized; replaced, never changed
 
 	order     []string // forms in the order they were added
 	permanent int      // the first permanent forms are never forgotten (Seal)
@@ -36,6 +37,43 @@ type Scrubber struct {
 // receives on every refresh): past it the oldest are forgotten, so a
 // long-lived client's scrubber stays small. A value takes up to 5 forms.
 const MaxRecent = 256
+
+// AddNames adds member, query and form names whose values are secret, for
+// this scrubber only, to the ones every scrubber knows (SecretName): a
+// venue's own field names (venue.Redactor). They are compared the same way
+// (any case; '_', '-', '.' and spaces ignored). Safe for concurrent use;
+// a frame scrubbed meanwhile sees the names before or after the call.
+func (s *Scrubber) AddNames(names ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := map[string]struct{}{}
+	if old := s.names.Load(); old != nil {
+		for n := range *old {
+			m[n] = struct{}{}
+		}
+	}
+	for _, name := range names {
+		if n := string(appendNorm(nil, name)); n != "" {
+			m[n] = struct{}{}
+		}
+	}
+	s.names.Store(&m)
+}
+
+// SecretName is the package's SecretName with this scrubber's own names
+// (AddNames).
+func (s *Scrubber) SecretName(name string) bool { return secretName(name, s.extraNames()) }
+
+// extraNames is the map of AddNames; nil for a nil scrubber or none.
+func (s *Scrubber) extraNames() map[string]struct{} {
+	if s == nil {
+		return nil
+	}
+	if m := s.names.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
 
 // Seal makes every value registered so far permanent (the configuration's
 // secrets); values added later are kept up to MaxRecent forms, newest
@@ -220,7 +258,7 @@ func (s *Scrubber) AddURL(raw string) {
 		if SecretLooking(dk) {
 			s.Add(dk, k)
 		}
-		if SecretName(dk) || SecretLooking(dv) {
+		if s.SecretName(dk) || SecretLooking(dv) {
 			s.Add(dv, v)
 		}
 	}
@@ -377,7 +415,7 @@ func (s *Scrubber) Text(text string) string {
 	if hasFoldWord(text, "bearer") || hasFoldWord(text, "basic") {
 		text = bearer.ReplaceAllString(text, "${1}${2}"+Mask)
 	}
-	text = namedValues(text)
+	text = namedValues(text, s.extraNames())
 	return maskWords(text)
 }
 
@@ -404,7 +442,7 @@ func isNameByte(c byte) bool {
 // pass: name[\"][ \t]*[=:][ \t]*value, where value is a quoted string
 // (to its closing quote, or the end of the text), the rest of the line
 // after "name: ", or a run up to white space, '&', ',', ';' or '"'.
-func namedValues(text string) string {
+func namedValues(text string, extra map[string]struct{}) string {
 	var b strings.Builder
 	last := 0
 	for i := 0; i < len(text); i++ {
@@ -424,7 +462,7 @@ func namedValues(text string) string {
 		for k > last && isNameByte(text[k-1]) {
 			k--
 		}
-		if k == nameEnd || !SecretName(text[k:nameEnd]) {
+		if k == nameEnd || !secretName(text[k:nameEnd], extra) {
 			continue
 		}
 		// The value, forwards.

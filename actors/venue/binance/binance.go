@@ -30,6 +30,10 @@ func (Venue) Dialect() venue.Dialect { return Dialect{} }
 // RateLimit returns ratelimit.Binance().
 func (Venue) RateLimit() *ratelimit.Limiter { return ratelimit.Binance() }
 
+// SecretFields implements venue.Redactor: the user-data stream's listen
+// key, and the signed request's signature and API key.
+func (Venue) SecretFields() []string { return []string{"listenKey", "signature", "apiKey"} }
+
 // Classify implements venue.Classifier: a combined-stream wrapper
 // {"stream":"btcusdt@trade","data":{...}} is a notification of its stream;
 // {"event":{"e":"serverShutdown",...}} is a maintenance notice.

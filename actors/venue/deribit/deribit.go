@@ -33,6 +33,12 @@ func (Venue) Dialect() venue.Dialect { return Dialect{} }
 // RateLimit returns v.Limiter.
 func (v Venue) RateLimit() *ratelimit.Limiter { return v.Limiter }
 
+// SecretFields implements venue.Redactor: public/auth's credentials and
+// signature, and the tokens it answers with.
+func (Venue) SecretFields() []string {
+	return []string{"client_secret", "signature", "access_token", "refresh_token"}
+}
+
 // ProbeRequest implements venue.Prober: public/test.
 func (Venue) ProbeRequest(id uint64) []byte {
 	return []byte(`{"jsonrpc":"2.0","id":` + strconv.FormatUint(id, 10) + `,"method":"public/test","params":{}}`)

@@ -83,6 +83,10 @@ func (*Venue) Name() string { return "okx" }
 // Dialect returns the OKX subscription dialect.
 func (*Venue) Dialect() venue.Dialect { return Dialect{} }
 
+// SecretFields implements venue.Redactor: the login's sign, passphrase and
+// API key.
+func (*Venue) SecretFields() []string { return []string{"sign", "passphrase", "apiKey"} }
+
 // TextPing implements venue.TextPinger: "ping" every PingEvery, answered
 // with "pong".
 func (*Venue) TextPing() venue.TextPing {
