@@ -535,13 +535,13 @@ func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*
 			return nil, true // the venue's text heartbeat answered (heartbeat.go)
 		}
 		if r, ok := d.cfg.correlate(data); ok { // a venue's own answers (OKX's events)
-			if key, ok := jsonrpc.Key(r.ID); ok && d.pending.resolve(key, data) {
+			if key, ok := jsonrpc.Key(r.ID); ok && d.pending.resolve(key, data, &r) {
 				return nil, true
 			}
 		}
 		env, isJSON = jsonrpc.Peek(data)
 		if isJSON && env.ID != nil && (env.Result != nil || env.Error != nil) {
-			if key, ok := jsonrpc.Key(env.ID); ok && d.pending.resolve(key, data) {
+			if key, ok := jsonrpc.Key(env.ID); ok && d.pending.resolve(key, data, nil) {
 				return nil, true
 			}
 		}

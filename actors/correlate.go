@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
+	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/internal/redact"
 	"github.com/zenws/zenws/transport"
 )
@@ -128,6 +129,7 @@ type pendingCall struct {
 
 type pendingResult struct {
 	resp []byte
+	vr   *venue.Response // the venue's reading of resp (venue.Correlator), made once on the reader; nil: JSON-RPC
 	err  error
 }
 
@@ -180,7 +182,7 @@ func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) bool {
 
 // resolve hands a response to its request. It reports whether the response
 // was consumed (by a waiting request, or dropped as late).
-func (t *pendingTable) resolve(key string, resp []byte) bool {
+func (t *pendingTable) resolve(key string, resp []byte, vr *venue.Response) bool {
 	t.mu.Lock()
 	c, ok := t.calls[key]
 	if ok {
@@ -196,7 +198,7 @@ func (t *pendingTable) resolve(key string, resp []byte) bool {
 	}
 	t.mu.Unlock()
 	if ok {
-		c.done <- pendingResult{resp: resp}
+		c.done <- pendingResult{resp: resp, vr: vr}
 	}
 	return ok
 }
@@ -306,19 +308,20 @@ func (d *durable) request(ctx context.Context, v via, msg []byte) (json.RawMessa
 	if err != nil {
 		return nil, err
 	}
-	return d.send(ctx, v, key, call, msg)
+	resp, _, err := d.send(ctx, v, key, call, msg)
+	return resp, err
 }
 
 // send writes msg, registered under key, and waits for its response. The
 // deadline (the earlier of ctx's and RequestTimeout) runs from the start;
 // only a write already in progress can outlast it, by at most WriteTimeout.
-func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall, msg []byte) (json.RawMessage, error) {
+func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall, msg []byte) (json.RawMessage, *venue.Response, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
 	if ctx.Err() != nil { // expired already: send nothing
 		d.pending.abandon(key, call, false)
-		return nil, d.timeoutError(ctx, start)
+		return nil, nil, d.timeoutError(ctx, start)
 	}
 	conn, gen, err := d.admitAndResolve(ctx, v, msg)
 	if err == nil {
@@ -328,36 +331,38 @@ func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall
 	if err != nil {
 		d.pending.abandon(key, call, false)
 		if ctx.Err() != nil {
-			return nil, d.timeoutError(ctx, start)
+			return nil, nil, d.timeoutError(ctx, start)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	var r pendingResult
 	select {
 	case r = <-call.done:
 	case <-ctx.Done():
 		if d.pending.abandon(key, call, true) {
-			return nil, d.timeoutError(ctx, start)
+			return nil, nil, d.timeoutError(ctx, start)
 		}
 		// The response (or the disconnect) won the race: use it.
 		r = <-call.done
 	}
 	if r.err != nil {
-		return nil, r.err
+		return nil, nil, r.err
 	}
 	rtt := time.Since(start)
 	d.latency.add(rtt)
 	d.tel.roundTrip(rtt)
-	if cr, ok := d.cfg.correlate(r.resp); ok && cr.Err != nil {
-		rpcErr := &RPCError{Code: cr.Err.Code, Message: cr.Err.Message, secrets: d.secrets}
-		return json.RawMessage(r.resp), rpcErr
+	if r.vr != nil {
+		if e := r.vr.Err; e != nil {
+			return json.RawMessage(r.resp), r.vr, &RPCError{Code: e.Code, Message: e.Message, secrets: d.secrets}
+		}
+		return json.RawMessage(r.resp), r.vr, nil
 	}
 	if renv, _ := jsonrpc.Peek(r.resp); hasError(renv) {
 		rpcErr := parseRPCError(renv.Error)
 		rpcErr.secrets = d.secrets
-		return json.RawMessage(r.resp), rpcErr
+		return json.RawMessage(r.resp), nil, rpcErr
 	}
-	return json.RawMessage(r.resp), nil
+	return json.RawMessage(r.resp), nil, nil
 }
 
 // hasError: a response carries an error unless "error" is absent or null.
@@ -409,14 +414,21 @@ func (d *durable) notSent(ctx context.Context) error {
 // call sends a request built with an id from the client's sequence,
 // skipping ids a Request of the user's holds at the moment.
 func (d *durable) call(ctx context.Context, v via, build func(id uint64) ([]byte, error)) (json.RawMessage, error) {
+	resp, _, err := d.callVenue(ctx, v, build)
+	return resp, err
+}
+
+// callVenue is call that also returns the venue's reading of the response
+// (nil for a JSON-RPC one), so that nobody correlates it again.
+func (d *durable) callVenue(ctx context.Context, v via, build func(id uint64) ([]byte, error)) (json.RawMessage, *venue.Response, error) {
 	if err := d.notSent(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for {
 		id := d.ids.Add(1)
 		msg, err := build(id)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+			return nil, nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 		}
 		key := "n" + strconv.FormatUint(id, 10)
 		if d.correlator {
@@ -433,7 +445,7 @@ func (d *durable) call(ctx context.Context, v via, build func(id uint64) ([]byte
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		return d.send(ctx, v, key, pc, msg)
 	}

@@ -629,11 +629,11 @@ func (d *durable) apply(ctx context.Context, ss *subSession, op SubscriptionOp, 
 	for _, r := range reqs {
 		var confirmed []string
 		err := guard("dialect", func() error {
-			resp, err := d.call(ctx, via{conn: ss.conn, pace: paceWait, gen: ss.gen}, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
+			resp, vr, err := d.callVenue(ctx, via{conn: ss.conn, pace: paceWait, gen: ss.gen}, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
 			if err != nil {
 				return err
 			}
-			if confirmed, err = dialect.Confirmed(r, d.resultOf(resp)); err != nil {
+			if confirmed, err = dialect.Confirmed(r, d.resultOf(resp, vr)); err != nil {
 				return err
 			}
 			confirmed = d.onlyAsked(r, confirmed)

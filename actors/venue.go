@@ -166,9 +166,9 @@ func (c *Config) correlate(data []byte) (r venue.Response, ok bool) {
 
 // resultOf is what a response carries for Dialect.Confirmed: the venue's
 // Result, or the JSON-RPC "result".
-func (d *durable) resultOf(resp []byte) json.RawMessage {
-	if r, ok := d.cfg.correlate(resp); ok {
-		return r.Result
+func (d *durable) resultOf(resp []byte, vr *venue.Response) json.RawMessage {
+	if vr != nil {
+		return vr.Result
 	}
 	env, _ := jsonrpc.Peek(resp)
 	return json.RawMessage(env.Result)
