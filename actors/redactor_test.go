@@ -2,8 +2,11 @@ package actors_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,5 +71,50 @@ func TestVenueRedactorFieldsAreMaskedInRecordings(t *testing.T) {
 	}
 	if raw := record(t, fieldsVenue{panics: true}); !bytes.Contains(raw, []byte("V4LUE-ONE")) {
 		t.Fatalf("a panicking SecretFields: %s", raw)
+	}
+}
+
+// countingVenue answers {"id":N,"refused":...} frames itself, and counts
+// how often the client asks it to.
+type countingVenue struct{ n *atomic.Int64 }
+
+func (countingVenue) Name() string           { return "counting" }
+func (countingVenue) Dialect() venue.Dialect { return deribit.Dialect{} }
+func (v countingVenue) Correlate(data []byte) (venue.Response, bool) {
+	v.n.Add(1)
+	var f struct {
+		ID      json.RawMessage `json:"id"`
+		Refused string          `json:"refused"`
+	}
+	if json.Unmarshal(data, &f) != nil || f.ID == nil {
+		return venue.Response{}, false
+	}
+	r := venue.Response{ID: f.ID, Result: json.RawMessage(`true`)}
+	if f.Refused != "" {
+		r.Err = &venue.Error{Code: 7, Message: f.Refused}
+	}
+	return r, true
+}
+
+// A venue's answer is read by its Correlator once, on the reader: the
+// refusal and the success reach the caller without a second reading.
+func TestVenueAnswerIsCorrelatedOnce(t *testing.T) {
+	srv := wstest.NewServer() // echoes: the request is its own answer
+	defer srv.Close()
+	n := new(atomic.Int64)
+	c := connect(t, newSystem(t), srv.URL(), actors.WithVenue(countingVenue{n: n}), actors.WithHeartbeat(actors.HeartbeatDisabled, 0))
+	if _, err := c.Request(ctxT(t, 5*time.Second), []byte(`{"id":41,"op":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Load(); got != 1 {
+		t.Fatalf("a success was correlated %d times, want 1", got)
+	}
+	_, err := c.Request(ctxT(t, 5*time.Second), []byte(`{"id":42,"refused":"no"}`))
+	var rpc *actors.RPCError
+	if !errors.As(err, &rpc) || rpc.Code != 7 || rpc.Message != "no" {
+		t.Fatalf("refusal: %v", err)
+	}
+	if got := n.Load(); got != 2 {
+		t.Fatalf("two answers were correlated %d times, want 2", got)
 	}
 }
