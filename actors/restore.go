@@ -145,6 +145,9 @@ type intent struct {
 	notify   func()        // asks the actor to publish (status or degraded changed)
 	wake     func()        // gets the live connection converged (durable.wake)
 	seq      uint64
+	version  uint64 // bumped by signal: every change of wanted, applied or primary
+	degMemo  uint64 // version+1 when degVal was computed; 0: never
+	degVal   bool
 
 	running bool               // the worker goroutine runs
 	cancel  context.CancelFunc // ends the worker's requests (the client stops)
@@ -157,8 +160,11 @@ type intent struct {
 // first use: a client that never subscribes pays for none of them.
 func newIntent() *intent { return &intent{} }
 
-// signal wakes waiters and asks for a publish; with s.mu held.
+// signal wakes waiters and asks for a publish; with s.mu held. Every
+// change of the wanted set, of what a session applied or of the primary
+// session calls it.
 func (s *intent) signal() {
+	s.version++
 	if s.changed != nil { // made by the first waiter
 		close(s.changed)
 		s.changed = nil
@@ -228,17 +234,24 @@ func (s *intent) statuses(scrub func(error) error) []ChannelStatus {
 }
 
 // degraded reports whether a wanted channel is not active on the primary
-// session: linear, no allocation (a health push asks it).
+// session. Every health push asks it: the answer is kept until the next
+// change (signal), so a push costs a scan of the wanted set only after a
+// change, and none between (heartbeats, counters).
 func (s *intent) degraded() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.primary
+	if s.degMemo == s.version+1 {
+		return s.degVal
+	}
+	p, deg := s.primary, false
 	for ch := range s.wanted {
 		if p == nil || !p.applied[ch] {
-			return true
+			deg = true
+			break
 		}
 	}
-	return false
+	s.degMemo, s.degVal = s.version+1, deg
+	return deg
 }
 
 // seen stamps a notification of ch (Health.Channels[].LastMessage).
