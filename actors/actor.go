@@ -15,6 +15,7 @@ import (
 
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/ratelimit"
+	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/transport"
 )
@@ -535,7 +536,7 @@ func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*
 			return nil, true // the venue's text heartbeat answered (heartbeat.go)
 		}
 		if r, ok := d.cfg.correlate(data); ok { // a venue's own answers (OKX's events)
-			if key, ok := jsonrpc.Key(r.ID); ok && d.pending.resolve(key, data, &r) {
+			if key, ok := jsonrpc.Key(r.ID); ok && d.pending.resolve(key, data, heapResponse(r)) {
 				return nil, true
 			}
 		}
@@ -548,6 +549,10 @@ func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*
 	}
 	return &frameMsg{gen: gen, typ: typ, data: data, at: at, env: env, isJSON: isJSON}, false
 }
+
+// heapResponse moves r to the heap; a call of its own, so that a frame no
+// Correlator matched costs no allocation (r escaping in inbound did).
+func heapResponse(r venue.Response) *venue.Response { return &r }
 
 // lose handles the end of the current connection: reconnect, or stop when
 // reconnecting is off.
