@@ -139,7 +139,7 @@ func (ss *subSession) ensure() {
 type intent struct {
 	mu       sync.Mutex
 	wanted   map[string]*want
-	sessions map[uint64]*subSession
+	sessions []*subSession // open ones: the primary and, during a rotation, its replacement
 	primary  *subSession   // the live connection's (or, before it is live, the one being set up)
 	changed  chan struct{} // closed and replaced on every change a waiter could wait for
 	notify   func()        // asks the actor to publish (status or degraded changed)
@@ -347,15 +347,22 @@ func (s *intent) open(conn *transport.Conn, gen uint64, restore bool) *subSessio
 		}
 	}
 	ss := &subSession{conn: conn, gen: gen, setup: true} // its maps are made on first write (ensure)
-	if s.sessions == nil {
-		s.sessions = map[uint64]*subSession{}
-	}
-	s.sessions[gen] = ss
+	s.sessions = append(s.sessions, ss)
 	if s.primary == nil {
 		s.primary = ss // a first connect or reconnect: statuses refer to it
 	}
 	s.signal()
 	return ss
+}
+
+// session is gen's open session, or nil; with s.mu held.
+func (s *intent) session(gen uint64) *subSession {
+	for _, ss := range s.sessions {
+		if ss.gen == gen {
+			return ss
+		}
+	}
+	return nil
 }
 
 // promote makes gen's session the live one: the worker converges it from
@@ -364,16 +371,16 @@ func (s *intent) promote(gen uint64) {
 	s.mu.Lock()
 	defer s.wake() // after the unlock: it takes s.mu
 	defer s.mu.Unlock()
-	ss := s.sessions[gen]
+	ss := s.session(gen)
 	if ss == nil {
 		return
 	}
-	for g, old := range s.sessions {
-		if g != gen {
+	for _, old := range s.sessions {
+		if old != ss {
 			old.closed = true
-			delete(s.sessions, g)
 		}
 	}
+	s.sessions = append(s.sessions[:0], ss)
 	ss.setup = false
 	s.primary = ss
 	s.signal()
@@ -383,12 +390,12 @@ func (s *intent) promote(gen uint64) {
 func (s *intent) close(gen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss := s.sessions[gen]
+	ss := s.session(gen)
 	if ss == nil {
 		return
 	}
 	ss.closed = true
-	delete(s.sessions, gen)
+	s.sessions = slices.DeleteFunc(s.sessions, func(o *subSession) bool { return o == ss })
 	if s.primary == ss {
 		s.primary = nil
 	}
@@ -736,11 +743,25 @@ func (d *durable) wake() {
 		s.again = true
 		return
 	}
+	if len(s.wanted) == 0 && !s.anyApplied() {
+		return // nothing to converge: a client without subscriptions starts no worker
+	}
 	s.running = true
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	d.wg.Add(1) // ordered before markStopped's Wait by s.mu (see stopIntent)
 	go d.runIntent(ctx)
+}
+
+// anyApplied reports whether some session has channels applied or refused
+// (an unsubscribe may be due); with s.mu held.
+func (s *intent) anyApplied() bool {
+	for _, ss := range s.sessions {
+		if len(ss.applied) > 0 || len(ss.failed) > 0 || len(ss.inflight) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // runIntent converges the live connection until nothing is due, then
@@ -758,6 +779,7 @@ func (d *durable) runIntent(ctx context.Context) {
 		if ss == nil || s.stopped {
 			s.running = false
 			s.cancel()
+			s.cancel = nil // an idle client keeps no context
 			s.mu.Unlock()
 			return
 		}
@@ -772,6 +794,7 @@ func (d *durable) runIntent(ctx context.Context) {
 		}
 		s.running = false
 		s.cancel()
+		s.cancel = nil
 		if s.retry != nil {
 			s.retry.Stop()
 			s.retry = nil

@@ -157,7 +157,7 @@ type container struct {
 type scanner struct {
 	data  []byte
 	known [][]byte
-	names map[string]struct{} // the scrubber's own secret names (AddNames)
+	names []string // the scrubber's own secret names (AddNames)
 	masks []span
 	stack []container
 
@@ -331,7 +331,7 @@ func (sc *scanner) value(i int) (int, string) {
 			}
 			content := data[i+1 : end-1]
 			name := unescape(content, esc)
-			maskNext = secretName(name, sc.names)
+			maskNext = secretName(name, sc.names...)
 			if sc.holdsSecret(content, esc) {
 				sc.masks = append(sc.masks, span{i, end})
 			}

@@ -135,16 +135,16 @@ func SecretLooking(s string) bool {
 func SecretName(name string) bool { return secretName(name) }
 
 // secretName is SecretName for a member name as string or bytes (the JSON
-// scanner's), without copying the bytes; extra holds more exact names,
-// normalized (a venue's own, Scrubber.AddNames), or is nil.
-func secretName[T string | []byte](name T, extra ...map[string]struct{}) bool {
+// scanner's), without copying the bytes; extra are more exact names,
+// normalized (a venue's own, Scrubber.AddNames).
+func secretName[T string | []byte](name T, extra ...string) bool {
 	var buf [64]byte
 	n := appendNorm(buf[:0], name)
 	if _, ok := secretExact[string(n)]; ok {
 		return true
 	}
-	for _, m := range extra {
-		if _, ok := m[string(n)]; ok {
+	for _, e := range extra { // a handful: a venue's own names
+		if e == string(n) {
 			return true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +28,7 @@ type Scrubber struct {
 	mu     sync.Mutex                // serialises Add
 	values atomic.Pointer[secretSet] // replaced, never changed
 	seen   map[string]struct{}
-	names  atomic.Pointer[map[string]struct{}] // more secret member names (AddNames), normalized; replaced, never changed
+	names  atomic.Pointer[[]string] // more secret member names (AddNames), normalized; replaced, never changed
 
 	order     []string // forms in the order they were added
 	permanent int      // the first permanent forms are never forgotten (Seal)
@@ -46,26 +47,26 @@ const MaxRecent = 256
 func (s *Scrubber) AddNames(names ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := map[string]struct{}{}
+	var all []string
 	if old := s.names.Load(); old != nil {
-		for n := range *old {
-			m[n] = struct{}{}
-		}
+		all = slices.Clone(*old)
 	}
 	for _, name := range names {
-		if n := string(appendNorm(nil, name)); n != "" {
-			m[n] = struct{}{}
+		if n := string(appendNorm(nil, name)); n != "" && !slices.Contains(all, n) {
+			all = append(all, n)
 		}
 	}
-	s.names.Store(&m)
+	if len(all) > 0 {
+		s.names.Store(&all)
+	}
 }
 
 // SecretName is the package's SecretName with this scrubber's own names
 // (AddNames).
-func (s *Scrubber) SecretName(name string) bool { return secretName(name, s.extraNames()) }
+func (s *Scrubber) SecretName(name string) bool { return secretName(name, s.extraNames()...) }
 
-// extraNames is the map of AddNames; nil for a nil scrubber or none.
-func (s *Scrubber) extraNames() map[string]struct{} {
+// extraNames are the names of AddNames; nil for a nil scrubber or none.
+func (s *Scrubber) extraNames() []string {
 	if s == nil {
 		return nil
 	}
@@ -442,7 +443,7 @@ func isNameByte(c byte) bool {
 // pass: name[\"][ \t]*[=:][ \t]*value, where value is a quoted string
 // (to its closing quote, or the end of the text), the rest of the line
 // after "name: ", or a run up to white space, '&', ',', ';' or '"'.
-func namedValues(text string, extra map[string]struct{}) string {
+func namedValues(text string, extra []string) string {
 	var b strings.Builder
 	last := 0
 	for i := 0; i < len(text); i++ {
@@ -462,7 +463,7 @@ func namedValues(text string, extra map[string]struct{}) string {
 		for k > last && isNameByte(text[k-1]) {
 			k--
 		}
-		if k == nameEnd || !secretName(text[k:nameEnd], extra) {
+		if k == nameEnd || !secretName(text[k:nameEnd], extra...) {
 			continue
 		}
 		// The value, forwards.
