@@ -500,7 +500,7 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 			d.msgsIn.Add(1)
 			d.rec.record(DirIn, typ, data, gen)
 			if m, consumed := d.inbound(gen, typ, data); !consumed {
-				if err := gate.enter(int64(len(data)), conn.Done(), d.stopped, ActorStallLimit); err != nil {
+				if err := gate.enter(int64(len(data)), conn.Done(), d.stopped, actorStallLimit); err != nil {
 					if errors.Is(err, ErrActorStalled) {
 						d.log.Warn("the client actor is not taking frames: closing the connection", zap.Error(err))
 						_ = conn.CloseNow()

@@ -76,13 +76,13 @@ type Inbound struct {
 	Unmatched bool
 }
 
-// DefaultInboundQueueBytes bounds the bytes of the messages waiting for the
-// handler or subscriber (64 MiB), besides their count (DefaultInboundQueue).
-const DefaultInboundQueueBytes = 64 << 20
+// defaultInboundQueueBytes bounds the bytes of the messages waiting for the
+// handler or subscriber, besides their count (defaultInboundQueue).
+const defaultInboundQueueBytes = 64 << 20
 
 // WithInboundQueueBytes bounds the bytes of the messages waiting between the
-// client and its handler or subscriber (default DefaultInboundQueueBytes,
-// 64 MiB; the message being handled is not counted). A message that would
+// client and its handler or subscriber (default 64 MiB, also
+// for 0; not negative; the message being handled is not counted). A message that would
 // pass the bound is handled as one that finds the queue full: the overflow
 // policy of WithInboundQueue drops it (DropNewest) or older messages
 // (DropOldest), counted in Health.InboundDropped. A single message larger
@@ -93,7 +93,7 @@ func WithInboundQueueBytes(n int64) Option { return func(c *Config) { c.InboundQ
 // inboundBytes is the byte bound of the inbound queue.
 func (cfg Config) inboundBytes() int64 {
 	if cfg.InboundQueueBytes == 0 {
-		return DefaultInboundQueueBytes
+		return defaultInboundQueueBytes
 	}
 	return cfg.InboundQueueBytes
 }

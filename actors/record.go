@@ -48,12 +48,12 @@ const (
 // and counted (Health.RecordsDropped), and a DirGap record says so in the
 // recording. The connection never waits for the recorder.
 const (
-	DefaultRecordQueue      = 4096
-	DefaultRecordQueueBytes = 16 << 20 // 16 MiB
-	// RecordCloseWait bounds how long a stopping client waits for the
+	defaultRecordQueue      = 4096
+	defaultRecordQueueBytes = 16 << 20 // 16 MiB
+	// recordCloseWait bounds how long a stopping client waits for the
 	// recorder's writer to write what is queued (half of CloseWait when
 	// that is shorter); what is left is dropped.
-	RecordCloseWait = time.Second
+	recordCloseWait = time.Second
 )
 
 // ErrRecorderPanic matches the error a recording stops with when its
@@ -66,11 +66,11 @@ var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
 // (bounded, see WithRecordQueue) for a writer goroutine that redacts them,
 // encodes them and writes them through a 64 KiB buffer, flushed whenever
 // the queue runs empty and when the client stops (waiting at most
-// RecordCloseWait); the redaction never runs on the connection's reader or
+// 1 s, or half of CloseWait when that is shorter); the redaction never runs on the connection's reader or
 // a sender. A write error or a panic in w stops
 // the recording, is logged and shows in Health.RecordError, never stops the
 // client. w is not closed by the client (see WithRecordFile); a w that
-// never returns holds only the writer goroutine.
+// never returns holds only the writer goroutine. Default none.
 //
 // Redaction: a JSON frame keeps its bytes but the values of secret-named
 // members (client_secret, access_token, refresh_token, signature, sign,
@@ -98,12 +98,13 @@ var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
 func WithRecorder(w io.Writer) Option { return func(c *Config) { c.Recorder = w } }
 
 // WithRecordFile records to a file created (or truncated) at path; the
-// client closes it when it stops. See WithRecorder.
+// client closes it when it stops. Default none; the directory must exist;
+// not together with WithRecorder. See WithRecorder.
 func WithRecordFile(path string) Option { return func(c *Config) { c.RecordFile = path } }
 
 // WithRecordQueue bounds the frames waiting for the recorder's writer (to
-// be redacted, encoded and written), in count and in bytes of the frames. Defaults DefaultRecordQueue
-// (4096) and DefaultRecordQueueBytes (16 MiB); 0 keeps a default.
+// be redacted, encoded and written), in count and in bytes of the frames. Defaults 4096 frames
+// and 16 MiB; 0 keeps a default; neither may be negative.
 func WithRecordQueue(records int, bytes int64) Option {
 	return func(c *Config) { c.RecordQueue, c.RecordQueueBytes = records, bytes }
 }
@@ -152,14 +153,14 @@ func newRecorder(cfg Config, secrets *redact.Scrubber, log *zap.Logger) (*record
 	}
 	r := &recorder{
 		w: w, closer: closer, secrets: secrets, log: log,
-		maxRecs: cfg.RecordQueue, maxBytes: cfg.RecordQueueBytes, closeWait: RecordCloseWait,
+		maxRecs: cfg.RecordQueue, maxBytes: cfg.RecordQueueBytes, closeWait: recordCloseWait,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	if r.maxRecs == 0 {
-		r.maxRecs = DefaultRecordQueue
+		r.maxRecs = defaultRecordQueue
 	}
 	if r.maxBytes == 0 {
-		r.maxBytes = DefaultRecordQueueBytes
+		r.maxBytes = defaultRecordQueueBytes
 	}
 	if half := cfg.CloseWait / 2; half > 0 && half < r.closeWait {
 		r.closeWait = half
@@ -365,7 +366,7 @@ func (r *recorder) failure() error {
 }
 
 // close lets the writer write what is queued, waiting at most
-// RecordCloseWait, then closes a record file. Frames recorded afterwards
+// recordCloseWait, then closes a record file. Frames recorded afterwards
 // are dropped.
 func (r *recorder) close() error {
 	if r == nil {

@@ -42,7 +42,7 @@ func WithDialect(d Dialect) Option { return func(c *Config) { c.Dialect = d } }
 // WithOnRestoreFailed calls fn when re-subscribing after a reconnect fails
 // (the client is connected anyway; the channels stay in the set and are
 // tried again after the next reconnect). It runs in order with inbound
-// deliveries; a panic is logged.
+// deliveries; a panic is logged. Default none.
 func WithOnRestoreFailed(fn func(client *actor.PID, channels []string, err error)) Option {
 	return func(c *Config) { c.OnRestoreFailed = fn }
 }

@@ -25,6 +25,14 @@ import (
 	"github.com/zenws/zenws/transport/wstest"
 )
 
+// Values of actors' unexported tuning constants that these tests rely on
+// (documented on the options that use them).
+const (
+	minStableAfter           = 10 * time.Millisecond // WithStableAfter's minimum
+	defaultRetryCount        = 3                     // WithRetryCount's default
+	defaultInboundQueueBytes = 64 << 20              // WithInboundQueueBytes' default
+)
+
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 type row struct {
@@ -332,7 +340,7 @@ func TestHostileInputs(t *testing.T) {
 		}},
 		{"nil options and a nil handler", "ignored; defaults apply", func(t *testing.T) {
 			cfg, err := actors.NewConfig("ws://127.0.0.1:1/", nil, actors.WithHandler(nil), nil)
-			if err != nil || cfg.RetryCount != actors.DefaultRetryCount {
+			if err != nil || cfg.RetryCount != defaultRetryCount {
 				t.Fatalf("cfg %+v err %v", cfg.RetryCount, err)
 			}
 		}},

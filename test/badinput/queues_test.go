@@ -150,7 +150,7 @@ func TestHostileQueues(t *testing.T) {
 			if h.InboundDropped < n-64-1 || h.InboundQueued > 64 {
 				t.Fatalf("queued %d, dropped %d: the queue is not bounded at 64 MiB", h.InboundQueued, h.InboundDropped)
 			}
-			if h.InboundQueuedBytes > actors.DefaultInboundQueueBytes {
+			if h.InboundQueuedBytes > defaultInboundQueueBytes {
 				t.Fatalf("%d bytes queued", h.InboundQueuedBytes)
 			}
 			if grew > 120<<20 { // 64 MiB queued, up to 16 MiB in flight to the actor, buffers

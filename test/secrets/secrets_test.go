@@ -39,6 +39,10 @@ import (
 	"github.com/zenws/zenws/supervision"
 )
 
+// minStableAfter is WithStableAfter's documented minimum (actors' own
+// constant is unexported).
+const minStableAfter = 10 * time.Millisecond
+
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 // creds are one run's secrets, random so that no constant can pass.
@@ -223,7 +227,7 @@ func echoVenue(t *testing.T, closeReason func(*http.Request) string) *httptest.S
 		if closeReason != nil {
 			// Up past the client's StableAfter first: each close is then a
 			// reconnect, not a failed attempt that ends in giving up.
-			time.Sleep(3 * actors.MinStableAfter)
+			time.Sleep(3 * minStableAfter)
 			_ = c.Close(4000, closeReason(r))
 			return
 		}
@@ -373,7 +377,7 @@ func options(cr creds, capt *capture, extra ...actors.Option) []actors.Option {
 		actors.WithRecorder(&capt.rec),
 		actors.WithTimeout(400 * time.Millisecond), actors.WithRetryCount(1),
 		actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(20 * time.Millisecond),
-		actors.WithCloseWait(3 * time.Second), actors.WithStableAfter(actors.MinStableAfter),
+		actors.WithCloseWait(3 * time.Second), actors.WithStableAfter(minStableAfter),
 	}, extra...)
 }
 
