@@ -498,7 +498,7 @@ func (a *clientActor) startReader(conn *transport.Conn, gen uint64) {
 				return
 			}
 			d.msgsIn.Add(1)
-			d.rec.record(DirIn, typ, data, gen)
+			d.rec.record(dirIn, typ, data, gen)
 			if m, consumed := d.inbound(gen, typ, data); !consumed {
 				if err := gate.enter(int64(len(data)), conn.Done(), d.stopped, actorStallLimit); err != nil {
 					if errors.Is(err, ErrActorStalled) {

@@ -208,7 +208,7 @@ func (d *durable) writeOn(ctx context.Context, conn *transport.Conn, gen uint64,
 	switch {
 	case err == nil:
 		d.msgsOut.Add(1)
-		d.rec.recordAt(at, DirOut, typ, data, gen)
+		d.rec.recordAt(at, dirOut, typ, data, gen)
 		return nil
 	case errors.Is(err, transport.ErrClosed):
 		// Only returned when nothing was written.

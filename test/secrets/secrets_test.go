@@ -35,6 +35,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/deribit"
+	"github.com/zenws/zenws/actors/record"
 	"github.com/zenws/zenws/internal/testutil"
 	"github.com/zenws/zenws/supervision"
 )
@@ -145,7 +146,7 @@ func (c *capture) check(cr creds) {
 	}
 	rec := c.rec.String()
 	texts = append(texts, "recording: "+rec)
-	if err := actors.Replay(strings.NewReader(rec), func(r actors.Record) error {
+	if err := record.Replay(strings.NewReader(rec), func(r record.Record) error {
 		if r.Binary { // look inside base64 too
 			b, err := base64.StdEncoding.DecodeString(r.Data)
 			if err != nil {
