@@ -144,9 +144,9 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *intentChanged:
 		a.d.publishQueued.Store(false)
 		a.publish()
-	case *WatchHealth:
+	case *watchHealthMsg:
 		a.watchHealth(ctx, m.Watcher)
-	case *UnwatchHealth:
+	case *unwatchHealthMsg:
 		a.unwatchHealth(ctx, m.Watcher)
 	case *actor.Terminated:
 		if a.cfg.Subscriber != nil && m.Who.Equal(a.cfg.Subscriber) {

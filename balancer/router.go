@@ -11,6 +11,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/internal/pidname"
+	"github.com/zenws/zenws/internal/protocol"
 	"github.com/zenws/zenws/internal/sysreg"
 )
 
@@ -224,7 +225,7 @@ func (r *router) merge(ctx actor.Context, pids []*actor.PID) {
 			w.WatchHealth(r.self)
 		} else {
 			ctx.Watch(p)
-			ctx.Send(p, &actors.WatchHealth{Watcher: r.self})
+			ctx.Send(p, &protocol.WatchHealth{Watcher: r.self})
 		}
 	}
 	for k, mb := range r.members {
@@ -324,7 +325,7 @@ func (r *router) remove(ctx actor.Context, mb *member, unwatch bool) {
 			w.UnwatchHealth(r.self)
 		} else {
 			ctx.Unwatch(mb.pid)
-			ctx.Send(mb.pid, &actors.UnwatchHealth{Watcher: r.self})
+			ctx.Send(mb.pid, &protocol.UnwatchHealth{Watcher: r.self})
 		}
 	}
 }

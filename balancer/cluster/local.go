@@ -11,6 +11,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer/cluster/internal/wire"
+	"github.com/zenws/zenws/internal/protocol"
 )
 
 // The local side: the clients this node offers to the others.
@@ -74,13 +75,13 @@ func (a *agentActor) mergeLocal(ctx actor.Context, found *localFound) {
 		pid := sys.NewLocalPID(p.Id) // the address other nodes reach it at
 		a.local[p.Id] = &localClient{pid: pid}
 		ctx.Watch(pid)
-		ctx.Send(pid, &actors.WatchHealth{Watcher: a.self})
+		ctx.Send(pid, &protocol.WatchHealth{Watcher: a.self})
 		changed = true
 	}
 	for id, lc := range a.local {
 		if !seen[id] {
 			ctx.Unwatch(lc.pid)
-			ctx.Send(lc.pid, &actors.UnwatchHealth{Watcher: a.self})
+			ctx.Send(lc.pid, &protocol.UnwatchHealth{Watcher: a.self})
 			delete(a.local, id)
 			delete(a.dirty, id)
 			changed = true
