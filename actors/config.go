@@ -95,8 +95,8 @@ type Config struct {
 	// net.Dialer with 15 s keep-alive.
 	NetDial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	LatencyBufferSize int            // WithLatencyBufferSize, samples; default 100, in [1, 65536]
-	InboundQueueSize  int            // WithInboundQueue, messages; default 4096, at least 1
-	InboundQueueBytes int64          // WithInboundQueueBytes; default (0) 64 MiB, not negative
+	InboundQueueSize  int            // WithInboundQueue, messages; default 4096 (also for 0), at least 1
+	InboundQueueBytes int64          // WithInboundQueue, bytes; default (0) 64 MiB, not negative
 	Overflow          OverflowPolicy // WithInboundQueue; default DropNewest
 	CloseWait         time.Duration  // WithCloseWait; default 5 s, at least 1 ms
 	Logger            *zap.Logger    // WithLogger; default a no-op logger
@@ -125,8 +125,8 @@ type Config struct {
 	// Handshake redirects and frame-level bounds (redirect.go, protocol.go).
 	FollowRedirects int           // WithFollowRedirects; default 0: none, at most 10
 	RedirectHosts   []string      // WithFollowRedirects; other hosts a redirect may reach (without credentials); default none
-	MessageTimeout  time.Duration // WithMessageTimeout; default (0) 30 s, else at least 10 ms
-	MaxFragments    int           // WithMaxFragments, frames per message; default (0) 4096, not negative
+	MessageTimeout  time.Duration // WithMessageLimits; default (0) 30 s, else at least 10 ms
+	MaxFragments    int           // WithMessageLimits, frames per message; default (0) 4096, not negative
 
 	// Life cycle (lifecycle.go).
 	StableAfter   time.Duration // WithStableAfter; default 10 s, at least 10 ms
@@ -400,12 +400,22 @@ func WithNetDial(fn func(ctx context.Context, network, addr string) (net.Conn, e
 // are computed over. Default 100; at least 1, at most 65,536.
 func WithLatencyBufferSize(n int) Option { return func(c *Config) { c.LatencyBufferSize = n } }
 
-// WithInboundQueue sets how many messages may wait between the client and
-// its handler or subscriber (default 4096; the one being handled is not
-// counted) and what happens when that many wait, or when their bytes would
-// pass WithInboundQueueBytes (default DropNewest).
-func WithInboundQueue(size int, policy OverflowPolicy) Option {
-	return func(c *Config) { c.InboundQueueSize, c.Overflow = size, policy }
+// WithInboundQueue bounds the messages waiting between the client and its
+// handler or subscriber, in count (size, default 4096, at least 1) and in
+// bytes (default 64 MiB, not negative); 0 keeps a default. The message being
+// handled is not counted. policy (default DropNewest) says what happens to
+// a message that finds size messages waiting, or that would pass the byte
+// bound: DropNewest drops it, DropOldest drops older messages to make room;
+// either way counted in Health.InboundDropped. A single message larger than
+// bytes (up to the read limit) is still queued when no other message
+// waits, so nothing that can be read is undeliverable.
+func WithInboundQueue(size int, bytes int64, policy OverflowPolicy) Option {
+	return func(c *Config) {
+		if size != 0 {
+			c.InboundQueueSize = size
+		}
+		c.InboundQueueBytes, c.Overflow = bytes, policy
+	}
 }
 
 // WithCloseWait bounds how long Close waits for the client to stop and its

@@ -62,8 +62,8 @@ func TestNewConfigNamesEachBadField(t *testing.T) {
 		{"ws://x", actors.WithLatencyBufferSize(1 << 40), "LatencyBufferSize"}, // 8 TiB on the first sample
 		{"ws://x", actors.WithHostDialRate(math.NaN(), 5), "HostDialRate"},
 		{"ws://x", actors.WithHostDialRate(math.Inf(1), 5), "HostDialRate"},
-		{"ws://x", actors.WithInboundQueue(0, actors.DropNewest), "InboundQueueSize"},
-		{"ws://x", actors.WithInboundQueue(10, actors.OverflowPolicy(9)), "Overflow"},
+		{"ws://x", actors.WithInboundQueue(-1, 0, actors.DropNewest), "InboundQueueSize"},
+		{"ws://x", actors.WithInboundQueue(10, 0, actors.OverflowPolicy(9)), "Overflow"},
 		{"ws://x", actors.WithCloseWait(0), "CloseWait"},
 		// Durations below their documented minimums (issue 12 item 17).
 		{"ws://x", actors.WithTimeout(time.Nanosecond), "Timeout"},

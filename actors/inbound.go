@@ -80,16 +80,6 @@ type Inbound struct {
 // handler or subscriber, besides their count (defaultInboundQueue).
 const defaultInboundQueueBytes = 64 << 20
 
-// WithInboundQueueBytes bounds the bytes of the messages waiting between the
-// client and its handler or subscriber (default 64 MiB, also
-// for 0; not negative; the message being handled is not counted). A message that would
-// pass the bound is handled as one that finds the queue full: the overflow
-// policy of WithInboundQueue drops it (DropNewest) or older messages
-// (DropOldest), counted in Health.InboundDropped. A single message larger
-// than n (up to the read limit) is still queued when no other message waits,
-// so nothing that can be read is undeliverable.
-func WithInboundQueueBytes(n int64) Option { return func(c *Config) { c.InboundQueueBytes = n } }
-
 // inboundBytes is the byte bound of the inbound queue.
 func (cfg Config) inboundBytes() int64 {
 	if cfg.InboundQueueBytes == 0 {

@@ -30,7 +30,7 @@ import (
 const (
 	minStableAfter           = 10 * time.Millisecond // WithStableAfter's minimum
 	defaultRetryCount        = 3                     // WithRetryCount's default
-	defaultInboundQueueBytes = 64 << 20              // WithInboundQueueBytes' default
+	defaultInboundQueueBytes = 64 << 20              // WithInboundQueue's byte default
 )
 
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
@@ -307,7 +307,7 @@ func TestHostileInputs(t *testing.T) {
 			block := make(chan struct{})
 			defer close(block)
 			c, err := actors.Connect(ctx(t), testutil.NewSystem(t), srv.URL(), fast(
-				actors.WithInboundQueue(8, actors.DropNewest), actors.WithCloseWait(300*time.Millisecond),
+				actors.WithInboundQueue(8, 0, actors.DropNewest), actors.WithCloseWait(300*time.Millisecond),
 				actors.WithHandler(func(actors.Inbound) { <-block }))...)
 			if err != nil {
 				t.Fatal(err)

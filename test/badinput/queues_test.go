@@ -163,7 +163,7 @@ func TestHostileQueues(t *testing.T) {
 			})
 			got := make(chan int, 1)
 			opts := []actors.Option{actors.WithHandler(func(in actors.Inbound) { got <- len(in.Data) })}
-			opts = append(opts, actors.WithInboundQueueBytes(1024))
+			opts = append(opts, actors.WithInboundQueue(0, 1024, actors.DropNewest))
 			connect(t, url, opts...)
 			select {
 			case n := <-got:
