@@ -261,7 +261,7 @@ func (r *router) merge(ctx actor.Context, pids []*actor.PID) {
 func (r *router) resolve(ctx actor.Context, p *actor.PID) (Endpoint, bool, bool) {
 	sys := ctx.ActorSystem()
 	if p.Address == sys.Address() || p.Address == "nonhost" || p.Address == "" {
-		if c, ok := actors.Lookup(sys, p); ok {
+		if c := actors.NewClient(sys, p); c.Done() != nil { // a zenws client
 			select {
 			case <-c.Done():
 				return nil, false, false // stopped for good

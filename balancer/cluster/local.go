@@ -59,9 +59,9 @@ func (a *agentActor) mergeLocal(ctx actor.Context, found *localFound) {
 		if p == nil || !isLocal(sys, p) {
 			continue
 		}
-		c, ok := actors.Lookup(sys, p)
-		if !ok {
-			continue
+		c := actors.NewClient(sys, p)
+		if c.Done() == nil {
+			continue // not a zenws client
 		}
 		select {
 		case <-c.Done():
@@ -232,7 +232,8 @@ func (a *agentActor) serve(ctx actor.Context, op *wire.Op) {
 	lc, ok := a.local[op.GetClientId()]
 	var c *actors.Client
 	if ok {
-		c, ok = actors.Lookup(sys, lc.pid)
+		c = actors.NewClient(sys, lc.pid)
+		ok = c.Done() != nil
 	}
 	if !ok {
 		answer(&wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_NOT_FOUND, Message: "no such client on this member"})

@@ -97,8 +97,8 @@ func qSpawn(t *testing.T, url string, opts ...actors.Option) (*actors.Client, fu
 		return m
 	}))
 	pid := sys.Root.Spawn(props)
-	testutil.Eventually(t, 5*time.Second, "the client started", func() bool { _, ok := actors.Lookup(sys, pid); return ok })
-	c, _ := actors.Lookup(sys, pid)
+	testutil.Eventually(t, 5*time.Second, "the client started", func() bool { return actors.NewClient(sys, pid).Done() != nil })
+	c := actors.NewClient(sys, pid)
 	t.Cleanup(func() { _ = c.Close() })
 	if err := c.WaitConnected(ctx(t)); err != nil {
 		t.Fatal(err)
