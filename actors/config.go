@@ -94,26 +94,25 @@ type Config struct {
 	// NetDial opens TCP connections (WithNetDial); default nil, a
 	// net.Dialer with 15 s keep-alive.
 	NetDial           func(ctx context.Context, network, addr string) (net.Conn, error)
-	LatencyBufferSize int            // WithLatencyBufferSize, samples; default 100, in [1, 65536]
-	InboundQueueSize  int            // WithInboundQueue, messages; default 4096 (also for 0), at least 1
-	InboundQueueBytes int64          // WithInboundQueue, bytes; default (0) 64 MiB, not negative
-	Overflow          OverflowPolicy // WithInboundQueue; default DropNewest
-	CloseWait         time.Duration  // WithCloseWait; default 5 s, at least 1 ms
-	Logger            *zap.Logger    // WithLogger; default a no-op logger
-	Handler           func(Inbound)  // WithHandler; default nil: none
-	Subscriber        *actor.PID     // WithSubscriber; default nil; not with Handler
-	OnConnect         func(*actor.PID)
-	OnDisconnect      func(*actor.PID)
-	StateObserver     func(StateChange)
-	Dialect           venue.Dialect // WithDialect; default nil: the venue's, else Deribit's
-	Venue             venue.Venue   // WithVenue; default nil: none
-	rateLimiterSet    bool          // WithRateLimiter was given: the venue's limiter is not used
-	heartbeatSet      bool          // WithHeartbeat was given: the venue's heartbeat is not used
-	Recorder          io.Writer     // WithRecorder, JSONL session recording; default nil: none
-	RecordFile        string        // WithRecordFile; default "": none; not with Recorder
-	// OnRestoreFailed (WithOnRestoreFailed); default nil. OnConnect,
-	// OnDisconnect (WithOnConnect, WithOnDisconnect) and StateObserver
-	// (WithStateObserver) above: default nil.
+	LatencyBufferSize int               // WithLatencyBufferSize, samples; default 100, in [1, 65536]
+	InboundQueueSize  int               // WithInboundQueue (where 0 keeps it), messages; default 4096, at least 1
+	InboundQueueBytes int64             // WithInboundQueue, bytes; default (0) 64 MiB, not negative
+	Overflow          OverflowPolicy    // WithInboundQueue; default DropNewest
+	CloseWait         time.Duration     // WithCloseWait; default 5 s, at least 1 ms
+	Logger            *zap.Logger       // WithLogger; default a no-op logger
+	Handler           func(Inbound)     // WithHandler; default nil: none
+	Subscriber        *actor.PID        // WithSubscriber; default nil; not with Handler
+	OnConnect         func(*actor.PID)  // WithOnConnect; default nil: none
+	OnDisconnect      func(*actor.PID)  // WithOnDisconnect; default nil: none
+	StateObserver     func(StateChange) // WithStateObserver; default nil: none
+	Dialect           venue.Dialect     // WithDialect; default nil: the venue's, else Deribit's
+	Venue             venue.Venue       // WithVenue; default nil: none
+	rateLimiterSet    bool              // WithRateLimiter was given: the venue's limiter is not used
+	heartbeatSet      bool              // WithHeartbeat was given: the venue's heartbeat is not used
+	Recorder          io.Writer         // WithRecorder, JSONL session recording; default nil: none
+	RecordFile        string            // WithRecordFile; default "": none; not with Recorder
+	// OnRestoreFailed is called when a restore fails (WithOnRestoreFailed);
+	// default nil: none.
 	OnRestoreFailed  func(client *actor.PID, channels []string, err error)
 	RateLimiter      *ratelimit.Limiter   // WithRateLimiter, outbound frames; default nil: none (or the venue's)
 	RatePolicy       RatePolicy           // WithRateLimiter, for the user's own traffic; default RateWait

@@ -34,6 +34,12 @@ func TestNewConfigDefaults(t *testing.T) {
 	if cfg.ServerPingWindow != time.Minute {
 		t.Fatalf("Binance server-ping window default = %v, want 1m", cfg.ServerPingWindow)
 	}
+	// 0 keeps a default in the grouped options.
+	cfg, err = actors.NewConfig("ws://x", actors.WithInboundQueue(0, 0, actors.DropOldest), actors.WithMessageLimits(0, 0))
+	if err != nil || cfg.InboundQueueSize != 4096 || cfg.InboundQueueBytes != 0 || cfg.Overflow != actors.DropOldest ||
+		cfg.MessageTimeout != 0 || cfg.MaxFragments != 0 {
+		t.Fatalf("WithInboundQueue(0, 0, DropOldest), WithMessageLimits(0, 0): %+v, %v", cfg, err)
+	}
 }
 
 func TestNewConfigNamesEachBadField(t *testing.T) {
