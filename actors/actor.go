@@ -130,9 +130,9 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *intentChanged:
 		a.d.publishQueued.Store(false)
 		a.publish()
-	case *WatchHealth:
+	case *watchHealthMsg:
 		a.watchHealth(ctx, m.Watcher)
-	case *UnwatchHealth:
+	case *unwatchHealthMsg:
 		a.unwatchHealth(ctx, m.Watcher)
 	case *actor.Terminated:
 		if a.cfg.Subscriber != nil && m.Who.Equal(a.cfg.Subscriber) {
@@ -501,9 +501,9 @@ func (a *clientActor) startReader(s *session) {
 				return
 			}
 			d.msgsIn.Add(1)
-			d.rec.record(DirIn, typ, data, gen)
+			d.rec.record(dirIn, typ, data, gen)
 			if m, consumed := d.inbound(gen, typ, data); !consumed {
-				if err := gate.enter(int64(len(data)), conn.Done(), d.stopped, ActorStallLimit); err != nil {
+				if err := gate.enter(int64(len(data)), conn.Done(), d.stopped, actorStallLimit); err != nil {
 					if errors.Is(err, ErrActorStalled) {
 						d.log.Warn("the client actor is not taking frames: closing the connection", zap.Error(err))
 						_ = conn.CloseNow()

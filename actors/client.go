@@ -112,7 +112,8 @@ func spawn(parent actor.SpawnerContext, props *actor.Props, cfg Config) (*Client
 // NewClient returns a handle on a client actor spawned with Props (for
 // example under your own parent). It resolves the actor on first use;
 // before the actor has started, or after it has stopped for good, methods
-// return ErrNotFound.
+// return ErrNotFound. Its Done is nil while pid is not a zenws client of
+// sys: the way to ask whether it is one.
 func NewClient(sys *actor.ActorSystem, pid *actor.PID) *Client {
 	return &Client{sys: sys, pid: pid}
 }
@@ -208,7 +209,7 @@ func (d *durable) writeOn(ctx context.Context, conn *transport.Conn, gen uint64,
 	switch {
 	case err == nil:
 		d.msgsOut.Add(1)
-		d.rec.recordAt(at, DirOut, typ, data, gen)
+		d.rec.recordAt(at, dirOut, typ, data, gen)
 		return nil
 	case errors.Is(err, transport.ErrClosed):
 		// Only returned when nothing was written.
@@ -397,21 +398,6 @@ func (c *Client) Done() <-chan struct{} {
 		return nil
 	}
 	return d.finished
-}
-
-// Lookup returns a handle on the client actor registered under pid in sys,
-// and false when pid is not a running zenws client.
-func Lookup(sys *actor.ActorSystem, pid *actor.PID) (*Client, bool) {
-	if sys == nil || pid == nil {
-		return nil, false
-	}
-	d, ok := lookup(sys, pid)
-	if !ok {
-		return nil, false
-	}
-	c := &Client{sys: sys, pid: pid}
-	c.d.Store(d)
-	return c, true
 }
 
 // WaitConnected waits until the client is connected (nil), has stopped for

@@ -347,7 +347,7 @@ func TestBackpressureOverflowIsCountedAndVisible(t *testing.T) {
 	defer srv.Close()
 	release := make(chan struct{})
 	box := newInbox()
-	c := connect(t, newSystem(t), srv.URL(), actors.WithInboundQueue(4, actors.DropNewest), actors.WithHandler(func(in actors.Inbound) {
+	c := connect(t, newSystem(t), srv.URL(), actors.WithInboundQueue(4, 0, actors.DropNewest), actors.WithHandler(func(in actors.Inbound) {
 		<-release
 		box.handle(in)
 	}))
@@ -649,7 +649,7 @@ func TestSubscriberWithBoundedMailboxHitsTheOverflowPolicy(t *testing.T) {
 	sub := &slowSubscriber{got: make(chan *actors.Inbound, 1000)}
 	pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sub }, actor.WithMailbox(actor.Bounded(4))))
 	defer sys.Root.Stop(pid)
-	c := connect(t, sys, srv.URL(), actors.WithSubscriber(pid), actors.WithInboundQueue(8, actors.DropNewest))
+	c := connect(t, sys, srv.URL(), actors.WithSubscriber(pid), actors.WithInboundQueue(8, 0, actors.DropNewest))
 	for i := 0; i < 200; i++ {
 		if err := c.Send(ctxT(t, time.Second), []byte("tick")); err != nil {
 			t.Fatal(err)

@@ -23,17 +23,17 @@ import (
 
 // Defaults. They follow the original ZenWebsocket where it has one.
 const (
-	DefaultTimeout           = 5 * time.Second  // connect + handshake
-	DefaultRetryCount        = 3                // reconnect attempts before giving up
-	DefaultRetryDelay        = time.Second      // first backoff's upper bound
-	DefaultMaxBackoff        = 30 * time.Second // backoff cap
-	DefaultRequestTimeout    = 30 * time.Second
-	DefaultHeartbeatInterval = 30 * time.Second
-	DefaultHeartbeatMisses   = 2
-	DefaultLatencyBuffer     = 100
-	MaxLatencyBuffer         = 1 << 16 // samples; the ring is allocated whole on the first one
-	DefaultInboundQueue      = 4096
-	DefaultCloseWait         = 5 * time.Second
+	defaultTimeout           = 5 * time.Second  // connect + handshake
+	defaultRetryCount        = 3                // reconnect attempts before giving up
+	defaultRetryDelay        = time.Second      // first backoff's upper bound
+	defaultMaxBackoff        = 30 * time.Second // backoff cap
+	defaultRequestTimeout    = 30 * time.Second
+	defaultHeartbeatInterval = 30 * time.Second
+	defaultHeartbeatMisses   = 2
+	defaultLatencyBuffer     = 100
+	maxLatencyBuffer         = 1 << 16 // samples; the ring is allocated whole on the first one
+	defaultInboundQueue      = 4096
+	defaultCloseWait         = 5 * time.Second
 )
 
 // RetryForever, as RetryCount (WithRetryCount), makes a client retry
@@ -70,73 +70,76 @@ func (p OverflowPolicy) String() string {
 }
 
 // Config is a client's validated configuration. Build it with NewConfig;
-// the zero value is not valid.
+// the zero value is not valid. Each field is set by the option named in its
+// comment, whose doc has the details; the comment gives the default and the
+// bounds Validate enforces.
 type Config struct {
-	URL                  string
-	Headers              http.Header
-	Timeout              time.Duration // connect + handshake
-	RetryCount           int           // reconnect attempts after a drop before giving up; RetryForever: no limit
-	RetryDelay           time.Duration // backoff base: attempt k waits U[0, min(MaxBackoff, RetryDelay*2^(k-1))]
-	MaxBackoff           time.Duration
-	ReconnectOnError     bool
-	RestoreSubscriptions bool
-	RequestTimeout       time.Duration
-	Heartbeat            HeartbeatType
-	HeartbeatInterval    time.Duration
-	HeartbeatMisses      int           // unanswered heartbeats in a row before reconnecting
-	ServerPingWindow     time.Duration // HeartbeatBinance: longest silence between server pings
-	ReadLimit            int64
-	WriteTimeout         time.Duration
-	Subprotocols         []string
-	TLSConfig            *tls.Config
-	NetDial              func(ctx context.Context, network, addr string) (net.Conn, error)
-	LatencyBufferSize    int
-	InboundQueueSize     int
-	Overflow             OverflowPolicy
-	CloseWait            time.Duration // how long Close waits for the actor and its goroutines
-	Logger               *zap.Logger
-	Handler              func(Inbound)
-	Subscriber           *actor.PID
-	OnConnect            func(*actor.PID)
-	OnDisconnect         func(*actor.PID)
-	StateObserver        func(StateChange)
-	Dialect              Dialect     // subscriptions; nil: the venue's, else Deribit's
-	Venue                venue.Venue // a venue's protocol knowledge (WithVenue); nil: none
-	rateLimiterSet       bool        // WithRateLimiter was given: the venue's limiter is not used
-	heartbeatSet         bool        // WithHeartbeat was given: the venue's heartbeat is not used
-	secretFields         []string    // the venue's own secret member names (venue.Redactor), set per client
-	Recorder             io.Writer   // session recording (JSONL); nil: none
-	RecordFile           string      // or a file to record to
-	OnRestoreFailed      func(client *actor.PID, channels []string, err error)
-	RateLimiter          *ratelimit.Limiter   // outbound frames; nil: none
-	RatePolicy           RatePolicy           // for the user's own traffic
-	DialLimiter          *ratelimit.Limiter   // connection attempts; nil: none
-	ConnectHooks         []ConnectHook        // run on every new connection, before the restore
-	MaxConnectionAge     time.Duration        // rotate before a connection is this old; 0: never
-	MeterProvider        metric.MeterProvider // OpenTelemetry metrics; nil: off
+	URL                  string        // ws:// or wss:// (NewConfig's url); no default
+	Headers              http.Header   // WithHeaders; default none
+	Timeout              time.Duration // WithTimeout, connect + handshake; default 5 s, at least 10 ms
+	RetryCount           int           // WithRetryCount; default 3, 0 or more, or RetryForever (-1)
+	RetryDelay           time.Duration // WithRetryDelay, backoff base; default 1 s, at least 1 ms
+	MaxBackoff           time.Duration // WithMaxBackoff; default 30 s, at least RetryDelay
+	ReconnectOnError     bool          // WithReconnectOnError; default true
+	RestoreSubscriptions bool          // WithRestoreSubscriptions; default true
+	RequestTimeout       time.Duration // WithRequestTimeout; default 30 s, at least 1 ms
+	Heartbeat            HeartbeatType // WithHeartbeat; default HeartbeatPingPong (or the venue's)
+	HeartbeatInterval    time.Duration // WithHeartbeat; default 30 s, at least 10 ms unless disabled
+	HeartbeatMisses      int           // WithHeartbeatMisses; default 2, at least 1
+	ServerPingWindow     time.Duration // WithServerPingWindow, HeartbeatBinance; default 3 intervals, at least 10 ms
+	ReadLimit            int64         // WithReadLimit, bytes; default 16 MiB, positive
+	WriteTimeout         time.Duration // WithWriteTimeout; default 10 s, at least 10 ms
+	Subprotocols         []string      // WithSubprotocols; default none
+	TLSConfig            *tls.Config   // WithTLSConfig; default nil (system roots, verified)
+	// NetDial opens TCP connections (WithNetDial); default nil, a
+	// net.Dialer with 15 s keep-alive.
+	NetDial           func(ctx context.Context, network, addr string) (net.Conn, error)
+	LatencyBufferSize int               // WithLatencyBufferSize, samples; default 100, in [1, 65536]
+	InboundQueueSize  int               // WithInboundQueue (where 0 keeps it), messages; default 4096, at least 1
+	InboundQueueBytes int64             // WithInboundQueue, bytes; default (0) 64 MiB, not negative
+	Overflow          OverflowPolicy    // WithInboundQueue; default DropNewest
+	CloseWait         time.Duration     // WithCloseWait; default 5 s, at least 1 ms
+	Logger            *zap.Logger       // WithLogger; default a no-op logger
+	Handler           func(Inbound)     // WithHandler; default nil: none
+	Subscriber        *actor.PID        // WithSubscriber; default nil; not with Handler
+	OnConnect         func(*actor.PID)  // WithOnConnect; default nil: none
+	OnDisconnect      func(*actor.PID)  // WithOnDisconnect; default nil: none
+	StateObserver     func(StateChange) // WithStateObserver; default nil: none
+	Dialect           venue.Dialect     // WithDialect; default nil: the venue's, else Deribit's
+	Venue             venue.Venue       // WithVenue; default nil: none
+	rateLimiterSet    bool              // WithRateLimiter was given: the venue's limiter is not used
+	heartbeatSet      bool              // WithHeartbeat was given: the venue's heartbeat is not used
+	secretFields      []string          // the venue's own secret member names (venue.Redactor), set per client
+	Recorder          io.Writer         // WithRecorder, JSONL session recording; default nil: none
+	RecordFile        string            // WithRecordFile; default "": none; not with Recorder
+	// OnRestoreFailed is called when a restore fails (WithOnRestoreFailed);
+	// default nil: none.
+	OnRestoreFailed  func(client *actor.PID, channels []string, err error)
+	RateLimiter      *ratelimit.Limiter   // WithRateLimiter, outbound frames; default nil: none (or the venue's)
+	RatePolicy       RatePolicy           // WithRateLimiter, for the user's own traffic; default RateWait
+	DialLimiter      *ratelimit.Limiter   // WithDialLimiter, connection attempts; default nil: none
+	ConnectHooks     []ConnectHook        // WithConnectHook, run on every new connection before the restore; default none
+	MaxConnectionAge time.Duration        // WithMaxConnectionAge; default 0: never rotate, else at least 1 s
+	MeterProvider    metric.MeterProvider // WithMeterProvider, OpenTelemetry metrics; default nil: off
 
-	// Handshake redirects and frame-level bounds (transport; see
-	// redirect.go and protocol.go).
-	FollowRedirects int           // 3xx answers followed on the origin; 0 (default): none
-	RedirectHosts   []string      // other hosts a followed redirect may reach (without credentials)
-	MessageTimeout  time.Duration // a message's first byte to its last; 0: transport.DefaultMessageTimeout
-	MaxFragments    int           // frames per message; 0: transport.DefaultMaxFragments
-
-	// Bounds (inbound.go).
-	InboundQueueBytes int64 // bytes of messages waiting for the handler; 0: DefaultInboundQueueBytes
+	// Handshake redirects and frame-level bounds (redirect.go, protocol.go).
+	FollowRedirects int           // WithFollowRedirects; default 0: none, at most 10
+	RedirectHosts   []string      // WithFollowRedirects; other hosts a redirect may reach (without credentials); default none
+	MessageTimeout  time.Duration // WithMessageLimits; default (0) 30 s, else at least 10 ms
+	MaxFragments    int           // WithMessageLimits, frames per message; default (0) 4096, not negative
 
 	// Life cycle (lifecycle.go).
-	StableAfter   time.Duration // a connection up this long was stable: its loss redials at once
-	HostDialRate  float64       // dials a second per host shared by an actor system's clients; 0: off
-	HostDialBurst int           // dials at once per host before the rate applies
+	StableAfter   time.Duration // WithStableAfter; default 10 s, at least 10 ms
+	HostDialRate  float64       // WithHostDialRate, dials a second per host; default 20, 0: off
+	HostDialBurst int           // WithHostDialRate, dials at once per host; default 20
 
-	// Secrets and recording bounds (issue 12; secrets.go, record.go).
-	Secrets          []string // values hidden from logs, errors, Health and recordings (WithSecrets)
-	RecordQueue      int      // recorded frames waiting for the writer; 0: DefaultRecordQueue
-	RecordQueueBytes int64    // and their bytes; 0: DefaultRecordQueueBytes
+	// Secrets and recording bounds (secrets.go, record.go).
+	Secrets          []string // WithSecrets, values hidden from logs, errors, Health and recordings; default none
+	RecordQueue      int      // WithRecordQueue, frames waiting for the writer; default (0) 4096, not negative
+	RecordQueueBytes int64    // WithRecordQueue, and their bytes; default (0) 16 MiB, not negative
 
-	// Operator's view (issue 13, label.go).
-	Label string // names the client in Health and its log lines (WithLabel); "" by default
+	// Operator's view (label.go).
+	Label string // WithLabel, names the client in Health and its log lines; default "", at most 64 bytes
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -174,24 +177,24 @@ func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig 
 func NewConfig(url string, opts ...Option) (Config, error) {
 	cfg := Config{
 		URL:                  url,
-		Timeout:              DefaultTimeout,
-		RetryCount:           DefaultRetryCount,
-		RetryDelay:           DefaultRetryDelay,
-		MaxBackoff:           DefaultMaxBackoff,
+		Timeout:              defaultTimeout,
+		RetryCount:           defaultRetryCount,
+		RetryDelay:           defaultRetryDelay,
+		MaxBackoff:           defaultMaxBackoff,
 		ReconnectOnError:     true,
 		RestoreSubscriptions: true,
-		RequestTimeout:       DefaultRequestTimeout,
-		HeartbeatInterval:    DefaultHeartbeatInterval,
-		HeartbeatMisses:      DefaultHeartbeatMisses,
+		RequestTimeout:       defaultRequestTimeout,
+		HeartbeatInterval:    defaultHeartbeatInterval,
+		HeartbeatMisses:      defaultHeartbeatMisses,
 		ReadLimit:            transport.DefaultReadLimit,
 		WriteTimeout:         transport.DefaultWriteTimeout,
-		LatencyBufferSize:    DefaultLatencyBuffer,
-		InboundQueueSize:     DefaultInboundQueue,
-		CloseWait:            DefaultCloseWait,
+		LatencyBufferSize:    defaultLatencyBuffer,
+		InboundQueueSize:     defaultInboundQueue,
+		CloseWait:            defaultCloseWait,
 		Heartbeat:            HeartbeatPingPong, // decided: a dead connection is detected by default
-		StableAfter:          DefaultStableAfter,
-		HostDialRate:         DefaultHostDialRate,
-		HostDialBurst:        DefaultHostDialBurst,
+		StableAfter:          defaultStableAfter,
+		HostDialRate:         defaultHostDialRate,
+		HostDialBurst:        defaultHostDialBurst,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -250,8 +253,8 @@ func (cfg Config) Validate() error {
 	if cfg.ReadLimit <= 0 {
 		bad("ReadLimit", fmt.Sprintf("must be positive, got %d", cfg.ReadLimit))
 	}
-	if cfg.LatencyBufferSize < 1 || cfg.LatencyBufferSize > MaxLatencyBuffer {
-		bad("LatencyBufferSize", fmt.Sprintf("must be in [1, %d], got %d", MaxLatencyBuffer, cfg.LatencyBufferSize))
+	if cfg.LatencyBufferSize < 1 || cfg.LatencyBufferSize > maxLatencyBuffer {
+		bad("LatencyBufferSize", fmt.Sprintf("must be in [1, %d], got %d", maxLatencyBuffer, cfg.LatencyBufferSize))
 	}
 	if cfg.InboundQueueSize < 1 {
 		bad("InboundQueueSize", fmt.Sprintf("must be at least 1, got %d", cfg.InboundQueueSize))
@@ -277,8 +280,8 @@ func (cfg Config) Validate() error {
 	if cfg.FollowRedirects < 0 || cfg.FollowRedirects > transport.MaxFollowRedirects {
 		bad("FollowRedirects", fmt.Sprintf("must be in [0, %d], got %d", transport.MaxFollowRedirects, cfg.FollowRedirects))
 	}
-	if cfg.MessageTimeout != 0 && cfg.MessageTimeout < MinMessageTimeout {
-		bad("MessageTimeout", fmt.Sprintf("must be 0 (default %v) or at least %v, got %v", transport.DefaultMessageTimeout, MinMessageTimeout, cfg.MessageTimeout))
+	if cfg.MessageTimeout != 0 && cfg.MessageTimeout < minMessageTimeout {
+		bad("MessageTimeout", fmt.Sprintf("must be 0 (default %v) or at least %v, got %v", transport.DefaultMessageTimeout, minMessageTimeout, cfg.MessageTimeout))
 	}
 	if cfg.MaxFragments < 0 {
 		bad("MaxFragments", fmt.Sprintf("must be 0 (default %d) or positive, got %d", transport.DefaultMaxFragments, cfg.MaxFragments))
@@ -302,12 +305,12 @@ func (cfg Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// WithHeaders sets headers sent with the upgrade request. Values are never
-// logged.
+// WithHeaders sets headers sent with the upgrade request. Default none.
+// Values are never logged.
 func WithHeaders(h http.Header) Option { return func(c *Config) { c.Headers = h.Clone() } }
 
 // WithTimeout bounds connect and handshake. Default 5 s; at least
-// MinTimeout (10 ms).
+// 10 ms.
 func WithTimeout(d time.Duration) Option { return func(c *Config) { c.Timeout = d } }
 
 // WithRetryCount sets how many reconnect attempts follow a lost connection
@@ -320,12 +323,12 @@ func WithRetryCount(n int) Option { return func(c *Config) { c.RetryCount = n } 
 
 // WithRetryDelay sets the backoff base. Attempt k waits a uniform random
 // time in [0, min(MaxBackoff, RetryDelay*2^(k-1))] ("full jitter"). Default
-// 1 s; at least MinRetryDelay (1 ms). The attempt count starts anew only
+// 1 s; at least 1 ms. The attempt count starts anew only
 // after a connection stayed up for StableAfter (see WithStableAfter), and
 // the first redial after losing such a connection does not wait.
 func WithRetryDelay(d time.Duration) Option { return func(c *Config) { c.RetryDelay = d } }
 
-// WithMaxBackoff caps the backoff. Default 30 s; must be >= RetryDelay.
+// WithMaxBackoff caps the backoff. Default 30 s; at least RetryDelay.
 func WithMaxBackoff(d time.Duration) Option { return func(c *Config) { c.MaxBackoff = d } }
 
 // WithReconnectOnError turns reconnecting after a lost connection on or off.
@@ -340,48 +343,49 @@ func WithRestoreSubscriptions(on bool) Option {
 }
 
 // WithRequestTimeout bounds a request's wait for its response. Default 30 s,
-// at least MinRequestTimeout (1 ms); a caller's context can only shorten it.
+// at least 1 ms; a caller's context can only shorten it.
 func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }
 
 // WithHeartbeat selects the heartbeat kind and its interval. Default
-// HeartbeatPingPong every 30 s (DefaultHeartbeatInterval) with 2 misses
-// allowed (DefaultHeartbeatMisses), so that a dead connection is found by
+// HeartbeatPingPong every 30 s with 2 misses allowed (WithHeartbeatMisses),
+// or the venue's heartbeat with WithVenue, so that a dead connection is found by
 // default; WithHeartbeat(HeartbeatDisabled, 0) turns heartbeats off. The
-// interval must be at least MinHeartbeatInterval (10 ms) unless disabled.
+// interval must be at least 10 ms unless disabled.
 // See HeartbeatType for what each kind does.
 func WithHeartbeat(t HeartbeatType, interval time.Duration) Option {
 	return func(c *Config) { c.Heartbeat, c.HeartbeatInterval, c.heartbeatSet = t, interval, true }
 }
 
 // WithHeartbeatMisses sets how many heartbeats in a row may go unanswered
-// before the client reconnects. Default 2.
+// before the client reconnects. Default 2; at least 1.
 func WithHeartbeatMisses(n int) Option { return func(c *Config) { c.HeartbeatMisses = n } }
 
 // WithServerPingWindow sets, for HeartbeatBinance, the longest time without
 // a server ping before the client reconnects. Default 3 heartbeat intervals
-// (60 s for Binance's 20 s pings, Binance's own pong deadline).
+// (60 s for Binance's 20 s pings, Binance's own pong deadline); at least
+// 10 ms.
 func WithServerPingWindow(d time.Duration) Option {
 	return func(c *Config) { c.ServerPingWindow = d }
 }
 
 // WithReadLimit sets the largest inbound message in bytes. Default
-// transport.DefaultReadLimit (16 MiB). A longer message fails the connection
+// 16 MiB (transport.DefaultReadLimit); positive. A longer message fails the connection
 // with close code 1009 and the client reconnects.
 func WithReadLimit(n int64) Option { return func(c *Config) { c.ReadLimit = n } }
 
 // WithWriteTimeout bounds each write. Default 10 s, at least
-// MinWriteTimeout (10 ms); a write that takes
-// longer means the peer is stalled, and the connection is closed and
+// 10 ms; a write that takes longer means the peer is stalled, and the connection is closed and
 // re-dialled.
 func WithWriteTimeout(d time.Duration) Option { return func(c *Config) { c.WriteTimeout = d } }
 
-// WithSubprotocols offers WebSocket subprotocols in the handshake.
+// WithSubprotocols offers WebSocket subprotocols in the handshake. Default
+// none.
 func WithSubprotocols(protos ...string) Option {
 	return func(c *Config) { c.Subprotocols = append([]string(nil), protos...) }
 }
 
 // WithTLSConfig sets the TLS configuration for wss URLs. Certificates are
-// verified by default; skipping verification takes an explicit
+// verified by default (default nil: the system's roots); skipping verification takes an explicit
 // InsecureSkipVerify in the config you pass.
 func WithTLSConfig(t *tls.Config) Option { return func(c *Config) { c.TLSConfig = t } }
 
@@ -393,20 +397,29 @@ func WithNetDial(fn func(ctx context.Context, network, addr string) (net.Conn, e
 }
 
 // WithLatencyBufferSize sets how many round-trip samples Health's p50/p99
-// are computed over. Default 100, at most MaxLatencyBuffer (65,536).
+// are computed over. Default 100; at least 1, at most 65,536.
 func WithLatencyBufferSize(n int) Option { return func(c *Config) { c.LatencyBufferSize = n } }
 
-// WithInboundQueue sets how many messages may wait between the client and
-// its handler or subscriber (default 4096; the one being handled is not
-// counted) and what happens when that many wait, or when their bytes would
-// pass WithInboundQueueBytes (default DropNewest).
-func WithInboundQueue(size int, policy OverflowPolicy) Option {
-	return func(c *Config) { c.InboundQueueSize, c.Overflow = size, policy }
+// WithInboundQueue bounds the messages waiting between the client and its
+// handler or subscriber, in count (size, default 4096, at least 1) and in
+// bytes (default 64 MiB, not negative); 0 keeps a default. The message being
+// handled is not counted. policy (default DropNewest) says what happens to
+// a message that finds size messages waiting, or that would pass the byte
+// bound: DropNewest drops it, DropOldest drops older messages to make room;
+// either way counted in Health.InboundDropped. A single message larger than
+// bytes (up to the read limit) is still queued when no other message
+// waits, so nothing that can be read is undeliverable.
+func WithInboundQueue(size int, bytes int64, policy OverflowPolicy) Option {
+	return func(c *Config) {
+		if size != 0 {
+			c.InboundQueueSize = size
+		}
+		c.InboundQueueBytes, c.Overflow = bytes, policy
+	}
 }
 
 // WithCloseWait bounds how long Close waits for the client to stop and its
-// goroutines (reader, handler) to end. Default 5 s; at least MinCloseWait
-// (1 ms).
+// goroutines (reader, handler) to end. Default 5 s; at least 1 ms.
 func WithCloseWait(d time.Duration) Option { return func(c *Config) { c.CloseWait = d } }
 
 // WithLogger sets the zap logger. Default: no logging. Secrets (header
@@ -415,7 +428,7 @@ func WithLogger(l *zap.Logger) Option { return func(c *Config) { c.Logger = l } 
 
 // WithHandler delivers inbound messages to fn, in order, on a goroutine of
 // the client's (never the actor's own). A panic in fn is logged and counted;
-// the connection stays up.
+// the connection stays up. Default none; not together with WithSubscriber.
 func WithHandler(fn func(Inbound)) Option { return func(c *Config) { c.Handler = fn } }
 
 // WithSubscriber delivers inbound messages to an actor as *Inbound, in order.
@@ -424,12 +437,14 @@ func WithHandler(fn func(Inbound)) Option { return func(c *Config) { c.Handler =
 // default, so a subscriber slower than the stream grows it. For a hard
 // bound, use WithHandler, or give the subscriber a bounded mailbox
 // (actor.WithMailbox(actor.Bounded(n))): the delivery goroutine then waits
-// when it is full and the client's overflow policy takes over.
+// when it is full and the client's overflow policy takes over. Default
+// none; not together with WithHandler.
 func WithSubscriber(pid *actor.PID) Option { return func(c *Config) { c.Subscriber = pid } }
 
 // WithOnConnect runs fn after every successful connection: the first, every
 // reconnect and every connection after a restart. It runs in order with
-// inbound deliveries, on the handler goroutine; a panic is logged.
+// inbound deliveries, on the handler goroutine; a panic is logged. Default
+// none.
 func WithOnConnect(fn func(*actor.PID)) Option { return func(c *Config) { c.OnConnect = fn } }
 
 // WithOnDisconnect runs fn once when the client stops for good (Close, a
@@ -438,7 +453,7 @@ func WithOnConnect(fn func(*actor.PID)) Option { return func(c *Config) { c.OnCo
 // counted) and, for Close, before Close returns; see Client.Close for a
 // handler that does not return. Lost
 // connections that the client heals are not disconnects in this sense;
-// watch State, Health or Inbound.Generation for those.
+// watch State, Health or Inbound.Generation for those. Default none.
 func WithOnDisconnect(fn func(*actor.PID)) Option {
 	return func(c *Config) { c.OnDisconnect = fn }
 }
@@ -449,11 +464,12 @@ func WithOnDisconnect(fn func(*actor.PID)) Option {
 // previous To, the first is From StateDisconnected To StateConnecting and
 // the last To StateDisconnected (unless the queue below dropped some). fn runs
 // on a goroutine of the client's, never the actor's own, so a slow or stuck
-// fn cannot stall the connection: at most DefaultObserverQueue changes wait
+// fn cannot stall the connection: at most 256 changes wait
 // for it, and when that many wait the oldest is dropped, counted
 // (Health.ObserverDropped) and logged. A panic in fn is logged and
 // swallowed. fn should not call Close: Close waits for fn to return (up to
 // CloseWait). For user work prefer WithOnConnect and WithOnDisconnect.
+// Default none.
 func WithStateObserver(fn func(StateChange)) Option {
 	return func(c *Config) { c.StateObserver = fn }
 }

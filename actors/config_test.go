@@ -34,6 +34,12 @@ func TestNewConfigDefaults(t *testing.T) {
 	if cfg.ServerPingWindow != time.Minute {
 		t.Fatalf("Binance server-ping window default = %v, want 1m", cfg.ServerPingWindow)
 	}
+	// 0 keeps a default in the grouped options.
+	cfg, err = actors.NewConfig("ws://x", actors.WithInboundQueue(0, 0, actors.DropOldest), actors.WithMessageLimits(0, 0))
+	if err != nil || cfg.InboundQueueSize != 4096 || cfg.InboundQueueBytes != 0 || cfg.Overflow != actors.DropOldest ||
+		cfg.MessageTimeout != 0 || cfg.MaxFragments != 0 {
+		t.Fatalf("WithInboundQueue(0, 0, DropOldest), WithMessageLimits(0, 0): %+v, %v", cfg, err)
+	}
 }
 
 func TestNewConfigNamesEachBadField(t *testing.T) {
@@ -62,8 +68,8 @@ func TestNewConfigNamesEachBadField(t *testing.T) {
 		{"ws://x", actors.WithLatencyBufferSize(1 << 40), "LatencyBufferSize"}, // 8 TiB on the first sample
 		{"ws://x", actors.WithHostDialRate(math.NaN(), 5), "HostDialRate"},
 		{"ws://x", actors.WithHostDialRate(math.Inf(1), 5), "HostDialRate"},
-		{"ws://x", actors.WithInboundQueue(0, actors.DropNewest), "InboundQueueSize"},
-		{"ws://x", actors.WithInboundQueue(10, actors.OverflowPolicy(9)), "Overflow"},
+		{"ws://x", actors.WithInboundQueue(-1, 0, actors.DropNewest), "InboundQueueSize"},
+		{"ws://x", actors.WithInboundQueue(10, 0, actors.OverflowPolicy(9)), "Overflow"},
 		{"ws://x", actors.WithCloseWait(0), "CloseWait"},
 		// Durations below their documented minimums (issue 12 item 17).
 		{"ws://x", actors.WithTimeout(time.Nanosecond), "Timeout"},

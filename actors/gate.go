@@ -13,19 +13,19 @@ import (
 // either bound is reached the reader stops reading until the actor has
 // taken half of them: the venue then sees a slow reader (TCP backpressure),
 // as it would with any slow client. A frame larger than the byte bound
-// passes alone. A reader that waits longer than ActorStallLimit ends the
+// passes alone. A reader that waits longer than actorStallLimit ends the
 // connection with ErrActorStalled.
 const (
 	maxFramesToActor = 1024
 	maxBytesToActor  = 16 << 20
-	// ActorStallLimit is how long a connection's reader waits for the client
+	// actorStallLimit is how long a connection's reader waits for the client
 	// actor to take frames before it gives the connection up
 	// (ErrActorStalled).
-	ActorStallLimit = 30 * time.Second
+	actorStallLimit = 30 * time.Second
 )
 
 // ErrActorStalled: the client actor took none of the frames its reader had
-// handed it for ActorStallLimit, so the reader closed the connection rather
+// handed it for actorStallLimit, so the reader closed the connection rather
 // than hold more of the venue's data. It is recoverable: the client
 // reconnects once its actor runs again.
 var ErrActorStalled = errors.New("zenws: the client actor is not taking inbound frames")

@@ -76,24 +76,14 @@ type Inbound struct {
 	Unmatched bool
 }
 
-// DefaultInboundQueueBytes bounds the bytes of the messages waiting for the
-// handler or subscriber (64 MiB), besides their count (DefaultInboundQueue).
-const DefaultInboundQueueBytes = 64 << 20
-
-// WithInboundQueueBytes bounds the bytes of the messages waiting between the
-// client and its handler or subscriber (default DefaultInboundQueueBytes,
-// 64 MiB; the message being handled is not counted). A message that would
-// pass the bound is handled as one that finds the queue full: the overflow
-// policy of WithInboundQueue drops it (DropNewest) or older messages
-// (DropOldest), counted in Health.InboundDropped. A single message larger
-// than n (up to the read limit) is still queued when no other message waits,
-// so nothing that can be read is undeliverable.
-func WithInboundQueueBytes(n int64) Option { return func(c *Config) { c.InboundQueueBytes = n } }
+// defaultInboundQueueBytes bounds the bytes of the messages waiting for the
+// handler or subscriber, besides their count (defaultInboundQueue).
+const defaultInboundQueueBytes = 64 << 20
 
 // inboundBytes is the byte bound of the inbound queue.
 func (cfg Config) inboundBytes() int64 {
 	if cfg.InboundQueueBytes == 0 {
-		return DefaultInboundQueueBytes
+		return defaultInboundQueueBytes
 	}
 	return cfg.InboundQueueBytes
 }

@@ -22,14 +22,14 @@ import (
 
 // Defaults of the life-cycle options.
 const (
-	// DefaultStableAfter: a connection that stayed up this long was
+	// defaultStableAfter: a connection that stayed up this long was
 	// stable; losing it redials at once and starts the attempt count anew.
-	DefaultStableAfter = 10 * time.Second
-	// DefaultHostDialRate and DefaultHostDialBurst pace the dials of all
+	defaultStableAfter = 10 * time.Second
+	// defaultHostDialRate and defaultHostDialBurst pace the dials of all
 	// clients of one actor system to one host: a burst of 20 at once, then
 	// 20 a second.
-	DefaultHostDialRate  = 20.0
-	DefaultHostDialBurst = 20
+	defaultHostDialRate  = 20.0
+	defaultHostDialBurst = 20
 )
 
 // Minimums of duration options. Values below them are rejected with a
@@ -37,14 +37,14 @@ const (
 // turned into a storm (a 1 ns heartbeat or connection age) or a client
 // that can never send (a 1 ns write timeout).
 const (
-	MinTimeout           = 10 * time.Millisecond // WithTimeout
-	MinWriteTimeout      = 10 * time.Millisecond // WithWriteTimeout
-	MinRequestTimeout    = time.Millisecond      // WithRequestTimeout
-	MinRetryDelay        = time.Millisecond      // WithRetryDelay
-	MinHeartbeatInterval = 10 * time.Millisecond // WithHeartbeat (and WithServerPingWindow)
-	MinMaxConnectionAge  = time.Second           // WithMaxConnectionAge (when not 0)
-	MinStableAfter       = 10 * time.Millisecond // WithStableAfter
-	MinCloseWait         = time.Millisecond      // WithCloseWait
+	minTimeout           = 10 * time.Millisecond // WithTimeout
+	minWriteTimeout      = 10 * time.Millisecond // WithWriteTimeout
+	minRequestTimeout    = time.Millisecond      // WithRequestTimeout
+	minRetryDelay        = time.Millisecond      // WithRetryDelay
+	minHeartbeatInterval = 10 * time.Millisecond // WithHeartbeat (and WithServerPingWindow)
+	minMaxConnectionAge  = time.Second           // WithMaxConnectionAge (when not 0)
+	minStableAfter       = 10 * time.Millisecond // WithStableAfter
+	minCloseWait         = time.Millisecond      // WithCloseWait
 )
 
 // WithStableAfter sets how long a connection must stay up to count as
@@ -64,7 +64,8 @@ func (a *clientActor) attemptsSpent() bool {
 
 // WithHostDialRate sets the dial pacer that all clients of one actor
 // system share per host (the URL's host and port): at most burst dials at
-// once, then perSecond a second (default 20 and 20). A mass drop of many
+// once, then perSecond a second (default 20 and 20; perSecond not negative,
+// burst at least 1 while pacing is on). A mass drop of many
 // connections to one venue is spread out by it, while a single client's
 // redial goes straight through. A client's first dial is not paced: it is
 // the program starting the client, not a drop (bound those yourself, or
@@ -187,29 +188,29 @@ func (cfg Config) validateLifecycle(bad func(field, problem string)) {
 			bad(field, fmt.Sprintf("must be at least %v, got %v", floor, d))
 		}
 	}
-	atLeast("Timeout", cfg.Timeout, MinTimeout)
-	atLeast("WriteTimeout", cfg.WriteTimeout, MinWriteTimeout)
-	atLeast("RequestTimeout", cfg.RequestTimeout, MinRequestTimeout)
-	atLeast("RetryDelay", cfg.RetryDelay, MinRetryDelay)
-	atLeast("CloseWait", cfg.CloseWait, MinCloseWait)
-	atLeast("MaxConnectionAge", cfg.MaxConnectionAge, MinMaxConnectionAge)
+	atLeast("Timeout", cfg.Timeout, minTimeout)
+	atLeast("WriteTimeout", cfg.WriteTimeout, minWriteTimeout)
+	atLeast("RequestTimeout", cfg.RequestTimeout, minRequestTimeout)
+	atLeast("RetryDelay", cfg.RetryDelay, minRetryDelay)
+	atLeast("CloseWait", cfg.CloseWait, minCloseWait)
+	atLeast("MaxConnectionAge", cfg.MaxConnectionAge, minMaxConnectionAge)
 	if cfg.Heartbeat != HeartbeatDisabled {
 		if cfg.HeartbeatInterval <= 0 {
 			bad("HeartbeatInterval", fmt.Sprintf("must be positive, got %v", cfg.HeartbeatInterval))
 		}
-		atLeast("HeartbeatInterval", cfg.HeartbeatInterval, MinHeartbeatInterval)
+		atLeast("HeartbeatInterval", cfg.HeartbeatInterval, minHeartbeatInterval)
 		if cfg.Heartbeat == HeartbeatBinance {
 			if cfg.ServerPingWindow <= 0 {
 				bad("ServerPingWindow", fmt.Sprintf("must be positive, got %v", cfg.ServerPingWindow))
 			}
-			atLeast("ServerPingWindow", cfg.ServerPingWindow, MinHeartbeatInterval)
+			atLeast("ServerPingWindow", cfg.ServerPingWindow, minHeartbeatInterval)
 		}
 	}
 	if cfg.ServerPingWindow < 0 {
 		bad("ServerPingWindow", fmt.Sprintf("must not be negative, got %v", cfg.ServerPingWindow))
 	}
-	if cfg.StableAfter < MinStableAfter {
-		bad("StableAfter", fmt.Sprintf("must be at least %v, got %v", MinStableAfter, cfg.StableAfter))
+	if cfg.StableAfter < minStableAfter {
+		bad("StableAfter", fmt.Sprintf("must be at least %v, got %v", minStableAfter, cfg.StableAfter))
 	}
 	if cfg.HostDialRate < 0 || math.IsNaN(cfg.HostDialRate) || math.IsInf(cfg.HostDialRate, 0) {
 		bad("HostDialRate", fmt.Sprintf("must be a finite rate, 0 or more, got %v", cfg.HostDialRate))

@@ -37,7 +37,7 @@ func TestHostPacerIsPerSystemAndHost(t *testing.T) {
 	case hostPacer(sys1, cfg("ws://venue.example:9000/a", WithHostDialRate(0, 0))) != nil:
 		t.Fatal("pacing off still paced")
 	}
-	if b := a.Buckets(); len(b) != 1 || b[0].Rate != DefaultHostDialRate || b[0].Burst != DefaultHostDialBurst {
+	if b := a.Buckets(); len(b) != 1 || b[0].Rate != defaultHostDialRate || b[0].Burst != defaultHostDialBurst {
 		t.Fatalf("pacer %+v", b)
 	}
 	for url, want := range map[string]string{"ws://h/": "h:80", "wss://H/x": "h:443", "wss://h:8443": "h:8443", "ws://[::1]/": "[::1]:80"} {

@@ -8,12 +8,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// DefaultObserverQueue is how many state changes may wait for a slow
+// defaultObserverQueue is how many state changes may wait for a slow
 // StateObserver. A client changes state a few times per connection, so a
 // queue this long fills only when the observer is stuck; then the oldest
 // change is dropped (the observer still sees the latest states), counted in
 // Health.ObserverDropped and logged.
-const DefaultObserverQueue = 256
+const defaultObserverQueue = 256
 
 // observerQueue runs the StateObserver off the actor's goroutine, in order,
 // on a goroutine that exists only while there is work: a user observer that
@@ -52,13 +52,13 @@ func (q *observerQueue) push(c StateChange) {
 		q.dropped.Add(1)
 		return
 	}
-	if len(q.items) >= DefaultObserverQueue {
+	if len(q.items) >= defaultObserverQueue {
 		clear(q.items[:1])
 		q.items = q.items[1:]
 		n := q.dropped.Add(1)
 		if q.dropLog.allow() {
 			q.log.Warn("state observer is not keeping up: dropping the oldest state change",
-				zap.Int("limit", DefaultObserverQueue), zap.Uint64("dropped_total", n))
+				zap.Int("limit", defaultObserverQueue), zap.Uint64("dropped_total", n))
 		}
 	}
 	q.items = append(q.items, c)

@@ -55,7 +55,8 @@ func (p RatePolicy) String() string {
 // ratelimit for the presets.
 //
 // It overrides the venue's limiter (WithVenue); WithRateLimiter(nil, p)
-// turns rate limiting off even for a venue that has one.
+// turns rate limiting off even for a venue that has one. Default: the
+// venue's limiter (see venue.RateLimited), else none, with RateWait.
 func WithRateLimiter(l *ratelimit.Limiter, p RatePolicy) Option {
 	return func(c *Config) { c.RateLimiter, c.RatePolicy, c.rateLimiterSet = l, p, true }
 }
@@ -64,7 +65,8 @@ func WithRateLimiter(l *ratelimit.Limiter, p RatePolicy) Option {
 // restarts) wait for a token of l before dialling. Share one limiter
 // between every client that dials from the same IP, for example
 // ratelimit.BinanceConnections, so that a reconnect storm of a whole pool
-// stays within the venue's connection limit.
+// stays within the venue's connection limit. Default none (the host dial
+// pacer of WithHostDialRate still applies).
 func WithDialLimiter(l *ratelimit.Limiter) Option { return func(c *Config) { c.DialLimiter = l } }
 
 // pace says how the rate limiter treats a frame.
@@ -144,8 +146,8 @@ func (d *durable) classifierFailed(l *ratelimit.Limiter, err error) {
 	}
 }
 
-// A server that pings more than PingFloodRate times in each of
-// PingFloodSeconds consecutive clock seconds is flooding (the first of
+// A server that pings more than pingFloodRate times in each of
+// pingFloodSeconds consecutive clock seconds is flooding (the first of
 // them may be partial, so a flood is caught after 1 to 3 s of it, at the
 // 51st ping of the third second): every ping costs a pong
 // (charged to the rate limiter, and counted by venues such as Binance
@@ -153,12 +155,12 @@ func (d *durable) classifierFailed(l *ratelimit.Limiter, err error) {
 // ErrPingFlood, counts it (Health.PingFloods), logs it and reconnects.
 // Real venues ping every few seconds at most (Binance every 20 s).
 const (
-	PingFloodRate    = 50
-	PingFloodSeconds = 3
+	pingFloodRate    = 50
+	pingFloodSeconds = 3
 )
 
-// ErrPingFlood: the server sent more than PingFloodRate pings a second for
-// PingFloodSeconds seconds; the client closed the connection (and
+// ErrPingFlood: the server sent more than pingFloodRate pings a second for
+// pingFloodSeconds seconds; the client closed the connection (and
 // reconnects, as after any lost connection).
 var ErrPingFlood = errors.New("zenws: the server flooded the connection with pings")
 
@@ -189,7 +191,7 @@ func (d *durable) onServerPing(pings *serverPings) func([]byte) {
 		pings.last.Store(now.UnixNano())
 		d.chargeControl() // coder/websocket answers with a pong
 		if sec := now.Unix(); sec != window {
-			if count > PingFloodRate && sec == window+1 {
+			if count > pingFloodRate && sec == window+1 {
 				streak++
 			} else {
 				streak = 0
@@ -197,7 +199,7 @@ func (d *durable) onServerPing(pings *serverPings) func([]byte) {
 			window, count = sec, 0
 		}
 		count++
-		if flooded || count <= PingFloodRate || streak < PingFloodSeconds-1 {
+		if flooded || count <= pingFloodRate || streak < pingFloodSeconds-1 {
 			return
 		}
 		flooded = true
@@ -206,7 +208,7 @@ func (d *durable) onServerPing(pings *serverPings) func([]byte) {
 			return // its reader has ended: so has the connection
 		}
 		d.pingFloods.Add(1)
-		err := fmt.Errorf("%w (over %d a second for %d s)", ErrPingFlood, PingFloodRate, PingFloodSeconds)
+		err := fmt.Errorf("%w (over %d a second for %d s)", ErrPingFlood, pingFloodRate, pingFloodSeconds)
 		d.log.Warn("the server is flooding pings: closing the connection", zap.Uint64("generation", t.gen), zap.Error(err))
 		if !d.isStopped() {
 			d.sys.Root.Send(d.pid, &connLost{gen: t.gen, err: err})

@@ -17,43 +17,28 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
+	"github.com/zenws/zenws/actors/record"
 	"github.com/zenws/zenws/internal/redact"
 )
 
-// Record is one line of a session recording (JSONL): a frame, its
-// direction and when it was seen. Text frames are stored as text, binary
-// frames base64-encoded (Binary true). A record with Dir DirGap says that
-// Dropped records were dropped before it (the writer fell behind).
-type Record struct {
-	Time   time.Time `json:"t"`
-	Dir    string    `json:"dir"` // "in", "out" or "gap"
-	Binary bool      `json:"bin,omitempty"`
-	Data   string    `json:"data"`
-	// Generation is the connection the frame came in on or left on (an
-	// order's connection, say); 0 for outbound frames in recordings made
-	// before zenws recorded it.
-	Generation uint64 `json:"gen,omitempty"`
-	Dropped    uint64 `json:"dropped,omitempty"` // DirGap: records dropped since the previous record
-}
-
-// Direction values of Record.Dir.
+// Directions of recorded frames (record.Record.Dir).
 const (
-	DirIn  = "in"
-	DirOut = "out"
-	DirGap = "gap" // records were dropped here (Record.Dropped says how many)
+	dirIn  = record.DirIn
+	dirOut = record.DirOut
+	dirGap = record.DirGap
 )
 
 // Recording bounds: how many recorded frames, and how many bytes of them,
 // may wait for the recorder's writer. Past either bound a frame is dropped
-// and counted (Health.RecordsDropped), and a DirGap record says so in the
+// and counted (Health.RecordsDropped), and a gap record (record.DirGap) says so in the
 // recording. The connection never waits for the recorder.
 const (
-	DefaultRecordQueue      = 4096
-	DefaultRecordQueueBytes = 16 << 20 // 16 MiB
-	// RecordCloseWait bounds how long a stopping client waits for the
+	defaultRecordQueue      = 4096
+	defaultRecordQueueBytes = 16 << 20 // 16 MiB
+	// recordCloseWait bounds how long a stopping client waits for the
 	// recorder's writer to write what is queued (half of CloseWait when
 	// that is shorter); what is left is dropped.
-	RecordCloseWait = time.Second
+	recordCloseWait = time.Second
 )
 
 // ErrRecorderPanic matches the error a recording stops with when its
@@ -61,16 +46,16 @@ const (
 var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
 
 // WithRecorder records every inbound and outbound data frame to w as JSONL
-// (one Record per line), with secrets redacted (see redact rules below).
+// (one record.Record per line; read it with package actors/record), with secrets redacted (see redact rules below).
 // The connection never waits for w: frames are copied into a queue
 // (bounded, see WithRecordQueue) for a writer goroutine that redacts them,
 // encodes them and writes them through a 64 KiB buffer, flushed whenever
 // the queue runs empty and when the client stops (waiting at most
-// RecordCloseWait); the redaction never runs on the connection's reader or
+// 1 s, or half of CloseWait when that is shorter); the redaction never runs on the connection's reader or
 // a sender. A write error or a panic in w stops
 // the recording, is logged and shows in Health.RecordError, never stops the
 // client. w is not closed by the client (see WithRecordFile); a w that
-// never returns holds only the writer goroutine.
+// never returns holds only the writer goroutine. Default none.
 //
 // Redaction: a JSON frame keeps its bytes but the values of secret-named
 // members (client_secret, access_token, refresh_token, signature, sign,
@@ -99,12 +84,13 @@ var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
 func WithRecorder(w io.Writer) Option { return func(c *Config) { c.Recorder = w } }
 
 // WithRecordFile records to a file created (or truncated) at path; the
-// client closes it when it stops. See WithRecorder.
+// client closes it when it stops. Default none; the directory must exist;
+// not together with WithRecorder. See WithRecorder.
 func WithRecordFile(path string) Option { return func(c *Config) { c.RecordFile = path } }
 
 // WithRecordQueue bounds the frames waiting for the recorder's writer (to
-// be redacted, encoded and written), in count and in bytes of the frames. Defaults DefaultRecordQueue
-// (4096) and DefaultRecordQueueBytes (16 MiB); 0 keeps a default.
+// be redacted, encoded and written), in count and in bytes of the frames. Defaults 4096 frames
+// and 16 MiB; 0 keeps a default; neither may be negative.
 func WithRecordQueue(records int, bytes int64) Option {
 	return func(c *Config) { c.RecordQueue, c.RecordQueueBytes = records, bytes }
 }
@@ -153,14 +139,14 @@ func newRecorder(cfg Config, secrets *redact.Scrubber, log *zap.Logger) (*record
 	}
 	r := &recorder{
 		w: w, closer: closer, secrets: secrets, log: log,
-		maxRecs: cfg.RecordQueue, maxBytes: cfg.RecordQueueBytes, closeWait: RecordCloseWait,
+		maxRecs: cfg.RecordQueue, maxBytes: cfg.RecordQueueBytes, closeWait: recordCloseWait,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	if r.maxRecs == 0 {
-		r.maxRecs = DefaultRecordQueue
+		r.maxRecs = defaultRecordQueue
 	}
 	if r.maxBytes == 0 {
-		r.maxBytes = DefaultRecordQueueBytes
+		r.maxBytes = defaultRecordQueueBytes
 	}
 	if half := cfg.CloseWait / 2; half > 0 && half < r.closeWait {
 		r.closeWait = half
@@ -224,7 +210,7 @@ func (r *recorder) encode(f frameRec) (line []byte, err error) {
 			line, err = nil, fmt.Errorf("zenws: redacting a recorded frame panicked: %v", p)
 		}
 	}()
-	rec := Record{Time: f.at.UTC(), Dir: f.dir, Generation: f.gen}
+	rec := record.Record{Time: f.at.UTC(), Dir: f.dir, Generation: f.gen}
 	data := f.data
 	switch {
 	case utf8.Valid(data):
@@ -234,7 +220,7 @@ func (r *recorder) encode(f frameRec) (line []byte, err error) {
 		} else {
 			rec.Data = string(out)
 		}
-	case f.dir == DirOut:
+	case f.dir == dirOut:
 		rec.Data = string(redact.Placeholder(redact.ReasonOpaqueBinary, len(data)))
 	case r.secrets.HoldsSecret(data):
 		rec.Data = string(redact.Placeholder(redact.ReasonBinarySecret, len(data)))
@@ -291,7 +277,7 @@ func (r *recorder) run() {
 		}
 		spare = batch
 		if gap > 0 {
-			line, _ := json.Marshal(Record{Time: gapAt.UTC(), Dir: DirGap, Dropped: gap})
+			line, _ := json.Marshal(record.Record{Time: gapAt.UTC(), Dir: dirGap, Dropped: gap})
 			if err := r.write(bw, append(line, '\n')); err != nil {
 				r.fail(err)
 				return
@@ -366,7 +352,7 @@ func (r *recorder) failure() error {
 }
 
 // close lets the writer write what is queued, waiting at most
-// RecordCloseWait, then closes a record file. Frames recorded afterwards
+// recordCloseWait, then closes a record file. Frames recorded afterwards
 // are dropped.
 func (r *recorder) close() error {
 	if r == nil {
@@ -402,67 +388,6 @@ func (r *recorder) close() error {
 		}
 	})
 	return err
-}
-
-// Replay reads a recording and calls fn for every record in order; fn's
-// error stops it. A line that is not a Record is an error naming the line.
-func Replay(r io.Reader, fn func(Record) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 64<<20)
-	for line := 1; sc.Scan(); line++ {
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
-		var rec Record
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return fmt.Errorf("zenws: replay: line %d: %w", line, err)
-		}
-		if rec.Dir != DirIn && rec.Dir != DirOut && rec.Dir != DirGap {
-			return fmt.Errorf("zenws: replay: line %d: direction %q", line, rec.Dir)
-		}
-		if err := fn(rec); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("zenws: replay: %w", err)
-	}
-	return nil
-}
-
-// RecordingSummary describes a recording. Records counts every record;
-// Gaps the DirGap records, and Dropped the frames they say were dropped.
-type RecordingSummary struct {
-	Records, In, Out int
-	First, Last      time.Time
-	Gaps             int
-	Dropped          uint64
-}
-
-// Duration is the time between the first and the last record.
-func (s RecordingSummary) Duration() time.Duration { return s.Last.Sub(s.First) }
-
-// Summarize reads a recording and counts it.
-func Summarize(r io.Reader) (RecordingSummary, error) {
-	var s RecordingSummary
-	err := Replay(r, func(rec Record) error {
-		if s.Records == 0 {
-			s.First = rec.Time
-		}
-		s.Records++
-		s.Last = rec.Time
-		switch rec.Dir {
-		case DirIn:
-			s.In++
-		case DirOut:
-			s.Out++
-		default:
-			s.Gaps++
-			s.Dropped += rec.Dropped
-		}
-		return nil
-	})
-	return s, err
 }
 
 func encodeBase64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -30,7 +30,7 @@ func TestRecordRedactsOnTheWriterGoroutine(t *testing.T) {
 	}
 	r.started = true // no writer yet: only recordAt allocates below
 	frame := []byte(strings.Repeat("password=x Authorization: Bearer abc KNOWNa1b2c3d4e5f6g7h8i9 ", 50))
-	allocs := testing.AllocsPerRun(50, func() { r.record(DirIn, websocket.MessageText, frame, 1) })
+	allocs := testing.AllocsPerRun(50, func() { r.record(dirIn, websocket.MessageText, frame, 1) })
 	if allocs > 2 {
 		t.Errorf("recordAt allocated %.1f times per frame: it redacts or encodes on the caller's goroutine", allocs)
 	}
@@ -76,10 +76,10 @@ func TestRecordCloseTimeoutAbandonsTheQueue(t *testing.T) {
 	}
 	r.closeWait = 10 * time.Millisecond
 	big := []byte(strings.Repeat("x", 70<<10)) // past bufio's 64 KiB: the first write reaches g
-	r.record(DirOut, websocket.MessageText, big, 1)
+	r.record(dirOut, websocket.MessageText, big, 1)
 	<-g.entered
 	for i := 0; i < 100; i++ {
-		r.record(DirOut, websocket.MessageText, []byte("password=x"), 1)
+		r.record(dirOut, websocket.MessageText, []byte("password=x"), 1)
 	}
 	if err := r.close(); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("close: %v, want a timeout", err)

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/record"
 	"github.com/zenws/zenws/transport/wstest"
 )
 
@@ -87,7 +88,7 @@ func TestRecorderGapRecord(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := actors.Summarize(bytes.NewReader(w.bytes()))
+	sum, err := record.Summarize(bytes.NewReader(w.bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/record"
 	"github.com/zenws/zenws/transport/wstest"
 )
 
@@ -44,15 +45,15 @@ func TestRecordingAndReplay(t *testing.T) {
 	if bytes.Contains(raw, []byte("S3CRET")) {
 		t.Fatalf("a secret reached the recording:\n%s", raw)
 	}
-	var recs []actors.Record
-	if err := actors.Replay(bytes.NewReader(raw), func(r actors.Record) error { recs = append(recs, r); return nil }); err != nil {
+	var recs []record.Record
+	if err := record.Replay(bytes.NewReader(raw), func(r record.Record) error { recs = append(recs, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	// A write is recorded once it returns (with the time it began), so an
 	// echo's "in" line can land before its "out" line; the timestamps keep
 	// the true order.
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time.Before(recs[j].Time) })
-	if len(recs) != 6 || recs[0].Dir != actors.DirOut || recs[0].Data != "hello" || recs[1].Dir != actors.DirIn || recs[1].Generation != 1 {
+	if len(recs) != 6 || recs[0].Dir != record.DirOut || recs[0].Data != "hello" || recs[1].Dir != record.DirIn || recs[1].Generation != 1 {
 		t.Fatalf("records: %+v", recs)
 	}
 	if !strings.Contains(recs[2].Data, `"client_id":"me"`) || !strings.Contains(recs[2].Data, "REDACTED") {
@@ -61,25 +62,14 @@ func TestRecordingAndReplay(t *testing.T) {
 	if b, _ := base64.StdEncoding.DecodeString(recs[4].Data); !recs[4].Binary || !bytes.Equal(b, []byte{0, 1, 2}) {
 		t.Fatalf("binary record: %+v", recs[4])
 	}
-	sum, err := actors.Summarize(bytes.NewReader(raw))
+	sum, err := record.Summarize(bytes.NewReader(raw))
 	if err != nil || sum.Records != 6 || sum.In != 3 || sum.Out != 3 || sum.Duration() < 0 {
 		t.Fatalf("Summarize = %+v, %v", sum, err)
 	}
-	if err := actors.Replay(strings.NewReader("{\"dir\":\"in\"}\nnot json\n"), func(actors.Record) error { return nil }); err == nil || !strings.Contains(err.Error(), "line 2") {
+	if err := record.Replay(strings.NewReader("{\"dir\":\"in\"}\nnot json\n"), func(record.Record) error { return nil }); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("Replay of a broken file = %v", err)
 	}
 	if _, err := actors.NewConfig(srv.URL(), actors.WithRecordFile("/no/such/dir/x.jsonl")); err == nil {
 		t.Fatal("a record file in a missing directory was accepted")
 	}
-}
-
-// FuzzReplay: no input may panic the JSONL reader.
-func FuzzReplay(f *testing.F) {
-	f.Add([]byte(`{"t":"2026-11-22T00:00:00Z","dir":"in","data":"x","gen":1}` + "\n"))
-	f.Add([]byte("{\"dir\":\"out\",\"bin\":true,\"data\":\"AAE=\"}\n\n{}\n"))
-	f.Add([]byte("\xff\n{"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		_ = actors.Replay(bytes.NewReader(data), func(actors.Record) error { return nil })
-		_, _ = actors.Summarize(bytes.NewReader(data))
-	})
 }

@@ -1,7 +1,7 @@
 package actors
 
 // WithFollowRedirects lets the handshake follow up to max 3xx answers
-// (at most transport.MaxFollowRedirects, 10; more is a *ConfigError, where
+// (at most 10, transport.MaxFollowRedirects; more is a *ConfigError, where
 // transport.Options clamps). Default 0: a redirect fails
 // the dial with a *transport.RedirectError naming the status and the
 // redacted Location, which is fatal (the client does not retry it).

@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
+	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -500,7 +501,7 @@ func retryGroups(ss *subSession, except []string) int {
 // settle records the outcome of one request for channels on ss: ok are
 // the channels the venue confirmed; the others failed with err (or
 // errNotConfirmed when the venue answered without them).
-func (s *intent) settle(ss *subSession, op SubscriptionOp, channels, ok []string, err error, backoff func(int) time.Duration) {
+func (s *intent) settle(ss *subSession, op venue.SubscriptionOp, channels, ok []string, err error, backoff func(int) time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ch := range channels {
@@ -514,7 +515,7 @@ func (s *intent) settle(ss *subSession, op SubscriptionOp, channels, ok []string
 	now := time.Now()
 	for _, ch := range ok {
 		delete(ss.failed, ch)
-		if op == OpSubscribe {
+		if op == venue.OpSubscribe {
 			ss.applied[ch] = true
 			if w := s.wanted[ch]; w != nil {
 				w.wasActive = true
@@ -620,10 +621,10 @@ func (d *durable) converge(ctx context.Context, ss *subSession, rounds int) time
 			return next
 		}
 		if len(add) > 0 {
-			d.apply(ctx, ss, OpSubscribe, add)
+			d.apply(ctx, ss, venue.OpSubscribe, add)
 		}
 		if len(remove) > 0 {
-			d.apply(ctx, ss, OpUnsubscribe, remove)
+			d.apply(ctx, ss, venue.OpUnsubscribe, remove)
 		}
 	}
 	_, _, next = d.intent.work(ss, time.Now(), false)
@@ -632,9 +633,9 @@ func (d *durable) converge(ctx context.Context, ss *subSession, rounds int) time
 
 // apply sends op for channels on ss's connection with the dialect's
 // requests, in order, and settles each request's outcome.
-func (d *durable) apply(ctx context.Context, ss *subSession, op SubscriptionOp, channels []string) {
+func (d *durable) apply(ctx context.Context, ss *subSession, op venue.SubscriptionOp, channels []string) {
 	dialect := d.cfg.dialect()
-	var reqs []SubscriptionRequest
+	var reqs []venue.SubscriptionRequest
 	// The Dialect is user code: a panic in it fails these channels with a
 	// *PanicError (retried with backoff), never a crash.
 	if err := guard("dialect", func() error { reqs = dialect.Requests(op, channels); return nil }); err != nil {
@@ -826,7 +827,7 @@ func (d *durable) stopIntent() {
 
 // subscriptionOutcome is the result of a Subscribe or Unsubscribe once
 // every channel has an outcome on the live connection.
-func (d *durable) subscriptionOutcome(op SubscriptionOp, applied, notApplied []string, cause error) error {
+func (d *durable) subscriptionOutcome(op venue.SubscriptionOp, applied, notApplied []string, cause error) error {
 	switch {
 	case len(notApplied) == 0:
 		return nil

@@ -34,7 +34,7 @@ import (
 // WithMaxConnectionAge makes the client replace each connection, without a
 // gap, before it is d old (Binance cuts connections at 24 h). Zero (the
 // default) turns planned rotation off; otherwise d must be at least
-// MinMaxConnectionAge (1 s: a bare 24 is 24 ns, a likely slip for hours).
+// 1 s (a bare 24 is 24 ns, a likely slip for hours).
 func WithMaxConnectionAge(d time.Duration) Option {
 	return func(c *Config) { c.MaxConnectionAge = d }
 }

@@ -32,7 +32,8 @@ import (
 type ConnectHook func(ctx context.Context, s *Setup) error
 
 // WithConnectHook adds a hook to run on every new connection; hooks run in
-// the order they were added, before the subscription restore.
+// the order they were added, before the subscription restore. Default
+// none; a nil hook is ignored.
 func WithConnectHook(h ConnectHook) Option {
 	return func(c *Config) {
 		if h != nil {

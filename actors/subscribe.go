@@ -17,32 +17,16 @@ import (
 // The subscription types are the venue package's (actors/venue), so that a
 // venue package can implement a Dialect without importing the client.
 
-// SubscriptionOp is subscribe or unsubscribe (venue.SubscriptionOp).
-type SubscriptionOp = venue.SubscriptionOp
-
-// Subscription operations.
-const (
-	OpSubscribe   = venue.OpSubscribe
-	OpUnsubscribe = venue.OpUnsubscribe
-)
-
-// SubscriptionRequest is one request a Dialect makes for some channels
-// (venue.SubscriptionRequest).
-type SubscriptionRequest = venue.SubscriptionRequest
-
-// Dialect is how an exchange spells subscriptions (venue.Dialect).
-// Implement it to add a venue, or give the client a whole venue with
-// WithVenue; the default is Deribit's (package actors/venue/deribit).
-type Dialect = venue.Dialect
-
 // WithDialect selects how subscriptions are spelled, over the venue's
-// (WithVenue). Default: the venue's, or Deribit's without a venue.
-func WithDialect(d Dialect) Option { return func(c *Config) { c.Dialect = d } }
+// (WithVenue). Implement venue.Dialect to add a venue's spelling, or give
+// the client a whole venue with WithVenue. Default: the venue's, or
+// Deribit's (package actors/venue/deribit) without a venue.
+func WithDialect(d venue.Dialect) Option { return func(c *Config) { c.Dialect = d } }
 
 // WithOnRestoreFailed calls fn when re-subscribing after a reconnect fails
 // (the client is connected anyway; the channels stay in the set and are
 // tried again after the next reconnect). It runs in order with inbound
-// deliveries; a panic is logged.
+// deliveries; a panic is logged. Default none.
 func WithOnRestoreFailed(fn func(client *actor.PID, channels []string, err error)) Option {
 	return func(c *Config) { c.OnRestoreFailed = fn }
 }
@@ -66,7 +50,7 @@ func WithOnRestoreFailed(fn func(client *actor.PID, channels []string, err error
 // either way. Channel names have 1 to 1024 bytes; a client wants at most
 // 65,536 channels (ErrInvalidRequest beyond).
 func (c *Client) Subscribe(ctx context.Context, channels ...string) error {
-	return c.subscription(ctx, OpSubscribe, channels)
+	return c.subscription(ctx, venue.OpSubscribe, channels)
 }
 
 // Unsubscribe removes channels from the wanted set at once and waits until
@@ -76,7 +60,7 @@ func (c *Client) Subscribe(ctx context.Context, channels ...string) error {
 // again with backoff, and the error says so; the channels are not wanted
 // any more either way.
 func (c *Client) Unsubscribe(ctx context.Context, channels ...string) error {
-	return c.subscription(ctx, OpUnsubscribe, channels)
+	return c.subscription(ctx, venue.OpUnsubscribe, channels)
 }
 
 // Subscriptions returns the wanted set, sorted: what the client subscribes
@@ -89,7 +73,7 @@ func (c *Client) Subscriptions() []string {
 	return d.intent.list()
 }
 
-func (c *Client) subscription(ctx context.Context, op SubscriptionOp, channels []string) error {
+func (c *Client) subscription(ctx context.Context, op venue.SubscriptionOp, channels []string) error {
 	d := c.durable()
 	if d == nil {
 		return ErrNotFound
@@ -104,7 +88,7 @@ func (c *Client) subscription(ctx context.Context, op SubscriptionOp, channels [
 		return err
 	}
 	channels = dedupe(channels)
-	if op == OpSubscribe {
+	if op == venue.OpSubscribe {
 		if err := d.intent.want(channels); err != nil {
 			return err
 		}
@@ -116,7 +100,7 @@ func (c *Client) subscription(ctx context.Context, op SubscriptionOp, channels [
 
 // awaitIntent waits for the outcome of a Subscribe or Unsubscribe of
 // channels on the live connection and builds its error.
-func (d *durable) awaitIntent(ctx context.Context, op SubscriptionOp, channels []string) error {
+func (d *durable) awaitIntent(ctx context.Context, op venue.SubscriptionOp, channels []string) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
@@ -128,16 +112,16 @@ func (d *durable) awaitIntent(ctx context.Context, op SubscriptionOp, channels [
 		p := s.primary
 		for _, ch := range channels {
 			switch {
-			case op == OpSubscribe && s.wanted[ch] == nil, op == OpUnsubscribe && s.wanted[ch] != nil:
+			case op == venue.OpSubscribe && s.wanted[ch] == nil, op == venue.OpUnsubscribe && s.wanted[ch] != nil:
 				// Changed again meanwhile by another call: not this call's to wait for.
 			case p == nil:
-				if op == OpSubscribe {
+				if op == venue.OpSubscribe {
 					return false // no live connection yet
 				}
 				applied = append(applied, ch) // nothing subscribes it any more
 			case p.inflight[ch]:
 				return false
-			case op == OpSubscribe && p.applied[ch], op == OpUnsubscribe && !p.applied[ch]:
+			case op == venue.OpSubscribe && p.applied[ch], op == venue.OpUnsubscribe && !p.applied[ch]:
 				applied = append(applied, ch)
 			case p.failed[ch] != nil:
 				notApplied = append(notApplied, ch)
@@ -199,8 +183,8 @@ func dedupe(channels []string) []string {
 	return out
 }
 
-func stillWhat(op SubscriptionOp) string {
-	if op == OpSubscribe {
+func stillWhat(op venue.SubscriptionOp) string {
+	if op == venue.OpSubscribe {
 		return "wanted, applied when the venue confirms"
 	}
 	return "not wanted, removed when the venue confirms"
@@ -211,7 +195,7 @@ func stillWhat(op SubscriptionOp) string {
 // a channel it adds never joins the set (nor any restore), and an
 // unsubscribe it confirms for another channel removes nothing. What it
 // added is counted (Health.ConfirmationsIgnored) and logged.
-func (d *durable) onlyAsked(r SubscriptionRequest, confirmed []string) []string {
+func (d *durable) onlyAsked(r venue.SubscriptionRequest, confirmed []string) []string {
 	asked := make(map[string]bool, len(r.Channels))
 	for _, ch := range r.Channels {
 		asked[ch] = false

@@ -41,7 +41,7 @@ func (c *Config) prober() venue.Prober {
 
 // dialect is the client's subscription dialect: WithDialect's, else the
 // venue's, else the default.
-func (c *Config) dialect() Dialect {
+func (c *Config) dialect() venue.Dialect {
 	switch {
 	case c.Dialect != nil:
 		return c.Dialect

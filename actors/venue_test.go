@@ -15,6 +15,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/ratelimit"
+	"github.com/zenws/zenws/actors/record"
 	"github.com/zenws/zenws/actors/venue/binance"
 	"github.com/zenws/zenws/transport/wstest"
 )
@@ -209,15 +210,15 @@ func TestGiveUpErrorSaysWhatTheAttemptsWere(t *testing.T) {
 }
 
 // recordOf returns the records of a recording file.
-func recordOf(t *testing.T, path string) []actors.Record {
+func recordOf(t *testing.T, path string) []record.Record {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var recs []actors.Record
-	if err := actors.Replay(f, func(r actors.Record) error { recs = append(recs, r); return nil }); err != nil {
+	var recs []record.Record
+	if err := record.Replay(f, func(r record.Record) error { recs = append(recs, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return recs
@@ -263,7 +264,7 @@ func TestRecordedOutboundFramesCarryTheirGeneration(t *testing.T) {
 	want := map[string]uint64{`"first"`: 1, `"second"`: 2}
 	auths, subs := map[uint64]int{}, map[uint64]int{}
 	for _, r := range recordOf(t, path) {
-		if r.Dir != actors.DirOut {
+		if r.Dir != record.DirOut {
 			continue
 		}
 		if r.Generation == 0 {
@@ -290,7 +291,7 @@ func TestRecordedOutboundFramesCarryTheirGeneration(t *testing.T) {
 	// A recording from before (no gen on "out") still reads.
 	old := `{"t":"2026-11-22T00:00:00Z","dir":"out","data":"{\"method\":\"private/buy\"}"}` + "\n" +
 		`{"t":"2026-11-22T00:00:01Z","dir":"in","data":"{}","gen":1}` + "\n"
-	sum, err := actors.Summarize(strings.NewReader(old))
+	sum, err := record.Summarize(strings.NewReader(old))
 	if err != nil || sum.Out != 1 || sum.In != 1 {
 		t.Fatalf("an old recording: %+v, %v", sum, err)
 	}

@@ -5,18 +5,16 @@ import (
 	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/zenws/zenws/internal/protocol"
 )
 
-// WatchHealth, sent to a client actor, registers Watcher to receive a
-// *HealthUpdate at once and after every change of the client's health
-// snapshot (state, connection generation, heartbeat outcome, errors). A
-// balancer uses it to keep its table current without asking every client
-// on every pick. Registrations survive restarts of the client; a watcher
-// that stops is removed. Client.WatchHealth sends it.
-type WatchHealth struct{ Watcher *actor.PID }
-
-// UnwatchHealth, sent to a client actor, ends a WatchHealth registration.
-type UnwatchHealth struct{ Watcher *actor.PID }
+// The messages a balancer sends a client actor to register for its health
+// (package internal/protocol).
+type (
+	watchHealthMsg   = protocol.WatchHealth
+	unwatchHealthMsg = protocol.UnwatchHealth
+)
 
 // HealthUpdate is what a client pushes to its health watchers. The last
 // one a client sends, when it stops for good, has State StateDisconnected.
@@ -28,8 +26,12 @@ type HealthUpdate struct {
 	Health Health
 }
 
-// WatchHealth registers watcher for the client's health updates (see
-// WatchHealth, the message).
+// WatchHealth registers watcher, an actor, to receive a *HealthUpdate at
+// once and after every change of the client's health snapshot (state,
+// connection generation, heartbeat outcome, errors): what a balancer does
+// to keep its table current without asking every client on every pick.
+// Registrations survive restarts of the client; a watcher that stops is
+// removed. ErrNotFound when the client is gone.
 func (c *Client) WatchHealth(watcher *actor.PID) error {
 	if watcher == nil {
 		return errors.New("zenws: WatchHealth: nil watcher")
@@ -37,7 +39,7 @@ func (c *Client) WatchHealth(watcher *actor.PID) error {
 	if c.durable() == nil {
 		return ErrNotFound
 	}
-	c.sys.Root.Send(c.pid, &WatchHealth{Watcher: watcher})
+	c.sys.Root.Send(c.pid, &watchHealthMsg{Watcher: watcher})
 	return nil
 }
 

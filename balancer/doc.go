@@ -2,7 +2,7 @@
 // healthiest connection of a pool, with failover.
 //
 // The router keeps a table of the clients its discovery function returns.
-// It registers with each (actors.WatchHealth) and the clients push their
+// It registers with each (as actors.Client.WatchHealth does) and the clients push their
 // health as it changes, so a pick costs no round trip to any client: a
 // caller reads the table the router published, chooses, and the operation
 // goes straight to the chosen client's connection. A client that is not

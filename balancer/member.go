@@ -26,7 +26,7 @@ var _ Endpoint = (*actors.Client)(nil)
 
 // Watcher is an Endpoint that delivers its client's health itself (package
 // balancer/cluster: a client on another node, which the plain Go messages
-// actors.WatchHealth and actor.Watch cannot reach). For such an endpoint the
+// of a health registration and actor.Watch cannot reach). For such an endpoint the
 // router calls WatchHealth instead of watching the client: the endpoint
 // then sends the router an *actors.HealthUpdate for the client as its
 // health changes, and an *actor.Terminated when the client or its node is

@@ -123,8 +123,8 @@ func WithRetrySafeMethods(rule func(method string) bool) Option {
 func RetrySafe() CallOption { return func(o *callOptions) { o.safe = true } }
 
 // WithResolver lets the balancer use clients that are not local actors
-// (package balancer/cluster provides one): for a PID that actors.Lookup does
-// not know, resolve returns the endpoint to send through.
+// (package balancer/cluster provides one): for a PID that is no local zenws
+// client (actors.NewClient's Done is nil), resolve returns the endpoint to send through.
 func WithResolver(resolve func(pid *actor.PID) (Endpoint, bool)) Option {
 	return func(o *options) { o.resolve = resolve }
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/internal/pidname"
+	"github.com/zenws/zenws/internal/protocol"
 	"github.com/zenws/zenws/internal/sysreg"
 )
 
@@ -224,7 +225,7 @@ func (r *router) merge(ctx actor.Context, pids []*actor.PID) {
 			w.WatchHealth(r.self)
 		} else {
 			ctx.Watch(p)
-			ctx.Send(p, &actors.WatchHealth{Watcher: r.self})
+			ctx.Send(p, &protocol.WatchHealth{Watcher: r.self})
 		}
 	}
 	for k, mb := range r.members {
@@ -260,7 +261,7 @@ func (r *router) merge(ctx actor.Context, pids []*actor.PID) {
 func (r *router) resolve(ctx actor.Context, p *actor.PID) (Endpoint, bool, bool) {
 	sys := ctx.ActorSystem()
 	if p.Address == sys.Address() || p.Address == "nonhost" || p.Address == "" {
-		if c, ok := actors.Lookup(sys, p); ok {
+		if c := actors.NewClient(sys, p); c.Done() != nil { // a zenws client
 			select {
 			case <-c.Done():
 				return nil, false, false // stopped for good
@@ -324,7 +325,7 @@ func (r *router) remove(ctx actor.Context, mb *member, unwatch bool) {
 			w.UnwatchHealth(r.self)
 		} else {
 			ctx.Unwatch(mb.pid)
-			ctx.Send(mb.pid, &actors.UnwatchHealth{Watcher: r.self})
+			ctx.Send(mb.pid, &protocol.UnwatchHealth{Watcher: r.self})
 		}
 	}
 }

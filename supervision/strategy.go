@@ -85,7 +85,7 @@ func (s *strategy) HandleFailure(sys *actor.ActorSystem, sup actor.Supervisor, c
 		// child behind. Under your own parent (NewStrategy) there is no
 		// StartClient waiting: such a client is restarted like any other,
 		// so that one started during venue maintenance keeps trying.
-		if c, ok := actors.Lookup(sys, child); ok && c.Health().Generation == 0 {
+		if c := actors.NewClient(sys, child); c.Done() != nil && c.Health().Generation == 0 {
 			log.Info("client failed before its first connection; stopping it")
 			s.stop(sup, child, reason)
 			return

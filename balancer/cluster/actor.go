@@ -10,6 +10,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer/cluster/internal/wire"
+	"github.com/zenws/zenws/internal/protocol"
 )
 
 // Messages of the agent actor, from inside its node.
@@ -176,7 +177,7 @@ func (a *agentActor) shutdown(ctx actor.Context) {
 		a.flushT = nil
 	}
 	for _, lc := range a.local {
-		ctx.Send(lc.pid, &actors.UnwatchHealth{Watcher: a.self})
+		ctx.Send(lc.pid, &protocol.UnwatchHealth{Watcher: a.self})
 	}
 	for id := range a.nodes {
 		a.dropNode(ctx, id, false)

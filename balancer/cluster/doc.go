@@ -9,7 +9,7 @@
 //     supervision.Supervisor.ListClients) to the agents of the other
 //     members that subscribe to it: the answer is the list of its clients
 //     with their health, and later changes follow as they happen;
-//   - registers with each local client for its health (actors.WatchHealth)
+//   - registers with each local client for its health (as actors.Client.WatchHealth does)
 //     and sends compact summaries: at once when a change may
 //     change whether the client is picked (state, connection generation,
 //     heartbeat failures), batched every FlushInterval otherwise;

@@ -21,8 +21,8 @@ type remoteClient struct {
 }
 
 // The router of package balancer asks an endpoint with these methods to
-// deliver its client's health, instead of sending actors.WatchHealth to
-// the client (a plain Go message cannot cross nodes).
+// deliver its client's health, instead of sending a health registration
+// to the client (a plain Go message cannot cross nodes).
 var _ interface {
 	WatchHealth(router *actor.PID)
 	UnwatchHealth(router *actor.PID)

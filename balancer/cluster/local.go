@@ -11,6 +11,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer/cluster/internal/wire"
+	"github.com/zenws/zenws/internal/protocol"
 )
 
 // The local side: the clients this node offers to the others.
@@ -58,9 +59,9 @@ func (a *agentActor) mergeLocal(ctx actor.Context, found *localFound) {
 		if p == nil || !isLocal(sys, p) {
 			continue
 		}
-		c, ok := actors.Lookup(sys, p)
-		if !ok {
-			continue
+		c := actors.NewClient(sys, p)
+		if c.Done() == nil {
+			continue // not a zenws client
 		}
 		select {
 		case <-c.Done():
@@ -74,13 +75,13 @@ func (a *agentActor) mergeLocal(ctx actor.Context, found *localFound) {
 		pid := sys.NewLocalPID(p.Id) // the address other nodes reach it at
 		a.local[p.Id] = &localClient{pid: pid}
 		ctx.Watch(pid)
-		ctx.Send(pid, &actors.WatchHealth{Watcher: a.self})
+		ctx.Send(pid, &protocol.WatchHealth{Watcher: a.self})
 		changed = true
 	}
 	for id, lc := range a.local {
 		if !seen[id] {
 			ctx.Unwatch(lc.pid)
-			ctx.Send(lc.pid, &actors.UnwatchHealth{Watcher: a.self})
+			ctx.Send(lc.pid, &protocol.UnwatchHealth{Watcher: a.self})
 			delete(a.local, id)
 			delete(a.dirty, id)
 			changed = true
@@ -231,7 +232,8 @@ func (a *agentActor) serve(ctx actor.Context, op *wire.Op) {
 	lc, ok := a.local[op.GetClientId()]
 	var c *actors.Client
 	if ok {
-		c, ok = actors.Lookup(sys, lc.pid)
+		c = actors.NewClient(sys, lc.pid)
+		ok = c.Done() != nil
 	}
 	if !ok {
 		answer(&wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_NOT_FOUND, Message: "no such client on this member"})

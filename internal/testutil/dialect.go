@@ -3,7 +3,7 @@ package testutil
 import (
 	"sync/atomic"
 
-	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/actors/venue/deribit"
 )
 
@@ -16,7 +16,7 @@ type PanickyDialect struct {
 }
 
 // Requests panics when armed, else builds Deribit's requests.
-func (p PanickyDialect) Requests(op actors.SubscriptionOp, chs []string) []actors.SubscriptionRequest {
+func (p PanickyDialect) Requests(op venue.SubscriptionOp, chs []string) []venue.SubscriptionRequest {
 	if p.Armed.Load() {
 		panic("dialect bug")
 	}

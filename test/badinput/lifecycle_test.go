@@ -53,7 +53,7 @@ func TestLifecycleHostileInputs(t *testing.T) {
 					t.Fatalf("a client never gave up: %+v", c.Health())
 				}
 			}
-			if n := venue.Upgrades(); n > 10*(1+actors.DefaultRetryCount) {
+			if n := venue.Upgrades(); n > 10*(1+defaultRetryCount) {
 				t.Fatalf("%d connections", n)
 			}
 		}},
@@ -64,7 +64,7 @@ func TestLifecycleHostileInputs(t *testing.T) {
 				defer func() { _ = c.Close() }()
 			}
 			time.Sleep(time.Second)
-			if n := venue.Upgrades(); n > 1+actors.DefaultRetryCount {
+			if n := venue.Upgrades(); n > 1+defaultRetryCount {
 				t.Fatalf("%d connections in 1 s", n)
 			}
 		}},
@@ -124,13 +124,13 @@ func TestLifecycleHostileInputs(t *testing.T) {
 			defer srv.Close()
 			armed := new(atomic.Bool)
 			failed := make(chan error, 1)
-			c := connect(t, srv.URL(), actors.WithDialect(testutil.PanickyDialect{Armed: armed}), actors.WithStableAfter(actors.MinStableAfter),
+			c := connect(t, srv.URL(), actors.WithDialect(testutil.PanickyDialect{Armed: armed}), actors.WithStableAfter(minStableAfter),
 				actors.WithOnRestoreFailed(func(_ *actor.PID, _ []string, err error) { failed <- err }))
 			if err := c.Subscribe(ctx(t), "ticker.BTC"); err != nil {
 				t.Fatal(err)
 			}
 			armed.Store(true)
-			time.Sleep(2 * actors.MinStableAfter)
+			time.Sleep(2 * minStableAfter)
 			srv.DropAll()
 			var pe *actors.PanicError
 			select {

@@ -97,8 +97,8 @@ func qSpawn(t *testing.T, url string, opts ...actors.Option) (*actors.Client, fu
 		return m
 	}))
 	pid := sys.Root.Spawn(props)
-	testutil.Eventually(t, 5*time.Second, "the client started", func() bool { _, ok := actors.Lookup(sys, pid); return ok })
-	c, _ := actors.Lookup(sys, pid)
+	testutil.Eventually(t, 5*time.Second, "the client started", func() bool { return actors.NewClient(sys, pid).Done() != nil })
+	c := actors.NewClient(sys, pid)
 	t.Cleanup(func() { _ = c.Close() })
 	if err := c.WaitConnected(ctx(t)); err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func TestHostileQueues(t *testing.T) {
 			if h.InboundDropped < n-64-1 || h.InboundQueued > 64 {
 				t.Fatalf("queued %d, dropped %d: the queue is not bounded at 64 MiB", h.InboundQueued, h.InboundDropped)
 			}
-			if h.InboundQueuedBytes > actors.DefaultInboundQueueBytes {
+			if h.InboundQueuedBytes > defaultInboundQueueBytes {
 				t.Fatalf("%d bytes queued", h.InboundQueuedBytes)
 			}
 			if grew > 120<<20 { // 64 MiB queued, up to 16 MiB in flight to the actor, buffers
@@ -163,7 +163,7 @@ func TestHostileQueues(t *testing.T) {
 			})
 			got := make(chan int, 1)
 			opts := []actors.Option{actors.WithHandler(func(in actors.Inbound) { got <- len(in.Data) })}
-			opts = append(opts, actors.WithInboundQueueBytes(1024))
+			opts = append(opts, actors.WithInboundQueue(0, 1024, actors.DropNewest))
 			connect(t, url, opts...)
 			select {
 			case n := <-got:

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/record"
 	"github.com/zenws/zenws/internal/testutil"
 	"github.com/zenws/zenws/transport/wstest"
 )
@@ -118,9 +119,9 @@ func TestHostileInputsRedact2(t *testing.T) {
 		}},
 		{"binary frames: a Bybit auth frame, opaque bytes, sent with SendBinary", "the UTF-8 one redacted, the opaque one a placeholder", func(t *testing.T) {
 			out := recordOut(t, true, `{"op":"auth","args":["bin-key-1",1,"bin-sig-1"]}`, "\xff\xfeopaque-secret-1")
-			var outs []actors.Record
-			_ = actors.Replay(strings.NewReader(out), func(r actors.Record) error {
-				if r.Dir == actors.DirOut {
+			var outs []record.Record
+			_ = record.Replay(strings.NewReader(out), func(r record.Record) error {
+				if r.Dir == record.DirOut {
 					outs = append(outs, r)
 				}
 				return nil

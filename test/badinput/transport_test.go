@@ -113,7 +113,7 @@ func TestTransportHostileInputs(t *testing.T) {
 		}},
 		{"frame header then silence, heartbeat off (12)", "*transport.ProtocolError 1008 after MessageTimeout, reconnect", func(t *testing.T) {
 			srv := afterHandshake(t, func(c *hostile.Conn) { _ = c.WriteRaw(hostile.FrameHeader(true, hostile.OpText, false, 64)) })
-			protocolErrorThenReconnect(t, srv, 1008, actors.WithHeartbeat(actors.HeartbeatDisabled, time.Second), actors.WithMessageTimeout(200*time.Millisecond))
+			protocolErrorThenReconnect(t, srv, 1008, actors.WithHeartbeat(actors.HeartbeatDisabled, time.Second), actors.WithMessageLimits(200*time.Millisecond, 0))
 		}},
 		{"endless empty continuation frames (12)", "*transport.ProtocolError 1008 at MaxFragments, reconnect", func(t *testing.T) {
 			srv := afterHandshake(t, func(c *hostile.Conn) {
@@ -122,10 +122,10 @@ func TestTransportHostileInputs(t *testing.T) {
 				for c.WriteRaw(empty) == nil {
 				}
 			})
-			protocolErrorThenReconnect(t, srv, 1008, actors.WithMaxFragments(64))
+			protocolErrorThenReconnect(t, srv, 1008, actors.WithMessageLimits(0, 64))
 		}},
-		{"WithMessageTimeout below the minimum (12)", "*actors.ConfigError naming MessageTimeout", func(t *testing.T) {
-			_, err := actors.NewConfig("ws://127.0.0.1:1/", actors.WithMessageTimeout(time.Millisecond))
+		{"WithMessageLimits timeout below the minimum (12)", "*actors.ConfigError naming MessageTimeout", func(t *testing.T) {
+			_, err := actors.NewConfig("ws://127.0.0.1:1/", actors.WithMessageLimits(time.Millisecond, 0))
 			var ce *actors.ConfigError
 			if !errors.As(err, &ce) || ce.Field != "MessageTimeout" {
 				t.Fatalf("got %v", err)

@@ -24,7 +24,7 @@ func openZenws() (Library, error) {
 func (l *zenwsLib) Dial(ctx context.Context, url string, recv func()) (Conn, error) {
 	c, err := actors.Connect(ctx, l.sys, url,
 		actors.WithLogger(zap.NewNop()),
-		actors.WithHeartbeat(actors.HeartbeatDisabled, actors.DefaultHeartbeatInterval),
+		actors.WithHeartbeat(actors.HeartbeatDisabled, 0),
 		actors.WithRetryDelay(RetryDelay),
 		actors.WithStableAfter(StableAfter),
 		actors.WithHostDialRate(0, 0),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/deribit"
+	"github.com/zenws/zenws/actors/record"
 	"github.com/zenws/zenws/internal/testutil"
 	"github.com/zenws/zenws/transport"
 )
@@ -101,8 +102,8 @@ func TestRecordedOrdersCarryTheirConnectionWithNodeWS(t *testing.T) {
 	}
 	defer f.Close()
 	var gens []uint64
-	if err := actors.Replay(f, func(r actors.Record) error {
-		if r.Dir == actors.DirOut && strings.Contains(r.Data, `"private/buy"`) {
+	if err := record.Replay(f, func(r record.Record) error {
+		if r.Dir == record.DirOut && strings.Contains(r.Data, `"private/buy"`) {
 			gens = append(gens, r.Generation)
 		}
 		return nil

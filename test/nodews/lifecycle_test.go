@@ -54,7 +54,7 @@ func (d *dialCount) dial(ctx context.Context, network, addr string) (net.Conn, e
 func lifecycleOpts(opts ...actors.Option) []actors.Option {
 	return append([]actors.Option{
 		actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(50 * time.Millisecond),
-		actors.WithTimeout(2 * time.Second), actors.WithStableAfter(actors.MinStableAfter),
+		actors.WithTimeout(2 * time.Second), actors.WithStableAfter(minStableAfter),
 	}, opts...)
 }
 
@@ -214,7 +214,7 @@ func TestRetryForeverUntilTheNodeVenueStarts(t *testing.T) {
 			lifecycleOpts(actors.WithRetryCount(actors.RetryForever), actors.WithNetDial(dials.dial))...)
 		res <- result{c, err}
 	}()
-	want := int64(4 * (1 + actors.DefaultRetryCount))
+	want := int64(4 * (1 + defaultRetryCount))
 	testutil.Eventually(t, 20*time.Second, "many refused dials", func() bool { return dials.n.Load() >= want })
 	venueLate(t, port)
 	r := <-res

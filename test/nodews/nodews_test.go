@@ -22,6 +22,13 @@ import (
 	"github.com/zenws/zenws/transport"
 )
 
+// Values of actors' unexported tuning constants that these tests rely on
+// (documented on the options that use them).
+const (
+	minStableAfter    = 10 * time.Millisecond // WithStableAfter's minimum
+	defaultRetryCount = 3                     // WithRetryCount's default
+)
+
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 // debianNodePath is where Debian's node-* packages put their modules.

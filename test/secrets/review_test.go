@@ -33,6 +33,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/record"
 	"github.com/zenws/zenws/internal/testutil"
 )
 
@@ -495,7 +496,7 @@ func TestReviewRPCErrorMessageNamedSecret(t *testing.T) {
 
 // recordFrames sends each frame (text, or binary when bin) through a client
 // with a recorder and returns the recorded outbound records, decoded.
-func recordFrames(t *testing.T, frames []string, bin bool, opts ...actors.Option) []actors.Record {
+func recordFrames(t *testing.T, frames []string, bin bool, opts ...actors.Option) []record.Record {
 	t.Helper()
 	srv := newRawSrv(t, "127.0.0.1", okPeer)
 	buf := &testutil.SyncBuffer{}
@@ -518,15 +519,15 @@ func recordFrames(t *testing.T, frames []string, bin bool, opts ...actors.Option
 		}
 	}
 	_ = c.Close()
-	var recs []actors.Record
+	var recs []record.Record
 	sc := bufio.NewScanner(strings.NewReader(buf.String()))
 	sc.Buffer(nil, 64<<20)
 	for sc.Scan() {
-		var r actors.Record
+		var r record.Record
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatalf("bad record %q: %v", sc.Text(), err)
 		}
-		if r.Dir == actors.DirOut {
+		if r.Dir == record.DirOut {
 			if r.Binary {
 				b, _ := base64.StdEncoding.DecodeString(r.Data)
 				r.Data = string(b)

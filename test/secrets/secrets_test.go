@@ -35,9 +35,14 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/deribit"
+	"github.com/zenws/zenws/actors/record"
 	"github.com/zenws/zenws/internal/testutil"
 	"github.com/zenws/zenws/supervision"
 )
+
+// minStableAfter is WithStableAfter's documented minimum (actors' own
+// constant is unexported).
+const minStableAfter = 10 * time.Millisecond
 
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
@@ -141,7 +146,7 @@ func (c *capture) check(cr creds) {
 	}
 	rec := c.rec.String()
 	texts = append(texts, "recording: "+rec)
-	if err := actors.Replay(strings.NewReader(rec), func(r actors.Record) error {
+	if err := record.Replay(strings.NewReader(rec), func(r record.Record) error {
 		if r.Binary { // look inside base64 too
 			b, err := base64.StdEncoding.DecodeString(r.Data)
 			if err != nil {
@@ -223,7 +228,7 @@ func echoVenue(t *testing.T, closeReason func(*http.Request) string) *httptest.S
 		if closeReason != nil {
 			// Up past the client's StableAfter first: each close is then a
 			// reconnect, not a failed attempt that ends in giving up.
-			time.Sleep(3 * actors.MinStableAfter)
+			time.Sleep(3 * minStableAfter)
 			_ = c.Close(4000, closeReason(r))
 			return
 		}
@@ -373,7 +378,7 @@ func options(cr creds, capt *capture, extra ...actors.Option) []actors.Option {
 		actors.WithRecorder(&capt.rec),
 		actors.WithTimeout(400 * time.Millisecond), actors.WithRetryCount(1),
 		actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(20 * time.Millisecond),
-		actors.WithCloseWait(3 * time.Second), actors.WithStableAfter(actors.MinStableAfter),
+		actors.WithCloseWait(3 * time.Second), actors.WithStableAfter(minStableAfter),
 	}, extra...)
 }
 
