@@ -456,7 +456,7 @@ func (d *durable) callVenue(ctx context.Context, v via, build func(id uint64) ([
 func parseRPCError(raw []byte) *RPCError {
 	var w struct {
 		RPCError
-		Msg *string `json:"msg"` // Binance's spelling of "message"
+		Msg *string `json:"msg"` // the spelling of "message" several venues use (Binance, OKX)
 	}
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return &RPCError{Message: "malformed error object", Data: json.RawMessage(raw)}
