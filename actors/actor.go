@@ -154,10 +154,8 @@ func (a *clientActor) Receive(ctx actor.Context) {
 func (a *clientActor) connLost(ctx actor.Context, m *connLost) {
 	s, r := a.sessionOf(m.gen)
 	switch {
-	case r == roleCurrent && a.phase == phaseSetup:
-		a.attemptFailed(ctx, m.err) // lost during its connect pipeline: a failed attempt
 	case r == roleCurrent:
-		a.lose(ctx, m.err)
+		a.currentFailed(ctx, m.err)
 	case r == roleNext:
 		a.rotationFailed(m.err)
 	case r == roleRetiring:
@@ -553,6 +551,17 @@ func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*
 // heapResponse moves r to the heap; a call of its own, so that a frame no
 // Correlator matched costs no allocation (r escaping in inbound did).
 func heapResponse(r venue.Response) *venue.Response { return &r }
+
+// currentFailed ends the current session for err: during its connect
+// pipeline that is a failed attempt (it counts against the retry budget and
+// waits its backoff), once live a lost connection.
+func (a *clientActor) currentFailed(ctx actor.Context, err error) {
+	if a.phase == phaseSetup {
+		a.attemptFailed(ctx, err)
+		return
+	}
+	a.lose(ctx, err)
+}
 
 // lose handles the end of the current connection: reconnect, or stop when
 // reconnecting is off.

@@ -87,7 +87,7 @@ func (a *clientActor) heartbeatTick(ctx actor.Context, m *hbTick) {
 		if silence := time.Since(last); silence > a.cfg.ServerPingWindow {
 			a.d.hbMisses.Add(1)
 			a.d.log.Info("heartbeat unanswered", zap.String("heartbeat", "server ping"), zap.Duration("silent_for", silence.Round(time.Millisecond)), zap.Duration("window", a.cfg.ServerPingWindow))
-			a.lose(ctx, fmt.Errorf("%w: no server ping for %v (window %v)", ErrHeartbeatTimeout, silence.Round(time.Millisecond), a.cfg.ServerPingWindow))
+			a.currentFailed(ctx, fmt.Errorf("%w: no server ping for %v (window %v)", ErrHeartbeatTimeout, silence.Round(time.Millisecond), a.cfg.ServerPingWindow))
 			return
 		}
 		a.publish()
@@ -103,7 +103,7 @@ func (a *clientActor) miss(ctx actor.Context, s *session, what string) bool {
 	a.d.hbMisses.Add(1)
 	a.d.log.Info("heartbeat unanswered", zap.String("heartbeat", what), zap.Int("in_a_row", s.hb.failures), zap.Int("allowed", a.cfg.HeartbeatMisses))
 	if s.hb.failures >= a.cfg.HeartbeatMisses {
-		a.lose(ctx, fmt.Errorf("%w: %d unanswered %s in a row", ErrHeartbeatTimeout, s.hb.failures, what))
+		a.currentFailed(ctx, fmt.Errorf("%w: %d unanswered %s in a row", ErrHeartbeatTimeout, s.hb.failures, what))
 		return true
 	}
 	a.publish()
