@@ -19,10 +19,14 @@
 //       refuse             new handshakes refused with HTTP 503 for P.ms (default 60000),
 //                          then this connection is destroyed (no close frame)
 //       anything else      error {code: -32601, message: "method not found"}
+//
+// A connection whose URL path holds "deaf" is accepted and never read from
+// (its socket paused): its pings are never answered, its messages never
+// seen. stats counts such connections as `deaf`.
 'use strict';
 const { WebSocketServer } = require('ws');
 
-const stats = { connections: 0, subscribes: 0, pongs: 0 };
+const stats = { connections: 0, subscribes: 0, pongs: 0, deaf: 0 };
 const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(process.argv[2] || 0) });
 
 wss.on('listening', () => {
@@ -31,6 +35,11 @@ wss.on('listening', () => {
 
 wss.on('connection', (ws, req) => {
   stats.connections++;
+  if (req.url.includes('deaf')) {
+    stats.deaf++;
+    ws._socket.pause(); // nothing is read: pings go unanswered
+    return;
+  }
   const waitingPongs = new Map();
   ws.on('pong', (data) => {
     stats.pongs++;
