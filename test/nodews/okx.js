@@ -12,6 +12,8 @@
 //   limit=N       login/subscribe/unsubscribe requests allowed per
 //                 connection in any sliding window (default 480)
 //   window=MS     that window (default 3600000, an hour)
+//   loginErrorId=0  a refused login's error event carries no "id" (as OKX
+//                 may answer); default 1
 //
 // Per connection (connId: 8 random hex digits):
 //   "ping"        answered "pong"
@@ -123,7 +125,7 @@ wss.on('connection', (ws) => {
     if (opts.apiKey !== undefined) {
       const ok = same(p.apiKey, opts.apiKey) && same(p.passphrase, opts.passphrase || '') &&
         same(p.sign, sign(opts.secretKey || '', p.timestamp));
-      if (!ok) return error(id, '60009', 'Login failed.');
+      if (!ok) return error(opts.loginErrorId === '0' ? undefined : id, '60009', 'Login failed.');
     }
     st.loggedIn = true;
     stats.logins++;

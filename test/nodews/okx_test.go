@@ -75,3 +75,16 @@ func TestOKXWrongSecretWithNodeWS(t *testing.T) {
 		t.Fatalf("Connect = %v, want a FatalError with 60009", err)
 	}
 }
+
+// A refused login answered by an error event without an id (loginErrorId=0)
+// still stops the client at once with the venue's 60009, well before the
+// request timeout (before: the login waited for its timeout, and was
+// retried as a transient failure).
+func TestOKXWrongSecretWithoutIDWithNodeWS(t *testing.T) {
+	url := nodeVenue(t, "okx.js", "apiKey="+okxJSKey, "secretKey="+okxJSSecret, "passphrase="+okxJSPass, "loginErrorId=0")
+	_, _, err := okxClient(t, url, "not-the-secret", actors.WithRequestTimeout(time.Minute))
+	var fe *actors.FatalError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "60009") {
+		t.Fatalf("Connect = %v, want a FatalError with 60009", err)
+	}
+}

@@ -108,7 +108,12 @@ func TestLoginErrorWithoutID(t *testing.T) {
 	if c != nil {
 		defer c.Close()
 	}
-	t.Logf("err=%v after %v logins=%d", err, time.Since(start), pe.logins.Load())
+	// 60009 is permanent: the client stops at once (not at the request
+	// timeout, not after retrying the login).
+	var fe *actors.FatalError
+	if !errors.As(err, &fe) || pe.logins.Load() != 1 {
+		t.Fatalf("Connect = %v after %v, %d logins; want a *FatalError after 1 login", err, time.Since(start), pe.logins.Load())
+	}
 }
 
 // Channel names that try to inject JSON: every frame the client sends is

@@ -138,7 +138,7 @@ func (v *Venue) OnConnect(ctx context.Context, s venue.Session) error {
 	sign := Sign(v.cfg.SecretKey, ts)
 	s.AddSecrets(sign)
 	msg, err := json.Marshal(map[string]any{
-		"id": strconv.FormatUint(s.NextID(), 10),
+		"id": loginID,
 		"op": "login",
 		"args": []map[string]string{{
 			"apiKey": v.cfg.APIKey, "passphrase": v.cfg.Passphrase, "timestamp": ts, "sign": sign,
@@ -159,6 +159,18 @@ func (v *Venue) OnConnect(ctx context.Context, s venue.Session) error {
 	}
 	return nil
 }
+
+// loginID is the id of every login. A client has at most one login in
+// flight (a connection logs in before it is used, and a rotation's new
+// connection while the old one is logged in already), and OKX may answer a
+// refused login with an error event that carries no id: Correlate gives
+// such an answer this id, so the login fails at once instead of at its
+// timeout.
+const loginID = "login"
+
+// loginCode reports whether an error code can only answer a login: key,
+// sign, passphrase or timestamp missing or wrong, login failed.
+func loginCode(code int) bool { return code >= 60001 && code <= 60009 || code == 60024 }
 
 // permanentLogin are the login refusals that retrying cannot cure: a bad
 // API key (60005), a bad signature, i.e. a wrong secret key (60007), login
@@ -185,10 +197,18 @@ func Sign(secretKey, timestamp string) string {
 
 // Correlate implements venue.Correlator: an event ("subscribe",
 // "unsubscribe", "login", "error") or an operation's answer ({"op":..,
-// "code":..}) that carries an "id" answers the request with that id.
+// "code":..}) that carries an "id" answers the request with that id; an
+// error event without one whose code only a login can have (60001-60009,
+// 60024) answers the login.
 func (*Venue) Correlate(data []byte) (venue.Response, bool) {
 	id := jsonrpc.Field(data, "id")
 	if id == nil {
+		// A login refused without an id (see loginID).
+		if ev, _ := jsonrpc.String(jsonrpc.Field(data, "event")); ev == "error" {
+			if e := refusal(data); loginCode(e.Code) {
+				return venue.Response{ID: json.RawMessage(`"` + loginID + `"`), Err: e}, true
+			}
+		}
 		return venue.Response{}, false
 	}
 	r := venue.Response{ID: json.RawMessage(id)}

@@ -72,6 +72,14 @@ func TestCorrelateAndClassify(t *testing.T) {
 	if _, ok := v.Correlate([]byte(`{"event":"subscribe","arg":{"channel":"tickers"}}`)); ok {
 		t.Fatal("an event without an id correlated")
 	}
+	// A refused login without an id answers the login; another error
+	// without an id answers nothing.
+	if r, ok := v.Correlate([]byte(`{"event":"error","code":"60009","msg":"Login failed.","connId":"a"}`)); !ok || string(r.ID) != `"login"` || r.Err == nil || r.Err.Code != 60009 {
+		t.Fatalf("an id-less login refusal correlated as %+v, %v", r, ok)
+	}
+	if _, ok := v.Correlate([]byte(`{"event":"error","code":"60012","msg":"Illegal request","connId":"a"}`)); ok {
+		t.Fatal("an id-less error that no login causes correlated")
+	}
 	if c := v.Classify([]byte(`{"arg":{"channel":"books5","instId":"ETH-USDT"},"data":[{}]}`)); c.Channel != "books5:ETH-USDT" {
 		t.Fatalf("push classified as %+v", c)
 	}
