@@ -60,7 +60,7 @@ func ExampleWithHeartbeat() {
 
 	c, err := actors.Connect(context.Background(), sys, srv.URL(),
 		actors.WithHeartbeat(actors.HeartbeatPingPong, 20*time.Millisecond),
-		actors.WithHeartbeatMisses(2))
+		func(c *actors.Config) { c.HeartbeatMisses = 2 })
 	if err != nil {
 		fmt.Println(err)
 		return

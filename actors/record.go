@@ -48,7 +48,7 @@ var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
 // WithRecorder records every inbound and outbound data frame to w as JSONL
 // (one record.Record per line; read it with package actors/record), with secrets redacted (see redact rules below).
 // The connection never waits for w: frames are copied into a queue
-// (bounded, see WithRecordQueue) for a writer goroutine that redacts them,
+// (bounded, see Config.RecordQueue) for a writer goroutine that redacts them,
 // encodes them and writes them through a 64 KiB buffer, flushed whenever
 // the queue runs empty and when the client stops (waiting at most
 // 1 s, or half of CloseWait when that is shorter); the redaction never runs on the connection's reader or
@@ -87,13 +87,6 @@ func WithRecorder(w io.Writer) Option { return func(c *Config) { c.Recorder = w 
 // client closes it when it stops. Default none; the directory must exist;
 // not together with WithRecorder. See WithRecorder.
 func WithRecordFile(path string) Option { return func(c *Config) { c.RecordFile = path } }
-
-// WithRecordQueue bounds the frames waiting for the recorder's writer (to
-// be redacted, encoded and written), in count and in bytes of the frames. Defaults 4096 frames
-// and 16 MiB; 0 keeps a default; neither may be negative.
-func WithRecordQueue(records int, bytes int64) Option {
-	return func(c *Config) { c.RecordQueue, c.RecordQueueBytes = records, bytes }
-}
 
 // recorder queues encoded records for a writer goroutine (started on the
 // first record). The reader, the writers and the actor enqueue; nothing

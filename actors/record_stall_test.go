@@ -38,7 +38,7 @@ func TestStalledRecorderNeverBlocksTheConnection(t *testing.T) {
 	defer w.free()
 	box := newInbox()
 	c := connect(t, newSystem(t), srv.URL(), fast(
-		actors.WithRecorder(w), actors.WithRecordQueue(64, 1<<20), actors.WithHandler(box.handle),
+		actors.WithRecorder(w), func(c *actors.Config) { c.RecordQueue, c.RecordQueueBytes = 64, 1<<20 }, actors.WithHandler(box.handle),
 		actors.WithHeartbeat(actors.HeartbeatPingPong, 100*time.Millisecond))...)
 	before := runtime.NumGoroutine()
 	payload := bytes.Repeat([]byte("x"), 1024)
@@ -74,7 +74,7 @@ func TestRecorderGapRecord(t *testing.T) {
 	defer srv.Close()
 	w := &gateWriter{stall: &stallWriter{release: make(chan struct{})}}
 	box := newInbox()
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithRecorder(w), actors.WithRecordQueue(4, 1<<20), actors.WithHandler(box.handle))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithRecorder(w), func(c *actors.Config) { c.RecordQueue, c.RecordQueueBytes = 4, 1<<20 }, actors.WithHandler(box.handle))...)
 	for i := 0; i < 50; i++ {
 		if err := c.Send(ctxT(t, time.Second), []byte("m")); err != nil {
 			t.Fatal(err)

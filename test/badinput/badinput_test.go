@@ -28,7 +28,7 @@ import (
 // Values of actors' unexported tuning constants that these tests rely on
 // (documented on the options that use them).
 const (
-	minStableAfter           = 10 * time.Millisecond // WithStableAfter's minimum
+	minStableAfter           = 10 * time.Millisecond // Config.StableAfter's minimum
 	defaultRetryCount        = 3                     // WithRetryCount's default
 	defaultInboundQueueBytes = 64 << 20              // WithInboundQueue's byte default
 )
@@ -307,7 +307,7 @@ func TestHostileInputs(t *testing.T) {
 			block := make(chan struct{})
 			defer close(block)
 			c, err := actors.Connect(ctx(t), testutil.NewSystem(t), srv.URL(), fast(
-				actors.WithInboundQueue(8, 0, actors.DropNewest), actors.WithCloseWait(300*time.Millisecond),
+				actors.WithInboundQueue(8, 0, actors.DropNewest), func(c *actors.Config) { c.CloseWait = 300 * time.Millisecond },
 				actors.WithHandler(func(actors.Inbound) { <-block }))...)
 			if err != nil {
 				t.Fatal(err)

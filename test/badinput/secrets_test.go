@@ -107,7 +107,7 @@ func TestHostileInputsSecrets(t *testing.T) {
 			defer srv.Close()
 			release := make(chan struct{})
 			defer close(release)
-			c := connect(t, srv.URL(), actors.WithRecorder(blockingWriter(release)), actors.WithRecordQueue(8, 1<<20),
+			c := connect(t, srv.URL(), actors.WithRecorder(blockingWriter(release)), func(c *actors.Config) { c.RecordQueue, c.RecordQueueBytes = 8, 1<<20 },
 				actors.WithHeartbeat(actors.HeartbeatPingPong, 100*time.Millisecond))
 			for i := 0; i < 100; i++ {
 				if err := c.Send(ctx(t), []byte("frame")); err != nil {

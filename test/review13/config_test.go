@@ -44,7 +44,7 @@ func TestStuckCallbacksBounded(t *testing.T) {
 	var after atomic.Bool
 	var lateCalls atomic.Int64
 	ctx := testutil.Context(t, 10*time.Second)
-	_, err = sup.StartClient(ctx, v.url, baseOpts(actors.WithCloseWait(300*time.Millisecond),
+	_, err = sup.StartClient(ctx, v.url, baseOpts(func(c *actors.Config) { c.CloseWait = 300 * time.Millisecond },
 		actors.WithOnConnect(func(*actorPID) {
 			if after.Load() {
 				lateCalls.Add(1)
