@@ -187,8 +187,8 @@ func TestConnectErrors(t *testing.T) {
 	}
 
 	for _, bad := range []string{"", "http://x", "ws://", "not a url"} {
-		if _, err := actors.Connect(context.Background(), sys, bad); !errors.Is(err, actors.ErrInvalidConfig) {
-			t.Errorf("Connect(%q) = %v, want ErrInvalidConfig", bad, err)
+		if _, err := actors.Connect(context.Background(), sys, bad); !errors.As(err, new(*actors.ConfigError)) {
+			t.Errorf("Connect(%q) = %v, want a *ConfigError", bad, err)
 		}
 	}
 }

@@ -142,8 +142,12 @@ type Config struct {
 	OnConnect     func(*actor.PID)  // WithOnConnect; default nil: none
 	OnDisconnect  func(*actor.PID)  // WithOnDisconnect; default nil: none
 	StateObserver func(StateChange) // WithStateObserver; default nil: none
-	Dialect       venue.Dialect     // WithDialect; default nil: the venue's, else Deribit's
-	Venue         venue.Venue       // WithVenue; default nil: none
+	// Dialect spells subscriptions, over the venue's (a venue normally
+	// brings its own: WithVenue). Implement venue.Dialect to add a
+	// venue's spelling without a whole venue. Default nil: the venue's,
+	// else Deribit's (package actors/venue/deribit).
+	Dialect venue.Dialect
+	Venue   venue.Venue // WithVenue; default nil: none
 
 	rateLimiterSet bool     // WithRateLimiter was given: the venue's limiter is not used
 	heartbeatSet   bool     // WithHeartbeat was given: the venue's heartbeat is not used
@@ -281,10 +285,9 @@ type StateChange struct {
 // Option sets one Config field.
 type Option func(*Config)
 
-// ErrInvalidConfig matches every *ConfigError.
-var ErrInvalidConfig = errors.New("zenws: invalid config")
-
-// ConfigError names the field that is wrong and why.
+// ConfigError names the field that is wrong and why. NewConfig, Spawn and
+// StartClient return one per bad field, joined with errors.Join: match with
+// errors.As(err, new(*ConfigError)).
 type ConfigError struct {
 	Field   string
 	Problem string
@@ -292,9 +295,6 @@ type ConfigError struct {
 
 // Error implements the error interface.
 func (e *ConfigError) Error() string { return "zenws: invalid config: " + e.Field + ": " + e.Problem }
-
-// Is makes errors.Is(err, ErrInvalidConfig) true.
-func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
 
 // NewConfig applies opts over the defaults and validates the result. All
 // problems are reported, each as a *ConfigError naming its field, joined

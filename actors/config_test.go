@@ -104,7 +104,7 @@ func TestNewConfigNamesEachBadField(t *testing.T) {
 	for _, c := range cases {
 		_, err := actors.NewConfig(c.url, c.opt)
 		var ce *actors.ConfigError
-		if !errors.As(err, &ce) || ce.Field != c.field || !errors.Is(err, actors.ErrInvalidConfig) {
+		if !errors.As(err, &ce) || ce.Field != c.field || !errors.As(err, new(*actors.ConfigError)) {
 			t.Errorf("NewConfig(%q, %s) = %v, want a *ConfigError for %s", c.url, c.field, err, c.field)
 			continue
 		}

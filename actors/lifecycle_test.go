@@ -279,7 +279,7 @@ func TestPanickingDialectDuringRestoreIsAFailedRestore(t *testing.T) {
 	defer srv.Close()
 	armed := new(atomic.Bool)
 	failed := make(chan error, 1)
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(testutil.PanickyDialect{Armed: armed}),
+	c := connect(t, newSystem(t), srv.URL(), fast(func(c *actors.Config) { c.Dialect = testutil.PanickyDialect{Armed: armed} },
 		func(c *actors.Config) {
 			c.OnRestoreFailed = func(_ *actor.PID, _ []string, err error) { failed <- err }
 		})...)
@@ -309,7 +309,7 @@ func TestPanickingDialectInSubscribeIsAnError(t *testing.T) {
 	defer srv.Close()
 	armed := new(atomic.Bool)
 	armed.Store(true)
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(testutil.PanickyDialect{Armed: armed}))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(func(c *actors.Config) { c.Dialect = testutil.PanickyDialect{Armed: armed} })...)
 	check := func(err error) {
 		t.Helper()
 		var pe *actors.PanicError

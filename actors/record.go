@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,10 +39,6 @@ const (
 	// that is shorter); what is left is dropped.
 	recordCloseWait = time.Second
 )
-
-// ErrRecorderPanic matches the error a recording stops with when its
-// writer panics (Health.RecordError).
-var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
 
 // WithRecorder records every inbound and outbound data frame to w as JSONL
 // (one record.Record per line; read it with package actors/record), with secrets redacted (see redact rules below).
@@ -292,12 +287,12 @@ func (r *recorder) run() {
 	}
 }
 
-// write and flush call the user's writer; a panic there becomes an error
-// wrapping ErrRecorderPanic.
+// write and flush call the user's writer; a panic there becomes a
+// *PanicError (Where "recorder"), as in all user code.
 func (r *recorder) write(bw *bufio.Writer, line []byte) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v", ErrRecorderPanic, p)
+			err = &PanicError{Where: "recorder", Value: p}
 		}
 	}()
 	_, err = bw.Write(line)
@@ -307,7 +302,7 @@ func (r *recorder) write(bw *bufio.Writer, line []byte) (err error) {
 func (r *recorder) flush(bw *bufio.Writer) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v", ErrRecorderPanic, p)
+			err = &PanicError{Where: "recorder", Value: p}
 		}
 	}()
 	return bw.Flush()

@@ -123,7 +123,7 @@ func (panicWriter) Write([]byte) (int, error) { panic("recorder writer exploded"
 
 // Issue 12 item 14 (recorder part): a writer that panics ended the process
 // (exit 2). Now the panic is recovered in the writer goroutine, logged,
-// the recording stops with an error wrapping ErrRecorderPanic in
+// the recording stops with an error that is a *PanicError in
 // Health.RecordError, and the client carries on.
 func TestPanickingRecorderStopsOnlyTheRecording(t *testing.T) {
 	srv := wstest.NewServer()
@@ -139,7 +139,7 @@ func TestPanickingRecorderStopsOnlyTheRecording(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "the recording error in Health", func() bool { return c.Health().RecordError != nil })
 	h := c.Health()
-	if !errors.Is(h.RecordError, actors.ErrRecorderPanic) || h.State != actors.StateConnected {
+	if !errors.As(h.RecordError, new(*actors.PanicError)) || h.State != actors.StateConnected {
 		t.Fatalf("Health: RecordError %v, state %v", h.RecordError, h.State)
 	}
 	if logs.FilterMessageSnippet("recording stopped").Len() != 1 {
@@ -149,7 +149,7 @@ func TestPanickingRecorderStopsOnlyTheRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	box.next(t)
-	if err := c.Close(); !errors.Is(err, actors.ErrRecorderPanic) && err != nil {
+	if err := c.Close(); !errors.As(err, new(*actors.PanicError)) && err != nil {
 		t.Logf("Close: %v", err)
 	}
 }

@@ -16,12 +16,6 @@ import (
 // The subscription types are the venue package's (actors/venue), so that a
 // venue package can implement a Dialect without importing the client.
 
-// WithDialect selects how subscriptions are spelled, over the venue's
-// (WithVenue). Implement venue.Dialect to add a venue's spelling, or give
-// the client a whole venue with WithVenue. Default: the venue's, or
-// Deribit's (package actors/venue/deribit) without a venue.
-func WithDialect(d venue.Dialect) Option { return func(c *Config) { c.Dialect = d } }
-
 // Subscribe adds channels to the client's wanted set at once, whatever
 // the connection state, and waits until the venue has answered for each
 // of them on the live connection (the dialect's requests, in order), or

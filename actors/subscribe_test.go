@@ -130,7 +130,7 @@ func TestBinanceDialect(t *testing.T) {
 		return nil, nil
 	}))
 	defer srv.Close()
-	c := connect(t, newSystem(t), srv.URL(), actors.WithDialect(binance.Dialect{}))
+	c := connect(t, newSystem(t), srv.URL(), func(c *actors.Config) { c.Dialect = binance.Dialect{} })
 	if err := c.Subscribe(ctxT(t, 2*time.Second), "btcusdt@trade", "btcusdt@depth"); err != nil {
 		t.Fatal(err)
 	}

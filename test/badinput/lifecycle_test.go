@@ -126,7 +126,7 @@ func TestLifecycleHostileInputs(t *testing.T) {
 			defer srv.Close()
 			armed := new(atomic.Bool)
 			failed := make(chan error, 1)
-			c := connect(t, srv.URL(), actors.WithDialect(testutil.PanickyDialect{Armed: armed}), func(c *actors.Config) { c.StableAfter = minStableAfter },
+			c := connect(t, srv.URL(), func(c *actors.Config) { c.Dialect = testutil.PanickyDialect{Armed: armed} }, func(c *actors.Config) { c.StableAfter = minStableAfter },
 				func(c *actors.Config) {
 					c.OnRestoreFailed = func(_ *actor.PID, _ []string, err error) { failed <- err }
 				})

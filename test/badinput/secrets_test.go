@@ -119,14 +119,14 @@ func TestHostileInputsSecrets(t *testing.T) {
 				t.Fatalf("dropped %d, reconnects %d", h.RecordsDropped, h.Reconnects)
 			}
 		}},
-		{"recorder writer that panics", "recording stops (Health.RecordError wraps ErrRecorderPanic), client connected", func(t *testing.T) {
+		{"recorder writer that panics", "recording stops (Health.RecordError is a *PanicError), client connected", func(t *testing.T) {
 			srv := wstest.NewServer()
 			defer srv.Close()
 			c := connect(t, srv.URL(), actors.WithRecorder(panicking{}))
 			if err := c.Send(ctx(t), []byte("x")); err != nil {
 				t.Fatal(err)
 			}
-			testutil.Eventually(t, 5*time.Second, "RecordError", func() bool { return errors.Is(c.Health().RecordError, actors.ErrRecorderPanic) })
+			testutil.Eventually(t, 5*time.Second, "RecordError", func() bool { return errors.As(c.Health().RecordError, new(*actors.PanicError)) })
 			if c.State() != actors.StateConnected {
 				t.Fatalf("state %v", c.State())
 			}

@@ -22,7 +22,7 @@ func TestConfigEdges(t *testing.T) {
 		"label bidi":    actors.WithLabel("abc\u202edcba"),
 	} {
 		_, err := actors.NewConfig("ws://127.0.0.1:1/", opt)
-		if !errors.Is(err, actors.ErrInvalidConfig) {
+		if !errors.As(err, new(*actors.ConfigError)) {
 			t.Errorf("%s: want ConfigError, got %v", name, err)
 		}
 	}
