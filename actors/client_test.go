@@ -173,7 +173,7 @@ func TestConnectErrors(t *testing.T) {
 		t.Fatalf("silent server: %v, want *GiveUpError over a handshake timeout", err)
 	}
 
-	_, err = actors.Connect(ctxT(t, 5*time.Second), sys, "ws://no-such-host.zenws.test/", actors.WithNetDial(testutil.NXDomainDialer(t)))
+	_, err = actors.Connect(ctxT(t, 5*time.Second), sys, "ws://no-such-host.zenws.test/", func(c *actors.Config) { c.NetDial = testutil.NXDomainDialer(t) })
 	var fe *actors.FatalError
 	var dnsErr *net.DNSError
 	if !errors.As(err, &fe) || !errors.As(err, &dnsErr) {
@@ -187,8 +187,8 @@ func TestConnectErrors(t *testing.T) {
 	}
 
 	for _, bad := range []string{"", "http://x", "ws://", "not a url"} {
-		if _, err := actors.Connect(context.Background(), sys, bad); !errors.Is(err, actors.ErrInvalidConfig) {
-			t.Errorf("Connect(%q) = %v, want ErrInvalidConfig", bad, err)
+		if _, err := actors.Connect(context.Background(), sys, bad); !errors.As(err, new(*actors.ConfigError)) {
+			t.Errorf("Connect(%q) = %v, want a *ConfigError", bad, err)
 		}
 	}
 }
@@ -561,7 +561,7 @@ func TestActorSystemLoggerRoutesProtoActorLogs(t *testing.T) {
 func TestStalledPeerFailsWriteAndReconnects(t *testing.T) {
 	srv := wstest.NewServer()
 	defer srv.Close()
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithWriteTimeout(200*time.Millisecond))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(func(c *actors.Config) { c.WriteTimeout = 200 * time.Millisecond })...)
 	conns, _ := srv.WaitConns(ctxT(t, 2*time.Second), 1)
 	conns[0].Stall()
 	big := bytes.Repeat([]byte("x"), 1<<20)

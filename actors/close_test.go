@@ -99,7 +99,7 @@ func TestCloseDropsTheBacklogAndRunsOnDisconnectBeforeReturning(t *testing.T) {
 	srv := wstest.NewServer()
 	defer srv.Close()
 	p := &closeProbe{delay: 20 * time.Millisecond}
-	c := connect(t, newSystem(t), srv.URL(), fast(append(p.opts(), actors.WithCloseWait(500*time.Millisecond))...)...)
+	c := connect(t, newSystem(t), srv.URL(), fast(append(p.opts(), func(c *actors.Config) { c.CloseWait = 500 * time.Millisecond })...)...)
 	conns, err := srv.WaitConns(ctxT(t, 5*time.Second), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestCloseWithAStuckHandlerIsBoundedAndNeverCallsBackLater(t *testing.T) {
 	srv := wstest.NewServer()
 	defer srv.Close()
 	p := &closeProbe{stuck: true, release: make(chan struct{})}
-	c, err := actors.Connect(ctxT(t, 5*time.Second), newSystem(t), srv.URL(), fast(append(p.opts(), actors.WithCloseWait(300*time.Millisecond))...)...)
+	c, err := actors.Connect(ctxT(t, 5*time.Second), newSystem(t), srv.URL(), fast(append(p.opts(), func(c *actors.Config) { c.CloseWait = 300 * time.Millisecond })...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

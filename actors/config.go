@@ -70,9 +70,18 @@ func (p OverflowPolicy) String() string {
 }
 
 // Config is a client's validated configuration. Build it with NewConfig;
-// the zero value is not valid. Each field is set by the option named in its
-// comment, whose doc has the details; the comment gives the default and the
-// bounds Validate enforces.
+// the zero value is not valid. A field with an option is set by it, and
+// the option's doc has the details. A field without one is a tuning knob a
+// typical program leaves alone; set it with an option literal,
+//
+//	actors.Option(func(c *actors.Config) { c.WriteTimeout = 2 * time.Second })
+//
+// passed to NewConfig, Connect or StartClient like any option, or on the
+// Config NewConfig returns, before Spawn or Props (docs/client.md,
+// "Settings without an option"). An option literal runs after the defaults
+// are set, so setting a field to its zero value sets zero: each comment
+// says what zero means there (a default, off, or a *ConfigError from
+// Validate), besides the default and the bounds Validate enforces.
 type Config struct {
 	URL                  string        // ws:// or wss:// (NewConfig's url); no default
 	Headers              http.Header   // WithHeaders; default none
@@ -85,60 +94,180 @@ type Config struct {
 	RequestTimeout       time.Duration // WithRequestTimeout; default 30 s, at least 1 ms
 	Heartbeat            HeartbeatType // WithHeartbeat; default HeartbeatPingPong (or the venue's)
 	HeartbeatInterval    time.Duration // WithHeartbeat; default 30 s, at least 10 ms unless disabled
-	HeartbeatMisses      int           // WithHeartbeatMisses; default 2, at least 1
-	ServerPingWindow     time.Duration // WithServerPingWindow, HeartbeatBinance; default 3 intervals, at least 10 ms
-	ReadLimit            int64         // WithReadLimit, bytes; default 16 MiB, positive
-	WriteTimeout         time.Duration // WithWriteTimeout; default 10 s, at least 10 ms
-	Subprotocols         []string      // WithSubprotocols; default none
-	TLSConfig            *tls.Config   // WithTLSConfig; default nil (system roots, verified)
-	// NetDial opens TCP connections (WithNetDial); default nil, a
-	// net.Dialer with 15 s keep-alive.
-	NetDial           func(ctx context.Context, network, addr string) (net.Conn, error)
-	LatencyBufferSize int               // WithLatencyBufferSize, samples; default 100, in [1, 65536]
-	InboundQueueSize  int               // WithInboundQueue (where 0 keeps it), messages; default 4096, at least 1
-	InboundQueueBytes int64             // WithInboundQueue, bytes; default (0) 64 MiB, not negative
-	Overflow          OverflowPolicy    // WithInboundQueue; default DropNewest
-	CloseWait         time.Duration     // WithCloseWait; default 5 s, at least 1 ms
-	Logger            *zap.Logger       // WithLogger; default a no-op logger
-	Handler           func(Inbound)     // WithHandler; default nil: none
-	Subscriber        *actor.PID        // WithSubscriber; default nil; not with Handler
-	OnConnect         func(*actor.PID)  // WithOnConnect; default nil: none
-	OnDisconnect      func(*actor.PID)  // WithOnDisconnect; default nil: none
-	StateObserver     func(StateChange) // WithStateObserver; default nil: none
-	Dialect           venue.Dialect     // WithDialect; default nil: the venue's, else Deribit's
-	Venue             venue.Venue       // WithVenue; default nil: none
-	rateLimiterSet    bool              // WithRateLimiter was given: the venue's limiter is not used
-	heartbeatSet      bool              // WithHeartbeat was given: the venue's heartbeat is not used
-	secretFields      []string          // the venue's own secret member names (venue.Redactor), set per client
-	Recorder          io.Writer         // WithRecorder, JSONL session recording; default nil: none
-	RecordFile        string            // WithRecordFile; default "": none; not with Recorder
-	// OnRestoreFailed is called when a restore fails (WithOnRestoreFailed);
-	// default nil: none.
-	OnRestoreFailed  func(client *actor.PID, channels []string, err error)
-	RateLimiter      *ratelimit.Limiter   // WithRateLimiter, outbound frames; default nil: none (or the venue's)
-	RatePolicy       RatePolicy           // WithRateLimiter, for the user's own traffic; default RateWait
-	DialLimiter      *ratelimit.Limiter   // WithDialLimiter, connection attempts; default nil: none
-	ConnectHooks     []ConnectHook        // WithConnectHook, run on every new connection before the restore; default none
-	MaxConnectionAge time.Duration        // WithMaxConnectionAge; default 0: never rotate, else at least 1 s
-	MeterProvider    metric.MeterProvider // WithMeterProvider, OpenTelemetry metrics; default nil: off
 
-	// Handshake redirects and frame-level bounds (redirect.go, protocol.go).
-	FollowRedirects int           // WithFollowRedirects; default 0: none, at most 10
-	RedirectHosts   []string      // WithFollowRedirects; other hosts a redirect may reach (without credentials); default none
-	MessageTimeout  time.Duration // WithMessageLimits; default (0) 30 s, else at least 10 ms
-	MaxFragments    int           // WithMessageLimits, frames per message; default (0) 4096, not negative
+	// HeartbeatMisses is how many heartbeats in a row may go unanswered
+	// before the client reconnects. Default 2; at least 1 (0 is a
+	// *ConfigError).
+	HeartbeatMisses int
+	// ServerPingWindow is, for HeartbeatBinance, the longest time without
+	// a server ping before the client reconnects. Default 3 heartbeat
+	// intervals (60 s for Binance's 20 s pings, Binance's own pong
+	// deadline); at least 10 ms. Zero in an option literal keeps the
+	// default (NewConfig derives it after the options); zero on a Config
+	// given to Spawn or Props is a *ConfigError under HeartbeatBinance.
+	ServerPingWindow time.Duration
+
+	ReadLimit int64 // WithReadLimit, bytes; default 16 MiB, positive
+
+	// WriteTimeout bounds each write. Default 10 s; at least 10 ms (0 is a
+	// *ConfigError). A write that takes longer means the peer is stalled:
+	// the connection is closed and re-dialled.
+	WriteTimeout time.Duration
+	// Subprotocols are the WebSocket subprotocols offered in the
+	// handshake. Default none (nil).
+	Subprotocols []string
+
+	TLSConfig *tls.Config // WithTLSConfig; default nil (system roots, verified)
+
+	// NetDial opens TCP connections (a custom resolver, socket options, a
+	// SOCKS dialer). Default nil: a net.Dialer with 15 s keep-alive. A
+	// panic in it is a failed dial (a *PanicError).
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// LatencyBufferSize is how many round-trip samples Health's p50/p99
+	// are computed over. Default 100; in [1, 65536] (0 is a *ConfigError).
+	LatencyBufferSize int
+
+	InboundQueueSize  int            // WithInboundQueue (where 0 keeps it), messages; default 4096, at least 1
+	InboundQueueBytes int64          // WithInboundQueue, bytes; default (0) 64 MiB, not negative
+	Overflow          OverflowPolicy // WithInboundQueue; default DropNewest
+
+	// CloseWait bounds how long Close waits for the client to stop and
+	// its goroutines (reader, handler, state observer) to end. Default
+	// 5 s; at least 1 ms (0 is a *ConfigError).
+	CloseWait time.Duration
+
+	Logger        *zap.Logger       // WithLogger; default a no-op logger
+	Handler       func(Inbound)     // WithHandler; default nil: none
+	Subscriber    *actor.PID        // WithSubscriber; default nil; not with Handler
+	OnConnect     func(*actor.PID)  // WithOnConnect; default nil: none
+	OnDisconnect  func(*actor.PID)  // WithOnDisconnect; default nil: none
+	StateObserver func(StateChange) // WithStateObserver; default nil: none
+	// Dialect spells subscriptions, over the venue's (a venue normally
+	// brings its own: WithVenue). Implement venue.Dialect to add a
+	// venue's spelling without a whole venue. Default nil: the venue's,
+	// else Deribit's (package actors/venue/deribit).
+	Dialect venue.Dialect
+	Venue   venue.Venue // WithVenue; default nil: none
+
+	rateLimiterSet bool     // WithRateLimiter was given: the venue's limiter is not used
+	heartbeatSet   bool     // WithHeartbeat was given: the venue's heartbeat is not used
+	secretFields   []string // the venue's own secret member names (venue.Redactor), set per client
+
+	Recorder   io.Writer // WithRecorder, JSONL session recording; default nil: none
+	RecordFile string    // WithRecordFile; default "": none; not with Recorder
+
+	// OnRestoreFailed is called when restoring subscriptions on a new
+	// connection fails (the client is connected anyway; the channels stay
+	// wanted, are retried with backoff on the live connection and shown in
+	// Health().Channels, which is the way to watch them). It runs in order
+	// with inbound deliveries; a panic is logged. Default nil: none.
+	OnRestoreFailed func(client *actor.PID, channels []string, err error)
+
+	RateLimiter *ratelimit.Limiter // WithRateLimiter, outbound frames; default nil: none (or the venue's)
+	RatePolicy  RatePolicy         // WithRateLimiter, for the user's own traffic; default RateWait
+
+	// DialLimiter makes every connection attempt (first connect,
+	// reconnects, restarts) wait for one of its tokens before dialling.
+	// Share one limiter between every client that dials from the same IP,
+	// for example ratelimit.BinanceConnections, so that a reconnect storm
+	// of a whole pool stays within the venue's connection limit. Default
+	// nil: none (the host dial pacer, HostDialRate, still applies).
+	DialLimiter *ratelimit.Limiter
+
+	ConnectHooks     []ConnectHook // WithConnectHook, run on every new connection before the restore; default none
+	MaxConnectionAge time.Duration // WithMaxConnectionAge; default 0: never rotate, else at least 1 s
+
+	// MeterProvider turns on OpenTelemetry metrics for the client, on its
+	// meter "github.com/zenws/zenws/actors". Default nil: off. The
+	// observed instruments carry the attribute zenws.client (the client's
+	// PID id) and stop being reported when the client stops; the request
+	// histogram is one for all clients of the provider (a series per
+	// client would live as long as the process):
+	//
+	//	zenws.client.connects        counter    successful connections (the generation)
+	//	zenws.client.reconnects      counter    lost connections the client set out to heal
+	//	zenws.client.restarts        counter    restarts by a supervisor
+	//	zenws.client.rotations       counter    planned rotations
+	//	zenws.client.notifications   counter    subscription notifications received
+	//	zenws.client.messages.in     counter    data frames received
+	//	zenws.client.messages.out    counter    data frames sent
+	//	zenws.client.rate_limit.waits counter   frames that waited for the rate limiter
+	//	zenws.client.rate_limited    counter    frames the rate limiter refused
+	//	zenws.client.inbound.dropped counter    frames dropped by the inbound overflow policy
+	//	zenws.client.pending         gauge      requests waiting for a response
+	//	zenws.client.connected       gauge      1 while connected, else 0
+	//	zenws.client.request.duration histogram request round trips, seconds
+	MeterProvider metric.MeterProvider
+
+	// Handshake redirects (followed by package transport).
+
+	// FollowRedirects lets the handshake follow up to this many 3xx
+	// answers. Default 0: a redirect fails the dial with a
+	// *transport.RedirectError naming the status and the redacted
+	// Location, which is fatal (the client does not retry it); at most 10
+	// (transport.MaxFollowRedirects; more, or a negative count, is a
+	// *ConfigError). A followed redirect never goes from wss to ws and
+	// stays on the URL's origin (scheme, host and port) unless its host is
+	// in RedirectHosts. A request to another origin carries none of the
+	// client's credentials: its headers (WithHeaders), Authorization,
+	// Cookie, its subprotocols and Referer are removed.
+	FollowRedirects int
+	// RedirectHosts are other hosts (host name, or host:port) a followed
+	// redirect may reach, without credentials. Default none.
+	RedirectHosts []string
+
+	// Frame-level bounds (enforced by package transport). A frame header followed by
+	// silence, a message whose final frame never comes, or one in more
+	// frames (such as an endless stream of empty continuation frames)
+	// fails the connection with a *transport.ProtocolError (close 1008),
+	// even with the heartbeat off, and the client reconnects. The
+	// message's size is ReadLimit's.
+
+	// MessageTimeout bounds one inbound message (or control frame) still
+	// being received, from its first byte to its last. Default 0: 30 s
+	// (transport.DefaultMessageTimeout); else at least 10 ms.
+	MessageTimeout time.Duration
+	// MaxFragments bounds the frames one inbound message may come in.
+	// Default 0: 4096 (transport.DefaultMaxFragments); not negative.
+	MaxFragments int
 
 	// Life cycle (lifecycle.go).
-	StableAfter   time.Duration // WithStableAfter; default 10 s, at least 10 ms
-	HostDialRate  float64       // WithHostDialRate, dials a second per host; default 20, 0: off
-	HostDialBurst int           // WithHostDialRate, dials at once per host; default 20
+
+	// StableAfter is how long a connection must stay up to count as
+	// stable. Default 10 s; at least 10 ms (0 is a *ConfigError). Losing a
+	// stable connection redials at once, without a backoff wait, and
+	// starts the attempt count anew. A connection lost sooner (a venue
+	// that accepts and drops) carries the count on: each further attempt k
+	// waits the full-jitter backoff of step k, and after RetryCount
+	// attempts the client gives up, so its supervisor's restart budget
+	// engages.
+	StableAfter time.Duration
+	// HostDialRate and HostDialBurst set the dial pacer that all clients
+	// of one actor system share per host (the URL's host and port): at
+	// most HostDialBurst dials at once, then HostDialRate a second.
+	// Defaults 20 and 20; HostDialRate finite and not negative, 0 turning
+	// pacing off for this client; HostDialBurst at least 1 while pacing is
+	// on. A mass drop of many connections to one venue is spread out by
+	// it, while a single client's redial goes straight through. A client's
+	// first dial is not paced: it is the program starting the client, not
+	// a drop (bound those yourself, or with DialLimiter). Clients with
+	// different settings use different pacers. A venue's own connection
+	// limit is DialLimiter's job.
+	HostDialRate  float64
+	HostDialBurst int // see HostDialRate; default 20
 
 	// Secrets and recording bounds (secrets.go, record.go).
-	Secrets          []string // WithSecrets, values hidden from logs, errors, Health and recordings; default none
-	RecordQueue      int      // WithRecordQueue, frames waiting for the writer; default (0) 4096, not negative
-	RecordQueueBytes int64    // WithRecordQueue, and their bytes; default (0) 16 MiB, not negative
+
+	Secrets []string // WithSecrets, values hidden from logs, errors, Health and recordings; default none
+	// RecordQueue and RecordQueueBytes bound the frames waiting for the
+	// recorder's writer (to be redacted, encoded and written), in count
+	// and in bytes of the frames. Defaults (0) 4096 frames and 16 MiB;
+	// neither may be negative.
+	RecordQueue      int
+	RecordQueueBytes int64 // see RecordQueue; default (0) 16 MiB
 
 	// Operator's view (label.go).
+
 	Label string // WithLabel, names the client in Health and its log lines; default "", at most 64 bytes
 }
 
@@ -156,10 +285,9 @@ type StateChange struct {
 // Option sets one Config field.
 type Option func(*Config)
 
-// ErrInvalidConfig matches every *ConfigError.
-var ErrInvalidConfig = errors.New("zenws: invalid config")
-
-// ConfigError names the field that is wrong and why.
+// ConfigError names the field that is wrong and why. NewConfig, Spawn and
+// StartClient return one per bad field, joined with errors.Join: match with
+// errors.As(err, new(*ConfigError)).
 type ConfigError struct {
 	Field   string
 	Problem string
@@ -167,9 +295,6 @@ type ConfigError struct {
 
 // Error implements the error interface.
 func (e *ConfigError) Error() string { return "zenws: invalid config: " + e.Field + ": " + e.Problem }
-
-// Is makes errors.Is(err, ErrInvalidConfig) true.
-func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
 
 // NewConfig applies opts over the defaults and validates the result. All
 // problems are reported, each as a *ConfigError naming its field, joined
@@ -276,7 +401,7 @@ func (cfg Config) Validate() error {
 	if cfg.RatePolicy != RateWait && cfg.RatePolicy != RateReject {
 		bad("RatePolicy", fmt.Sprintf("unknown rate policy %d", int(cfg.RatePolicy)))
 	}
-	// Redirects and frame-level bounds (redirect.go, protocol.go).
+	// Redirects and frame-level bounds (package transport applies them).
 	if cfg.FollowRedirects < 0 || cfg.FollowRedirects > transport.MaxFollowRedirects {
 		bad("FollowRedirects", fmt.Sprintf("must be in [0, %d], got %d", transport.MaxFollowRedirects, cfg.FollowRedirects))
 	}
@@ -324,7 +449,7 @@ func WithRetryCount(n int) Option { return func(c *Config) { c.RetryCount = n } 
 // WithRetryDelay sets the backoff base. Attempt k waits a uniform random
 // time in [0, min(MaxBackoff, RetryDelay*2^(k-1))] ("full jitter"). Default
 // 1 s; at least 1 ms. The attempt count starts anew only
-// after a connection stayed up for StableAfter (see WithStableAfter), and
+// after a connection stayed up for Config.StableAfter, and
 // the first redial after losing such a connection does not wait.
 func WithRetryDelay(d time.Duration) Option { return func(c *Config) { c.RetryDelay = d } }
 
@@ -347,7 +472,7 @@ func WithRestoreSubscriptions(on bool) Option {
 func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }
 
 // WithHeartbeat selects the heartbeat kind and its interval. Default
-// HeartbeatPingPong every 30 s with 2 misses allowed (WithHeartbeatMisses),
+// HeartbeatPingPong every 30 s with 2 misses allowed (Config.HeartbeatMisses),
 // or the venue's heartbeat with WithVenue, so that a dead connection is found by
 // default; WithHeartbeat(HeartbeatDisabled, 0) turns heartbeats off. The
 // interval must be at least 10 ms unless disabled.
@@ -356,49 +481,15 @@ func WithHeartbeat(t HeartbeatType, interval time.Duration) Option {
 	return func(c *Config) { c.Heartbeat, c.HeartbeatInterval, c.heartbeatSet = t, interval, true }
 }
 
-// WithHeartbeatMisses sets how many heartbeats in a row may go unanswered
-// before the client reconnects. Default 2; at least 1.
-func WithHeartbeatMisses(n int) Option { return func(c *Config) { c.HeartbeatMisses = n } }
-
-// WithServerPingWindow sets, for HeartbeatBinance, the longest time without
-// a server ping before the client reconnects. Default 3 heartbeat intervals
-// (60 s for Binance's 20 s pings, Binance's own pong deadline); at least
-// 10 ms.
-func WithServerPingWindow(d time.Duration) Option {
-	return func(c *Config) { c.ServerPingWindow = d }
-}
-
 // WithReadLimit sets the largest inbound message in bytes. Default
 // 16 MiB (transport.DefaultReadLimit); positive. A longer message fails the connection
 // with close code 1009 and the client reconnects.
 func WithReadLimit(n int64) Option { return func(c *Config) { c.ReadLimit = n } }
 
-// WithWriteTimeout bounds each write. Default 10 s, at least
-// 10 ms; a write that takes longer means the peer is stalled, and the connection is closed and
-// re-dialled.
-func WithWriteTimeout(d time.Duration) Option { return func(c *Config) { c.WriteTimeout = d } }
-
-// WithSubprotocols offers WebSocket subprotocols in the handshake. Default
-// none.
-func WithSubprotocols(protos ...string) Option {
-	return func(c *Config) { c.Subprotocols = append([]string(nil), protos...) }
-}
-
 // WithTLSConfig sets the TLS configuration for wss URLs. Certificates are
 // verified by default (default nil: the system's roots); skipping verification takes an explicit
 // InsecureSkipVerify in the config you pass.
 func WithTLSConfig(t *tls.Config) Option { return func(c *Config) { c.TLSConfig = t } }
-
-// WithNetDial sets the function that opens TCP connections (a custom
-// resolver, socket options, a SOCKS dialer). Default: a net.Dialer with 15 s
-// keep-alive.
-func WithNetDial(fn func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
-	return func(c *Config) { c.NetDial = fn }
-}
-
-// WithLatencyBufferSize sets how many round-trip samples Health's p50/p99
-// are computed over. Default 100; at least 1, at most 65,536.
-func WithLatencyBufferSize(n int) Option { return func(c *Config) { c.LatencyBufferSize = n } }
 
 // WithInboundQueue bounds the messages waiting between the client and its
 // handler or subscriber, in count (size, default 4096, at least 1) and in
@@ -417,10 +508,6 @@ func WithInboundQueue(size int, bytes int64, policy OverflowPolicy) Option {
 		c.InboundQueueBytes, c.Overflow = bytes, policy
 	}
 }
-
-// WithCloseWait bounds how long Close waits for the client to stop and its
-// goroutines (reader, handler) to end. Default 5 s; at least 1 ms.
-func WithCloseWait(d time.Duration) Option { return func(c *Config) { c.CloseWait = d } }
 
 // WithLogger sets the zap logger. Default: no logging. Secrets (header
 // values, URL query values) are never logged.

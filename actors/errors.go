@@ -30,7 +30,7 @@ var (
 // failure reason and can restart the client; a client started with Connect
 // stops.
 type GiveUpError struct {
-	Attempts int   // dial attempts made since the last stable connection (see WithStableAfter)
+	Attempts int   // dial attempts made since the last stable connection (see Config.StableAfter)
 	Last     error // the last attempt's error
 
 	// FirstConnect: the client never became connected since it started

@@ -60,7 +60,7 @@ func ExampleWithHeartbeat() {
 
 	c, err := actors.Connect(context.Background(), sys, srv.URL(),
 		actors.WithHeartbeat(actors.HeartbeatPingPong, 20*time.Millisecond),
-		actors.WithHeartbeatMisses(2))
+		func(c *actors.Config) { c.HeartbeatMisses = 3 }) // no option of its own: default 2
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -107,4 +107,50 @@ func ExampleNewConfig() {
 	// Output:
 	// zenws: invalid config: URL: transport: bad URL: scheme "http" (want ws or wss)
 	// zenws: invalid config: MaxBackoff: must be >= RetryDelay (1s), got 1ms
+}
+
+// A setting without an option of its own (docs/client.md, "Settings
+// without an option") is a Config field: set it with an option literal,
+// or on the Config NewConfig returns before Spawn.
+func ExampleConfig() {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
+	defer sys.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// An option literal, beside the options that have a name.
+	c, err := actors.Connect(ctx, sys, srv.URL(),
+		actors.WithRetryCount(5),
+		func(c *actors.Config) { c.WriteTimeout, c.CloseWait = 2*time.Second, time.Second })
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(c.State())
+	_ = c.Close()
+
+	// The Config route: build, edit, spawn. Spawn validates again.
+	cfg, err := actors.NewConfig(srv.URL(), actors.WithRetryCount(5))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cfg.StableAfter = 0
+	if _, err := actors.Spawn(sys.Root, cfg); err != nil {
+		fmt.Println(err)
+	}
+	cfg.StableAfter = 30 * time.Second
+	c, err = actors.Spawn(sys.Root, cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	fmt.Println(c.WaitConnected(ctx), c.State())
+	// Output:
+	// connected
+	// zenws: invalid config: StableAfter: must be at least 10ms, got 0s
+	// <nil> connected
 }

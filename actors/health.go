@@ -58,7 +58,7 @@ type Health struct {
 
 	// Recording (issue 12, record.go).
 	RecordsDropped uint64 // frames not recorded: the recorder's queue was full, or the recording stopped
-	RecordError    error  // why the recording stopped (a write error, ErrRecorderPanic); nil while it runs
+	RecordError    error  // why the recording stopped (a write error, a *PanicError from the writer); nil while it runs
 
 	// What an operator asks first (issue 13): where, which, since when,
 	// and while reconnecting how far along.

@@ -116,7 +116,7 @@ func TestHealthWhileReconnecting(t *testing.T) {
 	defer srv.Close()
 	sys := newSystem(t)
 	c := connect(t, sys, srv.URL(), actors.WithRetryCount(50), actors.WithTimeout(2*time.Second),
-		actors.WithRetryDelay(300*time.Millisecond), actors.WithMaxBackoff(300*time.Millisecond), actors.WithStableAfter(actors.MinStableAfter))
+		actors.WithRetryDelay(300*time.Millisecond), actors.WithMaxBackoff(300*time.Millisecond), func(c *actors.Config) { c.StableAfter = actors.MinStableAfter })
 	updates := watchHealth(t, sys, c)
 	waitServerConn(t, srv)
 	srv.RefuseHandshakes(503)

@@ -27,7 +27,7 @@ func TestPingPongMeasuresRealRoundTrips(t *testing.T) {
 func TestPingPongDetectsHalfOpenConnection(t *testing.T) {
 	srv := wstest.NewServer()
 	defer srv.Close()
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithHeartbeat(actors.HeartbeatPingPong, 50*time.Millisecond), actors.WithHeartbeatMisses(2))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithHeartbeat(actors.HeartbeatPingPong, 50*time.Millisecond), func(c *actors.Config) { c.HeartbeatMisses = 2 })...)
 	conns, _ := srv.WaitConns(ctxT(t, time.Second), 1)
 	conns[0].Stall()
 	eventually(t, 5*time.Second, "a new connection after the stall", func() bool {
@@ -98,7 +98,7 @@ func TestDeribitDetectsHalfOpenConnection(t *testing.T) {
 func TestBinanceWatchesServerPings(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithServerPings(20 * time.Millisecond))
 	defer srv.Close()
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithHeartbeat(actors.HeartbeatBinance, 20*time.Millisecond), actors.WithServerPingWindow(300*time.Millisecond))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithHeartbeat(actors.HeartbeatBinance, 20*time.Millisecond), func(c *actors.Config) { c.ServerPingWindow = 300 * time.Millisecond })...)
 	conns, _ := srv.WaitConns(ctxT(t, time.Second), 1)
 	eventually(t, 5*time.Second, "pongs to the server's pings", func() bool { return conns[0].PongsReceived() >= 5 })
 	if h := c.Health(); h.Generation != 1 || h.LastHeartbeat.IsZero() {

@@ -25,7 +25,7 @@ func fast(opts ...actors.Option) []actors.Option {
 		actors.WithTimeout(2 * time.Second),
 		// Tests drop connections soon after connecting and expect a
 		// redial each time: those connections count as stable.
-		actors.WithStableAfter(actors.MinStableAfter),
+		func(c *actors.Config) { c.StableAfter = actors.MinStableAfter },
 	}, opts...)
 }
 

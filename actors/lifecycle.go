@@ -38,42 +38,20 @@ const (
 // that can never send (a 1 ns write timeout).
 const (
 	minTimeout           = 10 * time.Millisecond // WithTimeout
-	minWriteTimeout      = 10 * time.Millisecond // WithWriteTimeout
+	minWriteTimeout      = 10 * time.Millisecond // Config.WriteTimeout
 	minRequestTimeout    = time.Millisecond      // WithRequestTimeout
 	minRetryDelay        = time.Millisecond      // WithRetryDelay
-	minHeartbeatInterval = 10 * time.Millisecond // WithHeartbeat (and WithServerPingWindow)
+	minHeartbeatInterval = 10 * time.Millisecond // WithHeartbeat (and Config.ServerPingWindow)
 	minMaxConnectionAge  = time.Second           // WithMaxConnectionAge (when not 0)
-	minStableAfter       = 10 * time.Millisecond // WithStableAfter
-	minCloseWait         = time.Millisecond      // WithCloseWait
+	minStableAfter       = 10 * time.Millisecond // Config.StableAfter
+	minCloseWait         = time.Millisecond      // Config.CloseWait
+	minMessageTimeout    = 10 * time.Millisecond // Config.MessageTimeout (when not 0)
 )
-
-// WithStableAfter sets how long a connection must stay up to count as
-// stable (default 10 s, at least 10 ms). Losing a stable connection
-// redials at once, without a backoff wait, and starts the attempt count
-// anew. A connection lost sooner (a venue that accepts and drops) carries
-// the count on: each further attempt k waits the full-jitter backoff of
-// step k, and after RetryCount attempts the client gives up, so its
-// supervisor's restart budget engages.
-func WithStableAfter(d time.Duration) Option { return func(c *Config) { c.StableAfter = d } }
 
 // attemptsSpent reports whether the current healing episode has made every
 // dial RetryCount allows; never with RetryForever.
 func (a *clientActor) attemptsSpent() bool {
 	return a.cfg.RetryCount != RetryForever && a.attempts >= a.limit
-}
-
-// WithHostDialRate sets the dial pacer that all clients of one actor
-// system share per host (the URL's host and port): at most burst dials at
-// once, then perSecond a second (default 20 and 20; perSecond not negative,
-// burst at least 1 while pacing is on). A mass drop of many
-// connections to one venue is spread out by it, while a single client's
-// redial goes straight through. A client's first dial is not paced: it is
-// the program starting the client, not a drop (bound those yourself, or
-// with WithDialLimiter). perSecond 0 turns pacing off for this
-// client. Clients with different settings use different pacers. A
-// venue's own connection limit is WithDialLimiter's job.
-func WithHostDialRate(perSecond float64, burst int) Option {
-	return func(c *Config) { c.HostDialRate, c.HostDialBurst = perSecond, burst }
 }
 
 // ErrNilContext is returned by every method that takes a context when it

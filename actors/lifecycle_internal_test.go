@@ -32,9 +32,9 @@ func TestHostPacerIsPerSystemAndHost(t *testing.T) {
 		t.Fatal("two actor systems share a pacer")
 	case hostPacer(sys1, cfg("ws://venue.example:9001/a")) == a:
 		t.Fatal("two ports share a pacer")
-	case hostPacer(sys1, cfg("ws://venue.example:9000/a", WithHostDialRate(5, 1))) == a:
+	case hostPacer(sys1, cfg("ws://venue.example:9000/a", func(c *Config) { c.HostDialRate, c.HostDialBurst = 5, 1 })) == a:
 		t.Fatal("different settings share a pacer")
-	case hostPacer(sys1, cfg("ws://venue.example:9000/a", WithHostDialRate(0, 0))) != nil:
+	case hostPacer(sys1, cfg("ws://venue.example:9000/a", func(c *Config) { c.HostDialRate, c.HostDialBurst = 0, 0 })) != nil:
 		t.Fatal("pacing off still paced")
 	}
 	if b := a.Buckets(); len(b) != 1 || b[0].Rate != defaultHostDialRate || b[0].Burst != defaultHostDialBurst {

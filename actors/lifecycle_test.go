@@ -35,7 +35,7 @@ func TestAcceptThenDropClimbsTheLadderAndGivesUp(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := actors.Connect(ctxT(t, 10*time.Second), sys, venue.URL(), fast(actors.WithRetryCount(retries), actors.WithHostDialRate(0, 0), actors.WithStableAfter(time.Second))...)
+			c, err := actors.Connect(ctxT(t, 10*time.Second), sys, venue.URL(), fast(actors.WithRetryCount(retries), func(c *actors.Config) { c.HostDialRate, c.HostDialBurst = 0, 0 }, func(c *actors.Config) { c.StableAfter = time.Second })...)
 			if err != nil {
 				return // it may already have been dropped during Connect's wait
 			}
@@ -70,7 +70,7 @@ func TestUpgradeThenCloseIsBounded(t *testing.T) {
 	venue := testutil.NewFlappy(t, 0)
 	sys := newSystem(t)
 	start := time.Now()
-	c, err := actors.Connect(ctxT(t, 5*time.Second), sys, venue.URL(), fast(actors.WithStableAfter(time.Second))...)
+	c, err := actors.Connect(ctxT(t, 5*time.Second), sys, venue.URL(), fast(func(c *actors.Config) { c.StableAfter = time.Second })...)
 	if err == nil {
 		defer func() { _ = c.Close() }()
 	}
@@ -90,7 +90,7 @@ func TestStableConnectionIsRedialledAtOnce(t *testing.T) {
 	defer srv.Close()
 	sys := newSystem(t)
 	c := connect(t, sys, srv.URL(), actors.WithRetryDelay(10*time.Second), actors.WithMaxBackoff(time.Minute),
-		actors.WithStableAfter(50*time.Millisecond))
+		func(c *actors.Config) { c.StableAfter = 50 * time.Millisecond })
 	var took []time.Duration
 	for i := range 10 {
 		waitServerConn(t, srv)
@@ -118,7 +118,7 @@ func TestUnstableConnectionWaitsItsBackoff(t *testing.T) {
 	defer srv.Close()
 	sys := newSystem(t)
 	c := connect(t, sys, srv.URL(), actors.WithRetryDelay(time.Minute), actors.WithMaxBackoff(time.Minute),
-		actors.WithStableAfter(time.Hour), actors.WithRetryCount(5))
+		func(c *actors.Config) { c.StableAfter = time.Hour }, actors.WithRetryCount(5))
 	waitServerConn(t, srv)
 	// A wait of U[0, 1 min]: a redial within 300 ms has a 0.5% chance;
 	// try twice, so that a false failure needs two such draws.
@@ -144,7 +144,7 @@ func TestHostPacerSpreadsAMassDrop(t *testing.T) {
 	defer srv.Close()
 	sys := newSystem(t)
 	const clients, rate, burst = 200, 100, 20
-	opts := []actors.Option{actors.WithHostDialRate(rate, burst), actors.WithStableAfter(10 * time.Millisecond),
+	opts := []actors.Option{func(c *actors.Config) { c.HostDialRate, c.HostDialBurst = rate, burst }, func(c *actors.Config) { c.StableAfter = 10 * time.Millisecond },
 		actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.WithTimeout(5 * time.Second)}
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
@@ -279,8 +279,10 @@ func TestPanickingDialectDuringRestoreIsAFailedRestore(t *testing.T) {
 	defer srv.Close()
 	armed := new(atomic.Bool)
 	failed := make(chan error, 1)
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(testutil.PanickyDialect{Armed: armed}),
-		actors.WithOnRestoreFailed(func(_ *actor.PID, _ []string, err error) { failed <- err }))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(func(c *actors.Config) { c.Dialect = testutil.PanickyDialect{Armed: armed} },
+		func(c *actors.Config) {
+			c.OnRestoreFailed = func(_ *actor.PID, _ []string, err error) { failed <- err }
+		})...)
 	if err := c.Subscribe(ctxT(t, 2*time.Second), "ticker.BTC"); err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +309,7 @@ func TestPanickingDialectInSubscribeIsAnError(t *testing.T) {
 	defer srv.Close()
 	armed := new(atomic.Bool)
 	armed.Store(true)
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithDialect(testutil.PanickyDialect{Armed: armed}))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(func(c *actors.Config) { c.Dialect = testutil.PanickyDialect{Armed: armed} })...)
 	check := func(err error) {
 		t.Helper()
 		var pe *actors.PanicError
@@ -335,10 +337,12 @@ func TestPanickingNetDialIsAFailedAttempt(t *testing.T) {
 	defer srv.Close()
 	calls := new(atomic.Int32)
 	_, err := actors.Connect(ctxT(t, 5*time.Second), newSystem(t), srv.URL(), fast(actors.WithRetryCount(1),
-		actors.WithNetDial(func(context.Context, string, string) (net.Conn, error) {
-			calls.Add(1)
-			panic("dialer bug")
-		}))...)
+		func(c *actors.Config) {
+			c.NetDial = func(context.Context, string, string) (net.Conn, error) {
+				calls.Add(1)
+				panic("dialer bug")
+			}
+		})...)
 	var pe *actors.PanicError
 	var gu *actors.GiveUpError
 	if !errors.As(err, &gu) || !errors.As(err, &pe) || pe.Where != "NetDial" || calls.Load() != 2 {

@@ -79,7 +79,7 @@ func TestLostConnectionAndFailedAttemptsAreWarn(t *testing.T) {
 	// Attempts wait at least 1 s apart on average, so the per-second limit
 	// lets more than one attempt line through.
 	c := connect(t, newSystem(t), srv.URL(), actors.WithLogger(log), actors.WithRetryCount(20),
-		actors.WithRetryDelay(time.Second), actors.WithMaxBackoff(time.Second), actors.WithStableAfter(actors.MinStableAfter))
+		actors.WithRetryDelay(time.Second), actors.WithMaxBackoff(time.Second), func(c *actors.Config) { c.StableAfter = actors.MinStableAfter })
 	waitServerConn(t, srv)
 	srv.RefuseHandshakes(503)
 	srv.DropAll()
@@ -107,7 +107,7 @@ func TestConnectionWarningsAreRateLimitedPerClient(t *testing.T) {
 	log, logs := observed(zap.DebugLevel)
 	cfg, err := actors.NewConfig(venue.URL(), actors.WithLogger(log), actors.WithRetryCount(100000),
 		actors.WithRetryDelay(time.Millisecond), actors.WithMaxBackoff(5*time.Millisecond),
-		actors.WithStableAfter(time.Second), actors.WithHostDialRate(0, 0))
+		func(c *actors.Config) { c.StableAfter = time.Second }, func(c *actors.Config) { c.HostDialRate, c.HostDialBurst = 0, 0 })
 	if err != nil {
 		t.Fatal(err)
 	}

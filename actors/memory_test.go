@@ -23,7 +23,7 @@ func TestBlockingHandlerMemoryIsBounded(t *testing.T) {
 	defer close(block)
 	const queue, n, size = 1024, 40_000, 1024
 	c := connect(t, newSystem(t), srv.URL(),
-		actors.WithInboundQueue(queue, 0, actors.DropNewest), actors.WithCloseWait(200*time.Millisecond),
+		actors.WithInboundQueue(queue, 0, actors.DropNewest), func(c *actors.Config) { c.CloseWait = 200 * time.Millisecond },
 		actors.WithHandler(func(actors.Inbound) { <-block }))
 	conns, err := srv.WaitConns(ctxT(t, 5*time.Second), 1)
 	if err != nil {

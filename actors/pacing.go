@@ -61,14 +61,6 @@ func WithRateLimiter(l *ratelimit.Limiter, p RatePolicy) Option {
 	return func(c *Config) { c.RateLimiter, c.RatePolicy, c.rateLimiterSet = l, p, true }
 }
 
-// WithDialLimiter makes every connection attempt (first connect, reconnects,
-// restarts) wait for a token of l before dialling. Share one limiter
-// between every client that dials from the same IP, for example
-// ratelimit.BinanceConnections, so that a reconnect storm of a whole pool
-// stays within the venue's connection limit. Default none (the host dial
-// pacer of WithHostDialRate still applies).
-func WithDialLimiter(l *ratelimit.Limiter) Option { return func(c *Config) { c.DialLimiter = l } }
-
 // pace says how the rate limiter treats a frame.
 type pace uint8
 

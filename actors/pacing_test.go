@@ -141,7 +141,7 @@ func TestDialLimiterPacesAPoolsReconnects(t *testing.T) {
 	dl := ratelimit.Simple(10, 3) // 3 at once, then one every 100 ms
 	var cs []*actors.Client
 	for i := 0; i < 3; i++ {
-		cs = append(cs, connect(t, sys, srv.URL(), fast(actors.WithDialLimiter(dl), actors.WithRetryCount(20))...))
+		cs = append(cs, connect(t, sys, srv.URL(), fast(func(c *actors.Config) { c.DialLimiter = dl }, actors.WithRetryCount(20))...))
 	}
 	ctx := ctxT(t, 10*time.Second)
 	if _, err := srv.WaitConns(ctx, 3); err != nil {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,14 +40,10 @@ const (
 	recordCloseWait = time.Second
 )
 
-// ErrRecorderPanic matches the error a recording stops with when its
-// writer panics (Health.RecordError).
-var ErrRecorderPanic = errors.New("zenws: the recorder's writer panicked")
-
 // WithRecorder records every inbound and outbound data frame to w as JSONL
 // (one record.Record per line; read it with package actors/record), with secrets redacted (see redact rules below).
 // The connection never waits for w: frames are copied into a queue
-// (bounded, see WithRecordQueue) for a writer goroutine that redacts them,
+// (bounded, see Config.RecordQueue) for a writer goroutine that redacts them,
 // encodes them and writes them through a 64 KiB buffer, flushed whenever
 // the queue runs empty and when the client stops (waiting at most
 // 1 s, or half of CloseWait when that is shorter); the redaction never runs on the connection's reader or
@@ -87,13 +82,6 @@ func WithRecorder(w io.Writer) Option { return func(c *Config) { c.Recorder = w 
 // client closes it when it stops. Default none; the directory must exist;
 // not together with WithRecorder. See WithRecorder.
 func WithRecordFile(path string) Option { return func(c *Config) { c.RecordFile = path } }
-
-// WithRecordQueue bounds the frames waiting for the recorder's writer (to
-// be redacted, encoded and written), in count and in bytes of the frames. Defaults 4096 frames
-// and 16 MiB; 0 keeps a default; neither may be negative.
-func WithRecordQueue(records int, bytes int64) Option {
-	return func(c *Config) { c.RecordQueue, c.RecordQueueBytes = records, bytes }
-}
 
 // recorder queues encoded records for a writer goroutine (started on the
 // first record). The reader, the writers and the actor enqueue; nothing
@@ -299,12 +287,12 @@ func (r *recorder) run() {
 	}
 }
 
-// write and flush call the user's writer; a panic there becomes an error
-// wrapping ErrRecorderPanic.
+// write and flush call the user's writer; a panic there becomes a
+// *PanicError (Where "recorder"), as in all user code.
 func (r *recorder) write(bw *bufio.Writer, line []byte) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v", ErrRecorderPanic, p)
+			err = &PanicError{Where: "recorder", Value: p}
 		}
 	}()
 	_, err = bw.Write(line)
@@ -314,7 +302,7 @@ func (r *recorder) write(bw *bufio.Writer, line []byte) (err error) {
 func (r *recorder) flush(bw *bufio.Writer) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v", ErrRecorderPanic, p)
+			err = &PanicError{Where: "recorder", Value: p}
 		}
 	}()
 	return bw.Flush()

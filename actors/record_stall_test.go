@@ -38,7 +38,7 @@ func TestStalledRecorderNeverBlocksTheConnection(t *testing.T) {
 	defer w.free()
 	box := newInbox()
 	c := connect(t, newSystem(t), srv.URL(), fast(
-		actors.WithRecorder(w), actors.WithRecordQueue(64, 1<<20), actors.WithHandler(box.handle),
+		actors.WithRecorder(w), func(c *actors.Config) { c.RecordQueue, c.RecordQueueBytes = 64, 1<<20 }, actors.WithHandler(box.handle),
 		actors.WithHeartbeat(actors.HeartbeatPingPong, 100*time.Millisecond))...)
 	before := runtime.NumGoroutine()
 	payload := bytes.Repeat([]byte("x"), 1024)
@@ -74,7 +74,7 @@ func TestRecorderGapRecord(t *testing.T) {
 	defer srv.Close()
 	w := &gateWriter{stall: &stallWriter{release: make(chan struct{})}}
 	box := newInbox()
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithRecorder(w), actors.WithRecordQueue(4, 1<<20), actors.WithHandler(box.handle))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithRecorder(w), func(c *actors.Config) { c.RecordQueue, c.RecordQueueBytes = 4, 1<<20 }, actors.WithHandler(box.handle))...)
 	for i := 0; i < 50; i++ {
 		if err := c.Send(ctxT(t, time.Second), []byte("m")); err != nil {
 			t.Fatal(err)
@@ -123,7 +123,7 @@ func (panicWriter) Write([]byte) (int, error) { panic("recorder writer exploded"
 
 // Issue 12 item 14 (recorder part): a writer that panics ended the process
 // (exit 2). Now the panic is recovered in the writer goroutine, logged,
-// the recording stops with an error wrapping ErrRecorderPanic in
+// the recording stops with an error that is a *PanicError in
 // Health.RecordError, and the client carries on.
 func TestPanickingRecorderStopsOnlyTheRecording(t *testing.T) {
 	srv := wstest.NewServer()
@@ -139,7 +139,7 @@ func TestPanickingRecorderStopsOnlyTheRecording(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "the recording error in Health", func() bool { return c.Health().RecordError != nil })
 	h := c.Health()
-	if !errors.Is(h.RecordError, actors.ErrRecorderPanic) || h.State != actors.StateConnected {
+	if !errors.As(h.RecordError, new(*actors.PanicError)) || h.State != actors.StateConnected {
 		t.Fatalf("Health: RecordError %v, state %v", h.RecordError, h.State)
 	}
 	if logs.FilterMessageSnippet("recording stopped").Len() != 1 {
@@ -149,7 +149,7 @@ func TestPanickingRecorderStopsOnlyTheRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	box.next(t)
-	if err := c.Close(); !errors.Is(err, actors.ErrRecorderPanic) && err != nil {
+	if err := c.Close(); !errors.As(err, new(*actors.PanicError)) && err != nil {
 		t.Logf("Close: %v", err)
 	}
 }

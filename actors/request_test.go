@@ -305,7 +305,7 @@ func TestErrorNullIsSuccessAndExpiredContextIsTimeout(t *testing.T) {
 func TestCloseDuringRestoreDoesNotHang(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithDeribit())
 	defer srv.Close()
-	c, err := actors.Connect(ctxT(t, 5*time.Second), newSystem(t), srv.URL(), fast(actors.WithCloseWait(3*time.Second))...)
+	c, err := actors.Connect(ctxT(t, 5*time.Second), newSystem(t), srv.URL(), fast(func(c *actors.Config) { c.CloseWait = 3 * time.Second })...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
@@ -75,9 +74,6 @@ func (s *Setup) Client() *Client {
 	c.d.Store(s.d)
 	return c
 }
-
-// PID is the client actor's PID.
-func (s *Setup) PID() *actor.PID { return s.d.pid }
 
 // Generation is the connection's generation (Health.Generation once it is
 // published).

@@ -49,7 +49,7 @@ type HeartbeatType int
 //   - HeartbeatBinance: the server pings (Binance: every 20 s) and
 //     coder/websocket answers with the same payload. The client watches those
 //     pings and reconnects when none arrives for longer than the server-ping
-//     window (WithServerPingWindow, default 3 intervals).
+//     window (Config.ServerPingWindow, default 3 intervals).
 const (
 	HeartbeatDisabled HeartbeatType = iota
 	HeartbeatPingPong

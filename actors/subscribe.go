@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/venue"
@@ -16,20 +15,6 @@ import (
 
 // The subscription types are the venue package's (actors/venue), so that a
 // venue package can implement a Dialect without importing the client.
-
-// WithDialect selects how subscriptions are spelled, over the venue's
-// (WithVenue). Implement venue.Dialect to add a venue's spelling, or give
-// the client a whole venue with WithVenue. Default: the venue's, or
-// Deribit's (package actors/venue/deribit) without a venue.
-func WithDialect(d venue.Dialect) Option { return func(c *Config) { c.Dialect = d } }
-
-// WithOnRestoreFailed calls fn when re-subscribing after a reconnect fails
-// (the client is connected anyway; the channels stay in the set and are
-// tried again after the next reconnect). It runs in order with inbound
-// deliveries; a panic is logged. Default none.
-func WithOnRestoreFailed(fn func(client *actor.PID, channels []string, err error)) Option {
-	return func(c *Config) { c.OnRestoreFailed = fn }
-}
 
 // Subscribe adds channels to the client's wanted set at once, whatever
 // the connection state, and waits until the venue has answered for each

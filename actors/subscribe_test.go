@@ -96,9 +96,11 @@ func TestRestoreFailureIsReported(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithDeribit())
 	defer srv.Close()
 	failed := make(chan []string, 1)
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithOnRestoreFailed(func(_ *actor.PID, chs []string, err error) {
-		failed <- chs
-	}))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(func(c *actors.Config) {
+		c.OnRestoreFailed = func(_ *actor.PID, chs []string, err error) {
+			failed <- chs
+		}
+	})...)
 	if err := c.Subscribe(ctxT(t, 2*time.Second), "ticker.X"); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +130,7 @@ func TestBinanceDialect(t *testing.T) {
 		return nil, nil
 	}))
 	defer srv.Close()
-	c := connect(t, newSystem(t), srv.URL(), actors.WithDialect(binance.Dialect{}))
+	c := connect(t, newSystem(t), srv.URL(), func(c *actors.Config) { c.Dialect = binance.Dialect{} })
 	if err := c.Subscribe(ctxT(t, 2*time.Second), "btcusdt@trade", "btcusdt@depth"); err != nil {
 		t.Fatal(err)
 	}

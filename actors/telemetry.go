@@ -14,30 +14,6 @@ import (
 	"github.com/zenws/zenws/internal/sysreg"
 )
 
-// WithMeterProvider turns on OpenTelemetry metrics for the client, on mp's
-// meter "github.com/zenws/zenws/actors". Off by default. The observed
-// instruments carry the attribute zenws.client (the client's PID id) and
-// stop being reported when the client stops; the request histogram is one
-// for all clients of the provider (a series per client would live as long
-// as the process):
-//
-//	zenws.client.connects        counter    successful connections (the generation)
-//	zenws.client.reconnects      counter    lost connections the client set out to heal
-//	zenws.client.restarts        counter    restarts by a supervisor
-//	zenws.client.rotations       counter    planned rotations
-//	zenws.client.notifications   counter    subscription notifications received
-//	zenws.client.messages.in     counter    data frames received
-//	zenws.client.messages.out    counter    data frames sent
-//	zenws.client.rate_limit.waits counter   frames that waited for the rate limiter
-//	zenws.client.rate_limited    counter    frames the rate limiter refused
-//	zenws.client.inbound.dropped counter    frames dropped by the inbound overflow policy
-//	zenws.client.pending         gauge      requests waiting for a response
-//	zenws.client.connected       gauge      1 while connected, else 0
-//	zenws.client.request.duration histogram request round trips, seconds
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(c *Config) { c.MeterProvider = mp }
-}
-
 // instruments are one meter provider's instruments, shared by its clients.
 type instruments struct {
 	meter                                   metric.Meter

@@ -18,7 +18,7 @@ func TestMetricsThroughAMeterProvider(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer func() { _ = mp.Shutdown(context.Background()) }()
-	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithMeterProvider(mp))...)
+	c := connect(t, newSystem(t), srv.URL(), fast(func(c *actors.Config) { c.MeterProvider = mp })...)
 	ctx := ctxT(t, 5*time.Second)
 	for i := 0; i < 3; i++ {
 		if _, err := c.Call(ctx, "public/get_time", nil); err != nil {

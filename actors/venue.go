@@ -15,7 +15,7 @@ import (
 
 // WithVenue gives the client a venue's protocol knowledge (package
 // actors/venue; actors/venue/deribit and actors/venue/binance come with
-// zenws): its subscription dialect (unless WithDialect names another), its
+// zenws): its subscription dialect (unless Config.Dialect names another), its
 // classification of frames (notifications that are not JSON-RPC, such as
 // Binance's combined streams; maintenance notices, on which the client
 // rotates ahead of time), and its rate limiter (unless WithRateLimiter
@@ -39,7 +39,7 @@ func (c *Config) prober() venue.Prober {
 	return defaultVenue
 }
 
-// dialect is the client's subscription dialect: WithDialect's, else the
+// dialect is the client's subscription dialect: Config.Dialect, else the
 // venue's, else the default.
 func (c *Config) dialect() venue.Dialect {
 	switch {

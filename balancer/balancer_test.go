@@ -337,7 +337,7 @@ func TestDiscoveryWithDeadUnknownAndRemotePIDs(t *testing.T) {
 func TestStoppedClientLeavesAndHalfOpenIsNotPicked(t *testing.T) {
 	// Misses never add up to a reconnect: the stalled client stays stalled
 	// (and not eligible) for the whole test.
-	p := newPool(t, 3, nil, actors.WithHeartbeat(actors.HeartbeatPingPong, 100*time.Millisecond), actors.WithHeartbeatMisses(1000))
+	p := newPool(t, 3, nil, actors.WithHeartbeat(actors.HeartbeatPingPong, 100*time.Millisecond), func(c *actors.Config) { c.HeartbeatMisses = 1000 })
 	b := p.balancer(t)
 	_ = p.clients[2].Close()
 	testutil.Eventually(t, 5*time.Second, "the stopped client left the table", func() bool { return len(b.PoolHealth()) == 2 })

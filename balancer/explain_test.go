@@ -25,7 +25,7 @@ func entry(b *balancer.Balancer, p *pool, i int) (balancer.ClientHealth, bool) {
 // figure they compete on.
 func TestPoolHealthSaysWhyNotPicked(t *testing.T) {
 	// Misses never add up to a reconnect: the stalled client stays stalled.
-	p := newPool(t, 3, nil, actors.WithHeartbeat(actors.HeartbeatPingPong, 100*time.Millisecond), actors.WithHeartbeatMisses(1000))
+	p := newPool(t, 3, nil, actors.WithHeartbeat(actors.HeartbeatPingPong, 100*time.Millisecond), func(c *actors.Config) { c.HeartbeatMisses = 1000 })
 	b := p.balancer(t)
 	if s := b.Stats().Strategy; s != balancer.PeakEWMA.String() {
 		t.Fatalf("Stats().Strategy %q, want %q", s, balancer.PeakEWMA)

@@ -24,7 +24,7 @@ func TestAcceptThenDropSpendsTheRestartBudget(t *testing.T) {
 	const budget, retries = 2, 2
 	s := start(t, sys, supervision.WithRestartBudget(budget, time.Minute))
 	c, err := s.StartClient(ctxT(t, 5*time.Second), venue.URL(), actors.WithRetryDelay(10*time.Millisecond),
-		actors.WithMaxBackoff(50*time.Millisecond), actors.WithRetryCount(retries), actors.WithStableAfter(time.Second))
+		actors.WithMaxBackoff(50*time.Millisecond), actors.WithRetryCount(retries), func(c *actors.Config) { c.StableAfter = time.Second })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func WithSupervisorIntensity(maxRestarts int, within time.Duration) Option {
 
 // WithStopWait bounds how long Stop waits for the supervisor and every
 // client's goroutines (default 10 s). StopClient is bounded by the client's
-// own actors.WithCloseWait.
+// own actors.Config.CloseWait.
 func WithStopWait(d time.Duration) Option { return func(o *options) { o.stopWait = d } }
 
 // WithLogger sets the supervisor's zap logger (default: none).

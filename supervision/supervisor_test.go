@@ -89,7 +89,7 @@ func TestStartClientFailureLeavesNoChild(t *testing.T) {
 		t.Fatalf("StartClient against a silent server = %v, want the context's error", err)
 	}
 
-	if _, err := s.StartClient(context.Background(), "http://bad"); !errors.Is(err, actors.ErrInvalidConfig) {
+	if _, err := s.StartClient(context.Background(), "http://bad"); !errors.As(err, new(*actors.ConfigError)) {
 		t.Fatalf("StartClient(bad url) = %v", err)
 	}
 	eventually(t, 2*time.Second, "no child left", func() bool { return len(s.ListClients()) == 0 })

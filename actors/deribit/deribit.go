@@ -287,15 +287,15 @@ func (s *Session) connectHook(ctx context.Context, setup *actors.Setup) error {
 		s.mu.Unlock()
 		return actors.Fatal(errors.New("zenws/deribit: session closed"))
 	case s.owner == nil:
-		s.owner, s.client = setup.PID(), setup.Client()
-	case !s.owner.Equal(setup.PID()):
+		s.owner, s.client = setup.Client().PID(), setup.Client()
+	case !s.owner.Equal(setup.Client().PID()):
 		s.mu.Unlock()
-		return actors.Fatal(fmt.Errorf("zenws/deribit: session belongs to client %s, not %s: create one Session per client", pidname.String(s.owner), pidname.String(setup.PID())))
+		return actors.Fatal(fmt.Errorf("zenws/deribit: session belongs to client %s, not %s: create one Session per client", pidname.String(s.owner), pidname.String(setup.Client().PID())))
 	}
 	s.mu.Unlock()
 	if s.cfg.ClientID != "" {
 		// Debug lines name the grant and the connection, never a credential or token.
-		s.log.Debug("authenticating", pidname.Field("client", setup.PID()), zap.Uint64("generation", setup.Generation()), zap.Stringer("grant", s.cfg.Grant))
+		s.log.Debug("authenticating", pidname.Field("client", setup.Client().PID()), zap.Uint64("generation", setup.Generation()), zap.Stringer("grant", s.cfg.Grant))
 		res, err := setup.Call(ctx, "public/auth", s.credentials())
 		if err != nil {
 			var rpc *actors.RPCError
@@ -380,7 +380,7 @@ func (s *Session) store(setup *actors.Setup, res json.RawMessage) error {
 	}
 	ca.setup, ca.access, ca.refresh, ca.expires = setup, r.AccessToken, r.RefreshToken, time.Now().Add(life)
 	s.scheduleLocked(gen, ca, refresh)
-	s.log.Debug("authenticated", pidname.Field("client", setup.PID()), zap.Uint64("generation", gen),
+	s.log.Debug("authenticated", pidname.Field("client", setup.Client().PID()), zap.Uint64("generation", gen),
 		zap.Duration("token_life", life), zap.Duration("refresh_in", refresh), zap.Bool("refresh_token", r.RefreshToken != ""))
 	return nil
 }
@@ -436,7 +436,7 @@ func (s *Session) renew(gen uint64) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	log := s.log.With(pidname.Field("client", setup.PID()), zap.Uint64("generation", gen))
+	log := s.log.With(pidname.Field("client", setup.Client().PID()), zap.Uint64("generation", gen))
 	log.Debug("refreshing the token", zap.Bool("refresh_token", refresh != ""), zap.Duration("expires_in", time.Until(expires)))
 	var res json.RawMessage
 	var err error

@@ -132,7 +132,7 @@ func Binance() *Limiter {
 // at most 300 in any 5 minutes (a sliding window, as Binance counts them; a
 // token bucket refilling one a second would let up to 599 into one 5
 // minutes). Share it between every client that dials from the same IP
-// (actors.WithDialLimiter) so that a reconnect storm of a whole pool cannot
+// (Config.DialLimiter) so that a reconnect storm of a whole pool cannot
 // get the IP banned.
 func BinanceConnections() *Limiter {
 	return must(New("binance connections", func(Frame) (int, int) { return 0, 1 },

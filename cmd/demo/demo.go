@@ -221,7 +221,7 @@ func (d *demo) startClients(ctx context.Context, mp metric.MeterProvider) error 
 		}
 		n := &d.notif[i]
 		opts := []actors.Option{
-			hb, actors.WithHeartbeatMisses(2),
+			hb, func(c *actors.Config) { c.HeartbeatMisses = 2 },
 			actors.WithRetryDelay(200 * time.Millisecond), actors.WithMaxBackoff(2 * time.Second),
 			actors.WithRetryCount(20), actors.WithRequestTimeout(2 * time.Second),
 			actors.WithLogger(d.log),
@@ -232,7 +232,7 @@ func (d *demo) startClients(ctx context.Context, mp metric.MeterProvider) error 
 			}),
 		}
 		if mp != nil {
-			opts = append(opts, actors.WithMeterProvider(mp))
+			opts = append(opts, func(c *actors.Config) { c.MeterProvider = mp })
 		}
 		if d.cfg.record != "" {
 			opts = append(opts, actors.WithRecordFile(fmt.Sprintf("%s.%d.jsonl", d.cfg.record, i+1)))

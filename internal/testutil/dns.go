@@ -8,7 +8,7 @@ import (
 )
 
 // NXDomainDialer returns a dial function for transport.Options.NetDial (and
-// actors.WithNetDial) whose resolver asks a DNS server on 127.0.0.1 that
+// actors.Config.NetDial) whose resolver asks a DNS server on 127.0.0.1 that
 // answers every query with NXDOMAIN, so "unresolvable host" is tested for
 // real without a query leaving the machine. The server stops with the test.
 func NXDomainDialer(t testing.TB) func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -28,7 +28,7 @@ import (
 // Values of actors' unexported tuning constants that these tests rely on
 // (documented on the options that use them).
 const (
-	minStableAfter           = 10 * time.Millisecond // WithStableAfter's minimum
+	minStableAfter           = 10 * time.Millisecond // Config.StableAfter's minimum
 	defaultRetryCount        = 3                     // WithRetryCount's default
 	defaultInboundQueueBytes = 64 << 20              // WithInboundQueue's byte default
 )
@@ -93,6 +93,13 @@ func want(t *testing.T, err, target error) {
 	t.Helper()
 	if !errors.Is(err, target) {
 		t.Fatalf("got %v, want %v", err, target)
+	}
+}
+
+func wantConfigError(t *testing.T, err error) {
+	t.Helper()
+	if !errors.As(err, new(*actors.ConfigError)) {
+		t.Fatalf("got %v, want a *actors.ConfigError", err)
 	}
 }
 
@@ -307,7 +314,7 @@ func TestHostileInputs(t *testing.T) {
 			block := make(chan struct{})
 			defer close(block)
 			c, err := actors.Connect(ctx(t), testutil.NewSystem(t), srv.URL(), fast(
-				actors.WithInboundQueue(8, 0, actors.DropNewest), actors.WithCloseWait(300*time.Millisecond),
+				actors.WithInboundQueue(8, 0, actors.DropNewest), func(c *actors.Config) { c.CloseWait = 300 * time.Millisecond },
 				actors.WithHandler(func(actors.Inbound) { <-block }))...)
 			if err != nil {
 				t.Fatal(err)
@@ -351,7 +358,7 @@ func TestHostileInputs(t *testing.T) {
 					t.Fatalf("%v does not name %s", err, f)
 				}
 			}
-			want(t, err, actors.ErrInvalidConfig)
+			wantConfigError(t, err)
 		}},
 		{"Connect with a nil actor system", "an error, no panic", func(t *testing.T) {
 			if _, err := actors.Connect(ctx(t), nil, "ws://127.0.0.1:1/"); err == nil {
@@ -395,7 +402,7 @@ func TestHostileInputs(t *testing.T) {
 			}
 			defer s.Stop()
 			_, err = s.StartClient(ctx(t), "ftp://nowhere")
-			want(t, err, actors.ErrInvalidConfig)
+			wantConfigError(t, err)
 			if n := len(s.ListClients()); n != 0 {
 				t.Fatalf("%d clients left", n)
 			}

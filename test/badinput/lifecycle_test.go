@@ -38,7 +38,7 @@ func TestLifecycleHostileInputs(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if c, err := actors.Connect(ctx(t), sys, venue.URL(), fast(actors.WithStableAfter(time.Second))...); err == nil {
+					if c, err := actors.Connect(ctx(t), sys, venue.URL(), fast(func(c *actors.Config) { c.StableAfter = time.Second })...); err == nil {
 						mu.Lock()
 						cs = append(cs, c)
 						mu.Unlock()
@@ -59,7 +59,7 @@ func TestLifecycleHostileInputs(t *testing.T) {
 		}},
 		{"13: a venue that sends 101 and closes at once", "at most 1 + RetryCount connections", func(t *testing.T) {
 			venue := testutil.NewFlappy(t, 0)
-			c, err := actors.Connect(ctx(t), testutil.NewSystem(t), venue.URL(), fast(actors.WithStableAfter(time.Second))...)
+			c, err := actors.Connect(ctx(t), testutil.NewSystem(t), venue.URL(), fast(func(c *actors.Config) { c.StableAfter = time.Second })...)
 			if err == nil {
 				defer func() { _ = c.Close() }()
 			}
@@ -71,7 +71,7 @@ func TestLifecycleHostileInputs(t *testing.T) {
 		{"13: a stable connection dropped, with a 10 s backoff base", "redialled at once, no backoff wait", func(t *testing.T) {
 			srv := wstest.NewServer()
 			defer srv.Close()
-			c := connect(t, srv.URL(), actors.WithRetryDelay(10*time.Second), actors.WithMaxBackoff(time.Minute), actors.WithStableAfter(50*time.Millisecond))
+			c := connect(t, srv.URL(), actors.WithRetryDelay(10*time.Second), actors.WithMaxBackoff(time.Minute), func(c *actors.Config) { c.StableAfter = 50 * time.Millisecond })
 			if _, err := srv.WaitConns(ctx(t), 1); err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func TestLifecycleHostileInputs(t *testing.T) {
 			venue := testutil.NewFlappy(t, 4*time.Second)                                      // answers 101, then reads nothing
 			venue.SetAfter([]byte{0x81, 100, 'p', 'a', 'r', 't'})                              // a 100-byte text frame that never completes
 			interval := func(c *actors.Config) { c.HeartbeatInterval = 50 * time.Millisecond } // the kind stays the default
-			c := connect(t, venue.URL(), interval, actors.WithStableAfter(time.Minute))
+			c := connect(t, venue.URL(), interval, func(c *actors.Config) { c.StableAfter = time.Minute })
 			start := time.Now()
 			testutil.Eventually(t, 3*time.Second, "the dead connection found", func() bool {
 				return errors.Is(c.Health().LastError, actors.ErrHeartbeatTimeout)
@@ -113,7 +113,9 @@ func TestLifecycleHostileInputs(t *testing.T) {
 			srv := wstest.NewServer()
 			defer srv.Close()
 			_, err := actors.Connect(ctx(t), testutil.NewSystem(t), srv.URL(), fast(actors.WithRetryCount(0),
-				actors.WithNetDial(func(context.Context, string, string) (net.Conn, error) { panic("dialer bug") }))...)
+				func(c *actors.Config) {
+					c.NetDial = func(context.Context, string, string) (net.Conn, error) { panic("dialer bug") }
+				})...)
 			var pe *actors.PanicError
 			if !errors.As(err, &pe) || pe.Where != "NetDial" {
 				t.Fatalf("got %v", err)
@@ -124,8 +126,10 @@ func TestLifecycleHostileInputs(t *testing.T) {
 			defer srv.Close()
 			armed := new(atomic.Bool)
 			failed := make(chan error, 1)
-			c := connect(t, srv.URL(), actors.WithDialect(testutil.PanickyDialect{Armed: armed}), actors.WithStableAfter(minStableAfter),
-				actors.WithOnRestoreFailed(func(_ *actor.PID, _ []string, err error) { failed <- err }))
+			c := connect(t, srv.URL(), func(c *actors.Config) { c.Dialect = testutil.PanickyDialect{Armed: armed} }, func(c *actors.Config) { c.StableAfter = minStableAfter },
+				func(c *actors.Config) {
+					c.OnRestoreFailed = func(_ *actor.PID, _ []string, err error) { failed <- err }
+				})
 			if err := c.Subscribe(ctx(t), "ticker.BTC"); err != nil {
 				t.Fatal(err)
 			}
@@ -183,11 +187,11 @@ func TestLifecycleHostileInputs(t *testing.T) {
 			for field, opt := range map[string]actors.Option{
 				"HeartbeatInterval": actors.WithHeartbeat(actors.HeartbeatPingPong, time.Nanosecond),
 				"MaxConnectionAge":  actors.WithMaxConnectionAge(24),
-				"WriteTimeout":      actors.WithWriteTimeout(time.Nanosecond),
+				"WriteTimeout":      func(c *actors.Config) { c.WriteTimeout = time.Nanosecond },
 				"Timeout":           actors.WithTimeout(time.Nanosecond),
 				"RetryDelay":        actors.WithRetryDelay(time.Nanosecond),
 				"RequestTimeout":    actors.WithRequestTimeout(time.Nanosecond),
-				"StableAfter":       actors.WithStableAfter(time.Nanosecond),
+				"StableAfter":       func(c *actors.Config) { c.StableAfter = time.Nanosecond },
 			} {
 				_, err := actors.NewConfig("ws://x", opt)
 				var ce *actors.ConfigError

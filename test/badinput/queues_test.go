@@ -142,7 +142,7 @@ func TestHostileQueues(t *testing.T) {
 			block := make(chan struct{})
 			defer close(block)
 			before := qHeap()
-			c := connect(t, url, actors.WithCloseWait(200*time.Millisecond), actors.WithHandler(func(actors.Inbound) { <-block }))
+			c := connect(t, url, func(c *actors.Config) { c.CloseWait = 200 * time.Millisecond }, actors.WithHandler(func(actors.Inbound) { <-block }))
 			testutil.Eventually(t, 20*time.Second, "every message read", func() bool { return c.Health().MessagesIn >= n })
 			grew := int64(qHeap()) - int64(before)
 			h := c.Health()
@@ -189,7 +189,7 @@ func TestHostileQueues(t *testing.T) {
 			defer close(block)
 			var delivered atomic.Int64
 			before := qHeap()
-			c, mailbox := qSpawn(t, url, actors.WithCloseWait(200*time.Millisecond),
+			c, mailbox := qSpawn(t, url, func(c *actors.Config) { c.CloseWait = 200 * time.Millisecond },
 				actors.WithHandler(func(actors.Inbound) { delivered.Add(1) }),
 				actors.WithStateObserver(func(sc actors.StateChange) {
 					if sc.To == actors.StateConnected {
@@ -229,7 +229,7 @@ func TestHostileQueues(t *testing.T) {
 			}
 			defer release()
 			before := qHeap()
-			c, mailbox := qSpawn(t, url, actors.WithCloseWait(2*time.Second), actors.WithLogger(zap.New(core)),
+			c, mailbox := qSpawn(t, url, func(c *actors.Config) { c.CloseWait = 2 * time.Second }, actors.WithLogger(zap.New(core)),
 				actors.WithHandler(func(actors.Inbound) {}))
 			select { // the actor is stuck in the log sink
 			case <-core.hit:
@@ -353,7 +353,7 @@ func TestHostileQueues(t *testing.T) {
 				}
 				qFlood(ctx, c, n, tr) // and never answers public/test
 			})
-			c := connect(t, url, actors.WithHeartbeat(actors.HeartbeatDeribit, 20*time.Second), actors.WithCloseWait(2*time.Second))
+			c := connect(t, url, actors.WithHeartbeat(actors.HeartbeatDeribit, 20*time.Second), func(c *actors.Config) { c.CloseWait = 2 * time.Second })
 			g0, h0 := runtime.NumGoroutine(), qHeap()
 			close(start)
 			testutil.Eventually(t, 30*time.Second, "every test_request read", func() bool { return c.Health().MessagesIn >= n })

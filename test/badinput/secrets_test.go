@@ -107,7 +107,7 @@ func TestHostileInputsSecrets(t *testing.T) {
 			defer srv.Close()
 			release := make(chan struct{})
 			defer close(release)
-			c := connect(t, srv.URL(), actors.WithRecorder(blockingWriter(release)), actors.WithRecordQueue(8, 1<<20),
+			c := connect(t, srv.URL(), actors.WithRecorder(blockingWriter(release)), func(c *actors.Config) { c.RecordQueue, c.RecordQueueBytes = 8, 1<<20 },
 				actors.WithHeartbeat(actors.HeartbeatPingPong, 100*time.Millisecond))
 			for i := 0; i < 100; i++ {
 				if err := c.Send(ctx(t), []byte("frame")); err != nil {
@@ -119,14 +119,14 @@ func TestHostileInputsSecrets(t *testing.T) {
 				t.Fatalf("dropped %d, reconnects %d", h.RecordsDropped, h.Reconnects)
 			}
 		}},
-		{"recorder writer that panics", "recording stops (Health.RecordError wraps ErrRecorderPanic), client connected", func(t *testing.T) {
+		{"recorder writer that panics", "recording stops (Health.RecordError is a *PanicError), client connected", func(t *testing.T) {
 			srv := wstest.NewServer()
 			defer srv.Close()
 			c := connect(t, srv.URL(), actors.WithRecorder(panicking{}))
 			if err := c.Send(ctx(t), []byte("x")); err != nil {
 				t.Fatal(err)
 			}
-			testutil.Eventually(t, 5*time.Second, "RecordError", func() bool { return errors.Is(c.Health().RecordError, actors.ErrRecorderPanic) })
+			testutil.Eventually(t, 5*time.Second, "RecordError", func() bool { return errors.As(c.Health().RecordError, new(*actors.PanicError)) })
 			if c.State() != actors.StateConnected {
 				t.Fatalf("state %v", c.State())
 			}

@@ -79,17 +79,17 @@ func TestTransportHostileInputs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"handshake redirect loop, followed on opt-in (1)", "bounded: WithFollowRedirects(2) makes 3 requests, then *RedirectError", func(t *testing.T) {
+		{"handshake redirect loop, followed on opt-in (1)", "bounded: FollowRedirects 2 makes 3 requests, then *RedirectError", func(t *testing.T) {
 			var srv *hostile.Server
 			srv = redirector(t, func() string { return srv.URL() + "loop" })
-			_, err := actors.Connect(ctx(t), testutil.NewSystem(t), srv.URL(), fast(actors.WithFollowRedirects(2), actors.WithRetryCount(0))...)
+			_, err := actors.Connect(ctx(t), testutil.NewSystem(t), srv.URL(), fast(func(c *actors.Config) { c.FollowRedirects = 2 }, actors.WithRetryCount(0))...)
 			var re *transport.RedirectError
 			if !errors.As(err, &re) || len(srv.Requests()) != 3 {
 				t.Fatalf("got %v after %d requests, want a *RedirectError after 3", err, len(srv.Requests()))
 			}
 		}},
-		{"WithFollowRedirects out of range (1)", "*actors.ConfigError naming FollowRedirects", func(t *testing.T) {
-			_, err := actors.NewConfig("ws://127.0.0.1:1/", actors.WithFollowRedirects(-1))
+		{"FollowRedirects out of range (1)", "*actors.ConfigError naming FollowRedirects", func(t *testing.T) {
+			_, err := actors.NewConfig("ws://127.0.0.1:1/", func(c *actors.Config) { c.FollowRedirects = -1 })
 			var ce *actors.ConfigError
 			if !errors.As(err, &ce) || ce.Field != "FollowRedirects" {
 				t.Fatalf("got %v", err)
@@ -113,7 +113,7 @@ func TestTransportHostileInputs(t *testing.T) {
 		}},
 		{"frame header then silence, heartbeat off (12)", "*transport.ProtocolError 1008 after MessageTimeout, reconnect", func(t *testing.T) {
 			srv := afterHandshake(t, func(c *hostile.Conn) { _ = c.WriteRaw(hostile.FrameHeader(true, hostile.OpText, false, 64)) })
-			protocolErrorThenReconnect(t, srv, 1008, actors.WithHeartbeat(actors.HeartbeatDisabled, time.Second), actors.WithMessageLimits(200*time.Millisecond, 0))
+			protocolErrorThenReconnect(t, srv, 1008, actors.WithHeartbeat(actors.HeartbeatDisabled, time.Second), func(c *actors.Config) { c.MessageTimeout, c.MaxFragments = 200*time.Millisecond, 0 })
 		}},
 		{"endless empty continuation frames (12)", "*transport.ProtocolError 1008 at MaxFragments, reconnect", func(t *testing.T) {
 			srv := afterHandshake(t, func(c *hostile.Conn) {
@@ -122,10 +122,10 @@ func TestTransportHostileInputs(t *testing.T) {
 				for c.WriteRaw(empty) == nil {
 				}
 			})
-			protocolErrorThenReconnect(t, srv, 1008, actors.WithMessageLimits(0, 64))
+			protocolErrorThenReconnect(t, srv, 1008, func(c *actors.Config) { c.MessageTimeout, c.MaxFragments = 0, 64 })
 		}},
-		{"WithMessageLimits timeout below the minimum (12)", "*actors.ConfigError naming MessageTimeout", func(t *testing.T) {
-			_, err := actors.NewConfig("ws://127.0.0.1:1/", actors.WithMessageLimits(time.Millisecond, 0))
+		{"MessageTimeout below the minimum (12)", "*actors.ConfigError naming MessageTimeout", func(t *testing.T) {
+			_, err := actors.NewConfig("ws://127.0.0.1:1/", func(c *actors.Config) { c.MessageTimeout, c.MaxFragments = time.Millisecond, 0 })
 			var ce *actors.ConfigError
 			if !errors.As(err, &ce) || ce.Field != "MessageTimeout" {
 				t.Fatalf("got %v", err)

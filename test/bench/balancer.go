@@ -30,8 +30,8 @@ func (l *balancerLib) Dial(ctx context.Context, url string, recv func()) (Conn, 
 			actors.WithLogger(zap.NewNop()),
 			actors.WithHeartbeat(actors.HeartbeatDisabled, 0), // as for the zenws contender
 			actors.WithRetryDelay(RetryDelay),
-			actors.WithStableAfter(StableAfter),
-			actors.WithHostDialRate(0, 0), // as for the zenws contender
+			func(c *actors.Config) { c.StableAfter = StableAfter },
+			func(c *actors.Config) { c.HostDialRate, c.HostDialBurst = 0, 0 }, // as for the zenws contender
 			actors.WithRetryCount(10),
 			actors.WithHandler(func(actors.Inbound) { recv() }))
 		if err != nil {

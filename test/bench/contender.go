@@ -13,7 +13,7 @@ import (
 // 2x bare coder/websocket's redial, and every one within RetryDelay + 50 ms.
 const RetryDelay = 100 * time.Millisecond
 
-// StableAfter is zenws's actors.WithStableAfter in the bench (the default
+// StableAfter is zenws's actors.Config.StableAfter in the bench (the default
 // is 10 s): the reconnect workload keeps each connection up a little longer
 // than this before it drops it, for every contender alike, so that the row
 // measures the redial after a stable connection, the case the revised

@@ -26,8 +26,8 @@ func (l *zenwsLib) Dial(ctx context.Context, url string, recv func()) (Conn, err
 		actors.WithLogger(zap.NewNop()),
 		actors.WithHeartbeat(actors.HeartbeatDisabled, 0),
 		actors.WithRetryDelay(RetryDelay),
-		actors.WithStableAfter(StableAfter),
-		actors.WithHostDialRate(0, 0),
+		func(c *actors.Config) { c.StableAfter = StableAfter },
+		func(c *actors.Config) { c.HostDialRate, c.HostDialBurst = 0, 0 },
 		actors.WithRetryCount(10),
 		actors.WithHandler(func(actors.Inbound) { recv() }))
 	if err != nil {

@@ -39,7 +39,7 @@ func TestHealthWithNodeWS(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	before := time.Now()
 	c, _ := connect(t, v.url(), actors.WithLabel("node-1"), actors.WithLogger(zap.New(core)), actors.WithRetryCount(100),
-		actors.WithRetryDelay(300*time.Millisecond), actors.WithMaxBackoff(300*time.Millisecond), actors.WithStableAfter(minStableAfter))
+		actors.WithRetryDelay(300*time.Millisecond), actors.WithMaxBackoff(300*time.Millisecond), func(c *actors.Config) { c.StableAfter = minStableAfter })
 	h := c.Health()
 	if h.Endpoint != v.url() || h.Label != "node-1" || h.ConnectedSince.Before(before) || h.Attempt != 0 || !h.NextRetry.IsZero() {
 		t.Fatalf("connected: Endpoint %q Label %q ConnectedSince %v Attempt %d NextRetry %v", h.Endpoint, h.Label, h.ConnectedSince, h.Attempt, h.NextRetry)
@@ -94,7 +94,7 @@ func TestLogsWithNodeWS(t *testing.T) {
 		_, err := s.Call(ctx, "echo", map[string]string{"hook": "auth"})
 		return err
 	}
-	c, _ := connect(t, v.url(), actors.WithLogger(zap.New(core)), actors.WithConnectHook(hook), actors.WithStableAfter(minStableAfter))
+	c, _ := connect(t, v.url(), actors.WithLogger(zap.New(core)), actors.WithConnectHook(hook), func(c *actors.Config) { c.StableAfter = minStableAfter })
 	_, _ = c.Call(testutil.Context(t, time.Second), "drop", nil) // the venue destroys the TCP connection
 	testutil.Eventually(t, 10*time.Second, "the reconnect", func() bool {
 		return c.Health().Generation == 2 && c.State() == actors.StateConnected

@@ -42,7 +42,7 @@ func venueLate(t *testing.T, port string) {
 	startNode(t, "venue.js", port)
 }
 
-// dialCount counts the TCP dials a client makes (WithNetDial).
+// dialCount counts the TCP dials a client makes (Config.NetDial).
 type dialCount struct{ n atomic.Int64 }
 
 func (d *dialCount) dial(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -54,7 +54,7 @@ func (d *dialCount) dial(ctx context.Context, network, addr string) (net.Conn, e
 func lifecycleOpts(opts ...actors.Option) []actors.Option {
 	return append([]actors.Option{
 		actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(50 * time.Millisecond),
-		actors.WithTimeout(2 * time.Second), actors.WithStableAfter(minStableAfter),
+		actors.WithTimeout(2 * time.Second), func(c *actors.Config) { c.StableAfter = minStableAfter },
 	}, opts...)
 }
 
@@ -66,7 +66,7 @@ func TestCloseWithABacklogFromNodeWS(t *testing.T) {
 	var returned atomic.Bool
 	var handled, late, disconnects atomic.Int64
 	c, err := actors.Connect(ctx(t), testutil.NewSystem(t), venue(t), lifecycleOpts(
-		actors.WithCloseWait(500*time.Millisecond),
+		func(c *actors.Config) { c.CloseWait = 500 * time.Millisecond },
 		actors.WithHandler(func(actors.Inbound) {
 			if returned.Load() {
 				late.Add(1)
@@ -116,7 +116,7 @@ func TestCloseWithAStuckHandlerFromNodeWS(t *testing.T) {
 	var handled, late, disconnects atomic.Int64
 	release := make(chan struct{})
 	c, err := actors.Connect(ctx(t), testutil.NewSystem(t), venue(t), lifecycleOpts(
-		actors.WithCloseWait(300*time.Millisecond),
+		func(c *actors.Config) { c.CloseWait = 300 * time.Millisecond },
 		actors.WithHandler(func(actors.Inbound) {
 			if returned.Load() {
 				late.Add(1)
@@ -211,7 +211,7 @@ func TestRetryForeverUntilTheNodeVenueStarts(t *testing.T) {
 	res := make(chan result, 1)
 	go func() {
 		c, err := actors.Connect(testutil.Context(t, 30*time.Second), testutil.NewSystem(t), "ws://127.0.0.1:"+port+"/",
-			lifecycleOpts(actors.WithRetryCount(actors.RetryForever), actors.WithNetDial(dials.dial))...)
+			lifecycleOpts(actors.WithRetryCount(actors.RetryForever), func(c *actors.Config) { c.NetDial = dials.dial })...)
 		res <- result{c, err}
 	}()
 	want := int64(4 * (1 + defaultRetryCount))
@@ -255,7 +255,7 @@ func TestPattern3DuringNodeVenueMaintenance(t *testing.T) {
 	sys := testutil.NewSystem(t)
 	var forever, finite dialCount
 	spawn := func(budget int, dc *dialCount, opts ...actors.Option) *actors.Client {
-		cfg, err := actors.NewConfig(url, lifecycleOpts(append(opts, actors.WithNetDial(dc.dial))...)...)
+		cfg, err := actors.NewConfig(url, lifecycleOpts(append(opts, func(c *actors.Config) { c.NetDial = dc.dial })...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +312,7 @@ func TestStartClientAndListClientsWithNodeWS(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		c, err := s.StartClient(testutil.Context(t, 30*time.Second), url, lifecycleOpts(actors.WithRetryCount(actors.RetryForever), actors.WithNetDial(dials.dial),
+		c, err := s.StartClient(testutil.Context(t, 30*time.Second), url, lifecycleOpts(actors.WithRetryCount(actors.RetryForever), func(c *actors.Config) { c.NetDial = dials.dial },
 			actors.WithOnDisconnect(func(pid *actor.PID) {
 				if listed(pid) {
 					listedInOnDisconnect.Add(1)

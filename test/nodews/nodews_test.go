@@ -25,7 +25,7 @@ import (
 // Values of actors' unexported tuning constants that these tests rely on
 // (documented on the options that use them).
 const (
-	minStableAfter    = 10 * time.Millisecond // WithStableAfter's minimum
+	minStableAfter    = 10 * time.Millisecond // Config.StableAfter's minimum
 	defaultRetryCount = 3                     // WithRetryCount's default
 )
 

@@ -22,7 +22,7 @@ func TestConfigEdges(t *testing.T) {
 		"label bidi":    actors.WithLabel("abc\u202edcba"),
 	} {
 		_, err := actors.NewConfig("ws://127.0.0.1:1/", opt)
-		if !errors.Is(err, actors.ErrInvalidConfig) {
+		if !errors.As(err, new(*actors.ConfigError)) {
 			t.Errorf("%s: want ConfigError, got %v", name, err)
 		}
 	}
@@ -44,7 +44,7 @@ func TestStuckCallbacksBounded(t *testing.T) {
 	var after atomic.Bool
 	var lateCalls atomic.Int64
 	ctx := testutil.Context(t, 10*time.Second)
-	_, err = sup.StartClient(ctx, v.url, baseOpts(actors.WithCloseWait(300*time.Millisecond),
+	_, err = sup.StartClient(ctx, v.url, baseOpts(func(c *actors.Config) { c.CloseWait = 300 * time.Millisecond },
 		actors.WithOnConnect(func(*actorPID) {
 			if after.Load() {
 				lateCalls.Add(1)

@@ -91,7 +91,7 @@ func TestLogsWarnRateLimited(t *testing.T) {
 	ctx := testutil.Context(t, 15*time.Second)
 	c, err := actors.Connect(ctx, sys, v.url+"?token=TokValue12345678", baseOpts(actors.WithLogger(lg),
 		actors.WithRetryDelay(time.Millisecond), actors.WithMaxBackoff(5*time.Millisecond),
-		actors.WithHostDialRate(0, 0), actors.WithStableAfter(10*time.Millisecond))...)
+		func(c *actors.Config) { c.HostDialRate, c.HostDialBurst = 0, 0 }, func(c *actors.Config) { c.StableAfter = 10 * time.Millisecond })...)
 	if err != nil {
 		t.Fatal(err)
 	}

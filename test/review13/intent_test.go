@@ -23,7 +23,7 @@ func baseOpts(extra ...actors.Option) []actors.Option {
 		actors.WithMaxBackoff(200 * time.Millisecond),
 		actors.WithRetryCount(actors.RetryForever),
 		actors.WithRequestTimeout(2 * time.Second),
-		actors.WithCloseWait(2 * time.Second),
+		func(c *actors.Config) { c.CloseWait = 2 * time.Second },
 	}
 	return append(o, extra...)
 }
@@ -130,11 +130,13 @@ func TestRefusedForeverIsRetriedBounded(t *testing.T) {
 	var failed [][]string
 	logs, lg := observedLogger()
 	c := connect(t, v, actors.WithSecrets("SuperSecretValue42xyz"), actors.WithLogger(lg),
-		actors.WithOnRestoreFailed(func(_ *actorPID, chs []string, err error) {
-			mu.Lock()
-			failed = append(failed, chs)
-			mu.Unlock()
-		}))
+		func(c *actors.Config) {
+			c.OnRestoreFailed = func(_ *actorPID, chs []string, err error) {
+				mu.Lock()
+				failed = append(failed, chs)
+				mu.Unlock()
+			}
+		})
 	ctx := testutil.Context(t, 5*time.Second)
 	err := c.Subscribe(ctx, "good.1", "bad.1")
 	var pe *actors.PartialError

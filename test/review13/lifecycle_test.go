@@ -27,7 +27,7 @@ func TestCloseWithStuckHandler(t *testing.T) {
 	defer relOnce.Do(func() { close(release) })
 	started := make(chan struct{}, 1)
 	c := connect(t, v,
-		actors.WithCloseWait(200*time.Millisecond),
+		func(c *actors.Config) { c.CloseWait = 200 * time.Millisecond },
 		actors.WithHandler(func(in actors.Inbound) {
 			calls.Add(1)
 			select {

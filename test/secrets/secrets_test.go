@@ -40,7 +40,7 @@ import (
 	"github.com/zenws/zenws/supervision"
 )
 
-// minStableAfter is WithStableAfter's documented minimum (actors' own
+// minStableAfter is Config.StableAfter's documented minimum (actors' own
 // constant is unexported).
 const minStableAfter = 10 * time.Millisecond
 
@@ -378,7 +378,7 @@ func options(cr creds, capt *capture, extra ...actors.Option) []actors.Option {
 		actors.WithRecorder(&capt.rec),
 		actors.WithTimeout(400 * time.Millisecond), actors.WithRetryCount(1),
 		actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(20 * time.Millisecond),
-		actors.WithCloseWait(3 * time.Second), actors.WithStableAfter(minStableAfter),
+		func(c *actors.Config) { c.CloseWait = 3 * time.Second }, func(c *actors.Config) { c.StableAfter = minStableAfter },
 	}, extra...)
 }
 
