@@ -228,6 +228,7 @@ func TestRacingOpsAndDrops(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
+	untyped := 0
 	rec := func(err error) {
 		if err != nil {
 			mu.Lock()
@@ -263,8 +264,22 @@ func TestRacingOpsAndDrops(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("an operation hung")
 	}
+	kinds := map[string]int{}
 	for _, e := range errs {
 		noPanic(t, "op", e)
+		k := e.Error()
+		if len(k) > 70 {
+			k = k[:70]
+		}
+		kinds[k]++
+		if !errors.Is(e, actors.ErrNotConnected) && !errors.Is(e, actors.ErrDisconnected) && !errors.Is(e, actors.ErrRotationFailed) &&
+			!errors.Is(e, actors.ErrTimeout) && !errors.Is(e, actors.ErrClosed) {
+			untyped++
+		}
+	}
+	t.Logf("error kinds: %v", kinds)
+	if untyped > 0 {
+		t.Errorf("%d errors match none of the documented sentinels", untyped)
 	}
 	eventually(t, 10*time.Second, "connected after the storm", func() bool { return c.State() == actors.StateConnected })
 	if _, err := c.Call(ctxT(t, 5*time.Second), "public/test", nil); err != nil {

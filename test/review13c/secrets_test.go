@@ -1,0 +1,287 @@
+package review13c
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/record"
+	"github.com/zenws/zenws/actors/venue"
+	"github.com/zenws/zenws/actors/venue/deribit"
+)
+
+const secretVal = "hunter-two-pass" // not secret-looking: only a name or a known value can hide it
+
+// myVenue is a venue of my own: Deribit's dialect, its own secret field
+// names and secrets.
+type myVenue struct {
+	fields   []string
+	secrets  []string
+	panicky  bool
+}
+
+func (v myVenue) Name() string            { return "mine" }
+func (v myVenue) Dialect() venue.Dialect { return deribit.Dialect{} }
+func (v myVenue) SecretFields() []string {
+	if v.panicky {
+		panic("SecretFields exploded: " + secretVal)
+	}
+	return v.fields
+}
+func (v myVenue) Secrets() []string {
+	if v.panicky {
+		panic("Secrets exploded: " + secretVal)
+	}
+	return v.secrets
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func logText(logs *observer.ObservedLogs) string {
+	var sb strings.Builder
+	for _, e := range logs.All() {
+		sb.WriteString(e.Message)
+		for k, v := range e.ContextMap() {
+			fmt.Fprintf(&sb, " %s=%v", k, v)
+		}
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}
+
+func obsLogger() (*observer.ObservedLogs, *zap.Logger) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	return logs, zap.New(core)
+}
+
+// Frames carrying the venue's own secret field (SessionCookie) in odd
+// spellings: every one must be masked in the recording. (Holds: guard.)
+func TestRedactorNamesInRecording(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	var rec syncBuf
+	c := dial(t, pe.URL, nil, actors.WithVenue(myVenue{fields: []string{"SessionCookie"}}), actors.WithRecorder(&rec))
+	frames := map[string]string{
+		"plain":       `{"SessionCookie":"` + secretVal + `"}`,
+		"snake":       `{"session_cookie":"` + secretVal + `"}`,
+		"kebab-upper": `{"SESSION-COOKIE":"` + secretVal + `"}`,
+		"dotted":      `{"a":{"b":[{"session.cookie":"` + secretVal + `"}]}}`,
+		"space":       `{"session cookie":"` + secretVal + `"}`,
+		"escaped":     `{"Session\u0043ookie":"` + secretVal + `"}`,
+		"escaped_":    `{"session\u005fcookie":"` + secretVal + `"}`,
+		"embedded":    `{"payload":"{\"SessionCookie\":\"` + secretVal + `\"}"}`,
+		"object":      `{"SessionCookie":{"v":"` + secretVal + `"}}`,
+		"array":       `{"SessionCookie":["` + secretVal + `"]}`,
+		"trailing":    `{"a":1} {"SessionCookie":"` + secretVal + `"}`,
+		"text=":       `SessionCookie=` + secretVal,
+		"text:":       `session_cookie: ` + secretVal,
+		"huge":        `{"pad":"` + strings.Repeat("x", 3<<20) + `","SessionCookie":"` + secretVal + `"}`,
+		"deep":        strings.Repeat(`{"a":`, 500) + `{"SessionCookie":"` + secretVal + `"}` + strings.Repeat(`}`, 500),
+	}
+	for name, f := range frames {
+		if err := c.Send(ctxT(t, 5*time.Second), []byte(f)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := c.SendBinary(ctxT(t, 5*time.Second), []byte(`{"sessionCookie":"`+secretVal+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err := record.Replay(strings.NewReader(rec.String()), func(r record.Record) error {
+		n++
+		text := r.Data
+		if r.Binary {
+			b, _ := base64.StdEncoding.DecodeString(r.Data)
+			text = string(b)
+		}
+		if strings.Contains(text, secretVal) {
+			short := text
+			if len(short) > 120 {
+				short = short[:60] + "..." + short[len(short)-60:]
+			}
+			t.Errorf("secret in the recording (%s): %s", r.Dir, short)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(rec.String(), secretVal) {
+		t.Error("the secret is somewhere in the raw recording")
+	}
+	t.Logf("%d records", n)
+}
+
+// The venue's refusal text naming its own secret field: RPCError.Error(),
+// %#v, %+v and logs must not show the value. (Holds: regression guard; a
+// bare "name value" with no = or : is not claimed and does show.)
+func TestRedactorNamesInRPCErrorText(t *testing.T) {
+	msgs := []string{
+		`denied: SessionCookie=` + secretVal,
+		`denied: session_cookie: ` + secretVal,
+		`denied {\"SessionCookie\":\"` + secretVal + `\"}`,
+		`denied SESSION-COOKIE=\"` + secretVal + `\"`,
+		`denied (sessioncookie=` + secretVal + `)`,
+	}
+	i := 0
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if r.Method == "private/x" {
+				m := msgs[i%len(msgs)]
+				i++
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":13009,"message":"` + m + `","data":{"session_cookie":"` + secretVal + `"}}}`)
+				return true
+			}
+			return false
+		})
+	}
+	logs, lg := obsLogger()
+	c := dial(t, pe.URL, nil, actors.WithVenue(myVenue{fields: []string{"SessionCookie"}}), actors.WithLogger(lg))
+	for range msgs {
+		_, err := c.Call(ctxT(t, 5*time.Second), "private/x", nil)
+		var re *actors.RPCError
+		if !errors.As(err, &re) {
+			t.Fatalf("not an RPCError: %v", err)
+		}
+		for _, s := range []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%#v", re), fmt.Sprintf("%+v", err), re.Error()} {
+			if strings.Contains(s, secretVal) {
+				t.Errorf("secret in the error text: %s", s)
+				break
+			}
+		}
+	}
+	if strings.Contains(logText(logs), secretVal) {
+		t.Errorf("secret in the logs")
+	}
+}
+
+// (Holds: guard.) Secrets a Secreter names, echoed by the venue in a refusal, a close
+// reason, a channel refusal (PartialError, Health.Channels): hidden in every
+// error, StateChange, Health field and log line.
+func TestSecreterEchoedEverywhere(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			switch {
+			case r.Method == "private/x":
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":1,"message":"bad key hunter\u002dtwo\u002dpass","data":["hunter-two-pass"]}}`)
+				return true
+			case isSub(r) && len(r.Params.Channels) == 2:
+				// applies the first, refuses the second with the secret in the text
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"result":["` + r.Params.Channels[0] + `"]}`)
+				return true
+			case isSub(r) && len(r.Params.Channels) == 1 && r.Params.Channels[0] == "bad.ch":
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":2,"message":"no such channel for ` + secretVal + `"}}`)
+				return true
+			case r.Method == "close/me":
+				_ = rc.closeFrame(4000, "bye "+secretVal)
+				return true
+			}
+			return false
+		})
+	}
+	logs, lg := obsLogger()
+	var ch chain
+	c := dial(t, pe.URL, &ch, actors.WithVenue(myVenue{secrets: []string{secretVal}}), actors.WithLogger(lg))
+	var texts []string
+	_, err := c.Call(ctxT(t, 5*time.Second), "private/x", nil)
+	texts = append(texts, fmt.Sprintf("%v", err), fmt.Sprintf("%#v", err))
+	err = c.Subscribe(ctxT(t, 5*time.Second), "good.ch", "bad.ch")
+	texts = append(texts, fmt.Sprintf("%v", err))
+	var pErr *actors.PartialError
+	if errors.As(err, &pErr) && pErr.Err != nil {
+		texts = append(texts, pErr.Err.Error())
+	}
+	time.Sleep(300 * time.Millisecond) // a retry of bad.ch
+	for _, s := range c.Health().Channels {
+		if s.Err != nil {
+			texts = append(texts, s.Err.Error())
+		}
+	}
+	_ = c.Send(ctxT(t, 5*time.Second), []byte(`{"jsonrpc":"2.0","id":999,"method":"close/me"}`))
+	eventually(t, 10*time.Second, "the close seen", func() bool { return c.Health().Reconnects >= 1 })
+	h := c.Health()
+	texts = append(texts, fmt.Sprintf("%v", h.LastError), fmt.Sprintf("%+v", h))
+	for _, s := range ch.get() {
+		texts = append(texts, fmt.Sprintf("%v", s.Err))
+	}
+	_ = c.Close()
+	texts = append(texts, logText(logs))
+	for _, s := range texts {
+		if strings.Contains(s, secretVal) || strings.Contains(s, `hunter\u002dtwo`) {
+			if len(s) > 300 {
+				i := strings.Index(s, "hunter")
+				s = s[max(0, i-150):min(len(s), i+100)]
+			}
+			t.Errorf("secret shown: %s", s)
+		}
+	}
+}
+
+// (Holds: guard.) A venue whose SecretFields and Secrets panic (with a secret in the panic
+// value): the process survives, the client connects, the value is not logged.
+func TestPanickingSecretMethods(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	logs, lg := obsLogger()
+	c := dial(t, pe.URL, nil, actors.WithVenue(myVenue{panicky: true}), actors.WithLogger(lg))
+	if c.State() != actors.StateConnected {
+		t.Errorf("state %v", c.State())
+	}
+	if _, err := c.Call(ctxT(t, 5*time.Second), "public/test", nil); err != nil {
+		t.Error(err)
+	}
+	_ = c.Close()
+	if strings.Contains(logText(logs), secretVal) {
+		t.Error("the panic value (a secret) was logged")
+	}
+}
+
+// A refusal's Data echoing the request as "name=value" text in a string
+// member (a venue echoing a query string): RPCError.Error() renders Data
+// through the recording redactor, which applies no text rules inside JSON
+// strings, so the value of a secret name shows (for the venue's own names
+// and for the built-in ones alike).
+func TestRPCErrorDataTextValueShown(t *testing.T) {
+	for _, name := range []string{"SessionCookie", "client_secret"} {
+		pe := newRawPeer(t, nil)
+		pe.onConn = func(rc *rawConn) {
+			rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+				if r.Method == "private/x" {
+					_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":1,"message":"denied","data":{"query":"grant=x&` + name + `=` + secretVal + `"}}}`)
+					return true
+				}
+				return false
+			})
+		}
+		logs, lg := obsLogger()
+		c := dial(t, pe.URL, nil, actors.WithVenue(myVenue{fields: []string{"SessionCookie"}}), actors.WithLogger(lg))
+		_, err := c.Call(ctxT(t, 5*time.Second), "private/x", nil)
+		if err == nil || strings.Contains(err.Error(), secretVal) {
+			t.Errorf("%s: secret in RPCError.Error(): %v", name, err)
+		}
+		_ = c.Close()
+		if strings.Contains(logText(logs), secretVal) {
+			t.Errorf("%s: secret in the logs", name)
+		}
+	}
+}
