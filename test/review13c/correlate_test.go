@@ -1,0 +1,136 @@
+package review13c
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// connSet keeps the raw connections by index, for tests that write on one
+// connection by hand.
+type connSet struct {
+	mu sync.Mutex
+	m  map[int]*rawConn
+	ch chan int
+}
+
+func newConnSet() *connSet { return &connSet{m: map[int]*rawConn{}, ch: make(chan int, 16)} }
+func (s *connSet) put(rc *rawConn) {
+	s.mu.Lock()
+	if _, ok := s.m[rc.idx]; !ok {
+		s.m[rc.idx] = rc
+		s.ch <- rc.idx
+	}
+	s.mu.Unlock()
+}
+func (s *connSet) get(i int) *rawConn { s.mu.Lock(); defer s.mu.Unlock(); return s.m[i] }
+
+// A stale answer on the draining connection resolves a request that went
+// out on the new one: a Request with id 777 timed out on connection A; after
+// a rotation the program sends id 777 again (on B); A, still draining, now
+// answers its old 777, and the new request returns A's answer as its own.
+// The pending table is keyed by id alone (correlate.go resolve), never by
+// the connection the request went out on.
+func TestStaleAnswerFromDrainingConnResolvesNewRequest(t *testing.T) {
+	cs := newConnSet()
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		cs.put(rc)
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			return r.Method == "hold" // never answered by the peer itself
+		})
+	}
+	c := dial(t, pe.URL, nil, actors.WithRequestTimeout(10*time.Second))
+	// 1. id 777 on A, times out.
+	_, err := c.Request(ctxT(t, 300*time.Millisecond), []byte(`{"jsonrpc":"2.0","id":777,"method":"hold"}`))
+	if !errors.Is(err, actors.ErrTimeout) {
+		t.Fatalf("first 777: %v, want a timeout", err)
+	}
+	// 2. id 778 on A keeps A draining after the switch.
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Request(ctxT(t, 20*time.Second), []byte(`{"jsonrpc":"2.0","id":778,"method":"hold"}`))
+		errc <- err
+	}()
+	eventually(t, 5*time.Second, "778 pending", func() bool { return c.Health().Pending == 1 })
+	// 3. rotate: B is live, A drains.
+	if err := c.Rotate(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	// 4. 777 again, on B (unanswered by B).
+	type res struct {
+		resp string
+		err  error
+	}
+	rc := make(chan res, 1)
+	go func() {
+		r, err := c.Request(ctxT(t, 2*time.Second), []byte(`{"jsonrpc":"2.0","id":777,"method":"hold"}`))
+		rc <- res{string(r), err}
+	}()
+	eventually(t, 5*time.Second, "second 777 pending", func() bool { return c.Health().Pending == 2 })
+	// 5. A answers its old 777.
+	if err := cs.get(0).text(`{"jsonrpc":"2.0","id":777,"result":"stale answer from A"}`); err != nil {
+		t.Fatal(err)
+	}
+	r := <-rc
+	if strings.Contains(r.resp, "stale answer from A") {
+		t.Errorf("the request sent on B took A's stale answer as its own: %s", r.resp)
+	}
+	_ = cs.get(0).text(`{"jsonrpc":"2.0","id":778,"result":"ok"}`)
+	<-errc
+}
+
+// While a rotation's new connection B is in setup, B sends an answer with
+// the id of a request that went out on the live connection A: it resolves
+// A's request (same cause: resolve ignores the connection).
+func TestAnswerOnOtherConnResolvesDuringRotation(t *testing.T) {
+	cs := newConnSet()
+	restoreSeen := make(chan struct{}, 1)
+	release := make(chan struct{})
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		cs.put(rc)
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if r.Method == "hold" {
+				return true
+			}
+			if isSub(r) && rc.idx == 1 {
+				select {
+				case restoreSeen <- struct{}{}:
+				default:
+				}
+				<-release
+			}
+			return false
+		})
+	}
+	c := dial(t, pe.URL, nil)
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "a.b"); err != nil {
+		t.Fatal(err)
+	}
+	rotErr := make(chan error, 1)
+	go func() { rotErr <- c.Rotate(ctxT(t, 15*time.Second)) }()
+	<-restoreSeen
+	type res struct {
+		resp string
+		err  error
+	}
+	rc := make(chan res, 1)
+	go func() {
+		r, err := c.Request(ctxT(t, 2*time.Second), []byte(`{"jsonrpc":"2.0","id":"order-1","method":"hold"}`))
+		rc <- res{string(r), err}
+	}()
+	eventually(t, 5*time.Second, "order-1 pending", func() bool { return c.Health().Pending >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	_ = cs.get(1).text(`{"jsonrpc":"2.0","id":"order-1","result":"forged by B"}`)
+	r := <-rc
+	close(release)
+	if strings.Contains(r.resp, "forged by B") {
+		t.Errorf("a request sent on A was resolved by a frame on B: %s", r.resp)
+	}
+	<-rotErr
+}
