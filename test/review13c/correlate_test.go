@@ -1,7 +1,11 @@
 package review13c
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"github.com/zenws/zenws/actors/venue"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -133,4 +137,79 @@ func TestAnswerOnOtherConnResolvesDuringRotation(t *testing.T) {
 		t.Errorf("a request sent on A was resolved by a frame on B: %s", r.resp)
 	}
 	<-rotErr
+}
+
+// corrVenue answers with {"ack":<id>,"ok":bool,"why":"..."}; frames holding
+// "boom" make Correlate panic, "garbage" an unusable id, "dup" a match
+// with the id 5 whatever the frame.
+type corrVenue struct{ myVenue }
+
+func (corrVenue) Correlate(data []byte) (venue.Response, bool) {
+	s := string(data)
+	switch {
+	case strings.Contains(s, "boom"):
+		panic("Correlate exploded " + secretVal)
+	case strings.Contains(s, "garbage"):
+		return venue.Response{ID: json.RawMessage(`{"x":[1,2`)}, true
+	case !strings.Contains(s, `"ack"`):
+		return venue.Response{}, false
+	}
+	var a struct {
+		Ack json.RawMessage `json:"ack"`
+		OK  bool            `json:"ok"`
+		Why string          `json:"why"`
+	}
+	if json.Unmarshal(data, &a) != nil {
+		return venue.Response{}, false
+	}
+	if a.OK {
+		return venue.Response{ID: a.Ack, Result: json.RawMessage(`"done"`)}, true
+	}
+	return venue.Response{ID: a.Ack, Err: &venue.Error{Code: 7, Message: a.Why}}, true
+}
+
+// (Holds: guard.) A Correlator that panics, returns garbage ids, and
+// refusals carrying the venue's secret field: the client survives, a
+// refusal is an *RPCError whose text hides the value, garbage frames reach
+// the handler.
+func TestCorrelatorHostile(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			switch r.Method {
+			case "ok":
+				_ = rc.text(`{"boom":1}`)
+				_ = rc.text(`{"garbage":1}`)
+				_ = rc.text(`{"ack":` + string(r.ID) + `,"ok":true}`)
+				return true
+			case "no":
+				_ = rc.text(`{"ack":` + string(r.ID) + `,"ok":false,"why":"denied SessionCookie=` + secretVal + `"}`)
+				return true
+			}
+			return false
+		})
+	}
+	var mu sync.Mutex
+	var got []string
+	logs, lg := obsLogger()
+	c := dial(t, pe.URL, nil, actors.WithVenue(corrVenue{myVenue{fields: []string{"SessionCookie"}}}), actors.WithLogger(lg),
+		actors.WithHandler(func(in actors.Inbound) { mu.Lock(); got = append(got, string(in.Data)); mu.Unlock() }))
+	for i := 0; i < 20; i++ {
+		if _, err := c.Request(ctxT(t, 5*time.Second), []byte(`{"id":`+strconv.Itoa(1000+i)+`,"method":"ok"}`)); err != nil {
+			t.Fatalf("ok %d: %v", i, err)
+		}
+	}
+	_, err := c.Request(ctxT(t, 5*time.Second), []byte(`{"id":"r-1","method":"no"}`))
+	var re *actors.RPCError
+	if !errors.As(err, &re) || re.Code != 7 {
+		t.Fatalf("refusal: %v (%T), want an *RPCError code 7", err, err)
+	}
+	if strings.Contains(err.Error(), secretVal) || strings.Contains(fmt.Sprintf("%#v", re), secretVal) {
+		t.Errorf("secret in a Correlator refusal's text: %v", err)
+	}
+	eventually(t, 5*time.Second, "garbage and boom frames delivered", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 40 })
+	_ = c.Close()
+	if strings.Contains(logText(logs), secretVal) {
+		t.Error("secret (the Correlator's panic value) in the logs")
+	}
 }

@@ -34,7 +34,9 @@ func TestDropDuringSetupRestore(t *testing.T) {
 	armed.Store(true)
 	pe.dropAll()
 	eventually(t, 10*time.Second, "back connected with a.b active on conn 3",
-		func() bool { return pe.conns.Load() >= 4 && c.State() == actors.StateConnected && chanState(c, "a.b") == actors.ChannelActive })
+		func() bool {
+			return pe.conns.Load() >= 4 && c.State() == actors.StateConnected && chanState(c, "a.b") == actors.ChannelActive
+		})
 	noPanic(t, "LastError", c.Health().LastError)
 	ch.check(t)
 }

@@ -25,12 +25,12 @@ const secretVal = "hunter-two-pass" // not secret-looking: only a name or a know
 // myVenue is a venue of my own: Deribit's dialect, its own secret field
 // names and secrets.
 type myVenue struct {
-	fields   []string
-	secrets  []string
-	panicky  bool
+	fields  []string
+	secrets []string
+	panicky bool
 }
 
-func (v myVenue) Name() string            { return "mine" }
+func (v myVenue) Name() string           { return "mine" }
 func (v myVenue) Dialect() venue.Dialect { return deribit.Dialect{} }
 func (v myVenue) SecretFields() []string {
 	if v.panicky {
