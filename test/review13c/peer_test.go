@@ -34,6 +34,9 @@ type rawPeer struct {
 	open   []*rawConn
 	wg     sync.WaitGroup
 	closed atomic.Bool
+	// refuse answers every handshake with 503 while set.
+	refuse atomic.Bool
+	refused atomic.Int64
 }
 
 type rawConn struct {
@@ -89,6 +92,13 @@ func (pe *rawPeer) accept() {
 			defer pe.wg.Done()
 			defer c.Close()
 			rc := &rawConn{pe: pe, c: c, br: bufio.NewReader(c)}
+			if pe.refuse.Load() {
+				if _, err := http.ReadRequest(rc.br); err == nil {
+					pe.refused.Add(1)
+					_, _ = c.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+				}
+				return
+			}
 			if err := rc.handshake(); err != nil {
 				return
 			}

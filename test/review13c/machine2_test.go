@@ -1,0 +1,139 @@
+package review13c
+
+import (
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/venue/binance"
+	"github.com/zenws/zenws/supervision"
+)
+
+// A give-up under a supervisor in the middle of a rotation: the rotation's
+// setup stalls, the old connection drops, every redial is refused until the
+// client gives up and is restarted; then the venue is back. The restarted
+// client connects with its channel, the chain is coherent, no PanicError.
+func TestGiveUpDuringRotationUnderSupervisor(t *testing.T) {
+	var armed atomic.Bool
+	inSetup := make(chan *rawConn, 1)
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if isSub(r) && armed.Load() && rc.idx == 1 {
+				select {
+				case inSetup <- rc:
+				default:
+				}
+				return true // never answered
+			}
+			return false
+		})
+	}
+	sys := newSys(t)
+	sup, err := supervision.Start(sys, supervision.WithRestartBudget(5, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sup.Stop() })
+	var ch chain
+	c, err := sup.StartClient(ctxT(t, 10*time.Second), pe.URL,
+		actors.WithRetryDelay(10*time.Millisecond), actors.WithMaxBackoff(30*time.Millisecond), actors.WithRetryCount(2),
+		actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.WithHostDialRate(0, 0), actors.WithStateObserver(ch.add),
+		actors.WithRequestTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "a.b"); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	rot := make(chan error, 1)
+	go func() { rot <- c.Rotate(ctxT(t, 20*time.Second)) }()
+	select {
+	case <-inSetup:
+	case <-time.After(10 * time.Second):
+		t.Fatal("rotation never reached setup")
+	}
+	pe.refuse.Store(true)
+	pe.dropAll()
+	eventually(t, 10*time.Second, "a restart", func() bool { return c.Health().Restarts >= 1 })
+	pe.refuse.Store(false)
+	select {
+	case err := <-rot:
+		noPanic(t, "Rotate", err)
+		if err == nil {
+			t.Error("Rotate returned nil although the rotation never completed")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Rotate hung across a give-up and restart")
+	}
+	eventually(t, 10*time.Second, "connected with a.b active after the restart", func() bool {
+		return c.State() == actors.StateConnected && chanState(c, "a.b") == actors.ChannelActive
+	})
+	noPanic(t, "LastError", c.Health().LastError)
+	ch.check(t)
+	t.Logf("restarts %d refused %d conns %d chain %s", c.Health().Restarts, pe.refused.Load(), pe.conns.Load(), render(ch.get()))
+}
+
+// A flood of Binance serverShutdown notices on every connection while
+// Rotate is called in a loop: a bounded number of connections, no panic,
+// coherent chain, connected at the end.
+func TestShutdownFloodDuringRotations(t *testing.T) {
+	stop := make(chan struct{})
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+				if rc.text(`{"event":{"e":"serverShutdown","E":1}}`) != nil {
+					return
+				}
+			}
+		}()
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if r.Method == "SUBSCRIBE" || r.Method == "UNSUBSCRIBE" {
+				_ = rc.text(`{"result":null,"id":` + string(r.ID) + `}`)
+				return true
+			}
+			return false
+		})
+	}
+	var ch chain
+	c := dial(t, pe.URL, &ch, actors.WithVenue(binance.Venue{}), actors.WithRateLimiter(nil, actors.RateWait),
+		actors.WithHandler(func(actors.Inbound) {}))
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "btcusdt@trade"); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().Add(3 * time.Second)
+	var rotErrs []error
+	for time.Now().Before(end) {
+		if err := c.Rotate(ctxT(t, 5*time.Second)); err != nil {
+			rotErrs = append(rotErrs, err)
+		}
+	}
+	close(stop)
+	for _, e := range rotErrs {
+		noPanic(t, "Rotate", e)
+		if !errors.Is(e, actors.ErrRotationFailed) && !errors.Is(e, actors.ErrNotConnected) {
+			t.Errorf("Rotate: untyped error %v", e)
+		}
+	}
+	eventually(t, 10*time.Second, "connected, channel active", func() bool {
+		return c.State() == actors.StateConnected && chanState(c, "btcusdt@trade") == actors.ChannelActive
+	})
+	h := c.Health()
+	noPanic(t, "LastError", h.LastError)
+	ch.check(t)
+	b, _ := json.Marshal(map[string]any{"conns": pe.conns.Load(), "rotations": h.Rotations, "notices": h.MaintenanceNotices, "reconnects": h.Reconnects})
+	t.Logf("%s, %d rotate errors", b, len(rotErrs))
+	if h.Reconnects > 0 {
+		t.Errorf("%d reconnects: a notice flood during rotations lost the connection", h.Reconnects)
+	}
+}
