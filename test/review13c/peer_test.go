@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,9 @@ type rawPeer struct {
 	// refuse answers every handshake with 503 while set.
 	refuse atomic.Bool
 	refused atomic.Int64
+	// echo, while set, answers every handshake with 400 and the request's
+	// headers and URL in the body (a hostile venue echoing credentials).
+	echo atomic.Bool
 }
 
 type rawConn struct {
@@ -92,6 +96,19 @@ func (pe *rawPeer) accept() {
 			defer pe.wg.Done()
 			defer c.Close()
 			rc := &rawConn{pe: pe, c: c, br: bufio.NewReader(c)}
+			if pe.echo.Load() {
+				if req, err := http.ReadRequest(rc.br); err == nil {
+					var sb strings.Builder
+					sb.WriteString("bad request " + req.URL.String() + " ")
+					for k, v := range req.Header {
+						sb.WriteString(k + "=" + strings.Join(v, ",") + "; ")
+					}
+					body := sb.String()
+					pe.refused.Add(1)
+					_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\nConnection: close\r\n\r\n" + body))
+				}
+				return
+			}
 			if pe.refuse.Load() {
 				if _, err := http.ReadRequest(rc.br); err == nil {
 					pe.refused.Add(1)
