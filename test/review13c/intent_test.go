@@ -1,0 +1,100 @@
+package review13c
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// (Holds: guard.) Subscribe and Unsubscribe while the venue refuses
+// handshakes: both are intent; after the venue is back the unsubscribed
+// channel is not restored and the new one is active; the peer never saw the
+// unsubscribed channel subscribed on the new connection.
+func TestIntentDuringOutage(t *testing.T) {
+	var mu sync.Mutex
+	subsPerConn := map[int][]string{}
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if isSub(r) {
+				mu.Lock()
+				subsPerConn[rc.idx] = append(subsPerConn[rc.idx], r.Params.Channels...)
+				mu.Unlock()
+			}
+			return false
+		})
+	}
+	c := dial(t, pe.URL, nil)
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "old.1", "keep.1"); err != nil {
+		t.Fatal(err)
+	}
+	pe.refuse.Store(true)
+	pe.dropAll()
+	eventually(t, 5*time.Second, "refusing", func() bool { return pe.refused.Load() >= 1 })
+	var subErr, unsubErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); subErr = c.Subscribe(ctxT(t, 10*time.Second), "new.1") }()
+	go func() { defer wg.Done(); unsubErr = c.Unsubscribe(ctxT(t, 10*time.Second), "old.1") }()
+	time.Sleep(300 * time.Millisecond)
+	pe.refuse.Store(false)
+	wg.Wait()
+	if subErr != nil || unsubErr != nil {
+		t.Errorf("during an outage: Subscribe %v, Unsubscribe %v; want nil once the venue is back", subErr, unsubErr)
+	}
+	eventually(t, 10*time.Second, "new.1 and keep.1 active", func() bool {
+		return chanState(c, "new.1") == actors.ChannelActive && chanState(c, "keep.1") == actors.ChannelActive
+	})
+	if st := chanState(c, "old.1"); st != 0 {
+		t.Errorf("old.1 still in Health.Channels: %v", st)
+	}
+	mu.Lock()
+	last := subsPerConn[int(pe.conns.Load())-1]
+	mu.Unlock()
+	for _, ch := range last {
+		if ch == "old.1" {
+			t.Errorf("old.1 subscribed on the new connection: %v", last)
+		}
+	}
+}
+
+// (Holds: guard.) Heartbeat misses while a connect hook blocks: the peer
+// answers no ping on the first two redials and the hook waits for its ctx.
+// The client must not hang in setup: it comes back once the venue answers.
+func TestHeartbeatMissDuringSetup(t *testing.T) {
+	var mute atomic.Bool
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		if mute.Load() && rc.idx <= 2 {
+			for { // read and ignore everything, pings included
+				if _, _, err := rc.readFrame(); err != nil {
+					return
+				}
+			}
+		}
+		rc.serveJSONRPC(nil)
+	}
+	var ch chain
+	var blocking atomic.Bool
+	hook := func(ctx context.Context, s *actors.Setup) error {
+		if blocking.Load() {
+			_, err := s.Call(ctx, "public/test", nil) // never answered on a muted conn
+			return err
+		}
+		return nil
+	}
+	c := dial(t, pe.URL, &ch, actors.WithHeartbeat(actors.HeartbeatPingPong, 50*time.Millisecond),
+		actors.WithConnectHook(hook), actors.WithRequestTimeout(1500*time.Millisecond))
+	mute.Store(true)
+	blocking.Store(true)
+	pe.dropAll()
+	eventually(t, 15*time.Second, "connected again on conn 3", func() bool {
+		return pe.conns.Load() >= 4 && c.State() == actors.StateConnected
+	})
+	noPanic(t, "LastError", c.Health().LastError)
+	ch.check(t)
+}
