@@ -137,3 +137,57 @@ func TestShutdownFloodDuringRotations(t *testing.T) {
 		t.Errorf("%d reconnects: a notice flood during rotations lost the connection", h.Reconnects)
 	}
 }
+
+// While a rotation's new connection is in setup (its restore unanswered),
+// the client is connected on the old one with every channel active: Health
+// says connected, not degraded, the channel active; after Close, Health
+// says disconnected with nothing pending and no ConnectedSince.
+func TestHealthDuringRotationSetup(t *testing.T) {
+	var armed atomic.Bool
+	inSetup := make(chan struct{}, 1)
+	release := make(chan struct{})
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if isSub(r) && armed.Load() && rc.idx == 1 {
+				select {
+				case inSetup <- struct{}{}:
+				default:
+				}
+				<-release
+			}
+			return false
+		})
+	}
+	c := dial(t, pe.URL, nil)
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "a.b", "c.d"); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	rot := make(chan error, 1)
+	go func() { rot <- c.Rotate(ctxT(t, 10*time.Second)) }()
+	<-inSetup
+	time.Sleep(50 * time.Millisecond)
+	h := c.Health()
+	if h.State != actors.StateConnected || h.Degraded || h.ConnectedSince.IsZero() {
+		t.Errorf("during a rotation's setup: state %v degraded %v since %v", h.State, h.Degraded, h.ConnectedSince)
+	}
+	for _, s := range h.Channels {
+		if s.State != actors.ChannelActive {
+			t.Errorf("during a rotation's setup: channel %s is %v, want active (it is, on the live connection)", s.Channel, s.State)
+		}
+	}
+	close(release)
+	if err := <-rot; err != nil {
+		t.Errorf("Rotate: %v", err)
+	}
+	h = c.Health()
+	if h.Degraded || h.Rotations != 1 {
+		t.Errorf("after the rotation: degraded %v rotations %d", h.Degraded, h.Rotations)
+	}
+	_ = c.Close()
+	h = c.Health()
+	if h.State != actors.StateDisconnected || h.Pending != 0 || !h.ConnectedSince.IsZero() {
+		t.Errorf("after Close: state %v pending %d since %v", h.State, h.Pending, h.ConnectedSince)
+	}
+}

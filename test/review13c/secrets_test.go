@@ -2,6 +2,7 @@ package review13c
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -328,5 +329,47 @@ func TestSecretsEchoedInHandshakeBody(t *testing.T) {
 	c2 := dial(t, url, nil, actors.WithSecrets(secretVal))
 	if h := c2.Health(); strings.Contains(h.Endpoint, secretVal) {
 		t.Errorf("Health.Endpoint shows a WithSecrets value: %s", h.Endpoint)
+	}
+}
+
+// A connect hook failing with a secret field in its text ("name=value",
+// "name: value"), first recoverable then fatal: Connect's error, the
+// FatalError, StateChange and logs must hide the value (Redactor: "masked
+// after the name in error and log text"). Run for the venue's own name and
+// for a built-in one.
+func TestSecretNamesInHookErrors(t *testing.T) {
+	for _, name := range []string{"SessionCookie", "client_secret"} {
+		t.Run(name, func(t *testing.T) { hookErrors(t, name) })
+	}
+}
+
+func hookErrors(t *testing.T, name string) {
+	pe := newRawPeer(t, nil)
+	logs, lg := obsLogger()
+	var ch chain
+	n := 0
+	hook := func(ctx context.Context, s *actors.Setup) error {
+		n++
+		if n < 3 {
+			return fmt.Errorf("login refused: %s=%s", name, secretVal)
+		}
+		return actors.Fatal(fmt.Errorf("login refused for good: %s: %s", name, secretVal))
+	}
+	sys := newSys(t)
+	c, err := actors.Connect(ctxT(t, 10*time.Second), sys, pe.URL,
+		actors.WithVenue(myVenue{fields: []string{"SessionCookie"}}), actors.WithLogger(lg), actors.WithStateObserver(ch.add),
+		actors.WithConnectHook(hook), actors.WithRetryCount(5), actors.WithRetryDelay(5*time.Millisecond), actors.WithHostDialRate(0, 0))
+	if err == nil {
+		_ = c.Close()
+		t.Fatal("connected")
+	}
+	texts := map[string]string{"Connect error": fmt.Sprintf("%v", err), "logs": logText(logs)}
+	for i, s := range ch.get() {
+		texts[fmt.Sprintf("StateChange %d", i)] = fmt.Sprintf("%v", s.Err)
+	}
+	for w, s := range texts {
+		if i := strings.Index(s, secretVal); i >= 0 {
+			t.Errorf("%s shows it: ...%s...", w, s[max(0, i-90):min(len(s), i+20)])
+		}
 	}
 }
