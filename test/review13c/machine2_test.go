@@ -3,6 +3,8 @@ package review13c
 import (
 	"encoding/json"
 	"errors"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -190,4 +192,112 @@ func TestHealthDuringRotationSetup(t *testing.T) {
 	if h.State != actors.StateDisconnected || h.Pending != 0 || !h.ConnectedSince.IsZero() {
 		t.Errorf("after Close: state %v pending %d since %v", h.State, h.Pending, h.ConnectedSince)
 	}
+}
+
+// Subscribe and Unsubscribe while a rotation's new connection runs its
+// restore (its first subscribe held by the venue): after the switch the new
+// connection must carry late.1 (the venue saw it subscribed there) and not
+// carry gone.1 (unsubscribed there, or never subscribed).
+func TestIntentChangeDuringRotationRestore(t *testing.T) {
+	var armed atomic.Bool
+	inSetup := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	state := map[int]map[string]bool{} // per connection: channel -> subscribed
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if strings.HasSuffix(r.Method, "subscribe") {
+				mu.Lock()
+				if state[rc.idx] == nil {
+					state[rc.idx] = map[string]bool{}
+				}
+				for _, ch := range r.Params.Channels {
+					state[rc.idx][ch] = !strings.HasSuffix(r.Method, "unsubscribe")
+				}
+				mu.Unlock()
+			}
+			if isSub(r) && armed.Load() && rc.idx == 1 {
+				select {
+				case inSetup <- struct{}{}:
+					<-release
+				default:
+				}
+			}
+			return false
+		})
+	}
+	c := dial(t, pe.URL, nil)
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "a.b", "gone.1"); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	rot := make(chan error, 1)
+	go func() { rot <- c.Rotate(ctxT(t, 10*time.Second)) }()
+	<-inSetup
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "late.1"); err != nil {
+		t.Errorf("Subscribe during the rotation: %v", err)
+	}
+	if err := c.Unsubscribe(ctxT(t, 5*time.Second), "gone.1"); err != nil {
+		t.Errorf("Unsubscribe during the rotation: %v", err)
+	}
+	close(release)
+	if err := <-rot; err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	eventually(t, 5*time.Second, "late.1 active", func() bool { return chanState(c, "late.1") == actors.ChannelActive })
+	ok := eventually(t, 5*time.Second, "the new connection carries late.1 and not gone.1", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return state[1]["late.1"] && !state[1]["gone.1"] && state[1]["a.b"]
+	})
+	if !ok {
+		mu.Lock()
+		t.Logf("venue's view of connection 1: %v; client: %v", state[1], c.Subscriptions())
+		mu.Unlock()
+	}
+}
+
+// (Guard.) A venue that accepts, confirms the restore and drops, in a loop
+// for 2 s, with RetryForever: the backoff climbs (connections bounded), the
+// client never gives up, the chain is coherent, and it is connected once the
+// venue stops dropping.
+func TestAcceptDropLoop(t *testing.T) {
+	var dropping atomic.Bool
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if isSub(r) && dropping.Load() {
+				b, _ := json.Marshal(r.Params.Channels)
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"result":` + string(b) + `}`)
+				time.Sleep(5 * time.Millisecond)
+				rc.c.Close()
+				return true
+			}
+			return false
+		})
+	}
+	var ch chain
+	c := dial(t, pe.URL, &ch, actors.WithRetryDelay(10*time.Millisecond), actors.WithMaxBackoff(200*time.Millisecond))
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "a.b"); err != nil {
+		t.Fatal(err)
+	}
+	dropping.Store(true)
+	pe.dropAll()
+	time.Sleep(2 * time.Second)
+	conns := pe.conns.Load()
+	dropping.Store(false)
+	eventually(t, 10*time.Second, "connected, a.b active", func() bool {
+		return c.State() == actors.StateConnected && chanState(c, "a.b") == actors.ChannelActive
+	})
+	h := c.Health()
+	t.Logf("connections in 2 s: %d; reconnects %d restarts %d", conns, h.Reconnects, h.Restarts)
+	if conns > 100 {
+		t.Errorf("%d connections in 2 s with a 200 ms backoff cap: the backoff did not climb", conns)
+	}
+	if h.StopReason != nil || h.Restarts != 0 {
+		t.Errorf("stop reason %v restarts %d", h.StopReason, h.Restarts)
+	}
+	noPanic(t, "LastError", h.LastError)
+	ch.check(t)
 }

@@ -120,3 +120,19 @@ func TestNodeStaleAnswerAfterRotation(t *testing.T) {
 	n.send(0, `{"jsonrpc":"2.0","id":"keep","result":"ok"}`)
 	<-hold
 }
+
+// (Guard.) A Request whose string id is spelled with JSON escapes (a
+// program that encodes non-ASCII or '<' as \u escapes, as encoding/json
+// does for "<>&"): a venue that decodes and re-encodes it (Node's
+// JSON.stringify) answers with the plain spelling. Correlation "by exact id"
+// must compare the id's value, not its bytes, or the answer is lost.
+func TestNodeEscapedStringID(t *testing.T) {
+	n := startNodePeer(t)
+	c := dial(t, n.URL, nil)
+	for _, id := range []string{`"a\u002db"`, `"\u00e9t\u00e9"`, `"\u003cord\u003e"`, `"x\/y"`} {
+		r, err := c.Request(ctxT(t, 3*time.Second), []byte(`{"jsonrpc":"2.0","id":`+id+`,"method":"ping"}`))
+		if err != nil {
+			t.Errorf("id %s: %v (answer %s)", id, err, r)
+		}
+	}
+}
