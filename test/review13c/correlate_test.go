@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/zenws/zenws/actors/record"
 	"github.com/zenws/zenws/actors/venue"
 	"strconv"
 	"strings"
@@ -212,4 +213,58 @@ func TestCorrelatorHostile(t *testing.T) {
 	if strings.Contains(logText(logs), secretVal) {
 		t.Error("secret (the Correlator's panic value) in the logs")
 	}
+}
+
+// (Guard.) Generations after a rotation: a frame the draining connection A
+// sends after the switch is recorded and delivered with A's generation; a
+// Send after the switch leaves on B and is recorded with B's.
+func TestGenerationsAcrossRotation(t *testing.T) {
+	cs := newConnSet()
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		cs.put(rc)
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool { return r.Method == "hold" })
+	}
+	var rec syncBuf
+	var mu sync.Mutex
+	gens := map[string]uint64{}
+	c := dial(t, pe.URL, nil, actors.WithRecorder(&rec), actors.WithRequestTimeout(10*time.Second),
+		actors.WithHandler(func(in actors.Inbound) { mu.Lock(); gens[string(in.Data)] = in.Generation; mu.Unlock() }))
+	g1 := c.Health().Generation
+	hold := make(chan struct{})
+	go func() {
+		_, _ = c.Request(ctxT(t, 20*time.Second), []byte(`{"jsonrpc":"2.0","id":"keep","method":"hold"}`))
+		close(hold)
+	}()
+	eventually(t, 5*time.Second, "keep pending", func() bool { return c.Health().Pending == 1 })
+	if err := c.Rotate(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	g2 := c.Health().Generation
+	_ = cs.get(0).text(`{"late":"from A"}`)
+	if err := c.Send(ctxT(t, 5*time.Second), []byte(`{"order":"after switch"}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "A's late frame delivered", func() bool { mu.Lock(); defer mu.Unlock(); _, ok := gens[`{"late":"from A"}`]; return ok })
+	mu.Lock()
+	if g := gens[`{"late":"from A"}`]; g != g1 {
+		t.Errorf("A's frame delivered with generation %d, want %d (B is %d)", g, g1, g2)
+	}
+	mu.Unlock()
+	_ = cs.get(0).text(`{"jsonrpc":"2.0","id":"keep","result":"ok"}`)
+	<-hold
+	_ = c.Close()
+	_ = record.Replay(strings.NewReader(rec.String()), func(r record.Record) error {
+		switch r.Data {
+		case `{"late":"from A"}`:
+			if r.Generation != g1 {
+				t.Errorf("A's late frame recorded with gen %d, want %d", r.Generation, g1)
+			}
+		case `{"order":"after switch"}`:
+			if r.Generation != g2 {
+				t.Errorf("the order after the switch recorded with gen %d, want %d", r.Generation, g2)
+			}
+		}
+		return nil
+	})
 }

@@ -36,7 +36,7 @@ type rawPeer struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 	// refuse answers every handshake with 503 while set.
-	refuse atomic.Bool
+	refuse  atomic.Bool
 	refused atomic.Int64
 	// echo, while set, answers every handshake with 400 and the request's
 	// headers and URL in the body (a hostile venue echoing credentials).
