@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -372,4 +373,55 @@ func hookErrors(t *testing.T, name string) {
 			t.Errorf("%s shows it: ...%s...", w, s[max(0, i-90):min(len(s), i+20)])
 		}
 	}
+}
+
+// A Secreter's value echoed by the venue in JSON-escaped spellings
+// (\u0068unter, \u002d): the recording keeps a frame's bytes, so a value
+// masked only in its plain spelling would be written decodable.
+func TestKnownSecretEscapedInRecording(t *testing.T) {
+	frames := []string{
+		`{"echo":"\u0068unter-two-pass"}`,
+		`{"echo":"hunter\u002dtwo\u002dpass"}`,
+		`{"echo":"HUNTER-TWO-PASS"}`, // not the secret (case differs): may stay
+		`{"e\u0063ho":["x","hunter-two-p\u0061ss"]}`,
+		`{"hunter\u002dtwo-pass":1}`,
+		`["a",{"b":"prefix hunter\u002dtwo-pass suffix"}]`,
+	}
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if r.Method == "echo" {
+				for _, f := range frames {
+					_ = rc.text(f)
+				}
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"result":"done"}`)
+				return true
+			}
+			return false
+		})
+	}
+	var rec syncBuf
+	c := dial(t, pe.URL, nil, actors.WithVenue(myVenue{secrets: []string{secretVal}}), actors.WithRecorder(&rec),
+		actors.WithHandler(func(actors.Inbound) {}))
+	if _, err := c.Call(ctxT(t, 5*time.Second), "echo", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames[:2] {
+		if err := c.Send(ctxT(t, 5*time.Second), []byte(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	_ = c.Close()
+	_ = record.Replay(strings.NewReader(rec.String()), func(r record.Record) error {
+		var v any
+		if json.Unmarshal([]byte(r.Data), &v) != nil {
+			return nil
+		}
+		b, _ := json.Marshal(v) // decoded: what anyone reading the recording gets
+		if strings.Contains(string(b), secretVal) {
+			t.Errorf("the secret is in the recording once its JSON is decoded (%s): %s", r.Dir, r.Data)
+		}
+		return nil
+	})
 }
