@@ -75,3 +75,54 @@ func TestCloseFromObserverAndHook(t *testing.T) {
 		eventually(t, 5*time.Second, "disconnected", func() bool { return cl.State() == actors.StateDisconnected })
 	})
 }
+
+// FAILS on WaitConnected: after Close it returns the last dial error (the
+// 503 *HandshakeError) instead of ErrClosed, so a caller cannot tell its own
+// Close from a venue that is down. The others hold.
+// Close while a Subscribe, a Call, a Reconnect and a WaitConnected wait
+// (the venue holds the answers; the Reconnect's dials are refused): each
+// returns promptly (well before RequestTimeout, 20 s here) with a typed
+// error.
+func TestCloseWhileOpsWait(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			return r.Method == "hold" || (isSub(r) && len(r.Params.Channels) == 1 && r.Params.Channels[0] == "held.1")
+		})
+	}
+	c := dial(t, pe.URL, nil, actors.WithRequestTimeout(20*time.Second))
+	type res struct {
+		what string
+		err  error
+	}
+	out := make(chan res, 4)
+	go func() { out <- res{"Subscribe", c.Subscribe(ctxT(t, 30*time.Second), "held.1")} }()
+	go func() {
+		_, err := c.Call(ctxT(t, 30*time.Second), "hold", nil)
+		out <- res{"Call", err}
+	}()
+	eventually(t, 5*time.Second, "two pending", func() bool { return c.Health().Pending >= 2 })
+	pe.refuse.Store(true)
+	go func() { out <- res{"Reconnect", c.Reconnect(ctxT(t, 30*time.Second))} }()
+	eventually(t, 5*time.Second, "reconnecting", func() bool { return c.State() == actors.StateReconnecting })
+	go func() { out <- res{"WaitConnected", c.WaitConnected(ctxT(t, 30*time.Second))} }()
+	time.Sleep(100 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	deadline := time.After(8 * time.Second)
+	for i := 0; i < 4; i++ {
+		select {
+		case r := <-out:
+			noPanic(t, r.what, r.err)
+			if r.err == nil {
+				t.Errorf("%s returned nil after Close", r.what)
+			} else if !errors.Is(r.err, actors.ErrClosed) && !errors.Is(r.err, actors.ErrDisconnected) && !errors.Is(r.err, actors.ErrNotConnected) {
+				t.Errorf("%s after Close: untyped %v", r.what, r.err)
+			}
+			t.Logf("%s: %v", r.what, r.err)
+		case <-deadline:
+			t.Fatalf("%d of 4 operations still waiting 8 s after Close", 4-i)
+		}
+	}
+}
