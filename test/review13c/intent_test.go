@@ -98,3 +98,29 @@ func TestHeartbeatMissDuringSetup(t *testing.T) {
 	noPanic(t, "LastError", c.Health().LastError)
 	ch.check(t)
 }
+
+// A connect hook that subscribes through its handle (s.Client().Subscribe,
+// a plausible "subscribe on connect"): Subscribe is intent and waits for the
+// live connection, which waits for the hook. Does the client ever connect?
+func TestSubscribeFromConnectHook(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	var hookErr atomic.Value
+	hook := func(ctx context.Context, s *actors.Setup) error {
+		err := s.Client().Subscribe(ctx, "from.hook")
+		if err != nil {
+			hookErr.Store(err.Error())
+		}
+		return nil // the hook itself never fails
+	}
+	sys := newSys(t)
+	c, err := actors.Connect(ctxT(t, 10*time.Second), sys, pe.URL, actors.WithConnectHook(hook),
+		actors.WithRequestTimeout(time.Second), actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.WithHostDialRate(0, 0))
+	if err != nil {
+		t.Fatalf("Connect with a hook that subscribes: %v", err)
+	}
+	defer c.Close()
+	eventually(t, 5*time.Second, "from.hook active", func() bool { return chanState(c, "from.hook") == actors.ChannelActive })
+	if e := hookErr.Load(); e != nil {
+		t.Logf("Subscribe in the hook returned: %v", e)
+	}
+}
