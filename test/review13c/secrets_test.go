@@ -425,3 +425,42 @@ func TestKnownSecretEscapedInRecording(t *testing.T) {
 		return nil
 	})
 }
+
+// Venue secret names that normalise to nothing ("", "_", "-. ") or are
+// huge: creating the client, an RPCError's text and the recording must
+// still work (no hang, no panic).
+func TestDegenerateSecretFieldNames(t *testing.T) {
+	for _, names := range [][]string{{""}, {"_"}, {"-. "}, {strings.Repeat("x", 1<<20)}, {"a"}} {
+		pe := newRawPeer(t, nil)
+		pe.onConn = func(rc *rawConn) {
+			rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+				if r.Method == "private/x" {
+					_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":1,"message":"a=1 _=2 =3 : x","data":{"":"v","_":"w","a":"z"}}}`)
+					return true
+				}
+				return false
+			})
+		}
+		var rec syncBuf
+		c := dial(t, pe.URL, nil, actors.WithVenue(myVenue{fields: names}), actors.WithRecorder(&rec))
+		done := make(chan string, 1)
+		go func() {
+			_, err := c.Call(ctxT(t, 5*time.Second), "private/x", nil)
+			if err == nil {
+				done <- "nil"
+				return
+			}
+			done <- err.Error()
+		}()
+		select {
+		case s := <-done:
+			t.Logf("names %.10q: %s", names, s)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("names %.10q: the error text hangs", names)
+		}
+		_ = c.Send(ctxT(t, 5*time.Second), []byte(`{"":"v","_":"w","a":"z","b":"c=1"}`))
+		if err := c.Close(); err != nil {
+			t.Errorf("names %.10q: Close: %v", names, err)
+		}
+	}
+}
