@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -461,6 +462,40 @@ func TestDegenerateSecretFieldNames(t *testing.T) {
 		_ = c.Send(ctxT(t, 5*time.Second), []byte(`{"":"v","_":"w","a":"z","b":"c=1"}`))
 		if err := c.Close(); err != nil {
 			t.Errorf("names %.10q: Close: %v", names, err)
+		}
+	}
+}
+
+// The venue closes with a reason echoing the venue's own secret field as
+// "SessionCookie=value" (what the client sent it): Health.LastError,
+// StateChange.Err and the WARN "connection lost" line show the value (same
+// cause as TestSecretNamesInHookErrors: error and log text get known values
+// and URLs scrubbed, not the values after secret names).
+func TestRedactorNameInCloseReason(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	var once atomic.Bool
+	pe.onConn = func(rc *rawConn) {
+		if once.CompareAndSwap(false, true) {
+			go func() {
+				time.Sleep(50 * time.Millisecond)
+				_ = rc.closeFrame(4001, "bad SessionCookie="+secretVal)
+			}()
+		}
+		rc.serveJSONRPC(nil)
+	}
+	logs, lg := obsLogger()
+	var ch chain
+	c := dial(t, pe.URL, &ch, actors.WithVenue(myVenue{fields: []string{"SessionCookie"}}), actors.WithLogger(lg))
+	eventually(t, 10*time.Second, "the close seen", func() bool { return c.Health().Reconnects >= 1 })
+	texts := map[string]string{"LastError": fmt.Sprintf("%v", c.Health().LastError)}
+	for i, s := range ch.get() {
+		texts[fmt.Sprintf("StateChange %d", i)] = fmt.Sprintf("%v", s.Err)
+	}
+	_ = c.Close()
+	texts["logs"] = logText(logs)
+	for w, s := range texts {
+		if i := strings.Index(s, secretVal); i >= 0 {
+			t.Errorf("%s shows it: ...%s...", w, s[max(0, i-90):min(len(s), i+20)])
 		}
 	}
 }
