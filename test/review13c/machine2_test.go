@@ -368,3 +368,31 @@ func TestLossAtSwitchOver(t *testing.T) {
 		})
 	}
 }
+
+// (Guard.) Reconnect while a rotation's dial hangs in its handshake: the
+// Reconnect must not wait for the rotation's dial (Timeout 5 s): it returns
+// connected well before, and Rotate returns a typed error.
+func TestReconnectDuringRotationDial(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	c := dial(t, pe.URL, nil, actors.WithTimeout(5*time.Second))
+	pe.stallNext.Store(true)
+	rot := make(chan error, 1)
+	go func() { rot <- c.Rotate(ctxT(t, 15*time.Second)) }()
+	eventually(t, 5*time.Second, "rotation dial stalled", func() bool { return pe.stalled.Load() == 1 })
+	start := time.Now()
+	if err := c.Reconnect(ctxT(t, 10*time.Second)); err != nil {
+		t.Errorf("Reconnect during a rotation's dial: %v", err)
+	}
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("Reconnect took %v: it waited for the rotation's hung dial", el)
+	}
+	select {
+	case err := <-rot:
+		noPanic(t, "Rotate", err)
+		if err == nil {
+			t.Error("Rotate returned nil; its rotation was abandoned")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Rotate hung")
+	}
+}

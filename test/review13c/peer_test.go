@@ -33,6 +33,7 @@ type rawPeer struct {
 	conns  atomic.Int64
 	mu     sync.Mutex
 	open   []*rawConn
+	raw    []net.Conn
 	wg     sync.WaitGroup
 	closed atomic.Bool
 	// refuse answers every handshake with 503 while set.
@@ -41,6 +42,10 @@ type rawPeer struct {
 	// echo, while set, answers every handshake with 400 and the request's
 	// headers and URL in the body (a hostile venue echoing credentials).
 	echo atomic.Bool
+	// stallNext, while set, makes the next TCP connection's handshake hang
+	// (no answer) until the peer closes; it clears itself.
+	stallNext atomic.Bool
+	stalled   atomic.Int64
 }
 
 type rawConn struct {
@@ -70,6 +75,11 @@ func (pe *rawPeer) close() {
 	}
 	pe.ln.Close()
 	pe.dropAll()
+	pe.mu.Lock()
+	for _, c := range pe.raw {
+		c.Close()
+	}
+	pe.mu.Unlock()
 	pe.wg.Wait()
 }
 
@@ -91,11 +101,19 @@ func (pe *rawPeer) accept() {
 		if err != nil {
 			return
 		}
+		pe.mu.Lock()
+		pe.raw = append(pe.raw, c)
+		pe.mu.Unlock()
 		pe.wg.Add(1)
 		go func() {
 			defer pe.wg.Done()
 			defer c.Close()
 			rc := &rawConn{pe: pe, c: c, br: bufio.NewReader(c)}
+			if pe.stallNext.CompareAndSwap(true, false) {
+				pe.stalled.Add(1)
+				_, _ = io.Copy(io.Discard, c) // until the client gives up on it or the peer closes
+				return
+			}
 			if pe.echo.Load() {
 				if req, err := http.ReadRequest(rc.br); err == nil {
 					var sb strings.Builder
