@@ -499,3 +499,79 @@ func TestRedactorNameInCloseReason(t *testing.T) {
 		}
 	}
 }
+
+// connVenue is myVenue with a Connector that registers n one-off values
+// per connection (a venue adding a signature or nonce per login).
+type connVenue struct {
+	myVenue
+	n   int
+	seq *atomic.Int64
+}
+
+func (v connVenue) OnConnect(ctx context.Context, s venue.Session) error {
+	for i := 0; i < v.n; i++ {
+		s.AddSecrets(fmt.Sprintf("nonce-value-%08d", v.seq.Add(1)))
+	}
+	return nil
+}
+
+// (Guard.) The configuration's secrets (WithSecrets, a Secreter's) stay
+// hidden after a venue registered hundreds of one-off values (the scrubber
+// keeps only the newest 256 forms of values added later).
+func TestConfigSecretsSurviveManyAddedValues(t *testing.T) {
+	const other = "other-config-pass"
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if r.Method == "private/x" {
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":1,"message":"bad ` + secretVal + ` ` + other + `"}}`)
+				return true
+			}
+			return false
+		})
+	}
+	var seq atomic.Int64
+	c := dial(t, pe.URL, nil, actors.WithVenue(connVenue{myVenue: myVenue{secrets: []string{secretVal}}, n: 400, seq: &seq}),
+		actors.WithSecrets(other))
+	c.AddSecrets("late-added-one-1", "late-added-one-2")
+	_, err := c.Call(ctxT(t, 5*time.Second), "private/x", nil)
+	if err == nil {
+		t.Fatal("nil")
+	}
+	for _, v := range []string{secretVal, other} {
+		if strings.Contains(err.Error(), v) {
+			t.Errorf("%s shown after 400 added values: %v", v, err)
+		}
+	}
+}
+
+// A token registered with Client.AddSecrets (as an adapter does with a
+// session token) is forgotten once 256 more values have been registered
+// (redact.MaxRecent: values added after the configuration are kept newest
+// first; 200 more hold, 256 do not): while the token is still valid it then
+// shows in error text. A venue adapter registering a signature per order
+// evicts the session token after 256 orders.
+// The bound is not documented (docs/client.md, WithSecrets,
+// Client.AddSecrets). Low severity.
+func TestRegisteredTokenEvicted(t *testing.T) {
+	const token = "session-token-still-valid"
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if r.Method == "private/x" {
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":1,"message":"expired? ` + token + `"}}`)
+				return true
+			}
+			return false
+		})
+	}
+	c := dial(t, pe.URL, nil)
+	c.AddSecrets(token)
+	for i := 0; i < 300; i++ {
+		c.AddSecrets(fmt.Sprintf("order-signature-%04d", i))
+	}
+	_, err := c.Call(ctxT(t, 5*time.Second), "private/x", nil)
+	if err != nil && strings.Contains(err.Error(), token) {
+		t.Errorf("a registered, still valid token shown after 300 more AddSecrets: %v", err)
+	}
+}
