@@ -124,3 +124,42 @@ func TestSubscribeFromConnectHook(t *testing.T) {
 		t.Logf("Subscribe in the hook returned: %v", e)
 	}
 }
+
+// (Guard.) WithRestoreSubscriptions(false): a rotation still carries the
+// channels over (the venue sees them subscribed on the new connection); a
+// reconnect drops them from the wanted set (Subscriptions, Health.Channels
+// empty, not degraded).
+func TestNoRestoreRotationAndReconnect(t *testing.T) {
+	var mu sync.Mutex
+	subs := map[int][]string{}
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if isSub(r) {
+				mu.Lock()
+				subs[rc.idx] = append(subs[rc.idx], r.Params.Channels...)
+				mu.Unlock()
+			}
+			return false
+		})
+	}
+	c := dial(t, pe.URL, nil, actors.WithRestoreSubscriptions(false))
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "a.b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rotate(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := append([]string(nil), subs[1]...)
+	mu.Unlock()
+	if len(got) != 1 || got[0] != "a.b" || chanState(c, "a.b") != actors.ChannelActive {
+		t.Errorf("after a rotation without restore: venue saw %v on the new connection, channel %v", got, chanState(c, "a.b"))
+	}
+	pe.dropAll()
+	eventually(t, 10*time.Second, "reconnected", func() bool { return c.Health().Reconnects >= 1 && c.State() == actors.StateConnected })
+	h := c.Health()
+	if len(c.Subscriptions()) != 0 || len(h.Channels) != 0 || h.Degraded {
+		t.Errorf("after a reconnect without restore: wanted %v, channels %v, degraded %v", c.Subscriptions(), h.Channels, h.Degraded)
+	}
+}
