@@ -163,3 +163,36 @@ func TestNoRestoreRotationAndReconnect(t *testing.T) {
 		t.Errorf("after a reconnect without restore: wanted %v, channels %v, degraded %v", c.Subscriptions(), h.Channels, h.Degraded)
 	}
 }
+
+// (Guard.) Health during an outage and after: Attempt climbs, NextRetry is
+// set while waiting, ConnectedSince is zero; once back Attempt and NextRetry
+// are zero, ConnectedSince set, LastError kept (documented).
+func TestHealthDuringOutage(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	c := dial(t, pe.URL, nil, actors.WithRetryDelay(50*time.Millisecond), actors.WithMaxBackoff(200*time.Millisecond))
+	pe.refuse.Store(true)
+	pe.dropAll()
+	eventually(t, 10*time.Second, "the loss seen", func() bool { return c.Health().Reconnects >= 1 })
+	sawWait := false
+	eventually(t, 10*time.Second, "attempt 3 and a NextRetry seen", func() bool {
+		h := c.Health()
+		if h.State == actors.StateConnected {
+			t.Errorf("connected while every handshake is refused")
+			return true
+		}
+		if !h.ConnectedSince.IsZero() {
+			t.Errorf("ConnectedSince %v while reconnecting", h.ConnectedSince)
+			return true
+		}
+		if !h.NextRetry.IsZero() {
+			sawWait = true
+		}
+		return h.Attempt >= 3 && sawWait
+	})
+	pe.refuse.Store(false)
+	eventually(t, 10*time.Second, "connected", func() bool { return c.State() == actors.StateConnected })
+	h := c.Health()
+	if h.Attempt != 0 || !h.NextRetry.IsZero() || h.ConnectedSince.IsZero() || h.LastError == nil {
+		t.Errorf("after the outage: attempt %d next %v since %v last error %v", h.Attempt, h.NextRetry, h.ConnectedSince, h.LastError)
+	}
+}
