@@ -1,6 +1,7 @@
 package review13c
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -267,4 +268,78 @@ func TestGenerationsAcrossRotation(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// sessVenue is a Connector that makes one request through venue.Session
+// and keeps its error.
+type sessVenue struct {
+	myVenue
+	msg  string
+	errs chan error
+}
+
+func (v sessVenue) OnConnect(ctx context.Context, s venue.Session) error {
+	_, err := s.Request(ctx, []byte(v.msg))
+	select {
+	case v.errs <- err:
+	default:
+	}
+	return nil
+}
+
+type sessCorrVenue struct{ sessVenue }
+
+func (sessCorrVenue) Correlate(data []byte) (venue.Response, bool) {
+	return corrVenue{}.Correlate(data)
+}
+
+// (Guard.) A refusal answered to a venue.Session request is an error that
+// errors.As finds as a *venue.Error with the venue's code and message, for
+// a JSON-RPC error (no Correlator) and for a Correlator's refusal.
+func TestSessionRefusalIsVenueError(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			switch r.Method {
+			case "login":
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":13004,"message":"invalid_credentials"}}`)
+				return true
+			case "login2":
+				_ = rc.text(`{"ack":` + string(r.ID) + `,"ok":false,"why":"invalid_credentials"}`)
+				return true
+			}
+			return false
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		v    func(chan error) venue.Venue
+		code int
+	}{
+		{"jsonrpc", func(e chan error) venue.Venue {
+			return sessVenue{msg: `{"jsonrpc":"2.0","id":"L1","method":"login"}`, errs: e}
+		}, 13004},
+		{"correlator", func(e chan error) venue.Venue {
+			return sessCorrVenue{sessVenue{msg: `{"jsonrpc":"2.0","id":"L2","method":"login2"}`, errs: e}}
+		}, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := make(chan error, 1)
+			v := tc.v(errs)
+			if _, ok := v.(venue.Connector); !ok {
+				t.Skip("not a Connector (embedding ambiguity)")
+			}
+			c := dial(t, pe.URL, nil, actors.WithVenue(v))
+			_ = c
+			select {
+			case err := <-errs:
+				var ve *venue.Error
+				if !errors.As(err, &ve) || ve.Code != tc.code || ve.Message != "invalid_credentials" {
+					t.Errorf("Session.Request refusal: %v (%T), want a *venue.Error %d invalid_credentials", err, err, tc.code)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("OnConnect never ran")
+			}
+		})
+	}
 }
