@@ -3,6 +3,8 @@ package review13c
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,6 +125,53 @@ func TestCloseWhileOpsWait(t *testing.T) {
 			t.Logf("%s: %v", r.what, r.err)
 		case <-deadline:
 			t.Fatalf("%d of 4 operations still waiting 8 s after Close", 4-i)
+		}
+	}
+}
+
+// (Guard.) Reconnect, Rotate and Subscribe called from the handler and from
+// the StateObserver (their goroutines also deliver OnConnect and later state
+// changes): each returns (nil or a typed error) without waiting for itself.
+func TestOpsFromCallbacks(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		if rc.idx == 0 {
+			_ = rc.text(`{"go":1}`)
+		}
+		rc.serveJSONRPC(nil)
+	}
+	var c atomic.Pointer[actors.Client]
+	res := make(chan string, 8)
+	var hOnce, oOnce atomic.Bool
+	handler := func(in actors.Inbound) {
+		if string(in.Data) == `{"go":1}` && hOnce.CompareAndSwap(false, true) {
+			for c.Load() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			cl := c.Load()
+			res <- fmt.Sprintf("handler Reconnect: %v", cl.Reconnect(ctxT(t, 8*time.Second)))
+			res <- fmt.Sprintf("handler Rotate: %v", cl.Rotate(ctxT(t, 8*time.Second)))
+			res <- fmt.Sprintf("handler Subscribe: %v", cl.Subscribe(ctxT(t, 8*time.Second), "h.1"))
+		}
+	}
+	obs := func(s actors.StateChange) {
+		if s.To == actors.StateConnected && s.Generation >= 2 && oOnce.CompareAndSwap(false, true) {
+			cl := c.Load()
+			res <- fmt.Sprintf("observer Subscribe: %v", cl.Subscribe(ctxT(t, 8*time.Second), "o.1"))
+			res <- fmt.Sprintf("observer Rotate: %v", cl.Rotate(ctxT(t, 8*time.Second)))
+		}
+	}
+	cl := dial(t, pe.URL, nil, actors.WithHandler(handler), actors.WithStateObserver(obs))
+	c.Store(cl)
+	for i := 0; i < 5; i++ {
+		select {
+		case s := <-res:
+			t.Log(s)
+			if strings.Contains(s, "timeout") || strings.Contains(s, "PanicError") {
+				t.Errorf("%s", s)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d of 5 calls from callbacks never returned", 5-i)
 		}
 	}
 }
