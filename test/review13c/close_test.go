@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -172,6 +173,58 @@ func TestOpsFromCallbacks(t *testing.T) {
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatalf("%d of 5 calls from callbacks never returned", 5-i)
+		}
+	}
+}
+
+// A cancelled ctx (not a deadline) while Subscribe, Call, Rotate, Reconnect
+// and WaitConnected wait: each error matches context.Canceled and not
+// ErrTimeout (docs/client.md: "a cancelled ctx matches context.Canceled and
+// not ErrTimeout (nothing timed out)").
+func TestCancelledWaitsAreNotTimeouts(t *testing.T) {
+	var hold atomic.Bool
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		if hold.Load() && rc.idx > 0 {
+			_, _ = io.Copy(io.Discard, rc.c) // a rotation's / reconnect's connection whose setup never answers
+			return
+		}
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			return r.Method == "hold" || (isSub(r) && len(r.Params.Channels) == 1 && r.Params.Channels[0] == "held.1")
+		})
+	}
+	c := dial(t, pe.URL, nil, actors.WithRequestTimeout(20*time.Second))
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "a.b"); err != nil {
+		t.Fatal(err)
+	}
+	hold.Store(true)
+	ops := []struct {
+		name string
+		f    func(ctx context.Context) error
+	}{
+		{"Subscribe", func(ctx context.Context) error { return c.Subscribe(ctx, "held.1") }},
+		{"Call", func(ctx context.Context) error { _, err := c.Call(ctx, "hold", nil); return err }},
+		{"Rotate", func(ctx context.Context) error { return c.Rotate(ctx) }},
+		{"Reconnect", func(ctx context.Context) error { return c.Reconnect(ctx) }},
+		{"WaitConnected", func(ctx context.Context) error { return c.WaitConnected(ctx) }},
+	}
+	for _, op := range ops {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- op.f(ctx) }()
+		time.Sleep(150 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			t.Logf("%s: %v", op.name, err)
+			if op.name == "WaitConnected" && err == nil {
+				continue // it may have been connected
+			}
+			if !errors.Is(err, context.Canceled) || errors.Is(err, actors.ErrTimeout) {
+				t.Errorf("%s cancelled: %v (Canceled %v, ErrTimeout %v)", op.name, err, errors.Is(err, context.Canceled), errors.Is(err, actors.ErrTimeout))
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s did not return after its ctx was cancelled", op.name)
 		}
 	}
 }
