@@ -396,3 +396,48 @@ func TestReconnectDuringRotationDial(t *testing.T) {
 		t.Fatal("Rotate hung")
 	}
 }
+
+// (Guard.) A Subscribe waiting for its answer when the client gives up and
+// its supervisor restarts it: the Subscribe returns (typed), the channel is
+// kept as intent and active after the restart.
+func TestSubscribePendingAcrossRestart(t *testing.T) {
+	var holdSub atomic.Bool
+	holdSub.Store(true)
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			return isSub(r) && holdSub.Load() && rc.idx == 0
+		})
+	}
+	sys := newSys(t)
+	sup, err := supervision.Start(sys, supervision.WithRestartBudget(5, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sup.Stop() })
+	var ch chain
+	c, err := sup.StartClient(ctxT(t, 10*time.Second), pe.URL,
+		actors.WithRetryDelay(10*time.Millisecond), actors.WithMaxBackoff(30*time.Millisecond), actors.WithRetryCount(1),
+		actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.WithHostDialRate(0, 0), actors.WithStateObserver(ch.add))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	go func() { res <- c.Subscribe(ctxT(t, 20*time.Second), "p.1") }()
+	eventually(t, 5*time.Second, "subscribe pending", func() bool { return c.Health().Pending >= 1 })
+	pe.refuse.Store(true)
+	pe.dropAll()
+	eventually(t, 10*time.Second, "restarted", func() bool { return c.Health().Restarts >= 1 })
+	pe.refuse.Store(false)
+	select {
+	case err := <-res:
+		noPanic(t, "Subscribe", err)
+		t.Logf("Subscribe: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Subscribe hung across the restart")
+	}
+	eventually(t, 10*time.Second, "p.1 active after the restart", func() bool {
+		return c.State() == actors.StateConnected && chanState(c, "p.1") == actors.ChannelActive
+	})
+	ch.check(t)
+}
