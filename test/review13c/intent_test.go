@@ -2,6 +2,7 @@ package review13c
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -194,5 +195,117 @@ func TestHealthDuringOutage(t *testing.T) {
 	h := c.Health()
 	if h.Attempt != 0 || !h.NextRetry.IsZero() || h.ConnectedSince.IsZero() || h.LastError == nil {
 		t.Errorf("after the outage: attempt %d next %v since %v last error %v", h.Attempt, h.NextRetry, h.ConnectedSince, h.LastError)
+	}
+}
+
+// An unsubscribe the venue refused (retried with backoff), then Subscribe of
+// the same channel again: the stale unsubscribe retry must not fire
+// afterwards and remove the channel at the venue while the client shows it
+// active (silent loss of data).
+func TestResubscribeAfterRefusedUnsubscribe(t *testing.T) {
+	var mu sync.Mutex
+	venueHas := map[string]bool{}
+	var refusedOnce atomic.Bool
+	var unsubs atomic.Int64
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if strings.HasSuffix(r.Method, "/unsubscribe") {
+				unsubs.Add(1)
+				if refusedOnce.CompareAndSwap(false, true) {
+					_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":11050,"message":"try later"}}`)
+					return true
+				}
+				mu.Lock()
+				for _, ch := range r.Params.Channels {
+					delete(venueHas, ch)
+				}
+				mu.Unlock()
+				return false
+			}
+			if isSub(r) {
+				mu.Lock()
+				for _, ch := range r.Params.Channels {
+					venueHas[ch] = true
+				}
+				mu.Unlock()
+			}
+			return false
+		})
+	}
+	c := dial(t, pe.URL, nil, actors.WithRetryDelay(100*time.Millisecond), actors.WithMaxBackoff(200*time.Millisecond))
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "x.1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unsubscribe(ctxT(t, 5*time.Second), "x.1"); err == nil {
+		t.Fatal("the refused unsubscribe returned nil")
+	}
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "x.1"); err != nil {
+		t.Fatalf("Subscribe again: %v", err)
+	}
+	time.Sleep(time.Second) // several retry periods
+	mu.Lock()
+	has := venueHas["x.1"]
+	mu.Unlock()
+	st := chanState(c, "x.1")
+	t.Logf("unsubscribe requests %d; venue has x.1 %v; client shows %v", unsubs.Load(), has, st)
+	if st == actors.ChannelActive && !has {
+		t.Errorf("the client shows x.1 active, but a stale unsubscribe retry removed it at the venue")
+	}
+	if !has {
+		t.Errorf("x.1 wanted again but not subscribed at the venue")
+	}
+}
+
+// (Guard.) The reverse: a subscribe the venue refuses (retried with
+// backoff), then Unsubscribe: no stale subscribe retry may add the channel
+// at the venue afterwards.
+func TestUnsubscribeAfterRefusedSubscribe(t *testing.T) {
+	var mu sync.Mutex
+	venueHas := map[string]bool{}
+	var subReqs atomic.Int64
+	var refuse atomic.Bool
+	refuse.Store(true)
+	pe := newRawPeer(t, nil)
+	pe.onConn = func(rc *rawConn) {
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if isSub(r) {
+				subReqs.Add(1)
+				if refuse.Load() {
+					_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":11050,"message":"try later"}}`)
+					return true
+				}
+				mu.Lock()
+				for _, ch := range r.Params.Channels {
+					venueHas[ch] = true
+				}
+				mu.Unlock()
+			}
+			if strings.HasSuffix(r.Method, "/unsubscribe") {
+				mu.Lock()
+				for _, ch := range r.Params.Channels {
+					delete(venueHas, ch)
+				}
+				mu.Unlock()
+			}
+			return false
+		})
+	}
+	c := dial(t, pe.URL, nil, actors.WithRetryDelay(100*time.Millisecond), actors.WithMaxBackoff(200*time.Millisecond))
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "y.1"); err == nil {
+		t.Fatal("refused subscribe returned nil")
+	}
+	_ = c.Unsubscribe(ctxT(t, 5*time.Second), "y.1")
+	refuse.Store(false) // a stale retry would now succeed
+	n := subReqs.Load()
+	time.Sleep(time.Second)
+	mu.Lock()
+	has := venueHas["y.1"]
+	mu.Unlock()
+	if has || subReqs.Load() != n {
+		t.Errorf("after Unsubscribe of a refused channel: venue has it %v, %d more subscribe requests", has, subReqs.Load()-n)
+	}
+	if st := chanState(c, "y.1"); st != 0 {
+		t.Errorf("y.1 still in Health.Channels: %v", st)
 	}
 }
