@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -574,4 +575,53 @@ func TestRegisteredTokenEvicted(t *testing.T) {
 	if err != nil && strings.Contains(err.Error(), token) {
 		t.Errorf("a registered, still valid token shown after 300 more AddSecrets: %v", err)
 	}
+}
+
+// panicDialect panics in Encode with a known secret in the panic value.
+type panicDialect struct{ deribit.Dialect }
+
+func (panicDialect) Encode(r venue.SubscriptionRequest, id uint64) ([]byte, error) {
+	panic("cannot encode with key " + secretVal)
+}
+
+// A Dialect that panics during the restore with a known secret (WithSecrets)
+// in its panic value: the *PanicError reaches OnRestoreFailed, Health
+// (Channels[].Err, LastError) and logs; none may show the secret.
+func TestDialectPanicValueScrubbed(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	logs, lg := obsLogger()
+	var restoreErr atomic.Value
+	var useBad atomic.Bool
+	d := &switchDialect{bad: &useBad}
+	c := dial(t, pe.URL, nil, actors.WithDialect(d), actors.WithSecrets(secretVal), actors.WithLogger(lg),
+		actors.WithOnRestoreFailed(func(_ *actor.PID, chs []string, err error) { restoreErr.Store(fmt.Sprintf("%v", err)) }))
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "a.b"); err != nil {
+		t.Fatal(err)
+	}
+	useBad.Store(true)
+	pe.dropAll()
+	eventually(t, 10*time.Second, "OnRestoreFailed called", func() bool { return restoreErr.Load() != nil })
+	texts := map[string]string{"OnRestoreFailed": restoreErr.Load().(string), "LastError": fmt.Sprintf("%v", c.Health().LastError)}
+	for _, s := range c.Health().Channels {
+		texts["channel "+s.Channel] = fmt.Sprintf("%v", s.Err)
+	}
+	_ = c.Close()
+	texts["logs"] = logText(logs)
+	for w, s := range texts {
+		if i := strings.Index(s, secretVal); i >= 0 {
+			t.Errorf("%s shows it: ...%s...", w, s[max(0, i-90):min(len(s), i+20)])
+		}
+	}
+}
+
+type switchDialect struct {
+	deribit.Dialect
+	bad *atomic.Bool
+}
+
+func (d *switchDialect) Encode(r venue.SubscriptionRequest, id uint64) ([]byte, error) {
+	if d.bad.Load() {
+		return panicDialect{}.Encode(r, id)
+	}
+	return d.Dialect.Encode(r, id)
 }
