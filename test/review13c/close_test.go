@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -225,6 +226,53 @@ func TestCancelledWaitsAreNotTimeouts(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Errorf("%s did not return after its ctx was cancelled", op.name)
+		}
+	}
+}
+
+// (Guard.) Close at a random moment of a busy client, 25 times: rotations,
+// reconnects, subscribes and drops in flight. Close returns nil (never
+// ErrTimeout: no user code is stuck), every operation returns, nothing
+// leaks (goleak).
+func TestCloseAtRandomMoments(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	for i := 0; i < 25; i++ {
+		c := dial(t, pe.URL, nil)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, f := range []func(){
+			func() { _ = c.Rotate(ctxT(t, 5*time.Second)) },
+			func() { _ = c.Reconnect(ctxT(t, 5*time.Second)) },
+			func() { _ = c.Subscribe(ctxT(t, 5*time.Second), fmt.Sprintf("c.%d", i)) },
+			func() { time.Sleep(7 * time.Millisecond); pe.dropAll() },
+		} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					f()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(5+i*3) * time.Millisecond)
+		if err := c.Close(); err != nil {
+			t.Errorf("round %d: Close: %v", i, err)
+		}
+		close(stop)
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("round %d: an operation hung after Close", i)
+		}
+		if st := c.State(); st != actors.StateDisconnected {
+			t.Errorf("round %d: state %v after Close", i, st)
 		}
 	}
 }
