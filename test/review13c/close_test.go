@@ -36,7 +36,7 @@ func TestCloseFromObserverAndHook(t *testing.T) {
 			}
 		}
 		var disc atomic.Int64
-		cl := dial(t, pe.URL, nil, actors.WithStateObserver(obs), actors.WithCloseWait(2*time.Second),
+		cl := dial(t, pe.URL, nil, actors.WithStateObserver(obs), actors.Option(func(c *actors.Config) { c.CloseWait = 2 * time.Second }),
 			actors.WithOnDisconnect(func(*actor.PID) { disc.Add(1) }))
 		c.Store(cl)
 		pe.dropAll()
@@ -65,7 +65,7 @@ func TestCloseFromObserverAndHook(t *testing.T) {
 			}
 			return nil
 		}
-		cl := dial(t, pe.URL, nil, actors.WithConnectHook(hook), actors.WithCloseWait(2*time.Second))
+		cl := dial(t, pe.URL, nil, actors.WithConnectHook(hook), actors.Option(func(c *actors.Config) { c.CloseWait = 2 * time.Second }))
 		arm.Store(true)
 		pe.dropAll()
 		select {

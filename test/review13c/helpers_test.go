@@ -75,7 +75,7 @@ func dial(t *testing.T, url string, ch *chain, opts ...actors.Option) *actors.Cl
 	base := []actors.Option{
 		actors.WithRetryDelay(20 * time.Millisecond), actors.WithMaxBackoff(100 * time.Millisecond),
 		actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.WithRetryCount(actors.RetryForever),
-		actors.WithRequestTimeout(3 * time.Second), actors.WithHostDialRate(0, 0),
+		actors.WithRequestTimeout(3 * time.Second), actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }),
 	}
 	if ch != nil {
 		base = append(base, actors.WithStateObserver(ch.add))

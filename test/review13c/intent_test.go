@@ -115,7 +115,7 @@ func TestSubscribeFromConnectHook(t *testing.T) {
 	}
 	sys := newSys(t)
 	c, err := actors.Connect(ctxT(t, 10*time.Second), sys, pe.URL, actors.WithConnectHook(hook),
-		actors.WithRequestTimeout(time.Second), actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.WithHostDialRate(0, 0))
+		actors.WithRequestTimeout(time.Second), actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }))
 	if err != nil {
 		t.Fatalf("Connect with a hook that subscribes: %v", err)
 	}

@@ -43,7 +43,7 @@ func TestGiveUpDuringRotationUnderSupervisor(t *testing.T) {
 	var ch chain
 	c, err := sup.StartClient(ctxT(t, 10*time.Second), pe.URL,
 		actors.WithRetryDelay(10*time.Millisecond), actors.WithMaxBackoff(30*time.Millisecond), actors.WithRetryCount(2),
-		actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.WithHostDialRate(0, 0), actors.WithStateObserver(ch.add),
+		actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }), actors.WithStateObserver(ch.add),
 		actors.WithRequestTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -418,7 +418,7 @@ func TestSubscribePendingAcrossRestart(t *testing.T) {
 	var ch chain
 	c, err := sup.StartClient(ctxT(t, 10*time.Second), pe.URL,
 		actors.WithRetryDelay(10*time.Millisecond), actors.WithMaxBackoff(30*time.Millisecond), actors.WithRetryCount(1),
-		actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.WithHostDialRate(0, 0), actors.WithStateObserver(ch.add))
+		actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }), actors.WithStateObserver(ch.add))
 	if err != nil {
 		t.Fatal(err)
 	}

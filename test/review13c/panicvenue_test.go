@@ -110,7 +110,7 @@ func panickingVenueChild(t *testing.T, m string) {
 	}
 	sys := newSys(t)
 	c, err := actors.Connect(ctxT(t, 5*time.Second), sys, pe.URL, actors.WithVenue(pv{m}), hb,
-		actors.WithRetryCount(1), actors.WithRetryDelay(10*time.Millisecond), actors.WithHostDialRate(0, 0))
+		actors.WithRetryCount(1), actors.WithRetryDelay(10*time.Millisecond), actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }))
 	t.Logf("Connect: %v", err)
 	if err != nil {
 		return

@@ -308,7 +308,7 @@ func TestSecretsEchoedInHandshakeBody(t *testing.T) {
 	_, err := actors.Connect(ctxT(t, 10*time.Second), newSys(t), url,
 		actors.WithVenue(myVenue{secrets: []string{secretVal}}), actors.WithLogger(lg), actors.WithStateObserver(ch.add),
 		actors.WithHeaders(map[string][]string{"X-Pass": {hdrVal}}), actors.WithRetryCount(1),
-		actors.WithRetryDelay(10*time.Millisecond), actors.WithHostDialRate(0, 0))
+		actors.WithRetryDelay(10*time.Millisecond), actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }))
 	if err == nil {
 		t.Fatal("connected to a venue that refuses")
 	}
@@ -361,7 +361,7 @@ func hookErrors(t *testing.T, name string) {
 	sys := newSys(t)
 	c, err := actors.Connect(ctxT(t, 10*time.Second), sys, pe.URL,
 		actors.WithVenue(myVenue{fields: []string{"SessionCookie"}}), actors.WithLogger(lg), actors.WithStateObserver(ch.add),
-		actors.WithConnectHook(hook), actors.WithRetryCount(5), actors.WithRetryDelay(5*time.Millisecond), actors.WithHostDialRate(0, 0))
+		actors.WithConnectHook(hook), actors.WithRetryCount(5), actors.WithRetryDelay(5*time.Millisecond), actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }))
 	if err == nil {
 		_ = c.Close()
 		t.Fatal("connected")
@@ -593,8 +593,10 @@ func TestDialectPanicValueScrubbed(t *testing.T) {
 	var restoreErr atomic.Value
 	var useBad atomic.Bool
 	d := &switchDialect{bad: &useBad}
-	c := dial(t, pe.URL, nil, actors.WithDialect(d), actors.WithSecrets(secretVal), actors.WithLogger(lg),
-		actors.WithOnRestoreFailed(func(_ *actor.PID, chs []string, err error) { restoreErr.Store(fmt.Sprintf("%v", err)) }))
+	c := dial(t, pe.URL, nil, actors.Option(func(c *actors.Config) { c.Dialect = d }), actors.WithSecrets(secretVal), actors.WithLogger(lg),
+		actors.Option(func(c *actors.Config) {
+			c.OnRestoreFailed = func(_ *actor.PID, chs []string, err error) { restoreErr.Store(fmt.Sprintf("%v", err)) }
+		}))
 	if err := c.Subscribe(ctxT(t, 5*time.Second), "a.b"); err != nil {
 		t.Fatal(err)
 	}
