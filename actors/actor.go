@@ -500,7 +500,7 @@ func (a *clientActor) startReader(s *session) {
 			}
 			d.msgsIn.Add(1)
 			d.rec.record(dirIn, typ, data, gen)
-			if m, consumed := d.inbound(gen, typ, data); !consumed {
+			if m, consumed := d.inbound(conn, gen, typ, data); !consumed {
 				if err := gate.enter(int64(len(data)), conn.Done(), d.stopped, actorStallLimit); err != nil {
 					if errors.Is(err, ErrActorStalled) {
 						d.log.Warn("the client actor is not taking frames: closing the connection", zap.Error(err))
@@ -524,7 +524,7 @@ func (a *clientActor) startReader(s *session) {
 // its waiting request (the actor is not on the request path), or is dropped
 // when its request gave up; anything else becomes a message for the actor,
 // with its JSON envelope already peeked.
-func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*frameMsg, bool) {
+func (d *durable) inbound(conn *transport.Conn, gen uint64, typ websocket.MessageType, data []byte) (*frameMsg, bool) {
 	at := time.Now()
 	d.lastIn.Store(at.UnixNano()) // Health.LastInbound
 	var env jsonrpc.Envelope
@@ -534,13 +534,13 @@ func (d *durable) inbound(gen uint64, typ websocket.MessageType, data []byte) (*
 			return nil, true // the venue's text heartbeat answered (heartbeat.go)
 		}
 		if r, ok := d.cfg.correlate(data); ok { // a venue's own answers (OKX's events)
-			if key, ok := jsonrpc.Key(r.ID); ok && d.pending.resolve(key, data, heapResponse(r)) {
+			if key, ok := jsonrpc.Key(r.ID); ok && d.pending.resolve(key, conn, data, heapResponse(r)) {
 				return nil, true
 			}
 		}
 		env, isJSON = jsonrpc.Peek(data)
 		if isJSON && env.ID != nil && (env.Result != nil || env.Error != nil) {
-			if key, ok := jsonrpc.Key(env.ID); ok && d.pending.resolve(key, data, nil) {
+			if key, ok := jsonrpc.Key(env.ID); ok && d.pending.resolve(key, conn, data, nil) {
 				return nil, true
 			}
 		}

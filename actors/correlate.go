@@ -82,7 +82,7 @@ type pendingTable struct {
 	calls map[string]*pendingCall
 	// Ids of requests that gave up (timeout, cancel): their responses are
 	// counted and dropped, not shown to the handler as unmatched.
-	gaveUp     map[string]struct{}
+	gaveUp     map[string]*transport.Conn // requests given up on, by key: the connection each went out on
 	gaveUpRing []string // allocated on first use: most clients never give up on a request
 	gaveUpNext int
 	late       atomic.Uint64
@@ -143,7 +143,6 @@ func (t *pendingTable) register(key string) (*pendingCall, error) {
 	if _, dup := t.calls[key]; dup {
 		return nil, ErrDuplicateID
 	}
-	delete(t.gaveUp, key) // reused id: a response now belongs to the new request
 	c := &pendingCall{done: make(chan pendingResult, 1)}
 	t.calls[key] = c
 	return c, nil
@@ -173,24 +172,27 @@ func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) bool {
 		t.gaveUpRing[t.gaveUpNext] = key
 		t.gaveUpNext = (t.gaveUpNext + 1) % maxLate
 		if t.gaveUp == nil {
-			t.gaveUp = map[string]struct{}{}
+			t.gaveUp = map[string]*transport.Conn{}
 		}
-		t.gaveUp[key] = struct{}{}
+		t.gaveUp[key] = c.conn.Load()
 	}
 	return true
 }
 
-// resolve hands a response to its request. It reports whether the response
-// was consumed (by a waiting request, or dropped as late).
-func (t *pendingTable) resolve(key string, resp []byte, vr *venue.Response) bool {
+// resolve hands a response that arrived on conn to its request: the one
+// with its key that went out on that connection (an answer on another
+// connection, a draining one's to a request of the same id, answers
+// nothing). It reports whether the response was consumed (by a waiting
+// request, or dropped as late).
+func (t *pendingTable) resolve(key string, conn *transport.Conn, resp []byte, vr *venue.Response) bool {
 	t.mu.Lock()
 	c, ok := t.calls[key]
-	if ok {
+	if ok = ok && c.conn.Load() == conn; ok {
 		delete(t.calls, key)
 		if len(t.drains) > 0 {
 			t.checkDrainsLocked()
 		}
-	} else if _, late := t.gaveUp[key]; late {
+	} else if on, late := t.gaveUp[key]; late && on == conn {
 		delete(t.gaveUp, key)
 		t.mu.Unlock()
 		t.late.Add(1)

@@ -131,7 +131,7 @@ func FuzzRoute(f *testing.F) {
 			}
 		}
 		before := delivered.Load() + d.in.dropped.Load()
-		m, consumed := d.inbound(1, mt, data)
+		m, consumed := d.inbound(nil, 1, mt, data)
 		if consumed {
 			return
 		}
