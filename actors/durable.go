@@ -127,7 +127,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		p := tp.TextPing()
 		d.textPing, d.pongs = &p, make(chan struct{}, 1)
 	}
-	d.endpoint, d.label = redact.URL(cfg.URL), d.secrets.String(cfg.Label)
+	d.endpoint, d.label = d.secrets.String(redact.URL(cfg.URL)), d.secrets.String(cfg.Label) // a known secret in the path too
 	d.log = scrubbedLogger(cfg.Logger, d.secrets).With(pidname.Field("client", pid), zap.String("url", d.endpoint))
 	if d.label != "" {
 		d.log = d.log.With(zap.String("label", d.label))

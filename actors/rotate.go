@@ -506,17 +506,17 @@ func (a *clientActor) maintenanceNotice(gen uint64) {
 		a.noticeStreak = 1
 	}
 	if a.phase == phaseRotating {
-		a.d.log.Info("the server announced maintenance (serverShutdown) during a rotation: coalesced")
+		a.d.log.Info("the server announced maintenance during a rotation: coalesced")
 		return
 	}
 	gap := backoffCap(a.noticeStreak, noticeGap, max(a.cfg.MaxBackoff, noticeGap))
 	wait := time.Until(a.lastRotation.Add(gap))
 	if wait <= 0 {
-		a.d.log.Info("the server announced maintenance (serverShutdown): rotating the connection")
+		a.d.log.Info("the server announced maintenance: rotating the connection")
 		a.startRotation(&rotateNow{gen: gen})
 		return
 	}
-	a.d.log.Info("the server announced maintenance (serverShutdown) soon after a rotation: rotating later",
+	a.d.log.Info("the server announced maintenance soon after a rotation: rotating later",
 		zap.Duration("in", wait), zap.Int("streak", a.noticeStreak))
 	a.rotateAfter(wait)
 }

@@ -32,7 +32,13 @@ func WithSecrets(values ...string) Option {
 func (s *Setup) AddSecrets(values ...string) { s.d.secrets.Add(values...) }
 
 // AddSecrets registers more secret values for the client (see
-// WithSecrets). It does nothing on a handle whose client is not found.
+// WithSecrets). It does nothing on a handle whose client is not found. Of
+// the values registered after the start (here, by connect hooks, by the
+// venue) the newest are kept, up to 256 forms, about 50 values (each takes
+// up to five: raw, URL-escaped, Go-quoted, JSON-escaped); the configuration's
+// are kept for good. Register long-lived values (a session token, again
+// when it is refreshed), not one-shot ones such as a per-request
+// signature, which would push the token out after about 50 requests.
 func (c *Client) AddSecrets(values ...string) {
 	if d := c.durable(); d != nil {
 		d.secrets.Add(values...)

@@ -171,7 +171,9 @@ type Session interface {
 	Request(ctx context.Context, msg []byte) (json.RawMessage, error)
 	// Send writes one text message.
 	Send(ctx context.Context, data []byte) error
-	// AddSecrets names values the client must never show (a signature).
+	// AddSecrets names values the client must never show (a token, a
+	// login's signature); the newest are kept, about 50 values (see
+	// actors.Client.AddSecrets).
 	AddSecrets(values ...string)
 	// Generation is the connection's generation.
 	Generation() uint64

@@ -74,3 +74,23 @@ func TestScrubberAddNames(t *testing.T) {
 		t.Fatal("nil scrubber")
 	}
 }
+
+// String masks the value after a secret name in error and log text, but
+// not after the short generic names error texts use for other things,
+// unless the scrubber was given the name.
+func TestStringMasksNamedValues(t *testing.T) {
+	s := NewScrubber()
+	s.AddNames("SessionCookie", "sign")
+	for in, want := range map[string]string{
+		"hook: SessionCookie=abc123; retry":   "hook: SessionCookie=" + Mask + "; retry",
+		"closed: client_secret: hunter2":      "closed: client_secret: " + Mask,
+		"zenws/deribit: public/auth: timeout": "zenws/deribit: public/auth: timeout",
+		"invalid key: BTC-PERP":               "invalid key: BTC-PERP",
+		"bad sign=xyz":                        "bad sign=" + Mask,
+		"no secret names here, just a: b":     "no secret names here, just a: b",
+	} {
+		if got := s.String(in); got != want {
+			t.Errorf("String(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -310,14 +310,21 @@ func ForRequest(rawURL string, h http.Header, subprotocols []string, secrets ...
 // Known reports whether any secret value is registered.
 func (s *Scrubber) Known() bool { return len(s.known()) > 0 }
 
-// String returns text with every URL in it redacted (URL) and every known
-// secret replaced by Mask.
+// String returns text with every URL in it redacted (URL), every known
+// secret replaced by Mask, and the value after a secret name masked as Text
+// does ("client_secret=x", "token: x", this scrubber's own names), except
+// after the short names that error texts use for other things (auth, key,
+// sign, sig, otp: "public/auth: timeout" keeps its cause). Errors and log
+// lines go through it.
 func (s *Scrubber) String(text string) string {
 	text = urlsIn(text)
 	for _, v := range s.known() {
 		if strings.Contains(text, v) {
 			text = strings.ReplaceAll(text, v, Mask)
 		}
+	}
+	if strings.ContainsAny(text, "=:") {
+		text = namedValues(text, s.extraNames(), false)
 	}
 	return text
 }
@@ -416,7 +423,7 @@ func (s *Scrubber) Text(text string) string {
 	if hasFoldWord(text, "bearer") || hasFoldWord(text, "basic") {
 		text = bearer.ReplaceAllString(text, "${1}${2}"+Mask)
 	}
-	text = namedValues(text, s.extraNames())
+	text = namedValues(text, s.extraNames(), true)
 	return maskWords(text)
 }
 
@@ -443,7 +450,7 @@ func isNameByte(c byte) bool {
 // pass: name[\"][ \t]*[=:][ \t]*value, where value is a quoted string
 // (to its closing quote, or the end of the text), the rest of the line
 // after "name: ", or a run up to white space, '&', ',', ';' or '"'.
-func namedValues(text string, extra []string) string {
+func namedValues(text string, extra []string, short bool) string {
 	var b strings.Builder
 	last := 0
 	for i := 0; i < len(text); i++ {
@@ -463,7 +470,7 @@ func namedValues(text string, extra []string) string {
 		for k > last && isNameByte(text[k-1]) {
 			k--
 		}
-		if k == nameEnd || !secretName(text[k:nameEnd], extra...) {
+		if nm := text[k:nameEnd]; k == nameEnd || !secretName(nm, extra...) || !short && shortName(nm) && !slices.Contains(extra, string(appendNorm(nil, nm))) {
 			continue
 		}
 		// The value, forwards.
@@ -561,4 +568,15 @@ func maskWords(text string) string {
 	}
 	b.WriteString(text[last:])
 	return b.String()
+}
+
+// shortName reports whether name is one of the short generic secret names
+// that error texts also use for other things (String leaves the value after
+// them unless the scrubber was given the name, AddNames; Text masks it).
+func shortName(name string) bool {
+	switch strings.ToLower(name) {
+	case "auth", "key", "sign", "sig", "otp":
+		return true
+	}
+	return false
 }
