@@ -149,9 +149,11 @@ type Config struct {
 	Dialect venue.Dialect
 	Venue   venue.Venue // WithVenue; default nil: none
 
-	rateLimiterSet bool     // WithRateLimiter was given: the venue's limiter is not used
-	heartbeatSet   bool     // WithHeartbeat was given: the venue's heartbeat is not used
-	secretFields   []string // the venue's own secret member names (venue.Redactor), set per client
+	rateLimiterSet bool          // WithRateLimiter was given: the venue's limiter is not used
+	heartbeatSet   bool          // WithHeartbeat was given: the venue's heartbeat is not used
+	secretFields   []string      // the venue's own secret member names (venue.Redactor), set per client
+	venueDialect   venue.Dialect // the venue's Dialect(), asked once per client
+	venueErr       error         // a venue method panicked (askVenue): Validate refuses the configuration
 
 	Recorder   io.Writer // WithRecorder, JSONL session recording; default nil: none
 	RecordFile string    // WithRecordFile; default "": none; not with Recorder
@@ -368,6 +370,9 @@ func (cfg Config) Validate() error {
 		}
 	default:
 		bad("Heartbeat", fmt.Sprintf("unknown heartbeat type %d", int(cfg.Heartbeat)))
+	}
+	if cfg.venueErr != nil {
+		errs = append(errs, cfg.venueErr)
 	}
 	if nilVenue(cfg.Venue) {
 		bad("Venue", fmt.Sprintf("a nil %T (did its constructor return an error?)", cfg.Venue))

@@ -124,7 +124,8 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	d.secrets = newScrubber(cfg)
 	_, d.correlator = cfg.Venue.(venue.Correlator)
 	if tp, ok := cfg.Venue.(venue.TextPinger); ok && cfg.Heartbeat == HeartbeatText {
-		p := tp.TextPing()
+		var p venue.TextPing
+		d.cfg.askVenue("TextPing", func() { p = tp.TextPing() })
 		d.textPing, d.pongs = &p, make(chan struct{}, 1)
 	}
 	d.endpoint, d.label = d.secrets.String(redact.URL(cfg.URL)), d.secrets.String(cfg.Label) // a known secret in the path too

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"go.uber.org/zap"
 	"reflect"
 
@@ -45,12 +46,19 @@ func (c *Config) dialect() venue.Dialect {
 	switch {
 	case c.Dialect != nil:
 		return c.Dialect
-	case c.Venue != nil:
-		if d := c.Venue.Dialect(); d != nil {
-			return d
-		}
+	case c.venueDialect != nil: // asked once, per client (venueParts)
+		return c.venueDialect
 	}
 	return defaultVenue.Dialect()
+}
+
+// askVenue calls fn, a method of the venue (user code), once: a panic
+// makes the configuration invalid (Validate refuses it, naming the method),
+// never a crash. The panic's value is not kept: it may hold secrets.
+func (c *Config) askVenue(method string, fn func()) {
+	if guard("venue "+method, func() error { fn(); return nil }) != nil && c.venueErr == nil {
+		c.venueErr = &ConfigError{Field: "Venue", Problem: fmt.Sprintf("its %s panicked", method)}
+	}
 }
 
 // nilVenue reports a venue that is a nil pointer (or other nil value) in
@@ -75,7 +83,9 @@ func (c *Config) venueHeartbeat() {
 		return
 	}
 	if tp, ok := c.Venue.(venue.TextPinger); ok {
-		if p := tp.TextPing(); len(p.Ping) > 0 && p.Every > 0 {
+		var p venue.TextPing
+		c.askVenue("TextPing", func() { p = tp.TextPing() })
+		if len(p.Ping) > 0 && p.Every > 0 {
 			c.Heartbeat, c.HeartbeatInterval = HeartbeatText, p.Every
 		}
 	}
@@ -86,6 +96,9 @@ func (c *Config) venueHeartbeat() {
 func (c *Config) venueParts() {
 	if nilVenue(c.Venue) {
 		c.Venue = nil // Validate has refused it; never call into it
+	}
+	if c.Venue != nil && c.Dialect == nil {
+		c.askVenue("Dialect", func() { c.venueDialect = c.Venue.Dialect() })
 	}
 	c.venueLimiter()
 	if s, ok := c.Venue.(venue.Secreter); ok {
@@ -145,7 +158,7 @@ func (c *Config) venueLimiter() {
 		return
 	}
 	if rl, ok := c.Venue.(venue.RateLimited); ok {
-		c.RateLimiter = rl.RateLimit()
+		c.askVenue("RateLimit", func() { c.RateLimiter = rl.RateLimit() })
 	}
 }
 
