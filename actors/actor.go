@@ -375,9 +375,12 @@ func (a *clientActor) connected(conn *transport.Conn, pings *serverPings) {
 func (a *clientActor) setup(s *session) {
 	d, sys, self, life := a.d, a.sys, a.self, a.life
 	conn, gen, ss := s.conn, s.gen, s.subs
-	d.wg.Add(1)
+	d.setups.Add(1)
 	go func() {
-		defer d.wg.Done()
+		defer d.setups.Done()
+		id := goroutineID()
+		d.setupIDs.Store(id, struct{}{})
+		defer d.setupIDs.Delete(id)
 		m := &setupDone{gen: gen}
 		if m.hookErr = d.runHooks(life, &Setup{d: d, conn: conn, gen: gen}); m.hookErr == nil {
 			// The restore as a whole is bounded by RequestTimeout (and

@@ -338,6 +338,9 @@ func (c *Client) stopAndWait(d *durable, what int) error {
 		// (OnDisconnect) runs here, or it would run after Close returned.
 		d.in.runHere()
 	}
+	if err == nil && d.obs.calledFromObserver() {
+		d.obs.runHere() // the same for the state changes still queued
+	}
 	// Nothing starts after Close has returned: on a timeout that skips what
 	// has not run yet; otherwise nothing is left.
 	d.in.seal()
@@ -370,17 +373,28 @@ func (c *Client) wait(ctx context.Context, d *durable, what int) error {
 		return fmt.Errorf("the actor has not stopped (%w): %w", ctx.Err(), ErrTimeout)
 	}
 	done := d.finished
+	// Called from a goroutine of the client's own (the handler or a
+	// callback, the state observer, a connect hook): that goroutine ends
+	// only once it returns, so wait for the others alone.
+	waitFor := func(fns ...func()) {
+		ch := make(chan struct{})
+		go func() {
+			for _, fn := range fns {
+				fn()
+			}
+			close(ch)
+		}()
+		done = ch
+	}
 	switch {
 	case what == waitDelivery:
-		ch := make(chan struct{})
-		go func() { d.in.wg.Wait(); d.obs.wait(); close(ch) }()
-		done = ch
+		waitFor(d.in.wg.Wait, d.obs.wait)
 	case d.in.calledFromHandler():
-		// Called from the handler or a callback: the goroutine running it
-		// ends only once it returns, so wait for the others alone.
-		ch := make(chan struct{})
-		go func() { d.wg.Wait(); d.obs.wait(); close(ch) }()
-		done = ch
+		waitFor(d.wg.Wait, d.setups.Wait, d.obs.wait)
+	case d.obs.calledFromObserver():
+		waitFor(d.wg.Wait, d.setups.Wait, d.in.wg.Wait)
+	case d.calledFromSetup():
+		waitFor(d.wg.Wait, d.in.wg.Wait, d.obs.wait)
 	}
 	select {
 	case <-done:
@@ -401,8 +415,9 @@ func (c *Client) Done() <-chan struct{} {
 }
 
 // WaitConnected waits until the client is connected (nil), has stopped for
-// good (its last error: a *FatalError, a *GiveUpError, or ErrClosed), or ctx
-// ends (an error wrapping ctx's error and the last dial error, if any).
+// good (ErrClosed after Close, whatever the last dial said; otherwise why it
+// stopped: a *FatalError, a *GiveUpError, else its last error), or ctx ends
+// (an error wrapping ctx's error and the last dial error, if any).
 func (c *Client) WaitConnected(ctx context.Context) error {
 	if ctx == nil {
 		return ErrNilContext
@@ -419,9 +434,18 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 			return nil
 		case d.isStopped():
 			// Read again: h may predate the last snapshot, which the actor
-			// publishes just before it reports itself stopped.
-			if last := d.snap.Load().LastError; last != nil {
-				return last
+			// publishes just before it reports itself stopped. Why it
+			// stopped: Close (ErrClosed, whatever the last dial said), or
+			// its stop reason (a give-up, a fatal error), else the last
+			// error.
+			last := d.snap.Load()
+			switch {
+			case d.closing.Load():
+				return ErrClosed
+			case last.StopReason != nil:
+				return last.StopReason
+			case last.LastError != nil:
+				return last.LastError
 			}
 			return ErrClosed
 		}

@@ -83,7 +83,7 @@ type pendingTable struct {
 	// Ids of requests that gave up (timeout, cancel): their responses are
 	// counted and dropped, not shown to the handler as unmatched.
 	gaveUp     map[string]*transport.Conn // requests given up on, by key: the connection each went out on
-	gaveUpRing []string // allocated on first use: most clients never give up on a request
+	gaveUpRing []string                   // allocated on first use: most clients never give up on a request
 	gaveUpNext int
 	late       atomic.Uint64
 	// drains are closed once no request waits on their connection (a

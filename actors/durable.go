@@ -69,7 +69,9 @@ type durable struct {
 	// taking it, so that a stop in between cannot leak it: whoever swaps it
 	// out owns it.
 	dialed   atomic.Pointer[transport.Conn]
-	wg       sync.WaitGroup // every goroutine the client starts, but the delivery one (in.wg)
+	wg       sync.WaitGroup // every goroutine the client starts, but the delivery one (in.wg), the observer's (obs) and the setup ones (setups)
+	setups   sync.WaitGroup // the setup goroutines (connect hooks, restore)
+	setupIDs sync.Map       // their goroutine ids -> struct{}: Close from a connect hook
 	closing  atomic.Bool    // Close was called
 	stopped  chan struct{}  // closed when the actor has stopped for good
 	finished chan struct{}  // closed once stopped and every goroutine has ended
@@ -167,6 +169,7 @@ func (d *durable) markStopped() {
 		d.tel.stop()
 		go func() {
 			d.wg.Wait()
+			d.setups.Wait()
 			d.in.wg.Wait()
 			d.obs.wait()
 			if err := d.rec.close(); err != nil {
@@ -256,4 +259,11 @@ func lookup(sys *actor.ActorSystem, pid *actor.PID) (*durable, bool) {
 		return nil, false
 	}
 	return d, true
+}
+
+// calledFromSetup reports whether the caller is a setup goroutine (a
+// connect hook calling Close).
+func (d *durable) calledFromSetup() bool {
+	_, ok := d.setupIDs.Load(goroutineID())
+	return ok
 }

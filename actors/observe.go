@@ -32,6 +32,7 @@ type observerQueue struct {
 
 	dropped atomic.Uint64
 	wg      sync.WaitGroup // the observer goroutine
+	worker  atomic.Int64   // its goroutine id while it runs (Close from the observer)
 }
 
 func newObserverQueue(fn func(StateChange), log *zap.Logger) *observerQueue {
@@ -71,6 +72,8 @@ func (q *observerQueue) push(c StateChange) {
 
 func (q *observerQueue) drain() {
 	defer q.wg.Done()
+	q.worker.Store(goroutineID())
+	defer q.worker.Store(0)
 	for {
 		q.mu.Lock()
 		if len(q.items) == 0 || q.sealed {
@@ -94,6 +97,33 @@ func (q *observerQueue) run(c StateChange) {
 		}
 	}()
 	q.fn(c)
+}
+
+// calledFromObserver reports whether the caller is the observer goroutine.
+func (q *observerQueue) calledFromObserver() bool {
+	if q == nil {
+		return false
+	}
+	w := q.worker.Load()
+	return w != 0 && w == goroutineID()
+}
+
+// runHere runs the state changes still queued on the calling goroutine,
+// the observer's own (Close called from the observer): they are observed
+// before Close returns, in order, and nothing after.
+func (q *observerQueue) runHere() {
+	for {
+		q.mu.Lock()
+		if len(q.items) == 0 || q.sealed {
+			q.mu.Unlock()
+			return
+		}
+		c := q.items[0]
+		clear(q.items[:1])
+		q.items = q.items[1:]
+		q.mu.Unlock()
+		q.run(c)
+	}
 }
 
 // seal makes sure the observer is not called again (Close ran out of
