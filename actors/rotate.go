@@ -237,6 +237,12 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 		a.rotationFailed(err)
 		return
 	}
+	if err := r.next.conn.Err(); err != nil {
+		// It ended while the restore ran (its connLost is on the way): keep
+		// the current connection rather than switch to a dead one.
+		a.rotationFailed(fmt.Errorf("the new connection ended before the switch: %w", err))
+		return
+	}
 	old, next := a.cur, r.next
 	a.rot = nil
 	r.cancel()
