@@ -33,7 +33,8 @@ import (
 // context without actor.WithGuardian, the default guardian restarts it up to
 // 10 times in 10 s; Connect gives its clients a guardian that stops them.
 func Props(cfg Config) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return &clientActor{props: cfg} })
+	props := &cfg // shared by every instance, read only: an instance holds a pointer, not a copy
+	return actor.PropsFromProducer(func() actor.Actor { return &clientActor{props: props} })
 }
 
 // errReconnectRequested ends a connection replaced by Client.Reconnect.
@@ -43,7 +44,7 @@ var errReconnectRequested = errors.New("zenws: reconnect requested")
 // sessions (session.go has the diagram). Everything here is touched only on
 // the actor's goroutine.
 type clientActor struct {
-	props Config  // what Props was given: the durable state's on the first start
+	props *Config // what Props was given (read only): the durable state's on the first start
 	cfg   *Config // the one configuration, the durable state's (&d.cfg)
 	d     *durable
 	sys   *actor.ActorSystem
@@ -194,10 +195,11 @@ func (a *clientActor) started(ctx actor.Context) {
 	if d, ok := reg.Load(a.self.Id); ok {
 		a.d = d
 	} else {
-		if a.props.Logger == nil {
-			a.props.Logger = zap.NewNop()
+		cfg := *a.props
+		if cfg.Logger == nil {
+			cfg.Logger = zap.NewNop()
 		}
-		a.d = reg.LoadOrStore(a.self.Id, newDurable(a.sys, a.self, a.props))
+		a.d = reg.LoadOrStore(a.self.Id, newDurable(a.sys, a.self, cfg))
 	}
 	a.cfg = &a.d.cfg
 	// A restarted instance carries on from the state its predecessor last
@@ -378,9 +380,7 @@ func (a *clientActor) setup(s *session) {
 	d.setups.Add(1)
 	go func() {
 		defer d.setups.Done()
-		id := goroutineID()
-		d.setupIDs.Store(id, struct{}{})
-		defer d.setupIDs.Delete(id)
+		defer d.setupRuns()()
 		m := &setupDone{gen: gen}
 		if m.hookErr = d.runHooks(life, &Setup{d: d, conn: conn, gen: gen}); m.hookErr == nil {
 			// The restore as a whole is bounded by RequestTimeout (and

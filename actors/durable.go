@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +61,6 @@ type durable struct {
 	correlator  bool                              // the venue correlates its own answers (venue.Correlator)
 	textPing    *venue.TextPing                   // the venue's text heartbeat, when the client uses it
 	pongs       chan struct{}                     // a text pong arrived (room for one)
-	testAnswers sync.Map                          // *transport.Conn -> struct{}: a test_request answer in flight on it
 	connLimiter atomic.Pointer[ratelimit.Limiter] // the current connection's (venue.ConnectionLimited)
 
 	// Life cycle (lifecycle.go).
@@ -71,10 +71,11 @@ type durable struct {
 	dialed   atomic.Pointer[transport.Conn]
 	wg       sync.WaitGroup // every goroutine the client starts, but the delivery one (in.wg), the observer's (obs) and the setup ones (setups)
 	setups   sync.WaitGroup // the setup goroutines (connect hooks, restore)
-	setupIDs sync.Map       // their goroutine ids -> struct{}: Close from a connect hook
-	closing  atomic.Bool    // Close was called
-	stopped  chan struct{}  // closed when the actor has stopped for good
-	finished chan struct{}  // closed once stopped and every goroutine has ended
+	setupMu  sync.Mutex
+	setupIDs []int64       // their goroutine ids: Close from a connect hook
+	closing  atomic.Bool   // Close was called
+	stopped  chan struct{} // closed when the actor has stopped for good
+	finished chan struct{} // closed once stopped and every goroutine has ended
 	stopOnce sync.Once
 
 	// Only the actor goroutine touches these (one instance at a time).
@@ -264,6 +265,22 @@ func lookup(sys *actor.ActorSystem, pid *actor.PID) (*durable, bool) {
 // calledFromSetup reports whether the caller is a setup goroutine (a
 // connect hook calling Close).
 func (d *durable) calledFromSetup() bool {
-	_, ok := d.setupIDs.Load(goroutineID())
-	return ok
+	id := goroutineID()
+	d.setupMu.Lock()
+	defer d.setupMu.Unlock()
+	return slices.Contains(d.setupIDs, id)
+}
+
+// setupRuns registers the calling goroutine as a setup goroutine until the
+// returned func is called.
+func (d *durable) setupRuns() func() {
+	id := goroutineID()
+	d.setupMu.Lock()
+	d.setupIDs = append(d.setupIDs, id)
+	d.setupMu.Unlock()
+	return func() {
+		d.setupMu.Lock()
+		d.setupIDs = slices.DeleteFunc(d.setupIDs, func(x int64) bool { return x == id })
+		d.setupMu.Unlock()
+	}
 }

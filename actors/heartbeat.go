@@ -217,16 +217,16 @@ func (a *clientActor) sendTest(s *session) {
 // (Health.TestRequestsCoalesced). A venue that floods test_requests thus
 // costs one goroutine and one pending request per connection, not one per
 // notification.
-func (a *clientActor) answerTestRequest(conn *transport.Conn, gen uint64) {
-	d, interval := a.d, a.cfg.HeartbeatInterval
-	if _, busy := d.testAnswers.LoadOrStore(conn, struct{}{}); busy {
+func (a *clientActor) answerTestRequest(s *session) {
+	d, interval, conn, gen := a.d, a.cfg.HeartbeatInterval, s.conn, s.gen
+	if !s.answering.CompareAndSwap(false, true) {
 		d.testCoalesced.Add(1)
 		return
 	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer d.testAnswers.Delete(conn)
+		defer s.answering.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		defer cancel()
 		if _, err := d.call(ctx, via{conn: conn, pace: paceCharge, gen: gen}, d.probeRequest); err != nil {
@@ -255,7 +255,7 @@ func (a *clientActor) consumeHeartbeat(gen uint64, env *jsonrpc.Envelope, data [
 	_ = guard("venue heartbeat", func() error { heartbeat, answer = a.cfg.prober().HeartbeatFrame(data); return nil })
 	if answer {
 		if s, _ := a.sessionOf(gen); s != nil {
-			a.answerTestRequest(s.conn, gen)
+			a.answerTestRequest(s)
 		}
 	}
 	return heartbeat

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/zenws/zenws/transport"
@@ -113,6 +114,8 @@ type session struct {
 	subs  *subSession
 	hb    heartbeat // the prober (heartbeat.go); used while it is the current session
 	since time.Time // when it was replaced (a retiring session draining)
+
+	answering atomic.Bool // a test_request answer is in flight on it (heartbeat.go)
 }
 
 // openSession makes the session of a connection just dialed: a fresh
