@@ -134,9 +134,9 @@ func (pe *rawPeer) accept() {
 				}
 				return
 			}
-			if err := rc.handshake(); err != nil {
-				return
-			}
+			// Listed before the handshake's answer: once the client sees
+			// it, dropAll must reach this connection (listed after, a drop
+			// right after the client connected could miss it).
 			rc.idx = int(pe.conns.Add(1)) - 1
 			pe.mu.Lock()
 			if pe.closed.Load() {
@@ -145,6 +145,9 @@ func (pe *rawPeer) accept() {
 			}
 			pe.open = append(pe.open, rc)
 			pe.mu.Unlock()
+			if err := rc.handshake(); err != nil {
+				return
+			}
 			if pe.onConn != nil {
 				pe.onConn(rc)
 			} else {
