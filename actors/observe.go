@@ -75,18 +75,29 @@ func (q *observerQueue) drain() {
 	q.worker.Store(goroutineID())
 	defer q.worker.Store(0)
 	for {
-		q.mu.Lock()
-		if len(q.items) == 0 || q.sealed {
-			q.items, q.running = nil, false
-			q.mu.Unlock()
+		c, ok := q.pop(true)
+		if !ok {
 			return
 		}
-		c := q.items[0]
-		clear(q.items[:1])
-		q.items = q.items[1:]
-		q.mu.Unlock()
 		q.run(c)
 	}
+}
+
+// pop takes the oldest queued change; none (or sealed): false, and with
+// last the goroutine that asked is no longer running.
+func (q *observerQueue) pop(last bool) (StateChange, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 || q.sealed {
+		if last {
+			q.items, q.running = nil, false
+		}
+		return StateChange{}, false
+	}
+	c := q.items[0]
+	clear(q.items[:1])
+	q.items = q.items[1:]
+	return c, true
 }
 
 // run calls the observer; a panic in it is logged and swallowed.
@@ -113,15 +124,10 @@ func (q *observerQueue) calledFromObserver() bool {
 // before Close returns, in order, and nothing after.
 func (q *observerQueue) runHere() {
 	for {
-		q.mu.Lock()
-		if len(q.items) == 0 || q.sealed {
-			q.mu.Unlock()
+		c, ok := q.pop(false)
+		if !ok {
 			return
 		}
-		c := q.items[0]
-		clear(q.items[:1])
-		q.items = q.items[1:]
-		q.mu.Unlock()
 		q.run(c)
 	}
 }
