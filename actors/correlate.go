@@ -82,8 +82,9 @@ type pendingTable struct {
 	calls map[string]*pendingCall
 	// Ids of requests that gave up (timeout, cancel): their responses are
 	// counted and dropped, not shown to the handler as unmatched.
-	gaveUp     map[string]*transport.Conn // requests given up on, by key: the connection each went out on
-	gaveUpRing []string                   // allocated on first use: most clients never give up on a request
+	gaveUp     map[string]gaveUp // requests given up on, by key: the connection each went out on
+	gaveUpRing []gaveUpSlot      // allocated on first use: most clients never give up on a request
+	gaveUpSeq  uint64
 	gaveUpNext int
 	late       atomic.Uint64
 	// drains are closed once no request waits on their connection (a
@@ -133,6 +134,19 @@ type pendingResult struct {
 	err  error
 }
 
+// gaveUp is a request given up on: the connection it went out on, and
+// the give-up's number (the ring forgets the oldest, not a newer give-up of
+// the same key).
+type gaveUp struct {
+	conn *transport.Conn
+	seq  uint64
+}
+
+type gaveUpSlot struct {
+	key string
+	seq uint64
+}
+
 func newPendingTable() *pendingTable {
 	return &pendingTable{calls: map[string]*pendingCall{}}
 }
@@ -164,17 +178,18 @@ func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) bool {
 	}
 	if asLate {
 		if t.gaveUpRing == nil {
-			t.gaveUpRing = make([]string, maxLate)
+			t.gaveUpRing = make([]gaveUpSlot, maxLate)
 		}
-		if old := t.gaveUpRing[t.gaveUpNext]; old != "" {
-			delete(t.gaveUp, old)
+		if old := t.gaveUpRing[t.gaveUpNext]; old.key != "" && t.gaveUp[old.key].seq == old.seq {
+			delete(t.gaveUp, old.key) // not when the key was given up again since: that one is newer
 		}
-		t.gaveUpRing[t.gaveUpNext] = key
+		t.gaveUpSeq++
+		t.gaveUpRing[t.gaveUpNext] = gaveUpSlot{key: key, seq: t.gaveUpSeq}
 		t.gaveUpNext = (t.gaveUpNext + 1) % maxLate
 		if t.gaveUp == nil {
-			t.gaveUp = map[string]*transport.Conn{}
+			t.gaveUp = map[string]gaveUp{}
 		}
-		t.gaveUp[key] = c.conn.Load()
+		t.gaveUp[key] = gaveUp{conn: c.conn.Load(), seq: t.gaveUpSeq}
 	}
 	return true
 }
@@ -192,7 +207,7 @@ func (t *pendingTable) resolve(key string, conn *transport.Conn, resp []byte, vr
 		if len(t.drains) > 0 {
 			t.checkDrainsLocked()
 		}
-	} else if on, late := t.gaveUp[key]; late && on == conn {
+	} else if g, late := t.gaveUp[key]; late && g.conn == conn {
 		delete(t.gaveUp, key)
 		t.mu.Unlock()
 		t.late.Add(1)

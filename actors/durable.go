@@ -60,7 +60,8 @@ type durable struct {
 	// The venue's parts (venue.go, heartbeat.go).
 	correlator  bool                              // the venue correlates its own answers (venue.Correlator)
 	textPing    *venue.TextPing                   // the venue's text heartbeat, when the client uses it
-	pongs       chan struct{}                     // a text pong arrived (room for one)
+	pongs       chan struct{}                     // a text pong arrived on connection pingGen (room for one)
+	pingGen     atomic.Uint64                     // the connection whose text ping is in flight
 	connLimiter atomic.Pointer[ratelimit.Limiter] // the current connection's (venue.ConnectionLimited)
 
 	// Life cycle (lifecycle.go).

@@ -164,7 +164,8 @@ func (a *clientActor) pingDone(ctx actor.Context, m *pingResult) {
 func (a *clientActor) sendTextPing(s *session) {
 	conn, d, gen, p := s.conn, a.d, s.gen, a.d.textPing
 	a.probe(s, func(ctx context.Context) (time.Duration, error) {
-		select { // a pong left over from an earlier ping does not answer this one
+		d.pingGen.Store(gen) // only a pong on this connection answers
+		select {             // a pong left over from an earlier ping does not answer this one
 		case <-d.pongs:
 		default:
 		}
@@ -184,10 +185,15 @@ func (a *clientActor) sendTextPing(s *session) {
 }
 
 // textPong reports whether a text frame is the venue's text pong; it
-// answers the ping in flight. Called on the reader goroutine.
+// answers the ping in flight when it came on that ping's connection (a
+// draining connection's pong is consumed, and answers nothing). Called on
+// the reader goroutine.
 func (d *durable) textPong(gen uint64, data []byte) bool {
 	if d.textPing == nil || !bytes.Equal(data, d.textPing.Pong) {
 		return false
+	}
+	if gen != d.pingGen.Load() {
+		return true
 	}
 	select {
 	case d.pongs <- struct{}{}:

@@ -124,6 +124,12 @@ func (s *Setup) via() via { return via{conn: s.conn, pace: paceWait, gen: s.gen}
 // runHooks runs the connect hooks in order; the first error ends the run.
 func (d *durable) runHooks(life context.Context, s *Setup) error {
 	for i, h := range d.cfg.ConnectHooks {
+		// A hook (or the venue's connect work) may have closed the client:
+		// no hook runs after Close, which returns without waiting for this
+		// goroutine when called from it.
+		if d.closing.Load() || life.Err() != nil {
+			return fmt.Errorf("zenws: connect hook %d not run: %w", i+1, ErrClosed)
+		}
 		if err := d.runHook(life, i, h, s); err != nil {
 			return err
 		}

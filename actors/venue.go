@@ -85,6 +85,10 @@ func (c *Config) venueHeartbeat() {
 	if tp, ok := c.Venue.(venue.TextPinger); ok {
 		var p venue.TextPing
 		c.askVenue("TextPing", func() { p = tp.TextPing() })
+		if len(p.Ping) > 0 && p.Every > 0 && len(p.Pong) == 0 && c.venueErr == nil {
+			// No pong could ever answer: every ping a miss, a reconnect loop.
+			c.venueErr = &ConfigError{Field: "Venue", Problem: "its TextPing has a Ping but no Pong"}
+		}
 		if len(p.Ping) > 0 && p.Every > 0 {
 			c.Heartbeat, c.HeartbeatInterval = HeartbeatText, p.Every
 		}
@@ -99,6 +103,11 @@ func (c *Config) venueParts() {
 	}
 	if c.Venue != nil && c.Dialect == nil {
 		c.askVenue("Dialect", func() { c.venueDialect = c.Venue.Dialect() })
+		if c.venueDialect == nil && c.venueErr == nil {
+			// Not Deribit's spelling in its place: a venue's subscriptions
+			// in another venue's words are refused or, worse, half work.
+			c.venueErr = &ConfigError{Field: "Venue", Problem: "its Dialect returned nil"}
+		}
 	}
 	c.venueLimiter()
 	if s, ok := c.Venue.(venue.Secreter); ok {

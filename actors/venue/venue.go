@@ -28,7 +28,8 @@ import (
 type Venue interface {
 	// Name is the venue's short name, e.g. "deribit", for logs.
 	Name() string
-	// Dialect is how the venue spells subscriptions.
+	// Dialect is how the venue spells subscriptions; never nil (a client
+	// refuses a venue whose Dialect is nil, with a *ConfigError).
 	Dialect() Dialect
 }
 
