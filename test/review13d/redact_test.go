@@ -1,0 +1,97 @@
+package review13d
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/redact"
+)
+
+const secretVal = "hunter-two-pass" // not secret-looking: only a name or a known value can hide it
+
+// Error texts with the value after a secret name in spellings the fix
+// does not parse: the secret is shown by Scrubber.String (error and log text).
+func TestNamedValueSpellingsInErrorText(t *testing.T) {
+	s := redact.NewScrubber()
+	for _, text := range []string{
+		// a Go-quoted JSON body in an error (fmt's %q of a venue answer)
+		fmt.Sprintf("venue answered %q", `{"password":"`+secretVal+`"}`),
+		// a Go-quoted value holding a quote: masked only up to the escaped quote
+		fmt.Sprintf("login refused: password=%q", `x"`+secretVal),
+		// a two-word secret name: only the short last word "key" is seen
+		"bad api key: " + secretVal,
+		"private key: " + secretVal,
+		// the value on the next line
+		"refused:\npassword:\n" + secretVal,
+		// a non-breaking space before the separator
+		"password\u00a0= " + secretVal,
+	} {
+		if got := s.String(text); strings.Contains(got, secretVal) {
+			t.Errorf("String(%q) = %q: shows the secret", text, got)
+		}
+	}
+}
+
+// Guards: the spellings the fix names are masked, the short names keep
+// the cause readable.
+func TestNamedValueSpellingsHeld(t *testing.T) {
+	s := redact.NewScrubber()
+	for _, text := range []string{
+		"password=" + secretVal, `"password":"` + secretVal + `"`, `"password" : "` + secretVal + `"`,
+		"client_secret = " + secretVal, "token: " + secretVal, "PassPhrase='" + secretVal + "'",
+		`{"x":1,"api_key":"` + secretVal + `"}`, "X-MBX-APIKEY: " + secretVal,
+	} {
+		if got := s.String(text); strings.Contains(got, secretVal) {
+			t.Errorf("String(%q) = %q: shows the secret", text, got)
+		}
+	}
+	for _, text := range []string{"public/auth: context deadline exceeded", "key: BTC-PERPETUAL not found"} {
+		if got := s.String(text); got != text {
+			t.Errorf("String(%q) = %q: a cause mangled", text, got)
+		}
+	}
+}
+
+// Low: a non-secret cause after "name: " is masked to the end of the line
+// (documented), so "refresh token: context deadline exceeded" loses its cause.
+func TestNamedValueMasksCause(t *testing.T) {
+	s := redact.NewScrubber()
+	for text, cause := range map[string]string{
+		"refresh token: context deadline exceeded": "context deadline exceeded",
+		"signature: invalid (code 10003)":           "invalid (code 10003)",
+	} {
+		if got := s.String(text); !strings.Contains(got, cause) {
+			t.Errorf("String(%q) = %q: the cause %q is gone", text, got, cause)
+		}
+	}
+}
+
+// End to end: a connect hook's error with a Go-quoted JSON body shows the
+// password in Connect's error and in every StateChange.
+func TestQuotedJSONInHookError(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	var ch chain
+	hook := func(ctx context.Context, s *actors.Setup) error {
+		return actors.Fatal(fmt.Errorf("login refused: %q", `{"password":"`+secretVal+`"}`))
+	}
+	c, err := actors.Connect(ctxT(t, 10*time.Second), newSys(t), pe.URL,
+		actors.WithStateObserver(ch.add), actors.WithConnectHook(hook), actors.WithRetryCount(1),
+		actors.WithRetryDelay(5*time.Millisecond), actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }))
+	if err == nil {
+		_ = c.Close()
+		t.Fatal("connected")
+	}
+	texts := map[string]string{"Connect error": err.Error()}
+	for i, s := range ch.get() {
+		texts[fmt.Sprintf("StateChange %d", i)] = fmt.Sprintf("%v", s.Err)
+	}
+	for w, s := range texts {
+		if strings.Contains(s, secretVal) {
+			t.Errorf("%s shows it: %s", w, s)
+		}
+	}
+}
