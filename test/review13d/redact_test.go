@@ -62,7 +62,7 @@ func TestNamedValueMasksCause(t *testing.T) {
 	s := redact.NewScrubber()
 	for text, cause := range map[string]string{
 		"refresh token: context deadline exceeded": "context deadline exceeded",
-		"signature: invalid (code 10003)":           "invalid (code 10003)",
+		"signature: invalid (code 10003)":          "invalid (code 10003)",
 	} {
 		if got := s.String(text); !strings.Contains(got, cause) {
 			t.Errorf("String(%q) = %q: the cause %q is gone", text, got, cause)
