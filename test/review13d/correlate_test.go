@@ -1,0 +1,89 @@
+package review13d
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zenws/zenws/actors"
+)
+
+// connSet keeps the raw connections by index, for tests that write on one
+// connection by hand.
+type connSet struct {
+	mu sync.Mutex
+	m  map[int]*rawConn
+	ch chan int
+}
+
+func newConnSet() *connSet { return &connSet{m: map[int]*rawConn{}, ch: make(chan int, 16)} }
+func (s *connSet) put(rc *rawConn) {
+	s.mu.Lock()
+	if _, ok := s.m[rc.idx]; !ok {
+		s.m[rc.idx] = rc
+		s.ch <- rc.idx
+	}
+	s.mu.Unlock()
+}
+func (s *connSet) get(i int) *rawConn { s.mu.Lock(); defer s.mu.Unlock(); return s.m[i] }
+
+// An id reused after a timeout on the same connection takes the late answer
+// of the request that gave up as its own (docs/client.md: a late response
+// "is counted and dropped"); LateResponses stays 0.
+func TestReusedIDTakesLateAnswer(t *testing.T) {
+	cs := newConnSet()
+	pe := newRawPeer(t, func(rc *rawConn) {
+		cs.put(rc)
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool { return r.Method == "hold" })
+	})
+	c := dial(t, pe.URL, nil)
+	_, err := c.Request(ctxT(t, 300*time.Millisecond), []byte(`{"jsonrpc":"2.0","id":"order-1","method":"hold","params":{"n":1}}`))
+	if !errors.Is(err, actors.ErrTimeout) {
+		t.Fatalf("first: %v, want a timeout", err)
+	}
+	type res struct {
+		resp string
+		err  error
+	}
+	rc := make(chan res, 1)
+	go func() {
+		r, err := c.Request(ctxT(t, 10*time.Second), []byte(`{"jsonrpc":"2.0","id":"order-1","method":"hold","params":{"n":2}}`))
+		rc <- res{string(r), err}
+	}()
+	eventually(t, 5*time.Second, "second pending", func() bool { return c.Health().Pending == 1 })
+	_ = cs.get(0).text(`{"jsonrpc":"2.0","id":"order-1","result":"answer to the first"}`)
+	_ = cs.get(0).text(`{"jsonrpc":"2.0","id":"order-1","result":"answer to the second"}`)
+	r := <-rc
+	if strings.Contains(r.resp, "answer to the first") {
+		t.Errorf("the reused id took the late answer of the request that gave up: %s (LateResponses %d)", r.resp, c.Health().LateResponses)
+	}
+}
+
+// Guard: a late answer on the connection its request went out on is counted,
+// one on another connection is not counted and resolves nothing.
+func TestLateAnswerRightAndWrongConn(t *testing.T) {
+	cs := newConnSet()
+	pe := newRawPeer(t, func(rc *rawConn) {
+		cs.put(rc)
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool { return r.Method == "hold" })
+	})
+	c := dial(t, pe.URL, nil)
+	for _, id := range []string{"11", "12"} {
+		if _, err := c.Request(ctxT(t, 200*time.Millisecond), []byte(`{"jsonrpc":"2.0","id":`+id+`,"method":"hold"}`)); !errors.Is(err, actors.ErrTimeout) {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	if err := c.Rotate(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = cs.get(1).text(`{"jsonrpc":"2.0","id":12,"result":"wrong conn"}`)
+	if a := cs.get(0); a != nil {
+		_ = a.text(`{"jsonrpc":"2.0","id":11,"result":"right conn"}`)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := c.Health().LateResponses; n > 1 {
+		t.Errorf("LateResponses %d: the answer on the other connection was counted", n)
+	}
+}
