@@ -169,3 +169,64 @@ func TestCloseFromEveryCallback(t *testing.T) {
 		})
 	}
 }
+
+// Close from the connect hook of a rotation's new connection: returns nil,
+// Rotate returns an error, nothing of the user's runs after. (Guard.)
+func TestCloseFromRotationHook(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	k := newCloser()
+	var arm atomic.Bool
+	h := func(ctx context.Context, s *actors.Setup) error {
+		k.user()
+		if arm.Load() {
+			k.close(s.Client())
+		}
+		return nil
+	}
+	c := dial(t, pe.URL, nil, actors.WithConnectHook(h), actors.WithStateObserver(func(actors.StateChange) { k.user() }),
+		actors.WithHandler(func(actors.Inbound) { k.user() }), actors.WithOnDisconnect(func(*actor.PID) { k.user() }))
+	k.c.Store(c)
+	arm.Store(true)
+	rerr := c.Rotate(ctxT(t, 10*time.Second))
+	k.check(t, "a rotation's connect hook")
+	if rerr == nil {
+		t.Errorf("Rotate returned nil although its new connection's hook closed the client")
+	}
+}
+
+// Close from the observer and from a hook at once (a second Close):
+// neither waits for itself. (Guard.)
+func TestCloseTwiceFromObserverAndHook(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	var arm atomic.Bool
+	var c atomic.Pointer[actors.Client]
+	res := make(chan error, 2)
+	inHook := make(chan struct{})
+	h := func(ctx context.Context, s *actors.Setup) error {
+		if arm.Load() {
+			close(inHook)
+			res <- s.Client().Close()
+		}
+		return nil
+	}
+	obs := func(s actors.StateChange) {
+		if arm.Load() && s.To == actors.StateReconnecting {
+			<-inHook
+			res <- c.Load().Close()
+		}
+	}
+	cl := dial(t, pe.URL, nil, actors.WithConnectHook(h), actors.WithStateObserver(obs))
+	c.Store(cl)
+	arm.Store(true)
+	pe.dropAll()
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-res:
+			if err != nil && !errors.Is(err, actors.ErrClosed) {
+				t.Errorf("Close %d: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Close %d never returned", i)
+		}
+	}
+}
