@@ -95,3 +95,21 @@ func TestQuotedJSONInHookError(t *testing.T) {
 		}
 	}
 }
+
+// Health.Endpoint with a known secret (WithSecrets) in the URL path: the
+// plain spelling is masked; one the user escaped otherwise ("%2D" for '-')
+// is shown (only the forms Add derives from the value are known).
+func TestKnownSecretInPathEndpoint(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	for _, path := range []string{"/ws/" + secretVal, "/ws/hunter%2Dtwo%2Dpass", "/ws/hunter%2dtwo-pass"} {
+		t.Run(path, func(t *testing.T) {
+			c := dial(t, pe.URL+path[3:], nil, actors.WithSecrets(secretVal))
+			ep := c.Health().Endpoint
+			for _, form := range []string{secretVal, "hunter%2Dtwo%2Dpass", "hunter%2dtwo-pass"} {
+				if strings.Contains(ep, form) {
+					t.Errorf("Health.Endpoint %q shows the secret (%s)", ep, form)
+				}
+			}
+		})
+	}
+}
