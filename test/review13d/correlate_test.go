@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/venue/okx"
 )
 
 // connSet keeps the raw connections by index, for tests that write on one
@@ -85,5 +86,49 @@ func TestLateAnswerRightAndWrongConn(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n := c.Health().LateResponses; n > 1 {
 		t.Errorf("LateResponses %d: the answer on the other connection was counted", n)
+	}
+}
+
+// OKX with credentials: while a rotation's new connection B waits for its
+// login answer, the old connection A gets an id-less login refusal (which
+// Correlate gives the login's id) and a success with the login id: neither
+// answers B's login. (Guard.)
+func TestOKXLoginAnswerOnOldConnDuringRotation(t *testing.T) {
+	v, err := okx.New(okx.Config{APIKey: "ak-1234567", SecretKey: "sk-1234567", Passphrase: "pp-1234567"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := newConnSet()
+	loginOnB := make(chan string, 1)
+	pe := newRawPeer(t, func(rc *rawConn) {
+		cs.put(rc)
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if !strings.Contains(string(raw), `"op":"login"`) {
+				return false
+			}
+			if rc.idx == 0 {
+				_ = rc.text(`{"event":"login","code":"0","msg":"","id":` + string(r.ID) + `}`)
+			} else {
+				loginOnB <- string(r.ID)
+			}
+			return true
+		})
+	})
+	c := dial(t, pe.URL, nil, actors.WithVenue(v))
+	rot := make(chan error, 1)
+	go func() { rot <- c.Rotate(ctxT(t, 10*time.Second)) }()
+	var id string
+	select {
+	case id = <-loginOnB:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no login on B")
+	}
+	a := cs.get(0)
+	_ = a.text(`{"event":"error","code":"60009","msg":"Login failed."}`)
+	_ = a.text(`{"event":"login","code":"60007","msg":"Invalid sign","id":` + id + `}`)
+	time.Sleep(200 * time.Millisecond)
+	_ = cs.get(1).text(`{"event":"login","code":"0","msg":"","id":` + id + `}`)
+	if err := <-rot; err != nil {
+		t.Errorf("Rotate: %v (an answer on the old connection failed B's login?)", err)
 	}
 }

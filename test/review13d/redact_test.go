@@ -27,6 +27,8 @@ func TestNamedValueSpellingsInErrorText(t *testing.T) {
 		"private key: " + secretVal,
 		// the value on the next line
 		"refused:\npassword:\n" + secretVal,
+		// a JSON-escaped letter in the name (a venue's raw body echoed)
+		`venue answered {"pass\u0077ord":"` + secretVal + `"}`,
 		// a non-breaking space before the separator
 		"password\u00a0= " + secretVal,
 	} {
