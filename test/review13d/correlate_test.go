@@ -1,9 +1,12 @@
 package review13d
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,5 +133,46 @@ func TestOKXLoginAnswerOnOldConnDuringRotation(t *testing.T) {
 	_ = cs.get(1).text(`{"event":"login","code":"0","msg":"","id":` + id + `}`)
 	if err := <-rot; err != nil {
 		t.Errorf("Rotate: %v (an answer on the old connection failed B's login?)", err)
+	}
+}
+
+// Deribit's test_request on a rotation's new connection B while its connect
+// hook waits: the answer (public/test) goes out on B, not on the live A, and
+// B's hook completes. (Guard.)
+func TestTestRequestOnRotationSetup(t *testing.T) {
+	var rot atomic.Bool
+	pe := newRawPeer(t, func(rc *rawConn) {
+		var holdID json.RawMessage
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if rc.idx == 0 || !rot.Load() {
+				return false
+			}
+			switch r.Method {
+			case "private/hold":
+				holdID = r.ID
+				_ = rc.text(`{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}`)
+				return true
+			case "public/test":
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"result":{"version":"1"}}`)
+				if holdID != nil {
+					_ = rc.text(`{"jsonrpc":"2.0","id":` + string(holdID) + `,"result":"ok"}`)
+				}
+				return true
+			}
+			return false
+		})
+	})
+	hook := func(ctx context.Context, s *actors.Setup) error {
+		if !rot.Load() {
+			return nil
+		}
+		_, err := s.Call(ctx, "private/hold", nil)
+		return err
+	}
+	c := dial(t, pe.URL, nil, actors.WithConnectHook(hook), actors.WithHeartbeat(actors.HeartbeatDeribit, 5*time.Second),
+		actors.WithRequestTimeout(5*time.Second))
+	rot.Store(true)
+	if err := c.Rotate(ctxT(t, 10*time.Second)); err != nil {
+		t.Errorf("Rotate: %v (the test_request on B was not answered on B?)", err)
 	}
 }
