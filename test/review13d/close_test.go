@@ -230,3 +230,52 @@ func TestCloseTwiceFromObserverAndHook(t *testing.T) {
 		}
 	}
 }
+
+// Close from the observer on the first change (to connecting, while Connect
+// waits) and on the last (to disconnected, after a give-up): Close returns
+// without waiting for itself, Connect returns. (Guard.)
+func TestCloseFromObserverFirstAndLast(t *testing.T) {
+	t.Run("connecting", func(t *testing.T) {
+		pe := newRawPeer(t, nil)
+		k := newCloser()
+		var cl atomic.Pointer[actors.Client]
+		ready := make(chan struct{})
+		obs := func(s actors.StateChange) {
+			k.user()
+			if s.To == actors.StateConnecting {
+				<-ready
+				k.close(cl.Load())
+			}
+		}
+		cfg, err := actors.NewConfig(pe.URL, actors.WithStateObserver(obs), actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := actors.Spawn(newSys(t).Root, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.Store(c)
+		k.c.Store(c)
+		close(ready)
+		k.check(t, "the observer (to connecting)")
+	})
+	t.Run("disconnected", func(t *testing.T) {
+		pe := newRawPeer(t, nil)
+		k := newCloser()
+		k.stopped = true
+		var cl atomic.Pointer[actors.Client]
+		obs := func(s actors.StateChange) {
+			k.user()
+			if s.To == actors.StateDisconnected {
+				k.close(cl.Load())
+			}
+		}
+		c := dial(t, pe.URL, nil, actors.WithStateObserver(obs), actors.WithRetryCount(1), actors.WithOnDisconnect(func(*actor.PID) { k.user() }))
+		cl.Store(c)
+		k.c.Store(c)
+		pe.refuse.Store(true)
+		pe.dropAll()
+		k.check(t, "the observer (to disconnected)")
+	})
+}
