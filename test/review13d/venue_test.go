@@ -159,3 +159,35 @@ func TestNilVenueDialectIsDeribit(t *testing.T) {
 
 var _ = json.Valid
 var _ = context.Background
+
+// slowVenue's Dialect blocks until release is closed.
+type slowVenue struct{ release chan struct{} }
+
+func (slowVenue) Name() string             { return "slow" }
+func (v slowVenue) Dialect() venue.Dialect { <-v.release; return deribit.Dialect{} }
+
+// Low: a venue's Dialect that blocks holds Connect past its ctx (asked on
+// the caller's goroutine, in newDurable, without the ctx): Connect with a
+// 300 ms ctx has not returned after 5 s.
+func TestSlowVenueDialectHoldsConnect(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	v := slowVenue{release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		c, err := actors.Connect(ctxT(t, 300*time.Millisecond), newSys(t), pe.URL, actors.WithVenue(v),
+			actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }))
+		if err == nil {
+			_ = c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Errorf("Connect with a 300 ms ctx has not returned after 5 s: the venue's Dialect blocks it")
+		close(v.release)
+		<-done
+		return
+	}
+	close(v.release)
+}
