@@ -26,6 +26,10 @@
 //     is masked, a non-secret cause included.
 //   - TestKnownSecretInPathEndpoint (low): a known secret in the URL path
 //     escaped otherwise than Add derives ("%2D") shows in Health.Endpoint.
+//   - TestOKXIdlessRefusalOtherCode: an id-less login refusal with a code
+//     outside 60001-60009/60024 (50101, 60032) waits for RequestTimeout.
+//   - TestSlowVenueDialectHoldsConnect (low): a blocking Dialect() holds
+//     Connect past its ctx.
 //   - TestNilVenueDialectIsDeribit (low): a venue whose Dialect() returns
 //     nil silently speaks Deribit's dialect.
 //
