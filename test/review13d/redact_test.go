@@ -2,7 +2,16 @@ package review13d
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"fmt"
+	"github.com/zenws/zenws/actors/venue"
+	"github.com/zenws/zenws/actors/venue/deribit"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +123,53 @@ func TestKnownSecretInPathEndpoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// leakyDialect is Deribit's, but Confirmed refuses with a secret after a
+// secret name (a venue error text that echoes the credentials).
+type leakyDialect struct{ deribit.Dialect }
+
+func (leakyDialect) Confirmed(r venue.SubscriptionRequest, res json.RawMessage) ([]string, error) {
+	return nil, errors.New("refused: client_secret=" + secretVal)
+}
+
+type leakyVenue struct{}
+
+func (leakyVenue) Name() string           { return "leaky" }
+func (leakyVenue) Dialect() venue.Dialect { return leakyDialect{} }
+
+// A Dialect's refusal text in Health.Channels[].Err, Subscribe's error and
+// the logs: the value after the secret name is masked. (Guard.)
+func TestDialectRefusalInChannelStatus(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	logs, lg := obsLogger()
+	c := dial(t, pe.URL, nil, actors.WithVenue(leakyVenue{}), actors.WithLogger(lg))
+	serr := c.Subscribe(ctxT(t, 5*time.Second), "book.x")
+	eventually(t, 5*time.Second, "failed channel", func() bool { return chanState(c, "book.x") == actors.ChannelFailed })
+	texts := map[string]string{"Subscribe": fmt.Sprint(serr), "logs": logText(logs)}
+	for _, s := range c.Health().Channels {
+		texts["channel "+s.Channel] = fmt.Sprint(s.Err)
+	}
+	for w, s := range texts {
+		if strings.Contains(s, secretVal) {
+			t.Errorf("%s shows it: %s", w, s)
+		}
+	}
+}
+
+func logText(logs *observer.ObservedLogs) string {
+	var sb strings.Builder
+	for _, e := range logs.All() {
+		sb.WriteString(e.Message)
+		for k, v := range e.ContextMap() {
+			fmt.Fprintf(&sb, " %s=%v", k, v)
+		}
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}
+
+func obsLogger() (*observer.ObservedLogs, *zap.Logger) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	return logs, zap.New(core)
 }
