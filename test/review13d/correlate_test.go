@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,5 +175,48 @@ func TestTestRequestOnRotationSetup(t *testing.T) {
 	rot.Store(true)
 	if err := c.Rotate(ctxT(t, 10*time.Second)); err != nil {
 		t.Errorf("Rotate: %v (the test_request on B was not answered on B?)", err)
+	}
+}
+
+// Low: the late-response memory forgets an id given up twice once the ring
+// wraps past its first entry (abandon deletes gaveUp[key] for the old slot
+// while the newer slot still names it): the late answer to the second
+// request is shown to the handler as unmatched instead of counted late,
+// although fewer than 1,024 give-ups came after it.
+func TestLateMemoryForgetsIDGivenUpTwice(t *testing.T) {
+	t.Run("control: 1022 after, no wrap", func(t *testing.T) { lateMemory(t, 1022) })
+	t.Run("1023 after: slot 0 reused", func(t *testing.T) { lateMemory(t, 1023) })
+}
+
+func lateMemory(t *testing.T, others int) {
+	cs := newConnSet()
+	pe := newRawPeer(t, func(rc *rawConn) {
+		cs.put(rc)
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool { return r.Method == "hold" })
+	})
+	var unmatched atomic.Int64
+	c := dial(t, pe.URL, nil, actors.WithHandler(func(in actors.Inbound) {
+		if in.Unmatched {
+			unmatched.Add(1)
+		}
+	}))
+	hold := func(id string) {
+		_, _ = c.Request(ctxT(t, 150*time.Millisecond), []byte(`{"jsonrpc":"2.0","id":"`+id+`","method":"hold"}`))
+	}
+	hold("X") // ring slot 0
+	hold("X") // slot 1: the id given up again
+	var wg sync.WaitGroup
+	for i := 0; i < others; i++ { // slots 2..1023, then slot 0 again
+		wg.Add(1)
+		go func(i int) { defer wg.Done(); hold(fmt.Sprintf("other-%d", i)) }(i)
+	}
+	wg.Wait()
+	late := c.Health().LateResponses
+	_ = cs.get(0).text(`{"jsonrpc":"2.0","id":"X","result":"late"}`)
+	eventually(t, 5*time.Second, "the late answer seen", func() bool {
+		return c.Health().LateResponses > late || unmatched.Load() > 0
+	})
+	if unmatched.Load() > 0 {
+		t.Errorf("the late answer to X (given up 1,024 give-ups ago at most) reached the handler as unmatched")
 	}
 }

@@ -10,6 +10,10 @@
 //     reused after a timeout, on the same connection, takes the late answer
 //     of the request that gave up (the late memory is consulted only when
 //     no request holds the id).
+//   - TestLateMemoryForgetsIDGivenUpTwice (low): an id given up twice is
+//     forgotten by the late-response memory when its first ring slot is
+//     reused (fewer than 1,024 give-ups after the second): its late answer
+//     reaches the handler as unmatched.
 //   - TestOldConnPongAnswersNewConnPing: a text pong on the draining old
 //     connection answers the new connection's ping (textPong ignores the
 //     generation).
