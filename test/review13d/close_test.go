@@ -279,3 +279,40 @@ func TestCloseFromObserverFirstAndLast(t *testing.T) {
 		k.check(t, "the observer (to disconnected)")
 	})
 }
+
+// recDialect is Deribit's, marking each Requests call as user code.
+type recDialect struct {
+	deribit.Dialect
+	k *closer
+}
+
+func (d recDialect) Requests(op venue.SubscriptionOp, ch []string) []venue.SubscriptionRequest {
+	d.k.user()
+	return d.Dialect.Requests(op, ch)
+}
+
+type recVenue struct{ k *closer }
+
+func (recVenue) Name() string             { return "rec" }
+func (v recVenue) Dialect() venue.Dialect { return recDialect{k: v.k} }
+
+// Close from a connect hook with channels wanted: the restore that follows
+// the hook must not call the venue's Dialect after Close returned.
+func TestRestoreAfterCloseFromHook(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	k := newCloser()
+	var arm atomic.Bool
+	h := func(ctx context.Context, s *actors.Setup) error {
+		if arm.Load() {
+			k.close(s.Client())
+		}
+		return nil
+	}
+	c := dial(t, pe.URL, nil, actors.WithVenue(recVenue{k: k}), actors.WithConnectHook(h))
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "book.a", "book.b"); err != nil {
+		t.Fatal(err)
+	}
+	arm.Store(true)
+	pe.dropAll()
+	k.check(t, "a connect hook (channels wanted)")
+}
