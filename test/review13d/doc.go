@@ -34,6 +34,8 @@
 //     outside 60001-60009/60024 (50101, 60032) waits for RequestTimeout.
 //   - TestSlowVenueDialectHoldsConnect (low): a blocking Dialect() holds
 //     Connect past its ctx.
+//   - TestTextPingWithoutPong (low): a venue TextPing with no Pong is
+//     accepted; every ping then counts as unanswered (reconnect loop).
 //   - TestNilVenueDialectIsDeribit (low): a venue whose Dialect() returns
 //     nil silently speaks Deribit's dialect.
 //

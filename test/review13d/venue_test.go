@@ -191,3 +191,27 @@ func TestSlowVenueDialectHoldsConnect(t *testing.T) {
 	}
 	close(v.release)
 }
+
+// noPongVenue's text heartbeat has a Ping and no Pong.
+type noPongVenue struct{}
+
+func (noPongVenue) Name() string           { return "nopong" }
+func (noPongVenue) Dialect() venue.Dialect { return deribit.Dialect{} }
+func (noPongVenue) TextPing() venue.TextPing {
+	return venue.TextPing{Ping: []byte("ping"), Every: 100 * time.Millisecond}
+}
+
+// Low: a TextPing with a Ping and no Pong is accepted (it becomes the
+// heartbeat), and then every ping counts as unanswered: the client
+// reconnects forever instead of the configuration being refused.
+func TestTextPingWithoutPong(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	if _, err := actors.NewConfig(pe.URL, actors.WithVenue(noPongVenue{})); err != nil {
+		return // refused: fine
+	}
+	c := dial(t, pe.URL, nil, actors.WithVenue(noPongVenue{}), actors.Option(func(c *actors.Config) { c.Heartbeat = actors.HeartbeatText; c.HeartbeatInterval = 100 * time.Millisecond }))
+	time.Sleep(1500 * time.Millisecond)
+	if h := c.Health(); h.HeartbeatMisses > 0 {
+		t.Errorf("a TextPing without Pong is accepted and every ping counts as unanswered (%d misses, %d reconnects)", h.HeartbeatMisses, h.Reconnects)
+	}
+}
