@@ -316,3 +316,31 @@ func TestRestoreAfterCloseFromHook(t *testing.T) {
 	pe.dropAll()
 	k.check(t, "a connect hook (channels wanted)")
 }
+
+// Close right after Spawn (the actor may not have started), with the venue
+// refusing: Close returns nil, WaitConnected says ErrClosed, not the dial
+// error. (Guard.)
+func TestCloseRightAfterSpawn(t *testing.T) {
+	pe := newRawPeer(t, nil)
+	pe.refuse.Store(true)
+	for i := 0; i < 5; i++ {
+		cfg, err := actors.NewConfig(pe.URL, actors.WithRetryCount(actors.RetryForever), actors.WithRetryDelay(time.Millisecond),
+			actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := actors.Spawn(newSys(t).Root, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			time.Sleep(20 * time.Millisecond) // a few refused dials first
+		}
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := c.WaitConnected(ctxT(t, 5*time.Second)); !errors.Is(err, actors.ErrClosed) {
+			t.Errorf("WaitConnected after Close: %v, want ErrClosed", err)
+		}
+	}
+}
