@@ -86,17 +86,18 @@ func TestNamedValueMasksCause(t *testing.T) {
 func TestQuotedJSONInHookError(t *testing.T) {
 	pe := newRawPeer(t, nil)
 	var ch chain
+	logs, lg := obsLogger()
 	hook := func(ctx context.Context, s *actors.Setup) error {
 		return actors.Fatal(fmt.Errorf("login refused: %q", `{"password":"`+secretVal+`"}`))
 	}
 	c, err := actors.Connect(ctxT(t, 10*time.Second), newSys(t), pe.URL,
-		actors.WithStateObserver(ch.add), actors.WithConnectHook(hook), actors.WithRetryCount(1),
+		actors.WithStateObserver(ch.add), actors.WithLogger(lg), actors.WithConnectHook(hook), actors.WithRetryCount(1),
 		actors.WithRetryDelay(5*time.Millisecond), actors.Option(func(c *actors.Config) { c.HostDialRate = 0 }))
 	if err == nil {
 		_ = c.Close()
 		t.Fatal("connected")
 	}
-	texts := map[string]string{"Connect error": err.Error()}
+	texts := map[string]string{"Connect error": err.Error(), "logs": logText(logs)}
 	for i, s := range ch.get() {
 		texts[fmt.Sprintf("StateChange %d", i)] = fmt.Sprintf("%v", s.Err)
 	}
