@@ -220,3 +220,44 @@ func lateMemory(t *testing.T, others int) {
 		t.Errorf("the late answer to X (given up 1,024 give-ups ago at most) reached the handler as unmatched")
 	}
 }
+
+// A rotation whose new connection refuses the restore keeps the old one
+// whole: Rotate fails, the channel stays active, and the old connection's
+// notifications still reach the handler. (Guard.)
+func TestRefusedRotationKeepsOldWhole(t *testing.T) {
+	cs := newConnSet()
+	pe := newRawPeer(t, func(rc *rawConn) {
+		cs.put(rc)
+		rc.serveJSONRPC(func(rc *rawConn, raw []byte, r rpcReq) bool {
+			if rc.idx >= 1 && isSub(r) {
+				_ = rc.text(`{"jsonrpc":"2.0","id":` + string(r.ID) + `,"error":{"code":10028,"message":"too_many_requests"}}`)
+				return true
+			}
+			return false
+		})
+	})
+	got := make(chan string, 16)
+	c := dial(t, pe.URL, nil, actors.WithHandler(func(in actors.Inbound) {
+		if in.Channel != "" {
+			got <- string(in.Data)
+		}
+	}))
+	if err := c.Subscribe(ctxT(t, 5*time.Second), "book.a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rotate(ctxT(t, 10*time.Second)); !errors.Is(err, actors.ErrRotationFailed) {
+		t.Fatalf("Rotate: %v, want ErrRotationFailed", err)
+	}
+	if s := chanState(c, "book.a"); s != actors.ChannelActive {
+		t.Errorf("book.a is %v after the failed rotation, want active", s)
+	}
+	_ = cs.get(0).text(`{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.a","data":{"n":1}}}`)
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Errorf("the old connection's notification never reached the handler")
+	}
+	if g := c.Health().Generation; g != 1 {
+		t.Errorf("generation %d, want 1 (the old connection)", g)
+	}
+}

@@ -209,7 +209,10 @@ func TestTextPingWithoutPong(t *testing.T) {
 	if _, err := actors.NewConfig(pe.URL, actors.WithVenue(noPongVenue{})); err != nil {
 		return // refused: fine
 	}
-	c := dial(t, pe.URL, nil, actors.WithVenue(noPongVenue{}), actors.Option(func(c *actors.Config) { c.Heartbeat = actors.HeartbeatText; c.HeartbeatInterval = 100 * time.Millisecond }))
+	c := dial(t, pe.URL, nil, actors.WithVenue(noPongVenue{}), actors.Option(func(c *actors.Config) {
+		c.Heartbeat = actors.HeartbeatText
+		c.HeartbeatInterval = 100 * time.Millisecond
+	}))
 	time.Sleep(1500 * time.Millisecond)
 	if h := c.Health(); h.HeartbeatMisses > 0 {
 		t.Errorf("a TextPing without Pong is accepted and every ping counts as unanswered (%d misses, %d reconnects)", h.HeartbeatMisses, h.Reconnects)
