@@ -17,6 +17,11 @@
 //   - TestOldConnPongAnswersNewConnPing: a text pong on the draining old
 //     connection answers the new connection's ping (textPong ignores the
 //     generation).
+//   - TestSwitchToConnClosedBehindRestoreAnswer (probabilistic, 5-11 of
+//     20 here): a rotation switches to a new connection whose close frame
+//     came right behind its restore answer, then reconnects, dropping the
+//     live old connection (rotationSetUp's conn.Err() check sees only what
+//     the reader has processed).
 //   - TestHookAfterCloseFromEarlierHook,
 //     TestUserHookAfterCloseFromVenueOnConnect: Close from a connect hook
 //     (or a venue's OnConnect) returns, then the next hook runs: user code
