@@ -168,10 +168,6 @@ func (v *Venue) OnConnect(ctx context.Context, s venue.Session) error {
 // timeout.
 const loginID = "login"
 
-// loginCode reports whether an error code can only answer a login: key,
-// sign, passphrase or timestamp missing or wrong, login failed.
-func loginCode(code int) bool { return code >= 60001 && code <= 60009 || code == 60024 }
-
 // permanentLogin are the login refusals that retrying cannot cure: a bad
 // API key (60005), a bad signature, i.e. a wrong secret key (60007), login
 // not supported (60008), login failed (60009), a wrong passphrase
@@ -198,16 +194,15 @@ func Sign(secretKey, timestamp string) string {
 // Correlate implements venue.Correlator: an event ("subscribe",
 // "unsubscribe", "login", "error") or an operation's answer ({"op":..,
 // "code":..}) that carries an "id" answers the request with that id; an
-// error event without one whose code only a login can have (60001-60009,
-// 60024) answers the login.
+// error event without one answers the login in flight, if any.
 func (*Venue) Correlate(data []byte) (venue.Response, bool) {
 	id := jsonrpc.Field(data, "id")
 	if id == nil {
-		// A login refused without an id (see loginID).
+		// An error without an id answers the login, if one is in flight
+		// on that connection (see loginID); else nothing waits for it and
+		// the client delivers it as any frame.
 		if ev, _ := jsonrpc.String(jsonrpc.Field(data, "event")); ev == "error" {
-			if e := refusal(data); loginCode(e.Code) {
-				return venue.Response{ID: json.RawMessage(`"` + loginID + `"`), Err: e}, true
-			}
+			return venue.Response{ID: json.RawMessage(`"` + loginID + `"`), Err: refusal(data)}, true
 		}
 		return venue.Response{}, false
 	}
