@@ -368,13 +368,17 @@ func (a *clientActor) connected(conn *transport.Conn, pings *serverPings) {
 		a.ready()
 		return
 	}
-	a.setup(s)
+	a.setup(s, false)
 }
 
 // setup runs the connect hooks and then converges the new session s to the
 // wanted set (the restore), off the actor's goroutine; setupDone finishes
-// the connect (or the rotation).
-func (a *clientActor) setup(s *session) {
+// the connect (or the rotation). With prove (a rotation's new connection,
+// which the client may still refuse for the old one), a ping round trip
+// after the restore shows the connection alive past its last answer: a
+// venue that closes right behind the restore's answers is seen before the
+// switch, not after it.
+func (a *clientActor) setup(s *session, prove bool) {
 	d, sys, self, life := a.d, a.sys, a.self, a.life
 	conn, gen, ss := s.conn, s.gen, s.subs
 	d.setups.Add(1)
@@ -389,10 +393,16 @@ func (a *clientActor) setup(s *session) {
 			ctx, cancel := context.WithTimeout(life, d.cfg.RequestTimeout)
 			d.log.Debug("restoring subscriptions", zap.Uint64("generation", gen), zap.Int("wanted", d.intent.count()))
 			m.failed, m.restoreErr = d.restore(ctx, ss)
-			cancel()
 			if m.restoreErr == nil {
 				d.log.Debug("subscriptions restored", zap.Uint64("generation", gen))
 			}
+			if prove && m.restoreErr == nil {
+				d.chargeControl()
+				if _, err := conn.Ping(ctx); err != nil {
+					m.hookErr = fmt.Errorf("the new connection did not answer a ping after its restore: %w", err)
+				}
+			}
+			cancel()
 		}
 		if !d.isStopped() {
 			sys.Root.Send(self, m)

@@ -213,7 +213,7 @@ func (a *clientActor) rotationDialed(m *rotateDialed) {
 	// says: it is the client's own replacement, and must not cost a gap.
 	r.next = a.openSession(m.conn, m.pings, true)
 	a.merge = newMerge(r.next.gen) // before its first frame: the reader's frames queue behind this message
-	a.setup(r.next)
+	a.setup(r.next, true)
 }
 
 // rotationSetUp finishes a rotation whose new connection ran its connect
