@@ -49,6 +49,18 @@ func Connect(ctx context.Context, sys *actor.ActorSystem, url string, opts ...Op
 	if err != nil {
 		return nil, err
 	}
+	// The venue's parts are asked here, by ctx: a venue method that does
+	// not return (user code) holds its goroutine, not Connect.
+	parts := make(chan Config, 1)
+	go func() { cfg.venueParts(); parts <- cfg }()
+	select {
+	case cfg = <-parts:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("zenws: Connect: the venue's Dialect, RateLimit or TextPing has not returned: %w", context.Cause(ctx))
+	}
+	if err := cfg.Validate(); err != nil { // a venue method panicked
+		return nil, err
+	}
 	c, err := spawn(sys.Root, Props(cfg).Configure(actor.WithGuardian(guardian.Stop)), cfg)
 	if err != nil {
 		return nil, err

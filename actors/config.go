@@ -154,6 +154,7 @@ type Config struct {
 	secretFields   []string      // the venue's own secret member names (venue.Redactor), set per client
 	venueDialect   venue.Dialect // the venue's Dialect(), asked once per client
 	venueErr       error         // a venue method panicked (askVenue): Validate refuses the configuration
+	partsDone      bool          // venueParts ran for this client
 
 	Recorder   io.Writer // WithRecorder, JSONL session recording; default nil: none
 	RecordFile string    // WithRecordFile; default "": none; not with Recorder

@@ -124,8 +124,9 @@ func (t *pendingTable) checkDrainsLocked() {
 }
 
 type pendingCall struct {
-	done chan pendingResult             // capacity 1: resolving never blocks
-	conn atomic.Pointer[transport.Conn] // the connection it went out on
+	done  chan pendingResult             // capacity 1: resolving never blocks
+	conn  atomic.Pointer[transport.Conn] // the connection it went out on
+	after uint64                         // the give-up of the same key it was registered after (gaveUp.seq); 0: none
 }
 
 type pendingResult struct {
@@ -157,7 +158,7 @@ func (t *pendingTable) register(key string) (*pendingCall, error) {
 	if _, dup := t.calls[key]; dup {
 		return nil, ErrDuplicateID
 	}
-	c := &pendingCall{done: make(chan pendingResult, 1)}
+	c := &pendingCall{done: make(chan pendingResult, 1), after: t.gaveUp[key].seq}
 	t.calls[key] = c
 	return c, nil
 }
@@ -202,6 +203,15 @@ func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) bool {
 func (t *pendingTable) resolve(key string, conn *transport.Conn, resp []byte, vr *venue.Response) bool {
 	t.mu.Lock()
 	c, ok := t.calls[key]
+	if g, late := t.gaveUp[key]; ok && late && g.seq == c.after && g.conn == conn {
+		// The id was reused after a request with it gave up on this
+		// connection: answers come in order, so the first one is the late
+		// answer of the one that gave up, not this request's.
+		delete(t.gaveUp, key)
+		t.mu.Unlock()
+		t.late.Add(1)
+		return true
+	}
 	if ok = ok && c.conn.Load() == conn; ok {
 		delete(t.calls, key)
 		if len(t.drains) > 0 {
@@ -295,8 +305,11 @@ func (c *Client) Call(ctx context.Context, method string, params any) (json.RawM
 // integer or a string), and returns the whole response object with the
 // same id. When the response carries "error", the error is a *RPCError
 // (and the response is returned too). A second pending request with the
-// same id returns ErrDuplicateID and sends nothing. Deadlines and errors as
-// for Call.
+// same id returns ErrDuplicateID and sends nothing. An answer counts only
+// on the connection the request went out on. An id reused after a request
+// with it gave up on the same connection takes the second answer with that
+// id: the first is the late answer of the one that gave up (counted in
+// Health.LateResponses). Deadlines and errors as for Call.
 func (c *Client) Request(ctx context.Context, msg []byte) (json.RawMessage, error) {
 	d := c.durable()
 	if d == nil {

@@ -132,7 +132,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		d.cfg.askVenue("TextPing", func() { p = tp.TextPing() })
 		d.textPing, d.pongs = &p, make(chan struct{}, 1)
 	}
-	d.endpoint, d.label = d.secrets.String(redact.URL(cfg.URL)), d.secrets.String(cfg.Label) // a known secret in the path too
+	d.endpoint, d.label = endpoint(cfg.URL, d.secrets), d.secrets.String(cfg.Label)
 	d.log = scrubbedLogger(cfg.Logger, d.secrets).With(pidname.Field("client", pid), zap.String("url", d.endpoint))
 	if d.label != "" {
 		d.log = d.log.With(zap.String("label", d.label))

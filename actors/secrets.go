@@ -2,6 +2,8 @@ package actors
 
 import (
 	"go.uber.org/zap"
+	"net/url"
+	"strings"
 
 	"github.com/zenws/zenws/internal/redact"
 )
@@ -63,3 +65,27 @@ func scrubbedLogger(l *zap.Logger, s *redact.Scrubber) *zap.Logger {
 // scrub returns err with its text free of the client's secrets (errors.Is
 // and errors.As still reach the cause).
 func (d *durable) scrub(err error) error { return d.secrets.Error(err) }
+
+// endpoint is Health.Endpoint for raw: the URL redacted (redact.URL), its
+// known secrets hidden, and a path segment that holds one in any escaping
+// ("%2D" for "-") replaced whole.
+func endpoint(raw string, s *redact.Scrubber) string {
+	ep := s.String(redact.URL(raw))
+	u, err := url.Parse(ep)
+	if err != nil || u.RawPath == "" && !strings.Contains(u.EscapedPath(), "%") {
+		return ep
+	}
+	segs := strings.Split(u.EscapedPath(), "/")
+	changed := false
+	for i, seg := range segs {
+		if dec, err := url.PathUnescape(seg); err == nil && dec != seg && s.String(dec) != dec {
+			segs[i], changed = redact.Mask, true
+		}
+	}
+	if !changed {
+		return ep
+	}
+	p := strings.Join(segs, "/")
+	u.Path, u.RawPath = p, p
+	return u.String()
+}

@@ -98,6 +98,10 @@ func (c *Config) venueHeartbeat() {
 // venueParts fills in what a venue adds for one client: its limiter (see
 // venueLimiter), its secrets, and its connect work as the first hook.
 func (c *Config) venueParts() {
+	if c.partsDone {
+		return // asked already (Connect asks them by its ctx)
+	}
+	c.partsDone = true
 	if nilVenue(c.Venue) {
 		c.Venue = nil // Validate has refused it; never call into it
 	}

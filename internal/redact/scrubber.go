@@ -458,39 +458,47 @@ func namedValues(text string, extra []string, short bool) string {
 		if c != '=' && c != ':' || i < last {
 			continue
 		}
-		// The name, backwards.
-		k := i
-		for k > last && (text[k-1] == ' ' || text[k-1] == '\t') {
-			k--
-		}
+		// The name, backwards: past spaces (a no-break space too), a quote
+		// (escaped too: a Go-quoted JSON body), name bytes and JSON escapes
+		// ("pass\u0077ord").
+		k := skipSpaceBack(text, i, last)
 		if k > last && (text[k-1] == '"' || text[k-1] == '\'') {
 			k--
+			if k > last && text[k-1] == '\\' {
+				k--
+			}
 		}
 		nameEnd := k
-		for k > last && isNameByte(text[k-1]) {
+		for k > last && (isNameByte(text[k-1]) || text[k-1] == '\\') {
 			k--
 		}
-		if nm := text[k:nameEnd]; k == nameEnd || !secretName(nm, extra...) || !short && shortName(nm) && !slices.Contains(extra, string(appendNorm(nil, nm))) {
+		if k == nameEnd || !secretNamed(text, k, nameEnd, last, extra, short) {
 			continue
 		}
-		// The value, forwards.
-		v := i + 1
-		for v < len(text) && (text[v] == ' ' || text[v] == '\t') {
-			v++
+		// The value, forwards: on this line, or alone on the next.
+		v := skipSpace(text, i+1)
+		if v < len(text) && (text[v] == '\n' || text[v] == '\r') && v+1 < len(text) {
+			v = skipSpace(text, v+1)
+			if v < len(text) && text[v] == '\n' {
+				v = skipSpace(text, v+1)
+			}
 		}
 		if v == len(text) {
 			continue
 		}
-		end := v
+		end, open, closeQ := v, "", ""
 		switch q := text[v]; {
-		case q == '"' || q == '\'':
-			if e := strings.IndexByte(text[v+1:], q); e >= 0 {
-				end = v + 1 + e + 1
+		case q == '\\' && v+1 < len(text) && text[v+1] == '"': // \"value\" inside a quoted text
+			open, closeQ = `\"`, `\"`
+			if e := strings.Index(text[v+2:], `\"`); e >= 0 {
+				end = v + 2 + e + 2
 			} else {
 				end = len(text)
 			}
+		case q == '"' || q == '\'':
+			open, closeQ = string(q), string(q)
+			end = closingQuote(text, v+1, q)
 		case c == ':' && v > i+1:
-			end = v
 			for end < len(text) && text[end] != '\n' && text[end] != '\r' {
 				end++
 			}
@@ -500,17 +508,15 @@ func namedValues(text string, extra []string, short bool) string {
 			}
 		}
 		val := text[v:end]
-		if end == v || val == Mask || val == `"`+Mask+`"` {
+		if end == v || val == Mask || val == open+Mask+closeQ {
 			continue
 		}
 		if b.Len() == 0 {
 			b.Grow(len(text))
 		}
 		b.WriteString(text[last:v])
-		if q := text[v]; (q == '"' || q == '\'') && end-v >= 2 && text[end-1] == q {
-			b.WriteByte(q)
-			b.WriteString(Mask)
-			b.WriteByte(q)
+		if open != "" && end-v >= len(open)+len(closeQ) && strings.HasSuffix(val, closeQ) {
+			b.WriteString(open + Mask + closeQ)
 		} else {
 			b.WriteString(Mask)
 		}
@@ -522,6 +528,80 @@ func namedValues(text string, extra []string, short bool) string {
 	}
 	b.WriteString(text[last:])
 	return b.String()
+}
+
+// secretNamed reports whether text[k:end] (JSON escapes decoded) names a
+// secret; a short name ("key") counts when the word before it makes a
+// secret name ("api key", "private key") or, in Text, on its own.
+func secretNamed(text string, k, end, last int, extra []string, short bool) bool {
+	nm := text[k:end]
+	if strings.IndexByte(nm, '\\') >= 0 {
+		if u, err := strconv.Unquote(`"` + nm + `"`); err == nil {
+			nm = u
+		}
+	}
+	if secretName(nm, extra...) && (short || !shortName(nm) || slices.Contains(extra, string(appendNorm(nil, nm)))) {
+		return true
+	}
+	// The word before: "api key", "private key", "refresh token".
+	j := k
+	if j > last && text[j-1] == ' ' {
+		j--
+		w := j
+		for w > last && isNameByte(text[w-1]) {
+			w--
+		}
+		if w < j && secretName(text[w:j]+nm, extra...) && !shortName(text[w:j]+nm) {
+			return true
+		}
+	}
+	return false
+}
+
+// skipSpaceBack returns the index before the spaces, tabs and no-break
+// spaces that end text[:i] (not before last).
+func skipSpaceBack(text string, i, last int) int {
+	for i > last {
+		switch {
+		case text[i-1] == ' ' || text[i-1] == '\t':
+			i--
+		case i-2 >= last && text[i-2] == 0xc2 && text[i-1] == 0xa0:
+			i -= 2
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipSpace returns the index after the spaces, tabs and no-break spaces
+// at text[i:].
+func skipSpace(text string, i int) int {
+	for i < len(text) {
+		switch {
+		case text[i] == ' ' || text[i] == '\t':
+			i++
+		case i+1 < len(text) && text[i] == 0xc2 && text[i+1] == 0xa0:
+			i += 2
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// closingQuote returns the index after the quote q that closes a value
+// opened at text[start-1], skipping escaped quotes; len(text) if none.
+func closingQuote(text string, start int, q byte) int {
+	for e := start; e < len(text); e++ {
+		switch text[e] {
+		case '\\':
+			e++
+		case q:
+			return e + 1
+		}
+	}
+	return len(text)
 }
 
 func isValueEnd(c byte) bool {
