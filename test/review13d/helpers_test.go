@@ -2,8 +2,6 @@ package review13d
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -25,36 +23,6 @@ func (c *chain) get() []actors.StateChange {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]actors.StateChange(nil), c.chs...)
-}
-
-// check says what is wrong with the chain: a break (From != previous To),
-// a self-transition, or a *PanicError anywhere.
-func (c *chain) check(t *testing.T) {
-	t.Helper()
-	chs := c.get()
-	prev := actors.StateDisconnected
-	for i, s := range chs {
-		if s.From != prev {
-			t.Errorf("state chain broken at %d: From=%v after To=%v (%s)", i, s.From, prev, render(chs))
-			break
-		}
-		if s.From == s.To {
-			t.Errorf("self transition at %d: %v -> %v", i, s.From, s.To)
-		}
-		prev = s.To
-		var pe *actors.PanicError
-		if errors.As(s.Err, &pe) {
-			t.Errorf("StateChange %d carries a PanicError: %v", i, s.Err)
-		}
-	}
-}
-
-func render(chs []actors.StateChange) string {
-	s := ""
-	for _, c := range chs {
-		s += fmt.Sprintf("[%v->%v g%d %v] ", c.From, c.To, c.Generation, c.Err)
-	}
-	return s
 }
 
 func newSys(t *testing.T) *actor.ActorSystem {
@@ -86,14 +54,6 @@ func dial(t *testing.T, url string, ch *chain, opts ...actors.Option) *actors.Cl
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-func noPanic(t *testing.T, what string, err error) {
-	t.Helper()
-	var pe *actors.PanicError
-	if errors.As(err, &pe) {
-		t.Errorf("%s: a PanicError (a transition the state machine lacks?): %v", what, err)
-	}
 }
 
 func eventually(t *testing.T, d time.Duration, what string, f func() bool) bool {

@@ -25,17 +25,6 @@ func (n *nodePeer) send(idx int, json string) {
 	fmt.Fprintf(n.stdin, "send %d %s\n", idx, json)
 }
 
-func (n *nodePeer) saw(prefix string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, l := range n.lines {
-		if strings.HasPrefix(l, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
 // startNodePeer runs peer.js; skips without node or ws (fails under CI=true).
 func startNodePeer(t *testing.T) *nodePeer {
 	t.Helper()
