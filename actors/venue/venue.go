@@ -24,7 +24,11 @@ import (
 	"github.com/zenws/zenws/actors/ratelimit"
 )
 
-// Venue is one exchange's protocol knowledge.
+// Venue is one exchange's protocol knowledge. Its methods (and those of
+// the capabilities below) must return promptly and may be called from any
+// goroutine. Dialect, RateLimit and TextPing are asked once per client, when
+// it is created (actors.Connect by its ctx); a panic in any of them is
+// contained and makes the client's configuration invalid.
 type Venue interface {
 	// Name is the venue's short name, e.g. "deribit", for logs.
 	Name() string
