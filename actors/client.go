@@ -276,8 +276,10 @@ func (c *Client) Health() Health {
 
 // Reconnect replaces the current connection with a fresh one now (no
 // backoff before the first attempt) and waits until it is connected, bounded
-// by ctx. Configuration, handler and callbacks are kept. It returns the
-// reason when the client gives up or stops instead.
+// by ctx (past its deadline, an error wrapping ErrTimeout and
+// context.DeadlineExceeded; cancelled, context.Canceled). Configuration,
+// handler and callbacks are kept. It returns the reason when the client
+// gives up or stops instead.
 func (c *Client) Reconnect(ctx context.Context) error {
 	if ctx == nil {
 		return ErrNilContext
@@ -302,7 +304,7 @@ func (c *Client) Reconnect(ctx context.Context) error {
 			return ErrClosed
 		}
 	case <-ctx.Done():
-		return fmt.Errorf("zenws: reconnect: %w", ctx.Err())
+		return ctxEnded("reconnect", ctx)
 	}
 }
 
@@ -429,7 +431,8 @@ func (c *Client) Done() <-chan struct{} {
 // WaitConnected waits until the client is connected (nil), has stopped for
 // good (ErrClosed after Close, whatever the last dial said; otherwise why it
 // stopped: a *FatalError, a *GiveUpError, else its last error), or ctx ends
-// (an error wrapping ctx's error and the last dial error, if any).
+// (an error wrapping ctx's error, ErrTimeout past its deadline, and the last
+// dial error, if any).
 func (c *Client) WaitConnected(ctx context.Context) error {
 	if ctx == nil {
 		return ErrNilContext
@@ -466,9 +469,9 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 		case <-d.stopped:
 		case <-ctx.Done():
 			if last := d.snap.Load().LastError; last != nil {
-				return fmt.Errorf("zenws: wait connected: %w (last error: %w)", ctx.Err(), last)
+				return fmt.Errorf("%w (last error: %w)", ctxEnded("wait connected", ctx), last)
 			}
-			return fmt.Errorf("zenws: wait connected: %w", ctx.Err())
+			return ctxEnded("wait connected", ctx)
 		}
 	}
 }

@@ -415,6 +415,16 @@ func (d *durable) timeoutError(ctx context.Context, start time.Time) error {
 
 // ctxErr is ctx's error, and its cause when that is another error (see
 // context.WithCancelCause), so that both match errors.Is.
+// ctxEnded is why a wait of what ended with ctx: past its deadline an
+// error wrapping ErrTimeout and context.DeadlineExceeded (as a request's
+// timeout); cancelled, one wrapping context.Canceled alone.
+func ctxEnded(what string, ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("zenws: %s: %w: %w", what, ErrTimeout, ctxErr(ctx))
+	}
+	return fmt.Errorf("zenws: %s: %w", what, ctxErr(ctx))
+}
+
 func ctxErr(ctx context.Context) error {
 	err, cause := ctx.Err(), context.Cause(ctx)
 	if cause == nil || cause == err {

@@ -106,7 +106,8 @@ var ErrRotationFailed = errors.New("zenws: rotation failed")
 // Rotate replaces the client's connection now, without a gap, as planned
 // rotation does, and returns once the new connection is in use (or why
 // not: ErrNotConnected while not connected, an error wrapping
-// ErrRotationFailed when the new connection failed and the old one stays).
+// ErrRotationFailed when the new connection failed and the old one stays,
+// ErrTimeout when ctx's deadline passed first).
 func (c *Client) Rotate(ctx context.Context) error {
 	if ctx == nil {
 		return ErrNilContext
@@ -135,7 +136,7 @@ func (c *Client) Rotate(ctx context.Context) error {
 			return ErrClosed
 		}
 	case <-ctx.Done():
-		return fmt.Errorf("zenws: Rotate: %w", context.Cause(ctx))
+		return ctxEnded("Rotate", ctx)
 	}
 }
 
