@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/zenws/zenws/actors/record"
-	"github.com/zenws/zenws/actors/venue"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zenws/zenws/actors/record"
+	"github.com/zenws/zenws/actors/venue"
 
 	"github.com/zenws/zenws/actors"
 )

@@ -125,3 +125,31 @@ func TestNodeEscapedStringID(t *testing.T) {
 		}
 	}
 }
+
+// Against a Node ws venue: an id reused after a timeout takes the late
+// answer of the request that gave up (as TestReusedIDTakesLateAnswer).
+func TestNodeReusedIDTakesLateAnswer(t *testing.T) {
+	n := startNodePeer(t)
+	c := dial(t, n.URL, nil)
+	_, err := c.Request(ctxT(t, 300*time.Millisecond), []byte(`{"jsonrpc":"2.0","id":"order-1","method":"hold"}`))
+	if err == nil {
+		t.Fatal("first: answered")
+	}
+	type res struct {
+		resp string
+		err  error
+	}
+	rc := make(chan res, 1)
+	go func() {
+		r, err := c.Request(ctxT(t, 10*time.Second), []byte(`{"jsonrpc":"2.0","id":"order-1","method":"hold"}`))
+		rc <- res{string(r), err}
+	}()
+	eventually(t, 5*time.Second, "second pending", func() bool { return c.Health().Pending == 1 })
+	n.send(0, `{"jsonrpc":"2.0","id":"order-1","result":"answer to the first"}`)
+	n.send(0, `{"jsonrpc":"2.0","id":"order-1","result":"answer to the second"}`)
+	r := <-rc
+	if strings.Contains(r.resp, "answer to the first") {
+		t.Errorf("the reused id took the late answer of the request that gave up: %s", r.resp)
+	}
+	_ = actors.ErrTimeout
+}

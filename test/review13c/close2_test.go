@@ -1,4 +1,4 @@
-package review13d
+package review13c
 
 import (
 	"context"

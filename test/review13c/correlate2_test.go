@@ -1,4 +1,4 @@
-package review13d
+package review13c
 
 import (
 	"context"
@@ -14,25 +14,6 @@ import (
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/venue/okx"
 )
-
-// connSet keeps the raw connections by index, for tests that write on one
-// connection by hand.
-type connSet struct {
-	mu sync.Mutex
-	m  map[int]*rawConn
-	ch chan int
-}
-
-func newConnSet() *connSet { return &connSet{m: map[int]*rawConn{}, ch: make(chan int, 16)} }
-func (s *connSet) put(rc *rawConn) {
-	s.mu.Lock()
-	if _, ok := s.m[rc.idx]; !ok {
-		s.m[rc.idx] = rc
-		s.ch <- rc.idx
-	}
-	s.mu.Unlock()
-}
-func (s *connSet) get(i int) *rawConn { s.mu.Lock(); defer s.mu.Unlock(); return s.m[i] }
 
 // An id reused after a timeout on the same connection takes the late answer
 // of the request that gave up as its own (docs/client.md: a late response

@@ -1,4 +1,4 @@
-package review13d
+package review13c
 
 import (
 	"context"
@@ -19,18 +19,18 @@ import (
 	"github.com/zenws/zenws/supervision"
 )
 
-// pv is a venue whose method `which` panics.
-type pv struct{ which string }
+// pvAsked is a venue whose method `which` panics.
+type pvAsked struct{ which string }
 
-func (v pv) boom(m string) {
+func (v pvAsked) boom(m string) {
 	if v.which == m {
 		panic("venue method " + m + " exploded")
 	}
 }
-func (v pv) Name() string                  { v.boom("Name"); return "pv" }
-func (v pv) Dialect() venue.Dialect        { v.boom("Dialect"); return deribit.Dialect{} }
-func (v pv) RateLimit() *ratelimit.Limiter { v.boom("RateLimit"); return nil }
-func (v pv) TextPing() venue.TextPing {
+func (v pvAsked) Name() string                  { v.boom("Name"); return "pvAsked" }
+func (v pvAsked) Dialect() venue.Dialect        { v.boom("Dialect"); return deribit.Dialect{} }
+func (v pvAsked) RateLimit() *ratelimit.Limiter { v.boom("RateLimit"); return nil }
+func (v pvAsked) TextPing() venue.TextPing {
 	v.boom("TextPing")
 	return venue.TextPing{Ping: []byte("ping"), Pong: []byte("pong"), Every: time.Second}
 }
@@ -69,7 +69,7 @@ func TestPanickingVenueEveryEntry(t *testing.T) {
 
 func panicChild(t *testing.T, m, entry string) {
 	pe := newRawPeer(t, nil)
-	opts := []actors.Option{actors.WithVenue(pv{m}), actors.WithRetryCount(1), actors.WithRetryDelay(10 * time.Millisecond),
+	opts := []actors.Option{actors.WithVenue(pvAsked{m}), actors.WithRetryCount(1), actors.WithRetryDelay(10 * time.Millisecond),
 		actors.Option(func(c *actors.Config) { c.HostDialRate = 0 })}
 	if entry == "ConnectExplicitText" {
 		opts = append(opts, actors.WithHeartbeat(actors.HeartbeatText, 50*time.Millisecond))

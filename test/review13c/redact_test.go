@@ -1,26 +1,21 @@
-package review13d
+package review13c
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
-
 	"fmt"
-	"github.com/zenws/zenws/actors/venue"
-	"github.com/zenws/zenws/actors/venue/deribit"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/zenws/zenws/actors/venue"
+	"github.com/zenws/zenws/actors/venue/deribit"
+
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/internal/redact"
 )
-
-const secretVal = "hunter-two-pass" // not secret-looking: only a name or a known value can hide it
 
 // Error texts with the value after a secret name in spellings the fix
 // does not parse: the secret is shown by Scrubber.String (error and log text).
@@ -160,21 +155,4 @@ func TestDialectRefusalInChannelStatus(t *testing.T) {
 			t.Errorf("%s shows it: %s", w, s)
 		}
 	}
-}
-
-func logText(logs *observer.ObservedLogs) string {
-	var sb strings.Builder
-	for _, e := range logs.All() {
-		sb.WriteString(e.Message)
-		for k, v := range e.ContextMap() {
-			fmt.Fprintf(&sb, " %s=%v", k, v)
-		}
-		sb.WriteString("\n")
-	}
-	return sb.String()
-}
-
-func obsLogger() (*observer.ObservedLogs, *zap.Logger) {
-	core, logs := observer.New(zapcore.DebugLevel)
-	return logs, zap.New(core)
 }
