@@ -317,14 +317,20 @@ func (s *Scrubber) Known() bool { return len(s.known()) > 0 }
 // sign, sig, otp: "public/auth: timeout" keeps its cause). Errors and log
 // lines go through it.
 func (s *Scrubber) String(text string) string {
+	text = s.urlsAndKnown(text)
+	if strings.ContainsAny(text, "=:") {
+		text = namedValues(text, s.extraNames(), false)
+	}
+	return text
+}
+
+// urlsAndKnown is text with its URLs redacted and its known secrets masked.
+func (s *Scrubber) urlsAndKnown(text string) string {
 	text = urlsIn(text)
 	for _, v := range s.known() {
 		if strings.Contains(text, v) {
 			text = strings.ReplaceAll(text, v, Mask)
 		}
-	}
-	if strings.ContainsAny(text, "=:") {
-		text = namedValues(text, s.extraNames(), false)
 	}
 	return text
 }
@@ -419,7 +425,7 @@ var bearer = regexp.MustCompile(`(?i)\b(bearer|basic)([ \t]+)([^\s&,;"]+)`)
 // since such a value may hold spaces) and every secret-looking word
 // (SecretLooking). It costs linear time in the text.
 func (s *Scrubber) Text(text string) string {
-	text = s.String(text)
+	text = s.urlsAndKnown(text) // the named values below, with the short names too
 	if hasFoldWord(text, "bearer") || hasFoldWord(text, "basic") {
 		text = bearer.ReplaceAllString(text, "${1}${2}"+Mask)
 	}
