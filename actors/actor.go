@@ -547,13 +547,13 @@ func (d *durable) inbound(conn *transport.Conn, gen uint64, typ websocket.Messag
 			return nil, true // the venue's text heartbeat answered (heartbeat.go)
 		}
 		if r, ok := d.cfg.correlate(data); ok { // a venue's own answers (OKX's events)
-			if key, ok := jsonrpc.Key(r.ID); ok && d.pending.resolve(key, conn, data, heapResponse(r)) {
+			if key, ok := parseKey(r.ID); ok && d.pending.resolve(key, conn, data, heapResponse(r)) {
 				return nil, true
 			}
 		}
 		env, isJSON = jsonrpc.Peek(data)
 		if isJSON && env.ID != nil && (env.Result != nil || env.Error != nil) {
-			if key, ok := jsonrpc.Key(env.ID); ok && d.pending.resolve(key, conn, data, nil) {
+			if key, ok := parseKey(env.ID); ok && d.pending.resolve(key, conn, data, nil) {
 				return nil, true
 			}
 		}
@@ -717,6 +717,7 @@ func (a *clientActor) teardown(reason error) {
 			_ = s.conn.Close(websocket.StatusNormalClosure, "client closing")
 		}()
 	}
+	a.d.pending.stop()
 	a.replyWaiters(reason)
 }
 

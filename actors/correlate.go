@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -16,7 +13,6 @@ import (
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/internal/redact"
-	"github.com/zenws/zenws/transport"
 )
 
 var (
@@ -68,213 +64,6 @@ func (e *RPCError) GoString() string {
 	}
 	text := fmt.Sprintf("&actors.RPCError{Code:%d, Message:%q, Data:%q}", e.Code, e.secrets.Text(e.Message), e.secrets.Frame(e.Data))
 	return e.secrets.String(text)
-}
-
-// maxLate bounds the ids of abandoned requests remembered to recognise
-// their late responses.
-const maxLate = 1024
-
-// pendingTable correlates responses with the requests waiting for them. It
-// is shared by Request callers (who register), the connection's reader (who
-// resolves) and the actor (who fails everything when the connection ends).
-type pendingTable struct {
-	mu    sync.Mutex
-	calls map[string]*pendingCall
-	// Ids of requests that gave up (timeout, cancel): their responses are
-	// counted and dropped, not shown to the handler as unmatched.
-	gaveUp     map[string]gaveUp // requests given up on, by key: the connection each went out on
-	gaveUpRing []gaveUpSlot      // allocated on first use: most clients never give up on a request
-	gaveUpSeq  uint64
-	gaveUpNext int
-	late       atomic.Uint64
-	// drains are closed once no request waits on their connection (a
-	// rotated-out connection retires then, see whenDrained).
-	drains map[*transport.Conn]chan struct{}
-}
-
-// whenDrained returns a channel closed once no request waits for a
-// response on conn (at once when none does).
-func (t *pendingTable) whenDrained(conn *transport.Conn) <-chan struct{} {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if ch, ok := t.drains[conn]; ok {
-		return ch
-	}
-	ch := make(chan struct{})
-	if t.countLocked(conn) == 0 {
-		close(ch)
-		return ch
-	}
-	if t.drains == nil {
-		t.drains = map[*transport.Conn]chan struct{}{}
-	}
-	t.drains[conn] = ch
-	return ch
-}
-
-// checkDrainsLocked closes the drains whose connection has no request
-// waiting any more; with t.mu held, after a request left the table.
-func (t *pendingTable) checkDrainsLocked() {
-	for conn, ch := range t.drains {
-		if t.countLocked(conn) == 0 {
-			close(ch)
-			delete(t.drains, conn)
-		}
-	}
-}
-
-type pendingCall struct {
-	done  chan pendingResult             // capacity 1: resolving never blocks
-	conn  atomic.Pointer[transport.Conn] // the connection it went out on
-	after uint64                         // the give-up of the same key it was registered after (gaveUp.seq); 0: none
-}
-
-type pendingResult struct {
-	resp []byte
-	vr   *venue.Response // the venue's reading of resp (venue.Correlator), made once on the reader; nil: JSON-RPC
-	err  error
-}
-
-// gaveUp is a request given up on: the connection it went out on, and
-// the give-up's number (the ring forgets the oldest, not a newer give-up of
-// the same key).
-type gaveUp struct {
-	conn *transport.Conn
-	seq  uint64
-}
-
-type gaveUpSlot struct {
-	key string
-	seq uint64
-}
-
-func newPendingTable() *pendingTable {
-	return &pendingTable{calls: map[string]*pendingCall{}}
-}
-
-func (t *pendingTable) register(key string) (*pendingCall, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, dup := t.calls[key]; dup {
-		return nil, ErrDuplicateID
-	}
-	c := &pendingCall{done: make(chan pendingResult, 1), after: t.gaveUp[key].seq}
-	t.calls[key] = c
-	return c, nil
-}
-
-// abandon removes a request that will not wait any longer; if asLate, a
-// response arriving later is counted and dropped.
-// It reports false when the request was already resolved or failed (its
-// result is in c.done).
-func (t *pendingTable) abandon(key string, c *pendingCall, asLate bool) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.calls[key] != c {
-		return false
-	}
-	delete(t.calls, key)
-	if len(t.drains) > 0 {
-		t.checkDrainsLocked()
-	}
-	if asLate {
-		if t.gaveUpRing == nil {
-			t.gaveUpRing = make([]gaveUpSlot, maxLate)
-		}
-		if old := t.gaveUpRing[t.gaveUpNext]; old.key != "" && t.gaveUp[old.key].seq == old.seq {
-			delete(t.gaveUp, old.key) // not when the key was given up again since: that one is newer
-		}
-		t.gaveUpSeq++
-		t.gaveUpRing[t.gaveUpNext] = gaveUpSlot{key: key, seq: t.gaveUpSeq}
-		t.gaveUpNext = (t.gaveUpNext + 1) % maxLate
-		if t.gaveUp == nil {
-			t.gaveUp = map[string]gaveUp{}
-		}
-		t.gaveUp[key] = gaveUp{conn: c.conn.Load(), seq: t.gaveUpSeq}
-	}
-	return true
-}
-
-// resolve hands a response that arrived on conn to its request: the one
-// with its key that went out on that connection (an answer on another
-// connection, a draining one's to a request of the same id, answers
-// nothing). It reports whether the response was consumed (by a waiting
-// request, or dropped as late).
-func (t *pendingTable) resolve(key string, conn *transport.Conn, resp []byte, vr *venue.Response) bool {
-	t.mu.Lock()
-	c, ok := t.calls[key]
-	if g, late := t.gaveUp[key]; ok && late && g.seq == c.after && g.conn == conn {
-		// The id was reused after a request with it gave up on this
-		// connection: answers come in order, so the first one is the late
-		// answer of the one that gave up, not this request's.
-		delete(t.gaveUp, key)
-		t.mu.Unlock()
-		t.late.Add(1)
-		return true
-	}
-	if ok = ok && c.conn.Load() == conn; ok {
-		delete(t.calls, key)
-		if len(t.drains) > 0 {
-			t.checkDrainsLocked()
-		}
-	} else if g, late := t.gaveUp[key]; late && g.conn == conn {
-		delete(t.gaveUp, key)
-		t.mu.Unlock()
-		t.late.Add(1)
-		return true
-	}
-	t.mu.Unlock()
-	if ok {
-		c.done <- pendingResult{resp: resp, vr: vr}
-	}
-	return ok
-}
-
-// failAll fails every waiting request at once: the connection ended.
-func (t *pendingTable) failAll(err error) {
-	t.mu.Lock()
-	calls := t.calls
-	t.calls = map[string]*pendingCall{}
-	t.checkDrainsLocked()
-	t.mu.Unlock()
-	for _, c := range calls {
-		c.done <- pendingResult{err: err}
-	}
-}
-
-// failConn fails the requests that went out on conn: it was closed.
-func (t *pendingTable) failConn(conn *transport.Conn, err error) {
-	t.mu.Lock()
-	var failed []*pendingCall
-	for k, c := range t.calls {
-		if c.conn.Load() == conn {
-			delete(t.calls, k)
-			failed = append(failed, c)
-		}
-	}
-	t.checkDrainsLocked()
-	t.mu.Unlock()
-	for _, c := range failed {
-		c.done <- pendingResult{err: err}
-	}
-}
-
-// countLocked counts the requests waiting for a response on conn; with
-// t.mu held.
-func (t *pendingTable) countLocked(conn *transport.Conn) int {
-	n := 0
-	for _, c := range t.calls {
-		if c.conn.Load() == conn {
-			n++
-		}
-	}
-	return n
-}
-
-func (t *pendingTable) count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.calls)
 }
 
 // Call sends a JSON-RPC 2.0 request for method with params (nil, a
@@ -330,50 +119,57 @@ func (d *durable) request(ctx context.Context, v via, msg []byte) (json.RawMessa
 	if !ok {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidRequest)
 	}
-	key, ok := jsonrpc.Key(env.ID)
+	key, ok := parseKey(env.ID)
 	if !ok {
 		return nil, fmt.Errorf("%w: the \"id\" must be an integer or a string, got %q", ErrInvalidRequest, env.ID)
 	}
-	call, err := d.pending.register(key)
+	call, err := d.pending.register(key, d.cfg.RequestTimeout)
 	if err != nil {
 		return nil, err
 	}
-	resp, _, err := d.send(ctx, v, key, call, msg)
+	resp, _, err := d.send(ctx, v, call, msg)
 	return resp, err
 }
 
-// send writes msg, registered under key, and waits for its response. The
-// deadline (the earlier of ctx's and RequestTimeout) runs from the start;
-// only a write already in progress can outlast it, by at most WriteTimeout.
-func (d *durable) send(ctx context.Context, v via, key string, call *pendingCall, msg []byte) (json.RawMessage, *venue.Response, error) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
-	defer cancel()
-	if ctx.Err() != nil { // expired already: send nothing
-		d.pending.abandon(key, call, false)
-		return nil, nil, d.timeoutError(ctx, start)
-	}
-	conn, gen, err := d.admitAndResolve(ctx, v, msg)
+// send writes msg, registered as call, and waits for its response. The
+// deadline (the earlier of ctx's and RequestTimeout) runs from the
+// registration; only a write already in progress can outlast it, by at most
+// WriteTimeout. It releases call.
+func (d *durable) send(ctx context.Context, v via, call *pendingCall, msg []byte) (json.RawMessage, *venue.Response, error) {
+	defer call.release()
+	start := call.start
+	// The waits before the write (the rate limiter, the write queue) see
+	// RequestTimeout as ctx's deadline; the wait for the response has the
+	// table's timer. No context or timer of its own.
+	call.ctx = boundCtx{Context: ctx, dl: call.deadline}
+	bctx := &call.ctx
+	conn, gen, err := d.admitAndResolve(bctx, v, msg)
 	if err == nil {
 		call.conn.Store(conn)
-		err = d.writeOn(ctx, conn, gen, websocket.MessageText, msg)
+		err = d.writeOn(bctx, conn, gen, websocket.MessageText, msg)
 	}
 	if err != nil {
-		d.pending.abandon(key, call, false)
-		if ctx.Err() != nil {
+		if !d.pending.abandon(call, false) {
+			<-call.done // failed meanwhile (the connection ended): its result is on the way
+		}
+		if ctx.Err() != nil || !time.Now().Before(call.deadline) {
 			return nil, nil, d.timeoutError(ctx, start)
 		}
 		return nil, nil, err
 	}
+	d.pending.await(call)
 	var r pendingResult
 	select {
 	case r = <-call.done:
 	case <-ctx.Done():
-		if d.pending.abandon(key, call, true) {
+		if d.pending.abandon(call, true) {
 			return nil, nil, d.timeoutError(ctx, start)
 		}
 		// The response (or the disconnect) won the race: use it.
 		r = <-call.done
+	}
+	if r.expired {
+		return nil, nil, d.timeoutError(ctx, start)
 	}
 	if r.err != nil {
 		return nil, nil, r.err
@@ -409,8 +205,12 @@ func (d *durable) timeoutError(ctx context.Context, start time.Time) error {
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return fmt.Errorf("zenws: cancelled after %v waiting for the response: %w", waited, ctxErr(ctx))
 	}
+	cause := ctxErr(ctx)
+	if cause == nil { // RequestTimeout passed (the pending table keeps it), not ctx's deadline
+		cause = context.DeadlineExceeded
+	}
 	return fmt.Errorf("zenws: no response after %v (request timeout %v): %w: %w",
-		waited, d.cfg.RequestTimeout, ErrTimeout, ctxErr(ctx))
+		waited, d.cfg.RequestTimeout, ErrTimeout, cause)
 }
 
 // ctxErr is ctx's error, and its cause when that is another error (see
@@ -470,24 +270,24 @@ func (d *durable) callVenue(ctx context.Context, v via, build func(id uint64) ([
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 		}
-		key := "n" + strconv.FormatUint(id, 10)
+		key := intKey(id)
 		if d.correlator {
 			// A venue's own requests may spell the id as a string (OKX):
 			// its answers carry it so.
 			if env, ok := jsonrpc.Peek(msg); ok {
-				if k, ok := jsonrpc.Key(env.ID); ok {
+				if k, ok := parseKey(env.ID); ok {
 					key = k
 				}
 			}
 		}
-		pc, err := d.pending.register(key)
+		pc, err := d.pending.register(key, d.cfg.RequestTimeout)
 		if errors.Is(err, ErrDuplicateID) {
 			continue
 		}
 		if err != nil {
 			return nil, nil, err
 		}
-		return d.send(ctx, v, key, pc, msg)
+		return d.send(ctx, v, pc, msg)
 	}
 }
 

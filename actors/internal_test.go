@@ -11,8 +11,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
-
-	"github.com/zenws/zenws/actors/jsonrpc"
 )
 
 func TestBackoffFullJitterBounds(t *testing.T) {
@@ -125,8 +123,8 @@ func FuzzRoute(f *testing.F) {
 		if typ%2 == 0 {
 			mt = websocket.MessageBinary
 		}
-		if key, ok := jsonrpc.Key([]byte("1")); ok {
-			if _, err := d.pending.register(key); err == nil {
+		if key, ok := parseKey([]byte("1")); ok {
+			if _, err := d.pending.register(key, time.Minute); err == nil {
 				defer d.pending.failAll(ErrDisconnected)
 			}
 		}

@@ -15,31 +15,34 @@ func Build(id uint64, method string, params any) ([]byte, error) {
 	if method == "" {
 		return nil, errors.New("jsonrpc: empty method")
 	}
-	m, err := quote(method)
-	if err != nil {
-		return nil, fmt.Errorf("jsonrpc: method: %w", err)
-	}
 	var p []byte
 	switch v := params.(type) {
 	case nil:
-		p = []byte("{}")
 	case json.RawMessage:
 		if !json.Valid(v) || !utf8.Valid(v) {
 			return nil, errors.New("jsonrpc: params: invalid JSON")
 		}
 		p = v
 	default:
+		var err error
 		if p, err = json.Marshal(v); err != nil {
 			return nil, fmt.Errorf("jsonrpc: params: %w", err)
 		}
 	}
-	b := make([]byte, 0, 40+len(m)+len(p))
+	b := make([]byte, 0, 72+len(method)+len(p)) // the envelope, a 20-digit id, quotes and "{}"
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, `,"method":`...)
-	b = append(b, m...)
+	b, err := appendQuoted(b, method)
+	if err != nil {
+		return nil, fmt.Errorf("jsonrpc: method: %w", err)
+	}
 	b = append(b, `,"params":`...)
-	b = append(b, p...)
+	if p == nil {
+		b = append(b, "{}"...)
+	} else {
+		b = append(b, p...)
+	}
 	b = append(b, '}')
 	return b, nil
 }
@@ -71,15 +74,18 @@ func Key(raw []byte) (string, bool) {
 	return "", false
 }
 
-// quote returns method as a JSON string, without encoding/json for the
-// usual plain ASCII names ("public/get_order_book").
-func quote(method string) ([]byte, error) {
+// appendQuoted appends method as a JSON string, without encoding/json for
+// the usual plain ASCII names ("public/get_order_book").
+func appendQuoted(b []byte, method string) ([]byte, error) {
 	for i := 0; i < len(method); i++ {
 		if c := method[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return json.Marshal(method)
+			m, err := json.Marshal(method)
+			if err != nil {
+				return nil, err
+			}
+			return append(b, m...), nil
 		}
 	}
-	b := make([]byte, 0, len(method)+2)
 	b = append(b, '"')
 	b = append(b, method...)
 	return append(b, '"'), nil
