@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +82,74 @@ func BenchmarkReadPath(b *testing.B) {
 			b.ReportMetric(n/tB.Seconds(), "bare-msgs/s")
 			b.ReportMetric(n/tT.Seconds(), "transport-msgs/s")
 			b.ReportMetric(tB.Seconds()/tT.Seconds(), "transport/bare")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkConcurrentWrites measures 64 goroutines writing 64-byte
+// messages on one connection to a server that reads and discards, through
+// transport.Conn (which combines the writes that queue behind one in
+// flight under one flush) and through a bare coder/websocket connection,
+// in alternating rounds, and reports both rates, their ratio, and the
+// writes to the network per message of transport.Conn (bare makes one per
+// message).
+func BenchmarkConcurrentWrites(b *testing.B) {
+	for _, size := range []int{64, 512, 8 << 10} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			srv := hostile.NewServer(b, func(c *hostile.Conn) {
+				if c.Handshake() == nil {
+					c.Hold()
+				}
+			})
+			ctx := context.Background()
+			tc, err := transport.Dial(ctx, srv.URL(), transport.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tc.CloseNow()
+			bare, _, err := websocket.Dial(ctx, srv.URL(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bare.CloseNow()
+			msg := make([]byte, size)
+			const writers = 64
+			run := func(n int, write func() error) time.Duration {
+				var wg sync.WaitGroup
+				start := time.Now()
+				for range writers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for range n / writers {
+							if err := write(); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				return time.Since(start)
+			}
+			writeT := func() error { return tc.Write(ctx, websocket.MessageBinary, msg) }
+			writeB := func() error { return bare.Write(ctx, websocket.MessageBinary, msg) }
+			const rounds = 6
+			per := max(writers, b.N/rounds)
+			var tT, tB time.Duration
+			w0 := transport.NetWrites(tc)
+			b.ResetTimer()
+			for range rounds {
+				tT += run(per, writeT)
+				tB += run(per, writeB)
+			}
+			b.StopTimer()
+			n := float64(per / writers * writers * rounds)
+			b.ReportMetric(n/tT.Seconds(), "transport-msgs/s")
+			b.ReportMetric(n/tB.Seconds(), "bare-msgs/s")
+			b.ReportMetric(tB.Seconds()/tT.Seconds(), "transport/bare")
+			b.ReportMetric(float64(transport.NetWrites(tc)-w0)/n, "net-writes/msg")
 			b.ReportMetric(0, "ns/op")
 		})
 	}

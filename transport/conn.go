@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
-	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,10 +33,18 @@ type Conn struct {
 	closeTimeout time.Duration
 	readLimit    int64
 
-	// writeSlot serializes writes so that each write's deadline is set and
-	// cleared by its own writer; otherwise a steady stream of writers would
-	// keep pushing the deadline of a stalled write into the future.
-	writeSlot chan struct{}
+	out *coalescer // what coder/websocket writes goes through it (write.go)
+	tls bool       // the stream is TLS: a failed write's byte count is not exact
+
+	// One writer at a time holds the connection (busy), so that each
+	// write's deadline is set and cleared by its own writer (otherwise a
+	// steady stream of writers would keep pushing the deadline of a stalled
+	// write into the future); the others queue, and leave in its next
+	// batch (write.go).
+	wmu      sync.Mutex
+	busy     bool
+	queue    []*queuedWrite
+	combined atomic.Int64 // messages that left in a batch with others
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -76,7 +85,11 @@ func (c *Conn) Err() error {
 // the network error that ended the connection. Every error from Read means
 // the connection is finished.
 func (c *Conn) Read() (websocket.MessageType, []byte, error) {
-	typ, data, err := c.ws.Read(context.Background())
+	typ, r, err := c.ws.Reader(context.Background())
+	var data []byte
+	if err == nil {
+		data, err = readMessage(r)
+	}
 	if err != nil {
 		rerr := c.readError(err)
 		var pe *ProtocolError
@@ -95,6 +108,44 @@ func (c *Conn) Read() (websocket.MessageType, []byte, error) {
 	return typ, data, nil
 }
 
+// readMessage reads a message into a pooled buffer and returns an exact
+// copy: one allocation of the message's size, where io.ReadAll grows its
+// buffer from 512 bytes (eight allocations and copies for 8 KiB) and
+// leaves a 512-byte array behind a 64-byte message. The buffer is taken
+// once the message has begun, so an idle connection holds none.
+func readMessage(r io.Reader) ([]byte, error) {
+	bp := readPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	var err error
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, cap(buf)) // doubles
+		}
+		var n int
+		n, err = r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			break
+		}
+	}
+	var data []byte
+	if err == io.EOF {
+		err = nil
+		data = make([]byte, len(buf))
+		copy(data, buf)
+	}
+	if cap(buf) <= maxPooledRead {
+		*bp = buf[:0]
+		readPool.Put(bp)
+	}
+	return data, err
+}
+
+// maxPooledRead: a read buffer grown past this is not kept.
+const maxPooledRead = 1 << 20
+
+var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
 func (c *Conn) readError(err error) error {
 	if errors.Is(err, websocket.ErrMessageTooBig) {
 		return &MessageTooBigError{Limit: c.readLimit}
@@ -111,49 +162,6 @@ func (c *Conn) readError(err error) error {
 		return &CloseError{Code: ce.Code, Reason: c.scrub().Text(ce.Reason)}
 	}
 	return fmt.Errorf("transport: read: %w", err)
-}
-
-// Write sends one message of type typ. ctx may cancel the wait for another
-// writer to finish; once the message is being written, only WriteTimeout
-// bounds it, because interrupting a half-written frame would corrupt the
-// stream. A write that times out closes the connection and returns an error
-// wrapping ErrWriteTimeout. ErrClosed means nothing was written.
-func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte) error {
-	if c.closed.Load() {
-		return ErrClosed
-	}
-	select {
-	case c.writeSlot <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.done:
-		return ErrClosed
-	}
-	defer func() { <-c.writeSlot }()
-	if c.closed.Load() {
-		return ErrClosed
-	}
-	_ = c.raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	before := c.raw.written.Load()
-	err := c.ws.Write(context.Background(), typ, data)
-	_ = c.raw.SetWriteDeadline(time.Time{})
-	if err != nil {
-		// Whether any byte of this message left the process decides what
-		// the caller may do: resending one that provably did not is safe.
-		// (A pong written meanwhile by the reader also counts as written:
-		// the doubt then goes the safe way.)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("%w (%v): %w", ErrWriteTimeout, c.writeTimeout, err)
-		} else {
-			err = fmt.Errorf("transport: write: %w", err)
-		}
-		if c.raw.written.Load() == before {
-			err = fmt.Errorf("%w: %w", ErrNotSent, err)
-		}
-		c.fail(err) // not its result: that may say ErrClosed
-		return err
-	}
-	return nil
 }
 
 // Ping sends a ping with a payload unique to this connection and waits for
@@ -242,10 +250,12 @@ func (c *Conn) fail(err error) error {
 type countingConn struct {
 	net.Conn
 	written atomic.Int64
+	writes  atomic.Int64 // Write calls: the benchmarks' syscalls per message
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.written.Add(int64(n))
+	c.writes.Add(1)
 	return n, err
 }

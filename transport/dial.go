@@ -109,7 +109,6 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		writeTimeout: opts.WriteTimeout,
 		closeTimeout: opts.CloseTimeout,
 		readLimit:    opts.ReadLimit,
-		writeSlot:    make(chan struct{}, 1),
 		done:         make(chan struct{}),
 	}
 	rt := &upgradeTransport{base: tr, subprotocols: opts.Subprotocols, wrap: func(body io.ReadWriteCloser) io.ReadWriteCloser {
@@ -138,14 +137,14 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	}
 	mu.Lock()
 	c.raw = raw
-	inspected := in != nil
+	insp := in
 	mu.Unlock()
-	if c.raw == nil || !inspected {
+	if c.raw == nil || insp == nil {
 		ws.CloseNow()
 		return nil, &DialError{URL: redact.URL(rawURL), Err: errors.New("transport: the HTTP transport reused a connection it did not dial")}
 	}
 	ws.SetReadLimit(opts.ReadLimit)
-	c.ws = ws
+	c.ws, c.out, c.tls = ws, &insp.out, resp.TLS != nil
 	return c, nil
 }
 

@@ -34,7 +34,8 @@ import (
 // is touched only when a Read ends inside a frame or an unfinished message.
 type inspector struct {
 	rwc          io.ReadWriteCloser
-	interrupt    func() // unblocks a pending Read (a past read deadline)
+	out          coalescer // writes go out through it
+	interrupt    func()    // unblocks a pending Read (a past read deadline)
 	timeout      time.Duration
 	maxFragments int
 	readLimit    int64 // a message announcing more fails at its header
@@ -66,10 +67,10 @@ type inspector struct {
 }
 
 func newInspector(rwc io.ReadWriteCloser, interrupt func(), opts Options) *inspector {
-	return &inspector{rwc: rwc, interrupt: interrupt, timeout: opts.MessageTimeout, maxFragments: opts.MaxFragments, readLimit: opts.ReadLimit, base: time.Now()}
+	return &inspector{rwc: rwc, out: coalescer{w: rwc}, interrupt: interrupt, timeout: opts.MessageTimeout, maxFragments: opts.MaxFragments, readLimit: opts.ReadLimit, base: time.Now()}
 }
 
-func (in *inspector) Write(p []byte) (int, error) { return in.rwc.Write(p) }
+func (in *inspector) Write(p []byte) (int, error) { return in.out.Write(p) }
 
 // Close stops the message timer and closes the stream.
 func (in *inspector) Close() error {

@@ -1,0 +1,361 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Writes are combined. One writer at a time (the leader) holds the
+// connection; the messages that arrive meanwhile queue, and the next leader
+// writes all of them under one flush: frame by frame through
+// coder/websocket into a batch buffer below it, then one write to the
+// network. So under load many messages cost one syscall, and nobody
+// waits on coder/websocket's write lock. A message alone is written as
+// before, with no copy. Write returns only once its bytes were handed to
+// the kernel (or the write failed), whatever batch carried them.
+const (
+	// maxBatchBytes bounds the payload of one batch (the leader's own
+	// message may pass it alone); maxBatch bounds its messages.
+	maxBatchBytes = 256 << 10
+	maxBatch      = 128
+	// maxPooledBatch: a batch buffer grown past this is not kept.
+	maxPooledBatch = 1 << 20
+)
+
+// queuedWrite is a message waiting for its turn.
+type queuedWrite struct {
+	ctx  context.Context
+	typ  websocket.MessageType
+	data []byte
+	// done gets the message's result, or errLead: the writer that held the
+	// connection handed it to this one, which now writes itself and the
+	// queue.
+	done chan error
+}
+
+var (
+	errLead     = errors.New("transport: lead")
+	queuedPool  = sync.Pool{New: func() any { return &queuedWrite{done: make(chan error, 1)} }}
+	batchPool   = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+	errNotTaken = fmt.Errorf("%w: the connection closed while the message waited for another write", ErrNotSent)
+)
+
+func (w *queuedWrite) release() {
+	w.ctx, w.data = nil, nil
+	queuedPool.Put(w)
+}
+
+// Write sends one message of type typ. ctx may cancel the wait for another
+// writer to finish, and a message whose ctx's deadline has passed when its
+// turn comes is not written (an error wrapping ErrNotSent and
+// context.DeadlineExceeded); once the message is being written, only
+// WriteTimeout bounds it, because interrupting a half-written frame would
+// corrupt the stream. A write that times out closes the connection and
+// returns an error wrapping ErrWriteTimeout. ErrClosed means nothing was
+// written. Messages written concurrently may leave together in one write
+// to the network; each Write still returns only once its own bytes were
+// handed to the kernel.
+func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.wmu.Lock()
+	if !c.busy {
+		c.busy = true
+		c.wmu.Unlock()
+		return c.lead(ctx, typ, data)
+	}
+	w := queuedPool.Get().(*queuedWrite)
+	w.ctx, w.typ, w.data = ctx, typ, data
+	c.queue = append(c.queue, w)
+	c.wmu.Unlock()
+	var err error
+	select {
+	case err = <-w.done:
+	case <-ctx.Done():
+		if c.dequeue(w) {
+			w.release()
+			return ctx.Err()
+		}
+		err = <-w.done
+	case <-c.done:
+		if c.dequeue(w) {
+			w.release()
+			return ErrClosed
+		}
+		err = <-w.done
+	}
+	w.release()
+	if err == errLead {
+		return c.lead(ctx, typ, data)
+	}
+	return err
+}
+
+// dequeue takes w out of the queue; false when a leader took it already
+// (its result is on the way).
+func (c *Conn) dequeue(w *queuedWrite) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for i, q := range c.queue {
+		if q == w {
+			last := len(c.queue) - 1
+			copy(c.queue[i:], c.queue[i+1:])
+			c.queue[last] = nil
+			c.queue = c.queue[:last]
+			return true
+		}
+	}
+	return false
+}
+
+// lead writes the leader's own message and, in the same batch, the
+// messages queued behind it; then hands the connection to the next
+// writer in the queue, or frees it.
+func (c *Conn) lead(ctx context.Context, typ websocket.MessageType, data []byte) error {
+	var err error
+	if ctx.Err() != nil {
+		err = ctx.Err() // cancelled while it waited for the lead
+	} else if expired(ctx, time.Now()) {
+		err = errDeadlinePassed
+	} else {
+		c.wmu.Lock()
+		batch := c.takeLocked(len(data))
+		c.wmu.Unlock()
+		if len(batch) == 0 {
+			err = c.writeOne(typ, data)
+		} else {
+			err = c.writeBatch(typ, data, batch)
+		}
+	}
+	c.handOff()
+	return err
+}
+
+var errDeadlinePassed = fmt.Errorf("transport: not written, its deadline passed while it waited for another write: %w: %w", ErrNotSent, context.DeadlineExceeded)
+
+func expired(ctx context.Context, now time.Time) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !now.Before(dl)
+}
+
+// takeLocked takes the queued messages that join a batch after the
+// leader's own of size own; with c.wmu held.
+func (c *Conn) takeLocked(own int) []*queuedWrite {
+	if len(c.queue) == 0 || own >= maxBatchBytes {
+		return nil
+	}
+	n, size := 0, own
+	for n < len(c.queue) && n < maxBatch-1 && size+len(c.queue[n].data) <= maxBatchBytes {
+		size += len(c.queue[n].data)
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	batch := make([]*queuedWrite, n) // the queue's array is reused below
+	copy(batch, c.queue[:n])
+	rest := copy(c.queue, c.queue[n:])
+	clear(c.queue[rest:])
+	c.queue = c.queue[:rest]
+	return batch
+}
+
+// handOff passes the connection to the first queued writer, or frees it.
+// On a closed connection every queued writer gets ErrClosed at once.
+func (c *Conn) handOff() {
+	c.wmu.Lock()
+	if c.closed.Load() {
+		q := c.queue
+		c.queue, c.busy = nil, false
+		c.wmu.Unlock()
+		for _, w := range q {
+			w.done <- errNotTaken
+		}
+		return
+	}
+	if len(c.queue) == 0 {
+		c.busy = false
+		c.wmu.Unlock()
+		return
+	}
+	next := c.queue[0]
+	rest := copy(c.queue, c.queue[1:])
+	c.queue[rest] = nil
+	c.queue = c.queue[:rest]
+	c.wmu.Unlock()
+	next.done <- errLead
+}
+
+// writeOne writes a message alone, straight through.
+func (c *Conn) writeOne(typ websocket.MessageType, data []byte) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	_ = c.raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	before := c.raw.written.Load()
+	err := c.ws.Write(context.Background(), typ, data)
+	_ = c.raw.SetWriteDeadline(time.Time{})
+	if err != nil {
+		// Whether any byte of this message left the process decides what
+		// the caller may do: resending one that provably did not is safe.
+		// (A pong written meanwhile by the reader also counts as written:
+		// the doubt then goes the safe way.)
+		err = c.writeError(err, c.raw.written.Load() == before)
+		c.fail(err) // not its result: that may say ErrClosed
+		return err
+	}
+	return nil
+}
+
+// writeError wraps a failed write's cause; notSent: provably no byte of
+// the message left.
+func (c *Conn) writeError(err error, notSent bool) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("%w (%v): %w", ErrWriteTimeout, c.writeTimeout, err)
+	} else {
+		err = fmt.Errorf("transport: write: %w", err)
+	}
+	if notSent {
+		err = fmt.Errorf("%w: %w", ErrNotSent, err)
+	}
+	return err
+}
+
+// writeBatch writes the leader's message and batch under one flush, and
+// gives each queued writer its result.
+func (c *Conn) writeBatch(typ websocket.MessageType, data []byte, batch []*queuedWrite) error {
+	if c.closed.Load() {
+		for _, w := range batch {
+			w.done <- ErrClosed
+		}
+		return ErrClosed
+	}
+	now := time.Now()
+	// ends[i] is where message i ends in the batch buffer (0: own);
+	// skipped[i] says why it was not written.
+	ends := make([]int, 1+len(batch))
+	skipped := make([]error, 1+len(batch))
+	_ = c.raw.SetWriteDeadline(now.Add(c.writeTimeout))
+	before := c.raw.written.Load()
+	c.out.startBatch()
+	var werr error // a frame coder/websocket refused: the connection is closed
+	for i := 0; i <= len(batch); i++ {
+		t, d := typ, data
+		if i > 0 {
+			w := batch[i-1]
+			switch {
+			case w.ctx.Err() != nil:
+				skipped[i] = w.ctx.Err()
+			case expired(w.ctx, now):
+				skipped[i] = errDeadlinePassed
+			}
+			t, d = w.typ, w.data
+		}
+		if skipped[i] == nil && werr == nil {
+			werr = c.ws.Write(context.Background(), t, d)
+		}
+		ends[i] = c.out.batched()
+	}
+	n, ferr := c.out.flushBatch()
+	_ = c.raw.SetWriteDeadline(time.Time{})
+	left := c.raw.written.Load() - before // bytes that reached the kernel
+	if !c.tls {
+		left = int64(n) // the batch went to the TCP connection as it is
+	}
+	var failed error
+	if werr != nil || ferr != nil {
+		cause := ferr
+		if cause == nil {
+			cause = werr
+		}
+		failed = c.writeError(cause, left == 0)
+		c.fail(failed)
+	}
+	// result is message i's outcome.
+	result := func(i int) error {
+		switch {
+		case skipped[i] != nil:
+			return skipped[i]
+		case failed == nil:
+			return nil
+		}
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		if ends[i] == start { // not written into the batch: the connection closed first
+			return fmt.Errorf("%w: %w", ErrNotSent, failed)
+		}
+		if !c.tls && int64(start) >= left {
+			// Over TLS, a record can leave in part while the count says
+			// nothing of it: only a batch of which no byte left is
+			// provably not sent.
+			return fmt.Errorf("%w: %w", ErrNotSent, failed)
+		}
+		return failed
+	}
+	c.combined.Add(int64(1 + len(batch)))
+	for i, w := range batch {
+		w.done <- result(i + 1)
+	}
+	return result(0)
+}
+
+// coalescer buffers the writes coder/websocket makes while a batch is
+// being written, for one write to the network at its end. Other writes
+// (a pong, a close frame the reader or Close writes meanwhile) join the
+// batch while it is open, and wait for its flush otherwise: bytes leave in
+// the order they were written.
+type coalescer struct {
+	w   io.Writer
+	mu  sync.Mutex
+	on  bool
+	buf *[]byte
+}
+
+func (b *coalescer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.on {
+		*b.buf = append(*b.buf, p...)
+		return len(p), nil
+	}
+	return b.w.Write(p)
+}
+
+func (b *coalescer) startBatch() {
+	buf := batchPool.Get().(*[]byte)
+	b.mu.Lock()
+	b.on, b.buf = true, buf
+	b.mu.Unlock()
+}
+
+// batched is how many bytes the open batch holds.
+func (b *coalescer) batched() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(*b.buf)
+}
+
+// flushBatch writes the batch and closes it; n is how much of it the
+// writer below took.
+func (b *coalescer) flushBatch() (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	buf := b.buf
+	b.on, b.buf = false, nil
+	n, err := b.w.Write(*buf)
+	if cap(*buf) <= maxPooledBatch {
+		*buf = (*buf)[:0]
+		batchPool.Put(buf)
+	}
+	return n, err
+}
