@@ -12,6 +12,7 @@ import (
 
 	"github.com/zenws/zenws/internal/hostile"
 	"github.com/zenws/zenws/transport"
+	"github.com/zenws/zenws/transport/wstest"
 )
 
 // blaster is a server that, after the handshake, writes size-byte binary
@@ -153,4 +154,90 @@ func BenchmarkConcurrentWrites(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// BenchmarkConcurrentRoundTrips is the 64-caller workload at the
+// transport level: 64 goroutines each write a message and wait for its
+// echo (matched by content on one reader goroutine), through
+// transport.Conn and through bare coder/websocket, in alternating rounds
+// against the same echo server; it reports both rates, their ratio and
+// transport.Conn's network writes per message. Writes combine only when
+// callers overlap: answers that arrive in one read wake several callers
+// at once.
+func BenchmarkConcurrentRoundTrips(b *testing.B) {
+	srv := wstest.NewServer()
+	defer srv.Close()
+	ctx := context.Background()
+	tc, err := transport.Dial(ctx, srv.URL(), transport.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tc.CloseNow()
+	bare, _, err := websocket.Dial(ctx, srv.URL(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bare.CloseNow()
+	const callers = 64
+	type side struct {
+		write func([]byte) error
+		wait  [callers]chan struct{}
+	}
+	mk := func(write func([]byte) error, read func() ([]byte, error)) *side {
+		s := &side{write: write}
+		for i := range s.wait {
+			s.wait[i] = make(chan struct{}, 1)
+		}
+		go func() {
+			for {
+				data, err := read()
+				if err != nil {
+					return
+				}
+				s.wait[data[0]] <- struct{}{}
+			}
+		}()
+		return s
+	}
+	sT := mk(func(p []byte) error { return tc.Write(ctx, websocket.MessageBinary, p) },
+		func() ([]byte, error) { _, d, err := tc.Read(); return d, err })
+	sB := mk(func(p []byte) error { return bare.Write(ctx, websocket.MessageBinary, p) },
+		func() ([]byte, error) { _, d, err := bare.Read(ctx); return d, err })
+	run := func(s *side, each int) time.Duration {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for g := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				msg := make([]byte, 64)
+				msg[0] = byte(g)
+				for range each {
+					if err := s.write(msg); err != nil {
+						b.Error(err)
+						return
+					}
+					<-s.wait[g]
+				}
+			}()
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	const rounds = 6
+	each := max(1, b.N/rounds/callers)
+	var tT, tB time.Duration
+	w0 := transport.NetWrites(tc)
+	b.ResetTimer()
+	for range rounds {
+		tT += run(sT, each)
+		tB += run(sB, each)
+	}
+	b.StopTimer()
+	n := float64(each * callers * rounds)
+	b.ReportMetric(n/tT.Seconds(), "transport-calls/s")
+	b.ReportMetric(n/tB.Seconds(), "bare-calls/s")
+	b.ReportMetric(tB.Seconds()/tT.Seconds(), "transport/bare")
+	b.ReportMetric(float64(transport.NetWrites(tc)-w0)/n, "net-writes/msg")
+	b.ReportMetric(0, "ns/op")
 }

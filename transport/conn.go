@@ -41,10 +41,11 @@ type Conn struct {
 	// steady stream of writers would keep pushing the deadline of a stalled
 	// write into the future); the others queue, and leave in its next
 	// batch (write.go).
-	wmu      sync.Mutex
-	busy     bool
-	queue    []*queuedWrite
-	combined atomic.Int64 // messages that left in a batch with others
+	wmu       sync.Mutex
+	busy      bool
+	queue     []*queuedWrite
+	contended int          // writers queue here: a leader yields before writing alone (yieldCredit)
+	combined  atomic.Int64 // messages that left in a batch with others
 
 	closed    atomic.Bool
 	closeOnce sync.Once

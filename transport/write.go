@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -28,6 +29,10 @@ const (
 	// maxPooledBatch: a batch buffer grown past this is not kept.
 	maxPooledBatch = 1 << 20
 )
+
+// yieldCredit is how many yields in a row may gather nobody before a
+// leader stops yielding (see lead).
+const yieldCredit = 16
 
 // queuedWrite is a message waiting for its turn.
 type queuedWrite struct {
@@ -75,6 +80,7 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 	w := queuedPool.Get().(*queuedWrite)
 	w.ctx, w.typ, w.data = ctx, typ, data
 	c.queue = append(c.queue, w)
+	c.contended = yieldCredit
 	c.wmu.Unlock()
 	var err error
 	select {
@@ -127,6 +133,21 @@ func (c *Conn) lead(ctx context.Context, typ websocket.MessageType, data []byte)
 		err = errDeadlinePassed
 	} else {
 		c.wmu.Lock()
+		if len(c.queue) == 0 && c.contended > 0 {
+			// Writers queued here lately: let those made runnable with
+			// this one (callers woken by a burst of answers) queue first,
+			// so that they leave together. Yields that gather nobody
+			// wear this off until a writer queues again: a connection with
+			// one writer at a time does not yield.
+			c.wmu.Unlock()
+			runtime.Gosched()
+			c.wmu.Lock()
+			if len(c.queue) > 0 {
+				c.contended = yieldCredit
+			} else {
+				c.contended--
+			}
+		}
 		batch := c.takeLocked(len(data))
 		c.wmu.Unlock()
 		if len(batch) == 0 {
