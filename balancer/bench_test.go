@@ -173,3 +173,83 @@ func BenchmarkSlowClientShare(b *testing.B) {
 	b.ReportMetric(100*float64(slow)/float64(all), "slow-share-%")
 	b.ReportMetric(float64(all), "calls")
 }
+
+// BenchmarkBalancedCalls runs 64 concurrent callers through a balancer over
+// four clients (four connections to the same server) and, in alternating
+// rounds, straight through one client, and reports both rates and their
+// ratio (goal, issue 14: balanced over four at least 1.0x one client:
+// spreading load over connections adds, it does not cost), and the
+// allocations of one balanced call beside one direct call.
+func BenchmarkBalancedCalls(b *testing.B) {
+	srv := wstest.NewServer(wstest.WithResponder("public/test", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) { return true, nil }))
+	defer srv.Close()
+	sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
+	defer sys.Shutdown()
+	ctx := context.Background()
+	var pids []*actor.PID
+	var clients []*actors.Client
+	for range 4 {
+		c, err := actors.Connect(ctx, sys, srv.URL())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+		pids = append(pids, c.PID())
+	}
+	bal, err := New(sys, WithDiscovery(func() []*actor.PID { return pids }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bal.Stop()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		n := 0
+		for _, ch := range bal.PoolHealth() {
+			if ch.Eligible {
+				n++
+			}
+		}
+		if n == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of 4 clients eligible after 10 s", n)
+		}
+	}
+	direct := func() error { _, err := clients[0].Call(ctx, "public/test", nil); return err }
+	balanced := func() error { _, err := bal.Call(ctx, "public/test", nil); return err }
+	const callers = 64
+	run := func(call func() error, each int) time.Duration {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					if err := call(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	each := max(1, b.N/6/callers)
+	var tD, tB time.Duration
+	b.ResetTimer()
+	for range 6 {
+		tD += run(direct, each)
+		tB += run(balanced, each)
+	}
+	b.StopTimer()
+	n := float64(6 * callers * each)
+	b.ReportMetric(n/tB.Seconds(), "balanced-calls/s")
+	b.ReportMetric(n/tD.Seconds(), "direct-calls/s")
+	b.ReportMetric(tD.Seconds()/tB.Seconds(), "balanced/direct")
+	b.ReportMetric(testing.AllocsPerRun(2000, func() { _ = balanced() }), "balanced-allocs/call")
+	b.ReportMetric(testing.AllocsPerRun(2000, func() { _ = direct() }), "direct-allocs/call")
+	b.ReportMetric(0, "ns/op")
+}

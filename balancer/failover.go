@@ -25,10 +25,8 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 		return nil, err
 	}
 	co := callOptions{attempts: b.sh.o.attempts, safe: safeByRule}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&co)
-		}
+	if len(opts) > 0 {
+		co = applyCallOptions(co, opts)
 	}
 	if co.attempts < 1 {
 		return nil, &actors.ConfigError{Field: "CallMaxAttempts", Problem: fmt.Sprintf("must be at least 1, got %d", co.attempts)}
@@ -62,8 +60,7 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 		start := time.Now()
 		resp, err := op(ctx, m.ep)
 		m.outstanding.Add(-1)
-		var rpcErr *actors.RPCError
-		if err == nil || errors.As(err, &rpcErr) {
+		if err == nil || isRPCError(err) {
 			if resp != nil {
 				m.observe(time.Since(start), time.Now().UnixNano())
 			}
@@ -80,6 +77,24 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 		}
 	}
 	return nil, fmt.Errorf("%w (%d): %w", ErrMaxAttempts, attempts, last)
+}
+
+// applyCallOptions applies opts to co; a function of its own so that a
+// call without options does not move co to the heap.
+func applyCallOptions(co callOptions, opts []CallOption) callOptions {
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&co)
+		}
+	}
+	return co
+}
+
+// isRPCError: the venue answered (with an error object); the connection
+// works.
+func isRPCError(err error) bool {
+	var rpcErr *actors.RPCError
+	return errors.As(err, &rpcErr)
 }
 
 // retryable: the operation provably did not reach the server, or it is
