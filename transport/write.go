@@ -46,10 +46,9 @@ type queuedWrite struct {
 }
 
 var (
-	errLead     = errors.New("transport: lead")
-	queuedPool  = sync.Pool{New: func() any { return &queuedWrite{done: make(chan error, 1)} }}
-	batchPool   = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
-	errNotTaken = fmt.Errorf("%w: the connection closed while the message waited for another write", ErrNotSent)
+	errLead    = errors.New("transport: lead")
+	queuedPool = sync.Pool{New: func() any { return &queuedWrite{done: make(chan error, 1)} }}
+	batchPool  = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 )
 
 func (w *queuedWrite) release() {
@@ -198,7 +197,7 @@ func (c *Conn) handOff() {
 		c.queue, c.busy = nil, false
 		c.wmu.Unlock()
 		for _, w := range q {
-			w.done <- errNotTaken
+			w.done <- ErrClosed // nothing of theirs was written
 		}
 		return
 	}
