@@ -21,75 +21,131 @@ import (
 // same way in the same run), goroutines and bytes per client, the time
 // Stop takes, and the goroutines left after Stop (goal: 0).
 func BenchmarkSupervised1000(b *testing.B) {
-	const n, workers = 1000, 64
+	const n = 1000
 	testutil.RaiseFileLimit(b, 4*n)
 	url, stopServer := testutil.ServerProcess(b)
 	defer stopServer()
 	for i := 0; i < b.N; i++ {
-		// Baseline: bare dials, each with a reader goroutine.
-		g0, _ := testutil.Settle()
-		start := time.Now()
-		bare := make([]*websocket.Conn, n)
-		parallel(n, workers, func(j int) {
-			c, _, err := websocket.Dial(context.Background(), url, nil)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			bare[j] = c
-			go func() {
-				for {
-					if _, _, err := c.Read(context.Background()); err != nil {
-						return
-					}
-				}
-			}()
-		})
-		bareTime := time.Since(start)
-		for _, c := range bare {
-			if c != nil {
-				_ = c.CloseNow()
-			}
-		}
-
-		sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
-		sup, err := supervision.Start(sys)
-		if err != nil {
-			b.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-		g1, m1 := testutil.Settle()
-		start = time.Now()
-		parallel(n, workers, func(int) {
-			if _, err := sup.StartClient(context.Background(), url, actors.WithHandler(func(actors.Inbound) {})); err != nil {
-				b.Error(err)
-			}
-		})
-		connectTime := time.Since(start)
-		if got := len(sup.ListClients()); got != n {
-			b.Fatalf("%d clients listed, want %d", got, n)
-		}
-		time.Sleep(200 * time.Millisecond)
-		g2, m2 := testutil.Settle()
-
-		start = time.Now()
-		if err := sup.Stop(); err != nil {
-			b.Fatal(err)
-		}
-		stopTime := time.Since(start)
-		sys.Shutdown()
-		time.Sleep(1500 * time.Millisecond) // Proto.Actor's dead-letter throttle sleeps 1 s
-		g3, _ := testutil.Settle()
-
-		b.ReportMetric(float64(connectTime.Milliseconds()), "ms-to-all-connected")
-		b.ReportMetric(float64(bareTime.Milliseconds()), "bare-ms-to-all-connected")
-		b.ReportMetric(connectTime.Seconds()/bareTime.Seconds(), "connect/bare")
-		b.ReportMetric(float64(g2-g1)/n, "goroutines/client")
-		b.ReportMetric(float64(m2-m1)/n, "bytes/client")
-		b.ReportMetric(float64(stopTime.Milliseconds()), "ms-to-stop")
-		b.ReportMetric(float64(g3-g0), "goroutines-left")
+		r := runSupervised(b, url, n)
+		b.ReportMetric(float64(r.connect.Milliseconds()), "ms-to-all-connected")
+		b.ReportMetric(float64(r.bare.Milliseconds()), "bare-ms-to-all-connected")
+		b.ReportMetric(r.connect.Seconds()/r.bare.Seconds(), "connect/bare")
+		b.ReportMetric(r.goroutines, "goroutines/client")
+		b.ReportMetric(r.bytes, "bytes/client")
+		b.ReportMetric(float64(r.stop.Milliseconds()), "ms-to-stop")
+		b.ReportMetric(float64(r.left), "goroutines-left")
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkSupervisedScale runs BenchmarkSupervised1000's measurement at
+// 1,000 and then 10,000 clients in the same run, against the same server
+// process, and reports each figure at both sizes (suffixes -1k and -10k)
+// and the per-client cost at 10,000 as a ratio to 1,000 (goal: at most 1).
+// 10,000 clients need the file-descriptor hard limit at 20,000 or more
+// (client and server are separate processes: 10,000 each).
+// The clients keep the default host dial pacer (HostDialRate): it paces
+// redials only, never a client's first dial.
+func BenchmarkSupervisedScale(b *testing.B) {
+	const small, large = 1000, 10000
+	testutil.RaiseFileLimit(b, 2*large)
+	url, stopServer := testutil.ServerProcess(b)
+	defer stopServer()
+	for i := 0; i < b.N; i++ {
+		s := runSupervised(b, url, small)
+		l := runSupervised(b, url, large)
+		for _, x := range []struct {
+			suffix string
+			r      supervisedRun
+		}{{"-1k", s}, {"-10k", l}} {
+			b.ReportMetric(float64(x.r.connect.Milliseconds()), "ms-to-all-connected"+x.suffix)
+			b.ReportMetric(float64(x.r.bare.Milliseconds()), "bare-ms-to-all-connected"+x.suffix)
+			b.ReportMetric(x.r.connect.Seconds()/x.r.bare.Seconds(), "connect/bare"+x.suffix)
+			b.ReportMetric(x.r.goroutines, "goroutines/client"+x.suffix)
+			b.ReportMetric(x.r.bytes, "bytes/client"+x.suffix)
+			b.ReportMetric(float64(x.r.stop.Milliseconds()), "ms-to-stop"+x.suffix)
+			b.ReportMetric(float64(x.r.left), "goroutines-left"+x.suffix)
+		}
+		perClient := func(d time.Duration, n int) float64 { return d.Seconds() / float64(n) }
+		b.ReportMetric(l.bytes/s.bytes, "bytes/client-10k/1k")
+		b.ReportMetric(l.goroutines/s.goroutines, "goroutines/client-10k/1k")
+		b.ReportMetric(perClient(l.connect, large)/perClient(s.connect, small), "connect/client-10k/1k")
+		b.ReportMetric(perClient(l.stop, large)/perClient(s.stop, small), "stop/client-10k/1k")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// supervisedRun is one measurement of n supervised clients.
+type supervisedRun struct {
+	connect, bare     time.Duration // until all connected: through a supervisor, bare dials
+	goroutines, bytes float64       // per supervised client
+	stop              time.Duration // Supervisor.Stop
+	left              int           // goroutines left after Stop and Shutdown
+}
+
+// runSupervised makes n bare coder/websocket dials (64 at a time, each with
+// a reader goroutine) and closes them, then starts n clients with
+// Supervisor.StartClient the same way, measures them and stops them.
+func runSupervised(b *testing.B, url string, n int) supervisedRun {
+	const workers = 64
+	var r supervisedRun
+	g0, _ := testutil.Settle()
+	start := time.Now()
+	bare := make([]*websocket.Conn, n)
+	parallel(n, workers, func(j int) {
+		c, _, err := websocket.Dial(context.Background(), url, nil)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		bare[j] = c
+		go func() {
+			for {
+				if _, _, err := c.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+	})
+	r.bare = time.Since(start)
+	for _, c := range bare {
+		if c != nil {
+			_ = c.CloseNow()
+		}
+	}
+
+	sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
+	sup, err := supervision.Start(sys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	g1, m1 := testutil.Settle()
+	start = time.Now()
+	parallel(n, workers, func(int) {
+		if _, err := sup.StartClient(context.Background(), url, actors.WithHandler(func(actors.Inbound) {})); err != nil {
+			b.Error(err)
+		}
+	})
+	r.connect = time.Since(start)
+	if got := len(sup.ListClients()); got != n {
+		b.Fatalf("%d clients listed, want %d", got, n)
+	}
+	time.Sleep(200 * time.Millisecond)
+	g2, m2 := testutil.Settle()
+	r.goroutines = float64(g2-g1) / float64(n)
+	r.bytes = float64(m2-m1) / float64(n)
+
+	start = time.Now()
+	if err := sup.Stop(); err != nil {
+		b.Fatal(err)
+	}
+	r.stop = time.Since(start)
+	sys.Shutdown()
+	time.Sleep(1500 * time.Millisecond) // Proto.Actor's dead-letter throttle sleeps 1 s
+	g3, _ := testutil.Settle()
+	r.left = g3 - g0
+	return r
 }
 
 // parallel runs fn(0..n-1) on at most workers goroutines.
