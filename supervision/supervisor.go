@@ -41,6 +41,7 @@ type shared struct {
 	listChanged chan struct{}             // closed and replaced on every change
 	clients     map[string]*actors.Client // live clients' handles, for StopClient and Stop
 	retired     []*actors.Client          // stopped clients whose goroutines may still run
+	retireSweep int                       // len(retired) at which retireLocked next drops the finished
 
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -486,16 +487,27 @@ func (s *Supervisor) Stop() error {
 }
 
 // retireLocked keeps a stopped client's handle until its goroutines have
-// ended, so that Stop can wait for them; finished ones are dropped.
+// ended, so that Stop can wait for them; finished ones are dropped. The
+// list is swept when it has doubled since the last sweep, not on every
+// call: when many clients stop at once (Stop, a venue gone) their
+// goroutines are still closing connections, and a sweep per call made
+// retiring n of them cost n².
 func (sh *shared) retireLocked(c *actors.Client) {
-	kept := sh.retired[:0]
-	for _, r := range sh.retired {
-		select {
-		case <-r.Done():
-		default:
-			kept = append(kept, r)
+	if len(sh.retired) >= sh.retireSweep {
+		kept := sh.retired[:0]
+		for _, r := range sh.retired {
+			select {
+			case <-r.Done():
+			default:
+				kept = append(kept, r)
+			}
 		}
+		clear(sh.retired[len(kept):])
+		sh.retired = kept
+		sh.retireSweep = max(minRetireSweep, 2*len(kept))
 	}
-	clear(sh.retired[len(kept):])
-	sh.retired = append(kept, c)
+	sh.retired = append(sh.retired, c)
 }
+
+// minRetireSweep: below it retireLocked sweeps on every call.
+const minRetireSweep = 16
