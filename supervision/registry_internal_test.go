@@ -43,3 +43,41 @@ func BenchmarkRetire(b *testing.B) {
 	}
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkFailures has 1,000 and then 10,000 clients each fail once to
+// the strategy (a venue gone: every client gives up at about the same
+// time) and reports the strategy's cost per failure at each size and its
+// ratio (with a sweep of the restart table on every failure it grew with
+// n).
+func BenchmarkFailures(b *testing.B) {
+	sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
+	perFailure := func(n int) float64 {
+		children := make([]*actor.PID, n)
+		for i := range children {
+			children[i] = sys.NewLocalPID(fmt.Sprintf("failing-%d", i))
+		}
+		o := newOptions([]Option{WithRestartBudget(5, time.Minute)})
+		s := newStrategy(o, false)
+		start := time.Now()
+		for _, c := range children {
+			s.HandleFailure(sys, nopSupervisor{}, c, nil, "venue gone", nil)
+		}
+		return float64(time.Since(start).Nanoseconds()) / float64(n)
+	}
+	for i := 0; i < b.N; i++ {
+		small, large := perFailure(1000), perFailure(10000)
+		b.ReportMetric(small, "ns/failure-1k")
+		b.ReportMetric(large, "ns/failure-10k")
+		b.ReportMetric(large/small, "10k/1k")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// nopSupervisor is the parent a strategy acts on in BenchmarkFailures.
+type nopSupervisor struct{}
+
+func (nopSupervisor) Children() []*actor.PID        { return nil }
+func (nopSupervisor) EscalateFailure(any, any)      {}
+func (nopSupervisor) RestartChildren(...*actor.PID) {}
+func (nopSupervisor) StopChildren(...*actor.PID)    {}
+func (nopSupervisor) ResumeChildren(...*actor.PID)  {}
