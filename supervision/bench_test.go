@@ -2,6 +2,7 @@ package supervision_test
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -67,6 +68,8 @@ func BenchmarkSupervisedScale(b *testing.B) {
 			b.ReportMetric(x.r.connect.Seconds()/x.r.bare.Seconds(), "connect/bare"+x.suffix)
 			b.ReportMetric(x.r.goroutines, "goroutines/client"+x.suffix)
 			b.ReportMetric(x.r.bytes, "bytes/client"+x.suffix)
+			b.ReportMetric(x.r.liveHeap, "live-heap-bytes/client"+x.suffix)
+			b.ReportMetric(x.r.stack, "stack-bytes/client"+x.suffix)
 			b.ReportMetric(float64(x.r.stop.Milliseconds()), "ms-to-stop"+x.suffix)
 			b.ReportMetric(float64(x.r.left), "goroutines-left"+x.suffix)
 			b.ReportMetric(x.r.connectCPU.Seconds()*1e6/float64(x.n), "connect-cpu-us/client"+x.suffix)
@@ -75,6 +78,8 @@ func BenchmarkSupervisedScale(b *testing.B) {
 		}
 		perClient := func(d time.Duration, n int) float64 { return d.Seconds() / float64(n) }
 		b.ReportMetric(l.bytes/s.bytes, "bytes/client-10k/1k")
+		b.ReportMetric(l.liveHeap/s.liveHeap, "live-heap/client-10k/1k")
+		b.ReportMetric(l.stack/s.stack, "stack/client-10k/1k")
 		b.ReportMetric(l.goroutines/s.goroutines, "goroutines/client-10k/1k")
 		b.ReportMetric(perClient(l.connect, large)/perClient(s.connect, small), "connect/client-10k/1k")
 		b.ReportMetric(perClient(l.stop, large)/perClient(s.stop, small), "stop/client-10k/1k")
@@ -89,6 +94,7 @@ type supervisedRun struct {
 	connect, bare       time.Duration // until all connected: through a supervisor, bare dials
 	connectCPU, bareCPU time.Duration // this process's CPU time (user + system) in the same spans
 	goroutines, bytes   float64       // per supervised client
+	liveHeap, stack     float64       // per supervised client: bytes of live heap objects, of goroutine stacks
 	stop, stopCPU       time.Duration // Supervisor.Stop: wall and CPU time
 	left                int           // goroutines left after Stop and Shutdown
 }
@@ -131,6 +137,7 @@ func runSupervised(b *testing.B, url string, n int) supervisedRun {
 	}
 	time.Sleep(100 * time.Millisecond)
 	g1, m1 := testutil.Settle()
+	h1, s1 := heapAndStacks()
 	start, cpu = time.Now(), cpuTime(b)
 	parallel(n, workers, func(int) {
 		if _, err := sup.StartClient(context.Background(), url, actors.WithHandler(func(actors.Inbound) {})); err != nil {
@@ -143,8 +150,11 @@ func runSupervised(b *testing.B, url string, n int) supervisedRun {
 	}
 	time.Sleep(200 * time.Millisecond)
 	g2, m2 := testutil.Settle()
+	h2, s2 := heapAndStacks()
 	r.goroutines = float64(g2-g1) / float64(n)
 	r.bytes = float64(m2-m1) / float64(n)
+	r.liveHeap = (float64(h2) - float64(h1)) / float64(n)
+	r.stack = (float64(s2) - float64(s1)) / float64(n)
 
 	start, cpu = time.Now(), cpuTime(b)
 	if err := sup.Stop(); err != nil {
@@ -156,6 +166,17 @@ func runSupervised(b *testing.B, url string, n int) supervisedRun {
 	g3, _ := testutil.Settle()
 	r.left = g3 - g0
 	return r
+}
+
+// heapAndStacks returns the bytes of live heap objects and of goroutine
+// stacks, read right after testutil.Settle's collections. bytes/client
+// counts the heap's spans in use (HeapInuse), which also holds the free
+// slots of partly used spans: it moves with fragmentation, live heap does
+// not.
+func heapAndStacks() (liveHeap, stacks uint64) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, ms.StackInuse
 }
 
 // cpuTime is the CPU time (user and system) this process has used: on a
