@@ -28,7 +28,7 @@ func BenchmarkSupervised1000(b *testing.B) {
 	url, stopServer := testutil.ServerProcess(b)
 	defer stopServer()
 	for i := 0; i < b.N; i++ {
-		r := runSupervised(b, url, n)
+		r := runSupervised(b, url, n, false)
 		b.ReportMetric(float64(r.connect.Milliseconds()), "ms-to-all-connected")
 		b.ReportMetric(float64(r.bare.Milliseconds()), "bare-ms-to-all-connected")
 		b.ReportMetric(r.connect.Seconds()/r.bare.Seconds(), "connect/bare")
@@ -50,14 +50,22 @@ func BenchmarkSupervised1000(b *testing.B) {
 // redials only, never a client's first dial. Wall-clock figures move with
 // whatever else runs on the machine; the CPU time this process spends per
 // client in each phase (the -cpu-us metrics) is steadier.
-func BenchmarkSupervisedScale(b *testing.B) {
+func BenchmarkSupervisedScale(b *testing.B) { supervisedScale(b, false) }
+
+// BenchmarkSupervisedScaleBalanced is BenchmarkSupervisedScale with the
+// supervisor's balancer (Supervisor.Balancer) made before the clients
+// start: every client that starts or stops invalidates its discovery, and
+// each client pushes its health to it.
+func BenchmarkSupervisedScaleBalanced(b *testing.B) { supervisedScale(b, true) }
+
+func supervisedScale(b *testing.B, balanced bool) {
 	const small, large = 1000, 10000
 	testutil.RaiseFileLimit(b, 2*large)
 	url, stopServer := testutil.ServerProcess(b)
 	defer stopServer()
 	for i := 0; i < b.N; i++ {
-		s := runSupervised(b, url, small)
-		l := runSupervised(b, url, large)
+		s := runSupervised(b, url, small, balanced)
+		l := runSupervised(b, url, large, balanced)
 		for _, x := range []struct {
 			suffix string
 			n      int
@@ -101,8 +109,9 @@ type supervisedRun struct {
 
 // runSupervised makes n bare coder/websocket dials (64 at a time, each with
 // a reader goroutine) and closes them, then starts n clients with
-// Supervisor.StartClient the same way, measures them and stops them.
-func runSupervised(b *testing.B, url string, n int) supervisedRun {
+// Supervisor.StartClient the same way (after making the supervisor's
+// balancer if balanced), measures them and stops them.
+func runSupervised(b *testing.B, url string, n int, balanced bool) supervisedRun {
 	const workers = 64
 	var r supervisedRun
 	g0, _ := testutil.Settle()
@@ -134,6 +143,11 @@ func runSupervised(b *testing.B, url string, n int) supervisedRun {
 	sup, err := supervision.Start(sys)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if balanced {
+		if _, err := sup.Balancer(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	time.Sleep(100 * time.Millisecond)
 	g1, m1 := testutil.Settle()
