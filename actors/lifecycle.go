@@ -109,10 +109,11 @@ func guard(where string, fn func() error) (err error) {
 // The host dial pacers live in their actor system (internal/sysreg, the
 // registry helper the balancer and supervisor use too), so that they are
 // shared by the clients of one system, never across systems, and go away
-// with their system (no package-global map).
+// with their system (no package-global map). Every client start looks its
+// pacer up: a sync.Map keeps that lookup free of a lock all of them would
+// queue on.
 type hostPacers struct {
-	mu sync.Mutex
-	m  map[pacerKey]*ratelimit.Limiter
+	m sync.Map // pacerKey -> *ratelimit.Limiter
 }
 
 type pacerKey struct {
@@ -128,19 +129,20 @@ func hostPacer(sys *actor.ActorSystem, cfg Config) *ratelimit.Limiter {
 		return nil
 	}
 	key := pacerKey{host: dialHost(cfg.URL), rate: cfg.HostDialRate, burst: cfg.HostDialBurst}
-	ext := sysreg.For[*hostPacers](sys, "zenws/actors/dial-pacers").LoadOrStore("all", &hostPacers{m: map[pacerKey]*ratelimit.Limiter{}})
-	ext.mu.Lock()
-	defer ext.mu.Unlock()
-	l := ext.m[key]
-	if l == nil {
-		var err error
-		l, err = ratelimit.New("host dial pacer "+key.host, nil, ratelimit.Bucket{Name: "dials", Rate: key.rate, Burst: key.burst})
-		if err != nil {
-			return nil // Validate admits only a finite rate > 0 and a burst >= 1
-		}
-		ext.m[key] = l
+	reg := sysreg.For[*hostPacers](sys, "zenws/actors/dial-pacers")
+	ext, ok := reg.Load("all")
+	if !ok {
+		ext = reg.LoadOrStore("all", &hostPacers{})
 	}
-	return l
+	if l, ok := ext.m.Load(key); ok {
+		return l.(*ratelimit.Limiter)
+	}
+	l, err := ratelimit.New("host dial pacer "+key.host, nil, ratelimit.Bucket{Name: "dials", Rate: key.rate, Burst: key.burst})
+	if err != nil {
+		return nil // Validate admits only a finite rate > 0 and a burst >= 1
+	}
+	got, _ := ext.m.LoadOrStore(key, l) // of two made at once, every client gets the one stored first
+	return got.(*ratelimit.Limiter)
 }
 
 // dialHost is the host:port a URL dials, the default port filled in.

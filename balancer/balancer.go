@@ -136,12 +136,15 @@ func (b *Balancer) Refresh(ctx context.Context) error {
 }
 
 // Invalidate asks the router to read discovery again soon, without
-// waiting (a supervisor calls it when its list of clients changes).
+// waiting (a supervisor calls it when its list of clients changes). Runs it
+// asks for are paced: the next starts at once, or, if the last ended less
+// than ten of its durations ago, when that time is up (one run for all
+// the Invalidates meanwhile); Refresh is not paced.
 func (b *Balancer) Invalidate() {
 	select {
 	case <-b.sh.stopped:
 	default:
-		b.sh.sys.Root.Send(b.PID(), &rediscover{})
+		b.sh.sys.Root.Send(b.PID(), &invalidate{})
 	}
 }
 

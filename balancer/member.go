@@ -41,6 +41,7 @@ type Watcher interface {
 // concurrently.
 type member struct {
 	pid    *actor.PID
+	key    string // pidKey(pid): the table's order
 	ep     Endpoint
 	remote bool
 
@@ -65,7 +66,7 @@ const (
 )
 
 func newMember(pid *actor.PID, ep Endpoint, remote bool) *member {
-	return &member{pid: pid, ep: ep, remote: remote}
+	return &member{pid: pid, key: pidKey(pid), ep: ep, remote: remote}
 }
 
 // observe feeds a round trip into the peak EWMA: a sample above the current

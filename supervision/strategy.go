@@ -35,6 +35,7 @@ type strategy struct {
 	restarts      map[string][]time.Time // per child: restarts inside the window
 	all           map[string][]time.Time // per supervisor: restarts inside the intensity window
 	reasons       map[string]any         // why a client was stopped, for ClientDisconnected
+	sweepAt       int                    // len(restarts) at which sweepLocked next runs
 }
 
 // NewStrategy returns the supervisor strategy a ClientSupervisor uses, for
@@ -142,14 +143,25 @@ func (s *strategy) stop(sup actor.Supervisor, child *actor.PID, reason any) {
 }
 
 // sweepLocked forgets restart times that left the window, so that children
-// which came and went leave nothing behind.
+// which came and went leave nothing behind. It runs when the table has
+// doubled since its last run, not on every failure: when a venue goes
+// away, every client fails at about the same time, and a sweep per
+// failure made n failures cost n² on the supervisor's goroutine. (The
+// times of one child are pruned when it fails anyway.)
 func (s *strategy) sweepLocked(now time.Time) {
+	if len(s.restarts) < s.sweepAt {
+		return
+	}
 	for id, times := range s.restarts {
 		if len(prune(times, now, s.o.within)) == 0 {
 			delete(s.restarts, id)
 		}
 	}
+	s.sweepAt = max(minSweep, 2*len(s.restarts))
 }
+
+// minSweep: below it sweepLocked runs on every failure.
+const minSweep = 16
 
 // forget drops what the strategy kept about a child that terminated and
 // returns why the strategy stopped it, if it did.

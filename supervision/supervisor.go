@@ -32,12 +32,16 @@ type shared struct {
 	o     options
 	strat *strategy
 
-	list        atomic.Pointer[[]*actor.PID]  // live clients, published by the actor
-	listChanged atomic.Pointer[chan struct{}] // closed and replaced on every publish
-
-	mu      sync.Mutex
-	clients map[string]*actors.Client // live clients' handles, for StopClient and Stop
-	retired []*actors.Client          // stopped clients whose goroutines may still run
+	// The live clients, for ListClients and StopClient. The supervisor
+	// actor is their only writer: a change costs it a map write, not a
+	// copy of the list (which made starting or stopping n clients cost n²).
+	mu          sync.Mutex
+	members     map[string]*actor.PID     // live clients, by PID id
+	list        []*actor.PID              // members as a slice, built by the first reader after a change; nil: stale
+	listChanged chan struct{}             // closed and replaced on every change
+	clients     map[string]*actors.Client // live clients' handles, for StopClient and Stop
+	retired     []*actors.Client          // stopped clients whose goroutines may still run
+	retireSweep int                       // len(retired) at which retireLocked next drops the finished
 
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -66,11 +70,9 @@ func lookupShared(sys *actor.ActorSystem, pid *actor.PID) *shared {
 }
 
 func newShared(sys *actor.ActorSystem, pid *actor.PID, o options, strat *strategy) *shared {
-	sh := &shared{sys: sys, pid: pid, o: o, strat: strat, clients: map[string]*actors.Client{}, stopped: make(chan struct{})}
-	sh.list.Store(&[]*actor.PID{})
-	ch := make(chan struct{})
-	sh.listChanged.Store(&ch)
-	return sh
+	return &shared{sys: sys, pid: pid, o: o, strat: strat,
+		members: map[string]*actor.PID{}, list: []*actor.PID{}, listChanged: make(chan struct{}),
+		clients: map[string]*actors.Client{}, stopped: make(chan struct{})}
 }
 
 // Props returns the props of a ClientSupervisor actor, to embed under your
@@ -133,7 +135,6 @@ type supervisorActor struct {
 	o     options
 	strat *strategy
 	sh    *shared
-	live  map[string]*actor.PID
 }
 
 // Receive handles the supervisor's messages.
@@ -143,9 +144,8 @@ func (a *supervisorActor) Receive(ctx actor.Context) {
 		if a.sh == nil { // spawned from Props: per PID, kept over restarts
 			a.sh = handles(ctx.ActorSystem()).LoadOrStore(ctx.Self().Id, newShared(ctx.ActorSystem(), ctx.Self(), a.o, a.strat))
 		}
-		a.live = map[string]*actor.PID{}
 		// After a restart of the supervisor itself its children are gone.
-		a.publish()
+		a.clearMembers()
 	case *startChild:
 		if !m.claim.CompareAndSwap(0, 1) {
 			return // StartClient returned already (its ctx ended)
@@ -159,26 +159,13 @@ func (a *supervisorActor) Receive(ctx actor.Context) {
 			m.reply <- startReply{err: err}
 			return
 		}
-		pid := c.PID()
-		a.live[pid.Id] = pid
-		a.sh.mu.Lock()
-		a.sh.clients[pid.Id] = c
-		a.sh.mu.Unlock()
-		a.publish()
+		a.join(c)
 		m.reply <- startReply{c: c}
 	case *actor.Terminated:
-		if _, ok := a.live[m.Who.Id]; !ok {
+		c, ok := a.leave(m.Who)
+		if !ok {
 			return
 		}
-		delete(a.live, m.Who.Id)
-		a.publish()
-		a.sh.mu.Lock()
-		c := a.sh.clients[m.Who.Id]
-		delete(a.sh.clients, m.Who.Id)
-		if c != nil {
-			a.sh.retireLocked(c)
-		}
-		a.sh.mu.Unlock()
 		var reason error
 		if r := a.strat.forget(m.Who); r != nil {
 			// The strategy stopped it: that decision is the reason.
@@ -195,8 +182,7 @@ func (a *supervisorActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.sh.stopping.Store(true)
 	case *actor.Stopped:
-		a.live = map[string]*actor.PID{}
-		a.publish()
+		a.clearMembers()
 		handles(ctx.ActorSystem()).CompareAndDelete(ctx.Self().Id, a.sh)
 		a.sh.stopOnce.Do(func() { close(a.sh.stopped) })
 		// However the supervisor stopped (Stop, its parent, an
@@ -207,30 +193,73 @@ func (a *supervisorActor) Receive(ctx actor.Context) {
 	}
 }
 
-// publish stores the list of live clients for ListClients.
-func (a *supervisorActor) publish() {
-	list := make([]*actor.PID, 0, len(a.live))
-	for _, pid := range a.live {
-		list = append(list, pid)
+// join lists a client the supervisor has spawned.
+func (a *supervisorActor) join(c *actors.Client) {
+	pid := c.PID()
+	a.sh.mu.Lock()
+	a.sh.members[pid.Id] = pid
+	a.sh.clients[pid.Id] = c
+	a.sh.changedLocked()
+	a.sh.mu.Unlock()
+	a.invalidateBalancer()
+}
+
+// leave unlists a terminated client and retires its handle; ok is false
+// when it was not listed (a child of the supervisor's previous instance).
+func (a *supervisorActor) leave(pid *actor.PID) (c *actors.Client, ok bool) {
+	a.sh.mu.Lock()
+	if _, ok = a.sh.members[pid.Id]; ok {
+		delete(a.sh.members, pid.Id)
+		a.sh.changedLocked()
+		c = a.sh.clients[pid.Id]
+		delete(a.sh.clients, pid.Id)
+		if c != nil {
+			a.sh.retireLocked(c)
+		}
 	}
-	a.sh.list.Store(&list)
-	next := make(chan struct{})
-	close(*a.sh.listChanged.Swap(&next))
+	a.sh.mu.Unlock()
+	if ok {
+		a.invalidateBalancer()
+	}
+	return c, ok
+}
+
+// clearMembers unlists every client (the handles stay, for Stop).
+func (a *supervisorActor) clearMembers() {
+	a.sh.mu.Lock()
+	clear(a.sh.members)
+	a.sh.changedLocked()
+	a.sh.mu.Unlock()
+	a.invalidateBalancer()
+}
+
+// changedLocked marks the list stale and wakes those waiting for a change.
+func (sh *shared) changedLocked() {
+	sh.list = nil
+	close(sh.listChanged)
+	sh.listChanged = make(chan struct{})
+}
+
+// invalidateBalancer tells the balancer, if any, that the clients changed.
+func (a *supervisorActor) invalidateBalancer() {
 	if b := a.sh.bal.Load(); b != nil {
 		b.Invalidate()
 	}
 }
 
-// listed reports whether pid is among the live clients, and a channel
-// closed at the next change of the list.
+// listed reports whether pid is among the live clients (as live says), and
+// a channel closed at the next change of the list.
 func (sh *shared) listed(pid *actor.PID) (bool, <-chan struct{}) {
-	changed := *sh.listChanged.Load()
-	for _, p := range sh.live() {
-		if p.Equal(pid) {
-			return true, changed
-		}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p, ok := sh.members[pid.Id]
+	if !ok || !p.Equal(pid) {
+		return false, sh.listChanged
 	}
-	return false, changed
+	if c := sh.clients[pid.Id]; c != nil && c.State() == actors.StateDisconnected {
+		return false, sh.listChanged
+	}
+	return true, sh.listChanged
 }
 
 // live is the published list without the clients that have stopped for
@@ -239,11 +268,16 @@ func (sh *shared) listed(pid *actor.PID) (bool, <-chan struct{}) {
 // released Wait; each client's own state is read so that ListClients
 // agrees with them at once.
 func (sh *shared) live() []*actor.PID {
-	l := *sh.list.Load()
-	out := make([]*actor.PID, 0, len(l))
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	for _, pid := range l {
+	if sh.list == nil {
+		sh.list = make([]*actor.PID, 0, len(sh.members))
+		for _, pid := range sh.members {
+			sh.list = append(sh.list, pid)
+		}
+	}
+	out := make([]*actor.PID, 0, len(sh.list))
+	for _, pid := range sh.list {
 		if c := sh.clients[pid.Id]; c != nil && c.State() == actors.StateDisconnected {
 			continue // stopped for good; its Terminated is on the way
 		}
@@ -393,8 +427,8 @@ func (s *Supervisor) StopClient(pid *actor.PID) error {
 	}
 }
 
-// ListClients returns the live clients, from a snapshot the supervisor
-// publishes on every change and each client's own published state: no
+// ListClients returns the live clients, from the set the supervisor
+// updates on every change and each client's own published state: no
 // round trip to an actor. A client is listed from the moment StartClient
 // has it spawned until it stops for good: one whose StartClient failed is
 // not listed when StartClient returns, and one that has stopped (Close,
@@ -453,16 +487,27 @@ func (s *Supervisor) Stop() error {
 }
 
 // retireLocked keeps a stopped client's handle until its goroutines have
-// ended, so that Stop can wait for them; finished ones are dropped.
+// ended, so that Stop can wait for them; finished ones are dropped. The
+// list is swept when it has doubled since the last sweep, not on every
+// call: when many clients stop at once (Stop, a venue gone) their
+// goroutines are still closing connections, and a sweep per call made
+// retiring n of them cost n².
 func (sh *shared) retireLocked(c *actors.Client) {
-	kept := sh.retired[:0]
-	for _, r := range sh.retired {
-		select {
-		case <-r.Done():
-		default:
-			kept = append(kept, r)
+	if len(sh.retired) >= sh.retireSweep {
+		kept := sh.retired[:0]
+		for _, r := range sh.retired {
+			select {
+			case <-r.Done():
+			default:
+				kept = append(kept, r)
+			}
 		}
+		clear(sh.retired[len(kept):])
+		sh.retired = kept
+		sh.retireSweep = max(minRetireSweep, 2*len(kept))
 	}
-	clear(sh.retired[len(kept):])
-	sh.retired = append(kept, c)
+	sh.retired = append(sh.retired, c)
 }
+
+// minRetireSweep: below it retireLocked sweeps on every call.
+const minRetireSweep = 16
