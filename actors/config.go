@@ -110,8 +110,9 @@ type Config struct {
 	ReadLimit int64 // WithReadLimit, bytes; default 16 MiB, positive
 
 	// WriteTimeout bounds each write. Default 10 s; at least 10 ms (0 is a
-	// *ConfigError). A write that takes longer means the peer is stalled:
-	// the connection is closed and re-dialled.
+	// *ConfigError). A write that takes longer (from 0.9 times it on, see
+	// transport.Options.WriteTimeout) means the peer is stalled: the
+	// connection is closed and re-dialled.
 	WriteTimeout time.Duration
 	// Subprotocols are the WebSocket subprotocols offered in the
 	// handshake. Default none (nil).

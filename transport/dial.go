@@ -145,6 +145,9 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	}
 	ws.SetReadLimit(opts.ReadLimit)
 	c.ws, c.out, c.tls = ws, &insp.out, resp.TLS != nil
+	c.out.mu.Lock()
+	c.out.timeout, c.out.setDL = opts.WriteTimeout, c.raw.SetWriteDeadline
+	c.out.mu.Unlock()
 	return c, nil
 }
 

@@ -67,7 +67,11 @@ type Options struct {
 	// DefaultReadLimit. A longer message fails Read with *MessageTooBigError
 	// and closes the connection with 1009.
 	ReadLimit int64
-	// WriteTimeout bounds each write. Default DefaultWriteTimeout.
+	// WriteTimeout bounds each write: a message (or a control frame) the
+	// peer does not take within it fails the connection, from 0.9 times it
+	// on (the deadline is renewed only when less than nine tenths of it is
+	// left, so that a stream of writes does not update it per message).
+	// Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// CloseTimeout bounds Close's handshake. Default DefaultCloseTimeout.
 	CloseTimeout time.Duration

@@ -219,10 +219,10 @@ func (c *Conn) writeOne(typ websocket.MessageType, data []byte) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	_ = c.raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	c.out.lead(true)
 	before := c.raw.written.Load()
 	err := c.ws.Write(context.Background(), typ, data)
-	_ = c.raw.SetWriteDeadline(time.Time{})
+	c.out.lead(false)
 	if err != nil {
 		// Whether any byte of this message left the process decides what
 		// the caller may do: resending one that provably did not is safe.
@@ -263,7 +263,7 @@ func (c *Conn) writeBatch(typ websocket.MessageType, data []byte, batch []*queue
 	// skipped[i] says why it was not written.
 	ends := make([]int, 1+len(batch))
 	skipped := make([]error, 1+len(batch))
-	_ = c.raw.SetWriteDeadline(now.Add(c.writeTimeout))
+	c.out.lead(true)
 	before := c.raw.written.Load()
 	c.out.startBatch()
 	var werr error // a frame coder/websocket refused: the connection is closed
@@ -285,7 +285,7 @@ func (c *Conn) writeBatch(typ websocket.MessageType, data []byte, batch []*queue
 		ends[i] = c.out.batched()
 	}
 	n, ferr := c.out.flushBatch()
-	_ = c.raw.SetWriteDeadline(time.Time{})
+	c.out.lead(false)
 	left := c.raw.written.Load() - before // bytes that reached the kernel
 	if !c.tls {
 		left = int64(n) // the batch went to the TCP connection as it is
@@ -329,16 +329,27 @@ func (c *Conn) writeBatch(typ websocket.MessageType, data []byte, batch []*queue
 	return result(0)
 }
 
-// coalescer buffers the writes coder/websocket makes while a batch is
-// being written, for one write to the network at its end. Other writes
-// (a pong, a close frame the reader or Close writes meanwhile) join the
-// batch while it is open, and wait for its flush otherwise: bytes leave in
-// the order they were written.
+// coalescer is what coder/websocket writes to. It buffers the writes made
+// while a batch is being written, for one write to the network at its end;
+// other writes (a pong, a close frame the reader or Close writes meanwhile)
+// join the batch while it is open, and wait for its flush otherwise: bytes
+// leave in the order they were written.
+//
+// It also keeps the write deadline. Setting and clearing a deadline around
+// every message cost two poller updates per message; instead a deadline is
+// set when a message (or a control frame written outside one) starts and
+// the one set has less than nine tenths of the timeout left, and it is
+// never cleared. So every message is bounded by 0.9 to 1.0 times the
+// timeout, and a write after an idle spell finds a fresh deadline.
 type coalescer struct {
-	w   io.Writer
-	mu  sync.Mutex
-	on  bool
-	buf *[]byte
+	w       io.Writer
+	mu      sync.Mutex
+	on      bool    // a batch is open
+	buf     *[]byte // ... and holds this
+	leading bool    // a leader's message is being written (its deadline is set)
+	timeout time.Duration
+	dl      time.Time             // the deadline set
+	setDL   func(time.Time) error // the network connection's SetWriteDeadline
 }
 
 func (b *coalescer) Write(p []byte) (int, error) {
@@ -348,7 +359,34 @@ func (b *coalescer) Write(p []byte) (int, error) {
 		*b.buf = append(*b.buf, p...)
 		return len(p), nil
 	}
+	if !b.leading {
+		b.freshLocked() // a control frame of its own
+	}
 	return b.w.Write(p)
+}
+
+// lead marks a leader's message (or batch) starting, with a fresh enough
+// deadline, or ending.
+func (b *coalescer) lead(on bool) {
+	b.mu.Lock()
+	if on {
+		b.freshLocked()
+	}
+	b.leading = on
+	b.mu.Unlock()
+}
+
+// freshLocked sets the deadline when the one set is too near; with b.mu
+// held.
+func (b *coalescer) freshLocked() {
+	if b.setDL == nil {
+		return
+	}
+	now := time.Now()
+	if b.dl.Sub(now) < b.timeout-b.timeout/10 {
+		b.dl = now.Add(b.timeout)
+		_ = b.setDL(b.dl)
+	}
 }
 
 func (b *coalescer) startBatch() {

@@ -335,3 +335,44 @@ func TestManyWritersOnAStalledPeerAllReturn(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+// The write deadline is kept, not cleared: after an idle spell longer than
+// WriteTimeout a write, and a pong the reader writes, each find a fresh
+// one; a stalled peer still fails a write within about WriteTimeout.
+func TestWriteDeadlineIsFreshAfterIdle(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithServerPings(30 * time.Millisecond))
+	defer srv.Close()
+	const wt = 100 * time.Millisecond
+	c := dial(t, srv.URL(), transport.Options{WriteTimeout: wt})
+	go func() {
+		for {
+			if _, _, err := c.Read(); err != nil {
+				return
+			}
+		}
+	}()
+	if err := c.Write(context.Background(), transport.MessageText, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	conns, _ := srv.WaitConns(ctxT(t, 2*time.Second), 1)
+	pongs := conns[0].PongsReceived()
+	time.Sleep(4 * wt) // idle: the deadline set for "before" has long passed
+	if err := c.Write(context.Background(), transport.MessageText, []byte("after")); err != nil {
+		t.Fatalf("a write after an idle spell: %v", err)
+	}
+	if c.Err() != nil {
+		t.Fatalf("the connection failed while idle (a pong hit a stale deadline?): %v", c.Err())
+	}
+	if conns[0].PongsReceived() <= pongs {
+		t.Fatal("no pong reached the server while the client was idle")
+	}
+	conns[0].Stall()
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	var err error
+	for i := 0; i < 200 && err == nil; i++ {
+		err = c.Write(context.Background(), transport.MessageBinary, big)
+	}
+	if !errors.Is(err, transport.ErrWriteTimeout) {
+		t.Fatalf("a write to the stalled peer: %v, want ErrWriteTimeout", err)
+	}
+}
