@@ -284,12 +284,11 @@ func (c *Conn) writeBatch(typ websocket.MessageType, data []byte, batch []*queue
 		}
 		ends[i] = c.out.batched()
 	}
-	n, ferr := c.out.flushBatch()
+	_, ferr := c.out.flushBatch()
 	c.out.lead(false)
-	left := c.raw.written.Load() - before // bytes that reached the kernel
-	if !c.tls {
-		left = int64(n) // the batch went to the TCP connection as it is
-	}
+	// The bytes that reached the kernel: on TCP the batch's offsets (all
+	// of it went through the coalescer), over TLS only "none" is exact.
+	left := c.raw.written.Load() - before
 	var failed error
 	if werr != nil || ferr != nil {
 		cause := ferr
@@ -346,6 +345,7 @@ type coalescer struct {
 	mu      sync.Mutex
 	on      bool    // a batch is open
 	buf     *[]byte // ... and holds this
+	failed  error   // an early write of the open batch failed
 	leading bool    // a leader's message is being written (its deadline is set)
 	timeout time.Duration
 	dl      time.Time             // the deadline set
@@ -357,6 +357,19 @@ func (b *coalescer) Write(p []byte) (int, error) {
 	defer b.mu.Unlock()
 	if b.on {
 		*b.buf = append(*b.buf, p...)
+		if !isCloseFrame(p) {
+			return len(p), nil
+		}
+		// A close frame leaves at once, with what the batch holds before
+		// it: coder/websocket closes the connection right after writing
+		// the reply to a peer's close. (A payload chunk that only looks
+		// like one costs an early write, never an error.)
+		_, err := b.w.Write(*b.buf)
+		*b.buf = (*b.buf)[:0]
+		if err != nil {
+			b.failed = err // the batch's messages in it may not have left
+			return 0, err
+		}
 		return len(p), nil
 	}
 	if !b.leading {
@@ -364,6 +377,10 @@ func (b *coalescer) Write(p []byte) (int, error) {
 	}
 	return b.w.Write(p)
 }
+
+// isCloseFrame: p starts like a final close frame of a client (the way
+// coder/websocket writes one: header, mask and payload in one flush).
+func isCloseFrame(p []byte) bool { return len(p) >= 6 && p[0] == 0x88 && p[1]&0x80 != 0 }
 
 // lead marks a leader's message (or batch) starting, with a fresh enough
 // deadline, or ending.
@@ -410,7 +427,12 @@ func (b *coalescer) flushBatch() (int, error) {
 	defer b.mu.Unlock()
 	buf := b.buf
 	b.on, b.buf = false, nil
-	n, err := b.w.Write(*buf)
+	var n int
+	err := b.failed
+	b.failed = nil
+	if err == nil && len(*buf) > 0 { // not all written early (a close frame)
+		n, err = b.w.Write(*buf)
+	}
 	if cap(*buf) <= maxPooledBatch {
 		*buf = (*buf)[:0]
 		batchPool.Put(buf)
