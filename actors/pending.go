@@ -118,12 +118,15 @@ type pendingResult struct {
 	expired bool
 }
 
-// gaveUp is a request given up on: the connection it went out on, and
-// the give-up's number (the ring forgets the oldest, not a newer give-up of
-// the same key).
+// gaveUp is the requests of one key given up on: the connection they went
+// out on, how many answers of theirs are still to come there (answers
+// come in order: a request registered after them takes the answer after
+// theirs), and the last give-up's number (the ring forgets the oldest,
+// not a newer give-up of the same key).
 type gaveUp struct {
 	conn *transport.Conn
 	seq  uint64
+	n    int
 }
 
 type gaveUpSlot struct {
@@ -263,7 +266,22 @@ func (t *pendingTable) markLateLocked(c *pendingCall) {
 	if t.gaveUp == nil {
 		t.gaveUp = map[reqKey]gaveUp{}
 	}
-	t.gaveUp[c.key] = gaveUp{conn: c.conn.Load(), seq: t.gaveUpSeq}
+	g := gaveUp{conn: c.conn.Load(), seq: t.gaveUpSeq, n: 1}
+	if old, ok := t.gaveUp[c.key]; ok && old.conn == g.conn {
+		g.n = old.n + 1 // an id reused after a give-up, given up on again
+	}
+	t.gaveUp[c.key] = g
+}
+
+// lateLocked consumes one late answer of key's give-ups; with t.mu held.
+func (t *pendingTable) lateLocked(key reqKey, g gaveUp) {
+	if g.n > 1 {
+		g.n--
+		t.gaveUp[key] = g
+	} else {
+		delete(t.gaveUp, key)
+	}
+	t.late.Add(1)
 }
 
 // whenDrained returns a channel closed once no request waits for a
@@ -324,20 +342,18 @@ func (t *pendingTable) resolve(key reqKey, conn *transport.Conn, resp []byte, vr
 	t.mu.Lock()
 	c, ok := t.calls[key]
 	if g, late := t.gaveUp[key]; ok && late && g.seq == c.after && g.conn == conn {
-		// The id was reused after a request with it gave up on this
-		// connection: answers come in order, so the first one is the late
-		// answer of the one that gave up, not this request's.
-		delete(t.gaveUp, key)
+		// The id was reused after requests with it gave up on this
+		// connection: answers come in order, so the first ones are the
+		// late answers of those that gave up, not this request's.
+		t.lateLocked(key, g)
 		t.mu.Unlock()
-		t.late.Add(1)
 		return true
 	}
 	if ok = ok && c.conn.Load() == conn; ok {
 		t.removeLocked(c)
 	} else if g, late := t.gaveUp[key]; late && g.conn == conn {
-		delete(t.gaveUp, key)
+		t.lateLocked(key, g)
 		t.mu.Unlock()
-		t.late.Add(1)
 		return true
 	}
 	t.mu.Unlock()
