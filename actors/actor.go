@@ -16,6 +16,7 @@ import (
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/actors/venue"
+	"github.com/zenws/zenws/internal/guardian"
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/transport"
 )
@@ -37,6 +38,17 @@ func Props(cfg Config) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return &clientActor{props: props} })
 }
 
+// registeredProps are the props of the clients Connect and Spawn start:
+// their durable state (configuration included) is registered under the PID
+// before the actor is spawned, so the props carry no configuration and one
+// serves every client (a Props and a Config copy per client otherwise).
+// connectProps adds Connect's guardian, which stops a failed client.
+var (
+	registeredProps = actor.PropsFromProducer(func() actor.Actor { return &clientActor{} })
+	connectProps    = actor.PropsFromProducer(func() actor.Actor { return &clientActor{} },
+		actor.WithGuardian(guardian.Stop))
+)
+
 // errReconnectRequested ends a connection replaced by Client.Reconnect.
 var errReconnectRequested = errors.New("zenws: reconnect requested")
 
@@ -44,7 +56,7 @@ var errReconnectRequested = errors.New("zenws: reconnect requested")
 // sessions (session.go has the diagram). Everything here is touched only on
 // the actor's goroutine.
 type clientActor struct {
-	props *Config // what Props was given (read only): the durable state's on the first start
+	props *Config // what Props was given (read only): the durable state's on the first start; nil for spawn's clients
 	cfg   *Config // the one configuration, the durable state's (&d.cfg)
 	d     *durable
 	sys   *actor.ActorSystem
@@ -194,6 +206,11 @@ func (a *clientActor) started(ctx actor.Context) {
 	reg := clients(a.sys)
 	if d, ok := reg.Load(a.self.Id); ok {
 		a.d = d
+	} else if a.props == nil {
+		// Spawned by spawn, which registers the durable state first: it is
+		// gone, so the client has stopped for good.
+		ctx.Stop(a.self)
+		return
 	} else {
 		cfg := *a.props
 		if cfg.Logger == nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
-	"github.com/zenws/zenws/internal/guardian"
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/transport"
 )
@@ -61,7 +60,7 @@ func Connect(ctx context.Context, sys *actor.ActorSystem, url string, opts ...Op
 	if err := cfg.Validate(); err != nil { // a venue method panicked
 		return nil, err
 	}
-	c, err := spawn(sys.Root, Props(cfg).Configure(actor.WithGuardian(guardian.Stop)), cfg)
+	c, err := spawn(sys.Root, connectProps, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +86,7 @@ func Spawn(parent actor.SpawnerContext, cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return spawn(parent, Props(cfg), cfg)
+	return spawn(parent, registeredProps, cfg)
 }
 
 // spawn registers the client's durable state under the PID it is about to
