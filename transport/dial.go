@@ -101,8 +101,11 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	// Location) may echo the request: its text is scrubbed of this
 	// request's secrets before it is stored in an error. Built only when
 	// an error needs it (a dial that succeeds and ends cleanly never does).
+	// It captures the request's parts, not opts: the connection keeps it,
+	// and opts would move to the heap with it.
+	header, subprotocols, secrets := opts.Header, opts.Subprotocols, opts.Secrets
 	scrub := sync.OnceValue(func() *redact.Scrubber {
-		return redact.ForRequest(rawURL, opts.Header, opts.Subprotocols, opts.Secrets...)
+		return redact.ForRequest(rawURL, header, subprotocols, secrets...)
 	})
 	c := &Conn{
 		scrub:        scrub,
