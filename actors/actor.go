@@ -214,7 +214,7 @@ func (a *clientActor) started(ctx actor.Context) {
 	} else {
 		cfg := *a.props
 		if cfg.Logger == nil {
-			cfg.Logger = zap.NewNop()
+			cfg.Logger = nopLogger
 		}
 		a.d = reg.LoadOrStore(a.self.Id, newDurable(a.sys, a.self, cfg))
 	}

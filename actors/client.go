@@ -10,7 +10,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coder/websocket"
-	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/transport"
@@ -93,7 +92,7 @@ func Spawn(parent actor.SpawnerContext, cfg Config) (*Client, error) {
 // get, so that the handle works before the actor has started.
 func spawn(parent actor.SpawnerContext, props *actor.Props, cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
+		cfg.Logger = nopLogger
 	}
 	sys := parent.ActorSystem()
 	name := "zenws-client" + sys.ProcessRegistry.NextId()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/actors/venue"
-	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/internal/redact"
 	"github.com/zenws/zenws/internal/sysreg"
 	"github.com/zenws/zenws/transport"
@@ -133,10 +132,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		d.textPing, d.pongs = &p, make(chan struct{}, 1)
 	}
 	d.endpoint, d.label = endpoint(cfg.URL, d.secrets), d.secrets.String(cfg.Label)
-	d.log = scrubbedLogger(cfg.Logger, d.secrets).With(pidname.Field("client", pid), zap.String("url", d.endpoint))
-	if d.label != "" {
-		d.log = d.log.With(zap.String("label", d.label))
-	}
+	d.log = clientLogger(cfg.Logger, d.secrets, pid, d.endpoint, d.label)
 	var deliver func(*Inbound)
 	switch {
 	case cfg.Handler != nil:
