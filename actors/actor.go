@@ -801,7 +801,7 @@ func (a *clientActor) publish() {
 	if a.cur != nil {
 		hb = &a.cur.hb
 	}
-	h := &Health{
+	h := &snapshot{
 		State:             a.state,
 		Generation:        a.gen,
 		LastError:         a.d.scrub(a.lastErr),

@@ -440,7 +440,10 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 		return ErrNotFound
 	}
 	for {
-		changed := d.changed.Load()
+		if d.snap.Load().State == StateConnected {
+			return nil // before changes: the channel would outlive the wait
+		}
+		changed := d.changes()
 		h := d.snap.Load()
 		switch {
 		case h.State == StateConnected:
@@ -463,7 +466,7 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 			return ErrClosed
 		}
 		select {
-		case <-*changed:
+		case <-changed:
 		case <-d.stopped:
 		case <-ctx.Done():
 			if last := d.snap.Load().LastError; last != nil {

@@ -39,8 +39,8 @@ type durable struct {
 	pending *pendingTable           // requests waiting for their response (correlate.go)
 
 	// The operator's view: the published snapshot and the counters.
-	snap    atomic.Pointer[Health]
-	changed atomic.Pointer[chan struct{}] // closed and replaced by every publish
+	snap    atomic.Pointer[snapshot]
+	changed atomic.Pointer[chan struct{}] // closed and cleared by every publish; nil while nobody waits (changes)
 	stats
 	latency *latencyRing // heartbeat and request round trips
 	tel     *telemetry   // nil unless metrics are on
@@ -154,9 +154,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	d.intent = newIntent()
 	d.intent.notify = d.notifyActor(sys, pid)
 	d.intent.wake = d.wake
-	d.snap.Store(&Health{State: StateConnecting, Heartbeat: cfg.Heartbeat})
-	ch := make(chan struct{})
-	d.changed.Store(&ch)
+	d.snap.Store(&snapshot{State: StateConnecting, Heartbeat: cfg.Heartbeat})
 	return d
 }
 
@@ -188,10 +186,26 @@ func (d *durable) isStopped() bool {
 }
 
 // store publishes a snapshot and wakes WaitConnected callers.
-func (d *durable) store(h *Health) {
+func (d *durable) store(h *snapshot) {
 	d.snap.Store(h)
-	next := make(chan struct{})
-	close(*d.changed.Swap(&next))
+	if ch := d.changed.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+// changes is closed by the next store after it returned: take it before
+// reading the snapshot. The channel is made by the first caller after a
+// store, not by every store (an idle client's publishes have no waiter).
+func (d *durable) changes() <-chan struct{} {
+	for {
+		if ch := d.changed.Load(); ch != nil {
+			return *ch
+		}
+		ch := make(chan struct{})
+		if d.changed.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
 }
 
 // health merges the published snapshot with the live counters, and the
@@ -206,7 +220,20 @@ func (d *durable) health() Health {
 // health push carries, cheap however many channels the client wants (a
 // push follows every change of a channel's status).
 func (d *durable) healthBrief() Health {
-	h := *d.snap.Load()
+	s := d.snap.Load()
+	h := Health{
+		State:             s.State,
+		Generation:        s.Generation,
+		LastError:         s.LastError,
+		StopReason:        s.StopReason,
+		Heartbeat:         s.Heartbeat,
+		HeartbeatFailures: s.HeartbeatFailures,
+		LastHeartbeat:     s.LastHeartbeat,
+		RTTLast:           s.RTTLast,
+		ConnectedSince:    s.ConnectedSince,
+		Attempt:           s.Attempt,
+		NextRetry:         s.NextRetry,
+	}
 	h.Reconnects = d.reconnects.Load()
 	h.Restarts = d.restarts.Load()
 	h.MessagesIn = d.msgsIn.Load()
