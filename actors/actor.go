@@ -65,13 +65,16 @@ type clientActor struct {
 	life   context.Context // cancelled when this instance stops or restarts
 	cancel context.CancelFunc
 
-	phase   phase    // where the state machine is (session.go); changed only by enter
 	cur     *session // the current session: in its connect pipeline (setup) or live; nil while dialing
 	gen     uint64   // cur's generation, or the last one's while there is none (Health, StateChange)
 	state   State    // the public state, derived from the phase by enter
 	lastErr error
 	stopErr error // why the actor stops for good; nil for a clean stop
 	lastHB  heartbeat
+
+	// phase is where the state machine is (session.go), changed only by
+	// enter; beside dialing, so that the two share a word.
+	phase phase
 
 	// While dialing (phaseDialing).
 	dialing    bool // a dial is in flight (else the next waits its backoff)

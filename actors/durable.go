@@ -48,8 +48,7 @@ type durable struct {
 	logLines
 
 	// Subscriptions (restore.go, subscribe.go).
-	intent        *intent     // wanted subscriptions and what each connection applied
-	publishQueued atomic.Bool // an intentChanged is in the actor's mailbox
+	intent *intent // wanted subscriptions and what each connection applied
 
 	// Inbound and outbound queues, bounded (inbound.go, observe.go, record.go).
 	in  *deliveryQueue
@@ -57,7 +56,6 @@ type durable struct {
 	rec *recorder      // nil unless recording
 
 	// The venue's parts (venue.go, heartbeat.go).
-	correlator  bool                              // the venue correlates its own answers (venue.Correlator)
 	textPing    *venue.TextPing                   // the venue's text heartbeat, when the client uses it
 	pongs       chan struct{}                     // a text pong arrived on connection pingGen (room for one)
 	pingGen     atomic.Uint64                     // the connection whose text ping is in flight
@@ -73,10 +71,15 @@ type durable struct {
 	setups   sync.WaitGroup // the setup goroutines (connect hooks, restore)
 	setupMu  sync.Mutex
 	setupIDs []int64       // their goroutine ids: Close from a connect hook
-	closing  atomic.Bool   // Close was called
 	stopped  chan struct{} // closed when the actor has stopped for good
 	finished chan struct{} // closed once stopped and every goroutine has ended
 	stopOnce sync.Once
+
+	// Flags of the groups above, kept together: each alone would take a
+	// word of padding, and the whole struct a larger size class.
+	closing       atomic.Bool // Close was called (life cycle)
+	publishQueued atomic.Bool // an intentChanged is in the actor's mailbox (subscriptions)
+	correlator    bool        // the venue correlates its own answers (venue.Correlator)
 
 	// Only the actor goroutine touches these (one instance at a time).
 	watchers watchers      // health watchers (WatchHealth)
