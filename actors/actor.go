@@ -295,15 +295,18 @@ func (a *clientActor) dialInBackground(ctx context.Context, slot *atomic.Pointer
 		// the host pacer spreads reconnects only.
 		pacer = nil
 	}
-	prev, done := d.lastDial, make(chan struct{})
-	d.lastDial = done
+	done := make(chan struct{})
+	prev := d.lastDial.Swap(&done)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer close(done)
+		defer func() {
+			close(done)
+			d.lastDial.CompareAndSwap(&done, nil) // an ended dial keeps no channel
+		}()
 		if prev != nil {
 			select {
-			case <-prev:
+			case <-*prev:
 			case <-ctx.Done():
 				return
 			}

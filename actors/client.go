@@ -384,7 +384,7 @@ func (c *Client) wait(ctx context.Context, d *durable, what int) error {
 	case <-ctx.Done():
 		return fmt.Errorf("the actor has not stopped (%w): %w", ctx.Err(), ErrTimeout)
 	}
-	done := d.finished
+	done := d.finishedCh()
 	// Called from a goroutine of the client's own (the handler or a
 	// callback, the state observer, a connect hook): that goroutine ends
 	// only once it returns, so wait for the others alone.
@@ -423,7 +423,7 @@ func (c *Client) Done() <-chan struct{} {
 	if d == nil {
 		return nil
 	}
-	return d.finished
+	return d.finishedCh()
 }
 
 // WaitConnected waits until the client is connected (nil), has stopped for

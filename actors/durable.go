@@ -66,13 +66,16 @@ type durable struct {
 	// dialed holds a connection between a successful dial and the actor
 	// taking it, so that a stop in between cannot leak it: whoever swaps it
 	// out owns it.
-	dialed   atomic.Pointer[transport.Conn]
+	dialed atomic.Pointer[transport.Conn]
+	// lastDial is closed when the latest dial goroutine has ended; it
+	// clears it then (nil: no dial running), so an idle client keeps none.
+	lastDial atomic.Pointer[chan struct{}]
 	wg       sync.WaitGroup // every goroutine the client starts, but the delivery one (in.wg), the observer's (obs) and the setup ones (setups)
 	setups   sync.WaitGroup // the setup goroutines (connect hooks, restore)
 	setupMu  sync.Mutex
-	setupIDs []int64       // their goroutine ids: Close from a connect hook
-	stopped  chan struct{} // closed when the actor has stopped for good
-	finished chan struct{} // closed once stopped and every goroutine has ended
+	setupIDs []int64                       // their goroutine ids: Close from a connect hook
+	stopped  chan struct{}                 // closed when the actor has stopped for good
+	finished atomic.Pointer[chan struct{}] // closed once stopped and every goroutine has ended (finishedCh); nil until asked
 	stopOnce sync.Once
 
 	// Flags of the groups above, kept together: each alone would take a
@@ -82,10 +85,9 @@ type durable struct {
 	correlator    bool        // the venue correlates its own answers (venue.Correlator)
 
 	// Only the actor goroutine touches these (one instance at a time).
-	watchers watchers      // health watchers (WatchHealth)
-	retries  int           // backoff waits since the last working connection
-	lastDial chan struct{} // closed when the latest dial goroutine has ended
-	state    State         // the state the last instance set: a restarted one's From
+	watchers watchers // health watchers (WatchHealth)
+	retries  int      // backoff waits since the last working connection
+	state    State    // the state the last instance set: a restarted one's From
 }
 
 // stats are the client's counters (Health).
@@ -119,13 +121,12 @@ type logLines struct {
 func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	cfg.venueParts() // per client: the venue's limiter, secrets, connect work
 	d := &durable{
-		cfg:      cfg,
-		sys:      sys,
-		pid:      pid,
-		latency:  newLatencyRing(cfg.LatencyBufferSize),
-		pending:  newPendingTable(),
-		stopped:  make(chan struct{}),
-		finished: make(chan struct{}),
+		cfg:     cfg,
+		sys:     sys,
+		pid:     pid,
+		latency: newLatencyRing(cfg.LatencyBufferSize),
+		pending: newPendingTable(),
+		stopped: make(chan struct{}),
 	}
 	d.secrets = newScrubber(cfg)
 	_, d.correlator = cfg.Venue.(venue.Correlator)
@@ -174,10 +175,34 @@ func (d *durable) markStopped() {
 			if err := d.rec.close(); err != nil {
 				d.log.Error("recording failed", zap.Error(err))
 			}
-			close(d.finished)
+			if ch := d.finished.Swap(&closedChan); ch != nil {
+				close(*ch)
+			}
 		}()
 	})
 }
+
+// finishedCh is closed once the client has stopped for good and every
+// goroutine it started has ended. The first caller (Done, Wait, Close)
+// makes it: an idle client that nobody waits for keeps none.
+func (d *durable) finishedCh() <-chan struct{} {
+	for {
+		if ch := d.finished.Load(); ch != nil {
+			return *ch
+		}
+		ch := make(chan struct{})
+		if d.finished.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
+}
+
+// closedChan is finished once the client has finished.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 func (d *durable) isStopped() bool {
 	select {
