@@ -62,8 +62,7 @@ type clientActor struct {
 	sys   *actor.ActorSystem
 	self  *actor.PID
 
-	life   context.Context // cancelled when this instance stops or restarts
-	cancel context.CancelFunc
+	life *life // cancelled when this instance stops or restarts (teardown)
 
 	cur     *session // the current session: in its connect pipeline (setup) or live; nil while dialing
 	gen     uint64   // cur's generation, or the last one's while there is none (Health, StateChange)
@@ -225,7 +224,7 @@ func (a *clientActor) started(ctx actor.Context) {
 	// A restarted instance carries on from the state its predecessor last
 	// set, so that StateChanges stay one chain across restarts.
 	a.state = a.d.state
-	a.life, a.cancel = context.WithCancel(context.Background())
+	a.life = newLife()
 	if err := a.cfg.Validate(); err != nil {
 		a.fatal(ctx, err)
 		return
@@ -715,8 +714,8 @@ func (a *clientActor) teardown(reason error) {
 	if !a.stopping() {
 		a.enter(phaseStopping)
 	}
-	if a.cancel != nil {
-		a.cancel()
+	if a.life != nil {
+		a.life.cancel()
 	}
 	a.cancelRetry()
 	a.stopHeartbeat()
