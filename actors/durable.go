@@ -156,8 +156,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	d.obs = newObserverQueue(cfg.StateObserver, d.log)
 	d.tel = d.startTelemetry()
 	d.intent = newIntent()
-	d.intent.notify = d.notifyActor(sys, pid)
-	d.intent.wake = d.wake
+	d.intent.d = d
 	d.snap.Store(&snapshot{State: StateConnecting, Heartbeat: cfg.Heartbeat})
 	return d
 }
