@@ -236,7 +236,7 @@ func (a *clientActor) started(ctx actor.Context) {
 	if a.cfg.Subscriber != nil {
 		ctx.Watch(a.cfg.Subscriber)
 	}
-	for _, w := range a.d.watchers { // a restart: watch them again
+	for _, w := range a.d.watching() { // a restart: watch them again
 		ctx.Watch(w)
 	}
 	a.limit = 1 + a.cfg.RetryCount
@@ -447,7 +447,7 @@ func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
 		return
 	}
 	if m.restoreErr != nil {
-		a.d.restoreLog.log(a.d.log, zap.WarnLevel, "restoring subscriptions failed; connected without them, retrying with backoff",
+		a.d.extras().restoreLog.log(a.d.log, zap.WarnLevel, "restoring subscriptions failed; connected without them, retrying with backoff",
 			zap.Int("failed", len(m.failed)), zap.Strings("channels", firstN(m.failed, 20)), zap.Error(m.restoreErr))
 		if fn := a.cfg.OnRestoreFailed; fn != nil {
 			self, chs, err := a.self, m.failed, a.d.scrub(m.restoreErr)
@@ -479,7 +479,7 @@ func (a *clientActor) attemptFailed(ctx actor.Context, err error) {
 // "dial" (TCP, TLS, handshake, the dial limiter) or "connect pipeline" (a
 // connect hook, or the connection lost before it was ready).
 func (a *clientActor) attemptFailedLog(stage string, err error) {
-	a.d.attemptLog.log(a.d.log, zap.WarnLevel, "connection attempt failed", zap.String("stage", stage),
+	a.d.extras().attemptLog.log(a.d.log, zap.WarnLevel, "connection attempt failed", zap.String("stage", stage),
 		zap.Int("attempt", a.attempts), zap.Int("allowed", a.limit), zap.Error(err))
 }
 
@@ -495,7 +495,7 @@ func (a *clientActor) ready() {
 	a.enter(phaseLive) // StateConnected
 	a.scheduleRotation()
 	if a.gen > 1 {
-		d.healLog.log(d.log, zap.InfoLevel, "reconnected", zap.Uint64("generation", a.gen), zap.Int("attempt", a.attempts))
+		d.extras().healLog.log(d.log, zap.InfoLevel, "reconnected", zap.Uint64("generation", a.gen), zap.Int("attempt", a.attempts))
 	} else {
 		d.log.Info("connected", zap.Uint64("generation", a.gen))
 	}
@@ -611,7 +611,7 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 	a.dropConn(err, phaseDialing)
 	a.d.reconnects.Add(1)
 	stable := time.Since(a.upSince) >= a.cfg.StableAfter
-	a.d.lossLog.log(a.d.log, zap.WarnLevel, "connection lost; reconnecting", zap.Uint64("generation", a.gen), zap.Bool("stable", stable), zap.Error(err))
+	a.d.extras().lossLog.log(a.d.log, zap.WarnLevel, "connection lost; reconnecting", zap.Uint64("generation", a.gen), zap.Bool("stable", stable), zap.Error(err))
 	if stable {
 		// It was up long enough: a new episode, and its first redial
 		// costs a dial, not a wait.

@@ -45,7 +45,9 @@ type durable struct {
 	latency *latencyRing // heartbeat and request round trips
 	tel     *telemetry   // nil unless metrics are on
 	lastIn  atomic.Int64 // Unix nanoseconds of the last data frame received (Health.LastInbound); 0: none
-	logLines
+	// classifierLog limits the classifier-failure log line (logging.go);
+	// the actor's own rate-limited lines are in actorExtras.
+	classifierLog everySecond
 
 	// Subscriptions (restore.go, subscribe.go).
 	intent *intent // wanted subscriptions and what each connection applied
@@ -73,7 +75,7 @@ type durable struct {
 	wg       sync.WaitGroup // every goroutine the client starts, but the delivery one (in.wg), the observer's (obs) and the setup ones (setups)
 	setups   sync.WaitGroup // the setup goroutines (connect hooks, restore)
 	setupMu  sync.Mutex
-	setupIDs []int64                       // their goroutine ids: Close from a connect hook
+	setupIDs *[]int64                      // their goroutine ids (Close from a connect hook); made by the first: an idle client runs none
 	stopped  chan struct{}                 // closed when the actor has stopped for good
 	finished atomic.Pointer[chan struct{}] // closed once stopped and every goroutine has ended (finishedCh); nil until asked
 	stopOnce sync.Once
@@ -85,9 +87,38 @@ type durable struct {
 	correlator    bool        // the venue correlates its own answers (venue.Correlator)
 
 	// Only the actor goroutine touches these (one instance at a time).
-	watchers watchers // health watchers (WatchHealth)
-	retries  int      // backoff waits since the last working connection
-	state    State    // the state the last instance set: a restarted one's From
+	extra   *actorExtras // made on first use (extras): nil in an idle client
+	retries int          // backoff waits since the last working connection
+	state   State        // the state the last instance set: a restarted one's From
+}
+
+// actorExtras is the part of the durable state that only the actor
+// goroutine touches and an idle client never needs: its health watchers and
+// its rate-limited log lines (logging.go). Made on first use, it keeps the
+// durable state in a smaller size class.
+type actorExtras struct {
+	watchers   watchers    // health watchers (WatchHealth)
+	lossLog    limitedLine // "connection lost" at WARN, at most once a second
+	attemptLog limitedLine // "connection attempt failed" at WARN, at most once a second
+	healLog    limitedLine // "reconnected" at INFO, at most once a second
+	restoreLog limitedLine // "restoring subscriptions failed" at WARN, at most once a second
+}
+
+// extras returns the actor's extras, made on the first call; on the actor
+// goroutine only.
+func (d *durable) extras() *actorExtras {
+	if d.extra == nil {
+		d.extra = new(actorExtras)
+	}
+	return d.extra
+}
+
+// watching is the health watchers (nil: none); on the actor goroutine only.
+func (d *durable) watching() watchers {
+	if d.extra == nil {
+		return nil
+	}
+	return d.extra.watchers
 }
 
 // stats are the client's counters (Health).
@@ -98,9 +129,15 @@ type stats struct {
 	msgsOut       atomic.Uint64
 	hbMisses      atomic.Uint64
 	notifications atomic.Uint64
-	rateLimited   atomic.Uint64 // frames the rate limiter refused
-	rateWaits     atomic.Uint64 // frames that waited for tokens
-	rateWaitNs    atomic.Int64  // time they waited
+	rateLimited   atomic.Uint64             // frames the rate limiter refused
+	rateWaits     atomic.Uint64             // frames that waited for tokens
+	rateWaitNs    atomic.Int64              // time they waited
+	rare          atomic.Pointer[rareStats] // made by the first of their events (rareCounts); nil: all zero
+}
+
+// rareStats are the counters of events an ordinary client may never see:
+// kept apart, made on the first, so that an idle client does not carry them.
+type rareStats struct {
 	rotations     atomic.Uint64 // planned rotations completed
 	duplicates    atomic.Uint64 // frames seen on both connections of a rotation, delivered once
 	unasked       atomic.Uint64 // confirmed channels that no request named, ignored
@@ -109,13 +146,14 @@ type stats struct {
 	notices       atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)
 }
 
-// logLines are the client's rate-limited log lines (logging.go).
-type logLines struct {
-	lossLog       limitedLine // "connection lost" at WARN, at most once a second
-	attemptLog    limitedLine // "connection attempt failed" at WARN, at most once a second
-	healLog       limitedLine // "reconnected" at INFO, at most once a second
-	restoreLog    limitedLine // "restoring subscriptions failed" at WARN, at most once a second
-	classifierLog everySecond // the classifier-failure log line
+// rareCounts returns the rare counters to count in, made on first use (by
+// any goroutine).
+func (s *stats) rareCounts() *rareStats {
+	if r := s.rare.Load(); r != nil {
+		return r
+	}
+	s.rare.CompareAndSwap(nil, new(rareStats))
+	return s.rare.Load()
 }
 
 func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
@@ -274,16 +312,18 @@ func (d *durable) healthBrief() Health {
 	h.Pending = d.pending.count()
 	h.LateResponses = d.pending.late.Load()
 	h.RateLimited = d.rateLimited.Load()
-	h.Rotations = d.rotations.Load()
-	h.DuplicatesDropped = d.duplicates.Load()
 	h.RateLimitWaits = d.rateWaits.Load()
 	h.RateLimitWait = time.Duration(d.rateWaitNs.Load())
 	h.InboundQueuedBytes = d.in.pendingBytes()
 	h.ObserverDropped = d.obs.droppedCount()
-	h.ConfirmationsIgnored = d.unasked.Load()
-	h.TestRequestsCoalesced = d.testCoalesced.Load()
-	h.PingFloods = d.pingFloods.Load()
-	h.MaintenanceNotices = d.notices.Load()
+	if r := d.rare.Load(); r != nil {
+		h.Rotations = r.rotations.Load()
+		h.DuplicatesDropped = r.duplicates.Load()
+		h.ConfirmationsIgnored = r.unasked.Load()
+		h.TestRequestsCoalesced = r.testCoalesced.Load()
+		h.PingFloods = r.pingFloods.Load()
+		h.MaintenanceNotices = r.notices.Load()
+	}
 	h.RecordsDropped = d.rec.droppedCount()
 	h.RecordError = d.scrub(d.rec.failure())
 	h.Degraded = h.State == StateConnected && d.intent.degraded()
@@ -319,7 +359,7 @@ func (d *durable) calledFromSetup() bool {
 	id := goroutineID()
 	d.setupMu.Lock()
 	defer d.setupMu.Unlock()
-	return slices.Contains(d.setupIDs, id)
+	return d.setupIDs != nil && slices.Contains(*d.setupIDs, id)
 }
 
 // setupRuns registers the calling goroutine as a setup goroutine until the
@@ -327,11 +367,14 @@ func (d *durable) calledFromSetup() bool {
 func (d *durable) setupRuns() func() {
 	id := goroutineID()
 	d.setupMu.Lock()
-	d.setupIDs = append(d.setupIDs, id)
+	if d.setupIDs == nil {
+		d.setupIDs = new([]int64)
+	}
+	*d.setupIDs = append(*d.setupIDs, id)
 	d.setupMu.Unlock()
 	return func() {
 		d.setupMu.Lock()
-		d.setupIDs = slices.DeleteFunc(d.setupIDs, func(x int64) bool { return x == id })
+		*d.setupIDs = slices.DeleteFunc(*d.setupIDs, func(x int64) bool { return x == id })
 		d.setupMu.Unlock()
 	}
 }

@@ -209,7 +209,7 @@ func (p *serverPings) onPing([]byte) {
 	if t == nil {
 		return // its reader has ended: so has the connection
 	}
-	d.pingFloods.Add(1)
+	d.rareCounts().pingFloods.Add(1)
 	err := fmt.Errorf("%w (over %d a second for %d s)", ErrPingFlood, pingFloodRate, pingFloodSeconds)
 	d.log.Warn("the server is flooding pings: closing the connection", zap.Uint64("generation", t.gen), zap.Error(err))
 	if !d.isStopped() {
