@@ -14,10 +14,10 @@ import (
 // where life keeps a list that empties as its children end. The context
 // package finds its AfterFunc method and registers children there.
 type life struct {
-	mu   sync.Mutex
-	done chan struct{}
-	err  error
-	fns  *lifeFn // the AfterFunc registrations not run or stopped yet
+	mu    sync.Mutex
+	done  chan struct{}
+	fns   *lifeFn // the AfterFunc registrations not run or stopped yet
+	ended bool    // cancelled: Err is context.Canceled
 }
 
 // lifeFn is one AfterFunc registration, in a doubly linked list.
@@ -38,7 +38,10 @@ func (l *life) Done() <-chan struct{} { return l.done }
 func (l *life) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.err
+	if l.ended {
+		return context.Canceled
+	}
+	return nil
 }
 
 // Value: none.
@@ -50,7 +53,7 @@ func (l *life) Value(any) any { return nil }
 // stop unregisters f: true if that kept it from being called.
 func (l *life) AfterFunc(f func()) (stop func() bool) {
 	l.mu.Lock()
-	if l.err != nil {
+	if l.ended {
 		l.mu.Unlock()
 		go f()
 		return func() bool { return false }
@@ -84,11 +87,11 @@ func (l *life) AfterFunc(f func()) (stop func() bool) {
 // cancel ends l and calls what AfterFunc registered; later calls do nothing.
 func (l *life) cancel() {
 	l.mu.Lock()
-	if l.err != nil {
+	if l.ended {
 		l.mu.Unlock()
 		return
 	}
-	l.err = context.Canceled
+	l.ended = true
 	close(l.done)
 	var fns []func()
 	for n := l.fns; n != nil; n = n.next {
