@@ -16,6 +16,7 @@ import (
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/actors/venue"
+	"github.com/zenws/zenws/internal/guardian"
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/transport"
 )
@@ -37,6 +38,17 @@ func Props(cfg Config) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return &clientActor{props: props} })
 }
 
+// registeredProps are the props of the clients Connect and Spawn start:
+// their durable state (configuration included) is registered under the PID
+// before the actor is spawned, so the props carry no configuration and one
+// serves every client (a Props and a Config copy per client otherwise).
+// connectProps adds Connect's guardian, which stops a failed client.
+var (
+	registeredProps = actor.PropsFromProducer(func() actor.Actor { return &clientActor{} })
+	connectProps    = actor.PropsFromProducer(func() actor.Actor { return &clientActor{} },
+		actor.WithGuardian(guardian.Stop))
+)
+
 // errReconnectRequested ends a connection replaced by Client.Reconnect.
 var errReconnectRequested = errors.New("zenws: reconnect requested")
 
@@ -44,22 +56,24 @@ var errReconnectRequested = errors.New("zenws: reconnect requested")
 // sessions (session.go has the diagram). Everything here is touched only on
 // the actor's goroutine.
 type clientActor struct {
-	props *Config // what Props was given (read only): the durable state's on the first start
+	props *Config // what Props was given (read only): the durable state's on the first start; nil for spawn's clients
 	cfg   *Config // the one configuration, the durable state's (&d.cfg)
 	d     *durable
 	sys   *actor.ActorSystem
 	self  *actor.PID
 
-	life   context.Context // cancelled when this instance stops or restarts
-	cancel context.CancelFunc
+	life *life // cancelled when this instance stops or restarts (teardown)
 
-	phase   phase    // where the state machine is (session.go); changed only by enter
 	cur     *session // the current session: in its connect pipeline (setup) or live; nil while dialing
 	gen     uint64   // cur's generation, or the last one's while there is none (Health, StateChange)
 	state   State    // the public state, derived from the phase by enter
 	lastErr error
 	stopErr error // why the actor stops for good; nil for a clean stop
 	lastHB  heartbeat
+
+	// phase is where the state machine is (session.go), changed only by
+	// enter; beside dialing, so that the two share a word.
+	phase phase
 
 	// While dialing (phaseDialing).
 	dialing    bool // a dial is in flight (else the next waits its backoff)
@@ -194,10 +208,15 @@ func (a *clientActor) started(ctx actor.Context) {
 	reg := clients(a.sys)
 	if d, ok := reg.Load(a.self.Id); ok {
 		a.d = d
+	} else if a.props == nil {
+		// Spawned by spawn, which registers the durable state first: it is
+		// gone, so the client has stopped for good.
+		ctx.Stop(a.self)
+		return
 	} else {
 		cfg := *a.props
 		if cfg.Logger == nil {
-			cfg.Logger = zap.NewNop()
+			cfg.Logger = nopLogger
 		}
 		a.d = reg.LoadOrStore(a.self.Id, newDurable(a.sys, a.self, cfg))
 	}
@@ -205,7 +224,7 @@ func (a *clientActor) started(ctx actor.Context) {
 	// A restarted instance carries on from the state its predecessor last
 	// set, so that StateChanges stay one chain across restarts.
 	a.state = a.d.state
-	a.life, a.cancel = context.WithCancel(context.Background())
+	a.life = newLife()
 	if err := a.cfg.Validate(); err != nil {
 		a.fatal(ctx, err)
 		return
@@ -217,7 +236,7 @@ func (a *clientActor) started(ctx actor.Context) {
 	if a.cfg.Subscriber != nil {
 		ctx.Watch(a.cfg.Subscriber)
 	}
-	for _, w := range a.d.watchers { // a restart: watch them again
+	for _, w := range a.d.watching() { // a restart: watch them again
 		ctx.Watch(w)
 	}
 	a.limit = 1 + a.cfg.RetryCount
@@ -275,15 +294,18 @@ func (a *clientActor) dialInBackground(ctx context.Context, slot *atomic.Pointer
 		// the host pacer spreads reconnects only.
 		pacer = nil
 	}
-	prev, done := d.lastDial, make(chan struct{})
-	d.lastDial = done
+	done := make(chan struct{})
+	prev := d.lastDial.Swap(&done)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer close(done)
+		defer func() {
+			close(done)
+			d.lastDial.CompareAndSwap(&done, nil) // an ended dial keeps no channel
+		}()
 		if prev != nil {
 			select {
-			case <-prev:
+			case <-*prev:
 			case <-ctx.Done():
 				return
 			}
@@ -425,7 +447,7 @@ func (a *clientActor) setupDone(ctx actor.Context, m *setupDone) {
 		return
 	}
 	if m.restoreErr != nil {
-		a.d.restoreLog.log(a.d.log, zap.WarnLevel, "restoring subscriptions failed; connected without them, retrying with backoff",
+		a.d.extras().restoreLog.log(a.d.log, zap.WarnLevel, "restoring subscriptions failed; connected without them, retrying with backoff",
 			zap.Int("failed", len(m.failed)), zap.Strings("channels", firstN(m.failed, 20)), zap.Error(m.restoreErr))
 		if fn := a.cfg.OnRestoreFailed; fn != nil {
 			self, chs, err := a.self, m.failed, a.d.scrub(m.restoreErr)
@@ -457,7 +479,7 @@ func (a *clientActor) attemptFailed(ctx actor.Context, err error) {
 // "dial" (TCP, TLS, handshake, the dial limiter) or "connect pipeline" (a
 // connect hook, or the connection lost before it was ready).
 func (a *clientActor) attemptFailedLog(stage string, err error) {
-	a.d.attemptLog.log(a.d.log, zap.WarnLevel, "connection attempt failed", zap.String("stage", stage),
+	a.d.extras().attemptLog.log(a.d.log, zap.WarnLevel, "connection attempt failed", zap.String("stage", stage),
 		zap.Int("attempt", a.attempts), zap.Int("allowed", a.limit), zap.Error(err))
 }
 
@@ -473,7 +495,7 @@ func (a *clientActor) ready() {
 	a.enter(phaseLive) // StateConnected
 	a.scheduleRotation()
 	if a.gen > 1 {
-		d.healLog.log(d.log, zap.InfoLevel, "reconnected", zap.Uint64("generation", a.gen), zap.Int("attempt", a.attempts))
+		d.extras().healLog.log(d.log, zap.InfoLevel, "reconnected", zap.Uint64("generation", a.gen), zap.Int("attempt", a.attempts))
 	} else {
 		d.log.Info("connected", zap.Uint64("generation", a.gen))
 	}
@@ -589,7 +611,7 @@ func (a *clientActor) lose(ctx actor.Context, err error) {
 	a.dropConn(err, phaseDialing)
 	a.d.reconnects.Add(1)
 	stable := time.Since(a.upSince) >= a.cfg.StableAfter
-	a.d.lossLog.log(a.d.log, zap.WarnLevel, "connection lost; reconnecting", zap.Uint64("generation", a.gen), zap.Bool("stable", stable), zap.Error(err))
+	a.d.extras().lossLog.log(a.d.log, zap.WarnLevel, "connection lost; reconnecting", zap.Uint64("generation", a.gen), zap.Bool("stable", stable), zap.Error(err))
 	if stable {
 		// It was up long enough: a new episode, and its first redial
 		// costs a dial, not a wait.
@@ -692,8 +714,8 @@ func (a *clientActor) teardown(reason error) {
 	if !a.stopping() {
 		a.enter(phaseStopping)
 	}
-	if a.cancel != nil {
-		a.cancel()
+	if a.life != nil {
+		a.life.cancel()
 	}
 	a.cancelRetry()
 	a.stopHeartbeat()
@@ -785,7 +807,7 @@ func (a *clientActor) publish() {
 	if a.cur != nil {
 		hb = &a.cur.hb
 	}
-	h := &Health{
+	h := &snapshot{
 		State:             a.state,
 		Generation:        a.gen,
 		LastError:         a.d.scrub(a.lastErr),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -173,14 +174,18 @@ func byteSize(n int) string {
 // goroutines and the bytes (heap in use + goroutine stacks) it adds on the
 // client side, beside the same figures for bare coder/websocket
 // connections with one reader goroutine each (goal: <= 3 goroutines and
-// <= 64 KiB per client).
+// <= 64 KiB per client). The objbytes metrics count the live heap objects
+// alone (runtime/metrics /memory/classes/heap/objects:bytes after GC): the
+// heap in use adds the free room of partly used spans, which varies from
+// run to run by a few hundred bytes per connection, so a change of a
+// struct's size class shows in objbytes first.
 func BenchmarkIdleFootprint(b *testing.B) {
 	const n = 1000
 	testutil.RaiseFileLimit(b, 4*n)
 	url, stop := testutil.ServerProcess(b)
 	defer stop()
 	for i := 0; i < b.N; i++ {
-		g, bytes := footprint(n, func() func() {
+		g, bytes, objs := footprint(n, func() func() {
 			sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
 			clients := make([]*actors.Client, 0, n)
 			for j := 0; j < n; j++ {
@@ -199,7 +204,8 @@ func BenchmarkIdleFootprint(b *testing.B) {
 		})
 		b.ReportMetric(g, "client-goroutines/conn")
 		b.ReportMetric(bytes, "client-bytes/conn")
-		g, bytes = footprint(n, func() func() {
+		b.ReportMetric(objs, "client-objbytes/conn")
+		g, bytes, objs = footprint(n, func() func() {
 			conns := make([]*websocket.Conn, 0, n)
 			for j := 0; j < n; j++ {
 				conn, _, err := websocket.Dial(context.Background(), url, nil)
@@ -223,17 +229,28 @@ func BenchmarkIdleFootprint(b *testing.B) {
 		})
 		b.ReportMetric(g, "bare-goroutines/conn")
 		b.ReportMetric(bytes, "bare-bytes/conn")
+		b.ReportMetric(objs, "bare-objbytes/conn")
 	}
 	b.ReportMetric(0, "ns/op")
 }
 
-// footprint measures goroutines and heap+stack bytes added by open() per
-// connection, then closes.
-func footprint(n int, open func() func()) (goroutines, bytes float64) {
+// footprint measures goroutines, heap+stack bytes and live heap object
+// bytes added by open() per connection, then closes.
+func footprint(n int, open func() func()) (goroutines, bytes, objects float64) {
 	g0, m0 := testutil.Settle()
+	o0 := heapObjectBytes()
 	closeAll := open()
 	time.Sleep(200 * time.Millisecond) // let handshakes' transient goroutines end
 	g1, m1 := testutil.Settle()
+	o1 := heapObjectBytes()
 	closeAll()
-	return float64(g1-g0) / float64(n), float64(m1-m0) / float64(n)
+	return float64(g1-g0) / float64(n), float64(m1-m0) / float64(n), (float64(o1) - float64(o0)) / float64(n)
+}
+
+// heapObjectBytes is the bytes of the heap objects live at the last GC
+// (and of those allocated since: read it right after one).
+func heapObjectBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

@@ -10,9 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coder/websocket"
-	"go.uber.org/zap"
 
-	"github.com/zenws/zenws/internal/guardian"
 	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/transport"
 )
@@ -61,7 +59,7 @@ func Connect(ctx context.Context, sys *actor.ActorSystem, url string, opts ...Op
 	if err := cfg.Validate(); err != nil { // a venue method panicked
 		return nil, err
 	}
-	c, err := spawn(sys.Root, Props(cfg).Configure(actor.WithGuardian(guardian.Stop)), cfg)
+	c, err := spawn(sys.Root, connectProps, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -87,14 +85,14 @@ func Spawn(parent actor.SpawnerContext, cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return spawn(parent, Props(cfg), cfg)
+	return spawn(parent, registeredProps, cfg)
 }
 
 // spawn registers the client's durable state under the PID it is about to
 // get, so that the handle works before the actor has started.
 func spawn(parent actor.SpawnerContext, props *actor.Props, cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
+		cfg.Logger = nopLogger
 	}
 	sys := parent.ActorSystem()
 	name := "zenws-client" + sys.ProcessRegistry.NextId()
@@ -386,7 +384,7 @@ func (c *Client) wait(ctx context.Context, d *durable, what int) error {
 	case <-ctx.Done():
 		return fmt.Errorf("the actor has not stopped (%w): %w", ctx.Err(), ErrTimeout)
 	}
-	done := d.finished
+	done := d.finishedCh()
 	// Called from a goroutine of the client's own (the handler or a
 	// callback, the state observer, a connect hook): that goroutine ends
 	// only once it returns, so wait for the others alone.
@@ -425,7 +423,7 @@ func (c *Client) Done() <-chan struct{} {
 	if d == nil {
 		return nil
 	}
-	return d.finished
+	return d.finishedCh()
 }
 
 // WaitConnected waits until the client is connected (nil), has stopped for
@@ -442,7 +440,10 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 		return ErrNotFound
 	}
 	for {
-		changed := d.changed.Load()
+		if d.snap.Load().State == StateConnected {
+			return nil // before changes: the channel would outlive the wait
+		}
+		changed := d.changes()
 		h := d.snap.Load()
 		switch {
 		case h.State == StateConnected:
@@ -465,7 +466,7 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 			return ErrClosed
 		}
 		select {
-		case <-*changed:
+		case <-changed:
 		case <-d.stopped:
 		case <-ctx.Done():
 			if last := d.snap.Load().LastError; last != nil {

@@ -335,7 +335,7 @@ func NewConfig(url string, opts ...Option) (Config, error) {
 		cfg.ServerPingWindow = 3 * cfg.HeartbeatInterval
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
+		cfg.Logger = nopLogger
 	}
 	return cfg, cfg.Validate()
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/actors/venue"
-	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/internal/redact"
 	"github.com/zenws/zenws/internal/sysreg"
 	"github.com/zenws/zenws/transport"
@@ -40,17 +39,18 @@ type durable struct {
 	pending *pendingTable           // requests waiting for their response (correlate.go)
 
 	// The operator's view: the published snapshot and the counters.
-	snap    atomic.Pointer[Health]
-	changed atomic.Pointer[chan struct{}] // closed and replaced by every publish
+	snap    atomic.Pointer[snapshot]
+	changed atomic.Pointer[chan struct{}] // closed and cleared by every publish; nil while nobody waits (changes)
 	stats
 	latency *latencyRing // heartbeat and request round trips
 	tel     *telemetry   // nil unless metrics are on
 	lastIn  atomic.Int64 // Unix nanoseconds of the last data frame received (Health.LastInbound); 0: none
-	logLines
+	// classifierLog limits the classifier-failure log line (logging.go);
+	// the actor's own rate-limited lines are in actorExtras.
+	classifierLog everySecond
 
 	// Subscriptions (restore.go, subscribe.go).
-	intent        *intent     // wanted subscriptions and what each connection applied
-	publishQueued atomic.Bool // an intentChanged is in the actor's mailbox
+	intent *intent // wanted subscriptions and what each connection applied
 
 	// Inbound and outbound queues, bounded (inbound.go, observe.go, record.go).
 	in  *deliveryQueue
@@ -58,7 +58,6 @@ type durable struct {
 	rec *recorder      // nil unless recording
 
 	// The venue's parts (venue.go, heartbeat.go).
-	correlator  bool                              // the venue correlates its own answers (venue.Correlator)
 	textPing    *venue.TextPing                   // the venue's text heartbeat, when the client uses it
 	pongs       chan struct{}                     // a text pong arrived on connection pingGen (room for one)
 	pingGen     atomic.Uint64                     // the connection whose text ping is in flight
@@ -69,21 +68,57 @@ type durable struct {
 	// dialed holds a connection between a successful dial and the actor
 	// taking it, so that a stop in between cannot leak it: whoever swaps it
 	// out owns it.
-	dialed   atomic.Pointer[transport.Conn]
+	dialed atomic.Pointer[transport.Conn]
+	// lastDial is closed when the latest dial goroutine has ended; it
+	// clears it then (nil: no dial running), so an idle client keeps none.
+	lastDial atomic.Pointer[chan struct{}]
 	wg       sync.WaitGroup // every goroutine the client starts, but the delivery one (in.wg), the observer's (obs) and the setup ones (setups)
 	setups   sync.WaitGroup // the setup goroutines (connect hooks, restore)
 	setupMu  sync.Mutex
-	setupIDs []int64       // their goroutine ids: Close from a connect hook
-	closing  atomic.Bool   // Close was called
-	stopped  chan struct{} // closed when the actor has stopped for good
-	finished chan struct{} // closed once stopped and every goroutine has ended
+	setupIDs *[]int64                      // their goroutine ids (Close from a connect hook); made by the first: an idle client runs none
+	stopped  chan struct{}                 // closed when the actor has stopped for good
+	finished atomic.Pointer[chan struct{}] // closed once stopped and every goroutine has ended (finishedCh); nil until asked
 	stopOnce sync.Once
 
+	// Flags of the groups above, kept together: each alone would take a
+	// word of padding, and the whole struct a larger size class.
+	closing       atomic.Bool // Close was called (life cycle)
+	publishQueued atomic.Bool // an intentChanged is in the actor's mailbox (subscriptions)
+	correlator    bool        // the venue correlates its own answers (venue.Correlator)
+
 	// Only the actor goroutine touches these (one instance at a time).
-	watchers watchers      // health watchers (WatchHealth)
-	retries  int           // backoff waits since the last working connection
-	lastDial chan struct{} // closed when the latest dial goroutine has ended
-	state    State         // the state the last instance set: a restarted one's From
+	extra   *actorExtras // made on first use (extras): nil in an idle client
+	retries int          // backoff waits since the last working connection
+	state   State        // the state the last instance set: a restarted one's From
+}
+
+// actorExtras is the part of the durable state that only the actor
+// goroutine touches and an idle client never needs: its health watchers and
+// its rate-limited log lines (logging.go). Made on first use, it keeps the
+// durable state in a smaller size class.
+type actorExtras struct {
+	watchers   watchers    // health watchers (WatchHealth)
+	lossLog    limitedLine // "connection lost" at WARN, at most once a second
+	attemptLog limitedLine // "connection attempt failed" at WARN, at most once a second
+	healLog    limitedLine // "reconnected" at INFO, at most once a second
+	restoreLog limitedLine // "restoring subscriptions failed" at WARN, at most once a second
+}
+
+// extras returns the actor's extras, made on the first call; on the actor
+// goroutine only.
+func (d *durable) extras() *actorExtras {
+	if d.extra == nil {
+		d.extra = new(actorExtras)
+	}
+	return d.extra
+}
+
+// watching is the health watchers (nil: none); on the actor goroutine only.
+func (d *durable) watching() watchers {
+	if d.extra == nil {
+		return nil
+	}
+	return d.extra.watchers
 }
 
 // stats are the client's counters (Health).
@@ -94,9 +129,15 @@ type stats struct {
 	msgsOut       atomic.Uint64
 	hbMisses      atomic.Uint64
 	notifications atomic.Uint64
-	rateLimited   atomic.Uint64 // frames the rate limiter refused
-	rateWaits     atomic.Uint64 // frames that waited for tokens
-	rateWaitNs    atomic.Int64  // time they waited
+	rateLimited   atomic.Uint64             // frames the rate limiter refused
+	rateWaits     atomic.Uint64             // frames that waited for tokens
+	rateWaitNs    atomic.Int64              // time they waited
+	rare          atomic.Pointer[rareStats] // made by the first of their events (rareCounts); nil: all zero
+}
+
+// rareStats are the counters of events an ordinary client may never see:
+// kept apart, made on the first, so that an idle client does not carry them.
+type rareStats struct {
 	rotations     atomic.Uint64 // planned rotations completed
 	duplicates    atomic.Uint64 // frames seen on both connections of a rotation, delivered once
 	unasked       atomic.Uint64 // confirmed channels that no request named, ignored
@@ -105,25 +146,25 @@ type stats struct {
 	notices       atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)
 }
 
-// logLines are the client's rate-limited log lines (logging.go).
-type logLines struct {
-	lossLog       limitedLine // "connection lost" at WARN, at most once a second
-	attemptLog    limitedLine // "connection attempt failed" at WARN, at most once a second
-	healLog       limitedLine // "reconnected" at INFO, at most once a second
-	restoreLog    limitedLine // "restoring subscriptions failed" at WARN, at most once a second
-	classifierLog everySecond // the classifier-failure log line
+// rareCounts returns the rare counters to count in, made on first use (by
+// any goroutine).
+func (s *stats) rareCounts() *rareStats {
+	if r := s.rare.Load(); r != nil {
+		return r
+	}
+	s.rare.CompareAndSwap(nil, new(rareStats))
+	return s.rare.Load()
 }
 
 func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	cfg.venueParts() // per client: the venue's limiter, secrets, connect work
 	d := &durable{
-		cfg:      cfg,
-		sys:      sys,
-		pid:      pid,
-		latency:  newLatencyRing(cfg.LatencyBufferSize),
-		pending:  newPendingTable(),
-		stopped:  make(chan struct{}),
-		finished: make(chan struct{}),
+		cfg:     cfg,
+		sys:     sys,
+		pid:     pid,
+		latency: newLatencyRing(cfg.LatencyBufferSize),
+		pending: newPendingTable(),
+		stopped: make(chan struct{}),
 	}
 	d.secrets = newScrubber(cfg)
 	_, d.correlator = cfg.Venue.(venue.Correlator)
@@ -133,10 +174,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		d.textPing, d.pongs = &p, make(chan struct{}, 1)
 	}
 	d.endpoint, d.label = endpoint(cfg.URL, d.secrets), d.secrets.String(cfg.Label)
-	d.log = scrubbedLogger(cfg.Logger, d.secrets).With(pidname.Field("client", pid), zap.String("url", d.endpoint))
-	if d.label != "" {
-		d.log = d.log.With(zap.String("label", d.label))
-	}
+	d.log = clientLogger(cfg.Logger, d.secrets, pid, d.endpoint, d.label)
 	var deliver func(*Inbound)
 	switch {
 	case cfg.Handler != nil:
@@ -156,11 +194,8 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 	d.obs = newObserverQueue(cfg.StateObserver, d.log)
 	d.tel = d.startTelemetry()
 	d.intent = newIntent()
-	d.intent.notify = d.notifyActor(sys, pid)
-	d.intent.wake = d.wake
-	d.snap.Store(&Health{State: StateConnecting, Heartbeat: cfg.Heartbeat})
-	ch := make(chan struct{})
-	d.changed.Store(&ch)
+	d.intent.d = d
+	d.snap.Store(&snapshot{State: StateConnecting, Heartbeat: cfg.Heartbeat})
 	return d
 }
 
@@ -177,10 +212,34 @@ func (d *durable) markStopped() {
 			if err := d.rec.close(); err != nil {
 				d.log.Error("recording failed", zap.Error(err))
 			}
-			close(d.finished)
+			if ch := d.finished.Swap(&closedChan); ch != nil {
+				close(*ch)
+			}
 		}()
 	})
 }
+
+// finishedCh is closed once the client has stopped for good and every
+// goroutine it started has ended. The first caller (Done, Wait, Close)
+// makes it: an idle client that nobody waits for keeps none.
+func (d *durable) finishedCh() <-chan struct{} {
+	for {
+		if ch := d.finished.Load(); ch != nil {
+			return *ch
+		}
+		ch := make(chan struct{})
+		if d.finished.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
+}
+
+// closedChan is finished once the client has finished.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 func (d *durable) isStopped() bool {
 	select {
@@ -192,10 +251,26 @@ func (d *durable) isStopped() bool {
 }
 
 // store publishes a snapshot and wakes WaitConnected callers.
-func (d *durable) store(h *Health) {
+func (d *durable) store(h *snapshot) {
 	d.snap.Store(h)
-	next := make(chan struct{})
-	close(*d.changed.Swap(&next))
+	if ch := d.changed.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+// changes is closed by the next store after it returned: take it before
+// reading the snapshot. The channel is made by the first caller after a
+// store, not by every store (an idle client's publishes have no waiter).
+func (d *durable) changes() <-chan struct{} {
+	for {
+		if ch := d.changed.Load(); ch != nil {
+			return *ch
+		}
+		ch := make(chan struct{})
+		if d.changed.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
 }
 
 // health merges the published snapshot with the live counters, and the
@@ -210,7 +285,20 @@ func (d *durable) health() Health {
 // health push carries, cheap however many channels the client wants (a
 // push follows every change of a channel's status).
 func (d *durable) healthBrief() Health {
-	h := *d.snap.Load()
+	s := d.snap.Load()
+	h := Health{
+		State:             s.State,
+		Generation:        s.Generation,
+		LastError:         s.LastError,
+		StopReason:        s.StopReason,
+		Heartbeat:         s.Heartbeat,
+		HeartbeatFailures: s.HeartbeatFailures,
+		LastHeartbeat:     s.LastHeartbeat,
+		RTTLast:           s.RTTLast,
+		ConnectedSince:    s.ConnectedSince,
+		Attempt:           s.Attempt,
+		NextRetry:         s.NextRetry,
+	}
 	h.Reconnects = d.reconnects.Load()
 	h.Restarts = d.restarts.Load()
 	h.MessagesIn = d.msgsIn.Load()
@@ -224,16 +312,18 @@ func (d *durable) healthBrief() Health {
 	h.Pending = d.pending.count()
 	h.LateResponses = d.pending.late.Load()
 	h.RateLimited = d.rateLimited.Load()
-	h.Rotations = d.rotations.Load()
-	h.DuplicatesDropped = d.duplicates.Load()
 	h.RateLimitWaits = d.rateWaits.Load()
 	h.RateLimitWait = time.Duration(d.rateWaitNs.Load())
 	h.InboundQueuedBytes = d.in.pendingBytes()
 	h.ObserverDropped = d.obs.droppedCount()
-	h.ConfirmationsIgnored = d.unasked.Load()
-	h.TestRequestsCoalesced = d.testCoalesced.Load()
-	h.PingFloods = d.pingFloods.Load()
-	h.MaintenanceNotices = d.notices.Load()
+	if r := d.rare.Load(); r != nil {
+		h.Rotations = r.rotations.Load()
+		h.DuplicatesDropped = r.duplicates.Load()
+		h.ConfirmationsIgnored = r.unasked.Load()
+		h.TestRequestsCoalesced = r.testCoalesced.Load()
+		h.PingFloods = r.pingFloods.Load()
+		h.MaintenanceNotices = r.notices.Load()
+	}
 	h.RecordsDropped = d.rec.droppedCount()
 	h.RecordError = d.scrub(d.rec.failure())
 	h.Degraded = h.State == StateConnected && d.intent.degraded()
@@ -269,7 +359,7 @@ func (d *durable) calledFromSetup() bool {
 	id := goroutineID()
 	d.setupMu.Lock()
 	defer d.setupMu.Unlock()
-	return slices.Contains(d.setupIDs, id)
+	return d.setupIDs != nil && slices.Contains(*d.setupIDs, id)
 }
 
 // setupRuns registers the calling goroutine as a setup goroutine until the
@@ -277,11 +367,14 @@ func (d *durable) calledFromSetup() bool {
 func (d *durable) setupRuns() func() {
 	id := goroutineID()
 	d.setupMu.Lock()
-	d.setupIDs = append(d.setupIDs, id)
+	if d.setupIDs == nil {
+		d.setupIDs = new([]int64)
+	}
+	*d.setupIDs = append(*d.setupIDs, id)
 	d.setupMu.Unlock()
 	return func() {
 		d.setupMu.Lock()
-		d.setupIDs = slices.DeleteFunc(d.setupIDs, func(x int64) bool { return x == id })
+		*d.setupIDs = slices.DeleteFunc(*d.setupIDs, func(x int64) bool { return x == id })
 		d.setupMu.Unlock()
 	}
 }

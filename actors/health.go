@@ -103,9 +103,27 @@ type Health struct {
 	Degraded bool
 }
 
+// snapshot is what the actor publishes: the fields of Health that come
+// from its own state. Health adds the live counters (durable.healthBrief);
+// a whole Health per publish would be three times the size, kept by every
+// idle client.
+type snapshot struct {
+	State             State
+	Generation        uint64
+	LastError         error
+	StopReason        error
+	Heartbeat         HeartbeatType
+	HeartbeatFailures int
+	LastHeartbeat     time.Time
+	RTTLast           time.Duration
+	ConnectedSince    time.Time
+	Attempt           int
+	NextRetry         time.Time
+}
+
 // operatorView fills the fields of h that come from the actor's own state:
 // ConnectedSince, Attempt and NextRetry.
-func (a *clientActor) operatorView(h *Health) {
+func (a *clientActor) operatorView(h *snapshot) {
 	switch a.state {
 	case StateConnected:
 		h.ConnectedSince = a.upSince

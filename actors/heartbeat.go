@@ -226,7 +226,7 @@ func (a *clientActor) sendTest(s *session) {
 func (a *clientActor) answerTestRequest(s *session) {
 	d, interval, conn, gen := a.d, a.cfg.HeartbeatInterval, s.conn, s.gen
 	if !s.answering.CompareAndSwap(false, true) {
-		d.testCoalesced.Add(1)
+		d.rareCounts().testCoalesced.Add(1)
 		return
 	}
 	d.wg.Add(1)

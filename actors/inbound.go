@@ -108,16 +108,18 @@ type deliveryQueue struct {
 	running   bool
 	closed    bool // no more work is accepted (the client has stopped)
 	sealed    bool // no more user code is run (Close has returned)
-	seq       uint64
-
-	dropped          atomic.Uint64
-	panics           atomic.Uint64
-	deliver          func(*Inbound)
-	log              *zap.Logger
-	wg               sync.WaitGroup // the delivery goroutine
-	worker           atomic.Int64   // its goroutine id while it runs user code
+	// warnedNoReceiver: the no-receiver warning was logged (beside the
+	// other flags: apart, it would take a word of padding).
 	warnedNoReceiver bool
-	dropLog          everySecond // the overflow warning, once a second
+	seq              uint64
+
+	dropped atomic.Uint64
+	panics  atomic.Uint64
+	deliver func(*Inbound)
+	log     *zap.Logger
+	wg      sync.WaitGroup // the delivery goroutine
+	worker  atomic.Int64   // its goroutine id while it runs user code
+	dropLog everySecond    // the overflow warning, once a second
 }
 
 type delivery struct {

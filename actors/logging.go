@@ -13,6 +13,10 @@ import (
 	"github.com/zenws/zenws/internal/redact"
 )
 
+// nopLogger is the default logger (Config.Logger), one for every client: a
+// zap.Logger is immutable, and each client would keep its own no-op one.
+var nopLogger = zap.NewNop()
+
 // ActorSystemLogger routes Proto.Actor's own log output (log/slog) into l,
 // so one zap logger holds both zenws's and the actor system's lines:
 //
@@ -25,7 +29,7 @@ import (
 // the standard log package; they are not covered. A nil l drops the lines.
 func ActorSystemLogger(l *zap.Logger) actor.ConfigOption {
 	if l == nil {
-		l = zap.NewNop() // nil: Proto.Actor's own lines are dropped, not a nil dereference
+		l = nopLogger // nil: Proto.Actor's own lines are dropped, not a nil dereference
 	}
 	core := (*redact.Scrubber)(nil).Core(l.Core())
 	return actor.WithLoggerFactory(func(s *actor.ActorSystem) *slog.Logger {

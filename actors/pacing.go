@@ -162,6 +162,14 @@ var ErrPingFlood = errors.New("zenws: the server flooded the connection with pin
 type serverPings struct {
 	last   atomic.Int64               // unix nanos of the last ping
 	target atomic.Pointer[pingTarget] // set by startReader, nil once it ends
+
+	// The hook's state (onPing): only the connection's reader goroutine
+	// touches it. Here rather than in a closure's variables, each of which
+	// would be an allocation of its own per connection.
+	d             *durable
+	window        int64 // the current second (unix)
+	count, streak int
+	flooded       bool
 }
 
 // pingTarget is the connection a serverPings belongs to.
@@ -175,42 +183,43 @@ type pingTarget struct {
 // answers with a pong): it records the time for the Binance heartbeat,
 // charges the pong to the rate limiter and watches for a ping flood.
 func (d *durable) onServerPing(pings *serverPings) func([]byte) {
-	var window int64 // the current second (unix); one goroutine calls the hook
-	var count, streak int
-	flooded := false
-	return func([]byte) {
-		now := time.Now()
-		pings.last.Store(now.UnixNano())
-		d.chargeControl() // coder/websocket answers with a pong
-		if sec := now.Unix(); sec != window {
-			if count > pingFloodRate && sec == window+1 {
-				streak++
-			} else {
-				streak = 0
-			}
-			window, count = sec, 0
+	pings.d = d
+	return pings.onPing
+}
+
+func (p *serverPings) onPing([]byte) {
+	d := p.d
+	now := time.Now()
+	p.last.Store(now.UnixNano())
+	d.chargeControl() // coder/websocket answers with a pong
+	if sec := now.Unix(); sec != p.window {
+		if p.count > pingFloodRate && sec == p.window+1 {
+			p.streak++
+		} else {
+			p.streak = 0
 		}
-		count++
-		if flooded || count <= pingFloodRate || streak < pingFloodSeconds-1 {
-			return
-		}
-		flooded = true
-		t := pings.target.Load()
-		if t == nil {
-			return // its reader has ended: so has the connection
-		}
-		d.pingFloods.Add(1)
-		err := fmt.Errorf("%w (over %d a second for %d s)", ErrPingFlood, pingFloodRate, pingFloodSeconds)
-		d.log.Warn("the server is flooding pings: closing the connection", zap.Uint64("generation", t.gen), zap.Error(err))
-		if !d.isStopped() {
-			d.sys.Root.Send(d.pid, &connLost{gen: t.gen, err: err})
-		}
-		// Not here: this runs inside the connection's Read, which CloseNow
-		// waits for. The reader then ends quietly; the actor learned why above.
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			_ = t.conn.CloseNow()
-		}()
+		p.window, p.count = sec, 0
 	}
+	p.count++
+	if p.flooded || p.count <= pingFloodRate || p.streak < pingFloodSeconds-1 {
+		return
+	}
+	p.flooded = true
+	t := p.target.Load()
+	if t == nil {
+		return // its reader has ended: so has the connection
+	}
+	d.rareCounts().pingFloods.Add(1)
+	err := fmt.Errorf("%w (over %d a second for %d s)", ErrPingFlood, pingFloodRate, pingFloodSeconds)
+	d.log.Warn("the server is flooding pings: closing the connection", zap.Uint64("generation", t.gen), zap.Error(err))
+	if !d.isStopped() {
+		d.sys.Root.Send(d.pid, &connLost{gen: t.gen, err: err})
+	}
+	// Not here: this runs inside the connection's Read, which CloseNow
+	// waits for. The reader then ends quietly; the actor learned why above.
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		_ = t.conn.CloseNow()
+	}()
 }

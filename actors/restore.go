@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors/venue"
@@ -143,18 +142,22 @@ type intent struct {
 	sessions []*subSession // open ones: the primary and, during a rotation, its replacement
 	primary  *subSession   // the live connection's (or, before it is live, the one being set up)
 	changed  chan struct{} // closed and replaced on every change a waiter could wait for
-	notify   func()        // asks the actor to publish (status or degraded changed)
-	wake     func()        // gets the live connection converged (durable.wake)
-	seq      uint64
-	version  uint64 // bumped by signal: every change of wanted, applied or primary
-	degMemo  uint64 // version+1 when degVal was computed; 0: never
-	degVal   bool
+	// d is the client: signal asks its actor to publish (a status or
+	// Degraded changed, notifyActor), and d.wake gets the live connection
+	// converged; nil: neither (an intent of no client).
+	d       *durable
+	seq     uint64
+	version uint64 // bumped by signal: every change of wanted, applied or primary
+	degMemo uint64 // version+1 when degVal was computed; 0: never
 
-	running bool               // the worker goroutine runs
-	cancel  context.CancelFunc // ends the worker's requests (the client stops)
-	again   bool               // something changed while it ran: one more round
-	retry   *time.Timer        // wakes the worker when the next refused channel is due
-	stopped bool               // the client stopped: no worker starts again
+	cancel context.CancelFunc // ends the worker's requests (the client stops)
+	retry  *time.Timer        // wakes the worker when the next refused channel is due
+
+	// The flags, side by side (apart, each would take a word).
+	degVal  bool
+	running bool // the worker goroutine runs
+	again   bool // something changed while it ran: one more round
+	stopped bool // the client stopped: no worker starts again
 }
 
 // newIntent returns an empty intent. Its maps and channels are made on
@@ -170,8 +173,15 @@ func (s *intent) signal() {
 		close(s.changed)
 		s.changed = nil
 	}
-	if s.notify != nil {
-		s.notify()
+	if s.d != nil {
+		s.d.notifyActor()
+	}
+}
+
+// wake gets the live connection converged (durable.wake); without s.mu.
+func (s *intent) wake() {
+	if s.d != nil {
+		s.d.wake()
 	}
 }
 
@@ -850,12 +860,10 @@ func channelList(chs []string) string {
 // snapshot: a channel's status changed.
 type intentChanged struct{}
 
-// notifyActor returns the intent's notify hook: at most one publish request
-// is queued at a time.
-func (d *durable) notifyActor(sys *actor.ActorSystem, pid *actor.PID) func() {
-	return func() {
-		if d.publishQueued.CompareAndSwap(false, true) && !d.isStopped() {
-			sys.Root.Send(pid, &intentChanged{})
-		}
+// notifyActor asks the actor to publish: at most one request is queued at
+// a time.
+func (d *durable) notifyActor() {
+	if d.publishQueued.CompareAndSwap(false, true) && !d.isStopped() {
+		d.sys.Root.Send(d.pid, &intentChanged{})
 	}
 }

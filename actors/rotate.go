@@ -253,7 +253,7 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 	d.conn.Store(next)
 	d.intent.promote(next.gen)
 	a.startHeartbeat()
-	d.rotations.Add(1)
+	d.rareCounts().rotations.Add(1)
 	a.rotFailures = 0
 	d.log.Info("rotated the connection", zap.Uint64("from", old.gen), zap.Uint64("to", next.gen))
 	a.publish()
@@ -418,7 +418,7 @@ func (a *clientActor) mergeIn(in *Inbound) bool {
 	m := a.merge
 	if m == nil {
 		if in.Generation < a.mergeFloor {
-			a.d.duplicates.Add(1) // a straggler of a connection merged away
+			a.d.rareCounts().duplicates.Add(1) // a straggler of a connection merged away
 			return true
 		}
 		return false
@@ -431,7 +431,7 @@ func (a *clientActor) mergeIn(in *Inbound) bool {
 			} else {
 				m.oldSeen[h] = n - 1
 			}
-			a.d.duplicates.Add(1)
+			a.d.rareCounts().duplicates.Add(1)
 			return true
 		}
 		if len(m.held) >= mergeLimit {
@@ -453,7 +453,7 @@ func (a *clientActor) mergeIn(in *Inbound) bool {
 		} else {
 			m.byHash[h] = idx[1:]
 		}
-		a.d.duplicates.Add(1)
+		a.d.rareCounts().duplicates.Add(1)
 		return false
 	}
 	m.oldSeen[h]++
@@ -499,7 +499,7 @@ const noticeGap = time.Second
 // notice gap after the previous rotation; other notices are coalesced
 // (counted in Health.MaintenanceNotices, logged once per connection).
 func (a *clientActor) maintenanceNotice(gen uint64) {
-	a.d.notices.Add(1)
+	a.d.rareCounts().notices.Add(1)
 	switch {
 	case a.live() == nil || a.cur.gen != gen:
 		return // a replacement or draining connection: a rotation is under way or done

@@ -1,10 +1,14 @@
 package actors
 
 import (
-	"go.uber.org/zap"
 	"net/url"
 	"strings"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/zenws/zenws/internal/pidname"
 	"github.com/zenws/zenws/internal/redact"
 )
 
@@ -60,6 +64,21 @@ func newScrubber(cfg Config) *redact.Scrubber {
 // the fields added later with With.
 func scrubbedLogger(l *zap.Logger, s *redact.Scrubber) *zap.Logger {
 	return l.WithOptions(zap.WrapCore(s.Core))
+}
+
+// clientLogger is a client's logger: l scrubbed of its secrets, with its
+// PID, URL and label (if any) on every line. A no-op l (the default) is
+// returned as it is: it writes nothing to scrub or to name, and each
+// client would keep its own copies of it.
+func clientLogger(l *zap.Logger, s *redact.Scrubber, pid *actor.PID, endpoint, label string) *zap.Logger {
+	if l.Core() == zapcore.NewNopCore() {
+		return l
+	}
+	l = scrubbedLogger(l, s).With(pidname.Field("client", pid), zap.String("url", endpoint))
+	if label != "" {
+		l = l.With(zap.String("label", label))
+	}
+	return l
 }
 
 // scrub returns err with its text free of the client's secrets (errors.Is

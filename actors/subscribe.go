@@ -197,7 +197,7 @@ func (d *durable) onlyAsked(r venue.SubscriptionRequest, confirmed []string) []s
 		}
 	}
 	if extra > 0 {
-		d.unasked.Add(uint64(extra))
+		d.rareCounts().unasked.Add(uint64(extra))
 		d.log.Warn("the venue confirmed channels the request did not name: ignored",
 			zap.String("method", r.Method), zap.Int("asked", len(r.Channels)), zap.Int("not_asked", extra))
 	}

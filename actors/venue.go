@@ -218,7 +218,7 @@ func (c *Config) classify(data []byte) (cl venue.Class) {
 // logger is c's logger, or a no-op one before it is set.
 func logger(c *Config) *zap.Logger {
 	if c.Logger == nil {
-		return zap.NewNop()
+		return nopLogger
 	}
 	return c.Logger
 }

@@ -51,27 +51,27 @@ func (a *clientActor) watchHealth(ctx actor.Context, w *actor.PID) {
 	if w == nil {
 		return
 	}
-	if !slices.ContainsFunc(a.d.watchers, w.Equal) {
-		a.d.watchers = append(a.d.watchers, w)
+	if x := a.d.extras(); !slices.ContainsFunc(x.watchers, w.Equal) {
+		x.watchers = append(x.watchers, w)
 		ctx.Watch(w)
 	}
 	ctx.Send(w, &HealthUpdate{Client: a.self, Health: a.d.healthBrief()})
 }
 
 func (a *clientActor) unwatchHealth(ctx actor.Context, w *actor.PID) {
-	if i := slices.IndexFunc(a.d.watchers, w.Equal); i >= 0 {
-		a.d.watchers = slices.Delete(a.d.watchers, i, i+1)
+	if i := slices.IndexFunc(a.d.watching(), w.Equal); i >= 0 {
+		a.d.extra.watchers = slices.Delete(a.d.extra.watchers, i, i+1)
 		ctx.Unwatch(w)
 	}
 }
 
 // pushHealth sends the current health to every watcher.
 func (a *clientActor) pushHealth() {
-	if a.d == nil || len(a.d.watchers) == 0 || a.sys == nil {
+	if a.d == nil || len(a.d.watching()) == 0 || a.sys == nil {
 		return
 	}
 	h := a.d.healthBrief()
-	for _, w := range a.d.watchers {
+	for _, w := range a.d.watching() {
 		a.sys.Root.Send(w, &HealthUpdate{Client: a.self, Health: h})
 	}
 }

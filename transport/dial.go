@@ -101,9 +101,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	// Location) may echo the request: its text is scrubbed of this
 	// request's secrets before it is stored in an error. Built only when
 	// an error needs it (a dial that succeeds and ends cleanly never does).
-	scrub := sync.OnceValue(func() *redact.Scrubber {
-		return redact.ForRequest(rawURL, opts.Header, opts.Subprotocols, opts.Secrets...)
-	})
+	scrub := (&requestScrubber{rawURL: rawURL, header: opts.Header, subprotocols: opts.Subprotocols, secrets: opts.Secrets}).get
 	c := &Conn{
 		scrub:        scrub,
 		writeTimeout: opts.WriteTimeout,
@@ -149,6 +147,23 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	c.out.timeout, c.out.setDL = opts.WriteTimeout, c.raw.SetWriteDeadline
 	c.out.mu.Unlock()
 	return c, nil
+}
+
+// requestScrubber builds the scrubber of a request's secrets on first use
+// (get). The connection keeps it: it holds the request's parts, not its
+// Options, and is one allocation (sync.OnceValue and a closure were two,
+// half as large again).
+type requestScrubber struct {
+	once                  sync.Once
+	s                     *redact.Scrubber
+	rawURL                string
+	header                http.Header
+	subprotocols, secrets []string
+}
+
+func (r *requestScrubber) get() *redact.Scrubber {
+	r.once.Do(func() { r.s = redact.ForRequest(r.rawURL, r.header, r.subprotocols, r.secrets...) })
+	return r.s
 }
 
 // upgradeTransport checks a 101 answer before coder/websocket sees it and

@@ -126,7 +126,11 @@ func (o Options) withDefaults() Options {
 	}
 	o.FollowRedirects = min(max(o.FollowRedirects, 0), MaxFollowRedirects)
 	if o.NetDial == nil {
-		o.NetDial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
+		o.NetDial = defaultNetDial
 	}
 	return o
 }
+
+// defaultNetDial is Options.NetDial's default, one for every dial (a
+// net.Dialer is safe for concurrent use; each connection would keep its own).
+var defaultNetDial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
