@@ -44,7 +44,10 @@ type Conn struct {
 	wmu       sync.Mutex
 	busy      bool
 	queue     []*queuedWrite
-	contended int          // writers queue here: a leader yields before writing alone (yieldCredit)
+	contended int         // writers queue here: a leader yields before writing alone (yieldCredit)
+	qTimer    *time.Timer // expires queued messages past their deadline (expireQueued)
+	qArmed    bool
+	qAt       time.Time
 	combined  atomic.Int64 // messages that left in a batch with others
 
 	closed    atomic.Bool

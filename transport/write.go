@@ -37,6 +37,7 @@ const yieldCredit = 16
 // queuedWrite is a message waiting for its turn.
 type queuedWrite struct {
 	ctx  context.Context
+	dl   time.Time // ctx's deadline; zero: none
 	typ  websocket.MessageType
 	data []byte
 	// done gets the message's result, or errLead: the writer that held the
@@ -52,8 +53,53 @@ var (
 )
 
 func (w *queuedWrite) release() {
-	w.ctx, w.data = nil, nil
+	w.ctx, w.data, w.dl = nil, nil, time.Time{}
 	queuedPool.Put(w)
+}
+
+// armQueueLocked sets the queue's timer for at: a message whose deadline
+// passes while it waits behind a stalled write returns then, not when that
+// write ends (a ctx that carries a deadline without closing Done for it,
+// as a request's does, needs this). One timer per connection, made on
+// first use; with c.wmu held.
+func (c *Conn) armQueueLocked(at time.Time) {
+	c.qArmed, c.qAt = true, at
+	if c.qTimer == nil {
+		c.qTimer = time.AfterFunc(time.Until(at), c.expireQueued)
+	} else {
+		c.qTimer.Reset(time.Until(at))
+	}
+}
+
+// expireQueued fails the queued messages whose deadline has passed, and
+// sets the timer for the next deadline.
+func (c *Conn) expireQueued() {
+	c.wmu.Lock()
+	now := time.Now()
+	var due []*queuedWrite
+	var next time.Time
+	kept := c.queue[:0]
+	for _, w := range c.queue {
+		switch {
+		case !w.dl.IsZero() && !now.Before(w.dl):
+			due = append(due, w)
+		default:
+			kept = append(kept, w)
+			if !w.dl.IsZero() && (next.IsZero() || w.dl.Before(next)) {
+				next = w.dl
+			}
+		}
+	}
+	clear(c.queue[len(kept):])
+	c.queue = kept
+	c.qArmed = false
+	if !next.IsZero() {
+		c.armQueueLocked(next)
+	}
+	c.wmu.Unlock()
+	for _, w := range due {
+		w.done <- errDeadlinePassed
+	}
 }
 
 // Write sends one message of type typ. ctx may cancel the wait for another
@@ -78,8 +124,12 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 	}
 	w := queuedPool.Get().(*queuedWrite)
 	w.ctx, w.typ, w.data = ctx, typ, data
+	w.dl, _ = ctx.Deadline()
 	c.queue = append(c.queue, w)
 	c.contended = yieldCredit
+	if !w.dl.IsZero() && (!c.qArmed || w.dl.Before(c.qAt)) {
+		c.armQueueLocked(w.dl)
+	}
 	c.wmu.Unlock()
 	var err error
 	select {
@@ -195,6 +245,10 @@ func (c *Conn) handOff() {
 	if c.closed.Load() {
 		q := c.queue
 		c.queue, c.busy = nil, false
+		if c.qTimer != nil {
+			c.qTimer.Stop()
+			c.qArmed = false
+		}
 		c.wmu.Unlock()
 		for _, w := range q {
 			w.done <- ErrClosed // nothing of theirs was written

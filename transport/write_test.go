@@ -242,15 +242,27 @@ func TestQueuedWriteCancelledOrPastItsDeadlineIsNotWritten(t *testing.T) {
 		t.Fatalf("cancelled while queued: %v, want context.Canceled", err)
 	}
 	<-past.Done()
+	// Both return while the write ahead of them is still held: a deadline
+	// whose Done never closes is kept by the queue's timer.
+	select {
+	case err := <-results["past"]:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("past its deadline while queued: %v, want DeadlineExceeded", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a queued write past its ctx's deadline still waits for the write ahead")
+	}
+	select {
+	case err := <-results["deadline-only"]:
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, transport.ErrNotSent) {
+			t.Fatalf("past a deadline whose Done never closed, while queued: %v, want DeadlineExceeded and ErrNotSent", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a queued write past its deadline (Done never closed) still waits for the write ahead")
+	}
 	close(hold)
 	if err := <-first; err != nil {
 		t.Fatal(err)
-	}
-	if err := <-results["past"]; !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("past its deadline while queued: %v, want DeadlineExceeded", err)
-	}
-	if err := <-results["deadline-only"]; !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, transport.ErrNotSent) {
-		t.Fatalf("past a deadline whose Done never closed, while queued: %v, want DeadlineExceeded and ErrNotSent", err)
 	}
 	if err := <-results["kept"]; err != nil {
 		t.Fatalf("the write that kept waiting: %v", err)
