@@ -121,9 +121,16 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		HTTPHeader:   opts.Header,
 		Subprotocols: opts.Subprotocols,
 	}
-	if opts.OnPingReceived != nil {
-		onPing := opts.OnPingReceived
-		dialOpts.OnPingReceived = func(_ context.Context, p []byte) bool { onPing(p); return true }
+	// Once the connection is closing no pong is written: coder/websocket
+	// refuses any frame after its close frame, and a failed pong ended its
+	// close handshake at once, cutting a peer that was still reading what
+	// we had sent (found under a ping flood, review14).
+	onPing := opts.OnPingReceived
+	dialOpts.OnPingReceived = func(_ context.Context, p []byte) bool {
+		if onPing != nil {
+			onPing(p)
+		}
+		return !c.closed.Load()
 	}
 	ws, resp, err := websocket.Dial(ctx, rawURL, dialOpts)
 	if err != nil {
