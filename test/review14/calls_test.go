@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -175,7 +176,7 @@ func TestLateAnswersRacingRequestTimeout(t *testing.T) {
 func TestIDReuseAfterTimeoutInOrder(t *testing.T) {
 	const reqTimeout = 50 * time.Millisecond
 	srv := newRPCServer(t, nil, false)
-	srv.holdOdd = true // the first of each pair is answered when the second arrives, before it
+	srv.holdEvery = 2 // the first of each pair is answered when the second arrives, before it
 	var inbound atomic.Int64
 	c := connect(t, srv.url(), actors.WithRequestTimeout(reqTimeout),
 		actors.WithHandler(func(actors.Inbound) { inbound.Add(1) }))
@@ -271,5 +272,99 @@ func TestLifecycleWithHundredsInFlight(t *testing.T) {
 				srv.close()
 			}
 		})
+	}
+}
+
+// Two requests with the same id give up in turn on one connection, and a
+// third reuses it; the server answers in order (1, 2, 3). The third must
+// get the third answer: the first two are late answers of the two that
+// gave up. The table remembers one give-up per id, so the first answer is
+// counted late and the second, the late answer of request 2, is delivered
+// to request 3 as its own. (The same logic was in d4f0abf's correlate.go:
+// not a regression of issue 14, but the late-answer rule it keeps.)
+func TestIDReusedTwiceAfterTimeoutsGetsItsOwnAnswer(t *testing.T) {
+	const reqTimeout = 50 * time.Millisecond
+	srv := newRPCServer(t, nil, false)
+	srv.holdEvery = 3
+	var inbound atomic.Int64
+	c := connect(t, srv.url(), actors.WithRequestTimeout(reqTimeout),
+		actors.WithHandler(func(actors.Inbound) { inbound.Add(1) }))
+	req := func(nonce int) (json.RawMessage, error) {
+		return c.Request(context.Background(), []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":"same","method":"m","params":{"nonce":%d}}`, nonce)))
+	}
+	for i := 1; i <= 2; i++ {
+		if _, err := req(i); !errors.Is(err, actors.ErrTimeout) {
+			t.Fatalf("request %d: %v, want ErrTimeout", i, err)
+		}
+	}
+	resp, err := req(3)
+	if err != nil {
+		t.Fatalf("request 3: %v", err)
+	}
+	var env struct{ Result answer }
+	_ = json.Unmarshal(resp, &env)
+	if string(env.Result.Nonce) != "3" {
+		t.Errorf("request 3 got the answer to request %s (%s): a late answer delivered to the wrong caller", env.Result.Nonce, resp)
+	}
+	testutil.Eventually(t, 5*time.Second, "two late answers counted", func() bool { return c.Health().LateResponses >= 2 })
+	if inbound.Load() != 0 {
+		t.Errorf("handler saw %d messages", inbound.Load())
+	}
+}
+
+// Callers cancel their ctx at random points (before the write, while
+// queued, while waiting for the answer) while answers come at random: an
+// answer goes to its own caller or is counted late, never to the handler
+// as unmatched (which would mean a request that said "not sent" was
+// written, or a written one was forgotten); the table ends empty.
+func TestRandomCancelsEveryPoint(t *testing.T) {
+	srv := newRPCServer(t, randDelay(2*time.Millisecond), false)
+	var unmatched atomic.Int64
+	c := connect(t, srv.url(), actors.WithRequestTimeout(5*time.Second),
+		actors.WithHandler(func(in actors.Inbound) {
+			if in.Unmatched {
+				unmatched.Add(1)
+			}
+		}))
+	var wg sync.WaitGroup
+	var ok, cancelled atomic.Int64
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				nonce := g*1000 + i
+				ctx, cancel := context.WithCancel(context.Background())
+				time.AfterFunc(time.Duration(rand.Int64N(int64(3*time.Millisecond))), cancel)
+				resp, err := c.Call(ctx, "m", map[string]int{"nonce": nonce})
+				cancel()
+				switch {
+				case err == nil:
+					ok.Add(1)
+					a := decodeResult(t, append([]byte(`{"result":`), append(resp, '}')...))
+					if string(a.Nonce) != fmt.Sprint(nonce) {
+						t.Errorf("call %d got another's answer %s", nonce, resp)
+					}
+				case errors.Is(err, context.Canceled):
+					cancelled.Add(1)
+				default:
+					t.Errorf("call %d: %v", nonce, err)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	testutil.Eventually(t, 10*time.Second, "server answered all it got", func() bool { return srv.sent.Load() == srv.recv.Load() })
+	time.Sleep(200 * time.Millisecond)
+	h := c.Health()
+	t.Logf("ok %d, cancelled %d, server got %d, late %d, unmatched %d", ok.Load(), cancelled.Load(), srv.recv.Load(), h.LateResponses, unmatched.Load())
+	if unmatched.Load() != 0 {
+		t.Errorf("%d answers reached the handler as unmatched", unmatched.Load())
+	}
+	if got := ok.Load() + int64(h.LateResponses); got != srv.recv.Load() {
+		t.Errorf("answered %d + late %d != %d requests the server got", ok.Load(), h.LateResponses, srv.recv.Load())
+	}
+	if h.Pending != 0 {
+		t.Errorf("Pending %d", h.Pending)
 	}
 }

@@ -37,9 +37,9 @@ type rpcServer struct {
 	conns   []*websocket.Conn
 	closed  bool
 	wg      sync.WaitGroup
-	// holdOdd: the 1st, 3rd, ... request of a connection is answered only
-	// when the next one arrives, just before it (answers in order).
-	holdOdd bool
+	// holdEvery k > 1: requests are held until the k-th arrives; then the
+	// held ones are answered, in order, and the k-th after them.
+	holdEvery int
 	stopped chan struct{}
 }
 
@@ -93,7 +93,7 @@ func (s *rpcServer) handle(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	var held []json.RawMessage // id, nonce of a held request
+	var held [][2]json.RawMessage // id, nonce of held requests
 	n := 0
 	defer c.CloseNow()
 	type job struct {
@@ -137,15 +137,15 @@ func (s *rpcServer) handle(w http.ResponseWriter, r *http.Request) {
 		}
 		s.recv.Add(1)
 		n++
-		if s.holdOdd {
-			if n%2 == 1 {
-				held = []json.RawMessage{req.ID, req.Params.Nonce}
+		if s.holdEvery > 1 {
+			if n%s.holdEvery != 0 {
+				held = append(held, [2]json.RawMessage{req.ID, req.Params.Nonce})
 				continue
 			}
-			if held != nil {
-				s.answer(c, held[0], held[1])
-				held = nil
+			for _, h := range held {
+				s.answer(c, h[0], h[1])
 			}
+			held = nil
 			s.answer(c, req.ID, req.Params.Nonce)
 			continue
 		}
