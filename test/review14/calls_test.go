@@ -318,7 +318,7 @@ func TestIDReusedTwiceAfterTimeoutsGetsItsOwnAnswer(t *testing.T) {
 // as unmatched (which would mean a request that said "not sent" was
 // written, or a written one was forgotten); the table ends empty.
 func TestRandomCancelsEveryPoint(t *testing.T) {
-	srv := newRPCServer(t, randDelay(2*time.Millisecond), false)
+	srv := newRPCServer(t, randDelay(5*time.Millisecond), false)
 	var unmatched atomic.Int64
 	c := connect(t, srv.url(), actors.WithRequestTimeout(5*time.Second),
 		actors.WithHandler(func(in actors.Inbound) {
@@ -332,10 +332,10 @@ func TestRandomCancelsEveryPoint(t *testing.T) {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			for i := 0; i < 40; i++ {
+			for i := 0; i < 15; i++ {
 				nonce := g*1000 + i
 				ctx, cancel := context.WithCancel(context.Background())
-				time.AfterFunc(time.Duration(rand.Int64N(int64(3*time.Millisecond))), cancel)
+				time.AfterFunc(time.Duration(rand.Int64N(int64(40*time.Millisecond))), cancel)
 				resp, err := c.Call(ctx, "m", map[string]int{"nonce": nonce})
 				cancel()
 				switch {
