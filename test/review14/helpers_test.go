@@ -6,6 +6,7 @@ package review14
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -224,3 +225,5 @@ func connect(t *testing.T, url string, opts ...actors.Option) *actors.Client {
 func randDelay(max time.Duration) func() time.Duration {
 	return func() time.Duration { return time.Duration(rand.Int64N(int64(max))) }
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
