@@ -2,6 +2,7 @@ package review14
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -11,11 +12,29 @@ import (
 	"github.com/zenws/zenws/transport"
 )
 
-// The peer floods pings while 32 writers stream messages of mixed sizes
-// (pongs join open batches): every data frame it reads is intact and
-// unfragmented, every pong echoes a ping, and every Write that returned nil
-// arrived once.
-func TestPingFloodDuringBatches(t *testing.T) {
+// The peer floods pings during batches: every frame it reads is intact
+// and unfragmented, every pong echoes a ping, no ErrNotSent is a lie.
+func TestPingFloodDuringBatches(t *testing.T) { pingFloodRun(t, false) }
+
+// Close(1000) while the peer floods pings, after every writer returned
+// nil: Close returns nil, yet in about half the runs the peer never gets
+// the close frame nor the last messages whose Write returned nil. Its read
+// ends with EOF mid-frame: coder/websocket's reader answers a ping after
+// the close frame went out, that pong write fails (close sent), the reader
+// closes the socket at once while unread pings sit in it, and the kernel
+// resets the connection (RST), which discards what the peer had not read
+// yet. Pre-existing: d4f0abf fails it the same way (4 of 6 runs); not
+// caused by issue 14, but it breaks "nothing is dropped silently" and a
+// nil Close.
+func TestCloseDuringPingFloodDeliversAcknowledgedWrites(t *testing.T) {
+	for i := 0; i < 4 && !t.Failed(); i++ {
+		pingFloodRun(t, true)
+	}
+}
+
+// pingFloodRun: the peer floods pings while 32 writers stream messages of
+// mixed sizes (pongs join open batches), then the client closes.
+func pingFloodRun(t *testing.T, allDelivered bool) {
 	results := make(chan *received, 1)
 	var pongs, badPongs atomic.Int64
 	srv := hostile.NewServer(t, func(c *hostile.Conn) {
@@ -45,7 +64,15 @@ func TestPingFloodDuringBatches(t *testing.T) {
 		for {
 			f, err := c.ReadFrame()
 			if err != nil {
+				r.mu.Lock()
+				r.end = err
+				r.mu.Unlock()
 				return
+			}
+			if !f.Masked || (f.Opcode != hostile.OpPong && f.Opcode != hostile.OpText && f.Opcode != hostile.OpBinary && f.Opcode != hostile.OpClose) {
+				r.mu.Lock()
+				r.bad = append(r.bad, fmt.Sprintf("frame %d: opcode %#x masked %v fin %v len %d: the stream is out of frame sync", r.frames, f.Opcode, f.Masked, f.Fin, len(f.Payload)))
+				r.mu.Unlock()
 			}
 			if f.Opcode == hostile.OpPong {
 				pongs.Add(1)
@@ -75,19 +102,22 @@ func TestPingFloodDuringBatches(t *testing.T) {
 	if err := c.Close(1000, ""); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	<-rerr
+	t.Logf("client's Read ended with: %v", <-rerr)
 	var r *received
 	select {
 	case r = <-results:
 	case <-time.After(30 * time.Second):
 		t.Fatal("peer did not finish")
 	}
-	for _, o := range out {
-		if o.err != nil {
-			t.Errorf("%s: %v (the peer read everything)", o.tag, o.err)
-		}
+	r.mu.Lock()
+	t.Logf("peer's read ended with %v after %d frames (close frame: %v)", r.end, r.frames, r.closeR)
+	r.mu.Unlock()
+	check(t, out, r, allDelivered)
+	r.mu.Lock()
+	if allDelivered && !r.closeR {
+		t.Errorf("Close returned nil, yet the peer never got the close frame (its read ended: %v)", r.end)
 	}
-	check(t, out, r, true)
+	r.mu.Unlock()
 	t.Logf("pongs %d (bad %d)", pongs.Load(), badPongs.Load())
 	if badPongs.Load() != 0 {
 		t.Errorf("%d pongs with a wrong payload", badPongs.Load())

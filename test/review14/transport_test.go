@@ -38,6 +38,8 @@ type received struct {
 	tags   map[string]int
 	bad    []string
 	closeR bool // the peer got the client's close frame
+	end    error
+	frames int
 }
 
 func newReceived() *received { return &received{tags: map[string]int{}} }
@@ -45,6 +47,7 @@ func newReceived() *received { return &received{tags: map[string]int{}} }
 func (r *received) add(t *testing.T, f hostile.ReadFrame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.frames++
 	switch f.Opcode {
 	case hostile.OpText, hostile.OpBinary:
 		if !f.Fin {
