@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -370,5 +371,79 @@ func TestRandomCancelsEveryPoint(t *testing.T) {
 	}
 	if h.Pending != 0 {
 		t.Errorf("Pending %d", h.Pending)
+	}
+}
+
+// A Call whose RequestTimeout passes while it queues behind a stalled
+// write is not written at all, even when the stall clears later: the peer
+// never sees it, and the Call says ErrTimeout.
+func TestCallExpiredInQueueNeverWritten(t *testing.T) {
+	resume := make(chan struct{})
+	results := make(chan *received, 1)
+	srv := hostile.NewServer(t, func(c *hostile.Conn) {
+		if c.Handshake() != nil {
+			return
+		}
+		select {
+		case <-resume:
+		case <-c.Done():
+			return
+		}
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		r := newReceived()
+		defer func() { results <- r }()
+		for {
+			f, err := c.ReadFrame()
+			if err != nil {
+				return
+			}
+			if f.Opcode == hostile.OpText {
+				r.mu.Lock()
+				r.tags[string(f.Payload)]++
+				r.mu.Unlock()
+			}
+			if f.Opcode == hostile.OpClose {
+				_ = c.WriteClose(1000, "")
+				return
+			}
+		}
+	})
+	c := connect(t, srv.URL(), actors.WithRequestTimeout(200*time.Millisecond),
+		actors.Option(func(c *actors.Config) { c.WriteTimeout = 30 * time.Second }))
+	bigDone := make(chan error, 1)
+	big := make([]byte, 12<<20)
+	go func() { bigDone <- c.SendBinary(context.Background(), big) }()
+	time.Sleep(300 * time.Millisecond)
+	callDone := make(chan error, 1)
+	go func() {
+		_, err := c.Request(context.Background(), []byte(`{"jsonrpc":"2.0","id":"queued","method":"private/buy","params":{}}`))
+		callDone <- err
+	}()
+	time.Sleep(time.Second) // well past RequestTimeout, still queued
+	close(resume)
+	if err := <-bigDone; err != nil {
+		t.Errorf("big send: %v", err)
+	}
+	select {
+	case err := <-callDone:
+		if !errors.Is(err, actors.ErrTimeout) {
+			t.Errorf("Request: %v, want ErrTimeout", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Request still waiting 20s after the stall cleared")
+	}
+	_ = c.Close()
+	var r *received
+	select {
+	case r = <-results:
+	case <-time.After(20 * time.Second):
+		t.Fatal("peer did not finish")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p, n := range r.tags {
+		if strings.Contains(p, `"queued"`) {
+			t.Errorf("the expired request was written %d times: %s", n, p)
+		}
 	}
 }
