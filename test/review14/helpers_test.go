@@ -29,19 +29,19 @@ func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 // "nonce": <params.nonce>}} after delay(id) (0: at once). Answers to one
 // connection may overtake each other unless fifo is set.
 type rpcServer struct {
-	srv     *httptest.Server
-	delay   func() time.Duration
-	fifo    bool
-	sent    atomic.Int64 // answers written
-	recv    atomic.Int64 // requests read
-	mu      sync.Mutex
-	conns   []*websocket.Conn
-	closed  bool
-	wg      sync.WaitGroup
+	srv    *httptest.Server
+	delay  func() time.Duration
+	fifo   bool
+	sent   atomic.Int64 // answers written
+	recv   atomic.Int64 // requests read
+	mu     sync.Mutex
+	conns  []*websocket.Conn
+	closed bool
+	wg     sync.WaitGroup
 	// holdEvery k > 1: requests are held until the k-th arrives; then the
 	// held ones are answered, in order, and the k-th after them.
 	holdEvery int
-	stopped chan struct{}
+	stopped   chan struct{}
 }
 
 func newRPCServer(t *testing.T, delay func() time.Duration, fifo bool) *rpcServer {
