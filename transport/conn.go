@@ -103,7 +103,14 @@ func (c *Conn) Read() (websocket.MessageType, []byte, error) {
 			// reads for the peer's close frame.
 			_ = c.closeWith(rerr, pe.Code, pe.Reason)
 		}
-		return 0, nil, c.fail(rerr)
+		err := c.fail(rerr)
+		var ce *CloseError
+		if errors.As(rerr, &ce) && !errors.Is(err, ErrClosed) {
+			// The peer said why it closed: that is what Read reports,
+			// even when a write that the close cut short failed first.
+			return 0, nil, rerr
+		}
+		return 0, nil, err
 	}
 	if typ == websocket.MessageText && !utf8.Valid(data) {
 		_ = c.closeWith(ErrInvalidUTF8, websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")

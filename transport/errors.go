@@ -27,7 +27,9 @@ var (
 	// ErrNotSent means a write failed before any byte of the message
 	// reached the operating system: the peer cannot have received it, so
 	// sending it again (on another connection) is safe. The connection has
-	// been failed.
+	// been failed, except when the message was not written because its
+	// ctx's deadline passed while it waited for another write (the error
+	// then also matches context.DeadlineExceeded).
 	ErrNotSent = errors.New("transport: message not sent")
 	// ErrWriteTimeout means a write did not finish within Options.WriteTimeout;
 	// the peer is stalled and the connection has been closed.
