@@ -159,14 +159,19 @@ func (d *durable) send(ctx context.Context, v via, call *pendingCall, msg []byte
 	}
 	d.pending.await(call)
 	var r pendingResult
-	select {
-	case r = <-call.done:
-	case <-ctx.Done():
-		if d.pending.abandon(call, true) {
-			return nil, nil, d.timeoutError(ctx, start)
-		}
-		// The response (or the disconnect) won the race: use it.
+	done := ctx.Done()
+	if done == nil { // context.Background: the table's timer ends the wait
 		r = <-call.done
+	} else {
+		select {
+		case r = <-call.done:
+		case <-done:
+			if d.pending.abandon(call, true) {
+				return nil, nil, d.timeoutError(ctx, start)
+			}
+			// The response (or the disconnect) won the race: use it.
+			r = <-call.done
+		}
 	}
 	if r.expired {
 		return nil, nil, d.timeoutError(ctx, start)
