@@ -84,6 +84,7 @@ type pendingTable struct {
 	head, tail *pendingCall
 	timer      *time.Timer // fires at head's deadline; nil until the first wait
 	armed      bool        // the timer is set (or its expiry is running)
+	armedAt    time.Time   // ... for this deadline
 	// Ids of requests that gave up (timeout, cancel): their responses are
 	// counted and dropped, not shown to the handler as unmatched.
 	gaveUp     map[reqKey]gaveUp // requests given up on, by key: the connection each went out on
@@ -191,9 +192,12 @@ func (t *pendingTable) await(c *pendingCall) {
 	} else {
 		c.next.prev = c
 	}
-	if !t.armed || t.head == c { // c may come first: its write overtook another's
-		t.armed = true
-		d := time.Until(t.head.deadline)
+	// The timer is set only when it is not, or for later than c's
+	// deadline (c's write overtook another's): a client's deadlines grow,
+	// so a call costs no timer update while one is set.
+	if !t.armed || c.deadline.Before(t.armedAt) {
+		t.armed, t.armedAt = true, c.deadline
+		d := time.Until(c.deadline)
 		if t.timer == nil {
 			t.timer = time.AfterFunc(d, t.expire)
 		} else {
@@ -241,6 +245,7 @@ func (t *pendingTable) expire() {
 		due = append(due, c)
 	}
 	if t.head != nil {
+		t.armedAt = t.head.deadline
 		t.timer.Reset(t.head.deadline.Sub(now))
 	} else {
 		t.armed = false
