@@ -234,6 +234,12 @@ func (c *Conn) markClosed(cause error) bool {
 		c.cause = cause
 		c.closed.Store(true)
 		close(c.done)
+		c.wmu.Lock()
+		if c.qTimer != nil { // the queued writers return with done
+			c.qTimer.Stop()
+			c.qArmed = false
+		}
+		c.wmu.Unlock()
 	})
 	return first
 }
