@@ -30,6 +30,24 @@ func blaster(b *testing.B, size int) *hostile.Server {
 	})
 }
 
+// dialBoth opens a transport.Conn and a bare coder/websocket connection to
+// url, closed when b ends: the two sides of a benchmark's alternating rounds.
+func dialBoth(b *testing.B, url string) (*transport.Conn, *websocket.Conn) {
+	b.Helper()
+	ctx := context.Background()
+	tc, err := transport.Dial(ctx, url, transport.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tc.CloseNow() })
+	bare, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = bare.CloseNow() })
+	return tc, bare
+}
+
 // BenchmarkReadPath measures messages/s read through transport.Conn (with
 // its frame inspector) and through a bare coder/websocket connection, from
 // the same server, in alternating rounds (A B A B) so both see the same
@@ -39,16 +57,7 @@ func BenchmarkReadPath(b *testing.B) {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
 			srv := blaster(b, size)
 			ctx := context.Background()
-			tc, err := transport.Dial(ctx, srv.URL(), transport.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer tc.CloseNow()
-			bare, _, err := websocket.Dial(ctx, srv.URL(), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer bare.CloseNow()
+			tc, bare := dialBoth(b, srv.URL())
 			bare.SetReadLimit(transport.DefaultReadLimit)
 			readT := func(n int) time.Duration {
 				start := time.Now()
@@ -104,16 +113,7 @@ func BenchmarkConcurrentWrites(b *testing.B) {
 				}
 			})
 			ctx := context.Background()
-			tc, err := transport.Dial(ctx, srv.URL(), transport.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer tc.CloseNow()
-			bare, _, err := websocket.Dial(ctx, srv.URL(), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer bare.CloseNow()
+			tc, bare := dialBoth(b, srv.URL())
 			msg := make([]byte, size)
 			const writers = 64
 			run := func(n int, write func() error) time.Duration {
@@ -168,16 +168,7 @@ func BenchmarkConcurrentRoundTrips(b *testing.B) {
 	srv := wstest.NewServer()
 	defer srv.Close()
 	ctx := context.Background()
-	tc, err := transport.Dial(ctx, srv.URL(), transport.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tc.CloseNow()
-	bare, _, err := websocket.Dial(ctx, srv.URL(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bare.CloseNow()
+	tc, bare := dialBoth(b, srv.URL())
 	const callers = 64
 	type side struct {
 		write func([]byte) error

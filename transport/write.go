@@ -338,7 +338,7 @@ func (c *Conn) writeBatch(typ websocket.MessageType, data []byte, batch []*queue
 		}
 		ends[i] = c.out.batched()
 	}
-	_, ferr := c.out.flushBatch()
+	ferr := c.out.flushBatch()
 	c.out.lead(false)
 	// The bytes that reached the kernel: on TCP the batch's offsets (all
 	// of it went through the coalescer), over TLS only "none" is exact.
@@ -474,22 +474,20 @@ func (b *coalescer) batched() int {
 	return len(*b.buf)
 }
 
-// flushBatch writes the batch and closes it; n is how much of it the
-// writer below took.
-func (b *coalescer) flushBatch() (int, error) {
+// flushBatch writes the batch and closes it.
+func (b *coalescer) flushBatch() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	buf := b.buf
 	b.on, b.buf = false, nil
-	var n int
 	err := b.failed
 	b.failed = nil
 	if err == nil && len(*buf) > 0 { // not all written early (a close frame)
-		n, err = b.w.Write(*buf)
+		_, err = b.w.Write(*buf)
 	}
 	if cap(*buf) <= maxPooledBatch {
 		*buf = (*buf)[:0]
 		batchPool.Put(buf)
 	}
-	return n, err
+	return err
 }
