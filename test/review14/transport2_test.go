@@ -1,9 +1,7 @@
 package review14
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -126,49 +124,4 @@ func pingFloodRun(t *testing.T, allDelivered bool) {
 
 // Over TLS: the peer reads some frames, then resets. ErrNotSent only for
 // messages it did not get.
-func TestResetMidBatchTLS(t *testing.T) {
-	for round := 0; round < 6; round++ {
-		results := make(chan *received, 1)
-		after := 40 + round*53
-		srv := hostile.NewTLSServer(t, func(c *hostile.Conn) {
-			if c.Handshake() != nil {
-				return
-			}
-			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-			r := newReceived()
-			for i := 0; i < after; i++ {
-				f, err := c.ReadFrame()
-				if err != nil {
-					break
-				}
-				r.add(t, f)
-			}
-			var raw net.Conn = c.Conn
-			if tc, ok := raw.(interface{ NetConn() net.Conn }); ok {
-				raw = tc.NetConn()
-			}
-			if tc, ok := raw.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0)
-			}
-			_ = raw.Close()
-			results <- r
-		})
-		c := dialT(t, srv.URL(), transport.Options{WriteTimeout: 5 * time.Second, TLSConfig: srv.ClientTLSConfig()})
-		rerr := readAll(c)
-		stop := make(chan struct{})
-		out := writers(c, 32, []int{10, 100, 1000, 200 << 10, 20, 60 << 10}, stop)
-		var r *received
-		select {
-		case r = <-results:
-		case <-time.After(30 * time.Second):
-			t.Fatal("peer did not finish")
-		}
-		close(stop)
-		check(t, out, r, false)
-		_ = c.CloseNow()
-		if err := <-rerr; err == nil || errors.Is(err, nil) {
-			_ = err
-		}
-		srv.Close()
-	}
-}
+func TestResetMidBatchTLS(t *testing.T) { resetMidBatch(t, true, 6, 40, 53) }

@@ -228,14 +228,38 @@ func TestPeerCloseDuringBatchGetsCloseReply(t *testing.T) {
 	t.Logf("close replies lost: %d of %d", lost.Load(), rounds)
 }
 
+// collect reads the client's frames into a received, answering its close
+// frame with 1000, until the connection ends, and sends it on results.
+func collect(t *testing.T, c *hostile.Conn, results chan<- *received) {
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	r := newReceived()
+	defer func() { results <- r }()
+	for {
+		f, err := c.ReadFrame()
+		if err != nil {
+			return
+		}
+		r.add(t, f)
+		if f.Opcode == hostile.OpClose {
+			_ = c.WriteClose(1000, "")
+			return
+		}
+	}
+}
+
 // The peer reads some frames, then resets the connection (RST) while 32
 // writers send messages from 10 bytes to 200 KiB: ErrNotSent is said only
 // of messages the peer did not receive, and what it received is intact.
-func TestResetMidBatchNotSentIsTrue(t *testing.T) {
-	for round := 0; round < 10; round++ {
+func TestResetMidBatchNotSentIsTrue(t *testing.T) { resetMidBatch(t, false, 10, 50, 37) }
+
+// resetMidBatch runs rounds of: the peer (over TLS or not) reads
+// base+round*step frames, then resets the connection (RST) while 32
+// writers send; check holds the writers' outcomes to what it received.
+func resetMidBatch(t *testing.T, useTLS bool, rounds, base, step int) {
+	for round := 0; round < rounds; round++ {
 		results := make(chan *received, 1)
-		after := 50 + round*37
-		srv := hostile.NewServer(t, func(c *hostile.Conn) {
+		after := base + round*step
+		script := func(c *hostile.Conn) {
 			if c.Handshake() != nil {
 				return
 			}
@@ -248,13 +272,25 @@ func TestResetMidBatchNotSentIsTrue(t *testing.T) {
 				}
 				r.add(t, f)
 			}
-			if tc, ok := c.Conn.(*net.TCPConn); ok {
+			var raw net.Conn = c.Conn
+			if tc, ok := raw.(interface{ NetConn() net.Conn }); ok { // under TLS
+				raw = tc.NetConn()
+			}
+			if tc, ok := raw.(*net.TCPConn); ok {
 				_ = tc.SetLinger(0)
 			}
-			_ = c.Conn.Close()
+			_ = raw.Close()
 			results <- r
-		})
-		c := dialT(t, srv.URL(), transport.Options{WriteTimeout: 5 * time.Second})
+		}
+		opts := transport.Options{WriteTimeout: 5 * time.Second}
+		var srv *hostile.Server
+		if useTLS {
+			srv = hostile.NewTLSServer(t, script)
+			opts.TLSConfig = srv.ClientTLSConfig()
+		} else {
+			srv = hostile.NewServer(t, script)
+		}
+		c := dialT(t, srv.URL(), opts)
 		rerr := readAll(c)
 		stop := make(chan struct{})
 		out := writers(c, 32, []int{10, 100, 1000, 200 << 10, 20, 60 << 10}, stop)
@@ -282,20 +318,7 @@ func TestCloseWhileBatchingNothingDroppedSilently(t *testing.T) {
 			if c.Handshake() != nil {
 				return
 			}
-			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-			r := newReceived()
-			defer func() { results <- r }()
-			for {
-				f, err := c.ReadFrame()
-				if err != nil {
-					return
-				}
-				r.add(t, f)
-				if f.Opcode == hostile.OpClose {
-					_ = c.WriteClose(1000, "")
-					return
-				}
-			}
+			collect(t, c, results)
 		})
 		c := dialT(t, srv.URL(), transport.Options{})
 		rerr := readAll(c)
@@ -344,20 +367,7 @@ func TestCancelledWhileQueuedNeverWritten(t *testing.T) {
 		case <-c.Done():
 			return
 		}
-		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-		r := newReceived()
-		defer func() { results <- r }()
-		for {
-			f, err := c.ReadFrame()
-			if err != nil {
-				return
-			}
-			r.add(t, f)
-			if f.Opcode == hostile.OpClose {
-				_ = c.WriteClose(1000, "")
-				return
-			}
-		}
+		collect(t, c, results)
 	})
 	c := dialT(t, srv.URL(), transport.Options{WriteTimeout: 30 * time.Second, NetDial: smallBuffers})
 	rerr := readAll(c)
