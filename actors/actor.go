@@ -569,13 +569,13 @@ func (d *durable) inbound(conn *transport.Conn, gen uint64, typ websocket.Messag
 			return nil, true // the venue's text heartbeat answered (heartbeat.go)
 		}
 		if r, ok := d.cfg.correlate(data); ok { // a venue's own answers (OKX's events)
-			if key, ok := parseKey(r.ID); ok && d.pending.resolve(key, conn, data, heapResponse(r)) {
+			if key, ok := parseKey(r.ID); ok && d.pending.resolve(key, conn, data, heapResponse(r), jsonrpc.Envelope{}) {
 				return nil, true
 			}
 		}
 		env, isJSON = jsonrpc.Peek(data)
 		if isJSON && env.ID != nil && (env.Result != nil || env.Error != nil) {
-			if key, ok := parseKey(env.ID); ok && d.pending.resolve(key, conn, data, nil) {
+			if key, ok := parseKey(env.ID); ok && d.pending.resolve(key, conn, data, nil, env) {
 				return nil, true
 			}
 		}

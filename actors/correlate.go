@@ -82,12 +82,17 @@ func (c *Client) Call(ctx context.Context, method string, params any) (json.RawM
 	if d == nil {
 		return nil, ErrNotFound
 	}
-	resp, err := d.call(ctx, via{}, func(id uint64) ([]byte, error) { return jsonrpc.Build(id, method, params) })
+	return d.callMethod(ctx, via{}, method, params)
+}
+
+// callMethod is Call on the connection v names: Client.Call and
+// Setup.Call.
+func (d *durable) callMethod(ctx context.Context, v via, method string, params any) (json.RawMessage, error) {
+	a, err := d.call(ctx, v, func(id uint64) ([]byte, error) { return jsonrpc.Build(id, method, params) })
 	if err != nil {
 		return nil, err
 	}
-	env, _ := jsonrpc.Peek(resp)
-	return json.RawMessage(env.Result), nil
+	return a.result, nil
 }
 
 // Request sends msg, a JSON object carrying its own JSON-RPC "id" (an
@@ -127,15 +132,24 @@ func (d *durable) request(ctx context.Context, v via, msg []byte) (json.RawMessa
 	if err != nil {
 		return nil, err
 	}
-	resp, _, err := d.send(ctx, v, call, msg)
-	return resp, err
+	a, err := d.send(ctx, v, call, msg)
+	return a.resp, err
+}
+
+// answer is a request's response: the whole object, the venue's reading
+// of it (nil for a JSON-RPC one, so that nobody correlates it again), and
+// its "result" (read once: from the envelope the reader peeked).
+type answer struct {
+	resp   json.RawMessage
+	vr     *venue.Response
+	result json.RawMessage
 }
 
 // send writes msg, registered as call, and waits for its response. The
 // deadline (the earlier of ctx's and RequestTimeout) runs from the
 // registration; only a write already in progress can outlast it, by at most
 // WriteTimeout. It releases call.
-func (d *durable) send(ctx context.Context, v via, call *pendingCall, msg []byte) (json.RawMessage, *venue.Response, error) {
+func (d *durable) send(ctx context.Context, v via, call *pendingCall, msg []byte) (answer, error) {
 	defer call.release()
 	start := call.start
 	// The waits before the write (the rate limiter, the write queue) see
@@ -153,9 +167,9 @@ func (d *durable) send(ctx context.Context, v via, call *pendingCall, msg []byte
 			<-call.done // failed meanwhile (the connection ended): its result is on the way
 		}
 		if ctx.Err() != nil || !time.Now().Before(call.deadline) {
-			return nil, nil, d.timeoutError(ctx, start)
+			return answer{}, d.timeoutError(ctx, start)
 		}
-		return nil, nil, err
+		return answer{}, err
 	}
 	d.pending.await(call)
 	var r pendingResult
@@ -167,33 +181,40 @@ func (d *durable) send(ctx context.Context, v via, call *pendingCall, msg []byte
 		case r = <-call.done:
 		case <-done:
 			if d.pending.abandon(call, true) {
-				return nil, nil, d.timeoutError(ctx, start)
+				return answer{}, d.timeoutError(ctx, start)
 			}
 			// The response (or the disconnect) won the race: use it.
 			r = <-call.done
 		}
 	}
 	if r.expired {
-		return nil, nil, d.timeoutError(ctx, start)
+		return answer{}, d.timeoutError(ctx, start)
 	}
 	if r.err != nil {
-		return nil, nil, r.err
+		return answer{}, r.err
 	}
 	rtt := time.Since(start)
 	d.latency.add(rtt)
 	d.tel.roundTrip(rtt)
 	if r.vr != nil {
+		env, _ := jsonrpc.Peek(r.resp)
+		a := answer{resp: r.resp, vr: r.vr, result: env.Result}
 		if e := r.vr.Err; e != nil {
-			return json.RawMessage(r.resp), r.vr, &RPCError{Code: e.Code, Message: e.Message, secrets: d.secrets}
+			return a, &RPCError{Code: e.Code, Message: e.Message, secrets: d.secrets}
 		}
-		return json.RawMessage(r.resp), r.vr, nil
+		return a, nil
 	}
-	if renv, _ := jsonrpc.Peek(r.resp); hasError(renv) {
-		rpcErr := parseRPCError(renv.Error)
+	env := r.env
+	if env.ID == nil { // not peeked on the reader
+		env, _ = jsonrpc.Peek(r.resp)
+	}
+	a := answer{resp: r.resp, result: env.Result}
+	if hasError(env) {
+		rpcErr := parseRPCError(env.Error)
 		rpcErr.secrets = d.secrets
-		return json.RawMessage(r.resp), nil, rpcErr
+		return a, rpcErr
 	}
-	return json.RawMessage(r.resp), nil, nil
+	return a, nil
 }
 
 // hasError: a response carries an error unless "error" is absent or null.
@@ -258,22 +279,15 @@ func (d *durable) notSent(ctx context.Context) error {
 
 // call sends a request built with an id from the client's sequence,
 // skipping ids a Request of the user's holds at the moment.
-func (d *durable) call(ctx context.Context, v via, build func(id uint64) ([]byte, error)) (json.RawMessage, error) {
-	resp, _, err := d.callVenue(ctx, v, build)
-	return resp, err
-}
-
-// callVenue is call that also returns the venue's reading of the response
-// (nil for a JSON-RPC one), so that nobody correlates it again.
-func (d *durable) callVenue(ctx context.Context, v via, build func(id uint64) ([]byte, error)) (json.RawMessage, *venue.Response, error) {
+func (d *durable) call(ctx context.Context, v via, build func(id uint64) ([]byte, error)) (answer, error) {
 	if err := d.notSent(ctx); err != nil {
-		return nil, nil, err
+		return answer{}, err
 	}
 	for {
 		id := d.ids.Add(1)
 		msg, err := build(id)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+			return answer{}, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 		}
 		key := intKey(id)
 		if d.correlator {
@@ -290,7 +304,7 @@ func (d *durable) callVenue(ctx context.Context, v via, build func(id uint64) ([
 			continue
 		}
 		if err != nil {
-			return nil, nil, err
+			return answer{}, err
 		}
 		return d.send(ctx, v, pc, msg)
 	}

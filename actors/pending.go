@@ -112,7 +112,8 @@ type pendingCall struct {
 
 type pendingResult struct {
 	resp []byte
-	vr   *venue.Response // the venue's reading of resp (venue.Correlator), made once on the reader; nil: JSON-RPC
+	vr   *venue.Response  // the venue's reading of resp (venue.Correlator), made once on the reader; nil: JSON-RPC
+	env  jsonrpc.Envelope // resp's JSON-RPC envelope as the reader peeked it (zero: not peeked)
 	err  error
 	// expired: RequestTimeout passed (err is nil); the request was given up
 	// on as abandon(asLate) does.
@@ -343,7 +344,7 @@ func (t *pendingTable) abandon(c *pendingCall, asLate bool) bool {
 // connection, a draining one's to a request of the same id, answers
 // nothing). It reports whether the response was consumed (by a waiting
 // request, or dropped as late).
-func (t *pendingTable) resolve(key reqKey, conn *transport.Conn, resp []byte, vr *venue.Response) bool {
+func (t *pendingTable) resolve(key reqKey, conn *transport.Conn, resp []byte, vr *venue.Response, env jsonrpc.Envelope) bool {
 	t.mu.Lock()
 	c, ok := t.calls[key]
 	if g, late := t.gaveUp[key]; ok && late && g.seq == c.after && g.conn == conn {
@@ -363,7 +364,7 @@ func (t *pendingTable) resolve(key reqKey, conn *transport.Conn, resp []byte, vr
 	}
 	t.mu.Unlock()
 	if ok {
-		c.done <- pendingResult{resp: resp, vr: vr}
+		c.done <- pendingResult{resp: resp, vr: vr, env: env}
 	}
 	return ok
 }

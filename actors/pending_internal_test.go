@@ -88,7 +88,7 @@ func TestPendingTableExpiresInDeadlineOrder(t *testing.T) {
 	if tab.count() != 0 || head != nil || tail != nil {
 		t.Fatalf("after expiry: %d pending, head %p tail %p", tab.count(), head, tail)
 	}
-	if !tab.resolve(intKey(7), conn, []byte(`{"id":7,"result":1}`), nil) || tab.late.Load() != 1 {
+	if !tab.resolve(intKey(7), conn, []byte(`{"id":7,"result":1}`), nil, jsonrpc.Envelope{}) || tab.late.Load() != 1 {
 		t.Fatalf("a late answer to an expired request: late=%d, want it counted", tab.late.Load())
 	}
 	tab.stop()
@@ -109,7 +109,7 @@ func TestPendingTableUnlinksEveryWayOut(t *testing.T) {
 		return c
 	}
 	a, b, c, d := reg(1, conn), reg(2, conn), reg(3, other), reg(4, conn)
-	if !tab.resolve(intKey(2), conn, []byte(`{}`), nil) {
+	if !tab.resolve(intKey(2), conn, []byte(`{}`), nil, jsonrpc.Envelope{}) {
 		t.Fatal("answer to 2 not taken")
 	}
 	if r := <-b.done; r.resp == nil {

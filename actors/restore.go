@@ -660,11 +660,11 @@ func (d *durable) apply(ctx context.Context, ss *subSession, op venue.Subscripti
 	for _, r := range reqs {
 		var confirmed []string
 		err := guard("dialect", func() error {
-			resp, vr, err := d.callVenue(ctx, via{conn: ss.conn, pace: paceWait, gen: ss.gen}, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
+			a, err := d.call(ctx, via{conn: ss.conn, pace: paceWait, gen: ss.gen}, func(id uint64) ([]byte, error) { return dialect.Encode(r, id) })
 			if err != nil {
 				return err
 			}
-			if confirmed, err = dialect.Confirmed(r, d.resultOf(resp, vr)); err != nil {
+			if confirmed, err = dialect.Confirmed(r, d.resultOf(a.resp, a.vr)); err != nil {
 				return err
 			}
 			confirmed = d.onlyAsked(r, confirmed)

@@ -11,7 +11,6 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
-	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/transport"
 )
@@ -85,12 +84,7 @@ func (s *Setup) Done() <-chan struct{} { return s.conn.Done() }
 
 // Call is Client.Call on this connection.
 func (s *Setup) Call(ctx context.Context, method string, params any) (json.RawMessage, error) {
-	resp, err := s.d.call(ctx, s.via(), func(id uint64) ([]byte, error) { return jsonrpc.Build(id, method, params) })
-	if err != nil {
-		return nil, err
-	}
-	env, _ := jsonrpc.Peek(resp)
-	return json.RawMessage(env.Result), nil
+	return s.d.callMethod(ctx, s.via(), method, params)
 }
 
 // Request is Client.Request on this connection. A refusal is an
