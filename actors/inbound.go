@@ -34,6 +34,15 @@ const (
 	KindText
 	// KindBinary: a binary message.
 	KindBinary
+	// KindGap: not a frame of the venue but the client's notice that a
+	// sequenced channel's stream broke (Inbound.Gap says where and why),
+	// delivered in the stream where the break is: every notification of
+	// Gap.Channel before it is in sync, and the channel's state built from
+	// them must be thrown away. The client puts the channel back in sync;
+	// the next notification of it that is delivered is a snapshot
+	// (Inbound.Snapshot) or, for a reconnect, the first of the new
+	// connection. Data is nil. See docs/market-data.md.
+	KindGap
 )
 
 // String returns the name used in logs.
@@ -49,6 +58,8 @@ func (k InboundKind) String() string {
 		return "text"
 	case KindBinary:
 		return "binary"
+	case KindGap:
+		return "gap"
 	}
 	return fmt.Sprintf("InboundKind(%d)", int(k))
 }
@@ -74,6 +85,60 @@ type Inbound struct {
 	// Unmatched is true for a response whose id no pending request of this
 	// client waited for.
 	Unmatched bool
+	// Snapshot is true for a notification that is a full image of its
+	// channel (the venue's Sequencer said so, or the user's snapshot fetch
+	// returned it, actors.WithSnapshot): it replaces what came before.
+	Snapshot bool
+	// Backfill is true for a message a venue fetched on a new connection
+	// for what changed while there was none (Deribit's open orders and
+	// trades: see actors/deribit), delivered before the connection's own
+	// notifications.
+	Backfill bool
+	// Gap says what broke, for a KindGap; nil otherwise.
+	Gap *Gap
+}
+
+// Gap is a break in a sequenced channel's stream (a KindGap message).
+type Gap struct {
+	Channel string
+	Reason  GapReason
+	// Expected is the number the next update had to hold: the last
+	// delivered update's Last plus one (0 when none had been delivered on
+	// this channel).
+	Expected uint64
+	// Got is the First of the update that broke the sequence (GapSequence);
+	// 0 for the other reasons.
+	Got uint64
+	// Generation is the connection the break was seen on.
+	Generation uint64
+}
+
+// GapReason says why a channel's stream broke.
+type GapReason int
+
+// Gap reasons.
+const (
+	// GapSequence: an update does not follow the one before.
+	GapSequence GapReason = iota + 1
+	// GapReconnect: the connection was replaced (a reconnect, a restart);
+	// what was sent while there was none is lost.
+	GapReconnect
+	// GapStale: the channel stayed silent longer than its freshness bound
+	// (WithFreshness) and is subscribed again.
+	GapStale
+)
+
+// String returns "sequence", "reconnect" or "stale".
+func (r GapReason) String() string {
+	switch r {
+	case GapSequence:
+		return "sequence"
+	case GapReconnect:
+		return "reconnect"
+	case GapStale:
+		return "stale"
+	}
+	return fmt.Sprintf("GapReason(%d)", int(r))
 }
 
 // defaultInboundQueueBytes bounds the bytes of the messages waiting for the

@@ -52,9 +52,13 @@ const (
 	// ChannelStale: it was active on an earlier connection and is not yet
 	// restored on the current one (a reconnect or restart is under way).
 	ChannelStale
+	// ChannelResyncing: active, but its sequence broke (a KindGap was
+	// delivered) and the client is putting it back in sync; its
+	// notifications are held or dropped until it is (docs/market-data.md).
+	ChannelResyncing
 )
 
-// String returns "pending", "active", "failed" or "stale".
+// String returns "pending", "active", "failed", "stale" or "resyncing".
 func (s ChannelState) String() string {
 	switch s {
 	case ChannelPending:
@@ -65,6 +69,8 @@ func (s ChannelState) String() string {
 		return "failed"
 	case ChannelStale:
 		return "stale"
+	case ChannelResyncing:
+		return "resyncing"
 	}
 	return fmt.Sprintf("ChannelState(%d)", int(s))
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/ratelimit"
@@ -87,4 +88,64 @@ func (Dialect) Confirmed(r venue.SubscriptionRequest, result json.RawMessage) ([
 		return nil, fmt.Errorf("zenws: %s result is %s, want null", r.Method, result)
 	}
 	return r.Channels, nil
+}
+
+// Sequence implements venue.Sequencer for the depth streams of combined
+// streams: a diff depth stream (<symbol>@depth, <symbol>@depth@100ms)
+// carries U and u (an update holds the number after the last one's u) and,
+// on futures, pu (the u of the update before); a partial book stream
+// (<symbol>@depth5, @depth10@100ms, ...) is a full image each time, with
+// its lastUpdateId. Other streams carry no sequence.
+func (Venue) Sequence(channel string, data []byte) (venue.Seq, bool) {
+	kind := depthKind(channel)
+	if kind == 0 {
+		return venue.Seq{}, false
+	}
+	d := jsonrpc.Field(data, "data")
+	if kind == partialDepth {
+		id, ok := jsonrpc.Uint(jsonrpc.Field(d, "lastUpdateId"))
+		return venue.Seq{First: id, Last: id, Snapshot: true}, ok
+	}
+	first, ok1 := jsonrpc.Uint(jsonrpc.Field(d, "U"))
+	last, ok2 := jsonrpc.Uint(jsonrpc.Field(d, "u"))
+	if !ok1 || !ok2 || last < first {
+		return venue.Seq{}, false
+	}
+	s := venue.Seq{First: first, Last: last}
+	if pu, ok := jsonrpc.Uint(jsonrpc.Field(d, "pu")); ok {
+		s.Prev, s.HasPrev = pu, true
+	}
+	return s, true
+}
+
+// Resync implements venue.Resyncer: a diff depth stream is put back in sync
+// from a REST snapshot the user fetches (actors.WithSnapshot), with the
+// deltas held meanwhile; a partial book needs nothing (its next message is
+// a full image).
+func (Venue) Resync(channel string) venue.ResyncMode {
+	if depthKind(channel) == diffDepth {
+		return venue.ResyncSnapshot
+	}
+	return venue.ResyncResubscribe
+}
+
+const (
+	diffDepth = iota + 1
+	partialDepth
+)
+
+// depthKind tells a diff depth stream from a partial book one.
+func depthKind(channel string) int {
+	i := strings.Index(channel, "@depth")
+	if i <= 0 {
+		return 0
+	}
+	rest := channel[i+len("@depth"):]
+	switch {
+	case rest == "" || strings.HasPrefix(rest, "@"):
+		return diffDepth
+	case rest[0] >= '0' && rest[0] <= '9':
+		return partialDepth
+	}
+	return 0
 }

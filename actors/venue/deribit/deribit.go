@@ -99,3 +99,34 @@ func (Dialect) Confirmed(r venue.SubscriptionRequest, result json.RawMessage) ([
 	}
 	return got, nil
 }
+
+// Sequence implements venue.Sequencer for the order book channels
+// (book.*): a "change" carries change_id and prev_change_id and follows the
+// update whose change_id is its prev_change_id; a "snapshot" (the first
+// message after a subscribe), or a grouped book's message (a full image of
+// the top levels each time, without prev_change_id), starts the sequence
+// again. Other channels carry no sequence.
+func (Venue) Sequence(channel string, data []byte) (venue.Seq, bool) {
+	if !strings.HasPrefix(channel, "book.") {
+		return venue.Seq{}, false
+	}
+	d := venue.Path(data, "params", "data")
+	id, ok := jsonrpc.Uint(jsonrpc.Field(d, "change_id"))
+	if !ok {
+		return venue.Seq{}, false
+	}
+	s := venue.Seq{First: id, Last: id}
+	typ, _ := jsonrpc.String(jsonrpc.Field(d, "type"))
+	prev, hasPrev := jsonrpc.Uint(jsonrpc.Field(d, "prev_change_id"))
+	switch {
+	case typ == "snapshot" || !hasPrev:
+		s.Snapshot = true
+	default:
+		s.Prev, s.HasPrev = prev, true
+	}
+	return s, true
+}
+
+// Resync implements venue.Resyncer: a Deribit book is put back in sync by
+// subscribing it again, alone; its first message is a fresh snapshot.
+func (Venue) Resync(string) venue.ResyncMode { return venue.ResyncResubscribe }
