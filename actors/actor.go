@@ -142,6 +142,12 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.connRetired(m.gen)
 	case *reconnectReq:
 		a.reconnect(m)
+	case *snapshotDone:
+		a.snapshotFetched(m)
+	case *resubscribedMsg:
+		a.resubscribeConfirmed(m)
+	case *guardTick:
+		a.tick()
 	case *intentChanged:
 		a.d.publishQueued.Store(false)
 		a.publish()
@@ -384,6 +390,7 @@ func (a *clientActor) connected(conn *transport.Conn, pings *serverPings) {
 	d := a.d
 	s := a.openSession(conn, pings, a.cfg.RestoreSubscriptions)
 	a.cur, a.gen = s, s.gen
+	a.newEpoch() // not a rotation's: the stream has a hole here (sequence.go)
 	a.enter(phaseSetup)
 	a.startHeartbeat()
 	if len(d.cfg.ConnectHooks) == 0 && d.intent.count() == 0 {
@@ -758,6 +765,7 @@ func (a *clientActor) stopped() {
 		return
 	}
 	clients(a.sys).CompareAndDelete(a.self.Id, d)
+	a.stopGuard()
 	a.setState(StateDisconnected)
 	var onDisconnect func()
 	if fn := a.cfg.OnDisconnect; fn != nil {
@@ -877,7 +885,7 @@ func (a *clientActor) deliver(in *Inbound) {
 	if in.Kind != KindResponse && a.mergeIn(in) {
 		return
 	}
-	a.d.in.push(in)
+	a.emit(in)
 }
 
 func (a *clientActor) String() string {

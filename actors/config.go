@@ -273,6 +273,21 @@ type Config struct {
 	// Operator's view (label.go).
 
 	Label string // WithLabel, names the client in Health and its log lines; default "", at most 64 bytes
+
+	// Market data you can trust (sequence.go, freshness.go,
+	// docs/market-data.md).
+
+	// Sequencer reads the sequence numbers of wanted channels'
+	// notifications (WithSequencer); default the venue's (venue.Sequencer:
+	// Deribit's books, Binance's depth), else none.
+	Sequencer venue.Sequencer
+	// Snapshot fetches a channel's snapshot for a venue whose stream is
+	// deltas only (venue.ResyncSnapshot: Binance's diff depth), WithSnapshot;
+	// default nil: such a channel's gaps are reported, not repaired.
+	Snapshot SnapshotFunc
+	// Freshness says how long a channel may stay silent (WithFreshness);
+	// default none. At most 64 rules, each at least 10 ms.
+	Freshness []FreshnessRule
 }
 
 // StateChange is one transition of a client's state, as seen by a
@@ -433,7 +448,8 @@ func (cfg Config) Validate() error {
 	if cfg.RecordQueueBytes < 0 {
 		bad("RecordQueueBytes", fmt.Sprintf("must not be negative, got %d", cfg.RecordQueueBytes))
 	}
-	cfg.validateLabel(bad) // label.go
+	cfg.validateLabel(bad)      // label.go
+	cfg.validateMarketData(bad) // freshness.go
 	return errors.Join(errs...)
 }
 

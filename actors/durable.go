@@ -102,6 +102,7 @@ type actorExtras struct {
 	attemptLog limitedLine // "connection attempt failed" at WARN, at most once a second
 	healLog    limitedLine // "reconnected" at INFO, at most once a second
 	restoreLog limitedLine // "restoring subscriptions failed" at WARN, at most once a second
+	seq        *seqGuard   // sequence guards and freshness (sequence.go); nil until needed
 }
 
 // extras returns the actor's extras, made on the first call; on the actor
@@ -144,6 +145,14 @@ type rareStats struct {
 	testCoalesced atomic.Uint64 // test_requests that found an answer in flight
 	pingFloods    atomic.Uint64 // connections ended for a ping flood
 	notices       atomic.Uint64 // maintenance notices seen (Health.MaintenanceNotices)
+
+	// Market data (sequence.go, freshness.go).
+	gaps              atomic.Uint64 // Health.SequenceGaps
+	resyncs           atomic.Uint64 // Health.Resyncs
+	seqDropped        atomic.Uint64 // Health.SequenceDropped
+	snapshotFailures  atomic.Uint64 // Health.SnapshotFailures
+	staleResubscribes atomic.Uint64 // Health.StaleResubscribes
+	stalls            atomic.Uint64 // Health.Stalls
 }
 
 // rareCounts returns the rare counters to count in, made on first use (by
@@ -323,6 +332,8 @@ func (d *durable) healthBrief() Health {
 		h.TestRequestsCoalesced = r.testCoalesced.Load()
 		h.PingFloods = r.pingFloods.Load()
 		h.MaintenanceNotices = r.notices.Load()
+		h.SequenceGaps, h.Resyncs, h.SequenceDropped = r.gaps.Load(), r.resyncs.Load(), r.seqDropped.Load()
+		h.SnapshotFailures, h.StaleResubscribes, h.Stalls = r.snapshotFailures.Load(), r.staleResubscribes.Load(), r.stalls.Load()
 	}
 	h.RecordsDropped = d.rec.droppedCount()
 	h.RecordError = d.scrub(d.rec.failure())

@@ -53,6 +53,14 @@ type Health struct {
 	TestRequestsCoalesced uint64 // Deribit test_requests that found an answer already in flight
 	PingFloods            uint64 // connections ended because the server flooded pings (ErrPingFlood)
 
+	// Market data (sequence.go, freshness.go, docs/market-data.md).
+	SequenceGaps      uint64 // breaks of a sequenced channel's stream (KindGap notices for GapSequence and GapReconnect)
+	Resyncs           uint64 // resyncs started (a resubscribe or a snapshot fetch)
+	SequenceDropped   uint64 // updates not delivered: out of sync, already delivered, or held past the bound
+	SnapshotFailures  uint64 // snapshot fetches (WithSnapshot) that failed
+	StaleResubscribes uint64 // channels subscribed again because they stayed silent (WithFreshness)
+	Stalls            uint64 // connections replaced because a channel stayed silent after that
+
 	// Life cycle (lifecycle.go, rotate.go).
 	MaintenanceNotices uint64 // maintenance notices (Binance serverShutdown) seen, each rotation's coalesced ones included
 

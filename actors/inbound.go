@@ -245,6 +245,32 @@ func (q *deliveryQueue) fitsLocked(size int64) bool {
 	return q.msgs == 0 || q.byteLimit <= 0 || q.bytes+size <= q.byteLimit
 }
 
+// pushNotice queues a message the overflow policy never drops: a gap
+// notice (KindGap), whose loss would leave a consumer with a book it must
+// throw away. Notices are few (one per channel per resync, and resyncs
+// back off: sequence.go), so they are not counted against the bounds.
+func (q *deliveryQueue) pushNotice(m *Inbound) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		q.dropped.Add(1)
+		return
+	}
+	q.seq++
+	m.Seq = q.seq
+	q.items = append(q.items, delivery{fn: func() {
+		q.mu.Lock()
+		deliver := q.deliver
+		q.mu.Unlock()
+		if deliver == nil {
+			q.dropped.Add(1)
+			return
+		}
+		deliver(m)
+	}})
+	q.startLocked()
+}
+
 // call queues a callback; callbacks are never dropped.
 func (q *deliveryQueue) call(fn func()) {
 	q.mu.Lock()

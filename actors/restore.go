@@ -129,8 +129,11 @@ type subSession struct {
 	applied  map[string]bool     // confirmed on this connection
 	inflight map[string]bool     // a request for it is on its way
 	failed   map[string]*failure // refused on this connection, retried at next
-	setup    bool                // in its connect pipeline: the setup goroutine converges it
-	closed   bool
+	// resub are applied channels to subscribe again, alone: unsubscribed
+	// first, then subscribed (a resync: sequence.go); made on first use.
+	resub  map[string]bool
+	setup  bool // in its connect pipeline: the setup goroutine converges it
+	closed bool
 }
 
 // ensure makes ss's maps (reads of nil maps are fine; writes are not).
@@ -158,6 +161,12 @@ type intent struct {
 
 	cancel context.CancelFunc // ends the worker's requests (the client stops)
 	retry  *time.Timer        // wakes the worker when the next refused channel is due
+
+	// Resyncs (sequence.go): channels being put back in sync, and those
+	// unsubscribed for a resubscribe whose subscribe is still to be
+	// confirmed; made on first use.
+	resyncing map[string]bool
+	resubWait map[string]bool
 
 	// The flags, side by side (apart, each would take a word).
 	degVal  bool
@@ -209,6 +218,8 @@ func (s *intent) list() []string {
 func (s *intent) stateOf(ch string, w *want) (ChannelState, *failure) {
 	p := s.primary
 	switch {
+	case p != nil && s.resyncing[ch]:
+		return ChannelResyncing, nil
 	case p != nil && p.applied[ch]:
 		return ChannelActive, nil
 	case p != nil && p.failed[ch] != nil && !p.inflight[ch]:
@@ -260,9 +271,9 @@ func (s *intent) degraded() bool {
 	if s.degMemo == s.version+1 {
 		return s.degVal
 	}
-	p, deg := s.primary, false
+	p, deg := s.primary, len(s.resyncing) > 0
 	for ch := range s.wanted {
-		if p == nil || !p.applied[ch] {
+		if deg || p == nil || !p.applied[ch] {
 			deg = true
 			break
 		}
@@ -271,13 +282,80 @@ func (s *intent) degraded() bool {
 	return deg
 }
 
-// seen stamps a notification of ch (Health.Channels[].LastMessage).
-func (s *intent) seen(ch string, at time.Time) {
+// seen stamps a notification of ch (Health.Channels[].LastMessage) and
+// reports whether ch is wanted.
+func (s *intent) seen(ch string, at time.Time) bool {
 	s.mu.Lock()
-	if w := s.wanted[ch]; w != nil {
+	w := s.wanted[ch]
+	if w != nil {
 		w.lastMsg = at
 	}
 	s.mu.Unlock()
+	return w != nil
+}
+
+// wants reports whether ch is wanted.
+func (s *intent) wants(ch string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wanted[ch] != nil
+}
+
+// resubscribe has the live connection subscribe ch again, alone: an
+// unsubscribe, then a subscribe (a resync, sequence.go; a silent channel,
+// freshness.go). It reports false when ch is not active on the live
+// connection (nothing to do: a restore will subscribe it).
+func (s *intent) resubscribe(ch string) bool {
+	s.mu.Lock()
+	p := s.primary
+	if p == nil || p.setup || p.closed || !p.applied[ch] || s.wanted[ch] == nil {
+		s.mu.Unlock()
+		return false
+	}
+	if p.resub == nil {
+		p.resub = map[string]bool{}
+	}
+	p.resub[ch] = true
+	s.signal()
+	s.mu.Unlock()
+	s.wake()
+	return true
+}
+
+// setResyncing marks ch as being put back in sync (ChannelResyncing), or
+// not.
+func (s *intent) setResyncing(ch string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on == s.resyncing[ch] {
+		return
+	}
+	if on {
+		if s.resyncing == nil {
+			s.resyncing = map[string]bool{}
+		}
+		s.resyncing[ch] = true
+	} else {
+		delete(s.resyncing, ch)
+	}
+	s.signal()
+}
+
+// live calls fn for every wanted channel active on the live connection
+// (and not being subscribed again), with its last notification's time. It
+// holds s.mu while it runs: fn must not call s.
+func (s *intent) live(fn func(ch string, lastMsg time.Time)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.primary
+	if p == nil || p.setup {
+		return
+	}
+	for ch, w := range s.wanted {
+		if p.applied[ch] && !p.resub[ch] {
+			fn(ch, w.lastMsg)
+		}
+	}
 }
 
 // checkChannels is the input check of Subscribe and Unsubscribe.
@@ -471,6 +549,11 @@ func (s *intent) work(ss *subSession, now time.Time, take bool) (add, remove []s
 			remove = append(remove, ch)
 		}
 	}
+	for ch := range ss.resub {
+		if !ss.inflight[ch] {
+			remove = append(remove, ch)
+		}
+	}
 	if !take {
 		return add, remove, next
 	}
@@ -528,6 +611,9 @@ func (s *intent) settle(ss *subSession, op venue.SubscriptionOp, channels, ok []
 		return
 	}
 	ss.ensure()
+	if op == venue.OpUnsubscribe && len(ss.resub) > 0 {
+		channels, ok = s.resubscribed(ss, channels, ok)
+	}
 	now := time.Now()
 	for _, ch := range ok {
 		delete(ss.failed, ch)
@@ -535,6 +621,12 @@ func (s *intent) settle(ss *subSession, op venue.SubscriptionOp, channels, ok []
 			ss.applied[ch] = true
 			if w := s.wanted[ch]; w != nil {
 				w.wasActive = true
+			}
+			if s.resubWait[ch] {
+				delete(s.resubWait, ch)
+				if s.d != nil {
+					s.d.resubscribed(ch, ss.gen)
+				}
 			}
 		} else {
 			delete(ss.applied, ch)
@@ -588,6 +680,36 @@ func (s *intent) settle(ss *subSession, op venue.SubscriptionOp, channels, ok []
 		}
 	}
 	s.signal()
+}
+
+// resubscribed takes the channels of a resubscribe out of an unsubscribe's
+// outcome: whatever the venue answered, they are not applied any more, and
+// the next round subscribes them (the venue's refusal of the unsubscribe
+// is no failure to retry: the subscribe that follows is what counts). It
+// returns the other channels and the confirmed ones among them; with s.mu
+// held.
+func (s *intent) resubscribed(ss *subSession, channels, ok []string) (rest, restOK []string) {
+	for _, ch := range channels {
+		if !ss.resub[ch] {
+			rest = append(rest, ch)
+			continue
+		}
+		delete(ss.resub, ch)
+		delete(ss.applied, ch)
+		delete(ss.failed, ch)
+		if s.wanted[ch] != nil {
+			if s.resubWait == nil {
+				s.resubWait = map[string]bool{}
+			}
+			s.resubWait[ch] = true
+		}
+	}
+	for _, ch := range ok {
+		if slices.Contains(rest, ch) {
+			restOK = append(restOK, ch)
+		}
+	}
+	return rest, restOK
 }
 
 // waitFor waits until check, run with s.mu held, reports done, or ctx, the

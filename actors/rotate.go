@@ -482,7 +482,7 @@ func (a *clientActor) endMerge() {
 	a.mergeFloor = m.newGen
 	for _, f := range m.held {
 		if !f.marked {
-			a.d.in.push(f.in)
+			a.emit(f.in)
 		}
 	}
 }
