@@ -218,7 +218,7 @@ func (a *clientActor) staleChannel(ch string, fs *freshState, now time.Time) {
 	a.gap(in, st, GapStale, 0)
 	if st.state == seqLive {
 		st.has = false
-		st.dropHeld()
+		st.dropHeld(a.d.extra.seq)
 	}
 	a.d.intent.resubscribe(ch)
 }

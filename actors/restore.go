@@ -416,6 +416,8 @@ func (s *intent) unwant(channels []string) {
 	defer s.mu.Unlock()
 	for _, ch := range channels {
 		delete(s.wanted, ch)
+		delete(s.resyncing, ch) // nothing to put back in sync
+		delete(s.resubWait, ch)
 		for _, ss := range s.sessions {
 			if f := ss.failed[ch]; f != nil && ss.applied[ch] {
 				delete(ss.failed, ch) // a refused unsubscribe: try it now
@@ -550,7 +552,9 @@ func (s *intent) work(ss *subSession, now time.Time, take bool) (add, remove []s
 		}
 	}
 	for ch := range ss.resub {
-		if !ss.inflight[ch] {
+		if s.wanted[ch] == nil {
+			delete(ss.resub, ch) // unwanted since: the removal above unsubscribes it
+		} else if !ss.inflight[ch] {
 			remove = append(remove, ch)
 		}
 	}

@@ -64,8 +64,12 @@ func WithSnapshot(fn SnapshotFunc) Option { return func(c *Config) { c.Snapshot 
 
 // Bounds of a resync.
 const (
-	maxHeld      = 4096     // updates held while a snapshot is fetched; past it the oldest go
+	maxHeld      = 4096     // updates held per channel while a snapshot is fetched; past it the oldest go
 	maxHeldBytes = 16 << 20 // and their bytes
+	// maxHeldTotal bounds the bytes held over all of a client's channels:
+	// past it an update is dropped rather than held (the hole it leaves
+	// shows as a gap after the snapshot, and the channel is resynced).
+	maxHeldTotal = 64 << 20
 )
 
 // ErrSnapshot is the cause a failed snapshot fetch is logged with; the
@@ -113,6 +117,7 @@ type seqGuard struct {
 	epoch uint64
 	chans map[string]*chanSeq
 	token uint64
+	held  int64 // bytes held over all channels (maxHeldTotal)
 	// fresh is the freshness state (freshness.go).
 	fresh map[string]*freshState
 	timer *time.Timer
@@ -184,7 +189,7 @@ func (a *clientActor) newEpoch() {
 			delete(g.chans, ch) // unwanted since: forget it
 			continue
 		}
-		st.dropHeld()
+		st.dropHeld(g)
 		st.state, st.token = seqLive, 0
 		a.d.intent.setResyncing(ch, false)
 	}
@@ -249,13 +254,13 @@ func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 			a.d.rareCounts().seqDropped.Add(1)
 			return false
 		}
-		st.hold(in, s, a.d)
+		st.hold(in, s, a.d, g)
 		return false
 	}
 	switch {
 	case !st.has:
 		if !s.Snapshot && st.mode == venue.ResyncSnapshot && a.cfg.Snapshot != nil {
-			st.hold(in, s, a.d) // a delta stream starts from the user's snapshot
+			st.hold(in, s, a.d, g) // a delta stream starts from the user's snapshot
 			a.startResync(in.Channel, st, in.Generation)
 			return false
 		}
@@ -275,7 +280,7 @@ func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 			break // nothing can repair it: this update is the new start
 		}
 		if st.mode == venue.ResyncSnapshot {
-			st.hold(in, s, a.d)
+			st.hold(in, s, a.d, g)
 		} else {
 			a.d.rareCounts().seqDropped.Add(1)
 		}
@@ -300,18 +305,28 @@ func (a *clientActor) gap(in *Inbound, st *chanSeq, reason GapReason, got uint64
 // hold keeps an update while a snapshot is fetched; past the bounds the
 // oldest go (the snapshot, newer, makes them moot; a hole it leaves shows
 // as a gap after it).
-func (st *chanSeq) hold(in *Inbound, s venue.Seq, d *durable) {
+func (st *chanSeq) hold(in *Inbound, s venue.Seq, d *durable, g *seqGuard) {
+	size := int64(len(in.Data))
+	if g.held+size > maxHeldTotal {
+		d.rareCounts().seqDropped.Add(1)
+		return
+	}
 	st.held = append(st.held, heldUpdate{in: in, seq: s})
-	st.heldBytes += int64(len(in.Data))
+	st.heldBytes += size
+	g.held += size
 	for len(st.held) > maxHeld || (st.heldBytes > maxHeldBytes && len(st.held) > 1) {
-		st.heldBytes -= int64(len(st.held[0].in.Data))
+		n := int64(len(st.held[0].in.Data))
+		st.heldBytes -= n
+		g.held -= n
 		st.held[0] = heldUpdate{}
 		st.held = st.held[1:]
 		d.rareCounts().seqDropped.Add(1)
 	}
 }
 
-func (st *chanSeq) dropHeld() {
+// dropHeld forgets the held updates.
+func (st *chanSeq) dropHeld(g *seqGuard) {
+	g.held -= st.heldBytes
 	clear(st.held)
 	st.held, st.heldBytes = nil, 0
 }
@@ -435,6 +450,8 @@ func (a *clientActor) snapshotFetched(m *snapshotDone) {
 		Generation: a.gen, Received: now, Snapshot: true})
 	a.resynced(m.channel, st, venue.Seq{First: m.snap.Seq, Last: m.snap.Seq})
 	held := st.held
+	g := a.d.extra.seq
+	g.held -= st.heldBytes
 	st.held, st.heldBytes = nil, 0
 	for i, h := range held {
 		switch {
@@ -448,7 +465,7 @@ func (a *clientActor) snapshotFetched(m *snapshotDone) {
 			a.d.rareCounts().gaps.Add(1)
 			a.gap(h.in, st, GapSequence, h.seq.First)
 			for _, r := range held[i:] {
-				st.hold(r.in, r.seq, a.d)
+				st.hold(r.in, r.seq, a.d, g)
 			}
 			a.startResync(m.channel, st, m.gen)
 			return
@@ -462,6 +479,12 @@ func (a *clientActor) checkResyncs(now time.Time) {
 	g := a.d.extra.seq
 	limit := min(max(2*a.cfg.RequestTimeout, 100*time.Millisecond), time.Minute)
 	for ch, st := range g.chans {
+		if st.state != seqLive && !a.d.intent.wants(ch) { // unsubscribed meanwhile
+			st.dropHeld(g)
+			delete(g.chans, ch)
+			a.d.intent.setResyncing(ch, false)
+			continue
+		}
 		switch {
 		case st.state == seqWaiting && !now.Before(st.due):
 			a.startResync(ch, st, a.gen) // not live: the episode goes on

@@ -25,18 +25,22 @@ type bookFeed struct {
 	mu              sync.Mutex
 	id              uint64
 	subs, unsubs    atomic.Int64
-	snapshotOnSubOf string // the book channel
+	snapshotOnSubOf string       // the book channel
+	snapshots       atomic.Int64 // how many subscribes get their snapshot; < 0: all
 }
 
 func newBookFeed(t *testing.T, channel string, opts ...wstest.Option) *bookFeed {
 	f := &bookFeed{id: 100, snapshotOnSubOf: channel}
+	f.snapshots.Store(-1)
 	sub := func(c *wstest.Conn, params json.RawMessage) (any, *wstest.RPCError) {
 		var p struct{ Channels []string }
 		_ = json.Unmarshal(params, &p)
 		got := c.Subscribe(p.Channels...)
 		for _, ch := range got {
 			if ch == f.snapshotOnSubOf {
-				f.subs.Add(1)
+				if f.subs.Add(1) > f.snapshots.Load() && f.snapshots.Load() >= 0 {
+					continue // this venue forgets the snapshot
+				}
 				f.mu.Lock()
 				id := f.id
 				f.mu.Unlock()
@@ -213,6 +217,37 @@ func TestSequenceGapAfterReconnect(t *testing.T) {
 	if h := c.Health(); h.Resyncs != 0 {
 		t.Fatalf("a restore's snapshot needs no resync, %d counted", h.Resyncs)
 	}
+}
+
+// A channel unsubscribed while it is being put back in sync leaves nothing
+// behind: the client is not degraded, and its status is gone.
+func TestUnsubscribeWhileResyncing(t *testing.T) {
+	const ch = "book.SOL-PERPETUAL.100ms"
+	f := newBookFeed(t, ch)
+	f.snapshots.Store(1) // the resubscribe's snapshot never comes
+	b := newInbox()
+	c := bookClient(t, f.srv.URL(), b)
+	if err := c.Subscribe(ctxT(t, 5*time.Second), ch); err != nil {
+		t.Fatal(err)
+	}
+	f.change(0)
+	f.change(3)
+	eventually(t, 5*time.Second, "resyncing", func() bool {
+		h := c.Health()
+		return h.Degraded && len(h.Channels) == 1 && h.Channels[0].State == actors.ChannelResyncing
+	})
+	f.change(0) // dropped: out of sync
+	if err := c.Unsubscribe(ctxT(t, 5*time.Second), ch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "not degraded, no status", func() bool {
+		h := c.Health()
+		return !h.Degraded && len(h.Channels) == 0
+	})
+	if h := c.Health(); h.SequenceDropped == 0 {
+		t.Fatal("the update after the gap was not dropped")
+	}
+	checkBook(t, bookMsgs(b.all(), ch))
 }
 
 // deltaRule reads Binance-style ranges (U, u) from a Deribit-style
