@@ -90,8 +90,7 @@ const (
 type chanSeq struct {
 	last      uint64 // the Last of the latest update delivered
 	has       bool   // an update was delivered in this epoch
-	snapshots bool   // the venue marked snapshots on this channel: a resubscribe waits for one
-	confirmed bool   // resubscribing: the venue confirmed the subscribe again
+	confirmed bool // resubscribing: the venue confirmed the subscribe again
 	state     seqState
 	mode      venue.ResyncMode
 	epoch     uint64    // the stream epoch its state belongs to
@@ -160,21 +159,6 @@ func (c *Config) sequence(sq venue.Sequencer, ch string, data []byte) (s venue.S
 	return s, ok
 }
 
-// resyncMode is how ch is put back in sync.
-func (c *Config) resyncMode(sq venue.Sequencer, ch string) (m venue.ResyncMode) {
-	defer func() {
-		if recover() != nil {
-			m = venue.ResyncResubscribe
-		}
-	}()
-	if r, ok := sq.(venue.Resyncer); ok {
-		if m = r.Resync(ch); m == venue.ResyncSnapshot || m == venue.ResyncResubscribe {
-			return m
-		}
-	}
-	return venue.ResyncResubscribe
-}
-
 // newEpoch starts a new stream epoch: a connection that is not a
 // rotation's (a connect, a reconnect, a restart's). Channels of the epoch
 // before report a GapReconnect with their first update.
@@ -221,12 +205,10 @@ func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 		if len(g.chans) >= maxWanted || !a.d.intent.wants(in.Channel) {
 			return true // not a wanted channel: nothing to keep in sync
 		}
-		st = &chanSeq{epoch: g.epoch, mode: a.cfg.resyncMode(sq, in.Channel)}
+		st = &chanSeq{epoch: g.epoch}
 		g.chans[in.Channel] = st
 	}
-	if s.Snapshot {
-		st.snapshots = true
-	}
+	st.mode = s.Resync
 	if st.epoch != g.epoch { // the first update after a reconnect
 		st.epoch = g.epoch
 		if st.has {
@@ -237,7 +219,7 @@ func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 	}
 	switch st.state {
 	case seqResubscribing:
-		if s.Snapshot || (st.confirmed && !st.snapshots) {
+		if s.Snapshot || (st.confirmed && st.mode == venue.ResyncRestart) {
 			a.resynced(in.Channel, st, s)
 			in.Snapshot = s.Snapshot
 			return true
@@ -245,7 +227,7 @@ func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 		a.d.rareCounts().seqDropped.Add(1)
 		return false
 	case seqFetching, seqWaiting:
-		if st.state == seqWaiting && st.mode == venue.ResyncResubscribe {
+		if st.state == seqWaiting && st.mode != venue.ResyncSnapshot {
 			if s.Snapshot { // the venue sent a fresh image on its own
 				a.resynced(in.Channel, st, s)
 				in.Snapshot = true
@@ -259,7 +241,13 @@ func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 	}
 	switch {
 	case !st.has:
-		if !s.Snapshot && st.mode == venue.ResyncSnapshot && a.cfg.Snapshot != nil {
+		switch {
+		case s.Snapshot:
+		case st.mode == venue.ResyncResubscribe: // it starts from its snapshot, on its way
+			a.awaitSnapshot(in.Channel, st)
+			a.d.rareCounts().seqDropped.Add(1)
+			return false
+		case st.mode == venue.ResyncSnapshot && a.cfg.Snapshot != nil:
 			st.hold(in, s, a.d, g) // a delta stream starts from the user's snapshot
 			a.startResync(in.Channel, st, in.Generation)
 			return false
@@ -290,6 +278,16 @@ func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 	st.has, st.last = true, s.Last
 	in.Snapshot = s.Snapshot
 	return true
+}
+
+// awaitSnapshot drops a snapshot-first channel's updates until its
+// snapshot, which a subscribe has on its way (a venue may send an update
+// before it): the channel shows as resyncing, and if no snapshot comes
+// within the resync bound it is subscribed again (checkResyncs).
+func (a *clientActor) awaitSnapshot(ch string, st *chanSeq) {
+	st.state, st.started, st.confirmed = seqResubscribing, time.Now(), false
+	a.d.intent.setResyncing(ch, true)
+	a.armGuard()
 }
 
 // gap queues a gap notice for in's channel, in the stream before in.

@@ -258,10 +258,8 @@ func (deltaRule) Sequence(ch string, data []byte) (venue.Seq, bool) {
 	d := venue.Path(data, "params", "data")
 	first, ok1 := jsonrpc.Uint(jsonrpc.Field(d, "U"))
 	last, ok2 := jsonrpc.Uint(jsonrpc.Field(d, "u"))
-	return venue.Seq{First: first, Last: last}, ok1 && ok2
+	return venue.Seq{First: first, Last: last, Resync: venue.ResyncSnapshot}, ok1 && ok2
 }
-
-func (deltaRule) Resync(string) venue.ResyncMode { return venue.ResyncSnapshot }
 
 // A delta stream starts from the user's snapshot: the updates that arrive
 // while it is fetched are held and delivered after it, those it already

@@ -33,6 +33,10 @@ type Seq struct {
 	// Snapshot: a full image (Deribit's first book message after a
 	// subscribe): it starts the sequence again, whatever came before.
 	Snapshot bool
+	// Resync is how the channel is put back in sync after a break (the
+	// latest update's word counts for its channel); the zero value is
+	// ResyncRestart.
+	Resync ResyncMode
 }
 
 // Follows reports whether s continues a sequence whose last update ended
@@ -47,31 +51,33 @@ func (s Seq) Follows(last uint64) bool {
 	return s.First <= last+1 && last+1 <= s.Last
 }
 
-// Resyncer is a Sequencer that says how a channel out of sync is put back
-// in sync. Without it, the client resubscribes the channel alone
-// (ResyncResubscribe).
-type Resyncer interface {
-	Resync(channel string) ResyncMode
-}
-
-// ResyncMode is how a channel out of sync is put back in sync.
+// ResyncMode is how a channel out of sync is put back in sync (Seq.Resync).
 type ResyncMode int
 
 const (
-	// ResyncResubscribe: the client unsubscribes the channel and
-	// subscribes it again, alone; the venue's first message after that is
-	// a snapshot (Seq.Snapshot). Deribit's books.
-	ResyncResubscribe ResyncMode = iota + 1
+	// ResyncRestart: the venue sends no snapshots. After a break the
+	// client subscribes the channel again, alone, drops its updates until
+	// the venue confirmed that, and takes the first update after it as the
+	// new start; after a reconnect the first update is the new start.
+	ResyncRestart ResyncMode = iota
+	// ResyncResubscribe: the venue's first message after a subscribe is a
+	// snapshot (Seq.Snapshot): the channel starts from a snapshot, after a
+	// break the client subscribes it again, alone, and drops its updates
+	// until the snapshot. Deribit's books.
+	ResyncResubscribe
 	// ResyncSnapshot: the stream carries deltas only; the client asks the
 	// user's snapshot fetch (actors.WithSnapshot) for an image, holds the
 	// deltas that arrive meanwhile, and delivers the snapshot and then the
-	// held deltas that follow it, in order. Binance's diff depth.
+	// held deltas that follow it, in order; the stream starts that way too.
+	// Binance's diff depth.
 	ResyncSnapshot
 )
 
-// String returns "resubscribe" or "snapshot".
+// String returns "restart", "resubscribe" or "snapshot".
 func (m ResyncMode) String() string {
 	switch m {
+	case ResyncRestart:
+		return "restart"
 	case ResyncResubscribe:
 		return "resubscribe"
 	case ResyncSnapshot:
@@ -84,7 +90,9 @@ func (m ResyncMode) String() string {
 // messages with one integer field: on channels matching Pattern (see
 // Match), the number at Path is the update's sequence, and each update
 // must carry the number after the one before. Snapshot, when set, is a
-// path whose value true, or the string "snapshot", marks a full image.
+// path whose value true, or the string "snapshot", marks a full image; the
+// channel then resyncs with ResyncResubscribe (its first message after a
+// subscribe is a snapshot), else with ResyncRestart.
 type SequenceField struct {
 	Pattern  string
 	Path     []string
@@ -102,6 +110,7 @@ func (f SequenceField) Sequence(channel string, data []byte) (Seq, bool) {
 	}
 	s := Seq{First: n, Last: n}
 	if len(f.Snapshot) > 0 {
+		s.Resync = ResyncResubscribe
 		v := Path(data, f.Snapshot...)
 		str, _ := jsonrpc.String(v)
 		s.Snapshot = string(v) == "true" || str == "snapshot"

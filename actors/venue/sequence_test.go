@@ -85,7 +85,7 @@ func TestDeribitSequence(t *testing.T) {
 	if _, ok := v.Sequence("trades.BTC-PERPETUAL.raw", frame("trades.BTC-PERPETUAL.raw", `{"change_id":1}`)); ok {
 		t.Error("a trades channel read as sequenced")
 	}
-	if v.Resync(ch) != venue.ResyncResubscribe {
+	if s.Resync != venue.ResyncResubscribe {
 		t.Error("Deribit books resync by resubscribing")
 	}
 }
@@ -111,16 +111,23 @@ func TestBinanceSequence(t *testing.T) {
 	if _, ok := v.Sequence("btcusdt@trade", frame("btcusdt@trade", `{"U":1,"u":2}`)); ok {
 		t.Error("a trade stream read as sequenced")
 	}
-	if v.Resync("btcusdt@depth") != venue.ResyncSnapshot || v.Resync("btcusdt@depth5") != venue.ResyncResubscribe {
-		t.Error("resync modes")
+	if s.Resync != venue.ResyncRestart {
+		t.Error("a partial book needs no resync")
+	}
+	if s, _ := v.Sequence("btcusdt@depth", frame("btcusdt@depth", `{"U":1,"u":2}`)); s.Resync != venue.ResyncSnapshot {
+		t.Error("a diff depth stream resyncs from a snapshot")
 	}
 }
 
 func TestSequenceField(t *testing.T) {
 	f := venue.SequenceField{Pattern: "trades.*", Path: []string{"params", "data", "seq"}, Snapshot: []string{"params", "data", "type"}}
 	s, ok := f.Sequence("trades.X", []byte(`{"params":{"data":{"seq":5,"type":"snapshot"}}}`))
-	if !ok || !s.Snapshot || s.First != 5 || s.Last != 5 {
+	if !ok || !s.Snapshot || s.First != 5 || s.Last != 5 || s.Resync != venue.ResyncResubscribe {
 		t.Fatalf("%+v %v", s, ok)
+	}
+	plain := venue.SequenceField{Pattern: "*", Path: []string{"seq"}}
+	if s, ok := plain.Sequence("x", []byte(`{"seq":9}`)); !ok || s.Resync != venue.ResyncRestart || s.Snapshot {
+		t.Fatalf("without snapshots: %+v %v", s, ok)
 	}
 	if _, ok := f.Sequence("book.X", []byte(`{"params":{"data":{"seq":5}}}`)); ok {
 		t.Fatal("matched another channel")

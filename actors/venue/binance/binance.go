@@ -95,7 +95,10 @@ func (Dialect) Confirmed(r venue.SubscriptionRequest, result json.RawMessage) ([
 // carries U and u (an update holds the number after the last one's u) and,
 // on futures, pu (the u of the update before); a partial book stream
 // (<symbol>@depth5, @depth10@100ms, ...) is a full image each time, with
-// its lastUpdateId. Other streams carry no sequence.
+// its lastUpdateId. A diff depth stream is put back in sync from a REST
+// snapshot the user fetches (venue.ResyncSnapshot, actors.WithSnapshot),
+// with the deltas held meanwhile; a partial book needs nothing (each
+// message is a full image). Other streams carry no sequence.
 func (Venue) Sequence(channel string, data []byte) (venue.Seq, bool) {
 	kind := depthKind(channel)
 	if kind == 0 {
@@ -111,22 +114,11 @@ func (Venue) Sequence(channel string, data []byte) (venue.Seq, bool) {
 	if !ok1 || !ok2 || last < first {
 		return venue.Seq{}, false
 	}
-	s := venue.Seq{First: first, Last: last}
+	s := venue.Seq{First: first, Last: last, Resync: venue.ResyncSnapshot}
 	if pu, ok := jsonrpc.Uint(jsonrpc.Field(d, "pu")); ok {
 		s.Prev, s.HasPrev = pu, true
 	}
 	return s, true
-}
-
-// Resync implements venue.Resyncer: a diff depth stream is put back in sync
-// from a REST snapshot the user fetches (actors.WithSnapshot), with the
-// deltas held meanwhile; a partial book needs nothing (its next message is
-// a full image).
-func (Venue) Resync(channel string) venue.ResyncMode {
-	if depthKind(channel) == diffDepth {
-		return venue.ResyncSnapshot
-	}
-	return venue.ResyncResubscribe
 }
 
 const (

@@ -105,7 +105,9 @@ func (Dialect) Confirmed(r venue.SubscriptionRequest, result json.RawMessage) ([
 // update whose change_id is its prev_change_id; a "snapshot" (the first
 // message after a subscribe), or a grouped book's message (a full image of
 // the top levels each time, without prev_change_id), starts the sequence
-// again. Other channels carry no sequence.
+// again. A book is put back in sync by subscribing it again, alone
+// (venue.ResyncResubscribe): its first message is a fresh snapshot. Other
+// channels carry no sequence.
 func (Venue) Sequence(channel string, data []byte) (venue.Seq, bool) {
 	if !strings.HasPrefix(channel, "book.") {
 		return venue.Seq{}, false
@@ -115,7 +117,7 @@ func (Venue) Sequence(channel string, data []byte) (venue.Seq, bool) {
 	if !ok {
 		return venue.Seq{}, false
 	}
-	s := venue.Seq{First: id, Last: id}
+	s := venue.Seq{First: id, Last: id, Resync: venue.ResyncResubscribe}
 	typ, _ := jsonrpc.String(jsonrpc.Field(d, "type"))
 	prev, hasPrev := jsonrpc.Uint(jsonrpc.Field(d, "prev_change_id"))
 	switch {
@@ -126,7 +128,3 @@ func (Venue) Sequence(channel string, data []byte) (venue.Seq, bool) {
 	}
 	return s, true
 }
-
-// Resync implements venue.Resyncer: a Deribit book is put back in sync by
-// subscribing it again, alone; its first message is a fresh snapshot.
-func (Venue) Resync(string) venue.ResyncMode { return venue.ResyncResubscribe }

@@ -1,0 +1,302 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/jsonrpc"
+	zvenue "github.com/zenws/zenws/actors/venue"
+	"github.com/zenws/zenws/actors/venue/deribit"
+	"github.com/zenws/zenws/transport/wstest"
+)
+
+// Market data under chaos (issue 15, docs/reliability.md): one order book,
+// Deribit's way (a snapshot after each subscribe, then changes naming the
+// change before), published to every connection, and clients that build
+// the book from what zenws delivers while their connections are killed or
+// their channel goes silent.
+
+// bookServer is a Deribit-like venue with one book: a change every `every`
+// to every connection subscribed to it, each stamped with the time it was
+// published (for delivery latency). Muted connections get nothing of the
+// book, snapshots included: a feed stalled on that connection while the
+// connection itself answers.
+type bookServer struct {
+	srv   *wstest.Server
+	ch    string
+	mu    sync.Mutex
+	id    uint64
+	muted map[*wstest.Conn]bool
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func newBookServer(t *testing.T, channel string, every time.Duration) *bookServer {
+	b := &bookServer{ch: channel, id: 1, muted: map[*wstest.Conn]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	sub := func(c *wstest.Conn, params json.RawMessage) (any, *wstest.RPCError) {
+		var p struct{ Channels []string }
+		_ = json.Unmarshal(params, &p)
+		got := c.Subscribe(p.Channels...)
+		b.mu.Lock()
+		id, muted := b.id, b.muted[c]
+		b.mu.Unlock()
+		if slices.Contains(got, b.ch) && !muted {
+			_ = c.Publish(context.Background(), b.ch, map[string]any{"type": "snapshot", "change_id": id, "ts": time.Now().UnixNano()})
+		}
+		return got, nil
+	}
+	b.srv = wstest.NewServer(wstest.WithDeribit(), wstest.WithCaptureLimit(1), wstest.WithResponder("public/subscribe", sub))
+	go b.run(every)
+	t.Cleanup(func() {
+		close(b.stop)
+		<-b.done
+		b.srv.Close()
+	})
+	return b
+}
+
+func (b *bookServer) run(every time.Duration) {
+	defer close(b.done)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+		}
+		b.mu.Lock()
+		b.id++
+		id := b.id
+		b.mu.Unlock()
+		data := map[string]any{"type": "change", "change_id": id, "prev_change_id": id - 1, "ts": time.Now().UnixNano()}
+		for _, c := range b.srv.Conns() {
+			b.mu.Lock()
+			muted := b.muted[c]
+			b.mu.Unlock()
+			if !muted && c.Subscribed(b.ch) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = c.Publish(ctx, b.ch, data)
+				cancel()
+			}
+		}
+	}
+}
+
+// mute stalls the book on every connection open now.
+func (b *bookServer) mute() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.srv.Conns() {
+		b.muted[c] = true
+	}
+}
+
+// bookWatcher is a consumer: it builds the book's sequence from what it is
+// delivered and counts what a consumer would suffer.
+type bookWatcher struct {
+	mu         sync.Mutex
+	ch         string
+	have       bool
+	last       uint64
+	seen       map[uint64]bool // change ids delivered
+	gaps       map[actors.GapReason]int
+	changes    int
+	snapshots  int
+	duplicates int      // a change delivered twice
+	violations []string // a change that does not follow, with no notice before it
+	latency    []time.Duration
+	lastAt     time.Time // when the last change was delivered
+}
+
+func newBookWatcher(ch string) *bookWatcher {
+	return &bookWatcher{ch: ch, seen: map[uint64]bool{}, gaps: map[actors.GapReason]int{}}
+}
+
+func (w *bookWatcher) handle(in actors.Inbound) {
+	if in.Channel != w.ch {
+		return
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if in.Kind == actors.KindGap {
+		w.gaps[in.Gap.Reason]++
+		w.have = false
+		return
+	}
+	d := zvenue.Path(in.Data, "params", "data")
+	id, _ := jsonrpc.Uint(jsonrpc.Field(d, "change_id"))
+	prev, _ := jsonrpc.Uint(jsonrpc.Field(d, "prev_change_id"))
+	if ts, ok := jsonrpc.Uint(jsonrpc.Field(d, "ts")); ok {
+		w.latency = append(w.latency, now.Sub(time.Unix(0, int64(ts))))
+	}
+	switch {
+	case in.Snapshot:
+		w.have, w.last = true, id
+		w.snapshots++
+		return
+	case w.seen[id]:
+		w.duplicates++
+	case !w.have || prev != w.last:
+		if len(w.violations) < 10 {
+			w.violations = append(w.violations, fmt.Sprintf("change %d<-%d with the book at %d (in sync %v)", id, prev, w.last, w.have))
+		}
+	}
+	w.seen[id] = true
+	w.last = id
+	w.changes++
+	w.lastAt = now
+}
+
+func (w *bookWatcher) gapCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, c := range w.gaps {
+		n += c
+	}
+	return n
+}
+
+func (w *bookWatcher) lastChange() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastAt
+}
+
+// proxyTo puts a Toxiproxy proxy in front of addr and returns it as a
+// venue (for addToxic, removeToxic).
+func (n *network) proxyTo(t *testing.T, name, addr string) *venue {
+	v := &venue{net: n, name: name}
+	v.proxy = toxiproxy.NewProxy(n.api, name, "127.0.0.1:0", addr)
+	if err := n.api.Collection.Add(v.proxy, true); err != nil {
+		t.Fatal(err)
+	}
+	v.proxy.Lock()
+	v.addr = v.proxy.Listen
+	v.proxy.Unlock()
+	return v
+}
+
+func bookClient(t *testing.T, sys *actor.ActorSystem, url string, w *bookWatcher, opts ...actors.Option) *actors.Client {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := actors.Connect(ctx, sys, url, append([]actors.Option{
+		actors.WithVenue(deribit.Venue{}),
+		actors.WithHeartbeat(actors.HeartbeatPingPong, 500*time.Millisecond),
+		actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(50 * time.Millisecond),
+		actors.WithRetryCount(actors.RetryForever),
+		func(c *actors.Config) { c.HostDialRate, c.HostDialBurst = 0, 0 }, // the test kills faster than a venue's dial pacing allows
+		actors.WithHandler(w.handle)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Subscribe(ctx, w.ch); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A single subscription whose connection is killed again and again: every
+// kill costs a hole, and every hole is announced (a gap notice before the
+// restored snapshot); the book built from the stream never applies a change
+// that does not follow, and no change is delivered twice.
+func TestMarketDataKills(t *testing.T) {
+	kills, pause := 100, 100*time.Millisecond
+	if testing.Short() {
+		kills, pause = 15, 50*time.Millisecond
+	}
+	const ch = "book.BTC-PERPETUAL.100ms"
+	book := newBookServer(t, ch, 2*time.Millisecond)
+	n := newNetwork()
+	t.Cleanup(func() { _ = n.close() })
+	p := n.proxyTo(t, "book-single", book.srv.Addr())
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	w := newBookWatcher(ch)
+	c := bookClient(t, sys, "ws://"+p.addr+"/ws/api/v2", w)
+
+	start := time.Now()
+	for i := 0; i < kills; i++ {
+		h0 := c.Health()
+		if err := p.addToxic(toxic{"reset", "reset_peer", "downstream", map[string]any{"timeout": 0}}); err != nil {
+			t.Fatal(err)
+		}
+		if !eventually(5*time.Second, func() bool { return c.Health().Reconnects > h0.Reconnects }) {
+			t.Fatalf("kill %d: the client did not notice", i+1)
+		}
+		if err := p.removeToxic("reset"); err != nil {
+			t.Fatal(err)
+		}
+		if !eventually(10*time.Second, func() bool { h := c.Health(); return h.State == actors.StateConnected && !h.Degraded }) {
+			t.Fatalf("kill %d: not back in sync: %+v", i+1, c.Health())
+		}
+		hold(context.Background(), pause)
+	}
+	took := time.Since(start)
+	h := c.Health()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t.Logf("single subscription, %d kills in %v: %d gap notices (%v), %d snapshots, %d changes, %d duplicates, %d not following; Health: %d gaps, %d resyncs, %d dropped",
+		kills, took.Round(time.Millisecond), h.SequenceGaps, w.gaps, w.snapshots, w.changes, w.duplicates, len(w.violations), h.SequenceGaps, h.Resyncs, h.SequenceDropped)
+	if len(w.violations) > 0 || w.duplicates > 0 {
+		t.Fatalf("the consumer's book broke: %d duplicates, %v", w.duplicates, w.violations)
+	}
+	if w.gaps[actors.GapReconnect] < kills {
+		t.Fatalf("%d kills announced by %d reconnect gap notices", kills, w.gaps[actors.GapReconnect])
+	}
+}
+
+// A feed that stalls on its connection (no data, the connection answers
+// its heartbeats) is subscribed again, then its connection replaced: the
+// time from the stall to data flowing again is measured.
+func TestMarketDataStall(t *testing.T) {
+	rounds, silence := 3, 200*time.Millisecond
+	if testing.Short() {
+		rounds = 1
+	}
+	const ch = "book.ETH-PERPETUAL.100ms"
+	book := newBookServer(t, ch, 5*time.Millisecond)
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	w := newBookWatcher(ch)
+	c := bookClient(t, sys, book.srv.URL(), w, actors.WithFreshness("book.*", silence))
+	var took []time.Duration
+	for i := 0; i < rounds; i++ {
+		if !eventually(10*time.Second, func() bool { return !c.Health().Degraded && time.Since(w.lastChange()) < 50*time.Millisecond }) {
+			t.Fatalf("round %d: the book is not flowing", i+1)
+		}
+		h0 := c.Health()
+		stalled := time.Now()
+		book.mute()
+		if !eventually(30*time.Second, func() bool { return w.lastChange().After(stalled.Add(silence)) }) {
+			t.Fatalf("round %d: no data within 30 s of the stall: %+v", i+1, c.Health())
+		}
+		took = append(took, w.lastChange().Sub(stalled))
+		h := c.Health()
+		if h.StaleResubscribes <= h0.StaleResubscribes || h.Stalls <= h0.Stalls || h.Rotations <= h0.Rotations {
+			t.Fatalf("round %d: stale resubscribes %d -> %d, stalls %d -> %d, rotations %d -> %d",
+				i+1, h0.StaleResubscribes, h.StaleResubscribes, h0.Stalls, h.Stalls, h0.Rotations, h.Rotations)
+		}
+		hold(context.Background(), 2*time.Second) // the stall gap ladder: a calm period between rounds
+	}
+	slices.Sort(took)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t.Logf("stalled channel to data flowing again (MaxSilence %v), %d rounds: median %v, max %v; %d duplicates, %d not following",
+		silence, rounds, took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), w.duplicates, len(w.violations))
+	if len(w.violations) > 0 || w.duplicates > 0 {
+		t.Fatalf("the consumer's book broke: %d duplicates, %v", w.duplicates, w.violations)
+	}
+}
