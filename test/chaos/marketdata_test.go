@@ -2,15 +2,14 @@ package chaos
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/jsonrpc"
@@ -20,84 +19,32 @@ import (
 )
 
 // Market data under chaos (issue 15, docs/reliability.md): one order book,
-// Deribit's way (a snapshot after each subscribe, then changes naming the
-// change before), published to every connection, and clients that build
-// the book from what zenws delivers while their connections are killed or
-// their channel goes silent.
+// Deribit's way (wstest.Book: a snapshot after each subscribe, then changes
+// naming the change before), published to every connection, and clients
+// that build the book from what zenws delivers while their connections are
+// killed or their channel goes silent.
 
-// bookServer is a Deribit-like venue with one book: a change every `every`
-// to every connection subscribed to it, each stamped with the time it was
-// published (for delivery latency). Muted connections get nothing of the
-// book, snapshots included: a feed stalled on that connection while the
-// connection itself answers.
+// bookServer is a Deribit-like venue serving one wstest.Book.
 type bookServer struct {
-	srv   *wstest.Server
-	ch    string
-	mu    sync.Mutex
-	id    uint64
-	muted map[*wstest.Conn]bool
-	stop  chan struct{}
-	done  chan struct{}
+	srv  *wstest.Server
+	book *wstest.Book
 }
 
 func newBookServer(t *testing.T, channel string, every time.Duration) *bookServer {
-	b := &bookServer{ch: channel, id: 1, muted: map[*wstest.Conn]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
-	sub := func(c *wstest.Conn, params json.RawMessage) (any, *wstest.RPCError) {
-		var p struct{ Channels []string }
-		_ = json.Unmarshal(params, &p)
-		got := c.Subscribe(p.Channels...)
-		b.mu.Lock()
-		id, muted := b.id, b.muted[c]
-		b.mu.Unlock()
-		if slices.Contains(got, b.ch) && !muted {
-			_ = c.Publish(context.Background(), b.ch, map[string]any{"type": "snapshot", "change_id": id, "ts": time.Now().UnixNano()})
-		}
-		return got, nil
-	}
-	b.srv = wstest.NewServer(wstest.WithDeribit(), wstest.WithCaptureLimit(1), wstest.WithResponder("public/subscribe", sub))
-	go b.run(every)
+	b := &bookServer{book: wstest.NewBook(channel, every)}
+	b.srv = wstest.NewServer(wstest.WithDeribit(), wstest.WithCaptureLimit(1), wstest.WithBook(b.book))
 	t.Cleanup(func() {
-		close(b.stop)
-		<-b.done
+		b.book.Close()
 		b.srv.Close()
 	})
 	return b
 }
 
-func (b *bookServer) run(every time.Duration) {
-	defer close(b.done)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-tick.C:
-		}
-		b.mu.Lock()
-		b.id++
-		id := b.id
-		b.mu.Unlock()
-		data := map[string]any{"type": "change", "change_id": id, "prev_change_id": id - 1, "ts": time.Now().UnixNano()}
-		for _, c := range b.srv.Conns() {
-			b.mu.Lock()
-			muted := b.muted[c]
-			b.mu.Unlock()
-			if !muted && c.Subscribed(b.ch) {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_ = c.Publish(ctx, b.ch, data)
-				cancel()
-			}
-		}
-	}
-}
-
-// mute stalls the book on every connection open now.
+// mute stalls the book on every connection open now (the connections
+// themselves keep answering).
 func (b *bookServer) mute() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	for _, c := range b.srv.Conns() {
-		b.muted[c] = true
+		b.book.Mute(c, true)
 	}
 }
 
