@@ -80,7 +80,7 @@ type guardTick struct{}
 var guardTickMsg = &guardTick{}
 
 // armGuard arms the guard's timer when something needs watching: a
-// freshness rule (every quarter of the shortest MaxSilence, 5 ms to 1 s),
+// freshness rule (every quarter of the shortest MaxSilence, 10 ms to 1 s),
 // or a resync under way (every 100 ms).
 func (a *clientActor) armGuard() {
 	if a.d.extra == nil || a.d.extra.seq == nil {
@@ -94,7 +94,7 @@ func (a *clientActor) armGuard() {
 		}
 	}
 	if every != 0 {
-		every = min(max(every, 5*time.Millisecond), time.Second)
+		every = min(max(every, 10*time.Millisecond), time.Second)
 	}
 	if g.resyncsPending() && (every == 0 || every > 100*time.Millisecond) {
 		every = 100 * time.Millisecond
@@ -155,8 +155,9 @@ func (a *clientActor) checkFreshness(now time.Time) {
 	if g.fresh == nil {
 		g.fresh = map[string]*freshState{}
 	}
-	var live []silentChannel
+	live := g.liveBuf[:0]
 	a.d.intent.live(func(ch string, last time.Time) { live = append(live, silentChannel{ch, last}) })
+	defer func() { clear(live); g.liveBuf = live[:0] }() // kept for the next tick, its names released
 	for _, c := range live {
 		fs := g.fresh[c.ch]
 		if fs == nil || fs.gen != a.gen {

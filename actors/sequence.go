@@ -121,6 +121,7 @@ type seqGuard struct {
 	fresh map[string]*freshState
 	timer *time.Timer
 	armed time.Time // when the timer fires; zero: not armed
+	liveBuf []silentChannel // checkFreshness's list, kept between ticks
 	// Stalled connections (freshness.go).
 	stallGen    uint64    // the connection last reported stalled
 	stallStreak int       // stalls in a row, each within StableAfter of the last
