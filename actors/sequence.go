@@ -28,8 +28,9 @@ import (
 //     follow it are delivered in order.
 //
 // Resyncs of one channel back off (RetryDelay doubling up to MaxBackoff)
-// when they come within StableAfter of the last: a venue that breaks a
-// sequence on every message gets a ladder of resyncs, not a storm. A
+// when they come within resyncCalm (1 s) of the last one's end: a venue
+// that breaks a sequence on every message gets a ladder of resyncs, not a
+// storm, while a loss now and then is repaired at once. A
 // resync that has not completed within twice RequestTimeout is started
 // again.
 
@@ -70,6 +71,9 @@ const (
 	// past it an update is dropped rather than held (the hole it leaves
 	// shows as a gap after the snapshot, and the channel is resynced).
 	maxHeldTotal = 64 << 20
+	// resyncCalm: a break within this time of the last resync's end
+	// continues a streak, and waits a backoff before it is repaired.
+	resyncCalm = time.Second
 )
 
 // ErrSnapshot is the cause a failed snapshot fetch is logged with; the
@@ -98,7 +102,7 @@ type chanSeq struct {
 	started   time.Time // when the resync in flight started
 	due       time.Time // seqWaiting: when the resync starts
 	ended     time.Time // when the last resync completed
-	streak    int       // resyncs in a row, each within StableAfter of the last
+	streak    int       // resyncs in a row, each within resyncCalm of the last
 	held      []heldUpdate
 	heldBytes int64
 }
@@ -334,7 +338,7 @@ func (st *chanSeq) dropHeld(g *seqGuard) {
 func (a *clientActor) startResync(ch string, st *chanSeq, gen uint64) {
 	now := time.Now()
 	if st.state == seqLive { // a new episode: back off if the last ended lately
-		if !st.ended.IsZero() && now.Sub(st.ended) < a.cfg.StableAfter {
+		if !st.ended.IsZero() && now.Sub(st.ended) < resyncCalm {
 			st.streak++
 		} else {
 			st.streak = 1
