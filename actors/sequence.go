@@ -94,7 +94,7 @@ const (
 type chanSeq struct {
 	last      uint64 // the Last of the latest update delivered
 	has       bool   // an update was delivered in this epoch
-	confirmed bool // resubscribing: the venue confirmed the subscribe again
+	confirmed bool   // resubscribing: the venue confirmed the subscribe again
 	state     seqState
 	mode      venue.ResyncMode
 	epoch     uint64    // the stream epoch its state belongs to
@@ -122,9 +122,9 @@ type seqGuard struct {
 	token uint64
 	held  int64 // bytes held over all channels (maxHeldTotal)
 	// fresh is the freshness state (freshness.go).
-	fresh map[string]*freshState
-	timer *time.Timer
-	armed time.Time // when the timer fires; zero: not armed
+	fresh   map[string]*freshState
+	timer   *time.Timer
+	armed   time.Time       // when the timer fires; zero: not armed
 	liveBuf []silentChannel // checkFreshness's list, kept between ticks
 	// Stalled connections (freshness.go).
 	stallGen    uint64    // the connection last reported stalled
