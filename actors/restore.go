@@ -218,6 +218,8 @@ func (s *intent) list() []string {
 func (s *intent) stateOf(ch string, w *want) (ChannelState, *failure) {
 	p := s.primary
 	switch {
+	case p != nil && p.failed[ch] != nil && !p.inflight[ch] && !p.applied[ch]:
+		return ChannelFailed, p.failed[ch] // a resubscribe the venue refused shows as such
 	case p != nil && s.resyncing[ch]:
 		return ChannelResyncing, nil
 	case p != nil && p.applied[ch]:
