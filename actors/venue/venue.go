@@ -282,7 +282,7 @@ type ConnectionLimited interface {
 // with backoff), so a client never reports itself connected with the
 // switch unarmed; a failed renewal is logged and tried again at the next
 // interval (the venue cancels when the timeout passes). See
-// docs/deadman.md.
+// docs/client.md, "A dead man's switch".
 type DeadMan interface {
 	// DeadManAfter is the timeout T given to the venue, asked once per
 	// client; zero or less: no switch. At least 2 s (shorter is taken as
