@@ -251,6 +251,9 @@ func TestBackfillHostileAnswers(t *testing.T) {
 		{"huge", func(int) string {
 			return `{"trades":[` + strings.Repeat(trade(1, 1, now)+",", 5) + trade(2, 2, now) + `],"has_more":false}`
 		}, deribit.BackfillTooLarge},
+		{"over 4 MiB", func(int) string {
+			return `{"trades":[],"has_more":false,"pad":"` + strings.Repeat("x", 5<<20) + `"}`
+		}, deribit.BackfillTooLarge},
 		{"has_more forever", func(call int) string {
 			return `{"trades":[` + trade(call, call, now) + `],"has_more":true}`
 		}, deribit.BackfillTooManyPages},
@@ -272,6 +275,7 @@ func TestBackfillHostileAnswers(t *testing.T) {
 			defer srv.Close()
 			conf := cfg(deribit.ClientCredentials)
 			conf.BackfillPageSize, conf.BackfillPages = 5, 3
+			conf.Heartbeat = 2 * time.Second // a 5 MiB answer takes a while under -race
 			c, s := connect(t, srv.URL(), conf, actors.WithRetryCount(1000))
 			if err := c.Subscribe(testutil.Context(t, 5*time.Second), instrChannel); err != nil {
 				t.Fatal(err)

@@ -31,7 +31,7 @@ var ErrNotArmed = errors.New("zenws/deribit: cancel-on-disconnect is not armed o
 // NotArmedError is ErrNotArmed for one connection.
 type NotArmedError struct {
 	Method     string
-	Generation uint64 // the client's connection when the order was refused (0: none)
+	Generation uint64 // the client's newest open connection, not armed (0: none)
 }
 
 // Error names the method and the connection.
@@ -67,17 +67,19 @@ func (s *Session) arm(ctx context.Context, setup *actors.Setup) error {
 // armOn reports whether the session arms cancel-on-disconnect.
 func (s *Session) armOn() bool { return s.cfg.ClientID != "" && !s.cfg.DisableCancelOnDisconnect }
 
-// Armed reports whether cancel-on-disconnect is armed on the client's
-// current connection (always false with Config.DisableCancelOnDisconnect).
+// Armed reports whether the client has an open connection with
+// cancel-on-disconnect armed, on which Order would send (always false with
+// Config.DisableCancelOnDisconnect).
 func (s *Session) Armed() bool {
 	_, err := s.orderSetup("")
 	return err == nil && s.armOn()
 }
 
 // Order sends an order request (method "private/buy", "private/sell",
-// "private/edit", ...) on the client's current connection and returns its
-// result, only when cancel-on-disconnect is armed on that connection:
-// otherwise it returns a *NotArmedError (errors.Is ErrNotArmed) and sends
+// "private/edit", ...) on the client's newest connection that has
+// cancel-on-disconnect armed (the current one; during a planned rotation
+// the new one once armed) and returns its result; without such a
+// connection it returns a *NotArmedError (errors.Is ErrNotArmed) and sends
 // nothing. The request goes on the connection that was checked, never on
 // a later one: if that connection ends meanwhile, the error wraps
 // actors.ErrNotConnected or ErrDisconnected. It waits for the rate limiter
@@ -102,23 +104,26 @@ func (s *Session) Sell(ctx context.Context, params any) (json.RawMessage, error)
 	return s.Order(ctx, "private/sell", params)
 }
 
-// orderSetup is the current connection's Setup when an order may go on it.
+// orderSetup is the Setup of the newest open connection an order may go
+// on: armed (unless arming is off) and authenticated. During a planned
+// rotation that is the new connection as soon as it is armed, so that an
+// order is not placed on the one about to close (which would cancel it).
 func (s *Session) orderSetup(method string) (*actors.Setup, error) {
 	s.mu.Lock()
-	c := s.client
-	s.mu.Unlock()
-	if c == nil {
-		return nil, &NotArmedError{Method: method}
-	}
-	gen := c.Health().Generation
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	ca := s.conns[gen]
-	switch {
-	case ca == nil || ended(ca.setup):
-		return nil, &NotArmedError{Method: method, Generation: gen}
-	case !ca.armed && s.armOn():
-		return nil, &NotArmedError{Method: method, Generation: gen}
+	var best *connAuth
+	var newest, bestGen uint64
+	for gen, ca := range s.conns {
+		if ended(ca.setup) {
+			continue
+		}
+		newest = max(newest, gen)
+		if (ca.armed || !s.armOn()) && gen > bestGen {
+			best, bestGen = ca, gen
+		}
 	}
-	return ca.setup, nil
+	if best == nil {
+		return nil, &NotArmedError{Method: method, Generation: newest}
+	}
+	return best.setup, nil
 }

@@ -127,3 +127,38 @@ func TestCancelOnDisconnectOff(t *testing.T) {
 		t.Fatalf("order %v, arms %d", o, srv.CancelOnDisconnectArms())
 	}
 }
+
+// A planned rotation arms the new connection before the switch; the old
+// one's close cancels its orders (the venue's rule), and orders go on the
+// new one.
+func TestRotationArmsTheNewConnection(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribitCredentials(clientID, secret))
+	defer srv.Close()
+	c, s := connect(t, srv.URL(), cfg(deribit.ClientCredentials))
+	ctx := testutil.Context(t, 10*time.Second)
+	res, err := s.Buy(ctx, order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := orderID(t, res)
+	if err := c.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if srv.CancelOnDisconnectArms() != 2 || s.Stats().Backfills != 0 {
+		t.Fatalf("arms %d, backfills %d: want the new connection armed and no backfill", srv.CancelOnDisconnectArms(), s.Stats().Backfills)
+	}
+	if err := srv.WaitOrderState(ctx, before, "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.Buy(ctx, order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := orderID(t, res)
+	if err := srv.WaitConnCount(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := srv.Order(after); o["order_state"] != "open" {
+		t.Fatalf("an order after the rotation: %v", o)
+	}
+}
