@@ -84,8 +84,8 @@ func (s *Session) Armed() bool {
 // a later one: if that connection ends meanwhile, the error wraps
 // actors.ErrNotConnected or ErrDisconnected. It waits for the rate limiter
 // within ctx, whatever the client's RatePolicy. With
-// Config.DisableCancelOnDisconnect it sends on the current connection
-// without the check.
+// Config.DisableCancelOnDisconnect it sends on the newest authenticated
+// connection without the check (actors.ErrNotConnected without one).
 func (s *Session) Order(ctx context.Context, method string, params any) (json.RawMessage, error) {
 	setup, err := s.orderSetup(method)
 	if err != nil {
@@ -122,7 +122,10 @@ func (s *Session) orderSetup(method string) (*actors.Setup, error) {
 			best, bestGen = ca, gen
 		}
 	}
-	if best == nil {
+	switch {
+	case best == nil && !s.armOn():
+		return nil, fmt.Errorf("zenws/deribit: %s: no authenticated connection: %w", method, actors.ErrNotConnected)
+	case best == nil:
 		return nil, &NotArmedError{Method: method, Generation: newest}
 	}
 	return best.setup, nil
