@@ -193,6 +193,7 @@ func newDurable(sys *actor.ActorSystem, pid *actor.PID, cfg Config) *durable {
 		sub := cfg.Subscriber
 		deliver = func(m *Inbound) { sys.Root.Send(sub, m) }
 	}
+	deliver = observed(cfg.Venue, deliver) // a venue.Observer sees its channels first (backfill.go)
 	if rec, err := newRecorder(cfg, d.secrets, d.log); err != nil {
 		d.log.Error("recording disabled", zap.Error(err))
 	} else {

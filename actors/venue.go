@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"go.uber.org/zap"
 	"reflect"
+	"slices"
 
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/ratelimit"
@@ -137,6 +138,13 @@ func (c *Config) venueParts() {
 			return err
 		}
 		c.ConnectHooks = append([]ConnectHook{hook}, c.ConnectHooks...)
+	}
+	if hook := c.deadManHook(); hook != nil { // after the venue's login, before the user's hooks (deadman.go)
+		at := 0
+		if _, ok := c.Venue.(venue.Connector); ok {
+			at = 1
+		}
+		c.ConnectHooks = slices.Insert(slices.Clip(c.ConnectHooks), at, hook)
 	}
 }
 

@@ -1,8 +1,10 @@
 // Package deribit adapts a zenws client to Deribit's JSON-RPC WebSocket API:
 // authentication (client_credentials or client_signature), token refresh
-// before the token expires, public/set_heartbeat, and after every
-// reconnect, in this order: re-authenticate, re-arm the heartbeat,
-// re-subscribe (the client's restore, which runs after its connect hooks).
+// before the token expires, cancel-on-disconnect, public/set_heartbeat, and
+// on every connection, in this order: authenticate, arm
+// cancel-on-disconnect, arm the heartbeat, after a reconnect backfill the
+// trades and open orders missed (orders.go, backfill.go), then re-subscribe
+// (the client's restore, which runs after its connect hooks).
 //
 // A Session holds one client's authentication. A token belongs to the
 // connection it was issued on and ends with it: while the client has no
@@ -36,7 +38,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
-	venue "github.com/zenws/zenws/actors/venue/deribit"
 	"github.com/zenws/zenws/internal/pidname"
 )
 
@@ -117,6 +118,19 @@ type Config struct {
 	// refresh is clamped to it, counted (Stats.Clamped) and logged. Default
 	// DefaultMinRefresh (10 s); at least MinMinRefresh.
 	MinRefresh time.Duration
+	// DisableCancelOnDisconnect turns off cancel-on-disconnect: by default
+	// a session with credentials arms it on every connection, and
+	// Session.Order refuses to send where it is not armed (see orders.go).
+	DisableCancelOnDisconnect bool
+	// DisableBackfill turns off the backfill after a reconnect (see
+	// backfill.go); by default on with credentials.
+	DisableBackfill bool
+	// BackfillPages bounds the trade pages fetched per user.trades channel
+	// in one backfill; default DefaultBackfillPages, in [1, 1000].
+	BackfillPages int
+	// BackfillPageSize is the count asked per page; default
+	// DefaultBackfillPageSize, in [1, 1000] (Deribit's maximum).
+	BackfillPageSize int
 }
 
 // Session authenticates one client on every connection and keeps each
@@ -133,7 +147,12 @@ type Session struct {
 	closed bool
 	stop   chan struct{} // closed by Close: ends the watchers of open connections
 
-	auths, refreshes, refreshFailures, clamped atomic.Uint64
+	marks        marks          // the newest trade the handler was given, per user.trades channel
+	since        time.Time      // when a connection first got through the hook (zero: none yet)
+	lastBackfill BackfillReport // the latest backfill's
+
+	auths, refreshes, refreshFailures, clamped        atomic.Uint64
+	arms, backfills, backfilledTrades, backfillErrors atomic.Uint64
 }
 
 // connAuth is one connection's authentication: Deribit tokens belong to
@@ -144,6 +163,7 @@ type connAuth struct {
 	refresh string
 	expires time.Time
 	timer   *time.Timer
+	armed   bool // cancel-on-disconnect is armed on the connection
 }
 
 // Stats counts a Session's authentications.
@@ -154,6 +174,12 @@ type Stats struct {
 	// Clamped counts grants whose expires_in was outside sane bounds (a
 	// refresh sooner than MinRefresh, a life over MaxTokenLifetime).
 	Clamped uint64
+	// Arms counts connections on which cancel-on-disconnect was armed.
+	Arms uint64
+	// Backfills counts the backfills made after reconnects (complete or
+	// not), BackfilledTrades the trades they delivered, BackfillErrors
+	// those that stopped short (Session.LastBackfill says why).
+	Backfills, BackfilledTrades, BackfillErrors uint64
 }
 
 // NewSession validates cfg and returns a Session for one client.
@@ -185,6 +211,15 @@ func NewSession(cfg Config) (*Session, error) {
 	if cfg.MinRefresh < MinMinRefresh {
 		return nil, fmt.Errorf("zenws/deribit: MinRefresh %v: must be at least %v", cfg.MinRefresh, MinMinRefresh)
 	}
+	if cfg.BackfillPages == 0 {
+		cfg.BackfillPages = DefaultBackfillPages
+	}
+	if cfg.BackfillPageSize == 0 {
+		cfg.BackfillPageSize = DefaultBackfillPageSize
+	}
+	if cfg.BackfillPages < 1 || cfg.BackfillPages > 1000 || cfg.BackfillPageSize < 1 || cfg.BackfillPageSize > 1000 {
+		return nil, fmt.Errorf("zenws/deribit: BackfillPages %d, BackfillPageSize %d: each must be in [1, 1000]", cfg.BackfillPages, cfg.BackfillPageSize)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -193,13 +228,15 @@ func NewSession(cfg Config) (*Session, error) {
 }
 
 // Options returns the client options that make a client use this session:
-// the Deribit heartbeat and subscription dialect, and the connect hook that
-// authenticates and arms the heartbeat on every connection. Options given
-// after them override them.
+// the Deribit heartbeat and subscription dialect (with an observer of the
+// user.trades channels, for the backfill), and the connect hook that
+// authenticates, arms cancel-on-disconnect and the heartbeat on every
+// connection and backfills after a reconnect. Options given after them
+// override them (a WithVenue after them loses the backfill's marks).
 func (s *Session) Options() []actors.Option {
 	return []actors.Option{
 		actors.WithHeartbeat(actors.HeartbeatDeribit, s.cfg.Heartbeat),
-		actors.WithVenue(venue.Venue{}),
+		actors.WithVenue(&observingVenue{s: s}),
 		actors.WithConnectHook(s.connectHook),
 		actors.WithSecrets(s.cfg.ClientSecret), // hidden from the client's logs, errors and recordings
 	}
@@ -258,7 +295,8 @@ func ended(setup *actors.Setup) bool {
 
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
-	return Stats{Auths: s.auths.Load(), Refreshes: s.refreshes.Load(), RefreshFailures: s.refreshFailures.Load(), Clamped: s.clamped.Load()}
+	return Stats{Auths: s.auths.Load(), Refreshes: s.refreshes.Load(), RefreshFailures: s.refreshFailures.Load(), Clamped: s.clamped.Load(),
+		Arms: s.arms.Load(), Backfills: s.backfills.Load(), BackfilledTrades: s.backfilledTrades.Load(), BackfillErrors: s.backfillErrors.Load()}
 }
 
 // Close stops the token refresh. The client keeps running; close it with
@@ -278,8 +316,9 @@ func (s *Session) Close() {
 	}
 }
 
-// connectHook runs on every new connection: authenticate (when there are
-// credentials), then arm the server's heartbeat.
+// connectHook runs on every new connection: authenticate and arm
+// cancel-on-disconnect (when there are credentials), arm the server's
+// heartbeat, then after a reconnect backfill what was missed.
 func (s *Session) connectHook(ctx context.Context, setup *actors.Setup) error {
 	s.mu.Lock()
 	switch {
@@ -308,6 +347,11 @@ func (s *Session) connectHook(ctx context.Context, setup *actors.Setup) error {
 			return err
 		}
 		s.auths.Add(1)
+		if s.armOn() {
+			if err := s.arm(ctx, setup); err != nil {
+				return err
+			}
+		}
 	}
 	secs := math.Ceil(s.cfg.Heartbeat.Seconds())
 	if s.cfg.AllowShortHeartbeat {
@@ -316,6 +360,16 @@ func (s *Session) connectHook(ctx context.Context, setup *actors.Setup) error {
 	if _, err := setup.Call(ctx, "public/set_heartbeat", map[string]float64{"interval": secs}); err != nil {
 		return fmt.Errorf("zenws/deribit: public/set_heartbeat: %w", err)
 	}
+	if s.backfillOn(setup) {
+		if err := s.backfill(ctx, setup); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	if s.since.IsZero() {
+		s.since = time.Now()
+	}
+	s.mu.Unlock()
 	return nil
 }
 

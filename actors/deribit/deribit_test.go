@@ -130,8 +130,9 @@ func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 	}
 }
 
-// After a reconnect, in this order: authenticate, arm the heartbeat,
-// re-subscribe (private channels need the token), then connected.
+// After a reconnect, in this order: authenticate, arm cancel-on-disconnect,
+// arm the heartbeat, backfill (the open orders: no user.trades channel is
+// wanted), re-subscribe (private channels need the token), then connected.
 func TestReconnectReauthenticatesThenResubscribes(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithDeribitCredentials(clientID, secret))
 	defer srv.Close()
@@ -159,7 +160,7 @@ func TestReconnectReauthenticatesThenResubscribes(t *testing.T) {
 			methods = append(methods, meth)
 		}
 	}
-	want := []string{"public/auth", "public/set_heartbeat", "public/subscribe", "private/subscribe"}
+	want := []string{"public/auth", "private/enable_cancel_on_disconnect", "public/set_heartbeat", "private/get_open_orders", "public/subscribe", "private/subscribe"}
 	if len(methods) < len(want) || !slices.Equal(methods[:len(want)], want) {
 		t.Fatalf("second connection saw %v, want %v first", methods, want)
 	}

@@ -182,6 +182,36 @@ type Session interface {
 	AddSecrets(values ...string)
 	// Generation is the connection's generation.
 	Generation() uint64
+	// Reconnected reports whether the client had a connection before this
+	// one that it lost (Health.Reconnects or Health.Restarts above zero):
+	// what was sent while there was none may have been missed. False on a
+	// client's first connection.
+	Reconnected() bool
+	// Rotating reports whether another connection of the client is live
+	// while this one is set up (a planned rotation, make-before-break):
+	// nothing is being missed, the old connection still delivers.
+	Rotating() bool
+	// Delivered waits until every message the client accepted for delivery
+	// before the call has been handed to the handler (and seen by the
+	// venue's Observer), or ctx ends.
+	Delivered(ctx context.Context) error
+	// Backfill delivers data, a notification of channel the venue fetched
+	// for what changed while there was no connection, in the client's
+	// stream after what it already delivered and before this connection's
+	// own notifications: an Inbound of KindNotification with Backfill set.
+	Backfill(channel string, data []byte)
+}
+
+// Observer is a Venue that follows some of the notifications the client
+// delivers (the last trade a user saw, for the backfill after a
+// reconnect). Observe sees each notification whose channel starts with
+// ObservePrefix (asked once per client), on the delivery goroutine, just
+// before the handler, in the order the handler gets them. It must be fast,
+// must not keep or change data, and must not block; a panic in it is
+// recovered and the message delivered all the same.
+type Observer interface {
+	ObservePrefix() string
+	Observe(channel string, data []byte)
 }
 
 // TextPinger is a Venue whose heartbeat is a text message: the client
@@ -237,4 +267,28 @@ type Prober interface {
 // of the connection before.
 type ConnectionLimited interface {
 	ConnectionLimit() *ratelimit.Limiter
+}
+
+// DeadMan is a Venue with a dead man's switch: a request that makes the
+// venue cancel the orders unless it is renewed within a timeout (Binance
+// futures' countdownCancelAll, OKX's cancel-all-after). The client arms it
+// on every new connection, right after the venue's OnConnect (a login) and
+// before its other connect hooks and the subscription restore, and arms it
+// again every DeadManAfter/2 on that connection while it is open. So the
+// orders stop within DeadManAfter of the connection's loss, however it was
+// lost, and of a client that hangs: nothing renews the switch then.
+//
+// An error from the first arming fails the connection attempt (retried
+// with backoff), so a client never reports itself connected with the
+// switch unarmed; a failed renewal is logged and tried again at the next
+// interval (the venue cancels when the timeout passes). See
+// docs/client.md, "A dead man's switch".
+type DeadMan interface {
+	// DeadManAfter is the timeout T given to the venue, asked once per
+	// client; zero or less: no switch. At least 2 s (shorter is taken as
+	// 2 s: the renewals must have time to arrive).
+	DeadManAfter() time.Duration
+	// ArmDeadMan sends the switch's request for after on s and waits for
+	// the venue's answer (a refusal is an error).
+	ArmDeadMan(ctx context.Context, s Session, after time.Duration) error
 }

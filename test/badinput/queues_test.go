@@ -320,7 +320,7 @@ func TestHostileQueues(t *testing.T) {
 					auths.Add(1)
 					return map[string]any{"access_token": "tok", "refresh_token": "ref", "expires_in": exp, "token_type": "bearer"}, nil
 				})
-				c, s, err := deribit.Connect(ctx(t), testutil.NewSystem(t), srv.URL(), deribit.Config{ClientID: "id", ClientSecret: "secret"}, fast()...)
+				c, s, err := deribit.Connect(ctx(t), testutil.NewSystem(t), srv.URL(), deribit.Config{ClientID: "id", ClientSecret: "secret", DisableCancelOnDisconnect: true}, fast()...)
 				if err != nil {
 					srv.Close()
 					t.Fatal(err)

@@ -18,11 +18,14 @@ import (
 )
 
 // deribitVenue connects a client with a deribit.Session to deribit.js
-// (authentication per connection, test_request heartbeats).
+// (authentication per connection, test_request heartbeats; it has no
+// cancel-on-disconnect nor order history: deribit_orders.js has them, see
+// orders_test.go).
 func deribitVenue(t *testing.T, opts ...actors.Option) (*actors.Client, *deribit.Session) {
 	t.Helper()
 	s, err := deribit.NewSession(deribit.Config{ClientID: "zenws-node", ClientSecret: "node-secret",
-		Heartbeat: 200 * time.Millisecond, AllowShortHeartbeat: true, MinRefresh: deribit.MinMinRefresh})
+		Heartbeat: 200 * time.Millisecond, AllowShortHeartbeat: true, MinRefresh: deribit.MinMinRefresh,
+		DisableCancelOnDisconnect: true, DisableBackfill: true})
 	if err != nil {
 		t.Fatal(err)
 	}

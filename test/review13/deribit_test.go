@@ -13,7 +13,7 @@ import (
 // The Deribit session is not authenticated while there is no connection.
 func TestDeribitNotAuthenticatedWhileDisconnected(t *testing.T) {
 	v := newVenue(t, false)
-	s, err := deribit.NewSession(deribit.Config{ClientID: "cid-1", ClientSecret: "s3cr3t-client-secret-xyz"})
+	s, err := deribit.NewSession(deribit.Config{ClientID: "cid-1", ClientSecret: "s3cr3t-client-secret-xyz", DisableCancelOnDisconnect: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func TestBudgetSpentListAndChain(t *testing.T) {
 func TestDeribitDebugLines(t *testing.T) {
 	v := newVenue(t, false)
 	logs, lg := observedLogger()
-	s, err := deribit.NewSession(deribit.Config{ClientID: "cid-2", ClientSecret: "another-secret-value-77", Logger: lg})
+	s, err := deribit.NewSession(deribit.Config{ClientID: "cid-2", ClientSecret: "another-secret-value-77", Logger: lg, DisableCancelOnDisconnect: true})
 	if err != nil {
 		t.Fatal(err)
 	}

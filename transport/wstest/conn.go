@@ -110,6 +110,7 @@ func (c *Conn) run(ws *websocket.Conn) {
 		c.finish(false)
 		return
 	}
+	c.s.connOpened(c)
 	if d := c.s.cfg.pingInterval; d > 0 {
 		c.wg.Add(1)
 		go c.pingLoop(d)
@@ -141,6 +142,7 @@ func (c *Conn) finish(registered bool) {
 	c.wg.Wait()
 	if registered {
 		c.s.unregister(c)
+		c.s.connEnded(c) // cancel-on-disconnect (deribit_orders.go)
 	}
 	c.setCloseReason(-1, "")
 	c.mu.Lock()

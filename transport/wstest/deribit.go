@@ -45,6 +45,12 @@ func builtinResponders(cfg config) map[string]Responder {
 	m["private/get_account_summary"] = requireAuth(deribitAccountSummary)
 	m["private/buy"] = requireAuth(deribitBuy)
 	m["private/sell"] = requireAuth(deribitSell)
+	m["private/enable_cancel_on_disconnect"] = requireAuth(deribitEnableCOD)
+	m["private/disable_cancel_on_disconnect"] = requireAuth(deribitDisableCOD)
+	m["private/get_cancel_on_disconnect"] = requireAuth(deribitGetCOD)
+	m["private/get_open_orders"] = requireAuth(deribitGetOpenOrders)
+	m["private/get_user_trades_by_currency"] = requireAuth(deribitTradesByCurrency)
+	m["private/get_user_trades_by_instrument"] = requireAuth(deribitTradesByInstrument)
 	return m
 }
 

@@ -129,7 +129,25 @@ func WithDeribitHeartbeat(interval time.Duration) Option {
 //   - "public/get_time": result is the server time in Unix milliseconds.
 //   - "private/get_account_summary", "private/buy", "private/sell":
 //     described under WithDeribitCredentials, but served with or without
-//     it; orders are counted by Server.Orders.
+//     it; orders are counted by Server.Orders. An order rests "open" until
+//     Server.FillOrder fills it (a trade, notified on the user.trades.* and
+//     user.orders.* channels that cover it) or cancel-on-disconnect cancels
+//     it.
+//   - "private/enable_cancel_on_disconnect", "private/disable_cancel_on_disconnect",
+//     "private/get_cancel_on_disconnect": params {"scope": "connection" (the
+//     default) or "account"}; result "ok", or {"scope":..,"enabled":bool}.
+//     When a connection with it armed ends (closed, reset, killed), the open
+//     orders placed on it are cancelled (order_state "cancelled",
+//     cancel_reason "cancel_on_disconnect"); without it they stay open. Scope
+//     "account" arms every new connection. Server.RefuseCancelOnDisconnect
+//     makes the next calls fail.
+//   - "private/get_open_orders": the open orders (params "kind" filters).
+//   - "private/get_user_trades_by_currency" (currency, kind) and
+//     "private/get_user_trades_by_instrument" (instrument_name): the trades
+//     the server made, within start_id/end_id, start_seq/end_seq and
+//     start_timestamp/end_timestamp (inclusive), sorting "asc" (else newest
+//     first), count (default 10, at most 1000); result {"trades": [...],
+//     "has_more": bool} with Deribit's trade_id, trade_seq and timestamp.
 //
 // Built-in private methods answer error CodeUnauthorized (13009,
 // "unauthorized") on a connection that is not authenticated (never

@@ -69,6 +69,7 @@ type deribitState struct {
 	nonces   map[nonceKey]struct{}
 	accounts map[string]*account // rate limits by client_id
 	seq      map[string]uint64   // ticker channel_seq by channel
+	orders   *orderBook          // orders, trades, cancel-on-disconnect (deribit_orders.go)
 }
 
 // NewServer starts a WebSocket server on 127.0.0.1 with a random port and
