@@ -35,7 +35,7 @@ func TestConcurrentWritesArriveWholeAndInOrder(t *testing.T) {
 	// Control frames join the batches: the reader's pongs to the server's
 	// pings, and the client's own pings, between the writers' frames.
 	t.Run("pings", func(t *testing.T) {
-		srv := wstest.NewServer(wstest.WithEcho(false), wstest.WithServerPings(20*time.Millisecond)) // its ping write times out after the interval: not shorter under -race
+		srv := wstest.NewServer(wstest.WithEcho(false), wstest.WithServerPings(50*time.Millisecond)) // its ping write times out after the interval (the connection then closes): not shorter under -race on a loaded machine
 		defer srv.Close()
 		c := dial(t, srv.URL(), transport.Options{})
 		go func() {
@@ -69,7 +69,10 @@ func TestConcurrentWritesArriveWholeAndInOrder(t *testing.T) {
 		if n := <-pinged; n == 0 {
 			t.Error("no ping of the client's finished while the writers wrote")
 		}
-		conns, _ := srv.WaitConns(ctxT(t, 2*time.Second), 1)
+		conns, err := srv.WaitConns(ctxT(t, 2*time.Second), 1)
+		if err != nil {
+			t.Fatalf("the server has no connection: %v", err)
+		}
 		if conns[0].PongsReceived() == 0 {
 			t.Error("the server's pings got no pong while the writers wrote")
 		}
@@ -82,7 +85,10 @@ func concurrentWrites(t *testing.T, srv *wstest.Server, c *transport.Conn) {
 	testutil.WriteSeq(t, writers, each, func(msg []byte) error {
 		return c.Write(context.Background(), transport.MessageText, msg)
 	})
-	conns, _ := srv.WaitConns(ctxT(t, 2*time.Second), 1)
+	conns, err := srv.WaitConns(ctxT(t, 2*time.Second), 1)
+	if err != nil {
+		t.Fatalf("the server has no connection: %v", err)
+	}
 	got, err := conns[0].WaitReceived(ctxT(t, 10*time.Second), writers*each)
 	if err != nil {
 		t.Fatalf("the server got %d of %d messages: %v", conns[0].ReceivedCount(), writers*each, err)
