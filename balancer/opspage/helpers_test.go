@@ -57,7 +57,7 @@ func refusingVenue() *wstest.Server {
 }
 
 // newPool starts one server per label in labels and perLabel clients on
-// each, labelled, retrying for ever with short waits.
+// each, labelled, retrying for ever.
 func newPool(t testing.TB, sys *actor.ActorSystem, labels []string, perLabel int) *pool {
 	t.Helper()
 	ctx := testutil.Context(t, 30*time.Second)
@@ -67,6 +67,13 @@ func newPool(t testing.TB, sys *actor.ActorSystem, labels []string, perLabel int
 		srv := refusingVenue()
 		t.Cleanup(srv.Close)
 		p.servers = append(p.servers, srv)
+		// Short waits: a dropped venue's clients come back at once. The
+		// hostile label's venue refuses a channel: long waits keep that
+		// channel failed (not pending a retry) while a test looks.
+		delay := 20 * time.Millisecond
+		if label == hostileLabel {
+			delay = time.Minute
+		}
 		var wg sync.WaitGroup
 		errs := make(chan error, perLabel)
 		for i := 0; i < perLabel; i++ {
@@ -74,8 +81,8 @@ func newPool(t testing.TB, sys *actor.ActorSystem, labels []string, perLabel int
 			go func() {
 				defer wg.Done()
 				c, err := actors.Connect(ctx, sys, srv.URL(), actors.WithLabel(label),
-					actors.WithRetryCount(actors.RetryForever), actors.WithRetryDelay(20*time.Millisecond),
-					actors.WithMaxBackoff(200*time.Millisecond))
+					actors.WithRetryCount(actors.RetryForever), actors.WithRetryDelay(delay),
+					actors.WithMaxBackoff(10*delay))
 				if err != nil {
 					errs <- err
 					return

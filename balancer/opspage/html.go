@@ -80,7 +80,8 @@ body{font:13px/1.4 system-ui,sans-serif;margin:1em 2em;color:#222;background:#ff
 h1{font-size:18px;margin:0 0 .2em}h2{font-size:15px;margin:1.4em 0 .3em}
 .meta{color:#666}
 table{border-collapse:collapse;margin:.4em 0}
-th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top;max-width:28em;overflow-wrap:anywhere}
+th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top;max-width:28em;overflow-wrap:break-word}
+th,td.n,td.state{white-space:nowrap}
 th{background:#f3f3f3}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .connected{color:#176117}.reconnecting,.connecting{color:#9a6700}.disconnected,.unknown{color:#b3261e}
