@@ -1,7 +1,6 @@
 package opspage
 
 import (
-	"fmt"
 	"html/template"
 	"io"
 	"net/url"
@@ -9,40 +8,83 @@ import (
 	"time"
 )
 
-// view is what the template renders: the page's document and the links
-// around it.
+// view is what the template renders: the page's document, its rows
+// formatted (a template function call per cell would cost more than the
+// rest of the row), and the links around it.
 type view struct {
 	Page
+	Rows       [][]row // a slice per pool
 	Details    bool
 	RefreshSec int
 	Node       string
 }
 
+// row is one client of the HTML table, its figures formatted.
+type row struct {
+	C                              *Client // not embedded: templates find promoted fields slowly
+	P50, P99, Last, Channels, Link string
+}
+
 func (h *Handler) render(w io.Writer, p Page, q query) error {
-	v := view{Page: p, Details: q.client != ""}
+	v := view{Page: p, Details: q.client != "", Rows: make([][]row, len(p.Pools))}
 	if h.o.refresh > 0 {
 		v.RefreshSec = int(h.o.refresh / time.Second)
 	}
 	if h.sys != nil {
 		v.Node = clip(h.sys.Address(), maxShort)
 	}
+	for i := range p.Pools {
+		pl := &p.Pools[i]
+		v.Rows[i] = make([]row, len(pl.Clients))
+		for j := range pl.Clients {
+			c := &pl.Clients[j]
+			v.Rows[i][j] = row{C: c, P50: dur(c.RTTP50Ns), P99: dur(c.RTTP99Ns), Last: dur(c.RTTLastNs),
+				Channels: channels(c.Channels), Link: "?" + url.Values{"pool": {pl.Name}, "client": {c.ID}}.Encode()}
+		}
+	}
 	return page.Execute(w, v)
 }
 
+// dur formats a round trip: "–" for none yet.
+func dur(ns int64) string {
+	if ns == 0 {
+		return "–"
+	}
+	d := time.Duration(ns)
+	switch {
+	case d < time.Millisecond:
+		return strconv.FormatInt(int64(d/time.Microsecond), 10) + " µs"
+	case d < time.Second:
+		return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + " ms"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// channels is a row's channel counts: "3: 2 active, 1 failed", "0", or
+// "–" where they are not known (a remote client).
+func channels(c *ChannelCounts) string {
+	if c == nil {
+		return "–"
+	}
+	s := strconv.Itoa(c.Total)
+	if c.Total == 0 {
+		return s
+	}
+	sep := ": "
+	for _, n := range []struct {
+		n    int
+		name string
+	}{{c.Active, "active"}, {c.Pending, "pending"}, {c.Failed, "failed"}, {c.Stale, "stale"}, {c.Resyncing, "resyncing"}} {
+		if n.n > 0 {
+			s += sep + strconv.Itoa(n.n) + " " + n.name
+			sep = ", "
+		}
+	}
+	return s
+}
+
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"dur": func(ns int64) string {
-		if ns == 0 {
-			return "–"
-		}
-		d := time.Duration(ns)
-		switch {
-		case d < time.Millisecond:
-			return fmt.Sprintf("%.0f µs", float64(d)/1e3)
-		case d < time.Second:
-			return fmt.Sprintf("%.2f ms", float64(d)/1e6)
-		}
-		return d.Round(time.Millisecond).String()
-	},
+	"dur": dur,
 	"ago": func(now time.Time, t *time.Time) string {
 		if t == nil {
 			return "–"
@@ -56,9 +98,6 @@ var page = template.Must(template.New("page").Funcs(template.FuncMap{
 		return t.UTC().Format("15:04:05.000")
 	},
 	"num": func(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) },
-	"details": func(pool, id string) string {
-		return "?" + url.Values{"pool": {pool}, "client": {id}}.Encode()
-	},
 	"pageOf": func(pool string, offset, limit int) string {
 		return "?" + url.Values{"pool": {pool}, "offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(limit)}}.Encode()
 	},
@@ -94,7 +133,7 @@ a{color:#0b57d0}
 <p class="meta">node <code>{{.Node}}</code> · generated {{.GeneratedAt.Format "2006-01-02 15:04:05 MST"}} ·
 <a href="?format=json">JSON</a> · <a href="readyz">readyz</a> · <a href="livez">livez</a>{{if .Details}} · <a href=".">all pools</a>{{end}}</p>
 {{$now := .GeneratedAt}}{{$details := .Details}}
-{{range $p := .Pools}}
+{{range $i, $p := .Pools}}
 <section>
 <h2>pool <q>{{$p.Name}}</q></h2>
 <p class="meta">strategy {{$p.Strategy}} · {{$p.Total}} clients, {{$p.Eligible}} eligible, {{$p.Healthy}} healthy ·
@@ -127,7 +166,7 @@ states:{{range $s, $n := $p.States}} {{$s}} {{$n}}{{end}} · failovers {{$p.Fail
 {{else}}<p class="meta">channels: not known on this node (a remote client's channels are not sent across nodes)</p>{{end}}
 {{end}}{{else}}{{if $p.Clients}}
 <table class="clients"><tr><th>node</th><th>label</th><th>state</th><th>not picked because</th><th>p50</th><th>p99</th><th>last RTT</th><th>in flight</th><th>pending</th><th>channels</th><th>last error</th><th></th></tr>
-{{range $c := $p.Clients}}<tr class="client"><td>{{$c.Node}}</td><td class="label">{{$c.Label}}</td><td class="state {{$c.State}}">{{$c.State}}</td><td class="notpicked why">{{$c.NotPicked}}</td><td class="n">{{dur $c.RTTP50Ns}}</td><td class="n">{{dur $c.RTTP99Ns}}</td><td class="n">{{dur $c.RTTLastNs}}</td><td class="n">{{$c.InFlight}}</td><td class="n">{{$c.Pending}}</td><td>{{with $c.Channels}}{{.Total}}{{if .Total}}: {{.Active}} active{{if .Pending}}, {{.Pending}} pending{{end}}{{if .Failed}}, {{.Failed}} failed{{end}}{{if .Stale}}, {{.Stale}} stale{{end}}{{if .Resyncing}}, {{.Resyncing}} resyncing{{end}}{{end}}{{else}}–{{end}}</td><td class="error">{{$c.LastError}}</td><td><a href="{{details $p.Name $c.ID}}">details</a></td></tr>
+{{range index $.Rows $i}}<tr class="client"><td>{{.C.Node}}</td><td class="label">{{.C.Label}}</td><td class="state {{.C.State}}">{{.C.State}}</td><td class="notpicked why">{{.C.NotPicked}}</td><td class="n">{{.P50}}</td><td class="n">{{.P99}}</td><td class="n">{{.Last}}</td><td class="n">{{.C.InFlight}}</td><td class="n">{{.C.Pending}}</td><td>{{.Channels}}</td><td class="error">{{.C.LastError}}</td><td><a href="{{.Link}}">details</a></td></tr>
 {{end}}</table>
 {{end}}{{end}}
 {{if not $details}}<p class="meta">clients {{if $p.Clients}}{{add $p.Offset 1}}–{{upto $p}}{{else}}none{{end}} of {{$p.Total}}{{if $p.Offset}} · <a href="{{pageOf $p.Name (sub $p.Offset $p.Limit) $p.Limit}}">previous</a>{{end}}{{if lt (upto $p) $p.Total}} · <a href="{{pageOf $p.Name (upto $p) $p.Limit}}">next</a>{{end}}</p>{{end}}
