@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/zenws/zenws/balancer"
 	"github.com/zenws/zenws/balancer/opspage"
 	"github.com/zenws/zenws/internal/testutil"
@@ -277,5 +279,50 @@ func TestPaging(t *testing.T) {
 		t.Errorf("POST: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+}
+
+// Several balancers on one page, sorted by name; ?pool= shows one; a
+// client in two pools counts once for readiness; auto refresh is off
+// unless asked for.
+func TestSeveralPools(t *testing.T) {
+	sys := testutil.NewSystem(t)
+	md := newPool(t, sys, []string{"md"}, 2)
+	orders := newPool(t, sys, []string{"orders"}, 1)
+	pids := []*actor.PID{md.clients[0].PID(), orders.clients[0].PID()}
+	mixed, err := balancer.New(sys, balancer.WithDiscovery(func() []*actor.PID { return pids }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = mixed.Stop() }()
+	base := serve(t, opspage.New(sys, map[string]*balancer.Balancer{"orders": orders.bal, "md": md.bal, "mixed": mixed, "nil": nil},
+		opspage.WithReadiness(2)))
+
+	doc := page(t, base)
+	var names []string
+	for _, p := range doc.Pools {
+		names = append(names, p.Name+":"+strconv.Itoa(p.Total))
+	}
+	if strings.Join(names, ",") != "md:2,mixed:2,orders:1" {
+		t.Fatalf("pools: %v", names)
+	}
+	_, body := get(t, base, "")
+	if strings.Count(body, "<section>") != 3 || len(rows(body)) != 5 {
+		t.Errorf("HTML: %d sections, %d rows", strings.Count(body, "<section>"), len(rows(body)))
+	}
+	if strings.Contains(body, `http-equiv="refresh"`) {
+		t.Error("auto refresh is on by default")
+	}
+	_, refreshing := get(t, serve(t, opspage.New(sys, map[string]*balancer.Balancer{"md": md.bal}, opspage.WithAutoRefresh(5*time.Second))), "")
+	if !strings.Contains(refreshing, `<meta http-equiv="refresh" content="5">`) {
+		t.Error("WithAutoRefresh: no meta refresh")
+	}
+	if one := page(t, base+"?pool=mixed"); len(one.Pools) != 1 || one.Pools[0].Name != "mixed" {
+		t.Errorf("?pool=mixed: %+v", one.Pools)
+	}
+	var rd opspage.Readiness
+	if code := getJSON(t, base+"readyz", &rd); code != http.StatusServiceUnavailable || strings.Join(rd.Short, ",") != "orders" ||
+		len(rd.Labels) != 2 || rd.Labels[0].Total != 2 || rd.Labels[1].Total != 1 {
+		t.Errorf("readyz: %d %+v", code, rd)
 	}
 }

@@ -1,7 +1,9 @@
 package opspage
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -162,14 +164,27 @@ func stateOf(ch *balancer.ClientHealth) string {
 
 // sortTable orders a pool's table by node, then PID id: local clients
 // first, a stable order across refreshes.
+// The router's table is in that order already, but for local first: the
+// sort costs a pass, and nothing is allocated per comparison.
 func sortTable(t []balancer.ClientHealth) {
-	sort.SliceStable(t, func(i, j int) bool {
-		a, b := t[i], t[j]
-		if a.Remote != b.Remote {
-			return !a.Remote
+	slices.SortStableFunc(t, func(a, b balancer.ClientHealth) int {
+		switch {
+		case a.Remote != b.Remote && !a.Remote:
+			return -1
+		case a.Remote != b.Remote:
+			return 1
+		case a.PID == nil || b.PID == nil:
+			return cmp.Compare(boolInt(a.PID != nil), boolInt(b.PID != nil))
 		}
-		return key(a.PID) < key(b.PID)
+		return cmp.Or(strings.Compare(a.PID.Address, b.PID.Address), strings.Compare(a.PID.Id, b.PID.Id))
 	})
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // summarize fills a pool's counts from its whole table.
