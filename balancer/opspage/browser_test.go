@@ -167,6 +167,14 @@ func TestBrowserRendersThePage(t *testing.T) {
 		t.Error("the subscribed client's channels are not shown")
 	}
 
+	detailsShot := filepath.Join(filepath.Dir(shot), "opspage-details.png")
+	chromium(t, bin, "--screenshot="+detailsShot, details)
+	t.Logf("screenshot of a details view: %s", detailsShot)
+	if dst := os.Getenv("ZENWS_OPSPAGE_DETAILS_SCREENSHOT"); dst != "" {
+		if b, err := os.ReadFile(detailsShot); err == nil {
+			_ = os.WriteFile(dst, b, 0o644)
+		}
+	}
 	dom = string(chromium(t, bin, "--dump-dom", details))
 	for _, want := range []string{"channels (2: 1 active, 0 pending, 1 failed", "bad.&lt;svg onload=alert(3)&gt;", "degraded: ranked after healthy clients", "&lt;img src=x onerror=alert(2)&gt;"} {
 		if !strings.Contains(dom, want) {
