@@ -21,11 +21,10 @@ import (
 // Handler is the operator's page of one or more balancers. It is safe for
 // concurrent use; each request reads the balancers' published tables.
 type Handler struct {
-	sys     *actor.ActorSystem
-	names   []string // sorted
-	pools   map[string]*balancer.Balancer
-	o       options
-	nowFunc func() time.Time
+	sys   *actor.ActorSystem
+	names []string // sorted
+	pools map[string]*balancer.Balancer
+	o     options
 }
 
 // Option configures a Handler.
@@ -72,7 +71,7 @@ func WithLivenessWait(d time.Duration) Option {
 // It serves the page at that path, readiness at <path>readyz and liveness at
 // <path>livez. Nil balancers are left out.
 func New(sys *actor.ActorSystem, pools map[string]*balancer.Balancer, opts ...Option) *Handler {
-	h := &Handler{sys: sys, pools: map[string]*balancer.Balancer{}, nowFunc: time.Now,
+	h := &Handler{sys: sys, pools: map[string]*balancer.Balancer{},
 		o: options{minHealthy: 1, liveWait: 2 * time.Second}}
 	for _, opt := range opts {
 		opt(&h.o)
@@ -155,9 +154,9 @@ func parseQuery(r *http.Request) (query, error) {
 	return q, nil
 }
 
-// Snapshot builds the page's document for q: what both HTML and JSON show.
+// snapshot builds the page's document for q: what both HTML and JSON show.
 func (h *Handler) snapshot(q query) (Page, int, error) {
-	p := Page{Schema: Schema, GeneratedAt: h.nowFunc().UTC(), Pools: []Pool{}}
+	p := Page{Schema: Schema, GeneratedAt: time.Now().UTC(), Pools: []Pool{}}
 	names := h.names
 	if q.pool != "" {
 		if _, ok := h.pools[q.pool]; !ok {
