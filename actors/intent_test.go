@@ -11,10 +11,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/zenws/zenws/actors"
+	deribitvenue "github.com/zenws/zenws/actors/venue/deribit"
 	"github.com/zenws/zenws/transport/wstest"
 )
 
@@ -224,4 +226,31 @@ func (w *healthWatch) last() actors.Health {
 		return actors.Health{}
 	}
 	return w.all[len(w.all)-1]
+}
+
+// A venue's refusal kept in a failed channel's status (and in the error
+// Subscribe builds from it) is bounded: its message is cut, the cut said,
+// and its data left out.
+func TestFailedChannelKeepsABoundedRefusal(t *testing.T) {
+	long := strings.Repeat("é", 5000) // 10,000 bytes, two per rune
+	srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithResponder("public/subscribe",
+		func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
+			return nil, &wstest.RPCError{Code: 11050, Message: long, Data: strings.Repeat("d", 4096)}
+		}))
+	defer srv.Close()
+	c := connect(t, newSystem(t), srv.URL(), actors.WithVenue(deribitvenue.Venue{}), actors.WithHeartbeat(actors.HeartbeatDisabled, 0))
+	err := c.Subscribe(ctxT(t, 5*time.Second), "book.X")
+	var refused *actors.RPCError
+	if !errors.As(err, &refused) || refused.Code != 11050 || len(err.Error()) > 1000 {
+		t.Fatalf("Subscribe: %d bytes: %v", len(err.Error()), err)
+	}
+	h := c.Health()
+	if len(h.Channels) != 1 || h.Channels[0].State != actors.ChannelFailed {
+		t.Fatalf("channels: %+v", h.Channels)
+	}
+	var kept *actors.RPCError
+	if !errors.As(h.Channels[0].Err, &kept) || kept.Code != 11050 || len(kept.Message) > 600 || len(kept.Data) != 0 ||
+		!utf8.ValidString(kept.Message) || !strings.Contains(kept.Message, "(10000 bytes)") {
+		t.Fatalf("kept %d bytes of message (%q...), %d of data", len(kept.Message), kept.Message[:20], len(kept.Data))
+	}
 }

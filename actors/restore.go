@@ -639,7 +639,7 @@ func (s *intent) settle(ss *subSession, op venue.SubscriptionOp, channels, ok []
 		}
 	}
 	if len(ok) < len(channels) {
-		cause := err
+		cause := keptError(err)
 		if cause == nil {
 			cause = errNotConfirmed
 		}
@@ -686,6 +686,37 @@ func (s *intent) settle(ss *subSession, op venue.SubscriptionOp, channels, ok []
 		}
 	}
 	s.signal()
+}
+
+// Bounds of a venue's refusal kept in a channel's status for as long as the
+// channel fails: a venue's message can be of any length, and a client may
+// hold 65,536 failed channels.
+const (
+	maxKeptMessage = 512
+	maxKeptData    = 512
+)
+
+// keptError is err as a channel's status keeps it: a venue's *RPCError
+// with its message cut at maxKeptMessage bytes (on a rune boundary, the cut
+// said) and data over maxKeptData bytes left out (Subscribe's error, built
+// from the status, is bounded the same way); other errors as they are.
+func keptError(err error) error {
+	var rpc *RPCError
+	if !errors.As(err, &rpc) || len(rpc.Message) <= maxKeptMessage && len(rpc.Data) <= maxKeptData {
+		return err
+	}
+	c := *rpc
+	if len(c.Message) > maxKeptMessage {
+		cut := maxKeptMessage
+		for cut > 0 && !utf8.RuneStart(c.Message[cut]) {
+			cut--
+		}
+		c.Message = fmt.Sprintf("%s... (%d bytes)", c.Message[:cut], len(rpc.Message))
+	}
+	if len(c.Data) > maxKeptData {
+		c.Data = nil
+	}
+	return &c // the venue's refusal alone: a wrapping text would hold the whole message again
 }
 
 // resubscribed takes the channels of a resubscribe out of an unsubscribe's
