@@ -84,8 +84,11 @@ func (f *feed) run(s *vsrv, d time.Duration, skipEvery int, stop <-chan struct{}
 }
 
 func deribitClient(t *testing.T, s *vsrv, in *inbox, opts ...actors.Option) *actors.Client {
-	return connect(t, s.url(), append([]actors.Option{actors.WithVenue(deribit.Venue{}), actors.WithHandler(in.handler),
-		actors.WithHeartbeat(actors.HeartbeatDisabled, 0)}, opts...)...)
+	return connect(t, s.url(), append(deribitBase(in.handler), opts...)...)
+}
+
+func deribitBase(h func(actors.Inbound)) []actors.Option {
+	return []actors.Option{actors.WithVenue(deribit.Venue{}), actors.WithHandler(h), actors.WithHeartbeat(actors.HeartbeatDisabled, 0)}
 }
 
 const book = "book.BTC-PERPETUAL.100ms"
