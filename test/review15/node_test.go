@@ -2,6 +2,7 @@ package review15
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,10 +99,14 @@ func TestNodeBookUnderFaults(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: %v", r, err)
 		}
-		waitFor(t, 5*time.Second, "back in sync", c, in, func() bool {
+		waitFor(t, 5*time.Second, "back in sync after the gap notice", c, in, func() bool {
 			msgs := in.snapshot()
-			return chanState(c, book) == actors.ChannelActive && len(msgs) > 0 && !msgs[len(msgs)-1].Snapshot && msgs[len(msgs)-1].Kind == actors.KindNotification
+			return in.count(func(m actors.Inbound) bool { return m.Kind == actors.KindGap }) >= r+1 && chanState(c, book) == actors.ChannelActive && len(msgs) > 0 && !msgs[len(msgs)-1].Snapshot && msgs[len(msgs)-1].Kind == actors.KindNotification
 		})
+		if g := in.count(func(m actors.Inbound) bool { return m.Kind == actors.KindGap }); g != r+1 {
+			msgs := in.snapshot()
+			t.Errorf("round %d (fault %d): %d gap notices so far, want %d\n%s", r, r%3, g, r+1, dump(msgs[len(msgs)-8:], 8))
+		}
 	}
 	time.Sleep(50 * time.Millisecond)
 	msgs := in.snapshot()
@@ -110,7 +115,13 @@ func TestNodeBookUnderFaults(t *testing.T) {
 	}
 	h := c.Health()
 	if g := in.count(func(m actors.Inbound) bool { return m.Kind == actors.KindGap }); uint64(g) != h.SequenceGaps || g < 6 {
-		t.Fatalf("%d KindGap delivered, SequenceGaps %d (6 faults)", g, h.SequenceGaps)
+		var gs []string
+		for _, m := range msgs {
+			if m.Kind == actors.KindGap {
+				gs = append(gs, fmt.Sprintf("%+v", *m.Gap))
+			}
+		}
+		t.Fatalf("%d KindGap delivered, SequenceGaps %d (6 faults), %d snapshots, resyncs %d, dropped %d: %v", g, h.SequenceGaps, in.count(isSnap(book)), h.Resyncs, h.SequenceDropped, gs)
 	}
 	t.Logf("gaps %d resyncs %d dropped %d generation %d", h.SequenceGaps, h.Resyncs, h.SequenceDropped, h.Generation)
 }
