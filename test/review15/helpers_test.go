@@ -123,6 +123,7 @@ type vsrv struct {
 	unsubs  atomic.Int64 // unsubscribe requests
 	subsOf  sync.Map     // channel -> *atomic.Int64
 	reqs    atomic.Int64
+	refuse  atomic.Bool // answer handshakes with 503
 }
 
 func newVenue(t *testing.T) *vsrv {
@@ -192,6 +193,10 @@ func (s *vsrv) subsFor(ch string) int64 {
 }
 
 func (s *vsrv) handle(w http.ResponseWriter, r *http.Request) {
+	if s.refuse.Load() {
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return
