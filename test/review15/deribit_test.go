@@ -87,6 +87,8 @@ func deribitClient(t *testing.T, s *vsrv, in *inbox, opts ...actors.Option) *act
 	return connect(t, s.url(), append(deribitBase(in.handler), opts...)...)
 }
 
+func deribitVenue() deribit.Venue { return deribit.Venue{} }
+
 func deribitBase(h func(actors.Inbound)) []actors.Option {
 	return []actors.Option{actors.WithVenue(deribit.Venue{}), actors.WithHandler(h), actors.WithHeartbeat(actors.HeartbeatDisabled, 0)}
 }
