@@ -46,31 +46,36 @@ func TestOverflowDropsAreAnnounced(t *testing.T) {
 	}
 }
 
-// Gap notices under a full queue: every break the client counted is
-// delivered (none dropped by the overflow policy).
+// Gap notices under a full queue, with either policy: every break the
+// client counted is delivered (none dropped or evicted by the overflow
+// policy).
 func TestGapNoticesSurviveFullQueue(t *testing.T) {
-	s := newVenue(t)
-	f := newFeed(s, book)
-	in := &inbox{}
-	slow := func(m actors.Inbound) {
-		in.handler(m)
-		time.Sleep(time.Millisecond)
-	}
-	c := connect(t, s.url(), deribitOpts(slow, actors.WithInboundQueue(2, 0, actors.DropNewest),
-		actors.WithRetryDelay(time.Millisecond), actors.WithMaxBackoff(5*time.Millisecond))...)
-	subscribeBook(t, c, in, book)
-	for r := 0; r < 20; r++ {
-		for i := 0; i < 50; i++ {
-			f.step(0)
-		}
-		f.step(1)
-		time.Sleep(10 * time.Millisecond)
-	}
-	waitFor(t, 10*time.Second, "the queue drained", c, in, func() bool { return c.Health().InboundQueued == 0 })
-	time.Sleep(50 * time.Millisecond)
-	h := c.Health()
-	if g := uint64(in.count(isGap(book))); g != h.SequenceGaps || g == 0 {
-		t.Fatalf("%d KindGap delivered, Health.SequenceGaps %d (inbound dropped %d)", g, h.SequenceGaps, h.InboundDropped)
+	for _, pol := range []actors.OverflowPolicy{actors.DropNewest, actors.DropOldest} {
+		t.Run(pol.String(), func(t *testing.T) {
+			s := newVenue(t)
+			f := newFeed(s, book)
+			in := &inbox{}
+			slow := func(m actors.Inbound) {
+				in.handler(m)
+				time.Sleep(time.Millisecond)
+			}
+			c := connect(t, s.url(), deribitOpts(slow, actors.WithInboundQueue(2, 0, pol),
+				actors.WithRetryDelay(time.Millisecond), actors.WithMaxBackoff(5*time.Millisecond))...)
+			subscribeBook(t, c, in, book)
+			for r := 0; r < 20; r++ {
+				for i := 0; i < 50; i++ {
+					f.step(0)
+				}
+				f.step(1)
+				time.Sleep(10 * time.Millisecond)
+			}
+			waitFor(t, 10*time.Second, "the queue drained", c, in, func() bool { return c.Health().InboundQueued == 0 })
+			time.Sleep(50 * time.Millisecond)
+			h := c.Health()
+			if g := uint64(in.count(isGap(book))); g != h.SequenceGaps || g == 0 {
+				t.Fatalf("%d KindGap delivered, Health.SequenceGaps %d (inbound dropped %d)", g, h.SequenceGaps, h.InboundDropped)
+			}
+		})
 	}
 }
 
