@@ -69,7 +69,7 @@ func TestBinanceSnapshotSeqExtremes(t *testing.T) {
 			if err := c.Subscribe(ctx(t), depth); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(1200 * time.Millisecond)
+			time.Sleep(600 * time.Millisecond)
 			close(stop)
 			time.Sleep(50 * time.Millisecond)
 			msgs := in.snapshot()
