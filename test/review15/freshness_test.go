@@ -206,10 +206,10 @@ func TestUnsubscribeWhileStale(t *testing.T) {
 func TestStaleBookNextIsSnapshot(t *testing.T) {
 	s := newVenue(t)
 	f := newFeed(s, book)
-	var late *vconn
+
 	s.onReq = func(c *vconn, r req) bool {
 		if r.isUnsub() && len(r.Channels) == 1 && r.Channels[0] == book {
-			late = c
+
 			f.mu.Lock()
 			// a change of the old stream, after the unsubscribe was sent
 			_ = c.write(dChange(book, f.cur+1, f.cur))
@@ -230,7 +230,6 @@ func TestStaleBookNextIsSnapshot(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond)
-	_ = late
 	msgs := in.snapshot()
 	if bad := checkBook(msgs); len(bad) > 0 {
 		t.Fatalf("violations:\n%s\n%s", strings.Join(bad, "\n"), dump(msgs, 20))

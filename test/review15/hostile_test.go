@@ -187,5 +187,3 @@ func TestDeribitDeepAndHugeFrames(t *testing.T) {
 		})
 	}
 }
-
-var _ = fmt.Sprint

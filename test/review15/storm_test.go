@@ -80,9 +80,7 @@ func TestResyncStormDoesNotStarveCalls(t *testing.T) {
 func TestUnwantedChannelsKeepNoState(t *testing.T) {
 	s := newVenue(t)
 	in := &inbox{}
-	var delivered int
 	c := deribitClient(t, s, in)
-	_ = delivered
 	if err := c.Subscribe(ctx(t), book); err != nil {
 		t.Fatal(err)
 	}
