@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/venue"
+	"github.com/zenws/zenws/actors/venue/deribit"
 )
 
 // The venue answers the resync's subscribe with an empty list (it
@@ -91,5 +93,27 @@ func TestReconnectGapExpectedZero(t *testing.T) {
 				t.Fatalf("gap %s: Expected must be 0 when nothing was delivered", b)
 			}
 		}
+	}
+}
+
+// A nil entry in venue.Sequencers (a rule left unset in a list) must not
+// switch off the rules after it: the Deribit rule still marks the
+// snapshot and still announces a gap.
+func TestNilInSequencersKeepsTheOthers(t *testing.T) {
+	s := newVenue(t)
+	f := newFeed(s, book)
+	in := &inbox{}
+	c := deribitClient(t, s, in, actors.WithSequencer(venue.Sequencers{nil, deribit.Venue{}}))
+	if err := c.Subscribe(ctx(t), book); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "the first message", c, in, func() bool { return in.count(isNote(book)) >= 1 })
+	f.step(0)
+	f.step(1)
+	f.step(0)
+	time.Sleep(200 * time.Millisecond)
+	if in.count(isSnap(book)) == 0 || in.count(isGap(book)) == 0 {
+		t.Fatalf("with Sequencers{nil, deribit.Venue{}}: %d snapshots marked, %d gaps: the nil entry panics and switches the whole guard off for every frame",
+			in.count(isSnap(book)), in.count(isGap(book)))
 	}
 }
