@@ -3,6 +3,7 @@ package review15
 import (
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,5 +116,56 @@ func TestNilInSequencersKeepsTheOthers(t *testing.T) {
 	if in.count(isSnap(book)) == 0 || in.count(isGap(book)) == 0 {
 		t.Fatalf("with Sequencers{nil, deribit.Venue{}}: %d snapshots marked, %d gaps: the nil entry panics and switches the whole guard off for every frame",
 			in.count(isSnap(book)), in.count(isGap(book)))
+	}
+}
+
+// A planned rotation while a book is being resynced (its resubscribe's
+// answer slow on the old connection): the book ends in sync and the
+// consumer never gets a change that does not follow, nor one twice.
+func TestRotateDuringResync(t *testing.T) {
+	s := newVenue(t)
+	b := newSharedBook(s, book)
+	var slow atomic.Bool
+	s.onReq = func(c *vconn, r req) bool {
+		if r.isSub() && slow.Load() && c.n == 1 {
+			time.Sleep(400 * time.Millisecond)
+		}
+		return false
+	}
+	in := &inbox{}
+	c := deribitClient(t, s, in)
+	subscribeBook(t, c, in, book)
+	stop := make(chan struct{})
+	s.goRun(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-s.stopped():
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if i == 50 {
+				slow.Store(true)
+				b.mu.Lock()
+				b.cur++ // a change lost on every connection
+				b.mu.Unlock()
+			}
+			b.step()
+		}
+	})
+	waitFor(t, 3*time.Second, "the gap", c, in, func() bool { return in.count(isGap(book)) >= 1 })
+	if err := c.Rotate(ctx(t)); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	waitFor(t, 5*time.Second, "in sync after the rotation", c, in, func() bool {
+		msgs := in.snapshot()
+		return c.Health().Rotations == 1 && chanState(c, book) == actors.ChannelActive && len(msgs) > 0 && !msgs[len(msgs)-1].Snapshot && msgs[len(msgs)-1].Kind == actors.KindNotification
+	})
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	time.Sleep(50 * time.Millisecond)
+	if bad := checkBook(in.snapshot()); len(bad) > 0 {
+		t.Fatalf("violations:\n%s", strings.Join(bad, "\n"))
 	}
 }
