@@ -217,11 +217,22 @@ func (a *clientActor) staleChannel(ch string, fs *freshState, now time.Time) {
 		st = &chanSeq{} // a notice with Expected 0
 	}
 	a.gap(in, st, GapStale, 0)
-	if st.state == seqLive {
-		st.has = false
-		st.dropHeld(a.d.extra.seq)
+	resubscribing := a.d.intent.resubscribe(ch)
+	if a.d.extra.seq.chans[ch] == nil || st.state != seqLive {
+		return // not sequenced, or being resynced already
 	}
-	a.d.intent.resubscribe(ch)
+	// A sequenced channel starts again after the notice: from the
+	// resubscribe's snapshot (an update of the old subscription still on
+	// its way is dropped), or for a venue without snapshots from the first
+	// update once the venue confirmed the subscribe; a delta stream from
+	// the user's snapshot, fetched with its next update.
+	st.has = false
+	st.dropHeld(a.d.extra.seq)
+	if st.mode != venue.ResyncSnapshot {
+		st.state, st.started, st.confirmed = seqResubscribing, now, !resubscribing
+		a.d.intent.setResyncing(ch, true)
+		a.armGuard()
+	}
 }
 
 // stalled replaces the live connection: a channel stayed silent after it

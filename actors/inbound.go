@@ -126,9 +126,14 @@ const (
 	// GapStale: the channel stayed silent longer than its freshness bound
 	// (WithFreshness) and is subscribed again.
 	GapStale
+	// GapOverflow: the inbound queue had no room for an update (the
+	// handler is slower than the stream): it is lost, and the channel
+	// resynced. A sequenced channel's updates are never dropped silently by
+	// the overflow policy, nor evicted by DropOldest.
+	GapOverflow
 )
 
-// String returns "sequence", "reconnect" or "stale".
+// String returns "sequence", "reconnect", "stale" or "overflow".
 func (r GapReason) String() string {
 	switch r {
 	case GapSequence:
@@ -137,6 +142,8 @@ func (r GapReason) String() string {
 		return "reconnect"
 	case GapStale:
 		return "stale"
+	case GapOverflow:
+		return "overflow"
 	}
 	return fmt.Sprintf("GapReason(%d)", int(r))
 }
@@ -191,6 +198,10 @@ type delivery struct {
 	msg  *Inbound
 	fn   func()
 	last bool // OnDisconnect: named when it is skipped
+	// kept: an update of a sequenced channel (pushKept), never evicted by
+	// DropOldest: a hole in it behind the sequence guard's back would be a
+	// break no notice announces.
+	kept bool
 }
 
 func newDeliveryQueue(limit int, policy OverflowPolicy, deliver func(*Inbound), log *zap.Logger) *deliveryQueue {
@@ -243,6 +254,38 @@ func (q *deliveryQueue) fitsLocked(size int64) bool {
 		return false
 	}
 	return q.msgs == 0 || q.byteLimit <= 0 || q.bytes+size <= q.byteLimit
+}
+
+// pushKept queues an update of a sequenced channel if it fits (under
+// DropOldest, after evicting older messages that are not kept); it reports
+// false, and counts the drop, when it does not: the sequence guard then
+// announces the hole and resyncs the channel (sequence.go).
+func (q *deliveryQueue) pushKept(m *Inbound) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.deliver == nil {
+		q.mu.Unlock()
+		q.push(m) // counted as push counts it; nothing for the guard to repair
+		q.mu.Lock()
+		return true
+	}
+	q.seq++
+	m.Seq = q.seq
+	size := int64(len(m.Data))
+	if !q.fitsLocked(size) && q.policy == DropOldest {
+		for !q.fitsLocked(size) && q.evictOldestLocked() {
+			q.droppedLocked()
+		}
+	}
+	if !q.fitsLocked(size) {
+		q.droppedLocked()
+		return false
+	}
+	q.items = append(q.items, delivery{msg: m, kept: true})
+	q.msgs++
+	q.bytes += size
+	q.startLocked()
+	return true
 }
 
 // pushNotice queues a message the overflow policy never drops: a gap
@@ -386,7 +429,7 @@ func (q *deliveryQueue) pendingBytes() int64 {
 }
 
 func (q *deliveryQueue) evictOldestLocked() bool {
-	if q.head < len(q.items) && q.items[q.head].msg != nil {
+	if q.head < len(q.items) && q.items[q.head].msg != nil && !q.items[q.head].kept {
 		// The usual case (callbacks are rare): pop the head, no copy, so a
 		// flood at a stuck handler costs O(1) a frame.
 		q.bytes -= int64(len(q.items[q.head].msg.Data))
@@ -397,7 +440,7 @@ func (q *deliveryQueue) evictOldestLocked() bool {
 		return true
 	}
 	for i := q.head; i < len(q.items); i++ {
-		if q.items[i].msg != nil {
+		if q.items[i].msg != nil && !q.items[i].kept {
 			q.bytes -= int64(len(q.items[i].msg.Data))
 			copy(q.items[i:], q.items[i+1:])
 			q.items[len(q.items)-1] = delivery{}

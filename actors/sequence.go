@@ -93,6 +93,7 @@ const (
 // chanSeq is one sequenced channel's state.
 type chanSeq struct {
 	last      uint64 // the Last of the latest update delivered
+	gen       uint64 // the connection it came on
 	has       bool   // an update was delivered in this epoch
 	confirmed bool   // resubscribing: the venue confirmed the subscribe again
 	state     seqState
@@ -197,12 +198,28 @@ func (a *clientActor) emit(in *Inbound) {
 	a.d.in.push(in)
 }
 
-// sequenced checks one notification; it reports whether to deliver it now
-// (it may have queued a gap notice before it, held it, or dropped it).
+// tracked is ch's sequence state, or nil (no guard, or not a sequenced
+// channel yet).
+func (a *clientActor) tracked(ch string) *chanSeq {
+	if a.d.extra == nil || a.d.extra.seq == nil {
+		return nil
+	}
+	return a.d.extra.seq.chans[ch]
+}
+
+// sequenced checks one notification. It reports true for a frame of a
+// channel the guard does not keep (emit queues it as it is); a sequenced
+// channel's frames it delivers itself (accept), holds or drops, with a gap
+// notice before a break.
 func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 	s, ok := a.cfg.sequence(sq, in.Channel, in.Data)
 	if !ok {
-		return true
+		st := a.tracked(in.Channel)
+		if st == nil {
+			return true // not a sequenced channel
+		}
+		a.unreadable(in, st)
+		return false
 	}
 	g := a.d.seq()
 	st := g.chans[in.Channel]
@@ -225,18 +242,18 @@ func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 	switch st.state {
 	case seqResubscribing:
 		if s.Snapshot || (st.confirmed && st.mode == venue.ResyncRestart) {
-			a.resynced(in.Channel, st, s)
-			in.Snapshot = s.Snapshot
-			return true
+			a.resynced(in.Channel, st)
+			a.accept(in, st, s)
+			return false
 		}
 		a.d.rareCounts().seqDropped.Add(1)
 		return false
 	case seqFetching, seqWaiting:
 		if st.state == seqWaiting && st.mode != venue.ResyncSnapshot {
 			if s.Snapshot { // the venue sent a fresh image on its own
-				a.resynced(in.Channel, st, s)
-				in.Snapshot = true
-				return true
+				a.resynced(in.Channel, st)
+				a.accept(in, st, s)
+				return false
 			}
 			a.d.rareCounts().seqDropped.Add(1)
 			return false
@@ -258,7 +275,11 @@ func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 			return false
 		}
 	case s.Snapshot:
-		if s.Last <= st.last { // an older image (a rotation's new connection): keep the newer state
+		// An image numbered at or below the book: from another connection
+		// (a rotation's new one, merged after the old one drained) it is
+		// older than what was delivered; on the same connection the venue
+		// started its numbering again, and the image replaces the book.
+		if s.Last <= st.last && in.Generation != st.gen {
 			a.d.rareCounts().seqDropped.Add(1)
 			return false
 		}
@@ -280,9 +301,45 @@ func (a *clientActor) sequenced(sq venue.Sequencer, in *Inbound) bool {
 		a.startResync(in.Channel, st, in.Generation)
 		return false
 	}
-	st.has, st.last = true, s.Last
+	a.accept(in, st, s)
+	return false
+}
+
+// accept delivers an update of a sequenced channel: in sync from it on.
+// When the inbound queue has no room for it (the handler is slower than
+// the stream), the overflow policy does not punch a silent hole: the hole
+// is announced (GapOverflow) and the channel resynced.
+func (a *clientActor) accept(in *Inbound, st *chanSeq, s venue.Seq) {
 	in.Snapshot = s.Snapshot
-	return true
+	if a.d.in.pushKept(in) {
+		st.has, st.last, st.gen = true, s.Last, in.Generation
+		return
+	}
+	a.d.rareCounts().gaps.Add(1)
+	a.gap(in, st, GapOverflow, s.First)
+	st.has = false
+	if st.mode == venue.ResyncSnapshot && a.cfg.Snapshot == nil {
+		return // nothing can repair it: the next update is the new start
+	}
+	a.startResync(in.Channel, st, in.Generation)
+}
+
+// unreadable takes a frame of a sequenced channel whose sequence cannot be
+// read (a field missing or out of range, a rule that panicked): it cannot
+// be shown to follow, so it is dropped, and a channel in sync is taken as
+// broken there.
+func (a *clientActor) unreadable(in *Inbound, st *chanSeq) {
+	a.d.rareCounts().seqDropped.Add(1)
+	if st.state != seqLive || !st.has || st.epoch != a.d.extra.seq.epoch {
+		return // out of sync already, or not started: it waits for its start
+	}
+	a.d.rareCounts().gaps.Add(1)
+	a.gap(in, st, GapSequence, 0)
+	st.has = false
+	if st.mode == venue.ResyncSnapshot && a.cfg.Snapshot == nil {
+		return
+	}
+	a.startResync(in.Channel, st, in.Generation)
 }
 
 // awaitSnapshot drops a snapshot-first channel's updates until its
@@ -366,9 +423,9 @@ func (a *clientActor) startResync(ch string, st *chanSeq, gen uint64) {
 	a.armGuard()
 }
 
-// resynced: ch is in sync again from s.
-func (a *clientActor) resynced(ch string, st *chanSeq, s venue.Seq) {
-	st.state, st.token, st.has, st.last, st.ended = seqLive, 0, true, s.Last, time.Now()
+// resynced: ch's resync is over; the update that ends it is accepted next.
+func (a *clientActor) resynced(ch string, st *chanSeq) {
+	st.state, st.token, st.has, st.ended = seqLive, 0, false, time.Now()
 	a.d.intent.setResyncing(ch, false)
 }
 
@@ -439,6 +496,9 @@ func (a *clientActor) snapshotFetched(m *snapshotDone) {
 	if st == nil || st.state != seqFetching || st.token != m.token {
 		return // a fetch given up (a reconnect, a newer resync)
 	}
+	if m.err == nil && len(m.snap.Data) == 0 {
+		m.err = errors.New("it returned no data") // no image to start from
+	}
 	if m.err != nil {
 		a.d.rareCounts().snapshotFailures.Add(1)
 		a.d.log.Warn("snapshot fetch failed: the channel stays out of sync and is asked again",
@@ -448,22 +508,22 @@ func (a *clientActor) snapshotFetched(m *snapshotDone) {
 		a.startResync(m.channel, st, m.gen)
 		return
 	}
-	now := time.Now()
-	a.d.in.push(&Inbound{Client: a.self, Kind: KindNotification, Channel: m.channel, Data: m.snap.Data,
-		Generation: a.gen, Received: now, Snapshot: true})
-	a.resynced(m.channel, st, venue.Seq{First: m.snap.Seq, Last: m.snap.Seq})
 	held := st.held
 	g := a.d.extra.seq
 	g.held -= st.heldBytes
 	st.held, st.heldBytes = nil, 0
+	a.resynced(m.channel, st)
+	a.accept(&Inbound{Client: a.self, Kind: KindNotification, Channel: m.channel, Data: m.snap.Data,
+		Generation: a.gen, Received: time.Now()}, st, venue.Seq{First: m.snap.Seq, Last: m.snap.Seq, Snapshot: true, Resync: st.mode})
 	for i, h := range held {
+		if !st.has {
+			return // no room in the inbound queue: accept announced it and resyncs; the rest is moot
+		}
 		switch {
 		case h.seq.Last <= st.last && !h.seq.Snapshot:
 			a.d.rareCounts().seqDropped.Add(1) // in the snapshot already
 		case h.seq.Snapshot || h.seq.Follows(st.last):
-			st.last = h.seq.Last
-			h.in.Snapshot = h.seq.Snapshot
-			a.d.in.push(h.in)
+			a.accept(h.in, st, h.seq)
 		default: // a hole between the snapshot and what was held: again
 			a.d.rareCounts().gaps.Add(1)
 			a.gap(h.in, st, GapSequence, h.seq.First)

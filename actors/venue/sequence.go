@@ -118,12 +118,16 @@ func (f SequenceField) Sequence(channel string, data []byte) (Seq, bool) {
 	return s, true
 }
 
-// Sequencers is several Sequencers: the first that reads a frame wins.
+// Sequencers is several Sequencers: the first that reads a frame wins; nil
+// entries are skipped.
 type Sequencers []Sequencer
 
 // Sequence implements Sequencer.
 func (ss Sequencers) Sequence(channel string, data []byte) (Seq, bool) {
 	for _, s := range ss {
+		if s == nil {
+			continue
+		}
 		if seq, ok := s.Sequence(channel, data); ok {
 			return seq, true
 		}

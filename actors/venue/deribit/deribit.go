@@ -121,10 +121,14 @@ func (Venue) Sequence(channel string, data []byte) (venue.Seq, bool) {
 	typ, _ := jsonrpc.String(jsonrpc.Field(d, "type"))
 	prev, hasPrev := jsonrpc.Uint(jsonrpc.Field(d, "prev_change_id"))
 	switch {
-	case typ == "snapshot" || !hasPrev:
+	case typ == "snapshot":
 		s.Snapshot = true
-	default:
+	case hasPrev:
 		s.Prev, s.HasPrev = prev, true
+	case typ == "change" || jsonrpc.Field(d, "prev_change_id") != nil:
+		return venue.Seq{}, false // a change whose place cannot be read: not a full image
+	default:
+		s.Snapshot = true // a grouped book: each message is a full image
 	}
 	return s, true
 }
