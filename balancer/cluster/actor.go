@@ -93,7 +93,9 @@ func (a *agentActor) Receive(ctx actor.Context) {
 	case *wire.HealthBatch:
 		a.remoteHealth(ctx, m)
 	case *wire.Leaving:
-		a.remoteLeaving(ctx, m.GetMemberId())
+		if rn, ok := a.nodeFor(ctx, m.GetMemberId()); ok {
+			a.remoteLeaving(ctx, rn.id)
+		}
 	case *watchReq:
 		a.watch(ctx, m.client, m.router)
 	case *unwatchReq:
@@ -136,8 +138,13 @@ func (a *agentActor) start(ctx actor.Context) {
 		}
 	})
 	// The members as of now; later changes come as events. (MemberList
-	// hands out its set without a lock: it is read once, here.)
-	a.topology(ctx, a.sh.c.MemberList.Members().Members(), nil)
+	// hands out its set without a lock: it is read once, here, unless
+	// WithMembers says where else to read them.)
+	if fn := a.sh.o.members; fn != nil {
+		a.topology(ctx, fn(), nil)
+	} else {
+		a.topology(ctx, a.sh.c.MemberList.Members().Members(), nil)
+	}
 	a.discoverLocal(ctx)
 	a.schedule(ctx)
 }

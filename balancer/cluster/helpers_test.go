@@ -87,13 +87,7 @@ type member struct {
 // lock.
 func startMembers(t *testing.T, counts ...int) []*member {
 	t.Helper()
-	return startMembersOn(t, clustertest.NewInMemAgent(), counts...)
-}
-
-// startMembersOn is startMembers with members found through provider (to
-// add members to a running cluster).
-func startMembersOn(t *testing.T, provider *clustertest.InMemAgent, counts ...int) []*member {
-	t.Helper()
+	provider := clustertest.NewInMemAgent()
 	var ms []*member
 	t.Cleanup(func() { stopMembers(t, ms) })
 	for i := range counts {

@@ -124,7 +124,7 @@ func (a *agentActor) publishList(ctx actor.Context) {
 	l := a.list(ctx)
 	batch := &wire.HealthBatch{MemberId: a.sh.memberID, List: l, Health: a.takeDirty()}
 	for _, s := range a.subs {
-		ctx.Send(s, batch)
+		ctx.Request(s, batch) // the sender's address names this member (see nodeFor)
 	}
 }
 
@@ -184,7 +184,7 @@ func (a *agentActor) flush(ctx actor.Context) {
 	}
 	batch := &wire.HealthBatch{MemberId: a.sh.memberID, Health: health}
 	for _, s := range a.subs {
-		ctx.Send(s, batch)
+		ctx.Request(s, batch) // the sender's address names this member (see nodeFor)
 	}
 }
 
@@ -203,7 +203,7 @@ func (a *agentActor) subscribe(ctx actor.Context) {
 			batch.Health = append(batch.Health, lc.health)
 		}
 	}
-	ctx.Respond(batch)
+	ctx.Request(s, batch) // not Respond: the sender's address names this member (see nodeFor)
 }
 
 // leave: tell the subscribers that this node is leaving; operations
@@ -214,7 +214,7 @@ func (a *agentActor) leave(ctx actor.Context) {
 	}
 	a.leaving = true
 	for _, s := range a.subs {
-		ctx.Send(s, &wire.Leaving{MemberId: a.sh.memberID})
+		ctx.Request(s, &wire.Leaving{MemberId: a.sh.memberID})
 	}
 }
 

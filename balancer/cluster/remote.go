@@ -74,7 +74,7 @@ type remoteEntry struct {
 func (a *agentActor) topology(ctx actor.Context, members, left []*protocluster.Member) {
 	now := make(map[string]*protocluster.Member, len(members))
 	for _, m := range members {
-		if m.GetId() != a.sh.memberID {
+		if m.GetId() != a.sh.memberID && m.Address() != ctx.ActorSystem().Address() {
 			now[m.GetId()] = m
 		}
 	}
@@ -133,7 +133,7 @@ func (a *agentActor) retry(ctx actor.Context) {
 // subscribedBy: the agent of member id subscribed here, so it exists: ask
 // it now if this agent is not using it yet.
 func (a *agentActor) subscribedBy(ctx actor.Context, id string) {
-	if rn, ok := a.nodes[id]; ok && rn.state != active {
+	if rn, ok := a.nodeFor(ctx, id); ok && rn.state != active {
 		a.ask(ctx, rn)
 	}
 }
@@ -141,7 +141,7 @@ func (a *agentActor) subscribedBy(ctx actor.Context, id string) {
 // remoteHealth applies a batch from another member's agent: its list (the
 // newest wins) and summaries.
 func (a *agentActor) remoteHealth(ctx actor.Context, b *wire.HealthBatch) {
-	rn, ok := a.nodes[b.GetMemberId()]
+	rn, ok := a.nodeFor(ctx, b.GetMemberId())
 	if !ok {
 		return
 	}
@@ -184,6 +184,28 @@ func (a *agentActor) remoteHealth(ctx actor.Context, b *wire.HealthBatch) {
 			ctx.Send(w, &actors.HealthUpdate{Client: e.pid, Health: h})
 		}
 	}
+}
+
+// nodeFor finds the member a message from another agent is about: by the
+// member id it names, which is its actor system's id, or, where the
+// provider lists members under ids of its own (etcd's "<cluster>@<id>"),
+// by the address of its sender (agents send with themselves as sender).
+func (a *agentActor) nodeFor(ctx actor.Context, memberID string) (*remoteNode, bool) {
+	if rn, ok := a.nodes[memberID]; ok {
+		return rn, true
+	}
+	if s := ctx.Sender(); s != nil {
+		var found *remoteNode
+		for _, rn := range a.nodes {
+			// Two members at one address: a process restarted on the same
+			// port while the old one is still listed; the live one wins.
+			if rn.address == s.Address && (found == nil || found.state == lost || found.state == absent) {
+				found = rn
+			}
+		}
+		return found, found != nil
+	}
+	return nil, false
 }
 
 // accepts says whether a batch from rn is used: in the states that wait

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	clustertest "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 
 	"github.com/zenws/zenws/balancer/cluster"
 	"github.com/zenws/zenws/balancer/cluster/internal/wire"
@@ -78,28 +77,6 @@ func testTransientlyLostMemberIsUsedAgain(t *testing.T) {
 	tr := startTraffic(t, bal, 2)
 	testutil.Eventually(t, 10*time.Second, "calls through B again", func() bool { return b.served() >= 20 })
 	tr.check(t)
-}
-
-// Members join and leave, one after another: the agent forgets each
-// departed member (the set of departed members no longer only grows).
-func TestDepartedMembersAreForgotten(t *testing.T) {
-	inProcess(t, testDepartedMembersAreForgotten)
-}
-
-func testDepartedMembersAreForgotten(t *testing.T) {
-	provider := clustertest.NewInMemAgent()
-	a := startMembersOn(t, provider, 1)[0]
-	bal := a.newBalancer(t)
-	for round := 0; round < 3; round++ {
-		x := startMembersOn(t, provider, 1)[0]
-		waitPool(t, bal, poolCount{all: 2, eligible: 2, remote: 1, remoteEligible: 1})
-		if got := a.agent.Stats().Members; got != 1 {
-			t.Fatalf("round %d: A keeps state for %d members, want 1", round, got)
-		}
-		x.leave()
-		waitPool(t, bal, poolCount{all: 1, eligible: 1})
-		testutil.Eventually(t, 10*time.Second, "A forgets the member that left", func() bool { return a.agent.Stats().Members == 0 })
-	}
 }
 
 // An operation that reaches B after the caller's deadline is not run
