@@ -19,8 +19,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/balancer"
 	"github.com/zenws/zenws/balancer/cluster"
+	"github.com/zenws/zenws/balancer/cluster/budget"
 	"github.com/zenws/zenws/balancer/cluster/membership"
 )
 
@@ -36,6 +38,19 @@ type nodeConfig struct {
 	Peers    []string // automanaged: every node's host:AutoPort
 	Venue    string   // ws:// URL
 	Clients  int
+	Dial     *dialConfig // the dial budget test's clients, started by /dial/start
+}
+
+// dialConfig: clients that dial a venue refusing every handshake, paced by
+// a dial limiter: the shared budget, or a local window of the same rule.
+type dialConfig struct {
+	Shared  bool
+	Key     string
+	Window  time.Duration
+	Burst   int
+	Share   int
+	Clients int
+	URL     string
 }
 
 // node is a running node process.
@@ -47,6 +62,8 @@ type node struct {
 	bal     *balancer.Balancer
 	clients []*actors.Client
 	tr      *load
+	budget  *budget.Service
+	dialers []*actors.Client
 }
 
 // nodeMain runs a node until /quit (or a signal): it prints its control
@@ -115,7 +132,41 @@ func startNode(cfg nodeConfig) (*node, error) {
 		return nil, err
 	}
 	n.agent.OnChange(n.bal.Invalidate)
+	if cfg.Dial != nil && cfg.Dial.Shared {
+		if n.budget, err = budget.Start(n.sys, n.m.Members); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
+}
+
+// startDialers starts the dial budget test's clients.
+func (n *node) startDialers() error {
+	d := n.cfg.Dial
+	var l *ratelimit.Limiter
+	var err error
+	if d.Shared {
+		l, err = n.budget.Limiter(budget.Rule{Key: d.Key, Window: d.Window, Burst: d.Burst, Share: d.Share})
+	} else {
+		l, err = ratelimit.New("local", nil, ratelimit.Bucket{Name: "connections", Window: d.Window, Burst: d.Burst})
+	}
+	if err != nil {
+		return err
+	}
+	for i := 0; i < d.Clients; i++ {
+		cfg, err := actors.NewConfig(d.URL, actors.WithRetryCount(actors.RetryForever),
+			actors.WithRetryDelay(10*time.Millisecond), actors.WithMaxBackoff(50*time.Millisecond))
+		if err != nil {
+			return err
+		}
+		cfg.DialLimiter, cfg.HostDialRate = l, 0
+		c, err := actors.Spawn(n.sys.Root, cfg)
+		if err != nil {
+			return err
+		}
+		n.dialers = append(n.dialers, c)
+	}
+	return nil
 }
 
 func (n *node) discover() []*actor.PID {
@@ -131,6 +182,12 @@ func (n *node) discover() []*actor.PID {
 func (n *node) stop() {
 	if n.tr != nil {
 		n.tr.halt()
+	}
+	if n.budget != nil {
+		n.budget.Stop() // ends the dialers' waits for a slot
+	}
+	for _, c := range n.dialers {
+		_ = c.Close()
 	}
 	_ = n.bal.Stop()
 	_ = n.agent.Stop()
@@ -220,6 +277,13 @@ func (n *node) handler(quit chan struct{}) http.Handler {
 			return
 		}
 		reply(w, bench(ep, calls))
+	})
+	mux.HandleFunc("/dial/start", func(w http.ResponseWriter, _ *http.Request) {
+		if err := n.startDialers(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		reply(w, "started")
 	})
 	mux.HandleFunc("/quit", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, "bye")

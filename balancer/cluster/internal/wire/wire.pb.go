@@ -744,6 +744,123 @@ func (x *OpResult) GetRpcData() []byte {
 	return nil
 }
 
+// BudgetTake asks the member that holds a shared budget (package
+// balancer/cluster/budget) for one connection attempt of key: at most
+// burst in any window_ns. The answer (to the sender) is a BudgetGrant.
+type BudgetTake struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	WindowNs      int64                  `protobuf:"varint,2,opt,name=window_ns,json=windowNs,proto3" json:"window_ns,omitempty"`
+	Burst         uint32                 `protobuf:"varint,3,opt,name=burst,proto3" json:"burst,omitempty"`
+	MarginNs      int64                  `protobuf:"varint,4,opt,name=margin_ns,json=marginNs,proto3" json:"margin_ns,omitempty"` // kept between two grants a window apart, for the way to the venue
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetTake) Reset() {
+	*x = BudgetTake{}
+	mi := &file_wire_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetTake) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetTake) ProtoMessage() {}
+
+func (x *BudgetTake) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetTake.ProtoReflect.Descriptor instead.
+func (*BudgetTake) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BudgetTake) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *BudgetTake) GetWindowNs() int64 {
+	if x != nil {
+		return x.WindowNs
+	}
+	return 0
+}
+
+func (x *BudgetTake) GetBurst() uint32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *BudgetTake) GetMarginNs() int64 {
+	if x != nil {
+		return x.MarginNs
+	}
+	return 0
+}
+
+// BudgetGrant answers a BudgetTake: dial after delay_ns (from when the
+// holder answered); the slot is the caller's.
+type BudgetGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DelayNs       int64                  `protobuf:"varint,1,opt,name=delay_ns,json=delayNs,proto3" json:"delay_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetGrant) Reset() {
+	*x = BudgetGrant{}
+	mi := &file_wire_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetGrant) ProtoMessage() {}
+
+func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetGrant.ProtoReflect.Descriptor instead.
+func (*BudgetGrant) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BudgetGrant) GetDelayNs() int64 {
+	if x != nil {
+		return x.DelayNs
+	}
+	return 0
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
@@ -795,7 +912,15 @@ const file_wire_proto_rawDesc = "" +
 	"\brpc_code\x18\x04 \x01(\x03R\arpcCode\x12\x1f\n" +
 	"\vrpc_message\x18\x05 \x01(\tR\n" +
 	"rpcMessage\x12\x19\n" +
-	"\brpc_data\x18\x06 \x01(\fR\arpcData*b\n" +
+	"\brpc_data\x18\x06 \x01(\fR\arpcData\"n\n" +
+	"\n" +
+	"BudgetTake\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
+	"\twindow_ns\x18\x02 \x01(\x03R\bwindowNs\x12\x14\n" +
+	"\x05burst\x18\x03 \x01(\rR\x05burst\x12\x1b\n" +
+	"\tmargin_ns\x18\x04 \x01(\x03R\bmarginNs\"(\n" +
+	"\vBudgetGrant\x12\x19\n" +
+	"\bdelay_ns\x18\x01 \x01(\x03R\adelayNs*b\n" +
 	"\x05State\x12\x16\n" +
 	"\x12STATE_DISCONNECTED\x10\x00\x12\x14\n" +
 	"\x10STATE_CONNECTING\x10\x01\x12\x13\n" +
@@ -835,7 +960,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_wire_proto_goTypes = []any{
 	(State)(0),           // 0: zenws.balancer.cluster.State
 	(OpKind)(0),          // 1: zenws.balancer.cluster.OpKind
@@ -847,6 +972,8 @@ var file_wire_proto_goTypes = []any{
 	(*HealthBatch)(nil),  // 7: zenws.balancer.cluster.HealthBatch
 	(*Op)(nil),           // 8: zenws.balancer.cluster.Op
 	(*OpResult)(nil),     // 9: zenws.balancer.cluster.OpResult
+	(*BudgetTake)(nil),   // 10: zenws.balancer.cluster.BudgetTake
+	(*BudgetGrant)(nil),  // 11: zenws.balancer.cluster.BudgetGrant
 }
 var file_wire_proto_depIdxs = []int32{
 	0, // 0: zenws.balancer.cluster.ClientHealth.state:type_name -> zenws.balancer.cluster.State
@@ -872,7 +999,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
