@@ -38,6 +38,8 @@ type nodeConfig struct {
 	Peers    []string // automanaged: every node's host:AutoPort
 	Venue    string   // ws:// URL
 	Clients  int
+	Port     int    // Proto.Actor remote's port (0: a free one)
+	Advert   string // the host:port the others dial it at (a proxy), if not its own
 	Dial     *dialConfig // the dial budget test's clients, started by /dial/start
 }
 
@@ -96,7 +98,7 @@ func nodeMain(raw string) int {
 
 func startNode(cfg nodeConfig) (*node, error) {
 	n := &node{cfg: cfg, sys: actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))}
-	where := membership.Node{Cluster: "zenws-test"}
+	where := membership.Node{Cluster: "zenws-test", Port: cfg.Port, Advertised: cfg.Advert}
 	var pcfg *protocluster.Config
 	var err error
 	switch cfg.Provider {
