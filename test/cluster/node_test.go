@@ -38,8 +38,8 @@ type nodeConfig struct {
 	Peers    []string // automanaged: every node's host:AutoPort
 	Venue    string   // ws:// URL
 	Clients  int
-	Port     int    // Proto.Actor remote's port (0: a free one)
-	Advert   string // the host:port the others dial it at (a proxy), if not its own
+	Port     int         // Proto.Actor remote's port (0: a free one)
+	Advert   string      // the host:port the others dial it at (a proxy), if not its own
 	Dial     *dialConfig // the dial budget test's clients, started by /dial/start
 }
 
@@ -148,7 +148,8 @@ func (n *node) startDialers() error {
 	var l *ratelimit.Limiter
 	var err error
 	if d.Shared {
-		l, err = n.budget.Limiter(budget.Rule{Key: d.Key, Window: d.Window, Burst: d.Burst, Share: d.Share})
+		l, err = n.budget.Limiter(budget.Rule{Key: d.Key, Window: d.Window, Burst: d.Burst, Share: d.Share,
+			AskTimeout: 300 * time.Millisecond})
 	} else {
 		l, err = ratelimit.New("local", nil, ratelimit.Bucket{Name: "connections", Window: d.Window, Burst: d.Burst})
 	}
@@ -186,7 +187,7 @@ func (n *node) stop() {
 		n.tr.halt()
 	}
 	if n.budget != nil {
-		n.budget.Stop() // ends the dialers' waits for a slot
+		n.budget.Stop() // ends the dialers' waits for a slot, and them
 	}
 	for _, c := range n.dialers {
 		_ = c.Close()
@@ -205,10 +206,15 @@ type poolView struct {
 	Remote   map[string]int // eligible remote clients by member address
 	Stats    cluster.Stats  // the agent's
 	Balancer int            // clients in the balancer's table
+	Holder   string         // the dial budget's holder, as this node sees it
+	Budget   budget.Stats   // the dial budget's counters on this node
 }
 
 func (n *node) pool() poolView {
 	v := poolView{Remote: map[string]int{}, Stats: n.agent.Stats()}
+	if n.budget != nil {
+		v.Holder, v.Budget = n.budget.Holder(), n.budget.Stats(n.cfg.Dial.Key)
+	}
 	for _, ch := range n.bal.PoolHealth() {
 		v.Balancer++
 		switch {

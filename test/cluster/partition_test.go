@@ -17,11 +17,7 @@ import (
 // A and B use C's client again (a member lost through a transient drop is
 // asked again while it stays in the topology).
 func TestPartitionedNodeHeals(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three node processes: not with -short")
-	}
-	etcd := startEtcd(t)
-	v := newVenue(t)
+	v, cfg := etcdNodes(t)
 	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
 	t.Cleanup(func() { _ = api.Collection.Clear() })
 	port := freePort(t)
@@ -33,12 +29,9 @@ func TestPartitionedNodeHeals(t *testing.T) {
 	advert := proxy.Listen
 	proxy.Unlock()
 
-	cfg := func(name string) nodeConfig {
-		return nodeConfig{Name: name, Provider: "etcd", Etcd: etcd, Venue: v.URL(), Clients: 1}
-	}
-	a := startProc(t, cfg("A"))
-	b := startProc(t, cfg("B"))
-	cc := cfg("C")
+	a := startProc(t, cfg("A", 1))
+	b := startProc(t, cfg("B", 1))
+	cc := cfg("C", 1)
 	cc.Port, cc.Advert = port, advert
 	c := startProc(t, cc)
 	if c.address != advert {
@@ -68,12 +61,5 @@ func TestPartitionedNodeHeals(t *testing.T) {
 	waitFor(t, "C serves A's traffic again", func() bool { return c.pool().Stats.Served >= served+50 })
 	t.Logf("partition: C's client left the tables %v after the cut, was back %v after the heal (the lost member's backoff: asked every 0.2 s, doubling)",
 		cut.Round(time.Millisecond), back.Round(time.Millisecond))
-	var rep loadReport
-	a.get("/traffic/stop", &rep)
-	if rep.CallsFailed > 0 || rep.SendsFailed > 0 {
-		t.Errorf("%d retry-safe calls and %d sends failed; first: %s", rep.CallsFailed, rep.SendsFailed, rep.FirstErr)
-	}
-	if twice := v.twice(); len(twice) > 0 {
-		t.Errorf("orders run more than once: %v", twice)
-	}
+	stopLoad(t, a, v)
 }

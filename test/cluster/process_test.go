@@ -20,14 +20,7 @@ import (
 //     the killed B leaves the topology when its lease expires, and every
 //     agent forgets it (the set of departed members does not grow).
 func TestNodeKilledUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three node processes under load: not with -short")
-	}
-	etcd := startEtcd(t)
-	v := newVenue(t)
-	cfg := func(name string, clients int) nodeConfig {
-		return nodeConfig{Name: name, Provider: "etcd", Etcd: etcd, Venue: v.URL(), Clients: clients}
-	}
+	v, cfg := etcdNodes(t)
 	a := startProc(t, cfg("A", 1))
 	b := startProc(t, cfg("B", 2))
 	c := startProc(t, cfg("C", 2))
@@ -88,15 +81,7 @@ func TestNodeKilledUnderLoad(t *testing.T) {
 	})
 	t.Logf("the killed B forgotten %v after the kill (its etcd lease expired)", time.Since(killed).Round(time.Millisecond))
 
-	var rep loadReport
-	a.get("/traffic/stop", &rep)
-	t.Logf("A's traffic: %d calls, %d sends, %d orders filled, %d orders failed", rep.Calls, rep.Sends, len(rep.OrdersOK), len(rep.OrdersFailed))
-	if rep.CallsFailed > 0 || rep.SendsFailed > 0 {
-		t.Errorf("%d retry-safe calls and %d sends failed; first: %s", rep.CallsFailed, rep.SendsFailed, rep.FirstErr)
-	}
-	if twice := v.twice(); len(twice) > 0 {
-		t.Errorf("orders run more than once: %v", twice)
-	}
+	rep := stopLoad(t, a, v)
 	for _, id := range rep.OrdersOK {
 		if n := v.ordersOf(id); n != 1 {
 			t.Errorf("order %s filled for A, the venue saw it %d times", id, n)
@@ -145,12 +130,35 @@ func TestAutomanagedPool(t *testing.T) {
 	waitFor(t, "A and B forget C", func() bool { return a.pool().Stats.Members == 1 && b.pool().Stats.Members == 1 })
 	t.Logf("automanaged: C killed, its client left the tables after %v, C forgotten after %v",
 		left.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+	stopLoad(t, a, v)
+}
+
+// etcdNodes skips the test under -short, starts etcd and the venue, and
+// returns the venue and a config for a node over them.
+func etcdNodes(t *testing.T) (*venue, func(name string, clients int) nodeConfig) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("three node processes: not with -short")
+	}
+	etcd := startEtcd(t)
+	v := newVenue(t)
+	return v, func(name string, clients int) nodeConfig {
+		return nodeConfig{Name: name, Provider: "etcd", Etcd: etcd, Venue: v.URL(), Clients: clients}
+	}
+}
+
+// stopLoad stops p's traffic and checks it: no retry-safe call or send
+// failed, no order ran twice on the venue.
+func stopLoad(t *testing.T, p *proc, v *venue) loadReport {
+	t.Helper()
 	var rep loadReport
-	a.get("/traffic/stop", &rep)
+	p.get("/traffic/stop", &rep)
+	t.Logf("%s's traffic: %d calls, %d sends, %d orders filled, %d orders failed", p.cfg.Name, rep.Calls, rep.Sends, len(rep.OrdersOK), len(rep.OrdersFailed))
 	if rep.CallsFailed > 0 || rep.SendsFailed > 0 {
 		t.Errorf("%d retry-safe calls and %d sends failed; first: %s", rep.CallsFailed, rep.SendsFailed, rep.FirstErr)
 	}
 	if twice := v.twice(); len(twice) > 0 {
 		t.Errorf("orders run more than once: %v", twice)
 	}
+	return rep
 }

@@ -15,9 +15,13 @@
 // When the holder cannot be asked (the cluster is unreachable: no answer
 // within AskTimeout, or no member hosts the service), the attempt is drawn
 // from a local window instead: Burst/Share attempts per Window, Share
-// being the number of nodes expected to share the IP. If every node
-// degrades at once, together they stay within the rule. The Limiter says
-// how often it degraded (Service.Stats).
+// being the number of nodes expected to share the IP, counting the slots
+// the holder granted this node in the last Window. If every node
+// degrades at once, together they stay within the rule (a node that was
+// granted more than its share waits until those age out). The Limiter
+// says how often it degraded (Service.Stats). The attempts a node made on
+// its own are told to the holder with its next request, and counted in
+// the holder's window before it grants more.
 //
 // A holder that goes away takes its slots with it: the next holder starts
 // with an empty window, so within one Window after a change of holder the
@@ -27,10 +31,13 @@
 // How it hooks into the client: the Limiter is a ratelimit.Limiter whose
 // Classifier asks the holder and waits for the slot (the Classifier is
 // the one place a Limiter runs user code before a dial, and package
-// actors is not changed for this); the frame is then free. A wait is
-// bounded by Window; when the Service stops, waits end and the attempts
-// are drawn from the local window. A client closed while it waits for its
-// slot finishes closing when the wait ends.
+// actors is not changed for this); the frame is then free. A wait is as
+// long as the holder's queue: with more clients waiting than Burst, their
+// slots reach several Windows ahead. Once the Service stops, waits end and every attempt
+// is refused (ratelimit.ErrRateLimited: a client takes that as a dial
+// limiter that can never admit it, and stops), so stop it after the
+// clients it paces, or to end them. A client closed while it waits for
+// its slot finishes closing when the wait ends.
 package budget
 
 import (
@@ -50,6 +57,9 @@ import (
 
 // ActorName is the name of the budget actor on every node.
 const ActorName = "zenws-dial-budget"
+
+// maxTries bounds the slots one attempt asks for when it wakes up late.
+const maxTries = 3
 
 // Defaults.
 const (
@@ -153,26 +163,94 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 	if r.Margin <= 0 {
 		r.Margin = DefaultMargin
 	}
-	local := max(1, r.Burst/r.Share)
+	share := &localShare{burst: max(1, r.Burst/r.Share)}
 	c := s.counters(r.Key)
 	classify := func(f ratelimit.Frame) (int, int) {
 		if f.Control {
 			return 0, 0
 		}
-		delay, err := s.take(r)
-		if err != nil {
-			c.degraded.Add(1)
-			return 0, 1 // the local window
+		// A slot this process wakes up to more than Margin late (it was
+		// paused: a stall, SIGSTOP) is given up: dialling then would
+		// bunch with later slots. It asks again, a few times.
+		for try := 0; try < maxTries; try++ {
+			delay, err := s.take(r, share)
+			if err != nil {
+				break
+			}
+			at := time.Now().Add(delay)
+			share.record(at)
+			if !s.wait(delay) {
+				return 0, share.burst + 1 // stopped: more than the bucket holds, refused
+			}
+			if time.Since(at) <= r.Margin {
+				c.granted.Add(1)
+				return 0, 0 // the holder counted it
+			}
 		}
-		if !s.wait(min(delay, r.Window)) {
-			c.degraded.Add(1)
-			return 0, 1 // stopped while waiting: the local window decides
+		// The holder cannot be asked: the local share decides, counting
+		// what the holder granted this node in the last window.
+		c.degraded.Add(1)
+		for try := 0; try < maxTries; try++ {
+			at := share.reserve(r)
+			if !s.wait(time.Until(at)) {
+				return 0, share.burst + 1
+			}
+			if time.Since(at) <= r.Margin {
+				return 0, 0
+			}
 		}
-		c.granted.Add(1)
-		return 0, 0 // the holder counted it
+		return 0, share.burst + 1 // missed every slot: refused
 	}
 	return ratelimit.New("shared dial budget "+r.Key, classify,
-		ratelimit.Bucket{Name: "connections (local share)", Window: r.Window, Burst: local})
+		ratelimit.Bucket{Name: "connections (refused once the Service stops)", Window: r.Window, Burst: share.burst})
+}
+
+// localShare is a node's own window of one rule: the slots the holder
+// granted it and those it took alone, at most burst (Burst/Share) in any
+// Window when it is alone.
+type localShare struct {
+	mu     sync.Mutex
+	burst  int
+	w      window
+	untold []time.Time // slots taken alone, not yet told to the holder
+}
+
+// record notes a slot the holder granted.
+func (l *localShare) record(at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.w.insert(at)
+}
+
+// reserve takes the node's next slot of its own.
+func (l *localShare) reserve(r Rule) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at := l.w.reserve(time.Now(), r.Window, l.burst, r.Margin)
+	l.untold = append(l.untold, at)
+	return at
+}
+
+// tell returns the slots taken alone since the last call, as how long ago
+// each was at now (the holder's clock need not agree with this one's).
+func (l *localShare) tell(now time.Time) []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]int64, 0, len(l.untold))
+	for _, at := range l.untold {
+		out = append(out, int64(now.Sub(at)))
+	}
+	l.untold = l.untold[:0]
+	return out
+}
+
+// untell puts back slots that could not be told.
+func (l *localShare) untell(now time.Time, ago []int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range ago {
+		l.untold = append(l.untold, now.Add(-time.Duration(a)))
+	}
 }
 
 // holderOf is the member that holds the windows: the lowest id.
@@ -188,14 +266,27 @@ func (s *Service) holderOf() (*actor.PID, error) {
 	return s.pid, nil
 }
 
-func (s *Service) take(r Rule) (time.Duration, error) {
+// Holder is the address of the member that holds the windows now, as this
+// node sees the topology ("" when it knows no member).
+func (s *Service) Holder() string {
+	pid, err := s.holderOf()
+	if err != nil {
+		return ""
+	}
+	return pid.Address
+}
+
+func (s *Service) take(r Rule, share *localShare) (time.Duration, error) {
 	pid, err := s.holderOf()
 	if err != nil {
 		return 0, err
 	}
+	now := time.Now()
+	told := share.tell(now)
 	res, err := s.sys.Root.RequestFuture(pid, &wire.BudgetTake{Key: r.Key, WindowNs: int64(r.Window),
-		Burst: uint32(r.Burst), MarginNs: int64(r.Margin)}, r.AskTimeout).Result()
+		Burst: uint32(r.Burst), MarginNs: int64(r.Margin), TakenAgoNs: told}, r.AskTimeout).Result()
 	if err != nil {
+		share.untell(now, told) // maybe told all the same: counted twice at worst, the safe way
 		return 0, err
 	}
 	g, ok := res.(*wire.BudgetGrant)
@@ -237,8 +328,19 @@ func (h *holder) Receive(ctx actor.Context) {
 		h.windows[m.GetKey()] = w
 	}
 	now := time.Now()
+	for _, ago := range m.GetTakenAgoNs() { // what the caller took alone meanwhile
+		w.insert(now.Add(-time.Duration(ago)))
+	}
 	slot := w.reserve(now, time.Duration(m.GetWindowNs()), int(m.GetBurst()), time.Duration(m.GetMarginNs()))
 	ctx.Respond(&wire.BudgetGrant{DelayNs: int64(slot.Sub(now))})
+}
+
+// insert adds a slot taken elsewhere, in order.
+func (w *window) insert(at time.Time) {
+	i := sort.Search(len(w.slots), func(i int) bool { return w.slots[i].After(at) })
+	w.slots = append(w.slots, time.Time{})
+	copy(w.slots[i+1:], w.slots[i:])
+	w.slots[i] = at
 }
 
 // reserve takes the first slot at or after now that keeps at most burst

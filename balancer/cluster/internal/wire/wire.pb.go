@@ -748,11 +748,16 @@ func (x *OpResult) GetRpcData() []byte {
 // balancer/cluster/budget) for one connection attempt of key: at most
 // burst in any window_ns. The answer (to the sender) is a BudgetGrant.
 type BudgetTake struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	WindowNs      int64                  `protobuf:"varint,2,opt,name=window_ns,json=windowNs,proto3" json:"window_ns,omitempty"`
-	Burst         uint32                 `protobuf:"varint,3,opt,name=burst,proto3" json:"burst,omitempty"`
-	MarginNs      int64                  `protobuf:"varint,4,opt,name=margin_ns,json=marginNs,proto3" json:"margin_ns,omitempty"` // kept between two grants a window apart, for the way to the venue
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Key      string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	WindowNs int64                  `protobuf:"varint,2,opt,name=window_ns,json=windowNs,proto3" json:"window_ns,omitempty"`
+	Burst    uint32                 `protobuf:"varint,3,opt,name=burst,proto3" json:"burst,omitempty"`
+	MarginNs int64                  `protobuf:"varint,4,opt,name=margin_ns,json=marginNs,proto3" json:"margin_ns,omitempty"` // kept between two grants a window apart, for the way to the venue
+	// taken_ago_ns are the attempts the caller made on its local share
+	// while it could not ask (how long ago each was, from when it sent
+	// this; negative: a slot it is still waiting for): the holder counts
+	// them in its window before it grants.
+	TakenAgoNs    []int64 `protobuf:"varint,5,rep,packed,name=taken_ago_ns,json=takenAgoNs,proto3" json:"taken_ago_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -813,6 +818,13 @@ func (x *BudgetTake) GetMarginNs() int64 {
 		return x.MarginNs
 	}
 	return 0
+}
+
+func (x *BudgetTake) GetTakenAgoNs() []int64 {
+	if x != nil {
+		return x.TakenAgoNs
+	}
+	return nil
 }
 
 // BudgetGrant answers a BudgetTake: dial after delay_ns (from when the
@@ -912,13 +924,15 @@ const file_wire_proto_rawDesc = "" +
 	"\brpc_code\x18\x04 \x01(\x03R\arpcCode\x12\x1f\n" +
 	"\vrpc_message\x18\x05 \x01(\tR\n" +
 	"rpcMessage\x12\x19\n" +
-	"\brpc_data\x18\x06 \x01(\fR\arpcData\"n\n" +
+	"\brpc_data\x18\x06 \x01(\fR\arpcData\"\x90\x01\n" +
 	"\n" +
 	"BudgetTake\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
 	"\twindow_ns\x18\x02 \x01(\x03R\bwindowNs\x12\x14\n" +
 	"\x05burst\x18\x03 \x01(\rR\x05burst\x12\x1b\n" +
-	"\tmargin_ns\x18\x04 \x01(\x03R\bmarginNs\"(\n" +
+	"\tmargin_ns\x18\x04 \x01(\x03R\bmarginNs\x12 \n" +
+	"\ftaken_ago_ns\x18\x05 \x03(\x03R\n" +
+	"takenAgoNs\"(\n" +
 	"\vBudgetGrant\x12\x19\n" +
 	"\bdelay_ns\x18\x01 \x01(\x03R\adelayNs*b\n" +
 	"\x05State\x12\x16\n" +
