@@ -279,12 +279,13 @@ func (n *node) handler(quit chan struct{}) http.Handler {
 	mux.HandleFunc("/bench", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		calls, _ := strconv.Atoi(q.Get("n"))
+		workers, _ := strconv.Atoi(q.Get("workers"))
 		ep, err := n.endpointVia(q.Get("via"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
-		reply(w, bench(ep, calls))
+		reply(w, bench(ep, calls, max(1, workers)))
 	})
 	mux.HandleFunc("/dial/start", func(w http.ResponseWriter, _ *http.Request) {
 		if err := n.startDialers(); err != nil {
@@ -312,18 +313,31 @@ type benchResult struct {
 	P50, P99 time.Duration
 }
 
-func bench(ep balancer.Endpoint, calls int) benchResult {
+// bench makes calls through ep from workers goroutines, calls/workers
+// each, and measures the rate and the latency of each call.
+func bench(ep balancer.Endpoint, calls, workers int) benchResult {
+	var mu sync.Mutex
 	lat := make([]time.Duration, 0, calls)
+	var wg sync.WaitGroup
 	start := time.Now()
-	for i := 0; i < calls; i++ {
-		t0 := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := ep.Call(ctx, "public/get_time", nil)
-		cancel()
-		if err == nil {
-			lat = append(lat, time.Since(t0))
-		}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < calls/workers; i++ {
+				t0 := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := ep.Call(ctx, "public/get_time", nil)
+				cancel()
+				if err == nil {
+					mu.Lock()
+					lat = append(lat, time.Since(t0))
+					mu.Unlock()
+				}
+			}
+		}()
 	}
+	wg.Wait()
 	took := time.Since(start)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	res := benchResult{Calls: len(lat), PerSec: float64(len(lat)) / took.Seconds()}

@@ -31,11 +31,13 @@ func TestNodeKilledUnderLoad(t *testing.T) {
 
 	// The remote hop, measured: sequential calls through A's own client,
 	// then through one of B's.
-	var local, remote benchResult
-	a.get("/bench?via=local&n=1000", &local)
-	a.get("/bench?via="+b.address+"&n=1000", &remote)
-	t.Logf("calls/s local %.0f, through B %.0f (ratio %.2f); p50 %v -> %v, p99 %v -> %v",
-		local.PerSec, remote.PerSec, remote.PerSec/local.PerSec, local.P50, remote.P50, local.P99, remote.P99)
+	for _, workers := range []int{1, 8} {
+		var local, remote benchResult
+		a.get(fmt.Sprintf("/bench?via=local&n=1000&workers=%d", workers), &local)
+		a.get(fmt.Sprintf("/bench?via=%s&n=1000&workers=%d", b.address, workers), &remote)
+		t.Logf("%d caller(s): calls/s through A's own client %.0f, through one of B's %.0f (ratio %.2f); p50 %v -> %v, p99 %v -> %v",
+			workers, local.PerSec, remote.PerSec, remote.PerSec/local.PerSec, local.P50, remote.P50, local.P99, remote.P99)
+	}
 
 	// An order's deadline holds across nodes.
 	b.signal(syscall.SIGSTOP)
