@@ -11,8 +11,8 @@
 //     provider's TTL, 3 s).
 //   - Kubernetes (production): Proto.Actor's k8s provider
 //     (cluster/clusterproviders/k8s) lists the pods of the cluster through
-//     the API server; build its Config with Configure and
-//     k8s.New() (see docs/balancing.md). It is not wrapped here: it needs
+//     the API server; build its Config with Configure over the provider
+//     k8s.New returns (see docs/balancing.md). It is not wrapped here: it needs
 //     a cluster and a service account to run, which this project's tests
 //     do not have.
 //
