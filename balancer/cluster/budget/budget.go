@@ -16,12 +16,13 @@
 // within AskTimeout, or no member hosts the service), the attempt is drawn
 // from a local window instead: Burst/Share attempts per Window, Share
 // being the number of nodes expected to share the IP, counting the slots
-// the holder granted this node in the last Window. If every node
-// degrades at once, together they stay within the rule (a node that was
-// granted more than its share waits until those age out). The Limiter
-// says how often it degraded (Service.Stats). The attempts a node made on
-// its own are told to the holder with its next request, and counted in
-// the holder's window before it grants more.
+// the holder granted this node in the last Window: in any Window a node
+// makes at most the larger of its share and what it was granted there, so
+// nodes that all degrade at once stay within the rule, or near it while
+// slots granted unevenly age out. The Limiter says how often it degraded
+// (Service.Stats). The attempts a node made on its own are told to the
+// holder with its next request, and counted in the holder's window before
+// it grants more.
 //
 // A holder that goes away takes its slots with it: the next holder starts
 // with an empty window, so within one Window after a change of holder the
@@ -33,11 +34,11 @@
 // the one place a Limiter runs user code before a dial, and package
 // actors is not changed for this); the frame is then free. A wait is as
 // long as the holder's queue: with more clients waiting than Burst, their
-// slots reach several Windows ahead. Once the Service stops, waits end and every attempt
-// is refused (ratelimit.ErrRateLimited: a client takes that as a dial
-// limiter that can never admit it, and stops), so stop it after the
-// clients it paces, or to end them. A client closed while it waits for
-// its slot finishes closing when the wait ends.
+// slots reach several Windows ahead. Once the Service stops, waits end
+// and every attempt is refused (ratelimit.ErrRateLimited: a client takes
+// that as a dial limiter that can never admit it, and stops), so stop it
+// after the clients it paces, or to end them. A client closed while it
+// waits for its slot finishes closing when the wait ends.
 package budget
 
 import (
