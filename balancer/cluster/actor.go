@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -45,10 +46,15 @@ type agentActor struct {
 	discovering  bool
 	discoverMore bool
 
-	// remote side: the other members
+	// marker is a child that lives as long as this run of the agent:
+	// subscribers watch it (ClientList.IncarnationId), so that the end of
+	// an earlier run on this member is never taken for this one's.
+	marker *actor.PID
+
+	// remote side: the other members (those in the topology only: a member
+	// that leaves it is forgotten, so this stays as large as the cluster)
 	nodes    map[string]*remoteNode           // members in the topology, by member id
-	gone     map[string]bool                  // left or lost: never used again
-	draining map[string][]*node               // by agent PID key: dropped, watched until it terminates
+	draining map[string][]*node               // by incarnation PID key: dropped, watched until it terminates
 	watchers map[string]map[string]*actor.PID // remote client PID key -> router PID key -> router
 }
 
@@ -87,7 +93,9 @@ func (a *agentActor) Receive(ctx actor.Context) {
 	case *wire.HealthBatch:
 		a.remoteHealth(ctx, m)
 	case *wire.Leaving:
-		a.remoteLeaving(ctx, m.GetMemberId())
+		if rn, ok := a.nodeFor(ctx, m.GetMemberId()); ok {
+			a.remoteLeaving(ctx, rn.id)
+		}
 	case *watchReq:
 		a.watch(ctx, m.client, m.router)
 	case *unwatchReq:
@@ -112,10 +120,14 @@ func (a *agentActor) start(ctx actor.Context) {
 	a.subs = map[string]*actor.PID{}
 	a.dirty = map[string]bool{}
 	a.nodes = map[string]*remoteNode{}
-	a.gone = map[string]bool{}
 	a.draining = map[string][]*node{}
 	a.watchers = map[string]map[string]*actor.PID{}
 	a.version = uint64(time.Now().UnixNano())
+	marker, err := ctx.SpawnNamed(actor.PropsFromFunc(func(actor.Context) {}), "run-"+strconv.FormatUint(a.version, 36))
+	if err != nil { // a name made of the start time in ns: taken only by a clock that went back
+		marker = ctx.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
+	}
+	a.marker = marker
 
 	// The event stream runs subscribers on the publisher's goroutine: this
 	// one only forwards.
@@ -126,8 +138,13 @@ func (a *agentActor) start(ctx actor.Context) {
 		}
 	})
 	// The members as of now; later changes come as events. (MemberList
-	// hands out its set without a lock: it is read once, here.)
-	a.topology(ctx, a.sh.c.MemberList.Members().Members(), nil)
+	// hands out its set without a lock: it is read once, here, unless
+	// WithMembers says where else to read them.)
+	if fn := a.sh.o.members; fn != nil {
+		a.topology(ctx, fn(), nil)
+	} else {
+		a.topology(ctx, a.sh.c.MemberList.Members().Members(), nil)
+	}
 	a.discoverLocal(ctx)
 	a.schedule(ctx)
 }

@@ -40,6 +40,7 @@ type shared struct {
 	opsDone  bool
 	inFlight atomic.Int64
 	served   atomic.Uint64
+	members  atomic.Int64 // other members the agent keeps state for
 	refused  atomic.Uint64
 	bg       sync.WaitGroup // the agent's own goroutines (discovery)
 
@@ -208,6 +209,10 @@ type Stats struct {
 	Refused       uint64 // operations refused over MaxInFlight
 	InFlight      int64  // operations running now
 	RemoteClients int    // clients of other members in the table
+	// Members counts the other members the agent keeps state for: those
+	// the topology lists now, whatever their state; a member that left is
+	// forgotten, so it never grows past the cluster's size.
+	Members int
 }
 
 // Stats returns the agent's counters.
@@ -217,6 +222,7 @@ func (a *Agent) Stats() Stats {
 		Refused:       a.sh.refused.Load(),
 		InFlight:      a.sh.inFlight.Load(),
 		RemoteClients: len(a.sh.view.Load().pids),
+		Members:       int(a.sh.members.Load()),
 	}
 }
 

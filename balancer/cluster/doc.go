@@ -33,9 +33,11 @@
 // types are internal, not part of this package's API); inside a node the
 // agent speaks the plain Go messages of package actors.
 //
-// Wiring a balancer on a node:
+// Wiring a balancer on a node, with its member built by package
+// balancer/cluster/membership (etcd, automanaged, or Kubernetes):
 //
-//	agent, err := cluster.Start(c, sup.ListClients)
+//	m, err := membership.Start(sys, cfg)
+//	agent, err := cluster.Start(m.Cluster, sup.ListClients, cluster.WithMembers(m.Members))
 //	b, err := balancer.New(sys,
 //		balancer.WithDiscovery(agent.Discovery), // local + remote clients
 //		balancer.WithResolver(agent.Resolve))    // endpoints for the remote ones
@@ -47,7 +49,19 @@
 // noticed through Proto.Actor's remote watch of its agent (the endpoint
 // terminates): its clients leave the tables and operations in flight fail
 // at once with actors.ErrDisconnected, which the balancer retries
-// elsewhere only when the operation is retry-safe.
+// elsewhere only when the operation is retry-safe. While the topology
+// still lists it, a lost member is asked again with backoff, and its
+// clients are used again once it answers (a partition that heals); a
+// member that leaves the topology is forgotten. Each run of an agent has
+// a marker of its own that the others watch, so the end of an earlier run
+// never drops a later one.
+//
+// An operation carries the caller's deadline (absolute): the serving
+// node gives up at it, so an order that arrives after the caller got
+// actors.ErrTimeout is not sent.
+//
+// Package balancer/cluster/budget shares a venue's per-IP connection
+// limit between the nodes that dial from one IP.
 //
 // Importing this package links Proto.Actor's remote and cluster packages
 // (and gRPC); package balancer alone does not.

@@ -84,8 +84,11 @@ func (r *remoteClient) do(ctx context.Context, op *wire.Op) (json.RawMessage, er
 	}
 	start := time.Now()
 	timeout := r.sh.o.timeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+	deadline, ok := ctx.Deadline()
+	if ok {
+		timeout = deadline.Sub(start)
+	} else {
+		deadline = start.Add(timeout)
 	}
 	if ctx.Err() != nil || timeout <= 0 {
 		return nil, fmt.Errorf("zenws/balancer/cluster: deadline passed before sending; nothing sent: %w: %w",
@@ -93,6 +96,7 @@ func (r *remoteClient) do(ctx context.Context, op *wire.Op) (json.RawMessage, er
 	}
 	op.ClientId = r.pid.Id
 	op.TimeoutNs = int64(timeout)
+	op.DeadlineUnixNs = deadline.UnixNano()
 	rp := newReply(r.sh.sys)
 	defer rp.close()
 	r.sh.sys.Root.RequestWithCustomSender(n.agent, op, rp.pid)

@@ -21,7 +21,7 @@ func TestExportsAreTheAgentsAPIOnly(t *testing.T) {
 	want := []string{
 		"Agent", "AgentName", "DefaultFlushInterval", "DefaultMaxInFlight", "DefaultRequestTimeout",
 		"DefaultStopWait", "DefaultSyncInterval", "ErrRemote", "MaxWireMessage", "Option", "Start", "Stats",
-		"WithFlushInterval", "WithLogger", "WithMaxInFlight", "WithRequestTimeout", "WithStopWait", "WithSyncInterval",
+		"WithFlushInterval", "WithLogger", "WithMaxInFlight", "WithMembers", "WithRequestTimeout", "WithStopWait", "WithSyncInterval",
 	}
 	var got []string
 	for _, f := range testutil.ParsePackage(t, token.NewFileSet(), ".") {

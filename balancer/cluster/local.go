@@ -106,6 +106,8 @@ func (a *agentActor) list(ctx actor.Context) *wire.ClientList {
 		AgentId:  a.self.Id,
 		Version:  a.version,
 		Leaving:  a.leaving,
+
+		IncarnationId: a.marker.Id,
 	}
 	if !a.leaving {
 		for id := range a.local {
@@ -122,7 +124,7 @@ func (a *agentActor) publishList(ctx actor.Context) {
 	l := a.list(ctx)
 	batch := &wire.HealthBatch{MemberId: a.sh.memberID, List: l, Health: a.takeDirty()}
 	for _, s := range a.subs {
-		ctx.Send(s, batch)
+		ctx.Request(s, batch) // the sender's address names this member (see nodeFor)
 	}
 }
 
@@ -182,7 +184,7 @@ func (a *agentActor) flush(ctx actor.Context) {
 	}
 	batch := &wire.HealthBatch{MemberId: a.sh.memberID, Health: health}
 	for _, s := range a.subs {
-		ctx.Send(s, batch)
+		ctx.Request(s, batch) // the sender's address names this member (see nodeFor)
 	}
 }
 
@@ -201,7 +203,7 @@ func (a *agentActor) subscribe(ctx actor.Context) {
 			batch.Health = append(batch.Health, lc.health)
 		}
 	}
-	ctx.Respond(batch)
+	ctx.Request(s, batch) // not Respond: the sender's address names this member (see nodeFor)
 }
 
 // leave: tell the subscribers that this node is leaving; operations
@@ -212,7 +214,7 @@ func (a *agentActor) leave(ctx actor.Context) {
 	}
 	a.leaving = true
 	for _, s := range a.subs {
-		ctx.Send(s, &wire.Leaving{MemberId: a.sh.memberID})
+		ctx.Request(s, &wire.Leaving{MemberId: a.sh.memberID})
 	}
 }
 
@@ -251,9 +253,10 @@ func (a *agentActor) serve(ctx actor.Context, op *wire.Op) {
 		return
 	}
 	sh.inFlight.Add(1)
+	dl := deadlineOf(op, time.Now(), sh.o.timeout)
 	go func() {
 		defer sh.ops.Done()
-		res := run(sh.opCtx, c, op, sh.o.timeout)
+		res := run(sh.opCtx, c, op, dl)
 		sh.inFlight.Add(-1)
 		sh.served.Add(1)
 		answer(res)
@@ -267,10 +270,10 @@ func (a *agentActor) serve(ctx actor.Context, op *wire.Op) {
 // is replaced by an error that says the operation was executed.
 const MaxWireMessage = 3 << 20
 
-// run performs op on c, bounded by what is left of the caller's deadline,
-// and keeps the answer small enough to cross nodes.
-func run(parent context.Context, c *actors.Client, op *wire.Op, fallback time.Duration) *wire.OpResult {
-	res := runOp(parent, c, op, fallback)
+// run performs op on c, bounded by the caller's deadline, and keeps the
+// answer small enough to cross nodes.
+func run(parent context.Context, c *actors.Client, op *wire.Op, deadline time.Time) *wire.OpResult {
+	res := runOp(parent, c, op, deadline)
 	if n := len(res.GetData()) + len(res.GetRpcData()) + len(res.GetMessage()); n > MaxWireMessage {
 		return &wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_OTHER,
 			Message: fmt.Sprintf("the answer (%d bytes) is over the %d bytes that may cross nodes; the operation was executed", n, MaxWireMessage)}
@@ -278,12 +281,31 @@ func run(parent context.Context, c *actors.Client, op *wire.Op, fallback time.Du
 	return res
 }
 
-func runOp(parent context.Context, c *actors.Client, op *wire.Op, fallback time.Duration) *wire.OpResult {
+// deadlineOf is when an operation that arrived at arrived must end: the
+// caller's own deadline (absolute, so that the time the op spent on the
+// way and in queues counts), capped by arrival plus the time the caller
+// had left when it sent it (which bounds it when this node's clock runs
+// behind the caller's). An op without either gets fallback from arrival.
+func deadlineOf(op *wire.Op, arrived time.Time, fallback time.Duration) time.Time {
 	timeout := time.Duration(op.GetTimeoutNs())
 	if timeout <= 0 {
 		timeout = fallback
 	}
-	ctx, cancel := context.WithTimeout(parent, timeout)
+	dl := arrived.Add(timeout)
+	if ns := op.GetDeadlineUnixNs(); ns > 0 {
+		if abs := time.Unix(0, ns); abs.Before(dl) {
+			dl = abs
+		}
+	}
+	return dl
+}
+
+func runOp(parent context.Context, c *actors.Client, op *wire.Op, deadline time.Time) *wire.OpResult {
+	if !time.Now().Before(deadline) {
+		return &wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_TIMEOUT,
+			Message: "the caller's deadline passed before the operation could run on this member; nothing sent"}
+	}
+	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
 	switch op.GetKind() {
 	case wire.OpKind_OP_KIND_SEND:

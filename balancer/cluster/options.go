@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+
 	"go.uber.org/zap"
 )
 
@@ -42,6 +44,7 @@ type options struct {
 	timeout     time.Duration
 	stopWait    time.Duration
 	logger      *zap.Logger
+	members     func() []*protocluster.Member
 }
 
 func newOptions(opts []Option) options {
@@ -110,4 +113,16 @@ func WithLogger(l *zap.Logger) Option {
 			o.logger = l
 		}
 	}
+}
+
+// WithMembers gives the agent the cluster's members as of its start (later
+// changes reach it as topology events). Default: the cluster's
+// MemberList, which this Proto.Actor version hands out without a lock: a
+// data race when the provider changes the topology at that moment (the
+// race detector reports it; the agent may start with a stale list, which
+// the next event corrects). membership.Member.Members (package
+// balancer/cluster/membership) records the topology events from before
+// the member started and avoids it.
+func WithMembers(fn func() []*protocluster.Member) Option {
+	return func(o *options) { o.members = fn }
 }

@@ -20,6 +20,14 @@ import (
 // HealthBatch. A member without an agent answers the watch with
 // Terminated (NotFound) and is asked again every SyncInterval, or at once
 // when its agent subscribes here.
+//
+// The agent's name is the same in every run of it, so a Terminated about
+// it cannot say which run ended. Once a member answers, the agent watches
+// the run's own marker (ClientList.IncarnationId) instead: only the end
+// of the run in use drops the member's clients. A member whose address
+// was lost (Proto.Actor's remote watch: AddressTerminated) stays in the
+// table while the topology lists it and is asked again with backoff, so a
+// transient drop (a partition, a restarted link) ends once it answers.
 
 // nodeState is where this agent is with another member.
 type nodeState int
@@ -29,7 +37,12 @@ const (
 	active                   // its clients are in the table
 	absent                   // no agent there (or it stopped): ask again on the next tick
 	leaving                  // its agent said it is leaving: ask again only when it subscribes here
+	lost                     // its address was lost: ask again at retryAt, with backoff
 )
+
+// maxLostBackoff bounds, in SyncIntervals, the wait between two asks of a
+// lost member.
+const maxLostBackoff = 16
 
 // remoteNode is another member: its list and the last health of each of
 // its clients.
@@ -39,6 +52,10 @@ type remoteNode struct {
 	n       *node // the current incarnation its endpoints use
 	state   nodeState
 	asked   time.Time               // when it was last asked
+	marker  *actor.PID              // the run of its agent in use (watched); nil before the first answer
+	ended   string                  // the incarnation id of the last run seen to end: its late lists are stale
+	retryAt time.Time               // lost: when to ask again
+	backoff time.Duration           // lost: the wait before the next ask after that
 	version uint64                  // of the list applied
 	clients map[string]*remoteEntry // by actor id
 }
@@ -50,11 +67,14 @@ type remoteEntry struct {
 
 // topology records the members (this one excluded). A member that is no
 // longer listed has left: it is dropped (operations in flight through it
-// may still be answered) and never used again.
+// may still be answered) and forgotten. Proto.Actor's member list blocks a
+// member that left (its id is never listed again; a restarted process is
+// a new member), so nothing else needs remembering: the agent keeps
+// nothing about members that are not in the topology.
 func (a *agentActor) topology(ctx actor.Context, members, left []*protocluster.Member) {
 	now := make(map[string]*protocluster.Member, len(members))
 	for _, m := range members {
-		if m.GetId() != a.sh.memberID && !a.gone[m.GetId()] {
+		if m.GetId() != a.sh.memberID && m.Address() != ctx.ActorSystem().Address() {
 			now[m.GetId()] = m
 		}
 	}
@@ -64,7 +84,6 @@ func (a *agentActor) topology(ctx actor.Context, members, left []*protocluster.M
 	changed := false
 	for id := range a.nodes {
 		if _, ok := now[id]; !ok {
-			a.gone[id] = true
 			changed = a.dropNode(ctx, id, false) || changed
 			delete(a.nodes, id)
 		}
@@ -75,6 +94,7 @@ func (a *agentActor) topology(ctx actor.Context, members, left []*protocluster.M
 			a.ask(ctx, a.nodes[id])
 		}
 	}
+	a.sh.members.Store(int64(len(a.nodes)))
 	if changed {
 		a.publishView()
 		a.sh.changed()
@@ -93,10 +113,16 @@ func (a *agentActor) ask(ctx actor.Context, rn *remoteNode) {
 // retry asks again the members whose agent was missing, or has not
 // answered for a SyncInterval (a Subscribe that reached the member just
 // before its agent started is a dead letter there, while the watch that
-// follows it finds the agent).
+// follows it finds the agent), and the lost ones whose backoff is over.
 func (a *agentActor) retry(ctx actor.Context) {
+	now := time.Now()
 	for _, rn := range a.nodes {
-		if rn.state == absent || (rn.state == asking && time.Since(rn.asked) >= a.sh.o.sync) {
+		if rn.state == asking && rn.backoff > 0 && now.Sub(rn.asked) >= a.sh.o.sync {
+			a.markLostNode(rn) // a lost member still silent: wait longer before the next ask
+			continue
+		}
+		if rn.state == absent || (rn.state == asking && now.Sub(rn.asked) >= a.sh.o.sync) ||
+			(rn.state == lost && !now.Before(rn.retryAt)) {
 			a.ask(ctx, rn)
 		} else if rn.state == active {
 			ctx.Request(rn.n.agent, &wire.Subscribe{MemberId: a.sh.memberID}) // idempotent: heals a lost subscription
@@ -107,7 +133,7 @@ func (a *agentActor) retry(ctx actor.Context) {
 // subscribedBy: the agent of member id subscribed here, so it exists: ask
 // it now if this agent is not using it yet.
 func (a *agentActor) subscribedBy(ctx actor.Context, id string) {
-	if rn, ok := a.nodes[id]; ok && rn.state != active {
+	if rn, ok := a.nodeFor(ctx, id); ok && rn.state != active {
 		a.ask(ctx, rn)
 	}
 }
@@ -115,17 +141,26 @@ func (a *agentActor) subscribedBy(ctx actor.Context, id string) {
 // remoteHealth applies a batch from another member's agent: its list (the
 // newest wins) and summaries.
 func (a *agentActor) remoteHealth(ctx actor.Context, b *wire.HealthBatch) {
-	rn, ok := a.nodes[b.GetMemberId()]
-	if !ok || (rn.state != asking && rn.state != active) {
+	rn, ok := a.nodeFor(ctx, b.GetMemberId())
+	if !ok {
 		return
 	}
-	if l := b.GetList(); l != nil && l.GetVersion() > rn.version {
+	l := b.GetList()
+	if !a.accepts(rn, l) {
+		return
+	}
+	if l != nil && l.GetVersion() > rn.version {
 		if l.GetLeaving() {
 			a.remoteLeaving(ctx, rn.id)
 			return
 		}
-		first := rn.state == asking
+		first := rn.state != active
+		if first && rn.state != asking { // an answer to an earlier ask: the run behind it is there
+			rn.n = newNode(rn.id, rn.address, AgentName)
+		}
 		rn.state = active
+		rn.backoff = 0
+		a.watchRun(ctx, rn, l.GetIncarnationId())
 		if a.applyList(ctx, rn, l) || first {
 			a.publishView()
 			a.sh.changed()
@@ -149,6 +184,59 @@ func (a *agentActor) remoteHealth(ctx actor.Context, b *wire.HealthBatch) {
 			ctx.Send(w, &actors.HealthUpdate{Client: e.pid, Health: h})
 		}
 	}
+}
+
+// nodeFor finds the member a message from another agent is about: by the
+// member id it names, which is its actor system's id, or, where the
+// provider lists members under ids of its own (etcd's "<cluster>@<id>"),
+// by the address of its sender (agents send with themselves as sender).
+func (a *agentActor) nodeFor(ctx actor.Context, memberID string) (*remoteNode, bool) {
+	if rn, ok := a.nodes[memberID]; ok {
+		return rn, true
+	}
+	if s := ctx.Sender(); s != nil {
+		var found *remoteNode
+		for _, rn := range a.nodes {
+			// Two members at one address: a process restarted on the same
+			// port while the old one is still listed; the live one wins.
+			if rn.address == s.Address && (found == nil || found.state == lost || found.state == absent) {
+				found = rn
+			}
+		}
+		return found, found != nil
+	}
+	return nil, false
+}
+
+// accepts says whether a batch from rn is used: in the states that wait
+// for one, and, in the others, a list from a run other than the last one
+// seen to end (a member lost through a transient drop answers again; a
+// member whose agent stopped or left has a new one).
+func (a *agentActor) accepts(rn *remoteNode, l *wire.ClientList) bool {
+	switch rn.state {
+	case asking, active:
+		return true
+	case lost:
+		return l != nil
+	}
+	return l != nil && l.GetIncarnationId() != "" && l.GetIncarnationId() != rn.ended &&
+		(rn.marker == nil || l.GetIncarnationId() != rn.marker.Id)
+}
+
+// watchRun watches the run of rn's agent that sent a list (its marker);
+// a new run replaces the one watched.
+func (a *agentActor) watchRun(ctx actor.Context, rn *remoteNode, id string) {
+	if id == "" { // an agent that names no run: its own name stands for it
+		id = AgentName
+	}
+	if rn.marker != nil && rn.marker.Id == id {
+		return
+	}
+	if rn.marker != nil && rn.marker.Id != AgentName {
+		ctx.Unwatch(rn.marker)
+	}
+	rn.marker = actor.NewPID(rn.address, id)
+	ctx.Watch(rn.marker)
 }
 
 // applyList makes rn's clients match l; a client no longer listed is gone
@@ -189,11 +277,16 @@ func (a *agentActor) dropNode(ctx actor.Context, id string, lost bool) bool {
 		a.notifyGone(ctx, e.pid)
 	}
 	rn.version = 0
-	if lost {
+	if lost || rn.marker == nil {
 		rn.n.markLost()
 	} else {
 		rn.n.closing.Store(true)
-		a.draining[pidKey(rn.n.agent)] = append(a.draining[pidKey(rn.n.agent)], rn.n)
+		k := pidKey(rn.marker)
+		a.draining[k] = append(a.draining[k], rn.n)
+	}
+	if rn.marker != nil {
+		rn.ended = rn.marker.Id
+		rn.marker = nil
 	}
 	if rn.state == active {
 		a.sh.o.logger.Info("stopped using the clients of a member", zap.String("member", id),
@@ -204,6 +297,13 @@ func (a *agentActor) dropNode(ctx actor.Context, id string, lost bool) bool {
 
 // agentTerminated handles the end of another member's agent (or of the
 // watch on it). It reports whether m was about such an agent.
+//
+// Which Terminated counts: one about the run in use (its marker), or, for
+// a member asked and not yet answered, one about the agent's name (there
+// is no agent, or it stopped). One about an earlier run is stale: the
+// later run's answer follows it on the same link. A lost address ends
+// every watch on it: the member is lost, and asked again with backoff
+// while the topology lists it.
 func (a *agentActor) agentTerminated(ctx actor.Context, m *actor.Terminated) bool {
 	k := pidKey(m.Who)
 	ns, draining := a.draining[k]
@@ -214,21 +314,25 @@ func (a *agentActor) agentTerminated(ctx actor.Context, m *actor.Terminated) boo
 		}
 	}
 	for id, rn := range a.nodes {
-		if rn.n == nil || pidKey(rn.n.agent) != k || rn.state == absent || rn.state == leaving {
+		ofRun := rn.marker != nil && pidKey(rn.marker) == k
+		ofName := rn.n != nil && pidKey(rn.n.agent) == k
+		if !ofRun && !ofName {
 			continue
 		}
-		switch m.Why {
-		case actor.TerminatedReason_AddressTerminated:
-			// The member is lost: Proto.Actor's remote lost its
-			// connection (the cluster provider may list it for a while).
-			changed := a.dropNode(ctx, id, true)
-			a.gone[id] = true
-			delete(a.nodes, id)
-			if changed {
-				a.publishView()
-				a.sh.changed()
+		switch {
+		case m.Why == actor.TerminatedReason_AddressTerminated:
+			if rn.state == asking || rn.state == active {
+				// Proto.Actor's remote lost its connection to the member
+				// (the cluster provider may list it for a while, or it
+				// comes back).
+				if a.dropNode(ctx, id, true) {
+					a.publishView()
+					a.sh.changed()
+				}
+				a.markLostNode(rn)
 			}
-		default: // its agent stopped, or there is none (yet)
+		case ofRun && rn.state == active, ofName && rn.state == asking && rn.marker == nil:
+			// the run in use stopped, or there is no agent (yet)
 			if a.dropNode(ctx, id, true) {
 				a.publishView()
 				a.sh.changed()
@@ -238,6 +342,19 @@ func (a *agentActor) agentTerminated(ctx actor.Context, m *actor.Terminated) boo
 		return true
 	}
 	return draining
+}
+
+// markLostNode puts rn in the lost state: asked again after a backoff that
+// doubles up to maxLostBackoff SyncIntervals.
+func (a *agentActor) markLostNode(rn *remoteNode) {
+	rn.state = lost
+	switch {
+	case rn.backoff == 0:
+		rn.backoff = a.sh.o.sync
+	case rn.backoff < maxLostBackoff*a.sh.o.sync:
+		rn.backoff *= 2
+	}
+	rn.retryAt = time.Now().Add(rn.backoff)
 }
 
 // remoteLeaving: the member's agent is leaving.

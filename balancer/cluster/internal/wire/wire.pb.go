@@ -18,12 +18,11 @@
 package wire
 
 import (
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
-
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -225,13 +224,19 @@ func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 // start time in unix nanoseconds, so a restarted agent's lists win over
 // the old ones.
 type ClientList struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`    // the cluster member (actor system) id
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`                      // the member's remote address, host:port
-	AgentId       string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`       // the agent actor's id on that member
-	ClientIds     []string               `protobuf:"bytes,4,rep,name=client_ids,json=clientIds,proto3" json:"client_ids,omitempty"` // the client actors' ids on that member
-	Version       uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
-	Leaving       bool                   `protobuf:"varint,6,opt,name=leaving,proto3" json:"leaving,omitempty"` // the agent is leaving: use none of them
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MemberId  string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`    // the cluster member (actor system) id
+	Address   string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`                      // the member's remote address, host:port
+	AgentId   string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`       // the agent actor's id on that member
+	ClientIds []string               `protobuf:"bytes,4,rep,name=client_ids,json=clientIds,proto3" json:"client_ids,omitempty"` // the client actors' ids on that member
+	Version   uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	Leaving   bool                   `protobuf:"varint,6,opt,name=leaving,proto3" json:"leaving,omitempty"` // the agent is leaving: use none of them
+	// incarnation_id names an actor that lives exactly as long as this run
+	// of the agent (a child of it, a new name each start): subscribers
+	// watch it, so that the end of an earlier agent on the same member
+	// (the agent's own name is the same in every run) is never taken for
+	// the end of the current one.
+	IncarnationId string `protobuf:"bytes,7,opt,name=incarnation_id,json=incarnationId,proto3" json:"incarnation_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -306,6 +311,13 @@ func (x *ClientList) GetLeaving() bool {
 		return x.Leaving
 	}
 	return false
+}
+
+func (x *ClientList) GetIncarnationId() string {
+	if x != nil {
+		return x.IncarnationId
+	}
+	return ""
 }
 
 // Subscribe, sent by an agent to another member's agent (the sender is the
@@ -560,14 +572,19 @@ func (x *HealthBatch) GetHealth() []*ClientHealth {
 // Op asks an agent to run one operation on one of its clients. The answer
 // (to the sender) is an OpResult.
 type Op struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	Kind          OpKind                 `protobuf:"varint,2,opt,name=kind,proto3,enum=zenws.balancer.cluster.OpKind" json:"kind,omitempty"`
-	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
-	Method        string                 `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
-	TimeoutNs     int64                  `protobuf:"varint,5,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"` // what is left of the caller's deadline
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClientId  string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Kind      OpKind                 `protobuf:"varint,2,opt,name=kind,proto3,enum=zenws.balancer.cluster.OpKind" json:"kind,omitempty"`
+	Data      []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Method    string                 `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
+	TimeoutNs int64                  `protobuf:"varint,5,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"` // what is left of the caller's deadline, as it sent the op
+	// deadline_unix_ns is the caller's deadline itself (unix nanoseconds):
+	// the serving node stops at the earlier of it and its arrival plus
+	// timeout_ns, so time spent in queues and on the way counts, and an op
+	// that arrives after the caller gave up is not run.
+	DeadlineUnixNs int64 `protobuf:"varint,6,opt,name=deadline_unix_ns,json=deadlineUnixNs,proto3" json:"deadline_unix_ns,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Op) Reset() {
@@ -631,6 +648,13 @@ func (x *Op) GetMethod() string {
 func (x *Op) GetTimeoutNs() int64 {
 	if x != nil {
 		return x.TimeoutNs
+	}
+	return 0
+}
+
+func (x *Op) GetDeadlineUnixNs() int64 {
+	if x != nil {
+		return x.DeadlineUnixNs
 	}
 	return 0
 }
@@ -720,12 +744,141 @@ func (x *OpResult) GetRpcData() []byte {
 	return nil
 }
 
+// BudgetTake asks the member that holds a shared budget (package
+// balancer/cluster/budget) for one connection attempt of key: at most
+// burst in any window_ns. The answer (to the sender) is a BudgetGrant.
+type BudgetTake struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Key      string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	WindowNs int64                  `protobuf:"varint,2,opt,name=window_ns,json=windowNs,proto3" json:"window_ns,omitempty"`
+	Burst    uint32                 `protobuf:"varint,3,opt,name=burst,proto3" json:"burst,omitempty"`
+	MarginNs int64                  `protobuf:"varint,4,opt,name=margin_ns,json=marginNs,proto3" json:"margin_ns,omitempty"` // kept between two grants a window apart, for the way to the venue
+	// taken_ago_ns are the attempts the caller made on its local share
+	// while it could not ask (how long ago each was, from when it sent
+	// this; negative: a slot it is still waiting for): the holder counts
+	// them in its window before it grants.
+	TakenAgoNs    []int64 `protobuf:"varint,5,rep,packed,name=taken_ago_ns,json=takenAgoNs,proto3" json:"taken_ago_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetTake) Reset() {
+	*x = BudgetTake{}
+	mi := &file_wire_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetTake) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetTake) ProtoMessage() {}
+
+func (x *BudgetTake) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetTake.ProtoReflect.Descriptor instead.
+func (*BudgetTake) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BudgetTake) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *BudgetTake) GetWindowNs() int64 {
+	if x != nil {
+		return x.WindowNs
+	}
+	return 0
+}
+
+func (x *BudgetTake) GetBurst() uint32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *BudgetTake) GetMarginNs() int64 {
+	if x != nil {
+		return x.MarginNs
+	}
+	return 0
+}
+
+func (x *BudgetTake) GetTakenAgoNs() []int64 {
+	if x != nil {
+		return x.TakenAgoNs
+	}
+	return nil
+}
+
+// BudgetGrant answers a BudgetTake: dial after delay_ns (from when the
+// holder answered); the slot is the caller's.
+type BudgetGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DelayNs       int64                  `protobuf:"varint,1,opt,name=delay_ns,json=delayNs,proto3" json:"delay_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetGrant) Reset() {
+	*x = BudgetGrant{}
+	mi := &file_wire_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetGrant) ProtoMessage() {}
+
+func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetGrant.ProtoReflect.Descriptor instead.
+func (*BudgetGrant) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BudgetGrant) GetDelayNs() int64 {
+	if x != nil {
+		return x.DelayNs
+	}
+	return 0
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\x16zenws.balancer.cluster\"\xb1\x01\n" +
+	"wire.proto\x12\x16zenws.balancer.cluster\"\xd8\x01\n" +
 	"\n" +
 	"ClientList\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x18\n" +
@@ -734,7 +887,8 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"client_ids\x18\x04 \x03(\tR\tclientIds\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x18\n" +
-	"\aleaving\x18\x06 \x01(\bR\aleaving\"(\n" +
+	"\aleaving\x18\x06 \x01(\bR\aleaving\x12%\n" +
+	"\x0eincarnation_id\x18\a \x01(\tR\rincarnationId\"(\n" +
 	"\tSubscribe\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\"&\n" +
 	"\aLeaving\x12\x1b\n" +
@@ -754,14 +908,15 @@ const file_wire_proto_rawDesc = "" +
 	"\vHealthBatch\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x126\n" +
 	"\x04list\x18\x02 \x01(\v2\".zenws.balancer.cluster.ClientListR\x04list\x12<\n" +
-	"\x06health\x18\x03 \x03(\v2$.zenws.balancer.cluster.ClientHealthR\x06health\"\xa0\x01\n" +
+	"\x06health\x18\x03 \x03(\v2$.zenws.balancer.cluster.ClientHealthR\x06health\"\xca\x01\n" +
 	"\x02Op\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x122\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1e.zenws.balancer.cluster.OpKindR\x04kind\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x16\n" +
 	"\x06method\x18\x04 \x01(\tR\x06method\x12\x1d\n" +
 	"\n" +
-	"timeout_ns\x18\x05 \x01(\x03R\ttimeoutNs\"\xc6\x01\n" +
+	"timeout_ns\x18\x05 \x01(\x03R\ttimeoutNs\x12(\n" +
+	"\x10deadline_unix_ns\x18\x06 \x01(\x03R\x0edeadlineUnixNs\"\xc6\x01\n" +
 	"\bOpResult\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x125\n" +
 	"\x04code\x18\x02 \x01(\x0e2!.zenws.balancer.cluster.ErrorCodeR\x04code\x12\x18\n" +
@@ -769,7 +924,17 @@ const file_wire_proto_rawDesc = "" +
 	"\brpc_code\x18\x04 \x01(\x03R\arpcCode\x12\x1f\n" +
 	"\vrpc_message\x18\x05 \x01(\tR\n" +
 	"rpcMessage\x12\x19\n" +
-	"\brpc_data\x18\x06 \x01(\fR\arpcData*b\n" +
+	"\brpc_data\x18\x06 \x01(\fR\arpcData\"\x90\x01\n" +
+	"\n" +
+	"BudgetTake\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
+	"\twindow_ns\x18\x02 \x01(\x03R\bwindowNs\x12\x14\n" +
+	"\x05burst\x18\x03 \x01(\rR\x05burst\x12\x1b\n" +
+	"\tmargin_ns\x18\x04 \x01(\x03R\bmarginNs\x12 \n" +
+	"\ftaken_ago_ns\x18\x05 \x03(\x03R\n" +
+	"takenAgoNs\"(\n" +
+	"\vBudgetGrant\x12\x19\n" +
+	"\bdelay_ns\x18\x01 \x01(\x03R\adelayNs*b\n" +
 	"\x05State\x12\x16\n" +
 	"\x12STATE_DISCONNECTED\x10\x00\x12\x14\n" +
 	"\x10STATE_CONNECTING\x10\x01\x12\x13\n" +
@@ -809,7 +974,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_wire_proto_goTypes = []any{
 	(State)(0),           // 0: zenws.balancer.cluster.State
 	(OpKind)(0),          // 1: zenws.balancer.cluster.OpKind
@@ -821,6 +986,8 @@ var file_wire_proto_goTypes = []any{
 	(*HealthBatch)(nil),  // 7: zenws.balancer.cluster.HealthBatch
 	(*Op)(nil),           // 8: zenws.balancer.cluster.Op
 	(*OpResult)(nil),     // 9: zenws.balancer.cluster.OpResult
+	(*BudgetTake)(nil),   // 10: zenws.balancer.cluster.BudgetTake
+	(*BudgetGrant)(nil),  // 11: zenws.balancer.cluster.BudgetGrant
 }
 var file_wire_proto_depIdxs = []int32{
 	0, // 0: zenws.balancer.cluster.ClientHealth.state:type_name -> zenws.balancer.cluster.State
@@ -846,7 +1013,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

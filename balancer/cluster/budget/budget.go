@@ -1,0 +1,366 @@
+// Package budget shares a venue's per-IP connection limit between the
+// nodes of a Proto.Actor cluster that dial from one egress IP (Binance: 300
+// connection attempts per 5 minutes per IP). Each node's dial limiter
+// (actors.Config.DialLimiter) knows only its own clients; a Service's
+// Limiter draws every attempt from one window held for the whole cluster.
+//
+// Where the window lives: every node runs a Service (an actor named
+// ActorName); for each key (a venue and an egress IP, say
+// "binance@203.0.113.7") the holder is the member of the topology with the
+// lowest id, so every node asks the same one. The holder keeps the slots
+// it granted and answers each request with when the caller may dial: at
+// most Burst attempts in any Window (plus Margin between two slots a
+// Window apart, for the way to the venue).
+//
+// When the holder cannot be asked (the cluster is unreachable: no answer
+// within AskTimeout, or no member hosts the service), the attempt is drawn
+// from a local window instead: Burst/Share attempts per Window, Share
+// being the number of nodes expected to share the IP, counting the slots
+// the holder granted this node in the last Window: in any Window a node
+// makes at most the larger of its share and what it was granted there, so
+// nodes that all degrade at once stay within the rule, or near it while
+// slots granted unevenly age out. The Limiter says how often it degraded
+// (Service.Stats). The attempts a node made on its own are told to the
+// holder with its next request, and counted in the holder's window before
+// it grants more.
+//
+// A holder that goes away takes its slots with it: the next holder starts
+// with an empty window, so within one Window after a change of holder the
+// nodes together may make up to one Burst more than the rule. Set Share
+// and the local window's rule below the venue's where that matters.
+//
+// How it hooks into the client: the Limiter is a ratelimit.Limiter whose
+// Classifier asks the holder and waits for the slot (the Classifier is
+// the one place a Limiter runs user code before a dial, and package
+// actors is not changed for this); the frame is then free. A wait is as
+// long as the holder's queue: with more clients waiting than Burst, their
+// slots reach several Windows ahead. Once the Service stops, waits end
+// and every attempt is refused (ratelimit.ErrRateLimited: a client takes
+// that as a dial limiter that can never admit it, and stops), so stop it
+// after the clients it paces, or to end them. A client closed while it
+// waits for its slot finishes closing when the wait ends.
+package budget
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/zenws/zenws/actors/ratelimit"
+	"github.com/zenws/zenws/balancer/cluster/internal/wire"
+)
+
+// ActorName is the name of the budget actor on every node.
+const ActorName = "zenws-dial-budget"
+
+// maxTries bounds the slots one attempt asks for when it wakes up late.
+const maxTries = 3
+
+// Defaults.
+const (
+	DefaultAskTimeout = time.Second
+	DefaultMargin     = 100 * time.Millisecond
+)
+
+// Rule is one shared budget: at most Burst connection attempts in any
+// Window, for the nodes that dial from one IP. Share is how many nodes
+// expect to share it (the local window when the cluster is unreachable is
+// Burst/Share; default 1).
+type Rule struct {
+	Key    string // the venue and egress IP, e.g. "binance@203.0.113.7"
+	Window time.Duration
+	Burst  int
+	Share  int
+	// AskTimeout bounds a request to the holder (default 1 s); Margin is
+	// kept between two slots a Window apart (default 100 ms).
+	AskTimeout time.Duration
+	Margin     time.Duration
+}
+
+// Binance is Binance's rule: 300 connection attempts per 5 minutes per IP.
+func Binance(ip string, share int) Rule {
+	return Rule{Key: "binance@" + ip, Window: 5 * time.Minute, Burst: 300, Share: share}
+}
+
+// Service is this node's budget actor and the limiters drawn from it.
+type Service struct {
+	sys     *actor.ActorSystem
+	members func() []*protocluster.Member
+	pid     *actor.PID
+	stop    chan struct{}
+	once    sync.Once
+
+	mu    sync.Mutex
+	stats map[string]*counters
+}
+
+type counters struct{ granted, degraded atomic.Uint64 }
+
+// Stats counts what a key's limiters did on this node.
+type Stats struct {
+	Granted  uint64 // attempts the holder granted
+	Degraded uint64 // attempts drawn from the local window (the holder could not be asked)
+}
+
+// Start spawns the budget actor on sys (once per actor system) and returns
+// the Service. members lists the cluster's members (membership.Member's
+// Members; this node's remote must be started for the others to reach it).
+func Start(sys *actor.ActorSystem, members func() []*protocluster.Member) (*Service, error) {
+	if sys == nil || members == nil {
+		return nil, errors.New("zenws/balancer/cluster/budget: Start: nil actor system or members")
+	}
+	s := &Service{sys: sys, members: members, stop: make(chan struct{}), stats: map[string]*counters{}}
+	pid, err := sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &holder{windows: map[string]*window{}} }), ActorName)
+	if err != nil {
+		return nil, fmt.Errorf("zenws/balancer/cluster/budget: Start: %w", err)
+	}
+	s.pid = pid
+	return s, nil
+}
+
+// Stop stops the budget actor and ends every wait for a slot.
+func (s *Service) Stop() {
+	s.once.Do(func() {
+		close(s.stop)
+		_ = s.sys.Root.StopFuture(s.pid).Wait()
+	})
+}
+
+// Stats returns the counters of key on this node.
+func (s *Service) Stats(key string) Stats {
+	c := s.counters(key)
+	return Stats{Granted: c.granted.Load(), Degraded: c.degraded.Load()}
+}
+
+func (s *Service) counters(key string) *counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.stats[key]
+	if c == nil {
+		c = &counters{}
+		s.stats[key] = c
+	}
+	return c
+}
+
+// Limiter returns a dial limiter for r (give it to actors.Config.DialLimiter
+// of every client that dials from r's IP on this node).
+func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
+	if r.Key == "" || r.Window <= 0 || r.Burst < 1 {
+		return nil, fmt.Errorf("zenws/balancer/cluster/budget: rule %q: need a key, a positive window and a burst of at least 1", r.Key)
+	}
+	if r.Share < 1 {
+		r.Share = 1
+	}
+	if r.AskTimeout <= 0 {
+		r.AskTimeout = DefaultAskTimeout
+	}
+	if r.Margin <= 0 {
+		r.Margin = DefaultMargin
+	}
+	share := &localShare{burst: max(1, r.Burst/r.Share)}
+	c := s.counters(r.Key)
+	classify := func(f ratelimit.Frame) (int, int) {
+		if f.Control {
+			return 0, 0
+		}
+		// A slot this process wakes up to more than Margin late (it was
+		// paused: a stall, SIGSTOP) is given up: dialling then would
+		// bunch with later slots. It asks again, a few times.
+		for try := 0; try < maxTries; try++ {
+			delay, err := s.take(r, share)
+			if err != nil {
+				break
+			}
+			at := time.Now().Add(delay)
+			share.record(at)
+			if !s.wait(delay) {
+				return 0, share.burst + 1 // stopped: more than the bucket holds, refused
+			}
+			if time.Since(at) <= r.Margin {
+				c.granted.Add(1)
+				return 0, 0 // the holder counted it
+			}
+		}
+		// The holder cannot be asked: the local share decides, counting
+		// what the holder granted this node in the last window.
+		c.degraded.Add(1)
+		for try := 0; try < maxTries; try++ {
+			at := share.reserve(r)
+			if !s.wait(time.Until(at)) {
+				return 0, share.burst + 1
+			}
+			if time.Since(at) <= r.Margin {
+				return 0, 0
+			}
+		}
+		return 0, share.burst + 1 // missed every slot: refused
+	}
+	return ratelimit.New("shared dial budget "+r.Key, classify,
+		ratelimit.Bucket{Name: "connections (refused once the Service stops)", Window: r.Window, Burst: share.burst})
+}
+
+// localShare is a node's own window of one rule: the slots the holder
+// granted it and those it took alone, at most burst (Burst/Share) in any
+// Window when it is alone.
+type localShare struct {
+	mu     sync.Mutex
+	burst  int
+	w      window
+	untold []time.Time // slots taken alone, not yet told to the holder
+}
+
+// record notes a slot the holder granted.
+func (l *localShare) record(at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.w.insert(at)
+}
+
+// reserve takes the node's next slot of its own.
+func (l *localShare) reserve(r Rule) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at := l.w.reserve(time.Now(), r.Window, l.burst, r.Margin)
+	l.untold = append(l.untold, at)
+	return at
+}
+
+// tell returns the slots taken alone since the last call, as how long ago
+// each was at now (the holder's clock need not agree with this one's).
+func (l *localShare) tell(now time.Time) []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]int64, 0, len(l.untold))
+	for _, at := range l.untold {
+		out = append(out, int64(now.Sub(at)))
+	}
+	l.untold = l.untold[:0]
+	return out
+}
+
+// untell puts back slots that could not be told.
+func (l *localShare) untell(now time.Time, ago []int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range ago {
+		l.untold = append(l.untold, now.Add(-time.Duration(a)))
+	}
+}
+
+// holderOf is the member that holds the windows: the lowest id.
+func (s *Service) holderOf() (*actor.PID, error) {
+	ms := s.members()
+	if len(ms) == 0 {
+		return nil, errors.New("no members")
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].GetId() < ms[j].GetId() })
+	if addr := ms[0].Address(); addr != s.sys.Address() && ms[0].GetId() != s.sys.ID {
+		return actor.NewPID(addr, ActorName), nil
+	}
+	return s.pid, nil
+}
+
+// Holder is the address of the member that holds the windows now, as this
+// node sees the topology ("" when it knows no member).
+func (s *Service) Holder() string {
+	pid, err := s.holderOf()
+	if err != nil {
+		return ""
+	}
+	return pid.Address
+}
+
+func (s *Service) take(r Rule, share *localShare) (time.Duration, error) {
+	pid, err := s.holderOf()
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	told := share.tell(now)
+	res, err := s.sys.Root.RequestFuture(pid, &wire.BudgetTake{Key: r.Key, WindowNs: int64(r.Window),
+		Burst: uint32(r.Burst), MarginNs: int64(r.Margin), TakenAgoNs: told}, r.AskTimeout).Result()
+	if err != nil {
+		share.untell(now, told) // maybe told all the same: counted twice at worst, the safe way
+		return 0, err
+	}
+	g, ok := res.(*wire.BudgetGrant)
+	if !ok {
+		return 0, fmt.Errorf("the holder answered %T", res)
+	}
+	return time.Duration(g.GetDelayNs()), nil
+}
+
+// wait waits d, or until the Service stops (false).
+func (s *Service) wait(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.stop:
+		return false
+	}
+}
+
+// holder is the budget actor: on the holding member, the windows.
+type holder struct{ windows map[string]*window }
+
+// window is one key's granted slots, ascending (future ones included).
+type window struct{ slots []time.Time }
+
+func (h *holder) Receive(ctx actor.Context) {
+	m, ok := ctx.Message().(*wire.BudgetTake)
+	if !ok || ctx.Sender() == nil {
+		return
+	}
+	w := h.windows[m.GetKey()]
+	if w == nil {
+		w = &window{}
+		h.windows[m.GetKey()] = w
+	}
+	now := time.Now()
+	for _, ago := range m.GetTakenAgoNs() { // what the caller took alone meanwhile
+		w.insert(now.Add(-time.Duration(ago)))
+	}
+	slot := w.reserve(now, time.Duration(m.GetWindowNs()), int(m.GetBurst()), time.Duration(m.GetMarginNs()))
+	ctx.Respond(&wire.BudgetGrant{DelayNs: int64(slot.Sub(now))})
+}
+
+// insert adds a slot taken elsewhere, in order.
+func (w *window) insert(at time.Time) {
+	i := sort.Search(len(w.slots), func(i int) bool { return w.slots[i].After(at) })
+	w.slots = append(w.slots, time.Time{})
+	copy(w.slots[i+1:], w.slots[i:])
+	w.slots[i] = at
+}
+
+// reserve takes the first slot at or after now that keeps at most burst
+// slots in any window (and margin between two slots a window apart).
+func (w *window) reserve(now time.Time, window time.Duration, burst int, margin time.Duration) time.Time {
+	keep := 0
+	for keep < len(w.slots) && w.slots[keep].Before(now.Add(-window-margin)) {
+		keep++
+	}
+	w.slots = w.slots[keep:]
+	slot := now
+	if n := len(w.slots); n > 0 && w.slots[n-1].After(slot) {
+		slot = w.slots[n-1]
+	}
+	if n := len(w.slots); burst >= 1 && n >= burst {
+		if next := w.slots[n-burst].Add(window + margin); next.After(slot) {
+			slot = next
+		}
+	}
+	w.slots = append(w.slots, slot)
+	return slot
+}
