@@ -4,30 +4,20 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/rs/zerolog"
 )
 
-// C is reached through a Toxiproxy proxy (it advertises the proxy's
-// address, so A and B dial it there) and is partitioned from them: the
-// proxy stops (its connections reset, new ones refused) while C runs on
+// C is reached through a proxy (it advertises the proxy's address, so A
+// and B dial it there) and is partitioned from them: the proxy cuts every
+// connection and each new one at once while C runs on
 // and the topology (etcd) still lists it. C's client leaves A's and B's
 // tables, A's retry-safe traffic never fails, and once the proxy is back
 // A and B use C's client again (a member lost through a transient drop is
 // asked again while it stays in the topology).
 func TestPartitionedNodeHeals(t *testing.T) {
 	v, cfg := etcdNodes(t)
-	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	t.Cleanup(func() { _ = api.Collection.Clear() })
 	port := freePort(t)
-	proxy := toxiproxy.NewProxy(api, "C", fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", port))
-	if err := api.Collection.Add(proxy, true); err != nil {
-		t.Fatal(err)
-	}
-	proxy.Lock()
-	advert := proxy.Listen
-	proxy.Unlock()
+	proxy := newCutProxy(t, fmt.Sprintf("127.0.0.1:%d", port))
+	advert := proxy.addr()
 
 	a := startProc(t, cfg("A", 1))
 	b := startProc(t, cfg("B", 1))
@@ -43,7 +33,7 @@ func TestPartitionedNodeHeals(t *testing.T) {
 	served := c.pool().Stats.Served
 	waitFor(t, "C serves A's traffic", func() bool { return c.pool().Stats.Served >= served+50 })
 
-	proxy.Stop()
+	proxy.Cut()
 	cut := waitFor(t, "C's client leaves A's and B's tables", func() bool {
 		return a.pool().Remote[advert] == 0 && b.pool().Remote[advert] == 0
 	})
@@ -51,9 +41,7 @@ func TestPartitionedNodeHeals(t *testing.T) {
 		t.Errorf("A keeps state for %d members during the partition, want 2 (C is still in the topology)", got)
 	}
 	time.Sleep(time.Second) // A's traffic runs on without C
-	if err := proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proxy.Heal()
 	healed := time.Now()
 	waitFor(t, "A and B use C's client again", func() bool { return a.pool().Remote[advert] == 1 && b.pool().Remote[advert] == 1 })
 	back := time.Since(healed)
