@@ -238,3 +238,11 @@ type Prober interface {
 type ConnectionLimited interface {
 	ConnectionLimit() *ratelimit.Limiter
 }
+
+// StreamLimited is a Venue that caps how many channels (streams) one
+// connection may hold (Binance: 1,024). A pool that spreads channels over
+// its connections (package feed) places at most MaxStreams on each; 0 or
+// less means no cap.
+type StreamLimited interface {
+	MaxStreams() int
+}
