@@ -1,0 +1,340 @@
+package feed
+
+import (
+	"hash/maphash"
+	"slices"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/venue"
+)
+
+// maxSlots bounds the copies of one channel at a time: k, plus the copies
+// being moved in or out.
+const maxSlots = 2 * MaxCopies
+
+// sink receives what a channel delivers, in order.
+type sink interface {
+	deliver(ch *channel, in *actors.Inbound)
+	gap(ch *channel, reason actors.GapReason, expected, got uint64)
+}
+
+// channel is one channel the pool holds: where its copies are, and its
+// de-duplication. The pool's actor alone touches it.
+type channel struct {
+	name   string
+	copies []*copyOf
+	out    sink
+	window int
+
+	// By sequence (venue.Sequencer).
+	started bool   // an update was delivered
+	broken  bool   // a gap was delivered: the next newer update starts again
+	last    uint64 // the Last of the update delivered last
+	held    []heldUpdate
+
+	// By content, while the channel has two copies or more.
+	hashes *hashWindow
+
+	delivered, duplicates, gaps, moves uint64
+}
+
+// copyOf is one copy of a channel: the channel wanted on one client.
+type copyOf struct {
+	owner  *channel
+	m      *member
+	slot   int    // its index in the content window's counts
+	pos    uint64 // the highest Last it brought
+	active bool   // the client confirmed the subscription
+	going  bool   // being removed: its Unsubscribe is under way
+	// leaving: moving to another client; it stays live until the new
+	// copy is confirmed, and is removed then.
+	leaving bool
+}
+
+type heldUpdate struct {
+	s  venue.Seq
+	in *actors.Inbound
+}
+
+func (cp *copyOf) live() bool { return !cp.going && cp.m.connected }
+
+// wanted counts the copies that stay (not being moved away or removed).
+func (ch *channel) wanted() int {
+	n := 0
+	for _, cp := range ch.copies {
+		if !cp.going && !cp.leaving {
+			n++
+		}
+	}
+	return n
+}
+
+func (ch *channel) liveCopies() int {
+	n := 0
+	for _, cp := range ch.copies {
+		if cp.live() {
+			n++
+		}
+	}
+	return n
+}
+
+// addCopy places a copy on m; nil when the channel has no free slot.
+func (ch *channel) addCopy(m *member) *copyOf {
+	used := uint32(0)
+	for _, cp := range ch.copies {
+		used |= 1 << cp.slot
+	}
+	for s := range maxSlots {
+		if used&(1<<s) == 0 {
+			cp := &copyOf{owner: ch, m: m, slot: s}
+			ch.copies = append(ch.copies, cp)
+			if len(ch.copies) > 1 && ch.hashes == nil {
+				// From before the new copy's subscribe goes out: whatever
+				// it brings may have been delivered from another.
+				ch.hashes = newHashWindow(ch.window)
+			}
+			return cp
+		}
+	}
+	return nil
+}
+
+// dropCopy forgets cp: its slot's counts are cleared for the next copy
+// that takes it.
+func (ch *channel) dropCopy(cp *copyOf) {
+	i := slices.Index(ch.copies, cp)
+	if i < 0 {
+		return
+	}
+	ch.copies = slices.Delete(ch.copies, i, i+1)
+	if ch.hashes != nil {
+		ch.hashes.clearSlot(cp.slot)
+	}
+}
+
+// receive routes one notification that arrived on copy cp (nil: on a
+// client that holds no copy of the channel any more).
+func (ch *channel) receive(cp *copyOf, s venue.Seq, sequenced bool, in *actors.Inbound) {
+	if sequenced {
+		ch.bySequence(cp, s, in)
+		return
+	}
+	switch {
+	case ch.hashes == nil:
+		ch.emit(in)
+	case cp == nil:
+		ch.duplicates++ // a straggler of a copy removed: the others carry the feed
+	case ch.hashes.seen(in.Data, cp.slot):
+		ch.duplicates++
+	default:
+		ch.emit(in)
+	}
+}
+
+func (ch *channel) emit(in *actors.Inbound) {
+	ch.delivered++
+	ch.out.deliver(ch, in)
+}
+
+func (ch *channel) emitSeq(s venue.Seq, in *actors.Inbound) {
+	ch.started, ch.broken, ch.last = true, false, s.Last
+	ch.emit(in)
+}
+
+// bySequence delivers s the first time it arrives, in order: an update at
+// or below what was delivered is a duplicate; one that does not follow is
+// held while a live copy may still bring what is missing.
+func (ch *channel) bySequence(cp *copyOf, s venue.Seq, in *actors.Inbound) {
+	if cp != nil && s.Last > cp.pos {
+		cp.pos = s.Last
+	}
+	switch {
+	case ch.broken && s.Snapshot, !ch.started:
+		ch.emitSeq(s, in)
+	case s.Last <= ch.last:
+		ch.duplicates++
+		return
+	case ch.broken, !s.Snapshot && s.Follows(ch.last):
+		ch.emitSeq(s, in)
+	default:
+		ch.hold(s, in)
+	}
+	ch.drain()
+	ch.settle()
+}
+
+// hold keeps an update that does not follow, in order of Last; past the
+// window the oldest held is delivered after a gap notice.
+func (ch *channel) hold(s venue.Seq, in *actors.Inbound) {
+	i, found := slices.BinarySearchFunc(ch.held, s.Last, func(h heldUpdate, last uint64) int {
+		switch {
+		case h.s.Last < last:
+			return -1
+		case h.s.Last > last:
+			return 1
+		}
+		return 0
+	})
+	if found {
+		ch.duplicates++
+		return
+	}
+	ch.held = slices.Insert(ch.held, i, heldUpdate{s: s, in: in})
+	if len(ch.held) > ch.window {
+		ch.release(actors.GapSequence)
+	}
+}
+
+// drain delivers the held updates that follow now, and drops those
+// delivered meanwhile.
+func (ch *channel) drain() {
+	n := 0
+	for n < len(ch.held) {
+		h := ch.held[n]
+		if h.s.Last <= ch.last {
+			ch.duplicates++
+		} else if !h.s.Snapshot && h.s.Follows(ch.last) {
+			ch.emitSeq(h.s, h.in)
+		} else {
+			break
+		}
+		n++
+	}
+	ch.popHeld(n)
+}
+
+func (ch *channel) popHeld(n int) {
+	if n == 0 {
+		return
+	}
+	clear(ch.held[:n])
+	ch.held = ch.held[n:]
+	if len(ch.held) == 0 {
+		ch.held = ch.held[:0:0] // let the spent array go
+	}
+}
+
+// settle delivers the held updates that no live copy can complete any
+// more: a copy brings its updates in order, so one that has brought an
+// update at or past the oldest held one has passed the hole without
+// filling it. Each hole delivered is a gap notice first.
+func (ch *channel) settle() {
+	for len(ch.held) > 0 {
+		limit := ch.held[0].s.Last
+		for _, cp := range ch.copies {
+			if cp.live() && cp.pos < limit {
+				return // it may still bring what is missing
+			}
+		}
+		reason := actors.GapSequence
+		if ch.liveCopies() == 0 {
+			reason = actors.GapReconnect
+		}
+		ch.release(reason)
+	}
+}
+
+// release delivers the oldest held update after a gap notice, and what
+// follows it.
+func (ch *channel) release(reason actors.GapReason) {
+	h := ch.held[0]
+	ch.popHeld(1)
+	ch.gapNotice(reason, h.s.First)
+	ch.emitSeq(h.s, h.in)
+	ch.drain()
+}
+
+func (ch *channel) gapNotice(reason actors.GapReason, got uint64) {
+	expected := uint64(0)
+	if ch.started {
+		expected = ch.last + 1
+	}
+	ch.gaps++
+	ch.broken = true
+	ch.out.gap(ch, reason, expected, got)
+}
+
+// lost is called when a copy stopped being live: with none left the
+// stream has a hole (a gap notice, once); otherwise what was held for it
+// may be deliverable now.
+func (ch *channel) lost() {
+	if ch.liveCopies() > 0 {
+		ch.settle()
+		return
+	}
+	if len(ch.held) > 0 {
+		ch.settle() // notices the hole first
+		return
+	}
+	if ch.delivered > 0 && !ch.broken {
+		ch.gapNotice(actors.GapReconnect, 0)
+	}
+}
+
+// hashWindow recognises by content an update that another copy brought
+// already: for each hash of the last window deliveries, how often it was
+// delivered and how often each copy (slot) has brought it. A copy that
+// brings the same bytes once more than was delivered brings a new update.
+type hashWindow struct {
+	seed   maphash.Seed
+	byHash map[uint64]hashEntry
+	ring   []uint64 // delivered hashes, oldest at head, circular once full
+	head   int
+	limit  int
+}
+
+type hashEntry struct {
+	delivered uint16
+	seen      [maxSlots]uint16
+}
+
+func newHashWindow(limit int) *hashWindow {
+	return &hashWindow{seed: maphash.MakeSeed(), byHash: make(map[uint64]hashEntry), limit: limit}
+}
+
+// seen counts data brought by slot and reports whether it is a duplicate.
+func (w *hashWindow) seen(data []byte, slot int) bool {
+	h := maphash.Bytes(w.seed, data)
+	e := w.byHash[h]
+	e.seen[slot]++
+	if e.seen[slot] <= e.delivered {
+		w.byHash[h] = e
+		return true
+	}
+	e.delivered++
+	w.byHash[h] = e
+	w.push(h)
+	return false
+}
+
+func (w *hashWindow) push(h uint64) {
+	if len(w.ring) < w.limit {
+		w.ring = append(w.ring, h)
+		return
+	}
+	old := w.ring[w.head]
+	w.ring[w.head] = h
+	w.head = (w.head + 1) % w.limit
+	e := w.byHash[old]
+	if e.delivered <= 1 {
+		delete(w.byHash, old)
+		return
+	}
+	e.delivered--
+	for s := range e.seen {
+		if e.seen[s] > 0 {
+			e.seen[s]--
+		}
+	}
+	w.byHash[old] = e
+}
+
+func (w *hashWindow) clearSlot(slot int) {
+	for h, e := range w.byHash {
+		if e.seen[slot] != 0 {
+			e.seen[slot] = 0
+			w.byHash[h] = e
+		}
+	}
+}
