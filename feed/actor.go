@@ -178,11 +178,8 @@ func (a *poolActor) health(u *actors.HealthUpdate) {
 		mb.connected = false
 		a.event(Event{Kind: EventClientLost, Client: mb.pid})
 		for _, cp := range sortedCopies(mb) {
-			ch := cp.owner
-			ch.lost()
-			if !cp.going && !cp.leaving {
-				a.moveAway(ch, cp)
-			}
+			cp.owner.lost()
+			a.heal(cp.owner)
 		}
 	case !mb.connected && connected:
 		mb.connected = true
@@ -268,7 +265,12 @@ func (a *poolActor) done(d *opDone) {
 				continue
 			}
 			delete(d.m.copies, name)
-			cp.owner.dropCopy(cp)
+			ch := cp.owner
+			ch.dropCopy(cp)
+			ch.lost() // it may have been the last copy delivering
+			if a.channels[name] == ch {
+				a.heal(ch)
+			}
 		}
 		for w := range a.unsubs {
 			for _, name := range d.channels {

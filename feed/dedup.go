@@ -27,10 +27,12 @@ type channel struct {
 	window int
 
 	// By sequence (venue.Sequencer).
-	started bool   // an update was delivered
-	broken  bool   // a gap was delivered: the next newer update starts again
-	last    uint64 // the Last of the update delivered last
-	held    []heldUpdate
+	sequenced bool   // its updates carry a sequence
+	down      bool   // every copy was lost since the last update delivered
+	started   bool   // an update was delivered
+	broken    bool   // a gap was delivered: the next newer update starts again
+	last      uint64 // the Last of the update delivered last
+	held      []heldUpdate
 
 	// By content, while the channel has two copies or more.
 	hashes *hashWindow
@@ -56,7 +58,10 @@ type heldUpdate struct {
 	in *actors.Inbound
 }
 
-func (cp *copyOf) live() bool { return !cp.going && cp.m.connected }
+// live reports whether cp may still bring updates: its client is
+// connected (a copy being removed delivers until its unsubscribe is
+// confirmed).
+func (cp *copyOf) live() bool { return cp.m.connected }
 
 // wanted counts the copies that stay (not being moved away or removed).
 func (ch *channel) wanted() int {
@@ -138,7 +143,7 @@ func (ch *channel) emit(in *actors.Inbound) {
 }
 
 func (ch *channel) emitSeq(s venue.Seq, in *actors.Inbound) {
-	ch.started, ch.broken, ch.last = true, false, s.Last
+	ch.started, ch.broken, ch.down, ch.last = true, false, false, s.Last
 	ch.emit(in)
 }
 
@@ -146,6 +151,7 @@ func (ch *channel) emitSeq(s venue.Seq, in *actors.Inbound) {
 // or below what was delivered is a duplicate; one that does not follow is
 // held while a live copy may still bring what is missing.
 func (ch *channel) bySequence(cp *copyOf, s venue.Seq, in *actors.Inbound) {
+	ch.sequenced = true
 	if cp != nil && s.Last > cp.pos {
 		cp.pos = s.Last
 	}
@@ -182,7 +188,7 @@ func (ch *channel) hold(s venue.Seq, in *actors.Inbound) {
 	}
 	ch.held = slices.Insert(ch.held, i, heldUpdate{s: s, in: in})
 	if len(ch.held) > ch.window {
-		ch.release(actors.GapSequence)
+		ch.release(ch.reason())
 	}
 }
 
@@ -227,12 +233,17 @@ func (ch *channel) settle() {
 				return // it may still bring what is missing
 			}
 		}
-		reason := actors.GapSequence
-		if ch.liveCopies() == 0 {
-			reason = actors.GapReconnect
-		}
-		ch.release(reason)
+		ch.release(ch.reason())
 	}
+}
+
+// reason is why the stream has a hole: every copy was lost (reconnect),
+// or the venue's own sequence broke on every copy.
+func (ch *channel) reason() actors.GapReason {
+	if ch.down || ch.liveCopies() == 0 {
+		return actors.GapReconnect
+	}
+	return actors.GapSequence
 }
 
 // release delivers the oldest held update after a gap notice, and what
@@ -255,19 +266,22 @@ func (ch *channel) gapNotice(reason actors.GapReason, got uint64) {
 	ch.out.gap(ch, reason, expected, got)
 }
 
-// lost is called when a copy stopped being live: with none left the
-// stream has a hole (a gap notice, once); otherwise what was held for it
-// may be deliverable now.
+// lost is called when a copy stopped being live: what was held for it may
+// be deliverable now. With no live copy left, a channel without sequence
+// gets a gap notice at once (nothing says what was missed); a sequenced one
+// when its stream resumes, and only if the update that resumes it does not
+// follow the last one delivered (a copy that reconnected may have
+// overlapped the one lost: the sequence tells).
 func (ch *channel) lost() {
-	if ch.liveCopies() > 0 {
+	if ch.liveCopies() > 0 || len(ch.held) > 0 {
 		ch.settle()
 		return
 	}
-	if len(ch.held) > 0 {
-		ch.settle() // notices the hole first
-		return
-	}
-	if ch.delivered > 0 && !ch.broken {
+	switch {
+	case ch.delivered == 0 || ch.broken:
+	case ch.sequenced:
+		ch.down = true
+	default:
 		ch.gapNotice(actors.GapReconnect, 0)
 	}
 }

@@ -104,6 +104,28 @@ func TestSequenceAllLost(t *testing.T) {
 	want(t, r, "u1", "u2", "gap:reconnect", "u9")
 }
 
+// Every copy lost, and a copy back whose first update follows the last
+// delivered (the copies overlapped): nothing was missed, no notice.
+func TestSequenceAllLostOverlapping(t *testing.T) {
+	ch, c, r := testChannel(2)
+	upd(ch, c[0], 1, 1)
+	c[0].m.connected, c[1].m.connected = false, false
+	ch.lost()
+	c[1].m.connected = true
+	upd(ch, c[1], 2, 2)
+	want(t, r, "u1", "u2")
+}
+
+// By content nothing says what was missed: every copy lost is a notice at
+// once.
+func TestContentAllLost(t *testing.T) {
+	ch, c, r := testChannel(2)
+	ch.receive(c[0], venue.Seq{}, false, &actors.Inbound{Data: []byte("a")})
+	c[0].m.connected, c[1].m.connected = false, false
+	ch.lost()
+	want(t, r, "a", "gap:reconnect")
+}
+
 // A copy that holds an update back for a hole releases it when the copy
 // that could fill it is lost.
 func TestSequenceHeldReleasedOnLoss(t *testing.T) {

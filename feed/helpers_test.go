@@ -75,7 +75,7 @@ func connectAll(t *testing.T, sys *actor.ActorSystem, p *feed.Pool, r *roster, u
 
 func status(t *testing.T, p *feed.Pool) feed.Status {
 	t.Helper()
-	st, err := p.Status(testutil.Context(t, 5*time.Second))
+	st, err := p.Status(testutil.Context(t, 30*time.Second)) // under -race a pool of 5,000 streams is slow
 	if err != nil {
 		t.Fatal(err)
 	}

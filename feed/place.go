@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"slices"
 	"sort"
 )
 
@@ -168,6 +169,16 @@ func (a *poolActor) moveAway(ch *channel, cp *copyOf) {
 	ch.moves++
 	a.moves++
 	a.event(Event{Kind: EventMoved, Channel: ch.name, From: cp.m.pid, To: c[0].pid})
+}
+
+// heal moves the copies of ch that are on lost clients to connected ones
+// with room, where there are.
+func (a *poolActor) heal(ch *channel) {
+	for _, cp := range slices.Clone(ch.copies) {
+		if !cp.m.connected && !cp.going && !cp.leaving {
+			a.moveAway(ch, cp)
+		}
+	}
 }
 
 // repair gives every channel with fewer copies than WithCopies the copies
