@@ -51,6 +51,18 @@ type copyOf struct {
 	// leaving: moving to another client; it stays live until the new
 	// copy is confirmed, and is removed then.
 	leaving bool
+
+	// By content: the connection its last frame came on, and whether it
+	// is syncing (on a new connection, its frames held in pend until they
+	// meet the stream of a copy in sync).
+	gen     uint64
+	syncing bool
+	pend    []pending
+}
+
+type pending struct {
+	h  uint64
+	in *actors.Inbound
 }
 
 type heldUpdate struct {
@@ -130,11 +142,73 @@ func (ch *channel) receive(cp *copyOf, s venue.Seq, sequenced bool, in *actors.I
 		ch.emit(in)
 	case cp == nil:
 		ch.duplicates++ // a straggler of a copy removed: the others carry the feed
-	case ch.hashes.seen(in.Data, cp.slot):
-		ch.duplicates++
 	default:
-		ch.emit(in)
+		ch.byContent(cp, in)
 	}
+}
+
+// byContent delivers a frame the first time it arrives on any copy. A copy
+// on a new connection (its first frame, or the first after a reconnect)
+// is syncing, as a rotation's merge holds the new connection: its frames
+// are held until they meet the stream of a copy in sync (one of its frames
+// was delivered already, or a copy in sync delivers one it holds), so that
+// a copy that rejoins ahead of a slower one does not deliver out of order.
+// With no other copy in sync it is in sync at once.
+func (ch *channel) byContent(cp *copyOf, in *actors.Inbound) {
+	w := ch.hashes
+	h := w.hash(in.Data)
+	if in.Generation != cp.gen {
+		ch.synced(cp) // what the old connection held goes first
+		cp.gen, cp.syncing = in.Generation, true
+	}
+	if cp.syncing {
+		switch {
+		case w.dup(h, cp.slot):
+			ch.synced(cp) // it has met the stream
+		case ch.otherInSync(cp) && len(cp.pend) < ch.window:
+			cp.pend = append(cp.pend, pending{h: h, in: in}) // counted when it is matched or released
+			return
+		default:
+			ch.synced(cp)
+		}
+	}
+	if w.seen(h, cp.slot) {
+		ch.duplicates++
+		return
+	}
+	ch.emit(in)
+	for _, r := range ch.copies {
+		if r.syncing && len(r.pend) > 0 {
+			if i := slices.IndexFunc(r.pend, func(p pending) bool { return p.h == h }); i >= 0 {
+				ch.synced(r) // the frames it held up to this one are duplicates now, the rest new
+			}
+		}
+	}
+}
+
+// synced ends cp's syncing: the frames it holds are taken in their order,
+// each delivered unless another copy brought it already.
+func (ch *channel) synced(cp *copyOf) {
+	cp.syncing = false
+	pend := cp.pend
+	cp.pend = nil
+	for _, p := range pend {
+		if ch.hashes.seen(p.h, cp.slot) {
+			ch.duplicates++
+		} else {
+			ch.emit(p.in)
+		}
+	}
+}
+
+// otherInSync reports whether a live copy other than cp is in sync.
+func (ch *channel) otherInSync(cp *copyOf) bool {
+	for _, x := range ch.copies {
+		if x != cp && x.live() && !x.syncing && x.gen != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (ch *channel) emit(in *actors.Inbound) {
@@ -273,6 +347,11 @@ func (ch *channel) gapNotice(reason actors.GapReason, got uint64) {
 // follow the last one delivered (a copy that reconnected may have
 // overlapped the one lost: the sequence tells).
 func (ch *channel) lost() {
+	for _, r := range ch.copies {
+		if r.syncing && len(r.pend) > 0 && !ch.otherInSync(r) {
+			ch.synced(r) // no copy in sync left to meet
+		}
+	}
 	if ch.liveCopies() > 0 || len(ch.held) > 0 {
 		ch.settle()
 		return
@@ -307,9 +386,11 @@ func newHashWindow(limit int) *hashWindow {
 	return &hashWindow{seed: maphash.MakeSeed(), byHash: make(map[uint64]hashEntry), limit: limit}
 }
 
-// seen counts data brought by slot and reports whether it is a duplicate.
-func (w *hashWindow) seen(data []byte, slot int) bool {
-	h := maphash.Bytes(w.seed, data)
+func (w *hashWindow) hash(data []byte) uint64 { return maphash.Bytes(w.seed, data) }
+
+// seen counts a frame of hash h brought by slot and reports whether it is a
+// duplicate (else it counts as delivered).
+func (w *hashWindow) seen(h uint64, slot int) bool {
 	e := w.byHash[h]
 	e.seen[slot]++
 	if e.seen[slot] <= e.delivered {
@@ -320,6 +401,13 @@ func (w *hashWindow) seen(data []byte, slot int) bool {
 	w.byHash[h] = e
 	w.push(h)
 	return false
+}
+
+// dup reports whether a frame of hash h from slot would be a duplicate,
+// counting nothing.
+func (w *hashWindow) dup(h uint64, slot int) bool {
+	e := w.byHash[h]
+	return e.seen[slot] < e.delivered
 }
 
 func (w *hashWindow) push(h uint64) {

@@ -183,11 +183,38 @@ func TestContentDedup(t *testing.T) {
 	want(t, r, "a", "b", "b", "c")
 }
 
+// By content, a copy back on a new connection ahead of a slower copy holds
+// its frames until they meet the slower copy's stream: delivered in order.
+func TestContentRejoinAhead(t *testing.T) {
+	ch, c, r := testChannel(2)
+	frame := func(cp *copyOf, gen uint64, s string) {
+		ch.receive(cp, venue.Seq{}, false, &actors.Inbound{Data: []byte(s), Generation: gen})
+	}
+	frame(c[0], 1, "f1")
+	frame(c[1], 1, "f1")
+	frame(c[1], 2, "f5") // B reconnected; A is slower
+	frame(c[1], 2, "f6")
+	want(t, r, "f1")
+	for _, f := range []string{"f2", "f3", "f4", "f5"} {
+		frame(c[0], 1, f)
+	}
+	want(t, r, "f1", "f2", "f3", "f4", "f5", "f6")
+	frame(c[0], 1, "f6")
+	frame(c[1], 2, "f7")
+	frame(c[0], 1, "f7")
+	want(t, r, "f1", "f2", "f3", "f4", "f5", "f6", "f7")
+	// The slower copy lost: what the syncing copy holds is delivered.
+	frame(c[1], 3, "f9")
+	c[0].m.connected = false
+	ch.lost()
+	want(t, r, "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f9")
+}
+
 // The content window forgets what is older than its bound.
 func TestContentWindowBound(t *testing.T) {
 	w := newHashWindow(4)
 	for i := range 100 {
-		w.seen([]byte(strconv.Itoa(i)), 0)
+		w.seen(w.hash([]byte(strconv.Itoa(i))), 0)
 	}
 	if len(w.byHash) != 4 || len(w.ring) != 4 {
 		t.Fatalf("window holds %d hashes, ring %d", len(w.byHash), len(w.ring))
@@ -209,12 +236,12 @@ func BenchmarkDedupSequence(b *testing.B) {
 // The hot path by content: each frame arrives on two copies.
 func BenchmarkDedupContent(b *testing.B) {
 	ch, c, _ := testChannel(2)
-	ch.out = discard{}
+	ch.out, ch.window, ch.hashes = discard{}, DefaultWindow, newHashWindow(DefaultWindow)
 	frames := make([][]byte, 4096)
 	for i := range frames {
 		frames[i] = fmt.Appendf(nil, `{"stream":"btcusdt@trade","data":{"e":"trade","t":%d,"p":"97000.10","q":"0.002"}}`, i)
 	}
-	in := &actors.Inbound{}
+	in := &actors.Inbound{Generation: 1}
 	b.ReportAllocs()
 	for i := range b.N {
 		in.Data = frames[(i/2)%len(frames)]

@@ -151,6 +151,17 @@ func (b *book) change() uint64 {
 	return b.id
 }
 
+// trade publishes the next trade of channel (no sequence the venue's
+// Sequencer reads: the pool de-duplicates it by content), numbered by
+// change_id + 1 for the checker, and returns its number.
+func (b *book) trade(channel string) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.id++
+	b.srv.Publish(channel, bookData{Type: "trade", ID: b.id, SentNs: time.Now().UnixNano()})
+	return b.id
+}
+
 // checker is the pool's handler: it checks that the changes come once
 // each, in order, and counts gap notices.
 type checker struct {
@@ -183,7 +194,7 @@ func (c *checker) handle(in actors.Inbound) {
 	switch {
 	case d.ID <= c.last:
 		c.duplicates++
-	case c.last != 0 && d.Type == "change" && d.Prev != c.last:
+	case c.last != 0 && d.Type == "change" && d.Prev != c.last, c.last != 0 && d.Type == "trade" && d.ID != c.last+1:
 		c.broken++
 	}
 	c.last = max(c.last, d.ID)

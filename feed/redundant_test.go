@@ -13,15 +13,23 @@ import (
 	"github.com/zenws/zenws/transport/wstest"
 )
 
-const bookChannel = "book.BTC-PERPETUAL.raw"
+const (
+	bookChannel  = "book.BTC-PERPETUAL.raw"
+	tradeChannel = "trades.BTC-PERPETUAL.raw"
+)
 
-// A redundant Deribit book over 2 and 3 clients of one venue, one of its
-// connections killed again and again: every change is delivered once, in
-// order (each change's prev_change_id is the change delivered before it),
-// with no gap notice.
+// A redundant Deribit book (de-duplicated by its change_ids) and trade
+// stream (by content) over 2 and 3 clients of one venue, one of its
+// connections killed again and again: every update is delivered once, in
+// order (each change's prev_change_id is the change delivered before it;
+// each trade's number the one before plus one), with no gap notice.
 func TestRedundantFeedSurvivesKills(t *testing.T) {
-	for _, tc := range []struct{ clients, copies, kills int }{{2, 2, 100}, {3, 2, 40}, {3, 3, 40}} {
-		t.Run(fmt.Sprintf("%d clients, %d copies", tc.clients, tc.copies), func(t *testing.T) {
+	for _, tc := range []struct {
+		channel                string
+		clients, copies, kills int
+	}{{bookChannel, 2, 2, 100}, {bookChannel, 3, 2, 40}, {bookChannel, 3, 3, 40}, {tradeChannel, 2, 2, 100}, {tradeChannel, 3, 2, 40}} {
+		channel := tc.channel
+		t.Run(fmt.Sprintf("%s, %d clients, %d copies", channel, tc.clients, tc.copies), func(t *testing.T) {
 			sys := testutil.NewSystem(t)
 			srv := wstest.NewServer(wstest.WithDeribit())
 			t.Cleanup(srv.Close)
@@ -39,10 +47,10 @@ func TestRedundantFeedSurvivesKills(t *testing.T) {
 				urls[i] = srv.URL()
 			}
 			connectAll(t, sys, p, r, urls, actors.WithVenue(vderibit.Venue{}))
-			if err := p.Subscribe(testutil.Context(t, 5*time.Second), bookChannel); err != nil {
+			if err := p.Subscribe(testutil.Context(t, 5*time.Second), channel); err != nil {
 				t.Fatal(err)
 			}
-			testutil.Eventually(t, 5*time.Second, "all copies active", func() bool { return settled(t, p, bookChannel, tc.copies) })
+			testutil.Eventually(t, 5*time.Second, "all copies active", func() bool { return settled(t, p, channel, tc.copies) })
 
 			stop := make(chan struct{})
 			published := make(chan uint64, 1)
@@ -55,7 +63,11 @@ func TestRedundantFeedSurvivesKills(t *testing.T) {
 						return
 					default:
 					}
-					last = b.change()
+					if channel == bookChannel {
+						last = b.change()
+					} else {
+						last = b.trade(channel)
+					}
 					time.Sleep(200 * time.Microsecond)
 				}
 			}()
@@ -63,7 +75,7 @@ func TestRedundantFeedSurvivesKills(t *testing.T) {
 			for kill := 0; kill < tc.kills; kill++ {
 				var holders []*wstest.Conn
 				for _, c := range srv.Conns() {
-					if c.Subscribed(bookChannel) {
+					if c.Subscribed(channel) {
 						holders = append(holders, c)
 					}
 				}
@@ -79,12 +91,12 @@ func TestRedundantFeedSurvivesKills(t *testing.T) {
 				var mark uint64
 				whole := func() bool {
 					if mark == 0 {
-						if generations(status(t, p)) > gens && settled(t, p, bookChannel, tc.copies) && srv.ConnCount() == tc.clients {
+						if generations(status(t, p)) > gens && settled(t, p, channel, tc.copies) && srv.ConnCount() == tc.clients {
 							mark = b.current()
 						}
 						return false
 					}
-					cs, _ := status(t, p).Channel(bookChannel)
+					cs, _ := status(t, p).Channel(channel)
 					return chk.lastID() > mark && cs.Held == 0
 				}
 				for end := time.Now().Add(10 * time.Second); !whole(); time.Sleep(5 * time.Millisecond) {
@@ -98,7 +110,7 @@ func TestRedundantFeedSurvivesKills(t *testing.T) {
 			testutil.Eventually(t, 10*time.Second, "the last change delivered", func() bool { return chk.lastID() == last })
 
 			st := status(t, p)
-			cs, _ := st.Channel(bookChannel)
+			cs, _ := st.Channel(channel)
 			chk.mu.Lock()
 			defer chk.mu.Unlock()
 			t.Logf("%d kills: %d changes delivered, %d duplicates dropped by the pool, %d moves; handler saw %d gaps, %d duplicates, %d out of order",
