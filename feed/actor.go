@@ -301,7 +301,7 @@ func (a *poolActor) done(d *opDone) {
 		if cp == nil || cp.going {
 			continue
 		}
-		cp.active = true
+		cp.active, cp.err = true, nil
 		ch := cp.owner
 		// Make before break: the copies this one replaces go now.
 		for _, old := range ch.copies {
@@ -311,6 +311,26 @@ func (a *poolActor) done(d *opDone) {
 		}
 		for w := range a.waiters {
 			delete(w.left, name)
+		}
+	}
+	if d.err != nil && !errors.Is(d.err, actors.ErrTimeout) && !errors.Is(d.err, context.Canceled) {
+		// The venue refused (a mistyped channel): the copy stays wanted and
+		// its client asks again with backoff, but a Subscribe waiting for
+		// it returns the refusal.
+		done := make(map[string]bool, len(applied))
+		for _, name := range applied {
+			done[name] = true
+		}
+		for _, name := range d.channels {
+			if cp := d.m.copies[name]; cp != nil && !done[name] {
+				cp.err = d.err
+				for w := range a.waiters {
+					if w.left[name] {
+						delete(w.left, name)
+						w.errs = append(w.errs, d.err)
+					}
+				}
+			}
 		}
 	}
 	for w := range a.waiters {

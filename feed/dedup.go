@@ -47,6 +47,7 @@ type copyOf struct {
 	slot   int    // its index in the content window's counts
 	pos    uint64 // the highest Last it brought
 	active bool   // the client confirmed the subscription
+	err    error  // the venue's refusal of its subscribe, until it is confirmed
 	going  bool   // being removed: its Unsubscribe is under way
 	// leaving: moving to another client; it stays live until the new
 	// copy is confirmed, and is removed then.

@@ -90,8 +90,10 @@ func ask[T any](ctx context.Context, p *Pool, msg any, reply chan T) (T, error) 
 // distinct clients (connected ones first, the least loaded first, never
 // more than MaxStreams on one) and subscribed there (Client.Subscribe:
 // intent). It returns once every channel placed has a copy the venue
-// confirmed, or ctx ends (an error wrapping its cause; the channels stay
-// wanted). A *CapacityError names the channels no client had room for:
+// confirmed or refused (the refusal is returned, an *actors.RPCError or
+// *actors.PartialError; the channel stays wanted and its clients ask again
+// with backoff), or ctx ends (an error wrapping its cause; the channels
+// stay wanted). A *CapacityError names the channels no client had room for:
 // they are not wanted. Channels the pool holds already are left as they
 // are.
 func (p *Pool) Subscribe(ctx context.Context, channels ...string) error {
@@ -103,6 +105,9 @@ func (p *Pool) Subscribe(ctx context.Context, channels ...string) error {
 	if res.wait != nil {
 		select {
 		case <-res.wait.done:
+			if len(res.wait.errs) > 0 {
+				return errors.Join(append([]error{res.err}, res.wait.errs...)...)
+			}
 		case <-p.stopped:
 			return ErrStopped
 		case <-ctx.Done():
@@ -213,6 +218,7 @@ type (
 // waiter is a Subscribe or Unsubscribe call waiting for its channels.
 type waiter struct {
 	left map[string]bool
+	errs []error // the venue's refusals, for Subscribe (written before done closes)
 	done chan struct{}
 }
 
@@ -265,6 +271,9 @@ func (a *poolActor) statusOf() Status {
 			Delivered: ch.delivered, Duplicates: ch.duplicates, Gaps: ch.gaps, Moves: ch.moves}
 		for _, cp := range ch.copies {
 			st.Clients = append(st.Clients, cp.m.pid)
+			if cp.err != nil {
+				st.Err = cp.err
+			}
 			if cp.active && cp.m.connected && !cp.m.degraded {
 				st.Active++
 			}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zenws/zenws/actors"
 	vderibit "github.com/zenws/zenws/actors/venue/deribit"
 	"github.com/zenws/zenws/feed"
 	"github.com/zenws/zenws/internal/testutil"
@@ -30,23 +29,11 @@ func TestRedundantFeedSurvivesKills(t *testing.T) {
 	}{{bookChannel, 2, 2, 100}, {bookChannel, 3, 2, 40}, {bookChannel, 3, 3, 40}, {tradeChannel, 2, 2, 100}, {tradeChannel, 3, 2, 40}} {
 		channel := tc.channel
 		t.Run(fmt.Sprintf("%s, %d clients, %d copies", channel, tc.clients, tc.copies), func(t *testing.T) {
-			sys := testutil.NewSystem(t)
 			srv := wstest.NewServer(wstest.WithDeribit())
 			t.Cleanup(srv.Close)
 			b := newBook(srv, bookChannel)
 			chk := &checker{}
-			r := &roster{}
-			p, err := feed.New(sys, feed.WithDiscovery(r.list), feed.WithCopies(tc.copies),
-				feed.WithVenue(vderibit.Venue{}), feed.WithHandler(chk.handle))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Stop() })
-			urls := make([]string, tc.clients)
-			for i := range urls {
-				urls[i] = srv.URL()
-			}
-			connectAll(t, sys, p, r, urls, actors.WithVenue(vderibit.Venue{}))
+			p, _ := newPool(t, srv, tc.clients, vderibit.Venue{}, []feed.Option{feed.WithCopies(tc.copies), feed.WithHandler(chk.handle)})
 			if err := p.Subscribe(testutil.Context(t, 5*time.Second), channel); err != nil {
 				t.Fatal(err)
 			}

@@ -90,21 +90,11 @@ func placed(st feed.Status, streams int, lost *actor.PID, even bool) bool {
 // connection, each stream on one connection at the end.
 func TestShardingOverAPool(t *testing.T) {
 	const streams, clients = 5000, 6
-	sys := testutil.NewSystem(t)
 	srv := wstest.NewServer(wstest.WithBinance())
 	t.Cleanup(srv.Close)
 	cnt := &counter{by: map[string]int{}}
-	r := &roster{}
-	p, err := feed.New(sys, feed.WithDiscovery(r.list), feed.WithCopies(1), feed.WithVenue(vbinance.Venue{}), feed.WithHandler(cnt.handle))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop() })
-	urls := make([]string, clients)
-	for i := range urls {
-		urls[i] = srv.URL()
-	}
-	cs := connectAll(t, sys, p, r, urls, actors.WithVenue(vbinance.Venue{}), actors.WithRequestTimeout(time.Minute))
+	p, cs := newPool(t, srv, clients, vbinance.Venue{}, []feed.Option{feed.WithCopies(1), feed.WithHandler(cnt.handle)},
+		actors.WithRequestTimeout(time.Minute))
 	names := make([]string, streams)
 	for i := range names {
 		names[i] = fmt.Sprintf("s%04d@trade", i)

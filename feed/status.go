@@ -81,7 +81,8 @@ type ChannelStatus struct {
 	// UnderReplicated: fewer copies than WithCopies (not enough clients
 	// with room); the pool adds copies when a client joins or returns.
 	UnderReplicated bool
-	Held            int // updates held out of order, waiting for a copy to fill a hole
+	Held            int   // updates held out of order, waiting for a copy to fill a hole
+	Err             error // a venue's refusal of a copy's subscribe (its client asks again with backoff)
 
 	Delivered, Duplicates, Gaps, Moves uint64
 }
