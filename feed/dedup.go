@@ -214,6 +214,7 @@ func (ch *channel) otherInSync(cp *copyOf) bool {
 
 func (ch *channel) emit(in *actors.Inbound) {
 	ch.delivered++
+	ch.broken = false
 	ch.out.deliver(ch, in)
 }
 
@@ -341,28 +342,36 @@ func (ch *channel) gapNotice(reason actors.GapReason, got uint64) {
 	ch.out.gap(ch, reason, expected, got)
 }
 
-// lost is called when a copy stopped being live: what was held for it may
-// be deliverable now. With no live copy left, a channel without sequence
-// gets a gap notice at once (nothing says what was missed); a sequenced one
-// when its stream resumes, and only if the update that resumes it does not
-// follow the last one delivered (a copy that reconnected may have
-// overlapped the one lost: the sequence tells).
+// lost is called when a copy stopped being live. By sequence, what was
+// held for it may be deliverable now; with no live copy left the channel
+// is down, and its gap notice comes when its stream resumes, only if the
+// update that resumes it does not follow the last one delivered (a copy
+// that reconnected may have overlapped the one lost: the sequence tells).
+// By content nothing tells: with no live copy in sync left (a copy still
+// syncing never met the stream), a gap notice at once, then what the
+// syncing copies hold.
 func (ch *channel) lost() {
+	if ch.sequenced {
+		if ch.liveCopies() > 0 || len(ch.held) > 0 {
+			ch.settle()
+		} else if ch.delivered > 0 && !ch.broken {
+			ch.down = true
+		}
+		return
+	}
+	inSync := false
+	for _, x := range ch.copies {
+		if x.live() && (ch.hashes == nil || !x.syncing && x.gen != 0) {
+			inSync = true
+		}
+	}
+	if !inSync && ch.delivered > 0 && !ch.broken {
+		ch.gapNotice(actors.GapReconnect, 0)
+	}
 	for _, r := range ch.copies {
 		if r.syncing && len(r.pend) > 0 && !ch.otherInSync(r) {
 			ch.synced(r) // no copy in sync left to meet
 		}
-	}
-	if ch.liveCopies() > 0 || len(ch.held) > 0 {
-		ch.settle()
-		return
-	}
-	switch {
-	case ch.delivered == 0 || ch.broken:
-	case ch.sequenced:
-		ch.down = true
-	default:
-		ch.gapNotice(actors.GapReconnect, 0)
 	}
 }
 

@@ -203,11 +203,15 @@ func TestContentRejoinAhead(t *testing.T) {
 	frame(c[1], 2, "f7")
 	frame(c[0], 1, "f7")
 	want(t, r, "f1", "f2", "f3", "f4", "f5", "f6", "f7")
-	// The slower copy lost: what the syncing copy holds is delivered.
+	// The slower copy lost while the other syncs: nothing says whether the
+	// syncing copy starts where the stream was (a gap notice), then what it
+	// holds.
 	frame(c[1], 3, "f9")
 	c[0].m.connected = false
 	ch.lost()
-	want(t, r, "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f9")
+	want(t, r, "f1", "f2", "f3", "f4", "f5", "f6", "f7", "gap:reconnect", "f9")
+	frame(c[1], 3, "f10")
+	want(t, r, "f1", "f2", "f3", "f4", "f5", "f6", "f7", "gap:reconnect", "f9", "f10")
 }
 
 // The content window forgets what is older than its bound.
