@@ -88,6 +88,10 @@ func (a *poolActor) Receive(ctx actor.Context) {
 		}
 		a.flush(stopWait)
 		m.reply <- struct{}{}
+	case *actor.Restarting:
+		if a.timer != nil {
+			a.timer.Stop() // Started schedules it again
+		}
 	case *actor.Stopping:
 		if a.timer != nil {
 			a.timer.Stop()
@@ -112,7 +116,7 @@ func (a *poolActor) discover(ctx actor.Context) {
 		return
 	}
 	seen := map[string]bool{}
-	for _, pid := range a.o.discovery() {
+	for _, pid := range a.listed() {
 		if pid == nil || seen[pid.Id] {
 			continue
 		}
@@ -136,6 +140,21 @@ func (a *poolActor) discover(ctx actor.Context) {
 			a.remove(mb)
 		}
 	}
+}
+
+// listed calls the discovery function, containing a panic (the pool
+// keeps its clients).
+func (a *poolActor) listed() (pids []*actor.PID) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.o.log.Error("feed: the discovery function panicked; the pool keeps its clients", zap.Any("panic", r))
+			pids = make([]*actor.PID, 0, len(a.list))
+			for _, mb := range a.list {
+				pids = append(pids, mb.pid)
+			}
+		}
+	}()
+	return a.o.discovery()
 }
 
 // remove takes a client out of the pool: its copies move elsewhere.

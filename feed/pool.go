@@ -41,7 +41,8 @@ func New(sys *actor.ActorSystem, opts ...Option) (*Pool, error) {
 	}
 	p := &Pool{sys: sys, o: o, ops: &sync.WaitGroup{}, stopped: make(chan struct{})}
 	p.out = newOutput(sys, o)
-	props := actor.PropsFromProducer(func() actor.Actor { return newPoolActor(p) })
+	a := newPoolActor(p)
+	props := actor.PropsFromProducer(func() actor.Actor { return a }) // a restart keeps the pool's state
 	pid, err := sys.Root.SpawnNamed(props, "zenws-feed"+sys.ProcessRegistry.NextId())
 	if err != nil {
 		p.out.close()

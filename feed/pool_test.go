@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,5 +124,36 @@ func TestInvalidOptions(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Field != tc.field {
 			t.Fatalf("%s: %v", tc.field, err)
 		}
+	}
+}
+
+// A discovery function that panics changes nothing: the pool keeps its
+// clients and goes on.
+func TestDiscoveryPanicContained(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	t.Cleanup(srv.Close)
+	sys := testutil.NewSystem(t)
+	r := &roster{}
+	var calls atomic.Int64
+	p, err := feed.New(sys, feed.WithDiscovery(func() []*actor.PID {
+		if calls.Add(1) > 3 { // after New (2 calls) and connectAll's Refresh
+			panic("discovery broke")
+		}
+		return r.list()
+	}), feed.WithVenue(vderibit.Venue{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop() })
+	connectAll(t, sys, p, r, []string{srv.URL(), srv.URL()}, actors.WithVenue(vderibit.Venue{}))
+	if err := p.Refresh(testutil.Context(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscribe(testutil.Context(t, 5*time.Second), "a"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, "both copies active", func() bool { return settled(t, p, "a", 2) })
+	if st := status(t, p); len(st.Clients) != 2 {
+		t.Fatalf("after a panicking discovery: %+v", st.Clients)
 	}
 }
