@@ -134,9 +134,9 @@ func TestDiscoveryPanicContained(t *testing.T) {
 	t.Cleanup(srv.Close)
 	sys := testutil.NewSystem(t)
 	r := &roster{}
-	var calls atomic.Int64
+	var broken atomic.Bool
 	p, err := feed.New(sys, feed.WithDiscovery(func() []*actor.PID {
-		if calls.Add(1) > 3 { // after New (2 calls) and connectAll's Refresh
+		if broken.Load() {
 			panic("discovery broke")
 		}
 		return r.list()
@@ -146,6 +146,7 @@ func TestDiscoveryPanicContained(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = p.Stop() })
 	connectAll(t, sys, p, r, []string{srv.URL(), srv.URL()}, actors.WithVenue(vderibit.Venue{}))
+	broken.Store(true)
 	if err := p.Refresh(testutil.Context(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
