@@ -45,8 +45,12 @@ func connectAll(t *testing.T, sys *actor.ActorSystem, p *feed.Pool, r *roster, u
 	t.Helper()
 	var out []*actors.Client
 	for i, url := range urls {
+		deliver := actors.WithSubscriber(p.PID())
+		if i%2 == 1 {
+			deliver = actors.WithHandler(p.Handler()) // both ways of delivering to the pool
+		}
 		o := append([]actors.Option{
-			actors.WithSubscriber(p.PID()), actors.WithRetryCount(actors.RetryForever), actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(50 * time.Millisecond),
+			deliver, actors.WithRetryCount(actors.RetryForever), actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(50 * time.Millisecond),
 			actors.WithHeartbeat(actors.HeartbeatDisabled, 0), actors.WithLabel("c" + strconv.Itoa(i)),
 		}, opts...)
 		c, err := actors.Connect(testutil.Context(t, 5*time.Second), sys, url, o...)

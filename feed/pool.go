@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -254,35 +253,4 @@ func (m *member) load() int {
 		}
 	}
 	return n
-}
-
-// statusOf builds the Status, with its lists sorted.
-func (a *poolActor) statusOf() Status {
-	s := Status{Copies: a.o.copies, MaxStreams: a.o.maxStreams, Moves: a.moves, Ignored: a.ignored, Dropped: a.p.out.dropped.Load()}
-	for _, m := range a.list {
-		cs := ClientStatus{Client: m.pid, Connected: m.connected, Generation: m.gen, Streams: len(m.copies)}
-		for name := range m.copies {
-			cs.Channels = append(cs.Channels, name)
-		}
-		sort.Strings(cs.Channels)
-		s.Clients = append(s.Clients, cs)
-	}
-	for _, ch := range a.channels {
-		st := ChannelStatus{Channel: ch.name, Copies: ch.wanted(), Live: ch.liveCopies(), Held: len(ch.held),
-			Delivered: ch.delivered, Duplicates: ch.duplicates, Gaps: ch.gaps, Moves: ch.moves}
-		for _, cp := range ch.copies {
-			st.Clients = append(st.Clients, cp.m.pid)
-			if cp.err != nil {
-				st.Err = cp.err
-			}
-			if cp.active && cp.m.connected && !cp.m.degraded {
-				st.Active++
-			}
-		}
-		st.UnderReplicated = st.Copies < a.o.copies
-		s.Channels = append(s.Channels, st)
-	}
-	s.Delivered, s.Duplicates, s.Gaps = a.delivered, a.duplicates, a.gaps
-	sort.Slice(s.Channels, func(i, j int) bool { return s.Channels[i].Channel < s.Channels[j].Channel })
-	return s
 }
