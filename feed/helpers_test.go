@@ -117,6 +117,9 @@ type bookData struct {
 	ID     uint64 `json:"change_id"`
 	Prev   uint64 `json:"prev_change_id,omitempty"`
 	SentNs int64  `json:"sent_ns"`
+	// Binance's diff depth: U and u.
+	First uint64 `json:"U,omitempty"`
+	Last  uint64 `json:"u,omitempty"`
 }
 
 func newBook(srv *wstest.Server, channel string) *book {
@@ -166,6 +169,17 @@ func (b *book) trade(channel string) uint64 {
 	return b.id
 }
 
+// depth publishes the next Binance diff depth event of channel (U is the
+// last event's u + 1, u = U + 0..2) and returns its u.
+func (b *book) depth(channel string) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	first := b.id + 1
+	b.id = first + b.id%3
+	b.srv.PublishStream(channel, bookData{Type: "depth", ID: b.id, First: first, Last: b.id, SentNs: time.Now().UnixNano()})
+	return b.id
+}
+
 // checker is the pool's handler: it checks that the changes come once
 // each, in order, and counts gap notices.
 type checker struct {
@@ -191,14 +205,19 @@ func (c *checker) handle(in actors.Inbound) {
 		Params struct {
 			Data bookData `json:"data"`
 		} `json:"params"`
+		Data bookData `json:"data"` // Binance's combined stream
 	}
 	_ = json.Unmarshal(in.Data, &n)
 	d := n.Params.Data
+	if d.Type == "" {
+		d = n.Data
+	}
 	c.lat = append(c.lat, time.Since(time.Unix(0, d.SentNs)))
 	switch {
 	case d.ID <= c.last:
 		c.duplicates++
-	case c.last != 0 && d.Type == "change" && d.Prev != c.last, c.last != 0 && d.Type == "trade" && d.ID != c.last+1:
+	case c.last != 0 && d.Type == "change" && d.Prev != c.last, c.last != 0 && d.Type == "trade" && d.ID != c.last+1,
+		c.last != 0 && d.Type == "depth" && d.First != c.last+1:
 		c.broken++
 	}
 	c.last = max(c.last, d.ID)

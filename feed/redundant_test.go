@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zenws/zenws/actors/venue"
+	vbinance "github.com/zenws/zenws/actors/venue/binance"
 	vderibit "github.com/zenws/zenws/actors/venue/deribit"
 	"github.com/zenws/zenws/feed"
 	"github.com/zenws/zenws/internal/testutil"
@@ -15,10 +17,12 @@ import (
 const (
 	bookChannel  = "book.BTC-PERPETUAL.raw"
 	tradeChannel = "trades.BTC-PERPETUAL.raw"
+	depthChannel = "btcusdt@depth@100ms"
 )
 
-// A redundant Deribit book (de-duplicated by its change_ids) and trade
-// stream (by content) over 2 and 3 clients of one venue, one of its
+// A redundant Deribit book (de-duplicated by its change_ids), trade
+// stream (by content) and Binance diff depth stream (by U and u) over 2
+// and 3 clients of one venue, one of its
 // connections killed again and again: every update is delivered once, in
 // order (each change's prev_change_id is the change delivered before it;
 // each trade's number the one before plus one), with no gap notice.
@@ -26,14 +30,24 @@ func TestRedundantFeedSurvivesKills(t *testing.T) {
 	for _, tc := range []struct {
 		channel                string
 		clients, copies, kills int
-	}{{bookChannel, 2, 2, 100}, {bookChannel, 3, 2, 40}, {bookChannel, 3, 3, 40}, {tradeChannel, 2, 2, 100}, {tradeChannel, 3, 2, 40}} {
+	}{
+		{bookChannel, 2, 2, 100}, {bookChannel, 3, 2, 40}, {bookChannel, 3, 3, 40},
+		{tradeChannel, 2, 2, 100}, {tradeChannel, 3, 2, 40},
+		{depthChannel, 2, 2, 100}, {depthChannel, 3, 2, 40},
+	} {
 		channel := tc.channel
 		t.Run(fmt.Sprintf("%s, %d clients, %d copies", channel, tc.clients, tc.copies), func(t *testing.T) {
-			srv := wstest.NewServer(wstest.WithDeribit())
+			var srv *wstest.Server
+			var v venue.Venue = vderibit.Venue{}
+			if channel == depthChannel {
+				srv, v = wstest.NewServer(wstest.WithBinance()), vbinance.Venue{}
+			} else {
+				srv = wstest.NewServer(wstest.WithDeribit())
+			}
 			t.Cleanup(srv.Close)
 			b := newBook(srv, bookChannel)
 			chk := &checker{}
-			p, _ := newPool(t, srv, tc.clients, vderibit.Venue{}, []feed.Option{feed.WithCopies(tc.copies), feed.WithHandler(chk.handle)})
+			p, _ := newPool(t, srv, tc.clients, v, []feed.Option{feed.WithCopies(tc.copies), feed.WithHandler(chk.handle)})
 			if err := p.Subscribe(testutil.Context(t, 5*time.Second), channel); err != nil {
 				t.Fatal(err)
 			}
@@ -50,9 +64,12 @@ func TestRedundantFeedSurvivesKills(t *testing.T) {
 						return
 					default:
 					}
-					if channel == bookChannel {
+					switch channel {
+					case bookChannel:
 						last = b.change()
-					} else {
+					case depthChannel:
+						last = b.depth(channel)
+					default:
 						last = b.trade(channel)
 					}
 					time.Sleep(200 * time.Microsecond)
