@@ -80,6 +80,9 @@ func (a *poolActor) Receive(ctx actor.Context) {
 		m.reply <- a.statusOf()
 	case *stopReq:
 		a.stopping = true
+		for _, ch := range a.channels {
+			ch.removed = true
+		}
 		for _, mb := range a.list {
 			for name, cp := range mb.copies {
 				cp.going = true

@@ -38,6 +38,7 @@ type channel struct {
 	hashes *hashWindow
 
 	delivered, duplicates, gaps, moves uint64
+	removed                            bool // unsubscribed (or the pool stopping): nothing more is delivered
 }
 
 // copyOf is one copy of a channel: the channel wanted on one client.
@@ -351,6 +352,9 @@ func (ch *channel) gapNotice(reason actors.GapReason, got uint64) {
 // syncing never met the stream), a gap notice at once, then what the
 // syncing copies hold.
 func (ch *channel) lost() {
+	if ch.removed {
+		return // its copies go because it is not wanted: no hole to tell
+	}
 	if ch.sequenced {
 		if ch.liveCopies() > 0 || len(ch.held) > 0 {
 			ch.settle()

@@ -132,6 +132,7 @@ func (a *poolActor) unsubscribe(names []string) *waiter {
 			continue
 		}
 		delete(a.channels, name)
+		ch.removed = true
 		a.delivered += ch.delivered
 		a.duplicates += ch.duplicates
 		a.gaps += ch.gaps

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,15 +63,30 @@ func TestSubscribeRefused(t *testing.T) {
 }
 
 // Unsubscribe removes a channel from every client; Stop removes what is
-// left, and later calls say ErrStopped.
+// left, and later calls say ErrStopped. Neither is a gap.
 func TestUnsubscribeAndStop(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithDeribit())
 	t.Cleanup(srv.Close)
-	p, cs := newPool(t, srv, 3, vderibit.Venue{}, nil)
+	var mu sync.Mutex
+	kinds := map[actors.InboundKind]int{}
+	p, cs := newPool(t, srv, 3, vderibit.Venue{}, []feed.Option{feed.WithHandler(func(in actors.Inbound) {
+		mu.Lock()
+		kinds[in.Kind]++
+		mu.Unlock()
+	})})
 	ctx := testutil.Context(t, 5*time.Second)
 	if err := p.Subscribe(ctx, "a", "b", "c"); err != nil {
 		t.Fatal(err)
 	}
+	for _, ch := range []string{"a", "b", "c"} {
+		testutil.Eventually(t, 5*time.Second, "copies active", func() bool { return settled(t, p, ch, 2) })
+		srv.Publish(ch, 1)
+	}
+	testutil.Eventually(t, 5*time.Second, "3 notifications", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return kinds[actors.KindNotification] == 3
+	})
 	if err := p.Unsubscribe(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +111,11 @@ func TestUnsubscribeAndStop(t *testing.T) {
 			t.Fatalf("after Stop a client still wants %v", c.Subscriptions())
 		}
 	}
+	mu.Lock()
+	if kinds[actors.KindGap] != 0 || kinds[actors.KindNotification] != 3 {
+		t.Fatalf("delivered %v: want 3 notifications and no gap", kinds)
+	}
+	mu.Unlock()
 	if err := p.Subscribe(ctx, "d"); !errors.Is(err, feed.ErrStopped) {
 		t.Fatalf("Subscribe after Stop: %v", err)
 	}
