@@ -365,7 +365,10 @@ func (ch *channel) lost() {
 	}
 	inSync := false
 	for _, x := range ch.copies {
-		if x.live() && (ch.hashes == nil || !x.syncing && x.gen != 0) {
+		// In sync: it brought frames that met the stream, or it was
+		// confirmed while another copy still delivered and has brought
+		// nothing yet (a quiet channel moved: its stream overlaps).
+		if x.live() && (ch.hashes == nil || !x.syncing && (x.gen != 0 || x.active && !x.m.degraded)) {
 			inSync = true
 		}
 	}

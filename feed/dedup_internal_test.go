@@ -214,6 +214,19 @@ func TestContentRejoinAhead(t *testing.T) {
 	want(t, r, "f1", "f2", "f3", "f4", "f5", "f6", "f7", "gap:reconnect", "f9", "f10")
 }
 
+// A quiet channel moved by content: the new copy, confirmed while the old
+// one still delivered, has brought nothing yet when the old one goes: no
+// hole, no notice; its first frame is delivered.
+func TestContentQuietMove(t *testing.T) {
+	ch, c, r := testChannel(2)
+	ch.receive(c[0], venue.Seq{}, false, &actors.Inbound{Data: []byte("a"), Generation: 1})
+	c[1].active = true
+	ch.dropCopy(c[0])
+	ch.lost()
+	ch.receive(c[1], venue.Seq{}, false, &actors.Inbound{Data: []byte("b"), Generation: 1})
+	want(t, r, "a", "b")
+}
+
 // The content window forgets what is older than its bound.
 func TestContentWindowBound(t *testing.T) {
 	w := newHashWindow(4)
