@@ -292,3 +292,11 @@ type DeadMan interface {
 	// the venue's answer (a refusal is an error).
 	ArmDeadMan(ctx context.Context, s Session, after time.Duration) error
 }
+
+// StreamLimited is a Venue that caps how many channels (streams) one
+// connection may hold (Binance: 1,024). A pool that spreads channels over
+// its connections (package feed) places at most MaxStreams on each; 0 or
+// less means no cap.
+type StreamLimited interface {
+	MaxStreams() int
+}

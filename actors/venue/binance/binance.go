@@ -28,6 +28,13 @@ func (Venue) Name() string { return "binance" }
 // Dialect returns Dialect{}.
 func (Venue) Dialect() venue.Dialect { return Dialect{} }
 
+// MaxStreams implements venue.StreamLimited: Binance allows 1,024 streams
+// on one connection (spot and futures).
+func (Venue) MaxStreams() int { return MaxStreams }
+
+// MaxStreams is how many streams Binance allows on one connection.
+const MaxStreams = 1024
+
 // RateLimit returns ratelimit.Binance().
 func (Venue) RateLimit() *ratelimit.Limiter { return ratelimit.Binance() }
 
