@@ -15,6 +15,7 @@ import (
 	"github.com/zenws/zenws/actors/jsonrpc"
 	zvenue "github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/actors/venue/deribit"
+	zfeed "github.com/zenws/zenws/feed"
 	"github.com/zenws/zenws/transport/wstest"
 )
 
@@ -108,6 +109,10 @@ func (w *bookWatcher) handle(in actors.Inbound) {
 func (w *bookWatcher) gapCount() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.gapCountLocked()
+}
+
+func (w *bookWatcher) gapCountLocked() int {
 	n := 0
 	for _, c := range w.gaps {
 		n += c
@@ -135,16 +140,21 @@ func (n *network) proxyTo(t *testing.T, name, addr string) *venue {
 	return v
 }
 
-func bookClient(t *testing.T, sys *actor.ActorSystem, url string, w *bookWatcher, opts ...actors.Option) *actors.Client {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := actors.Connect(ctx, sys, url, append([]actors.Option{
+// clientOpts are the market-data clients' options: Deribit, fast redials.
+func clientOpts(opts ...actors.Option) []actors.Option {
+	return append([]actors.Option{
 		actors.WithVenue(deribit.Venue{}),
 		actors.WithHeartbeat(actors.HeartbeatPingPong, 500*time.Millisecond),
 		actors.WithRetryDelay(10 * time.Millisecond), actors.WithMaxBackoff(50 * time.Millisecond),
 		actors.WithRetryCount(actors.RetryForever),
 		func(c *actors.Config) { c.HostDialRate, c.HostDialBurst = 0, 0 }, // the test kills faster than a venue's dial pacing allows
-		actors.WithHandler(w.handle)}, opts...)...)
+	}, opts...)
+}
+
+func bookClient(t *testing.T, sys *actor.ActorSystem, url string, w *bookWatcher, opts ...actors.Option) *actors.Client {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := actors.Connect(ctx, sys, url, clientOpts(append([]actors.Option{actors.WithHandler(w.handle)}, opts...)...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,5 +255,179 @@ func TestMarketDataStall(t *testing.T) {
 		silence, rounds, took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), w.duplicates, len(w.violations))
 	if len(w.violations) > 0 || w.duplicates > 0 {
 		t.Fatalf("the consumer's book broke: %d duplicates, %v", w.duplicates, w.violations)
+	}
+}
+
+// feedRig is a redundant feed (package feed) over two clients, each on its
+// own proxy to the same venue, and a single subscription on a third.
+type feedRig struct {
+	book           *bookServer
+	proxies        []*venue // the feed's two paths
+	single         *venue
+	pool           *zfeed.Pool
+	clients        []*actors.Client
+	singleC        *actors.Client
+	fw, sw         *bookWatcher
+	channel        string
+	sys            *actor.ActorSystem
+}
+
+func newFeedRig(t *testing.T, ch string, every time.Duration) *feedRig {
+	r := &feedRig{channel: ch, book: newBookServer(t, ch, every), fw: newBookWatcher(ch), sw: newBookWatcher(ch)}
+	n := newNetwork()
+	t.Cleanup(func() { _ = n.close() })
+	for i := range 2 {
+		r.proxies = append(r.proxies, n.proxyTo(t, fmt.Sprintf("feed-%d", i), r.book.srv.Addr()))
+	}
+	r.single = n.proxyTo(t, "single", r.book.srv.Addr())
+	r.sys = actor.NewActorSystem()
+	t.Cleanup(r.sys.Shutdown)
+	var mu sync.Mutex
+	var pids []*actor.PID
+	pool, err := zfeed.New(r.sys, zfeed.WithCopies(2), zfeed.WithVenue(deribit.Venue{}), zfeed.WithHandler(r.fw.handle),
+		zfeed.WithDiscovery(func() []*actor.PID { mu.Lock(); defer mu.Unlock(); return slices.Clone(pids) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Stop() })
+	r.pool = pool
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, p := range r.proxies {
+		c, err := actors.Connect(ctx, r.sys, "ws://"+p.addr+"/ws/api/v2", clientOpts(actors.WithSubscriber(pool.PID()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		r.clients = append(r.clients, c)
+		mu.Lock()
+		pids = append(pids, c.PID())
+		mu.Unlock()
+	}
+	if err := pool.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Subscribe(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	r.singleC = bookClient(t, r.sys, "ws://"+r.single.addr+"/ws/api/v2", r.sw)
+	if !eventually(10*time.Second, r.feedWhole) {
+		t.Fatal("the feed's two copies are not active")
+	}
+	return r
+}
+
+// feedWhole reports whether both copies of the feed are active.
+func (r *feedRig) feedWhole() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := r.pool.Status(ctx)
+	if err != nil {
+		return false
+	}
+	cs, ok := st.Channel(r.channel)
+	return ok && cs.Active == 2
+}
+
+// kill resets the connections through p and waits until c has noticed,
+// then lets it reconnect.
+func kill(t *testing.T, p *venue, c *actors.Client) {
+	h0 := c.Health()
+	if err := p.addToxic(toxic{"reset", "reset_peer", "downstream", map[string]any{"timeout": 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(5*time.Second, func() bool { return c.Health().Reconnects > h0.Reconnects }) {
+		t.Fatal("the client did not notice the kill")
+	}
+	if err := p.removeToxic("reset"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A redundant feed over two connections beside a single subscription,
+// both killed again and again (the feed's two paths in turn, never both at
+// once): the single subscription announces a hole for every kill; the
+// redundant feed has none, and no duplicate.
+func TestMarketDataRedundantFeedKills(t *testing.T) {
+	kills, pause := 100, 50*time.Millisecond
+	if testing.Short() {
+		kills, pause = 15, 20*time.Millisecond
+	}
+	const ch = "book.BTC-PERPETUAL.raw"
+	r := newFeedRig(t, ch, 2*time.Millisecond)
+	start := time.Now()
+	for i := 0; i < kills; i++ {
+		kill(t, r.single, r.singleC)
+		kill(t, r.proxies[i%2], r.clients[i%2])
+		if !eventually(10*time.Second, r.feedWhole) {
+			t.Fatalf("kill %d: the feed's copies did not come back", i+1)
+		}
+		if !eventually(10*time.Second, func() bool { h := r.singleC.Health(); return h.State == actors.StateConnected && !h.Degraded }) {
+			t.Fatalf("kill %d: the single subscription is not back in sync", i+1)
+		}
+		hold(context.Background(), pause)
+	}
+	took := time.Since(start)
+	hold(context.Background(), 100*time.Millisecond)
+	st, _ := r.pool.Status(context.Background())
+	cs, _ := st.Channel(ch)
+	r.fw.mu.Lock()
+	defer r.fw.mu.Unlock()
+	r.sw.mu.Lock()
+	defer r.sw.mu.Unlock()
+	t.Logf("%d kills of each in %v: single subscription %d gap notices (%v), %d changes, %d duplicates, %d not following; "+
+		"redundant feed %d gap notices, %d changes, %d duplicates delivered, %d not following (the pool dropped %d copies' duplicates)",
+		kills, took.Round(time.Millisecond), r.sw.gapCountLocked(), r.sw.gaps, r.sw.changes, r.sw.duplicates, len(r.sw.violations),
+		r.fw.gapCountLocked(), r.fw.changes, r.fw.duplicates, len(r.fw.violations), cs.Duplicates)
+	if n := r.fw.gapCountLocked(); n != 0 || r.fw.duplicates != 0 || len(r.fw.violations) != 0 {
+		t.Fatalf("the redundant feed: %d gap notices, %d duplicates, %v", n, r.fw.duplicates, r.fw.violations)
+	}
+	if len(r.sw.violations) != 0 || r.sw.duplicates != 0 || r.sw.gaps[actors.GapReconnect] < kills {
+		t.Fatalf("the single subscription: %d reconnect notices for %d kills, %d duplicates, %v", r.sw.gaps[actors.GapReconnect], kills, r.sw.duplicates, r.sw.violations)
+	}
+}
+
+// A redundant feed with 20 ms of added latency on one of its two paths,
+// beside a single subscription on a fast path: the feed delivers at the
+// fast path's pace (each update the first time it arrives).
+func TestMarketDataRedundantFeedLatency(t *testing.T) {
+	d := 5 * time.Second
+	if testing.Short() {
+		d = time.Second
+	}
+	const ch = "book.ETH-PERPETUAL.raw"
+	r := newFeedRig(t, ch, 2*time.Millisecond)
+	if err := r.proxies[1].addToxic(toxic{"latency", "latency", "downstream", map[string]any{"latency": 20, "jitter": 0}}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.proxies[1].removeToxic("latency") }()
+	hold(context.Background(), 200*time.Millisecond) // the slowed path's backlog
+	r.fw.mu.Lock()
+	r.fw.latency = nil
+	r.fw.mu.Unlock()
+	r.sw.mu.Lock()
+	r.sw.latency = nil
+	r.sw.mu.Unlock()
+	hold(context.Background(), d)
+	q := func(w *bookWatcher) (p50, p99 time.Duration, n int) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		l := slices.Clone(w.latency)
+		slices.Sort(l)
+		if len(l) == 0 {
+			return 0, 0, 0
+		}
+		return l[len(l)/2], l[len(l)*99/100], len(l)
+	}
+	f50, f99, fn := q(r.fw)
+	s50, s99, sn := q(r.sw)
+	if fn == 0 || sn == 0 {
+		t.Fatalf("no updates measured: feed %d, single %d", fn, sn)
+	}
+	t.Logf("delivery latency over %v, one path +20 ms: redundant feed p50 %v p99 %v (%d updates); single subscription on the fast path p50 %v p99 %v (%d); ratio p50 %.2f, p99 %.2f",
+		d, f50.Round(time.Microsecond), f99.Round(time.Microsecond), fn, s50.Round(time.Microsecond), s99.Round(time.Microsecond), sn,
+		float64(f50)/float64(s50), float64(f99)/float64(s99))
+	if f50 > 10*time.Millisecond {
+		t.Fatalf("the redundant feed's p50 is %v: it waits for the slow path", f50)
 	}
 }
