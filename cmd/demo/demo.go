@@ -25,7 +25,9 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/zenws/zenws/actors"
+	vderibit "github.com/zenws/zenws/actors/venue/deribit"
 	"github.com/zenws/zenws/balancer"
+	"github.com/zenws/zenws/feed"
 	"github.com/zenws/zenws/supervision"
 	"github.com/zenws/zenws/transport/wstest"
 )
@@ -44,7 +46,7 @@ type config struct {
 }
 
 // channels every client subscribes to.
-var channels = []string{"ticker.BTC-PERPETUAL.100ms", "book.BTC-PERPETUAL.100ms"}
+var channels = []string{"ticker.BTC-PERPETUAL.100ms", bookChannel}
 
 // Timings of the simulated run.
 const (
@@ -53,6 +55,7 @@ const (
 	callEvery      = 20 * time.Millisecond
 	heartbeatEvery = 400 * time.Millisecond // ping/pong: a half-open connection is found within ~1.2 s
 	tickerEvery    = 100 * time.Millisecond
+	bookEvery      = 20 * time.Millisecond // the simulated book's changes
 	refuseFor      = 1500 * time.Millisecond
 )
 
@@ -67,7 +70,13 @@ type demo struct {
 	sup     *supervision.Supervisor
 	bal     *balancer.Balancer
 	servers []*wstest.Server // nil with -url
+	books   []*wstest.Book   // the venues' order books (bookChannel, feedChannel); nil with -url
 	clients []*actors.Client
+	// The order book two ways: each client's own subscription (its gap
+	// notices counted), and a redundant feed holding it on two clients.
+	pool       *feed.Pool
+	feedBook   *bookCheck
+	singleGaps atomic.Int64
 	names   map[string]string // PID id -> c1, c2, ...
 
 	calls, failed, hung atomic.Int64
@@ -107,8 +116,23 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (summary, er
 		return summary{}, err
 	}
 	defer func() { _ = d.sup.Stop() }()
+	d.feedBook = newBookCheck(feedChannel)
+	if d.pool, err = feed.New(d.sys, feed.WithDiscovery(d.sup.ListClients), feed.WithCopies(2),
+		feed.WithVenue(vderibit.Venue{}), feed.WithHandler(d.feedBook.handle), feed.WithLogger(log)); err != nil {
+		return summary{}, err
+	}
+	defer func() { _ = d.pool.Stop() }()
 	if err := d.startClients(ctx, mp); err != nil {
 		return summary{}, err
+	}
+	fctx, fcancel := context.WithTimeout(ctx, 15*time.Second)
+	err = d.pool.Refresh(fctx)
+	if err == nil {
+		err = d.pool.Subscribe(fctx, feedChannel)
+	}
+	fcancel()
+	if err != nil {
+		return summary{}, fmt.Errorf("the redundant feed: %w", err)
 	}
 	balOpts := []balancer.Option{balancer.WithLogger(log)}
 	if cfg.strategy == "health-score" {
@@ -209,11 +233,15 @@ func serveMetrics(addr string, log *zap.Logger) (metric.MeterProvider, func(), e
 // -clients (or every client on -url), each subscribed to the channels.
 func (d *demo) startClients(ctx context.Context, mp metric.MeterProvider) error {
 	d.notif = make([]atomic.Int64, d.cfg.clients)
+	if d.cfg.url == "" { // each book served by every venue
+		d.books = []*wstest.Book{wstest.NewBook(bookChannel, bookEvery), wstest.NewBook(feedChannel, bookEvery)}
+	}
+	toPool := d.pool.Handler()
 	for i := 0; i < d.cfg.clients; i++ {
 		url := d.cfg.url
 		hb := actors.WithHeartbeat(actors.HeartbeatPingPong, heartbeatEvery)
 		if url == "" {
-			srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithDeribitTicker(tickerEvery))
+			srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithDeribitTicker(tickerEvery), wstest.WithBook(d.books...))
 			d.servers = append(d.servers, srv)
 			url = srv.URL()
 		} else {
@@ -225,10 +253,15 @@ func (d *demo) startClients(ctx context.Context, mp metric.MeterProvider) error 
 			actors.WithRetryDelay(200 * time.Millisecond), actors.WithMaxBackoff(2 * time.Second),
 			actors.WithRetryCount(20), actors.WithRequestTimeout(2 * time.Second),
 			actors.WithLogger(d.log),
+			actors.WithVenue(vderibit.Venue{}), // book.* sequence guards: a gap notice where a single subscription has a hole
 			actors.WithHandler(func(in actors.Inbound) {
-				if in.Kind == actors.KindNotification {
+				switch {
+				case in.Kind == actors.KindNotification:
 					n.Add(1)
+				case in.Kind == actors.KindGap && in.Channel == bookChannel:
+					d.singleGaps.Add(1)
 				}
+				toPool(in) // the redundant feed takes its copies' updates
 			}),
 		}
 		if mp != nil {
@@ -253,6 +286,9 @@ func (d *demo) startClients(ctx context.Context, mp metric.MeterProvider) error 
 }
 
 func (d *demo) stopServers() {
+	for _, b := range d.books {
+		b.Close()
+	}
 	for _, s := range d.servers {
 		s.Close()
 	}
@@ -412,10 +448,13 @@ type snapshot struct {
 	totalNotes       int64
 	worstP99         time.Duration
 	eligible, pooled int
+	singleGaps       int64       // gap notices of the book over the clients' own subscriptions
+	feed             bookFigures // what the redundant feed's consumer saw
 }
 
 func (d *demo) snapshot(elapsed time.Duration) snapshot {
-	s := snapshot{elapsed: elapsed, calls: d.calls.Load(), failed: d.failed.Load(), failovers: d.bal.Stats().Failovers, lastFault: d.lastFault.Load().(string)}
+	s := snapshot{elapsed: elapsed, calls: d.calls.Load(), failed: d.failed.Load(), failovers: d.bal.Stats().Failovers, lastFault: d.lastFault.Load().(string),
+		singleGaps: d.singleGaps.Load(), feed: d.feedBook.figures()}
 	d.faultsMu.Lock()
 	s.faults = len(d.faults)
 	d.faultsMu.Unlock()
@@ -484,6 +523,14 @@ func (d *demo) summarize(elapsed time.Duration, interrupted bool) summary {
 	if snap.calls == 0 && !interrupted {
 		sum.problems = append(sum.problems, "no balanced call was made")
 	}
+	// The redundant feed: one connection lost at a time costs it nothing.
+	if f := snap.feed; f.gaps > 0 || f.duplicates > 0 || len(f.broken) > 0 {
+		sum.problems = append(sum.problems, fmt.Sprintf("the redundant feed's book: %d gap notices, %d duplicates, %d changes that did not follow %v",
+			f.gaps, f.duplicates, len(f.broken), f.broken))
+	}
+	if d.books != nil && snap.feed.changes == 0 && !interrupted {
+		sum.problems = append(sum.problems, "the redundant feed delivered no change of the book")
+	}
 	d.faultsMu.Lock()
 	sum.faultList = slices.Clone(d.faults)
 	d.faultsMu.Unlock()
@@ -517,7 +564,7 @@ func (d *demo) checkRestored(before []int64) []string {
 			problems = append(problems, fmt.Sprintf("%s is %v, not connected", name, c.State()))
 			continue
 		}
-		if got := c.Subscriptions(); !slices.Equal(got, sorted(channels)) {
+		if got := ownChannels(c.Subscriptions()); !slices.Equal(got, sorted(channels)) {
 			problems = append(problems, fmt.Sprintf("%s has subscriptions %v", name, got))
 		}
 		if d.servers != nil {
@@ -528,7 +575,7 @@ func (d *demo) checkRestored(before []int64) []string {
 					continue
 				}
 				live++
-				if got := sc.Channels(); !slices.Equal(got, sorted(channels)) {
+				if got := ownChannels(sc.Channels()); !slices.Equal(got, sorted(channels)) {
 					problems = append(problems, fmt.Sprintf("the venue of %s has %v subscribed", name, got))
 				}
 			}
@@ -541,6 +588,12 @@ func (d *demo) checkRestored(before []int64) []string {
 		}
 	}
 	return problems
+}
+
+// ownChannels is a client's subscriptions without the redundant feed's
+// channel (the feed places it on two clients of its choice).
+func ownChannels(s []string) []string {
+	return slices.DeleteFunc(slices.Clone(s), func(ch string) bool { return ch == feedChannel })
 }
 
 func sorted(s []string) []string {
@@ -571,6 +624,8 @@ func (s summary) print(w io.Writer) {
 	}
 	fmt.Fprintf(&b, "\n  reconnects       %d, restarts %d\n", s.snap.totalReconnects, s.snap.totalRestarts)
 	fmt.Fprintf(&b, "  notifications    %d received\n", s.snap.totalNotes)
+	fmt.Fprintf(&b, "  order book       single subscriptions: %d gap notices (each a hole a fault cut, announced); redundant feed on 2 clients: %d gaps, %d duplicates, %d changes applied in order\n",
+		s.snap.singleGaps, s.snap.feed.gaps, s.snap.feed.duplicates, s.snap.feed.changes)
 	fmt.Fprintf(&b, "  worst p99        %v\n", s.snap.worstP99.Round(10*time.Microsecond))
 	switch {
 	case s.interrupted:

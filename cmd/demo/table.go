@@ -21,8 +21,8 @@ func (t *table) draw(s snapshot) {
 		fmt.Fprintf(&b, "\033[%dA", t.lines) // back to the table's first line
 	}
 	if !t.live {
-		fmt.Fprintf(&b, "t=%-5s calls %d (failed %d, failovers %d) faults %d reconnects %d notifications %d eligible %d/%d last fault: %s\n",
-			s.elapsed.Round(100*time.Millisecond), s.calls, s.failed, s.failovers, s.faults, s.totalReconnects, s.totalNotes, s.eligible, s.pooled, s.lastFault)
+		fmt.Fprintf(&b, "t=%-5s calls %d (failed %d, failovers %d) faults %d reconnects %d notifications %d eligible %d/%d book gaps: single %d, redundant feed %d; last fault: %s\n",
+			s.elapsed.Round(100*time.Millisecond), s.calls, s.failed, s.failovers, s.faults, s.totalReconnects, s.totalNotes, s.eligible, s.pooled, s.singleGaps, s.feed.gaps, s.lastFault)
 		// The clients a pick skips, and why.
 		for _, r := range s.rows {
 			if r.notPicked != "" {
@@ -52,7 +52,9 @@ func (t *table) draw(s snapshot) {
 			r.name, state, h.Generation, dur(h.RTTP50), dur(h.RTTP99), h.Pending, h.Reconnects, h.Restarts,
 			r.figure, h.MessagesIn, h.MessagesOut, r.notifications, why, lastError(h.LastError, 60)))
 	}
-	lines = append(lines, fmt.Sprintf("pool: %d of %d eligible   (%s: what the balancer's strategy compares; * connected but not eligible)", s.eligible, s.pooled, s.figure))
+	lines = append(lines, fmt.Sprintf("pool: %d of %d eligible   (%s: what the balancer's strategy compares; * connected but not eligible)", s.eligible, s.pooled, s.figure),
+		fmt.Sprintf("order book: single subscriptions %d gap notices; redundant feed (2 copies) %d gaps, %d duplicates, %d changes in order",
+			s.singleGaps, s.feed.gaps, s.feed.duplicates, s.feed.changes))
 	for _, l := range lines {
 		b.WriteString("\033[2K") // clear the line
 		b.WriteString(l)

@@ -44,20 +44,31 @@ func NewBook(channel string, every time.Duration) *Book {
 	return b
 }
 
-// WithBook serves b on the server: public/subscribe (Deribit's, see
-// WithDeribit) sends the book's snapshot to a connection that subscribes
-// to its channel.
-func WithBook(b *Book) Option {
-	return WithResponder("public/subscribe", func(c *Conn, params json.RawMessage) (any, *RPCError) {
+// WithBook serves books on the server: public/subscribe (Deribit's, see
+// WithDeribit) sends a book's snapshot to a connection that subscribes to
+// its channel, and the periodic notifications of WithDeribitTicker leave
+// the books' channels to them. (It answers public/subscribe itself: give
+// every book of a server in one WithBook.)
+func WithBook(books ...*Book) Option {
+	respond := WithResponder("public/subscribe", func(c *Conn, params json.RawMessage) (any, *RPCError) {
 		got, rpcErr := deribitSubscribe(c, params)
 		if rpcErr != nil {
 			return got, rpcErr
 		}
-		if chans, ok := got.([]string); ok && slices.Contains(chans, b.channel) {
-			b.subscribed(c)
+		chans, _ := got.([]string)
+		for _, b := range books {
+			if slices.Contains(chans, b.channel) {
+				b.subscribed(c)
+			}
 		}
 		return got, nil
 	})
+	return func(c *config) {
+		respond(c)
+		for _, b := range books {
+			c.bookChannels = append(c.bookChannels, b.channel)
+		}
+	}
 }
 
 // Channel is the book's channel.

@@ -1,6 +1,7 @@
 package wstest
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -38,7 +39,9 @@ func (s *Server) tick() {
 	subs := make(map[string][]*Conn)
 	for _, c := range s.Conns() {
 		for _, ch := range c.Channels() {
-			subs[ch] = append(subs[ch], c)
+			if !slices.Contains(s.cfg.bookChannels, ch) { // a Book's (book.go)
+				subs[ch] = append(subs[ch], c)
+			}
 		}
 	}
 	if len(subs) == 0 {

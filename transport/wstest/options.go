@@ -33,6 +33,7 @@ type config struct {
 	credits        *DeribitCredits // nil: no rate limits
 	tickerInterval time.Duration   // 0: no periodic notifications
 	maxConnAge     time.Duration   // 0: connections live until closed
+	bookChannels   []string        // channels a Book serves (WithBook): the ticker leaves them alone
 
 	okx          bool
 	okxCreds     *okxCreds // nil: any login succeeds
