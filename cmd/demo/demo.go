@@ -77,7 +77,7 @@ type demo struct {
 	pool       *feed.Pool
 	feedBook   *bookCheck
 	singleGaps atomic.Int64
-	names   map[string]string // PID id -> c1, c2, ...
+	names      map[string]string // PID id -> c1, c2, ...
 
 	calls, failed, hung atomic.Int64
 	notif               []atomic.Int64 // per client
@@ -454,7 +454,10 @@ type snapshot struct {
 
 func (d *demo) snapshot(elapsed time.Duration) snapshot {
 	s := snapshot{elapsed: elapsed, calls: d.calls.Load(), failed: d.failed.Load(), failovers: d.bal.Stats().Failovers, lastFault: d.lastFault.Load().(string),
-		singleGaps: d.singleGaps.Load(), feed: d.feedBook.figures()}
+		singleGaps: d.singleGaps.Load()}
+	if d.feedBook != nil {
+		s.feed = d.feedBook.figures()
+	}
 	d.faultsMu.Lock()
 	s.faults = len(d.faults)
 	d.faultsMu.Unlock()
