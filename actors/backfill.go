@@ -280,8 +280,7 @@ func (a *clientActor) releaseHeld(m *releaseHold) {
 		m.reply <- releaseResult{err: fmt.Errorf("zenws: releasing held notifications: %w", ErrNotConnected)}
 		return
 	}
-	r := a.release(held, m.filter, m.first)
-	r.Overflow = overflow
+	r := a.release(held, overflow, m.filter, m.first)
 	var err error
 	if overflow > 0 {
 		err = fmt.Errorf("%w: %d dropped after %d held", ErrHoldOverflow, overflow, r.Held)
@@ -290,8 +289,8 @@ func (a *clientActor) releaseHeld(m *releaseHold) {
 }
 
 // release delivers held notifications, through filter, after first.
-func (a *clientActor) release(held []*Inbound, filter func(string, []byte) []byte, first func(Released)) Released {
-	r := Released{Held: len(held)}
+func (a *clientActor) release(held []*Inbound, overflow int, filter func(string, []byte) []byte, first func(Released)) Released {
+	r := Released{Held: len(held), Overflow: overflow}
 	keep := held[:0]
 	for _, in := range held {
 		if filter != nil {
@@ -332,10 +331,10 @@ func (a *clientActor) releaseHolds(gen uint64) {
 	}
 	a.d.holds.mu.Unlock()
 	for _, h := range open {
-		if held, _, ok := h.end(); ok {
+		if held, overflow, ok := h.end(); ok {
 			a.d.log.Warn("connection live with notifications still held: released", zap.Uint64("generation", gen),
-				zap.String("prefix", h.prefix), zap.Int("held", len(held)))
-			a.release(held, nil, nil)
+				zap.String("prefix", h.prefix), zap.Int("held", len(held)), zap.Int("dropped", overflow))
+			a.release(held, overflow, nil, nil)
 		}
 	}
 }

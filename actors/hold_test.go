@@ -25,6 +25,7 @@ type holdRig struct {
 
 	mu       sync.Mutex
 	maxN     int
+	firsts   []actors.Released // what first was told
 	stage    func(ctx context.Context, s *actors.Setup, h *actors.Hold) error
 	released []actors.Released
 	errs     []error
@@ -67,7 +68,12 @@ func newHoldRig(t *testing.T, n, maxN int, stage func(ctx context.Context, s *ac
 func (r *holdRig) release(filter func(string, []byte) []byte) func(context.Context, *actors.Setup, *actors.Hold) error {
 	return func(ctx context.Context, s *actors.Setup, h *actors.Hold) error {
 		s.Backfill("user.a", note("user.a", 0))
-		rel, err := h.Release(ctx, filter, func(actors.Released) { s.Backfill("zenws.end", note("zenws.end", 0)) })
+		rel, err := h.Release(ctx, filter, func(got actors.Released) {
+			r.mu.Lock()
+			r.firsts = append(r.firsts, got)
+			r.mu.Unlock()
+			s.Backfill("zenws.end", note("zenws.end", 0))
+		})
 		r.mu.Lock()
 		r.released, r.errs = append(r.released, rel), append(r.errs, err)
 		r.mu.Unlock()
@@ -144,8 +150,8 @@ func TestHoldReleasedAfterBackfillInOrderFiltered(t *testing.T) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.errs) != 1 || r.errs[0] != nil || r.released[0] != (actors.Released{Held: 3, Filtered: 1}) {
-		t.Fatalf("release: %+v %v", r.released, r.errs)
+	if len(r.errs) != 1 || r.errs[0] != nil || r.released[0] != (actors.Released{Held: 3, Filtered: 1}) || r.firsts[0] != r.released[0] {
+		t.Fatalf("release: %+v %v, first told %+v", r.released, r.errs, r.firsts)
 	}
 }
 
@@ -160,8 +166,8 @@ func TestHoldBound(t *testing.T) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.errs) != 1 || !errors.Is(r.errs[0], actors.ErrHoldOverflow) || r.released[0] != (actors.Released{Held: 2, Overflow: 3}) {
-		t.Fatalf("release: %+v %v", r.released, r.errs)
+	if len(r.errs) != 1 || !errors.Is(r.errs[0], actors.ErrHoldOverflow) || r.released[0] != (actors.Released{Held: 2, Overflow: 3}) || r.firsts[0] != r.released[0] {
+		t.Fatalf("release: %+v %v, first told %+v", r.released, r.errs, r.firsts)
 	}
 }
 
