@@ -2,6 +2,7 @@ package deribit_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -77,6 +78,18 @@ type trades struct {
 	filled map[string]bool // trade id -> backfilled (on the instrument channel)
 	last   map[string]string
 	report []deribit.BackfillReport
+	view   map[string]float64 // order id -> filled amount, as the stream says
+	back   []string           // order updates that took the view back
+}
+
+// order applies one order state to the view.
+func (tr *trades) order(o map[string]any) {
+	id, _ := o["order_id"].(string)
+	filled, _ := o["filled_amount"].(float64)
+	if had, ok := tr.view[id]; ok && filled < had {
+		tr.back = append(tr.back, fmt.Sprintf("%s: %v after %v", id, filled, had))
+	}
+	tr.view[id] = filled
 }
 
 func (tr *trades) handle(t *testing.T) func(actors.Inbound) {
@@ -95,6 +108,26 @@ func (tr *trades) handle(t *testing.T) func(actors.Inbound) {
 				t.Error(err)
 			}
 			tr.report = append(tr.report, n.Params.Data)
+		case in.Channel == deribit.OpenOrdersChannel || in.Channel == ordersChannel:
+			var n struct {
+				Params struct{ Data json.RawMessage } `json:"params"`
+			}
+			var list []map[string]any
+			err := json.Unmarshal(in.Data, &n)
+			switch {
+			case err != nil:
+			case len(n.Params.Data) > 0 && n.Params.Data[0] == '{': // user.orders.*.raw: one order
+				list = make([]map[string]any, 1)
+				err = json.Unmarshal(n.Params.Data, &list[0])
+			default:
+				err = json.Unmarshal(n.Params.Data, &list)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			for _, o := range list {
+				tr.order(o)
+			}
 		case strings.HasPrefix(in.Channel, "user.trades."):
 			for _, id := range tradeIDs(t, in.Data) {
 				tr.ids[in.Channel] = append(tr.ids[in.Channel], id)
@@ -123,7 +156,7 @@ func TestBackfillEveryMomentOfAReconnect(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithDeribitCredentials(clientID, secret))
 	defer srv.Close()
 	f := &filler{t: t, srv: srv, orders: orders(t, srv, 3), at: map[string]string{}}
-	tr := &trades{ids: map[string][]string{}, filled: map[string]bool{}, last: map[string]string{}}
+	tr := &trades{ids: map[string][]string{}, filled: map[string]bool{}, last: map[string]string{}, view: map[string]float64{}}
 	c, s := connect(t, srv.URL(), cfg(deribit.ClientSignature), actors.WithRetryCount(1000), actors.WithHandler(tr.handle(t)))
 	ctx := testutil.Context(t, 10*time.Second)
 	if err := c.Subscribe(ctx, instrChannel, currencyChannel, ordersChannel); err != nil {
@@ -175,6 +208,17 @@ func TestBackfillEveryMomentOfAReconnect(t *testing.T) {
 	if st := s.Stats(); st.Backfills != 1 || st.BackfillErrors != 0 {
 		t.Fatalf("stats %+v", st)
 	}
+	// The view of the orders never went back (no stale update after the
+	// open orders list), and ends where the venue's is.
+	if len(tr.back) > 0 {
+		t.Fatalf("order updates that took the view back: %v", tr.back)
+	}
+	for _, id := range f.orders {
+		o, _ := srv.Order(id)
+		if got, want := tr.view[id], o["filled_amount"]; got != want {
+			t.Errorf("order %s: the stream says filled %v, the venue %v", id, got, want)
+		}
+	}
 }
 
 // More live notifications during the backfill than the hold keeps: the
@@ -184,7 +228,7 @@ func TestBackfillHoldOverflowIncomplete(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithDeribitCredentials(clientID, secret))
 	defer srv.Close()
 	f := &filler{t: t, srv: srv, orders: orders(t, srv, 1), at: map[string]string{}}
-	tr := &trades{ids: map[string][]string{}, filled: map[string]bool{}, last: map[string]string{}}
+	tr := &trades{ids: map[string][]string{}, filled: map[string]bool{}, last: map[string]string{}, view: map[string]float64{}}
 	conf := cfg(deribit.ClientSignature)
 	conf.BackfillHold = 1
 	c, s := connect(t, srv.URL(), conf, actors.WithRetryCount(1000), actors.WithHandler(tr.handle(t)))
