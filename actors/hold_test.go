@@ -15,7 +15,7 @@ import (
 )
 
 // holdRig is a client whose connect hook holds "user." on every reconnect
-// and whose after-restore stage does what the test says, and a server
+// (and rotation) and whose after-restore stage does what the test says, and a server
 // that sends user.a notifications 1..n right after answering a
 // public/subscribe (before anything else on that connection).
 type holdRig struct {
@@ -36,7 +36,7 @@ func newHoldRig(t *testing.T, n, maxN int, stage func(ctx context.Context, s *ac
 	r := &holdRig{srv: wstest.NewServer(wstest.WithDeribit()), in: newInbox(), maxN: maxN, stage: stage}
 	t.Cleanup(r.srv.Close)
 	hook := func(_ context.Context, s *actors.Setup) error {
-		if !s.Reconnected() {
+		if !s.Reconnected() && !s.Rotating() {
 			return nil
 		}
 		h := s.Hold("user.", r.maxN, 0)
@@ -51,15 +51,20 @@ func newHoldRig(t *testing.T, n, maxN int, stage func(ctx context.Context, s *ac
 		return nil
 	}
 	r.c = connect(t, newSystem(t), r.srv.URL(), fast(actors.WithHandler(r.in.handle), actors.WithConnectHook(hook), actors.WithRetryCount(100))...)
-	if err := r.c.Subscribe(ctxT(t, 5*time.Second), "ticker.x"); err != nil {
-		t.Fatal(err)
-	}
+	waitServerConn(t, r.srv)
+	first := r.srv.Conns()[0]
 	r.srv.AfterAnswer("public/subscribe", func(c *wstest.Conn) {
+		if c == first {
+			return // the first connection's own subscribe, below
+		}
 		for i := 1; i <= n; i++ {
 			_ = c.Publish(context.Background(), "user.a", map[string]int{"n": i})
 		}
 		_ = c.Publish(context.Background(), "ticker.x", map[string]int{"n": 0})
 	})
+	if err := r.c.Subscribe(ctxT(t, 5*time.Second), "ticker.x"); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
@@ -99,7 +104,9 @@ func label(in actors.Inbound) string {
 
 // reconnect drops the connection, waits for the next one to be live, and
 // returns the stream of the live connection up to a marker sent once it is
-// live (a user notification of an earlier attempt fails the test).
+// live (a user notification of an earlier attempt fails the test), less
+// ticker.x: not held, it comes before or after the backfill as it
+// arrives.
 func (r *holdRig) reconnect(t *testing.T) []string {
 	t.Helper()
 	gen := r.c.Health().Generation
@@ -124,7 +131,7 @@ func (r *holdRig) reconnect(t *testing.T) []string {
 		if m.Channel == "user.end" {
 			return got
 		}
-		if m.Generation == live {
+		if m.Generation == live && m.Channel != "ticker.x" {
 			got = append(got, label(m))
 		}
 	}
@@ -144,8 +151,7 @@ func TestHoldReleasedAfterBackfillInOrderFiltered(t *testing.T) {
 		})(ctx, s, h)
 	})
 	got := strings.Join(r.reconnect(t), " ")
-	// ticker.x is not held: it comes as it arrived, before the backfill.
-	if want := "ticker.x:0 user.a:0* zenws.end:0* user.a:1 user.a:30"; got != want {
+	if want := "user.a:0* zenws.end:0* user.a:1 user.a:30"; got != want {
 		t.Fatalf("stream %q, want %q", got, want)
 	}
 	r.mu.Lock()
@@ -161,7 +167,7 @@ func TestHoldBound(t *testing.T) {
 		return r.release(nil)(ctx, s, h)
 	})
 	got := strings.Join(r.reconnect(t), " ")
-	if want := "ticker.x:0 user.a:0* zenws.end:0* user.a:1 user.a:2"; got != want {
+	if want := "user.a:0* zenws.end:0* user.a:1 user.a:2"; got != want {
 		t.Fatalf("stream %q, want %q", got, want)
 	}
 	r.mu.Lock()
@@ -192,11 +198,39 @@ func TestHoldNeverReleasedAndConnectionEnded(t *testing.T) {
 		return nil // and never releases
 	})
 	got := strings.Join(r.reconnect(t), " ")
-	if want := "ticker.x:0 user.a:1 user.a:2 user.a:3"; got != want {
+	if want := "user.a:1 user.a:2 user.a:3"; got != want {
 		t.Fatalf("stream %q, want %q", got, want)
 	}
 	h := <-late
 	if _, err := h.Release(ctxT(t, 5*time.Second), nil, nil); !errors.Is(err, actors.ErrNotConnected) {
 		t.Fatalf("release of an ended connection's hold: %v", err)
+	}
+}
+
+// A rotation's new connection with a hold no one releases: the switch
+// releases it, in order.
+func TestHoldReleasedAtRotationSwitch(t *testing.T) {
+	r := newHoldRig(t, 3, 0, func(context.Context, *actors.Setup, *actors.Hold) error { return nil })
+	gen := r.c.Health().Generation
+	if err := r.c.Rotate(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 3 {
+		select {
+		case m := <-r.in.ch:
+			if m.Generation > gen && m.Channel == "user.a" {
+				got = append(got, label(m))
+			}
+		case <-time.After(5 * time.Second):
+			var all []string
+			for _, m := range r.in.all() {
+				all = append(all, fmt.Sprintf("%d/%s", m.Generation, label(m)))
+			}
+			t.Fatalf("gen %d now %d: %v", gen, r.c.Health().Generation, all)
+		}
+	}
+	if s := strings.Join(got, " "); s != "user.a:1 user.a:2 user.a:3" {
+		t.Fatalf("the new connection's held notifications: %q", s)
 	}
 }
