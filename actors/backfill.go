@@ -115,6 +115,9 @@ const (
 // hold's bound: they were dropped (Released.Overflow), the rest delivered.
 var ErrHoldOverflow = errors.New("zenws: notifications held past the hold's bound were dropped")
 
+// errHoldReleased is a second Release's error.
+var errHoldReleased = errors.New("zenws: the hold was released already")
+
 // Hold is a hold on the notifications of one connection's channels that
 // begin with a prefix (Setup.Hold): they are kept, in order, instead of
 // being delivered, until Release. It ends by itself, the held
@@ -124,16 +127,17 @@ var ErrHoldOverflow = errors.New("zenws: notifications held past the hold's boun
 type Hold struct {
 	d      *durable
 	gen    uint64
+	conn   <-chan struct{} // closed when the hold's connection ends
 	prefix string
 	maxN   int
 	maxB   int64
-	done   chan struct{} // closed when the hold ends (released, or its connection ended)
 
 	// Guarded by d.holds.mu.
 	held     []*Inbound
 	bytes    int64
 	overflow int
-	ended    bool
+	ended    bool // released, or its connection ended
+	dead     bool // its connection ended first: what still comes of it is dropped
 }
 
 // Released says what a Release did.
@@ -143,13 +147,19 @@ type Released struct {
 	Overflow int // notifications that came past the bound, dropped
 }
 
-// holdSet is a client's open holds; n is their count, read without the
-// lock by every delivery (zero: nothing to look at).
+// holdSet is a client's holds: the open ones, and a few whose connection
+// ended (dead), which drop what still comes of it (frames the reader had
+// sent the actor before the end); n is their count, read without the lock
+// by every delivery (zero: nothing to look at).
 type holdSet struct {
 	n    atomic.Int32
 	mu   sync.Mutex
 	list []*Hold
 }
+
+// maxDeadHolds bounds the dead holds kept: a connection's last frames
+// reach the actor soon after it ends, long before eight more connections.
+const maxDeadHolds = 8
 
 // releaseHold asks the actor to release a hold (on its goroutine: the
 // held notifications then go on through the merge and the sequence guard,
@@ -170,11 +180,13 @@ type releaseResult struct {
 // connection whose channel begins with prefix ("" for all): they are not
 // delivered but kept in order, at most maxMessages of them and maxBytes of
 // data (<= 0: DefaultHoldMessages, DefaultHoldBytes); past the bound they
-// are dropped and counted (Release reports ErrHoldOverflow). The hold ends
-// by itself when the connection ends or the client stops (the held
-// notifications dropped: a later backfill fetches them again), and a hold
-// still open when the connection goes live is released then, unfiltered.
-// Other connections' notifications are not held (venue.Session).
+// are dropped (Release reports ErrHoldOverflow). The hold ends by itself
+// when the connection ends or the client stops: what it held, and what
+// still comes of that connection on its channels, is dropped (never given
+// to the handler, it is what a later backfill fetches again). What a hold
+// drops counts in Health.InboundDropped. A hold still open when the connection goes live is released
+// then, unfiltered. Other connections' notifications are not held
+// (venue.Session).
 func (s *Setup) Hold(prefix string, maxMessages int, maxBytes int64) *Hold {
 	if maxMessages <= 0 {
 		maxMessages = DefaultHoldMessages
@@ -182,34 +194,62 @@ func (s *Setup) Hold(prefix string, maxMessages int, maxBytes int64) *Hold {
 	if maxBytes <= 0 {
 		maxBytes = DefaultHoldBytes
 	}
-	d := s.d
-	h := &Hold{d: d, gen: s.gen, prefix: prefix, maxN: maxMessages, maxB: maxBytes, done: make(chan struct{})}
-	d.holds.mu.Lock()
-	d.holds.list = append(d.holds.list, h)
-	d.holds.n.Add(1)
-	d.holds.mu.Unlock()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		select {
-		case <-s.conn.Done():
-		case <-d.stopped:
-		case <-h.done:
-			return
-		}
-		if held, _, ok := h.end(); ok && len(held) > 0 {
-			d.log.Debug("connection ended with notifications held: dropped", zap.Uint64("generation", h.gen), zap.Int("held", len(held)))
-		}
-	}()
+	h := &Hold{d: s.d, gen: s.gen, conn: s.conn.Done(), prefix: prefix, maxN: maxMessages, maxB: maxBytes}
+	hs := &s.d.holds
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	hs.pruneLocked()
+	hs.list = append(hs.list, h)
+	hs.n.Store(int32(len(hs.list)))
 	return h
 }
 
+// pruneLocked ends the holds whose connection has ended (their held
+// notifications dropped) and keeps the newest maxDeadHolds of them.
+func (hs *holdSet) pruneLocked() {
+	dead := 0
+	for i := len(hs.list) - 1; i >= 0; i-- {
+		h := hs.list[i]
+		if !h.dead && closed(h.conn) {
+			h.dieLocked()
+		}
+		if h.dead {
+			if dead++; dead > maxDeadHolds {
+				hs.list = slices.Delete(hs.list, i, i+1)
+			}
+		}
+	}
+	hs.n.Store(int32(len(hs.list)))
+}
+
+// dieLocked ends a hold whose connection ended: what it held is dropped.
+func (h *Hold) dieLocked() {
+	if n := len(h.held); n > 0 && !h.ended {
+		h.d.in.dropped.Add(uint64(n))
+		h.d.log.Debug("connection ended with notifications held: dropped", zap.Uint64("generation", h.gen), zap.Int("held", n))
+	}
+	h.ended, h.dead, h.held = true, true, nil
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // end ends the hold and returns what it held and how many it dropped past
-// its bound; false when it had ended already.
+// its bound; false when it had ended already (released, or its connection
+// ended: then it stays, dead, to drop what still comes of it).
 func (h *Hold) end() ([]*Inbound, int, bool) {
 	hs := &h.d.holds
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
+	if !h.ended && closed(h.conn) {
+		h.dieLocked()
+	}
 	if h.ended {
 		return nil, 0, false
 	}
@@ -217,8 +257,7 @@ func (h *Hold) end() ([]*Inbound, int, bool) {
 	held := h.held
 	h.held = nil
 	hs.list = slices.DeleteFunc(hs.list, func(o *Hold) bool { return o == h })
-	hs.n.Add(-1)
-	close(h.done)
+	hs.n.Store(int32(len(hs.list)))
 	return held, h.overflow, true
 }
 
@@ -232,7 +271,8 @@ func (h *Hold) end() ([]*Inbound, int, bool) {
 // goroutine: they must be quick and must not call the client. The error
 // is ErrHoldOverflow when notifications past the bound were dropped (the
 // others are delivered), ErrNotConnected when the connection ended first
-// (nothing delivered), ctx's error, or ErrClosed.
+// (nothing delivered), an error when it was released already, ctx's
+// error, or ErrClosed.
 func (h *Hold) Release(ctx context.Context, filter func(channel string, data []byte) []byte, first func(Released)) (Released, error) {
 	m := &releaseHold{h: h, filter: filter, first: first, reply: make(chan releaseResult, 1)}
 	h.d.sys.Root.Send(h.d.pid, m)
@@ -247,7 +287,8 @@ func (h *Hold) Release(ctx context.Context, filter func(channel string, data []b
 }
 
 // held takes a notification of a hold's into it (on the actor's
-// goroutine); false when no hold is on it.
+// goroutine), or drops it when that hold's connection has ended; false
+// when no hold is on it.
 func (d *durable) held(in *Inbound) bool {
 	if d.holds.n.Load() == 0 || in.Kind != KindNotification {
 		return false
@@ -259,14 +300,21 @@ func (d *durable) held(in *Inbound) bool {
 		if h.gen != in.Generation || !strings.HasPrefix(in.Channel, h.prefix) {
 			continue
 		}
-		if size := int64(len(in.Data)); len(h.held) < h.maxN && h.bytes+size <= h.maxB {
+		if !h.dead && closed(h.conn) {
+			h.dieLocked()
+		}
+		switch size := int64(len(in.Data)); {
+		case h.dead:
+			d.in.dropped.Add(1)
+		case len(h.held) < h.maxN && h.bytes+size <= h.maxB:
 			h.held, h.bytes = append(h.held, in), h.bytes+size
-		} else {
+		default:
 			if h.overflow == 0 {
 				d.log.Warn("held notifications over the hold's bound: dropping the rest", zap.Uint64("generation", h.gen),
 					zap.String("prefix", h.prefix), zap.Int("held", len(h.held)), zap.Int64("bytes", h.bytes))
 			}
 			h.overflow++
+			d.in.dropped.Add(1)
 		}
 		return true
 	}
@@ -277,7 +325,14 @@ func (d *durable) held(in *Inbound) bool {
 func (a *clientActor) releaseHeld(m *releaseHold) {
 	held, overflow, ok := m.h.end()
 	if !ok {
-		m.reply <- releaseResult{err: fmt.Errorf("zenws: releasing held notifications: %w", ErrNotConnected)}
+		a.d.holds.mu.Lock()
+		dead := m.h.dead
+		a.d.holds.mu.Unlock()
+		err := errHoldReleased
+		if dead {
+			err = fmt.Errorf("zenws: releasing held notifications: %w", ErrNotConnected)
+		}
+		m.reply <- releaseResult{err: err}
 		return
 	}
 	r := a.release(held, overflow, m.filter, m.first)
@@ -325,7 +380,7 @@ func (a *clientActor) releaseHolds(gen uint64) {
 	a.d.holds.mu.Lock()
 	var open []*Hold
 	for _, h := range a.d.holds.list {
-		if h.gen == gen {
+		if h.gen == gen && !h.ended {
 			open = append(open, h)
 		}
 	}

@@ -205,6 +205,9 @@ func TestHoldNeverReleasedAndConnectionEnded(t *testing.T) {
 	if _, err := h.Release(ctxT(t, 5*time.Second), nil, nil); !errors.Is(err, actors.ErrNotConnected) {
 		t.Fatalf("release of an ended connection's hold: %v", err)
 	}
+	if n := r.c.Health().InboundDropped; n < 3 {
+		t.Fatalf("InboundDropped %d: the failed attempt's 3 held notifications count", n)
+	}
 }
 
 // A rotation's new connection with a hold no one releases: the switch
