@@ -310,14 +310,15 @@ func (s *Session) backfill(ctx context.Context, setup *actors.Setup, hold *actor
 	if err != nil && !errors.Is(err, actors.ErrHoldOverflow) {
 		return fmt.Errorf("zenws/deribit: backfill: %w", err)
 	}
+	// The report first, then the counts: who sees Backfills move reads it.
+	s.mu.Lock()
+	s.lastBackfill = rep
+	s.mu.Unlock()
 	if !rep.Complete {
 		s.backfillErrors.Add(1)
 		log.Warn("backfill stopped short: what was fetched is delivered, the rest is not", zap.Error(rep.Err))
 	}
 	s.backfills.Add(1)
-	s.mu.Lock()
-	s.lastBackfill = rep
-	s.mu.Unlock()
 	log.Debug("backfilled", zap.Int("trades", rep.Trades), zap.Int("orders", rep.Orders), zap.Int("deduplicated", rep.Deduplicated), zap.Bool("complete", rep.Complete))
 	return nil
 }

@@ -220,7 +220,11 @@ func TestBackfillPaginationBounded(t *testing.T) {
 			missed = append(missed, fill(t, srv, orders[0], 1))
 		}
 	})
-	testutil.Eventually(t, 5*time.Second, "the backfill", func() bool { return s.Stats().Backfills == 1 })
+	// Counted once queued: the end's delivery says the handler has the rest.
+	testutil.Eventually(t, 5*time.Second, "the backfill", func() bool {
+		got := in.get()
+		return s.Stats().Backfills == 1 && len(got) > 0 && got[len(got)-1].Channel == deribit.BackfillChannel
+	})
 	r := s.LastBackfill()
 	var be *deribit.BackfillError
 	if r.Complete || !errors.As(r.Err, &be) || be.Reason != deribit.BackfillTooManyPages || be.Channel != instrChannel || r.Trades != 2 {
