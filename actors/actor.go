@@ -132,6 +132,8 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.pingDone(ctx, m)
 	case *setupDone:
 		a.setupDone(ctx, m)
+	case *releaseHold:
+		a.releaseHeld(m)
 	case *rotateNow:
 		a.startRotation(m)
 	case *rotateDialed:
@@ -415,7 +417,8 @@ func (a *clientActor) setup(s *session, prove bool) {
 		defer d.setups.Done()
 		defer d.setupRuns()()
 		m := &setupDone{gen: gen}
-		if m.hookErr = d.runHooks(life, &Setup{d: d, conn: conn, gen: gen}); m.hookErr == nil {
+		st := &Setup{d: d, conn: conn, gen: gen}
+		if m.hookErr = d.runHooks(life, st); m.hookErr == nil {
 			// The restore as a whole is bounded by RequestTimeout (and
 			// ends with this instance): what it did not get to is left to
 			// the worker once the connection is live.
@@ -425,7 +428,12 @@ func (a *clientActor) setup(s *session, prove bool) {
 			if m.restoreErr == nil {
 				d.log.Debug("subscriptions restored", zap.Uint64("generation", gen))
 			}
-			if prove && m.restoreErr == nil {
+			cancel()
+			// The stages the hooks left for after the restore (a venue's
+			// reconcile: Setup.AfterRestore), then the rotation's proof.
+			m.hookErr = d.runAfter(life, st)
+			ctx, cancel = context.WithTimeout(life, d.cfg.RequestTimeout)
+			if prove && m.restoreErr == nil && m.hookErr == nil {
 				d.chargeControl()
 				if _, err := conn.Ping(ctx); err != nil {
 					m.hookErr = fmt.Errorf("the new connection did not answer a ping after its restore: %w", err)
@@ -499,7 +507,8 @@ func (a *clientActor) ready() {
 	a.upSince = time.Now()
 	d.conn.Store(a.cur)
 	d.intent.promote(a.gen)
-	a.enter(phaseLive) // StateConnected
+	a.releaseHolds(a.gen) // what a hook held and never released
+	a.enter(phaseLive)    // StateConnected
 	a.scheduleRotation()
 	if a.gen > 1 {
 		d.extras().healLog.log(d.log, zap.InfoLevel, "reconnected", zap.Uint64("generation", a.gen), zap.Int("attempt", a.attempts))
@@ -879,9 +888,23 @@ func jsonArray(data []byte) bool {
 	return len(t) > 0 && t[0] == '[' && json.Valid(t)
 }
 
-// deliver queues a frame for the handler; while two connections overlap
-// (rotation), the new one's frames go through the merge (see merge).
+// deliver queues a frame for the handler, unless a hold of its
+// connection's takes it (Setup.Hold: backfill.go). The hold comes before
+// the merge and the sequence guard, not at the queue push: what it
+// releases goes on through them then, on this goroutine and in order, so a
+// sequenced channel is checked in the order it is delivered, after the
+// backfill, and the guard's state never sees a notification it will not
+// deliver yet.
 func (a *clientActor) deliver(in *Inbound) {
+	if a.d.held(in) {
+		return
+	}
+	a.pass(in)
+}
+
+// pass queues a frame for the handler; while two connections overlap
+// (rotation), the new one's frames go through the merge (see merge).
+func (a *clientActor) pass(in *Inbound) {
 	if in.Kind != KindResponse && a.mergeIn(in) {
 		return
 	}

@@ -56,6 +56,8 @@ type durable struct {
 	in  *deliveryQueue
 	obs *observerQueue // StateObserver calls, off the actor goroutine
 	rec *recorder      // nil unless recording
+	// holds are the notifications connect work holds back (backfill.go).
+	holds holdSet
 
 	// The venue's parts (venue.go, heartbeat.go).
 	textPing    *venue.TextPing                   // the venue's text heartbeat, when the client uses it

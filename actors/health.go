@@ -39,7 +39,7 @@ type Health struct {
 	Notifications  uint64 // subscription notifications among them
 	MessagesOut    uint64 // data frames sent by Send/SendBinary
 	InboundQueued  int    // waiting for the handler or subscriber
-	InboundDropped uint64 // dropped by the overflow policy
+	InboundDropped uint64 // dropped by the overflow policy, or by a Setup.Hold (past its bound, or its connection ended)
 	HandlerPanics  uint64
 
 	RateLimited    uint64        // frames the rate limiter refused (ErrRateLimited)

@@ -252,6 +252,7 @@ func (a *clientActor) rotationSetUp(m *setupDone) {
 	a.enter(phaseLive)
 	d.conn.Store(next)
 	d.intent.promote(next.gen)
+	a.releaseHolds(next.gen) // a hook that never released (backfill.go)
 	a.startHeartbeat()
 	d.rareCounts().rotations.Add(1)
 	a.rotFailures = 0

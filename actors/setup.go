@@ -60,9 +60,24 @@ func Fatal(err error) error {
 // open (a token refresh made on the connection the token belongs to), and
 // return ErrNotConnected once it has closed.
 type Setup struct {
-	d    *durable
-	conn *transport.Conn
-	gen  uint64
+	d     *durable
+	conn  *transport.Conn
+	gen   uint64
+	after []ConnectHook // AfterRestore's stages, run on the setup goroutine
+}
+
+// AfterRestore adds a stage to run on this connection after the
+// subscription restore and before the client reports it connected (or,
+// in a rotation, switches to it): the place for work that needs the
+// channels live again, such as a venue's reconcile (fetch what changed,
+// deliver it, release a Hold). Stages run in the order they were added,
+// each like a ConnectHook (its own RequestTimeout, an error fails the
+// attempt, a panic is an error), the first error ending the run. Call it
+// from a connect hook; a nil stage is ignored.
+func (s *Setup) AfterRestore(stage ConnectHook) {
+	if stage != nil {
+		s.after = append(s.after, stage)
+	}
 }
 
 // Client returns a handle on the client the connection belongs to, for
@@ -124,17 +139,31 @@ func (d *durable) runHooks(life context.Context, s *Setup) error {
 		if d.closing.Load() || life.Err() != nil {
 			return fmt.Errorf("zenws: connect hook %d not run: %w", i+1, ErrClosed)
 		}
-		if err := d.runHook(life, i, h, s); err != nil {
+		if err := d.runHook(life, "connect hook", i, len(d.cfg.ConnectHooks), h, s); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (d *durable) runHook(life context.Context, i int, h ConnectHook, s *Setup) (err error) {
+// runAfter runs the stages the hooks added with AfterRestore, in order;
+// the first error ends the run.
+func (d *durable) runAfter(life context.Context, s *Setup) error {
+	for i, h := range s.after {
+		if d.closing.Load() || life.Err() != nil {
+			return fmt.Errorf("zenws: after-restore stage %d not run: %w", i+1, ErrClosed)
+		}
+		if err := d.runHook(life, "after-restore stage", i, len(s.after), h, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *durable) runHook(life context.Context, stage string, i, n int, h ConnectHook, s *Setup) (err error) {
 	ctx, cancel := context.WithTimeout(life, d.cfg.RequestTimeout)
 	defer cancel()
-	log := d.log.With(zap.Int("hook", i+1), zap.Int("hooks", len(d.cfg.ConnectHooks)), zap.Uint64("generation", s.gen))
+	log := d.log.With(zap.String("stage", stage), zap.Int("hook", i+1), zap.Int("hooks", n), zap.Uint64("generation", s.gen))
 	log.Debug("connect hook running")
 	start := time.Now()
 	defer func() { // runs after the recover below: a panic is logged as its error
@@ -153,11 +182,11 @@ func (d *durable) runHook(life context.Context, i int, h ConnectHook, s *Setup) 
 	}()
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("zenws: connect hook %d: %w", i+1, &PanicError{Where: "connect hook", Value: r})
+			err = fmt.Errorf("zenws: %s %d: %w", stage, i+1, &PanicError{Where: stage, Value: r})
 		}
 	}()
 	if err := h(ctx, s); err != nil {
-		return fmt.Errorf("zenws: connect hook %d: %w", i+1, err)
+		return fmt.Errorf("zenws: %s %d: %w", stage, i+1, err)
 	}
 	return nil
 }

@@ -20,10 +20,12 @@ import (
 )
 
 // After a reconnect: backfill. Once re-authenticated on a new connection,
-// and before the private channels are subscribed again (the connect hook
-// runs before the client's restore), the session fetches what changed while
-// there was no connection and delivers it in the stream, in order, as
-// Inbound messages with Backfill set:
+// the session holds the live notifications of the user.* channels
+// (actors.Setup.Hold); the client's restore subscribes them again; then,
+// once the venue has confirmed them (an actors.Setup.AfterRestore stage,
+// before the client reports connected), the session fetches what changed
+// while there was no connection and delivers it in the stream, in order,
+// as Inbound messages with Backfill set:
 //
 //  1. for each wanted user.trades.* channel, the user's trades since the
 //     last one the handler was given on it (private/get_user_trades_by_instrument
@@ -34,7 +36,12 @@ import (
 //  2. the open orders (private/get_open_orders), one notification of
 //     OpenOrdersChannel whose data is the list;
 //  3. a notification of BackfillChannel that ends the backfill (a
-//     BackfillReport's fields: generation, trades, orders, complete, error).
+//     BackfillReport's fields: generation, trades, orders, complete, error);
+//
+// then releases the held live notifications, in order, less what the
+// backfill delivered: trades by trade_id, orders by order_id and
+// last_update_timestamp. A trade made at any moment of the reconnect is so
+// delivered once: in the backfill if made before its fetch, live if after.
 //
 // Not on the client's first connection (nothing was missed) nor in a
 // planned rotation (the old connection still delivers).
@@ -87,6 +94,10 @@ const (
 	// BackfillBackwards: trades went back (trade_seq or timestamp lower
 	// than the one before).
 	BackfillBackwards
+	// BackfillHoldOverflow: more live notifications came during the
+	// backfill than the hold keeps (actors.DefaultHoldMessages,
+	// actors.DefaultHoldBytes): those past the bound were dropped.
+	BackfillHoldOverflow
 )
 
 // String names the reason.
@@ -102,6 +113,8 @@ func (r BackfillReason) String() string {
 		return "too many pages"
 	case BackfillBackwards:
 		return "backwards"
+	case BackfillHoldOverflow:
+		return "live notifications past the hold's bound"
 	}
 	return "BackfillReason(" + strconv.Itoa(int(r)) + ")"
 }
@@ -140,8 +153,11 @@ type BackfillReport struct {
 	Generation uint64 `json:"generation"`
 	Trades     int    `json:"trades"`
 	Orders     int    `json:"orders"`
-	Complete   bool   `json:"complete"`
-	Error      string `json:"error,omitempty"`
+	// Deduplicated counts the held live notifications left out (or cut)
+	// because the backfill had delivered them.
+	Deduplicated int    `json:"deduplicated"`
+	Complete     bool   `json:"complete"`
+	Error        string `json:"error,omitempty"`
 	// Err is the *BackfillError when the backfill stopped short.
 	Err error `json:"-"`
 }
@@ -247,10 +263,12 @@ func (s *Session) backfillOn(setup *actors.Setup) bool {
 }
 
 // backfill fetches and delivers what changed while the client had no
-// connection. A venue that answers badly stops it short (reported in the
-// stream and LastBackfill; the connection goes on); an error is returned
-// only when the connection itself failed (the attempt is retried).
-func (s *Session) backfill(ctx context.Context, setup *actors.Setup) error {
+// connection, then releases hold. A venue that answers badly stops it
+// short (reported in the stream and LastBackfill; the connection goes on);
+// an error is returned only when the connection itself failed (the attempt
+// is retried; the hold ends with the connection, and the next backfill
+// fetches what it held).
+func (s *Session) backfill(ctx context.Context, setup *actors.Setup, hold *actors.Hold) error {
 	log := s.log.With(pidname.Field("client", setup.Client().PID()), zap.Uint64("generation", setup.Generation()))
 	dctx, cancel := context.WithTimeout(ctx, drainWait)
 	if err := setup.Delivered(dctx); err != nil && ctx.Err() == nil {
@@ -258,9 +276,10 @@ func (s *Session) backfill(ctx context.Context, setup *actors.Setup) error {
 	}
 	cancel()
 	rep := BackfillReport{Generation: setup.Generation(), Complete: true}
+	given := &delivered{trades: map[tradeOn]bool{}, orders: map[string]orderState{}}
 	var failed error
 	for _, ch := range s.tradeChannels(setup) {
-		n, err := s.backfillTrades(ctx, setup, ch)
+		n, err := s.backfillTrades(ctx, setup, ch, given)
 		rep.Trades += n
 		if err != nil {
 			failed = err
@@ -268,7 +287,7 @@ func (s *Session) backfill(ctx context.Context, setup *actors.Setup) error {
 		}
 	}
 	if failed == nil {
-		rep.Orders, failed = s.backfillOrders(ctx, setup)
+		rep.Orders, failed = s.backfillOrders(ctx, setup, given)
 	}
 	if failed != nil {
 		var be *BackfillError
@@ -276,17 +295,107 @@ func (s *Session) backfill(ctx context.Context, setup *actors.Setup) error {
 			return fmt.Errorf("zenws/deribit: backfill: %w", failed)
 		}
 		rep.Complete, rep.Error, rep.Err = false, be.Error(), be
-		s.backfillErrors.Add(1)
-		log.Warn("backfill stopped short: what was fetched is delivered, the rest is not", zap.Error(be))
 	}
-	data, _ := json.Marshal(rep)
-	setup.Backfill(BackfillChannel, notification(BackfillChannel, data))
-	s.backfills.Add(1)
+	// The end of the backfill goes in the stream when the release knows
+	// whether the hold overflowed: before the live notifications it held.
+	_, err := hold.Release(ctx, given.filter, func(r actors.Released) {
+		rep.Deduplicated = given.cut
+		if r.Overflow > 0 && rep.Complete {
+			be := &BackfillError{Method: "hold", Reason: BackfillHoldOverflow, Err: fmt.Errorf("%d dropped after %d held", r.Overflow, r.Held)}
+			rep.Complete, rep.Error, rep.Err = false, be.Error(), be
+		}
+		data, _ := json.Marshal(rep)
+		setup.Backfill(BackfillChannel, notification(BackfillChannel, data))
+	})
+	if err != nil && !errors.Is(err, actors.ErrHoldOverflow) {
+		return fmt.Errorf("zenws/deribit: backfill: %w", err)
+	}
+	// The report first, then the counts: who sees Backfills move reads it.
 	s.mu.Lock()
 	s.lastBackfill = rep
 	s.mu.Unlock()
-	log.Debug("backfilled", zap.Int("trades", rep.Trades), zap.Int("orders", rep.Orders), zap.Bool("complete", rep.Complete))
+	if !rep.Complete {
+		s.backfillErrors.Add(1)
+		log.Warn("backfill stopped short: what was fetched is delivered, the rest is not", zap.Error(rep.Err))
+	}
+	s.backfills.Add(1)
+	log.Debug("backfilled", zap.Int("trades", rep.Trades), zap.Int("orders", rep.Orders), zap.Int("deduplicated", rep.Deduplicated), zap.Bool("complete", rep.Complete))
 	return nil
+}
+
+// orderState is the state of an order as the open orders list showed it.
+type orderState struct {
+	updated int64   // last_update_timestamp, Unix ms
+	filled  float64 // filled_amount: Deribit's timestamps are in ms, two fills can share one
+}
+
+// tradeOn is a trade given on a channel.
+type tradeOn struct{ channel, id string }
+
+// delivered is what a backfill delivered, to leave out of the live
+// notifications held meanwhile.
+type delivered struct {
+	trades map[tradeOn]bool      // per channel: a trade is backfilled on each channel apart
+	orders map[string]orderState // by order_id, the open orders listed
+	cut    int                   // held notifications dropped or cut (on the actor's goroutine)
+}
+
+// dupOrder reports whether a held user.orders update is no newer than the
+// state of its order the open orders list delivered.
+func (g *delivered) dupOrder(id string, updated int64, filled float64) bool {
+	st, ok := g.orders[id]
+	return ok && (updated < st.updated || updated == st.updated && filled <= st.filled)
+}
+
+// filter is the hold's filter: a user.trades notification loses the
+// trades the backfill delivered on that channel (by trade_id), a user.orders one the
+// updates no newer than the open orders list showed (by order_id and
+// last_update_timestamp, then filled_amount); one left empty is dropped;
+// others pass.
+func (g *delivered) filter(channel string, data []byte) []byte {
+	trades := strings.HasPrefix(channel, "user.trades.")
+	if !trades && !strings.HasPrefix(channel, "user.orders.") {
+		return data
+	}
+	raw := venue.Path(data, "params", "data")
+	var items []json.RawMessage
+	single := len(raw) > 0 && raw[0] == '{'
+	if single {
+		items = []json.RawMessage{raw}
+	} else if json.Unmarshal(raw, &items) != nil {
+		return data
+	}
+	keep := items[:0:0]
+	for _, it := range items {
+		var k struct {
+			TradeID json.RawMessage `json:"trade_id"`
+			OrderID json.RawMessage `json:"order_id"`
+			Updated int64           `json:"last_update_timestamp"`
+			Filled  float64         `json:"filled_amount"`
+		}
+		_ = json.Unmarshal(it, &k)
+		var dup bool
+		if trades {
+			id, _ := jsonrpc.String(k.TradeID)
+			dup = id != "" && g.trades[tradeOn{channel, id}]
+		} else {
+			id, _ := jsonrpc.String(k.OrderID)
+			dup = id != "" && g.dupOrder(id, k.Updated, k.Filled)
+		}
+		if !dup {
+			keep = append(keep, it)
+		}
+	}
+	switch {
+	case len(keep) == len(items):
+		return data
+	case len(keep) == 0:
+		g.cut++
+		return nil
+	}
+	g.cut++
+	list, _ := json.Marshal(keep)
+	return notification(channel, list)
 }
 
 // tradeChannels are the wanted user.trades channels, in order.
@@ -316,7 +425,7 @@ type tradeKey struct {
 // by page (oldest first, at most Config.BackfillPages pages), and delivers
 // each page as that channel's notification. It returns how many it
 // delivered.
-func (s *Session) backfillTrades(ctx context.Context, setup *actors.Setup, channel string) (int, error) {
+func (s *Session) backfillTrades(ctx context.Context, setup *actors.Setup, channel string, given *delivered) (int, error) {
 	parts := strings.Split(strings.TrimPrefix(channel, "user.trades."), ".")
 	mk, known := s.marks.get(channel)
 	params := map[string]any{"count": s.cfg.BackfillPageSize, "sorting": "asc"}
@@ -377,6 +486,7 @@ func (s *Session) backfillTrades(ctx context.Context, setup *actors.Setup, chann
 				return delivered, bad(BackfillBackwards, fmt.Errorf("trade %s (seq %d, timestamp %d) after seq %d, timestamp %d", id, *k.Seq, *k.TS, lastSeq, lastTS))
 			}
 			lastSeq, lastTS, known = *k.Seq, *k.TS, true
+			given.trades[tradeOn{channel, id}] = true
 			if seen[id] {
 				continue // at the mark's timestamp, already given
 			}
@@ -405,7 +515,7 @@ func (s *Session) backfillTrades(ctx context.Context, setup *actors.Setup, chann
 
 // backfillOrders fetches the open orders and delivers them as one
 // OpenOrdersChannel notification.
-func (s *Session) backfillOrders(ctx context.Context, setup *actors.Setup) (int, error) {
+func (s *Session) backfillOrders(ctx context.Context, setup *actors.Setup, given *delivered) (int, error) {
 	const method = "private/get_open_orders"
 	bad := func(r BackfillReason, err error) error { return &BackfillError{Method: method, Reason: r, Err: err} }
 	res, err := fetch(ctx, setup, method, map[string]any{}, bad)
@@ -418,6 +528,18 @@ func (s *Session) backfillOrders(ctx context.Context, setup *actors.Setup) (int,
 	}
 	if len(orders) > maxOpenOrders {
 		return 0, bad(BackfillTooLarge, fmt.Errorf("%d open orders", len(orders)))
+	}
+	for _, o := range orders {
+		var k struct {
+			ID      json.RawMessage `json:"order_id"`
+			Updated int64           `json:"last_update_timestamp"`
+			Filled  float64         `json:"filled_amount"`
+		}
+		if json.Unmarshal(o, &k) == nil {
+			if id, _ := jsonrpc.String(k.ID); id != "" {
+				given.orders[id] = orderState{k.Updated, k.Filled}
+			}
+		}
 	}
 	setup.Backfill(OpenOrdersChannel, notification(OpenOrdersChannel, res))
 	return len(orders), nil

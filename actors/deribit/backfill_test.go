@@ -80,9 +80,16 @@ func down(t *testing.T, srv *wstest.Server, c *actors.Client, fn func()) {
 // away.
 func trader(t *testing.T, srv *wstest.Server, n int) []string {
 	t.Helper()
+	_, _, ids := openTrader(t, srv, n)
+	return ids
+}
+
+// openTrader is trader, with its client and session.
+func openTrader(t *testing.T, srv *wstest.Server, n int) (*actors.Client, *deribit.Session, []string) {
+	t.Helper()
 	conf := cfg(deribit.ClientCredentials)
 	conf.DisableCancelOnDisconnect = true
-	_, s := connect(t, srv.URL(), conf)
+	c, s := connect(t, srv.URL(), conf)
 	var ids []string
 	for range n {
 		res, err := s.Buy(testutil.Context(t, 5*time.Second), order)
@@ -91,7 +98,7 @@ func trader(t *testing.T, srv *wstest.Server, n int) []string {
 		}
 		ids = append(ids, orderID(t, res))
 	}
-	return ids
+	return c, s, ids
 }
 
 func fill(t *testing.T, srv *wstest.Server, id string, amount float64) string {
@@ -213,7 +220,11 @@ func TestBackfillPaginationBounded(t *testing.T) {
 			missed = append(missed, fill(t, srv, orders[0], 1))
 		}
 	})
-	testutil.Eventually(t, 5*time.Second, "the backfill", func() bool { return s.Stats().Backfills == 1 })
+	// Counted once queued: the end's delivery says the handler has the rest.
+	testutil.Eventually(t, 5*time.Second, "the backfill", func() bool {
+		got := in.get()
+		return s.Stats().Backfills == 1 && len(got) > 0 && got[len(got)-1].Channel == deribit.BackfillChannel
+	})
 	r := s.LastBackfill()
 	var be *deribit.BackfillError
 	if r.Complete || !errors.As(r.Err, &be) || be.Reason != deribit.BackfillTooManyPages || be.Channel != instrChannel || r.Trades != 2 {

@@ -131,6 +131,12 @@ type Config struct {
 	// BackfillPageSize is the count asked per page; default
 	// DefaultBackfillPageSize, in [1, 1000] (Deribit's maximum).
 	BackfillPageSize int
+	// BackfillHold bounds the live user.* notifications held while the
+	// backfill runs (see backfill.go); past it they are dropped and the
+	// backfill reported incomplete (BackfillHoldOverflow). Default
+	// actors.DefaultHoldMessages; not negative. Their bytes are bounded by
+	// actors.DefaultHoldBytes.
+	BackfillHold int
 }
 
 // Session authenticates one client on every connection and keeps each
@@ -216,6 +222,9 @@ func NewSession(cfg Config) (*Session, error) {
 	}
 	if cfg.BackfillPageSize == 0 {
 		cfg.BackfillPageSize = DefaultBackfillPageSize
+	}
+	if cfg.BackfillHold < 0 {
+		return nil, fmt.Errorf("zenws/deribit: BackfillHold %d: must not be negative", cfg.BackfillHold)
 	}
 	if cfg.BackfillPages < 1 || cfg.BackfillPages > 1000 || cfg.BackfillPageSize < 1 || cfg.BackfillPageSize > 1000 {
 		return nil, fmt.Errorf("zenws/deribit: BackfillPages %d, BackfillPageSize %d: each must be in [1, 1000]", cfg.BackfillPages, cfg.BackfillPageSize)
@@ -361,9 +370,10 @@ func (s *Session) connectHook(ctx context.Context, setup *actors.Setup) error {
 		return fmt.Errorf("zenws/deribit: public/set_heartbeat: %w", err)
 	}
 	if s.backfillOn(setup) {
-		if err := s.backfill(ctx, setup); err != nil {
-			return err
-		}
+		// The user channels' live notifications wait for the backfill,
+		// which runs once they are subscribed again (backfill.go).
+		hold := setup.Hold("user.", s.cfg.BackfillHold, 0)
+		setup.AfterRestore(func(ctx context.Context, setup *actors.Setup) error { return s.backfill(ctx, setup, hold) })
 	}
 	s.mu.Lock()
 	if s.since.IsZero() {

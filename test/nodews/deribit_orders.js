@@ -34,6 +34,10 @@
 //                                      refuse handshakes (503) until test/up
 //   test/up                            accept handshakes again
 //   test/state                         {connections, arms, orders, trades}
+//   test/after {method, order_id, amount}  once, right after answering the next
+//                                      request of method (on any connection), a
+//                                      trade as test/fill: a precise step of a
+//                                      client's reconnect
 'use strict';
 const { WebSocketServer } = require('ws');
 
@@ -43,6 +47,7 @@ let lastTrade = 0;
 let refusing = false;
 let accountCOD = false;
 const live = new Set();
+const afters = new Map(); // method -> test/fill params, for test/after
 
 const wss = new WebSocketServer({
   host: '127.0.0.1',
@@ -262,8 +267,17 @@ wss.on('connection', (ws) => {
       case 'test/state':
         reply(id, state);
         break;
+      case 'test/after':
+        afters.set(String(p.method), { order_id: p.order_id, amount: p.amount });
+        reply(id, 'ok');
+        break;
       default:
         fail(id, -32601, 'Method not found');
+    }
+    const after = afters.get(msg.method);
+    if (after) {
+      afters.delete(msg.method);
+      fill(after);
     }
   });
   ws.on('error', (e) => process.stderr.write('deribit_orders: ' + e.message + '\n'));

@@ -176,19 +176,7 @@ func TestBackfillWithNodeWS(t *testing.T) {
 		}
 		channels = append(channels, m.Channel)
 		if m.Channel == ch {
-			var n struct {
-				Params struct {
-					Data []struct {
-						TradeID string `json:"trade_id"`
-					}
-				}
-			}
-			if err := json.Unmarshal(m.Data, &n); err != nil {
-				t.Fatal(err)
-			}
-			for _, tr := range n.Params.Data {
-				trades = append(trades, tr.TradeID)
-			}
+			trades = append(trades, notifiedTrades(t, m.Data)...)
 		}
 	}
 	if !slices.Equal(trades, missed) {
@@ -200,4 +188,79 @@ func TestBackfillWithNodeWS(t *testing.T) {
 	if r := v.s.LastBackfill(); !r.Complete || r.Trades != 2 || r.Orders != 1 {
 		t.Fatalf("report %+v", r)
 	}
+}
+
+// Trades made at every moment of a reconnect, on a peer we did not shape
+// and with its own timing (before the drop, while down, right after each
+// step of the new connection's setup, once live): each given once, in the
+// venue's order, on both user.trades channels.
+func TestBackfillEveryMomentWithNodeWS(t *testing.T) {
+	v := newOrdersVenue(t)
+	chs := []string{"user.trades.BTC-PERPETUAL.raw", "user.trades.future.BTC.raw", "user.orders.BTC-PERPETUAL.raw"}
+	if err := v.c.Subscribe(ctx(t), chs...); err != nil {
+		t.Fatal(err)
+	}
+	var o map[string]any
+	v.call(t, "test/place", map[string]any{"instrument_name": "BTC-PERPETUAL", "amount": 50, "price": 40000}, &o)
+	id := o["order_id"].(string)
+	given := func() map[string][]string {
+		out := map[string][]string{}
+		for _, m := range v.stream() {
+			if m.Kind != actors.KindNotification || (m.Channel != chs[0] && m.Channel != chs[1]) {
+				continue
+			}
+			out[m.Channel] = append(out[m.Channel], notifiedTrades(t, m.Data)...)
+		}
+		return out
+	}
+	lastIs := func(tid string) func() bool {
+		return func() bool {
+			g := given()
+			return len(g[chs[0]]) > 0 && g[chs[0]][len(g[chs[0]])-1] == tid && len(g[chs[1]]) > 0 && g[chs[1]][len(g[chs[1]])-1] == tid
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "the live trade", lastIs(v.fill(t, id)))
+	steps := []string{"public/auth", "private/enable_cancel_on_disconnect", "public/set_heartbeat", "private/subscribe",
+		"private/get_user_trades_by_instrument", "private/get_user_trades_by_currency", "private/get_open_orders"}
+	for _, m := range steps {
+		v.call(t, "test/after", map[string]any{"method": m, "order_id": id, "amount": 1}, nil)
+	}
+	v.down(t, func() { v.fill(t, id); v.fill(t, id) })
+	testutil.Eventually(t, 5*time.Second, "the trade made once live", lastIs(v.fill(t, id)))
+	var want []string
+	for _, tr := range v.state(t).Trades {
+		want = append(want, tr.TradeID)
+	}
+	if len(want) != 1+2+len(steps)+1 {
+		t.Fatalf("%d trades made (%v): a step's trade was not made", len(want), want)
+	}
+	g := given()
+	for _, ch := range chs[:2] {
+		if !slices.Equal(g[ch], want) {
+			t.Fatalf("%s was given %v, want each of %v once, in order", ch, g[ch], want)
+		}
+	}
+	if r := v.s.LastBackfill(); !r.Complete || r.Deduplicated < 1 {
+		t.Fatalf("report %+v", r)
+	}
+}
+
+// notifiedTrades are the trade ids of a user.trades notification.
+func notifiedTrades(t *testing.T, data []byte) []string {
+	t.Helper()
+	var n struct {
+		Params struct {
+			Data []struct {
+				TradeID string `json:"trade_id"`
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &n); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, tr := range n.Params.Data {
+		ids = append(ids, tr.TradeID)
+	}
+	return ids
 }

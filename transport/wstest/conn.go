@@ -196,6 +196,9 @@ func (c *Conn) dispatch(typ websocket.MessageType, data []byte) {
 				if req.id != nil {
 					_ = c.write(c.ctx, websocket.MessageText, encodeReply(req.id, result, rpcErr))
 				}
+				if after := c.s.afterAnswer(req.method); after != nil {
+					after(c)
+				}
 				return
 			}
 		}

@@ -37,6 +37,7 @@ type Server struct {
 
 	hmu      sync.RWMutex
 	handlers map[string]Responder
+	answered map[string]func(*Conn) // AfterAnswer's test hooks
 
 	mu            sync.Mutex
 	conns         []*Conn // open, in accept order
@@ -216,6 +217,31 @@ func (s *Server) Handle(method string, fn Responder) {
 		return
 	}
 	s.handlers[method] = fn
+}
+
+// AfterAnswer is a test hook: fn runs on a connection's read goroutine
+// right after the server wrote its answer to a request of method on it,
+// before it reads the connection's next message (and so before the first
+// notification of a channel it just subscribed, unless fn sends one): the
+// precise step at which to make a trade (FillOrder) during a client's
+// reconnect. A nil fn removes the hook.
+func (s *Server) AfterAnswer(method string, fn func(c *Conn)) {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	if fn == nil {
+		delete(s.answered, method)
+		return
+	}
+	if s.answered == nil {
+		s.answered = map[string]func(*Conn){}
+	}
+	s.answered[method] = fn
+}
+
+func (s *Server) afterAnswer(method string) func(*Conn) {
+	s.hmu.RLock()
+	defer s.hmu.RUnlock()
+	return s.answered[method]
 }
 
 func (s *Server) responder(method string) Responder {
