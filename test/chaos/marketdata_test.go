@@ -261,15 +261,15 @@ func TestMarketDataStall(t *testing.T) {
 // feedRig is a redundant feed (package feed) over two clients, each on its
 // own proxy to the same venue, and a single subscription on a third.
 type feedRig struct {
-	book           *bookServer
-	proxies        []*venue // the feed's two paths
-	single         *venue
-	pool           *zfeed.Pool
-	clients        []*actors.Client
-	singleC        *actors.Client
-	fw, sw         *bookWatcher
-	channel        string
-	sys            *actor.ActorSystem
+	book    *bookServer
+	proxies []*venue // the feed's two paths
+	single  *venue
+	pool    *zfeed.Pool
+	clients []*actors.Client
+	singleC *actors.Client
+	fw, sw  *bookWatcher
+	channel string
+	sys     *actor.ActorSystem
 }
 
 func newFeedRig(t *testing.T, ch string, every time.Duration) *feedRig {
