@@ -224,7 +224,7 @@ func TestHostileTextIsEscapedAndClipped(t *testing.T) {
 	}
 	if len(cl.ChannelList) != 1 || cl.ChannelList[0].State != "failed" ||
 		!strings.Contains(cl.ChannelList[0].Channel, `\u001b`) || len(cl.ChannelList[0].Error) > 1100 ||
-		!strings.Contains(cl.ChannelList[0].Error, "more bytes)") {
+		!strings.Contains(cl.ChannelList[0].Error, " bytes)") { // cut, and the cut said (by the page, or already by the client: actors keeps a refusal's first 512 bytes)
 		t.Errorf("details: channels %+v", cl.ChannelList)
 	}
 	if n := len(d.Pools[0].Name); n > 300 || !strings.Contains(d.Pools[0].Name, `\u0000`) {
