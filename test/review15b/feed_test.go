@@ -498,7 +498,7 @@ func TestFeedHandlerPanics(t *testing.T) {
 // each channel on k distinct clients, the venue holds it on each, Status
 // agrees with the venue.
 func TestFeedChurn(t *testing.T) {
-	for _, n := range []int{3, 30, 30, 30, 300} {
+	for _, n := range []int{30, 30, 30, 300} {
 		if t.Failed() {
 			break
 		}
@@ -683,5 +683,51 @@ func TestFeedStopWhileVenueHangs(t *testing.T) {
 	case <-done:
 	case <-time.After(8 * time.Second):
 		t.Fatal("Stop hangs behind a venue that never answers")
+	}
+}
+
+// A copy whose venue confirms the subscribe and never sends, beside an honest
+// copy whose stream has a real hole (the venue's own break): the updates
+// after the hole must not wait for the silent copy forever.
+func TestFeedSilentCopyStallsAHole(t *testing.T) {
+	v := newBookVenue(t)
+	v.silent.Store(int64(2), true)
+	f := newFPool(t, feed.WithCopies(2))
+	f.add(v.p.url(), 2)
+	ch := "book.A.100ms"
+	if err := f.pool.Subscribe(ctx(t), ch); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		v.step()
+	}
+	v.smu.Lock()
+	v.ids[ch]++ // a hole: this change id is never sent
+	v.smu.Unlock()
+	for i := 0; i < 50; i++ {
+		v.step()
+	}
+	notes := func() int {
+		return f.in.count(func(m actors.Inbound) bool { return m.Kind == actors.KindNotification })
+	}
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) && notes() < 61 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st, _ := f.pool.Status(ctx(t))
+	cs, _ := st.Channel(ch)
+	if notes() < 61 {
+		t.Errorf("1.5 s after a hole, %d of 61 updates delivered (ChannelStatus %+v): a silent copy holds the stream", notes(), cs)
+		// How long does it hold? Past WithWindow (1,024) held updates?
+		for i := 0; i < 1100; i++ {
+			v.step()
+		}
+		time.Sleep(500 * time.Millisecond)
+		st, _ = f.pool.Status(ctx(t))
+		cs, _ = st.Channel(ch)
+		t.Logf("after 1,100 more: %d delivered; %+v", notes(), cs)
+	}
+	if bad := checkFeed(f.in.snapshot()); len(bad) > 0 {
+		t.Errorf("consumer sees:\n%s", strings.Join(bad, "\n"))
 	}
 }

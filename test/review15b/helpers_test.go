@@ -50,6 +50,7 @@ type pconn struct {
 	sub map[string]bool
 	// armed: enable_cancel_on_disconnect answered ok on this connection.
 	armed atomic.Bool
+	gone  atomic.Bool // its reader ended
 	wmu   sync.Mutex
 }
 
@@ -184,6 +185,7 @@ func (p *peer) handle(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 	defer p.wg.Done()
 	defer ws.CloseNow()
+	defer c.gone.Store(true)
 	for {
 		_, data, err := ws.Read(context.Background())
 		if err != nil {

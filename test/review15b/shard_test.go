@@ -17,6 +17,9 @@ import (
 func venueHolds(v *bookVenue) map[int64][]string {
 	out := map[int64][]string{}
 	for _, c := range v.p.all() {
+		if c.gone.Load() {
+			continue
+		}
 		c.mu.Lock()
 		for ch := range c.sub {
 			out[c.n] = append(out[c.n], ch)
