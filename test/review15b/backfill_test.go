@@ -611,3 +611,127 @@ func dumpDups(t *testing.T, msgs []actors.Inbound) {
 		}
 	}
 }
+
+// By currency the backfill goes by timestamp: a trade seen live at
+// millisecond T, and another of the same millisecond made while the
+// connection was down: the second is given (once), the first not again.
+func TestBackfillByCurrencySameMillisecond(t *testing.T) {
+	const ch = "user.trades.future.BTC.raw"
+	p := newPeer(t)
+	T := time.Now().UnixMilli()
+	hist := []trade{
+		{ID: "A", Seq: 1, TS: T, Inst: "BTC-PERPETUAL", Amt: 1},
+		{ID: "B", Seq: 2, TS: T, Inst: "BTC-PERPETUAL", Amt: 1},
+		{ID: "C", Seq: 3, TS: T + 1, Inst: "BTC-PERPETUAL", Amt: 1},
+	}
+	var asked atomic.Value
+	p.onReq = func(c *pconn, r rq) bool {
+		if r.Method != "private/get_user_trades_by_currency" {
+			return false
+		}
+		asked.Store(string(r.Params))
+		var pr struct {
+			StartTS int64 `json:"start_timestamp"`
+		}
+		_ = json.Unmarshal(r.Params, &pr)
+		out := []trade{}
+		for _, tr := range hist {
+			if tr.TS >= pr.StartTS {
+				out = append(out, tr)
+			}
+		}
+		b, _ := json.Marshal(map[string]any{"trades": out, "has_more": false})
+		c.result(r, string(b))
+		return true
+	}
+	in := &inbox{}
+	cl, s := spawnSession(t, p, bfCfg(), actors.WithHandler(in.handler))
+	if err := cl.WaitConnected(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Subscribe(ctx(t), ch); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal([]trade{hist[0]})
+	_ = p.last().note(ch, string(a))
+	testutil.Eventually(t, 2*time.Second, "A", func() bool {
+		return in.count(func(m actors.Inbound) bool { return m.Channel == ch }) == 1
+	})
+	p.dropAll()
+	testutil.Eventually(t, 5*time.Second, "a backfill", func() bool { return s.Stats().Backfills >= 1 })
+	_ = cl.WaitConnected(ctx(t))
+	time.Sleep(100 * time.Millisecond)
+	ids := map[string]int{}
+	for _, m := range in.snapshot() {
+		if m.Channel != ch {
+			continue
+		}
+		var n struct {
+			Params struct {
+				Data []trade `json:"data"`
+			} `json:"params"`
+		}
+		_ = json.Unmarshal(m.Data, &n)
+		for _, tr := range n.Params.Data {
+			ids[tr.ID]++
+		}
+	}
+	if ids["A"] != 1 || ids["B"] != 1 || ids["C"] != 1 {
+		t.Errorf("given %v, want A, B, C once each (asked %v; report %+v)", ids, asked.Load(), s.LastBackfill())
+	}
+}
+
+// A rotation whose new connection's arm is refused: the rotation fails, and
+// orders keep going on the old, armed connection only.
+func TestRotationArmRefused(t *testing.T) {
+	p := newPeer(t)
+	var bad, buys atomic.Int64
+	p.onReq = func(c *pconn, r rq) bool {
+		switch r.Method {
+		case "private/enable_cancel_on_disconnect":
+			if c.n > 1 {
+				c.refuse(r, 11050)
+				return true
+			}
+		case "private/buy":
+			buys.Add(1)
+			if !c.armed.Load() {
+				bad.Add(1)
+			}
+		}
+		return false
+	}
+	cl, s := spawnSession(t, p, creds())
+	if err := cl.WaitConnected(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var fails atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := s.Buy(ctx(t), map[string]any{"instrument_name": "BTC-PERPETUAL", "amount": 1}); err != nil {
+				fails.Add(1)
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	err := cl.Rotate(testutil.Context(t, 5*time.Second))
+	time.Sleep(100 * time.Millisecond)
+	close(done)
+	wg.Wait()
+	t.Logf("Rotate: %v; buys %d, failed %d, state %v", err, buys.Load(), fails.Load(), cl.State())
+	if bad.Load() != 0 {
+		t.Errorf("%d orders on the unarmed new connection", bad.Load())
+	}
+	if cl.State() != actors.StateConnected || !s.Armed() {
+		t.Errorf("after a failed rotation: state %v, armed %v", cl.State(), s.Armed())
+	}
+}

@@ -731,3 +731,60 @@ func TestFeedSilentCopyStallsAHole(t *testing.T) {
 		t.Errorf("consumer sees:\n%s", strings.Join(bad, "\n"))
 	}
 }
+
+// Unsubscribe while the book moves: once it returns, nothing more of the
+// channel reaches the handler, and the venue holds it nowhere. Unsubscribe of
+// a channel never held, twice, and of "" return.
+func TestFeedUnsubscribeStopsDelivery(t *testing.T) {
+	v := newBookVenue(t)
+	f := newFPool(t, feed.WithCopies(2))
+	f.add(v.p.url(), 2)
+	ch := "book.U.100ms"
+	if err := f.pool.Subscribe(ctx(t), ch, "book.K.100ms"); err != nil {
+		t.Fatal(err)
+	}
+	stop := v.run(time.Millisecond)
+	defer stop()
+	time.Sleep(200 * time.Millisecond)
+	if err := f.pool.Unsubscribe(ctx(t), ch); err != nil {
+		t.Fatal(err)
+	}
+	n0 := f.in.count(func(m actors.Inbound) bool { return m.Channel == ch })
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	time.Sleep(100 * time.Millisecond)
+	if n := f.in.count(func(m actors.Inbound) bool { return m.Channel == ch }); n != n0 {
+		t.Errorf("%d updates of %s delivered after Unsubscribe returned", n-n0, ch)
+	}
+	for _, c := range v.p.all() {
+		if !c.gone.Load() && c.subscribed(ch) {
+			t.Errorf("connection %d still holds %s", c.n, ch)
+		}
+	}
+	for _, c := range f.clients {
+		for _, s := range c.Subscriptions() {
+			if s == ch {
+				t.Errorf("client %v still wants %s", c.PID().Id, ch)
+			}
+		}
+	}
+	for _, x := range []string{"book.never.100ms", ch, ""} {
+		if err := f.pool.Unsubscribe(ctx(t), x); err != nil {
+			t.Logf("Unsubscribe(%q): %v", x, err)
+		}
+	}
+}
+
+// What Subscribe("") leaves behind.
+func TestFeedEmptyChannelState(t *testing.T) {
+	v := newBookVenue(t)
+	f := newFPool(t, feed.WithCopies(1), feed.WithRequestTimeout(time.Second))
+	f.add(v.p.url(), 1)
+	err := f.pool.Subscribe(ctx(t), "")
+	st, _ := f.pool.Status(ctx(t))
+	cs, held := st.Channel("")
+	t.Logf("Subscribe(\"\"): %v; pool holds it: %v %+v; client wants %q", err, held, cs, f.clients[0].Subscriptions())
+	if err == nil && held {
+		t.Errorf("the pool holds a channel named \"\" (%+v)", cs)
+	}
+}
