@@ -193,3 +193,37 @@ func TestFeedStatusCountersAddUp(t *testing.T) {
 		})
 	}
 }
+
+// A client stopped (Closed) but still listed by discovery: a new channel is
+// placed on the live one and Subscribe returns; the pool does not count the
+// stopped client's copies as live.
+func TestFeedStoppedClientInDiscovery(t *testing.T) {
+	v := newBookVenue(t)
+	f := newFPool(t, feed.WithCopies(2), feed.WithRequestTimeout(time.Second))
+	f.add(v.p.url(), 2)
+	if err := f.pool.Subscribe(ctx(t), "book.A.100ms"); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.clients[1].Close()
+	time.Sleep(200 * time.Millisecond)
+	c, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	err := f.pool.Subscribe(c, "book.B.100ms")
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Subscribe hangs with a stopped client in discovery: %v", err)
+	}
+	st, _ := f.pool.Status(ctx(t))
+	for _, cs := range st.Channels {
+		if cs.Live > 1 {
+			t.Errorf("%s: Live %d with one client running (%+v)", cs.Channel, cs.Live, cs)
+		}
+		if cs.Active < 1 {
+			t.Errorf("%s: no active copy (%+v)", cs.Channel, cs)
+		}
+	}
+	for _, cl := range st.Clients {
+		if cl.Client.Equal(f.clients[1].PID()) && cl.Connected {
+			t.Errorf("the stopped client shows Connected")
+		}
+	}
+}
