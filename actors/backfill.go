@@ -138,7 +138,18 @@ type Hold struct {
 	overflow int
 	ended    bool // released, or its connection ended
 	dead     bool // its connection ended first: what still comes of it is dropped
+	// After a Release with a filter, the filter stays on the channels'
+	// live notifications until tailUntil: a notification of something the
+	// backfill delivered can still be on its way when the hold is released
+	// (the venue recorded the trade, the fetch returned it, its live
+	// notification had not reached the client yet).
+	tail      func(channel string, data []byte) []byte
+	tailUntil time.Time
 }
+
+// holdTail is how long a released hold's filter stays on the live
+// notifications of its channels.
+const holdTail = 5 * time.Second
 
 // Released says what a Release did.
 type Released struct {
@@ -208,8 +219,13 @@ func (s *Setup) Hold(prefix string, maxMessages int, maxBytes int64) *Hold {
 // notifications dropped) and keeps the newest maxDeadHolds of them.
 func (hs *holdSet) pruneLocked() {
 	dead := 0
+	now := time.Now()
 	for i := len(hs.list) - 1; i >= 0; i-- {
 		h := hs.list[i]
+		if h.tail != nil && (now.After(h.tailUntil) || closed(h.conn)) {
+			hs.list = slices.Delete(hs.list, i, i+1) // its tail is over
+			continue
+		}
 		if !h.dead && closed(h.conn) {
 			h.dieLocked()
 		}
@@ -268,7 +284,11 @@ func (h *Hold) end() ([]*Inbound, int, bool) {
 // not nil) runs before the held notifications are queued and after the
 // filter, with what the release does: what it queues (Setup.Backfill, the
 // end of a backfill) comes before them. Both run on the client actor's
-// goroutine: they must be quick and must not call the client. The error
+// goroutine: they must be quick and must not call the client. The filter
+// then stays on the live notifications of the hold's channels on that
+// connection for 5 s more: one of something the backfill delivered may
+// still be on its way (the venue had recorded it when the fetch was
+// answered). The error
 // is ErrHoldOverflow when notifications past the bound were dropped (the
 // others are delivered), ErrNotConnected when the connection ended first
 // (nothing delivered), an error when it was released already, ctx's
@@ -296,9 +316,26 @@ func (d *durable) held(in *Inbound) bool {
 	hs := &d.holds
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	for _, h := range hs.list {
+	for i, h := range hs.list {
 		if h.gen != in.Generation || !strings.HasPrefix(in.Channel, h.prefix) {
 			continue
+		}
+		if h.tail != nil { // released: its filter on the live notifications, for a while
+			if time.Now().After(h.tailUntil) {
+				hs.list = slices.Delete(hs.list, i, i+1)
+				hs.n.Store(int32(len(hs.list)))
+				return false
+			}
+			data := in.Data
+			if guard("hold filter", func() error { data = h.tail(in.Channel, in.Data); return nil }) != nil {
+				data = in.Data // a filter that panics drops nothing
+			}
+			if data == nil {
+				d.in.dropped.Add(1) // the backfill delivered it
+				return true
+			}
+			in.Data = data
+			return false
 		}
 		if !h.dead && closed(h.conn) {
 			h.dieLocked()
@@ -336,6 +373,14 @@ func (a *clientActor) releaseHeld(m *releaseHold) {
 		return
 	}
 	r := a.release(held, overflow, m.filter, m.first)
+	if m.filter != nil && !closed(m.h.conn) {
+		hs := &a.d.holds
+		hs.mu.Lock()
+		m.h.tail, m.h.tailUntil = m.filter, time.Now().Add(holdTail)
+		hs.list = append(hs.list, m.h)
+		hs.n.Store(int32(len(hs.list)))
+		hs.mu.Unlock()
+	}
 	var err error
 	if overflow > 0 {
 		err = fmt.Errorf("%w: %d dropped after %d held", ErrHoldOverflow, overflow, r.Held)

@@ -27,6 +27,10 @@ type poolActor struct {
 	unsubs   map[*waiter]bool
 	nextOrd  int
 	timer    *time.Timer
+	// holes: a timer that settles the channels holding updates (holeWait),
+	// armed while one does.
+	holes     *time.Timer
+	holeArmed bool
 	ctx      context.Context // ends when the actor stops: the calls on clients
 	cancel   context.CancelFunc
 	stopping bool
@@ -61,6 +65,8 @@ func (a *poolActor) Receive(ctx actor.Context) {
 	case *tick:
 		a.discover(ctx)
 		a.schedule()
+	case *holeTick:
+		a.settleHoles()
 	case *refreshReq:
 		a.discover(ctx)
 		m.reply <- struct{}{}
@@ -83,6 +89,12 @@ func (a *poolActor) Receive(ctx actor.Context) {
 		for _, ch := range a.channels {
 			ch.removed = true
 		}
+		// The calls in flight end first (a Subscribe on its way is kept as
+		// intent by its client, whatever its ctx says): only then do the
+		// unsubscribes below remove everything, in that order.
+		a.cancel()
+		a.p.waitOps(stopWait)
+		a.ctx, a.cancel = context.WithCancel(context.Background())
 		for _, mb := range a.list {
 			for name, cp := range mb.copies {
 				cp.going = true
@@ -95,9 +107,16 @@ func (a *poolActor) Receive(ctx actor.Context) {
 		if a.timer != nil {
 			a.timer.Stop() // Started schedules it again
 		}
+		if a.holes != nil {
+			a.holes.Stop()
+			a.holeArmed = false
+		}
 	case *actor.Stopping:
 		if a.timer != nil {
 			a.timer.Stop()
+		}
+		if a.holes != nil {
+			a.holes.Stop()
 		}
 		a.cancel()
 	}
@@ -243,6 +262,38 @@ func (a *poolActor) inbound(in *actors.Inbound) {
 	}
 	s, ok := a.sequence(in)
 	ch.receive(cp, s, ok, in)
+	if len(ch.held) > 0 {
+		a.armHoles()
+	}
+}
+
+// holeTick: settle the channels that hold updates.
+type holeTick struct{}
+
+// armHoles arms the hole timer, unless it is armed.
+func (a *poolActor) armHoles() {
+	if a.holeArmed || a.stopping {
+		return
+	}
+	a.holeArmed = true
+	sys, self := a.p.sys, a.self
+	a.holes = time.AfterFunc(holeWait/2, func() { sys.Root.Send(self, &holeTick{}) })
+}
+
+// settleHoles settles every channel holding updates; the timer is armed
+// again while one still does.
+func (a *poolActor) settleHoles() {
+	a.holeArmed = false
+	again := false
+	for _, ch := range a.channels {
+		if len(ch.held) > 0 {
+			ch.settle()
+			again = again || len(ch.held) > 0
+		}
+	}
+	if again {
+		a.armHoles()
+	}
 }
 
 // sequence reads in's sequence with the pool's Sequencer, containing a
@@ -388,7 +439,7 @@ func (a *poolActor) call(mb *member, sub bool, names []string, timeout time.Dura
 	}
 	a.p.ops.Add(1)
 	sys, self, base := a.p.sys, a.self, a.ctx
-	go func() {
+	a.p.enqueue(mb.pid.Id, func() {
 		defer a.p.ops.Done()
 		ctx, cancel := context.WithTimeout(base, timeout)
 		defer cancel()
@@ -399,5 +450,5 @@ func (a *poolActor) call(mb *member, sub bool, names []string, timeout time.Dura
 			err = mb.c.Unsubscribe(ctx, names...)
 		}
 		sys.Root.Send(self, &opDone{m: mb, sub: sub, channels: names, err: err})
-	}()
+	})
 }

@@ -3,6 +3,7 @@ package feed
 import (
 	"hash/maphash"
 	"slices"
+	"time"
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/venue"
@@ -33,6 +34,7 @@ type channel struct {
 	broken    bool   // a gap was delivered: the next newer update starts again
 	last      uint64 // the Last of the update delivered last
 	held      []heldUpdate
+	heldSince time.Time // when the oldest hole began to be held (holeWait)
 
 	// By content, while the channel has two copies or more.
 	hashes *hashWindow
@@ -263,6 +265,9 @@ func (ch *channel) hold(s venue.Seq, in *actors.Inbound) {
 		ch.duplicates++
 		return
 	}
+	if len(ch.held) == 0 {
+		ch.heldSince = time.Now()
+	}
 	ch.held = slices.Insert(ch.held, i, heldUpdate{s: s, in: in})
 	if len(ch.held) > ch.window {
 		ch.release(ch.reason())
@@ -302,17 +307,32 @@ func (ch *channel) popHeld(n int) {
 // more: a copy brings its updates in order, so one that has brought an
 // update at or past the oldest held one has passed the hole without
 // filling it. Each hole delivered is a gap notice first.
+//
+// A live copy that lags, or has gone silent, may fill the hole for at most
+// holeWait: past that the hole is announced and the stream goes on (a copy
+// whose venue confirmed the subscribe and never sends must not hold the
+// channel back; the pool actor's hole timer calls settle on a quiet
+// channel).
 func (ch *channel) settle() {
 	for len(ch.held) > 0 {
 		limit := ch.held[0].s.Last
+		waiting := false
 		for _, cp := range ch.copies {
 			if cp.live() && cp.pos < limit {
-				return // it may still bring what is missing
+				waiting = true // it may still bring what is missing
 			}
 		}
+		if waiting && time.Since(ch.heldSince) < holeWait {
+			return
+		}
 		ch.release(ch.reason())
+		ch.heldSince = time.Now() // the next hole's wait starts now
 	}
 }
+
+// holeWait bounds how long a hole in a copy's stream waits for another
+// copy to fill it.
+const holeWait = 500 * time.Millisecond
 
 // reason is why the stream has a hole: every copy was lost (reconnect),
 // or the venue's own sequence broke on every copy.

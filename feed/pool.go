@@ -25,6 +25,53 @@ type Pool struct {
 	ops     *sync.WaitGroup // the pool's calls on its clients
 	stopped chan struct{}
 	once    sync.Once
+
+	// queues runs the calls on each client in the order the pool made them
+	// (by PID id, across the client leaving and joining discovery): a
+	// Subscribe and the Unsubscribe after it must reach the client in that
+	// order, or the client is left wanting a channel the pool gave up.
+	qmu    sync.Mutex
+	queues map[string]*opQueue
+}
+
+// opQueue is one client's calls, run in order by one goroutine while it has
+// any (none while it is empty).
+type opQueue struct {
+	ops     []func()
+	running bool
+}
+
+// enqueue runs op after the calls queued before it on client id.
+func (p *Pool) enqueue(id string, op func()) {
+	p.qmu.Lock()
+	q := p.queues[id]
+	if q == nil {
+		q = &opQueue{}
+		p.queues[id] = q
+	}
+	q.ops = append(q.ops, op)
+	if q.running {
+		p.qmu.Unlock()
+		return
+	}
+	q.running = true
+	p.qmu.Unlock()
+	go func() {
+		for {
+			p.qmu.Lock()
+			if len(q.ops) == 0 {
+				q.running = false
+				delete(p.queues, id) // an idle client keeps no queue
+				p.qmu.Unlock()
+				return
+			}
+			op := q.ops[0]
+			q.ops[0] = nil
+			q.ops = q.ops[1:]
+			p.qmu.Unlock()
+			op()
+		}
+	}()
 }
 
 // New spawns a pool actor on sys and returns its handle once it has read
@@ -38,7 +85,7 @@ func New(sys *actor.ActorSystem, opts ...Option) (*Pool, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	p := &Pool{sys: sys, o: o, ops: &sync.WaitGroup{}, stopped: make(chan struct{})}
+	p := &Pool{sys: sys, o: o, ops: &sync.WaitGroup{}, stopped: make(chan struct{}), queues: map[string]*opQueue{}}
 	p.out = newOutput(sys, o)
 	a := newPoolActor(p)
 	props := actor.PropsFromProducer(func() actor.Actor { return a }) // a restart keeps the pool's state
@@ -97,6 +144,13 @@ func ask[T any](ctx context.Context, p *Pool, msg any, reply chan T) (T, error) 
 // they are not wanted. Channels the pool holds already are left as they
 // are.
 func (p *Pool) Subscribe(ctx context.Context, channels ...string) error {
+	for _, ch := range channels {
+		if ch == "" {
+			// The clients refuse it too (a name has 1 to 1,024 bytes): say
+			// so here rather than hold nothing and return nil.
+			return fmt.Errorf("zenws/feed: Subscribe: %w: an empty channel name", actors.ErrInvalidRequest)
+		}
+	}
 	reply := make(chan subscribed, 1)
 	res, err := ask(ctx, p, &subscribeReq{channels: channels, reply: reply}, reply)
 	if err != nil {
@@ -156,6 +210,19 @@ func (p *Pool) Refresh(ctx context.Context) error {
 	reply := make(chan struct{}, 1)
 	_, err := ask(ctx, p, &refreshReq{reply: reply}, reply)
 	return err
+}
+
+// waitOps waits, at most d, until the calls on clients in flight have
+// ended.
+func (p *Pool) waitOps(d time.Duration) {
+	done := make(chan struct{})
+	go func() { p.ops.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // Stop unsubscribes the pool's channels on its clients (waiting at most

@@ -164,8 +164,10 @@ func (a *poolActor) statusOf() Status {
 		}
 		st.UnderReplicated = st.Copies < a.o.copies
 		s.Channels = append(s.Channels, st)
+		s.Delivered, s.Duplicates, s.Gaps = s.Delivered+ch.delivered, s.Duplicates+ch.duplicates, s.Gaps+ch.gaps
 	}
-	s.Delivered, s.Duplicates, s.Gaps = a.delivered, a.duplicates, a.gaps
+	// The totals: the channels held now, and those unsubscribed before.
+	s.Delivered, s.Duplicates, s.Gaps = s.Delivered+a.delivered, s.Duplicates+a.duplicates, s.Gaps+a.gaps
 	sort.Slice(s.Channels, func(i, j int) bool { return s.Channels[i].Channel < s.Channels[j].Channel })
 	return s
 }

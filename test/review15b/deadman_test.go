@@ -53,6 +53,7 @@ func spawnPlain(t *testing.T, url string, opts ...actors.Option) *actors.Client 
 // An arm that hangs until its ctx ends, and one that ignores its ctx
 // entirely: the client never reports connected, and Close returns.
 func TestDeadManArmHangs(t *testing.T) {
+	openFinding(t, 5)
 	p := newPeer(t)
 	release := make(chan struct{})
 	v := &dmVenue{after: 5 * time.Second, afters: make(chan time.Duration, 1), arm: func(ctx context.Context, s venue.Session, after time.Duration) error {

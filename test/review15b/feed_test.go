@@ -498,6 +498,7 @@ func TestFeedHandlerPanics(t *testing.T) {
 // each channel on k distinct clients, the venue holds it on each, Status
 // agrees with the venue.
 func TestFeedChurn(t *testing.T) {
+	openFinding(t, 2)
 	for _, n := range []int{30, 30, 30, 300} {
 		if t.Failed() {
 			break
@@ -617,6 +618,7 @@ func trunc(err error) string {
 // Stop twice, Stop concurrent with Subscribe, everything after Stop (a race:
 // up to 4 rounds, stopping at the first that fails).
 func TestFeedStopTwiceAndAfter(t *testing.T) {
+	openFinding(t, 3)
 	for i := 0; i < 4 && !t.Failed(); i++ {
 		t.Run(fmt.Sprint(i), stopTwiceAndAfter)
 	}
@@ -690,6 +692,7 @@ func TestFeedStopWhileVenueHangs(t *testing.T) {
 // copy whose stream has a real hole (the venue's own break): the updates
 // after the hole must not wait for the silent copy forever.
 func TestFeedSilentCopyStallsAHole(t *testing.T) {
+	openFinding(t, 7)
 	v := newBookVenue(t)
 	v.silent.Store(int64(2), true)
 	f := newFPool(t, feed.WithCopies(2))

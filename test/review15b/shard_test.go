@@ -187,6 +187,9 @@ func TestFeedStatusCountersAddUp(t *testing.T) {
 			if st.Delivered != got || cs.Delivered != got {
 				t.Errorf("handler given %d updates; Status.Delivered %d, ChannelStatus.Delivered %d (Duplicates %d / %d)", got, st.Delivered, cs.Delivered, st.Duplicates, cs.Duplicates)
 			}
+			if k == 2 {
+				openFinding(t, 8) // the totals are fixed (finding 1); a second copy by content is not counted
+			}
 			if k == 2 && (cs.Duplicates < 100 || st.Duplicates != cs.Duplicates) {
 				t.Errorf("2 copies of 100 changes: Status.Duplicates %d, ChannelStatus.Duplicates %d", st.Duplicates, cs.Duplicates)
 			}
@@ -212,13 +215,21 @@ func TestFeedStoppedClientInDiscovery(t *testing.T) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Subscribe hangs with a stopped client in discovery: %v", err)
 	}
-	st, _ := f.pool.Status(ctx(t))
+	// The live client confirms the new channel a moment after Subscribe
+	// returned (Active counts a client with every wanted channel active).
+	var st feed.Status
+	testutil.Eventually(t, 3*time.Second, "an active copy of each channel", func() bool {
+		st, _ = f.pool.Status(ctx(t))
+		for _, cs := range st.Channels {
+			if cs.Active < 1 {
+				return false
+			}
+		}
+		return true
+	})
 	for _, cs := range st.Channels {
 		if cs.Live > 1 {
 			t.Errorf("%s: Live %d with one client running (%+v)", cs.Channel, cs.Live, cs)
-		}
-		if cs.Active < 1 {
-			t.Errorf("%s: no active copy (%+v)", cs.Channel, cs)
 		}
 	}
 	for _, cl := range st.Clients {
