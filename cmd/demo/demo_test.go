@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -22,8 +23,14 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(nodeEnv); spec != "" { // a node of a -nodes run started by a test
 		os.Exit(nodeMain(spec))
 	}
+	if args := os.Getenv(parentEnv); args != "" { // the demo itself, run by TestNodesDieWithTheirParent
+		os.Exit(runMain(strings.Fields(args), os.Stdout, os.Stderr))
+	}
 	testutil.VerifyTestMain(m)
 }
+
+// parentEnv runs the test binary as the demo with these arguments.
+const parentEnv = "ZENWS_DEMO_TEST_PARENT"
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -240,4 +247,43 @@ wait:
 			t.Errorf("node process %d is left after the run", p)
 		}
 	}
+}
+
+// The demo SIGKILLed: its nodes see their stdin close and leave; none is
+// orphaned.
+func TestNodesDieWithTheirParent(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), parentEnv+"=-nodes 3 -duration 60s -refresh 200ms -log-file "+filepath.Join(t.TempDir(), "demo.log"))
+	out := &testutil.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	var nodes []int
+	testutil.Eventually(t, 45*time.Second, "the nodes formed their pool", func() bool {
+		nodes = childrenOf(t, cmd.Process.Pid)
+		return len(nodes) == 3 && strings.Contains(out.String(), "zenws demo  3 nodes")
+	})
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	killed = true
+	testutil.Eventually(t, 20*time.Second, "the nodes left with their parent", func() bool {
+		for _, p := range nodes {
+			if alive(p) {
+				return false
+			}
+		}
+		return true
+	})
 }
