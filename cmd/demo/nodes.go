@@ -39,10 +39,18 @@ type nodeProc struct {
 	past   nodeStatus  // the counters of earlier runs (a killed run's last status)
 	killed bool
 	runs   int
+	logs   []string // each run's log file
 }
 
 func (p *nodeProc) start(exe string, stderr io.Writer) error {
-	raw, err := json.Marshal(p.spec)
+	spec := p.spec
+	if spec.LogFile != "" && p.runs > 0 { // a run of its own: the log of the killed one stays
+		spec.LogFile += fmt.Sprintf(".run%d", p.runs+1)
+	}
+	if spec.LogFile != "" {
+		p.logs = append(p.logs, spec.LogFile)
+	}
+	raw, err := json.Marshal(spec)
 	if err != nil {
 		return err
 	}
@@ -194,10 +202,9 @@ func runNodes(ctx context.Context, cfg config, stdout, stderr io.Writer) (nodesS
 	for i := 0; i < cfg.nodes; i++ {
 		peers = append(peers, fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]))
 	}
-	var logs []string
 	for i := 0; i < cfg.nodes; i++ {
 		spec := nodeSpec{Name: fmt.Sprintf("n%d", i+1), Nodes: cfg.nodes, Clients: cfg.clients, RemotePort: ports[2*i], AutoPort: ports[2*i+1],
-			Peers: peers, LogLevel: cfg.logLevel, Strategy: cfg.strategy, Refresh: min(cfg.refresh, 250*time.Millisecond)}
+			Peers: peers, LogLevel: cfg.logLevel, Strategy: cfg.strategy, Refresh: 100 * time.Millisecond}
 		if i == 0 {
 			spec.HTTP = cfg.http // the first node is never killed
 		}
@@ -211,9 +218,6 @@ func runNodes(ctx context.Context, cfg config, stdout, stderr io.Writer) (nodesS
 			}
 			spec.LogFile = f.Name()
 			_ = f.Close()
-		}
-		if spec.LogFile != "" {
-			logs = append(logs, spec.LogFile)
 		}
 		r.procs = append(r.procs, &nodeProc{spec: spec})
 	}
@@ -240,12 +244,13 @@ func runNodes(ctx context.Context, cfg config, stdout, stderr io.Writer) (nodesS
 	r.start = time.Now()
 	interrupted := r.loop(ctx, stdout, exe, stderr)
 	sum := nodesSummary{elapsed: time.Since(r.start), nodes: cfg.nodes, clients: cfg.clients, interrupted: interrupted, victim: r.victim.spec.Name,
-		killAt: r.killAt, leftAt: r.leftAt, restartAt: r.restartAt, backAt: r.backAt, logs: logs}
+		killAt: r.killAt, leftAt: r.leftAt, restartAt: r.restartAt, backAt: r.backAt}
 	if !interrupted {
 		sum.finals = r.finish(ctx)
 	}
 	for _, p := range r.procs {
 		sum.total = addStatus(sum.total, p.total())
+		sum.logs = append(sum.logs, p.logs...)
 	}
 	sum.check()
 	return sum, nil
@@ -294,9 +299,11 @@ func remoteCount(s nodeStatus) int {
 // again once its clients left every table, until the run's end; it
 // reports whether ctx ended it.
 func (r *nodesRun) loop(ctx context.Context, stdout io.Writer, exe string, stderr io.Writer) bool {
-	t := time.NewTicker(r.cfg.refresh)
+	const check = 100 * time.Millisecond // the kill's timings are measured at this grain (and the nodes' reports, 100 ms)
+	t := time.NewTicker(check)
 	defer t.Stop()
 	tb := &table{out: stdout, live: r.cfg.terminal}
+	draw := max(1, int(r.cfg.refresh/check))
 	end := time.After(r.cfg.duration)
 	victimAddr := fmt.Sprintf("127.0.0.1:%d", r.victim.spec.RemotePort)
 	every := 0
@@ -328,7 +335,8 @@ func (r *nodesRun) loop(ctx context.Context, stdout io.Writer, exe string, stder
 			}
 		}
 		every++
-		if r.cfg.terminal || every%max(1, int(2*time.Second/r.cfg.refresh)) == 0 {
+		// Not a terminal: a plain table every 2 s instead of a redraw.
+		if r.cfg.terminal && every%draw == 0 || every%max(1, int(2*time.Second/check)) == 0 {
 			tb.put(r.lines(victimAddr))
 		}
 	}
