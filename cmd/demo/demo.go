@@ -43,6 +43,8 @@ type config struct {
 	refresh  time.Duration
 	strategy string
 	terminal bool
+	nodes    int    // -nodes: the pool across this many processes (0: one process)
+	http     string // -http: the operator's page (with -nodes)
 }
 
 // channels every client subscribes to.
@@ -236,7 +238,10 @@ func (d *demo) startClients(ctx context.Context, mp metric.MeterProvider) error 
 	if d.cfg.url == "" { // each book served by every venue
 		d.books = []*wstest.Book{wstest.NewBook(bookChannel, bookEvery), wstest.NewBook(feedChannel, bookEvery)}
 	}
-	toPool := d.pool.Handler()
+	var toPool func(actors.Inbound) // the redundant feed's (none on a node of -nodes)
+	if d.pool != nil {
+		toPool = d.pool.Handler()
+	}
 	for i := 0; i < d.cfg.clients; i++ {
 		url := d.cfg.url
 		hb := actors.WithHeartbeat(actors.HeartbeatPingPong, heartbeatEvery)
@@ -261,7 +266,9 @@ func (d *demo) startClients(ctx context.Context, mp metric.MeterProvider) error 
 				case in.Kind == actors.KindGap && in.Channel == bookChannel:
 					d.singleGaps.Add(1)
 				}
-				toPool(in) // the redundant feed takes its copies' updates
+				if toPool != nil {
+					toPool(in) // the redundant feed takes its copies' updates
+				}
 			}),
 		}
 		if mp != nil {
@@ -630,23 +637,42 @@ func (s summary) print(w io.Writer) {
 	fmt.Fprintf(&b, "  order book       single subscriptions: %d gap notices (each a hole a fault cut, announced); redundant feed on 2 clients: %d gaps, %d duplicates, %d changes applied in order\n",
 		s.snap.singleGaps, s.snap.feed.gaps, s.snap.feed.duplicates, s.snap.feed.changes)
 	fmt.Fprintf(&b, "  worst p99        %v\n", s.snap.worstP99.Round(10*time.Microsecond))
+	var logs []string
+	if s.logPath != "" {
+		logs = []string{s.logPath}
+	}
+	writeResult(w, &b, result{ok: s.ok(), interrupted: s.interrupted, problems: s.problems, logs: logs,
+		good: "after the faults every client is connected, subscribed again and receiving"})
+}
+
+// result is the end of a summary.
+type result struct {
+	ok, interrupted bool
+	problems        []string
+	good            string // what no problem means
+	logs            []string
+}
+
+// writeResult ends a summary: the problems (or that there are none), PASS
+// or FAIL, and where the logs are.
+func writeResult(w io.Writer, b *strings.Builder, r result) {
 	switch {
-	case s.interrupted:
-		fmt.Fprintf(&b, "  stopped early (interrupt): restore checks skipped\n")
-	case len(s.problems) == 0:
-		fmt.Fprintf(&b, "  after the faults every client is connected, subscribed again and receiving\n")
+	case r.interrupted:
+		fmt.Fprintf(b, "  stopped early (interrupt): restore checks skipped\n")
+	case len(r.problems) == 0:
+		fmt.Fprintf(b, "  %s\n", r.good)
 	default:
-		for _, p := range s.problems {
-			fmt.Fprintf(&b, "  PROBLEM: %s\n", p)
+		for _, p := range r.problems {
+			fmt.Fprintf(b, "  PROBLEM: %s\n", p)
 		}
 	}
-	if s.ok() {
-		fmt.Fprintf(&b, "  result           PASS\n")
+	if r.ok {
+		fmt.Fprintf(b, "  result           PASS\n")
 	} else {
-		fmt.Fprintf(&b, "  result           FAIL\n")
+		fmt.Fprintf(b, "  result           FAIL\n")
 	}
-	if s.logPath != "" {
-		fmt.Fprintf(&b, "  logs             %s\n", s.logPath)
+	if len(r.logs) > 0 {
+		fmt.Fprintf(b, "  logs             %s\n", strings.Join(r.logs, " "))
 	}
 	_, _ = io.WriteString(w, b.String())
 }

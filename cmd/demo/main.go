@@ -22,11 +22,27 @@
 //	-metrics addr        serve OpenTelemetry metrics for Prometheus at http://addr/metrics
 //	-refresh 500ms       table refresh interval
 //	-strategy peak-ewma  the balancer's strategy: peak-ewma (default) or health-score
+//	-nodes 3             the pool across 3 processes of the demo (see below)
+//	-http addr           with -nodes: the operator's page at http://addr/zenws/
 //
 // The table shows, per client, the figure the balancer's strategy compares
 // (load for peak-ewma, lower wins; score for health-score, higher wins),
 // the client's last error (redacted by the client) and why the balancer
 // would not pick it now (not connected, heartbeat failing, degraded...).
+//
+// With -nodes 3 the demo starts three processes of itself on 127.0.0.1
+// (the same binary, told by an environment variable that it is a node),
+// joined by Proto.Actor's automanaged membership (no server), each with its
+// own simulated venues and clients (-clients per node, default 2) and a
+// balancer over every node's clients (package balancer/cluster). The
+// table shows, per node, its calls through its own clients, through other
+// nodes' clients, and the calls it served for other nodes, and the other
+// nodes' clients it sees. At 30% of the run the last node is killed
+// (SIGKILL); once its clients have left every table it is started again.
+// The summary checks that calls failed over, that none hung, that the
+// killed node's clients left and came back, and that every client is
+// connected and subscribed at the end. The nodes read their stdin: they
+// leave when it closes, so they never outlive the demo.
 package main
 
 import (
@@ -42,6 +58,9 @@ import (
 )
 
 func main() {
+	if spec := os.Getenv(nodeEnv); spec != "" { // a node of -nodes, started by the demo
+		os.Exit(nodeMain(spec))
+	}
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -56,7 +75,19 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.nodes > 0 {
+		sum, err := runNodes(ctx, cfg, stdout, stderr)
+		return exitCode(ctx, sum, err, stdout, stderr)
+	}
 	sum, err := run(ctx, cfg, stdout, stderr)
+	return exitCode(ctx, sum, err, stdout, stderr)
+}
+
+// exitCode prints a run's summary (or its error) and returns the exit code.
+func exitCode(ctx context.Context, sum interface {
+	print(io.Writer)
+	ok() bool
+}, err error, stdout, stderr io.Writer) int {
 	if err != nil {
 		if ctx.Err() != nil { // interrupted while starting
 			fmt.Fprintln(stderr, "demo: interrupted")
@@ -85,11 +116,28 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.metrics, "metrics", "", "serve metrics for Prometheus at http://ADDR/metrics, e.g. 127.0.0.1:9464")
 	fs.DurationVar(&cfg.refresh, "refresh", 500*time.Millisecond, "table refresh interval")
 	fs.StringVar(&cfg.strategy, "strategy", "peak-ewma", "the balancer's strategy: peak-ewma or health-score")
+	fs.IntVar(&cfg.nodes, "nodes", 0, "run the pool across this many processes of the demo on 127.0.0.1 (2-5; -clients is then per node, default 2), one killed mid-run and started again")
+	fs.StringVar(&cfg.http, "http", "", "with -nodes: serve the operator's page at http://ADDR/zenws/, e.g. 127.0.0.1:8080")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.nodes > 0 && !set["clients"] {
+		cfg.clients = 2
+	}
 	var bad string
 	switch {
+	case cfg.nodes != 0 && (cfg.nodes < 2 || cfg.nodes > 5):
+		bad = "-nodes must be between 2 and 5"
+	case cfg.nodes > 0 && (cfg.url != "" || cfg.record != "" || cfg.metrics != ""):
+		bad = "-nodes runs on the simulator: no -url, -record or -metrics"
+	case cfg.nodes > 0 && cfg.duration < 6*time.Second:
+		bad = "-nodes needs -duration of at least 6s (a node is killed and started again)"
+	case cfg.nodes > 0 && cfg.clients > 8:
+		bad = "-clients must be between 1 and 8 with -nodes"
+	case cfg.http != "" && cfg.nodes == 0:
+		bad = "-http goes with -nodes (the single process has -metrics)"
 	case fs.NArg() > 0:
 		bad = fmt.Sprintf("unexpected arguments %q", fs.Args())
 	case cfg.duration < time.Second:

@@ -55,12 +55,29 @@ func (t *table) draw(s snapshot) {
 	lines = append(lines, fmt.Sprintf("pool: %d of %d eligible   (%s: what the balancer's strategy compares; * connected but not eligible)", s.eligible, s.pooled, s.figure),
 		fmt.Sprintf("order book: single subscriptions %d gap notices; redundant feed (2 copies) %d gaps, %d duplicates, %d changes in order",
 			s.singleGaps, s.feed.gaps, s.feed.duplicates, s.feed.changes))
+	t.write(&b, lines)
+}
+
+// put draws lines: in place on a terminal, appended otherwise.
+func (t *table) put(lines []string) {
+	var b strings.Builder
+	if t.live && t.lines > 0 {
+		fmt.Fprintf(&b, "\033[%dA", t.lines)
+	}
+	t.write(&b, lines)
+}
+
+func (t *table) write(b *strings.Builder, lines []string) {
 	for _, l := range lines {
-		b.WriteString("\033[2K") // clear the line
+		if t.live {
+			b.WriteString("\033[2K") // clear the line
+		}
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
-	t.lines = len(lines)
+	if t.live {
+		t.lines = len(lines)
+	}
 	_, _ = io.WriteString(t.out, b.String())
 }
 
