@@ -53,8 +53,8 @@ func (t *table) draw(s snapshot) {
 			r.figure, h.MessagesIn, h.MessagesOut, r.notifications, why, lastError(h.LastError, 60)))
 	}
 	lines = append(lines, fmt.Sprintf("pool: %d of %d eligible   (%s: what the balancer's strategy compares; * connected but not eligible)", s.eligible, s.pooled, s.figure),
-		fmt.Sprintf("order book: single subscriptions %d gap notices; redundant feed (2 copies) %d gaps, %d duplicates, %d changes in order",
-			s.singleGaps, s.feed.gaps, s.feed.duplicates, s.feed.changes))
+		fmt.Sprintf("order book: single subscriptions %d gap notices; redundant feed (%d copies) %d gaps, %d duplicates, %d changes in order",
+			s.singleGaps, s.feedCopies, s.feed.gaps, s.feed.duplicates, s.feed.changes))
 	t.write(&b, lines)
 }
 
