@@ -31,9 +31,9 @@ type poolActor struct {
 	// armed while one does.
 	holes     *time.Timer
 	holeArmed bool
-	ctx      context.Context // ends when the actor stops: the calls on clients
-	cancel   context.CancelFunc
-	stopping bool
+	ctx       context.Context // ends when the actor stops: the calls on clients
+	cancel    context.CancelFunc
+	stopping  bool
 
 	// The batches of one message's work, sent when it is done.
 	subs, unsubsOut map[*member][]string

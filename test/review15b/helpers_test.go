@@ -131,17 +131,6 @@ func (p *peer) close() {
 	p.wg.Wait()
 }
 
-func (p *peer) goRun(fn func()) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.wg.Add(1)
-	go func() { defer p.wg.Done(); fn() }()
-	return true
-}
-
 func (p *peer) last() *pconn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
