@@ -81,43 +81,58 @@ func Peek(data []byte) (Envelope, bool) {
 // Field returns the raw value of a top-level member key of the JSON object
 // obj, or nil when obj is not an object or has no such member.
 func Field(obj []byte, key string) []byte {
+	var out [1][]byte
+	Fields(obj, out[:], key)
+	return out[0]
+}
+
+// Fields reads several top-level members of the JSON object obj in one
+// walk: out[i] is the raw value of keys[i] (the last one when a key is
+// repeated, as in Field), or nil. When obj is not an object, or its syntax
+// breaks before the end, every out[i] is nil. len(out) must be len(keys).
+func Fields(obj []byte, out [][]byte, keys ...string) {
+	clear(out)
+	if !fields(obj, out, keys) {
+		clear(out)
+	}
+}
+
+func fields(obj []byte, out [][]byte, keys []string) bool {
 	s := scanner{b: obj}
 	s.space()
 	if !s.consume('{') {
-		return nil
+		return false
 	}
-	var found []byte
 	s.space()
 	if s.consume('}') {
-		return nil
+		return true
 	}
 	for {
 		s.space()
 		keyStart := s.i
 		if !s.str() {
-			return nil
+			return false
 		}
 		k := s.b[keyStart+1 : s.i-1]
 		s.space()
 		if !s.consume(':') {
-			return nil
+			return false
 		}
 		s.space()
 		valStart := s.i
 		if !s.value(0) {
-			return nil
+			return false
 		}
-		if string(k) == key {
-			found = s.b[valStart:s.i]
+		for i, key := range keys {
+			if string(k) == key {
+				out[i] = s.b[valStart:s.i]
+			}
 		}
 		s.space()
 		if s.consume(',') {
 			continue
 		}
-		if !s.consume('}') {
-			return nil
-		}
-		return found
+		return s.consume('}')
 	}
 }
 

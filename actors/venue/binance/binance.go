@@ -111,18 +111,19 @@ func (Venue) Sequence(channel string, data []byte) (venue.Seq, bool) {
 	if kind == 0 {
 		return venue.Seq{}, false
 	}
-	d := jsonrpc.Field(data, "data")
+	var f [4][]byte // one walk of the event, however many levels it carries
+	jsonrpc.Fields(jsonrpc.Field(data, "data"), f[:], "lastUpdateId", "U", "u", "pu")
 	if kind == partialDepth {
-		id, ok := jsonrpc.Uint(jsonrpc.Field(d, "lastUpdateId"))
+		id, ok := jsonrpc.Uint(f[0])
 		return venue.Seq{First: id, Last: id, Snapshot: true}, ok
 	}
-	first, ok1 := jsonrpc.Uint(jsonrpc.Field(d, "U"))
-	last, ok2 := jsonrpc.Uint(jsonrpc.Field(d, "u"))
+	first, ok1 := jsonrpc.Uint(f[1])
+	last, ok2 := jsonrpc.Uint(f[2])
 	if !ok1 || !ok2 || last < first {
 		return venue.Seq{}, false
 	}
 	s := venue.Seq{First: first, Last: last, Resync: venue.ResyncSnapshot}
-	if pu, ok := jsonrpc.Uint(jsonrpc.Field(d, "pu")); ok {
+	if pu, ok := jsonrpc.Uint(f[3]); ok {
 		s.Prev, s.HasPrev = pu, true
 	}
 	return s, true

@@ -112,20 +112,21 @@ func (Venue) Sequence(channel string, data []byte) (venue.Seq, bool) {
 	if !strings.HasPrefix(channel, "book.") {
 		return venue.Seq{}, false
 	}
-	d := venue.Path(data, "params", "data")
-	id, ok := jsonrpc.Uint(jsonrpc.Field(d, "change_id"))
+	var f [3][]byte // one walk of the update, however many levels it carries
+	jsonrpc.Fields(venue.Path(data, "params", "data"), f[:], "change_id", "type", "prev_change_id")
+	id, ok := jsonrpc.Uint(f[0])
 	if !ok {
 		return venue.Seq{}, false
 	}
 	s := venue.Seq{First: id, Last: id, Resync: venue.ResyncResubscribe}
-	typ, _ := jsonrpc.String(jsonrpc.Field(d, "type"))
-	prev, hasPrev := jsonrpc.Uint(jsonrpc.Field(d, "prev_change_id"))
+	typ, _ := jsonrpc.String(f[1])
+	prev, hasPrev := jsonrpc.Uint(f[2])
 	switch {
 	case typ == "snapshot":
 		s.Snapshot = true
 	case hasPrev:
 		s.Prev, s.HasPrev = prev, true
-	case typ == "change" || jsonrpc.Field(d, "prev_change_id") != nil:
+	case typ == "change" || f[2] != nil:
 		return venue.Seq{}, false // a change whose place cannot be read: not a full image
 	default:
 		s.Snapshot = true // a grouped book: each message is a full image
