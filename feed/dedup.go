@@ -34,7 +34,6 @@ type channel struct {
 	broken    bool   // a gap was delivered: the next newer update starts again
 	last      uint64 // the Last of the update delivered last
 	held      []heldUpdate
-	heldSince time.Time // when the oldest hole began to be held (holeWait)
 
 	// By content, while the channel has two copies or more.
 	hashes *hashWindow
@@ -47,11 +46,12 @@ type channel struct {
 type copyOf struct {
 	owner  *channel
 	m      *member
-	slot   int    // its index in the content window's counts
-	pos    uint64 // the highest Last it brought
-	active bool   // the client confirmed the subscription
-	err    error  // the venue's refusal of its subscribe, until it is confirmed
-	going  bool   // being removed: its Unsubscribe is under way
+	slot   int       // its index in the content window's counts
+	pos    uint64    // the highest Last it brought
+	lastAt time.Time // when it brought its last frame, or was made (a silent copy fills no hole)
+	active bool      // the client confirmed the subscription
+	err    error     // the venue's refusal of its subscribe, until it is confirmed
+	going  bool      // being removed: its Unsubscribe is under way
 	// leaving: moving to another client; it stays live until the new
 	// copy is confirmed, and is removed then.
 	leaving bool
@@ -108,7 +108,7 @@ func (ch *channel) addCopy(m *member) *copyOf {
 	}
 	for s := range maxSlots {
 		if used&(1<<s) == 0 {
-			cp := &copyOf{owner: ch, m: m, slot: s}
+			cp := &copyOf{owner: ch, m: m, slot: s, lastAt: time.Now()} // waited for from its start
 			ch.copies = append(ch.copies, cp)
 			if len(ch.copies) > 1 && ch.hashes == nil {
 				// From before the new copy's subscribe goes out: whatever
@@ -137,6 +137,9 @@ func (ch *channel) dropCopy(cp *copyOf) {
 // receive routes one notification that arrived on copy cp (nil: on a
 // client that holds no copy of the channel any more).
 func (ch *channel) receive(cp *copyOf, s venue.Seq, sequenced bool, in *actors.Inbound) {
+	if cp != nil {
+		cp.lastAt = time.Now()
+	}
 	if sequenced {
 		ch.bySequence(cp, s, in)
 		return
@@ -265,9 +268,6 @@ func (ch *channel) hold(s venue.Seq, in *actors.Inbound) {
 		ch.duplicates++
 		return
 	}
-	if len(ch.held) == 0 {
-		ch.heldSince = time.Now()
-	}
 	ch.held = slices.Insert(ch.held, i, heldUpdate{s: s, in: in})
 	if len(ch.held) > ch.window {
 		ch.release(ch.reason())
@@ -308,30 +308,25 @@ func (ch *channel) popHeld(n int) {
 // update at or past the oldest held one has passed the hole without
 // filling it. Each hole delivered is a gap notice first.
 //
-// A live copy that lags, or has gone silent, may fill the hole for at most
-// holeWait: past that the hole is announced and the stream goes on (a copy
-// whose venue confirmed the subscribe and never sends must not hold the
-// channel back; the pool actor's hole timer calls settle on a quiet
-// channel).
+// A copy that lags but delivers may fill the hole (bounded by the window);
+// one that has brought nothing for holeWait (its venue confirmed the
+// subscribe and never sends, or it is reconnecting: a restored
+// subscription does not bring the past again) does not hold the channel
+// back. The pool actor's hole timer calls settle on a quiet channel.
 func (ch *channel) settle() {
 	for len(ch.held) > 0 {
 		limit := ch.held[0].s.Last
-		waiting := false
 		for _, cp := range ch.copies {
-			if cp.live() && cp.pos < limit {
-				waiting = true // it may still bring what is missing
+			if cp.live() && cp.pos < limit && time.Since(cp.lastAt) < holeWait {
+				return // it may still bring what is missing
 			}
 		}
-		if waiting && time.Since(ch.heldSince) < holeWait {
-			return
-		}
 		ch.release(ch.reason())
-		ch.heldSince = time.Now() // the next hole's wait starts now
 	}
 }
 
-// holeWait bounds how long a hole in a copy's stream waits for another
-// copy to fill it.
+// holeWait is how long a copy may bring nothing and still be waited for
+// to fill a hole.
 const holeWait = 500 * time.Millisecond
 
 // reason is why the stream has a hole: every copy was lost (reconnect),
