@@ -272,6 +272,19 @@ func (c *Client) Health() Health {
 	return d.health()
 }
 
+// ChannelCounts counts the client's channels by state: what
+// Health().Channels would list, without building the list. The count is
+// kept until the next change of a channel, so asking often (a page, an
+// agent reporting to other nodes) costs a scan of the wanted set only after
+// a change. Zero when the client is gone.
+func (c *Client) ChannelCounts() ChannelCounts {
+	d := c.durable()
+	if d == nil {
+		return ChannelCounts{}
+	}
+	return d.intent.counts()
+}
+
 // Reconnect replaces the current connection with a fresh one now (no
 // backoff before the first attempt) and waits until it is connected, bounded
 // by ctx (past its deadline, an error wrapping ErrTimeout and

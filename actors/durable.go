@@ -290,6 +290,9 @@ func (d *durable) changes() <-chan struct{} {
 func (d *durable) health() Health {
 	h := d.healthBrief()
 	h.Channels = d.intent.statuses(d.scrub)
+	for i := range h.Channels {
+		h.ChannelCounts.add(h.Channels[i].State)
+	}
 	return h
 }
 

@@ -105,6 +105,11 @@ type Health struct {
 	// sorted by name; nil when the client wants none. Filled by
 	// Client.Health, not in health pushes (HealthUpdate).
 	Channels []ChannelStatus
+	// ChannelCounts counts Channels by state. Like Channels, it is filled
+	// by Client.Health and not in health pushes; a cluster pool
+	// (balancer/cluster) fills it for the clients of other nodes, whose
+	// Channels are not sent across.
+	ChannelCounts ChannelCounts
 	// Degraded: connected, but a wanted channel is not active (pending,
 	// refused, not restored yet). Balancers pick a degraded client only
 	// when no healthy one is left.

@@ -254,3 +254,75 @@ func TestFailedChannelKeepsABoundedRefusal(t *testing.T) {
 		t.Fatalf("kept %d bytes of message (%q...), %d of data", len(kept.Message), kept.Message[:20], len(kept.Data))
 	}
 }
+
+// ChannelCounts agrees with Health().Channels in every state a channel
+// goes through: active, failed (a refused restore), stale and pending
+// (reconnecting), and with Health().ChannelCounts.
+func TestChannelCountsAgreeWithTheList(t *testing.T) {
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	var refuse atomic.Bool
+	srv.Handle("public/subscribe", func(c *wstest.Conn, p json.RawMessage) (any, *wstest.RPCError) {
+		var req struct{ Channels []string }
+		_ = json.Unmarshal(p, &req)
+		if refuse.Load() && slices.Contains(req.Channels, "ticker.B") {
+			return nil, &wstest.RPCError{Code: 10028, Message: "too_many_requests"}
+		}
+		return c.Subscribe(req.Channels...), nil
+	})
+	c := connect(t, newSystem(t), srv.URL(), fast(actors.WithRetryCount(1000))...)
+	if got := c.ChannelCounts(); got != (actors.ChannelCounts{}) {
+		t.Fatalf("no channels: %+v", got)
+	}
+	agree := func(what string) actors.ChannelCounts {
+		t.Helper()
+		h := c.Health()
+		var want actors.ChannelCounts
+		for _, cs := range h.Channels {
+			want.Total++
+			switch cs.State {
+			case actors.ChannelActive:
+				want.Active++
+			case actors.ChannelPending:
+				want.Pending++
+			case actors.ChannelFailed:
+				want.Failed++
+			case actors.ChannelStale:
+				want.Stale++
+			case actors.ChannelResyncing:
+				want.Resyncing++
+			}
+		}
+		if got := c.ChannelCounts(); got != want || h.ChannelCounts != want {
+			t.Fatalf("%s: ChannelCounts %+v, Health().ChannelCounts %+v, the list counts %+v", what, got, h.ChannelCounts, want)
+		}
+		return want
+	}
+	for _, ch := range []string{"ticker.A", "ticker.B", "ticker.C"} {
+		if err := c.Subscribe(ctxT(t, 2*time.Second), ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := agree("subscribed"); got.Active != 3 || got.Total != 3 {
+		t.Fatalf("subscribed: %+v", got)
+	}
+	waitServerConn(t, srv)
+	refuse.Store(true)
+	srv.DropAll()
+	eventually(t, 5*time.Second, "ticker.B refused on the new connection", func() bool {
+		return c.State() == actors.StateConnected && c.ChannelCounts().Failed == 1
+	})
+	if got := agree("refused restore"); got.Failed != 1 || got.Active != 2 {
+		t.Fatalf("refused restore: %+v", got)
+	}
+	srv.RefuseHandshakes(http.StatusServiceUnavailable)
+	srv.DropAll()
+	eventually(t, 5*time.Second, "reconnecting", func() bool { return c.State() != actors.StateConnected })
+	if got := agree("reconnecting"); got.Total != 3 || got.Active != 0 || got.Stale+got.Pending != 3 || got.Stale < 2 {
+		t.Fatalf("reconnecting: %+v", got)
+	}
+	refuse.Store(false)
+	srv.RefuseHandshakes(0)
+	eventually(t, 10*time.Second, "all active again", func() bool { return c.ChannelCounts().Active == 3 })
+	agree("restored")
+}

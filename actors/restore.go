@@ -158,6 +158,8 @@ type intent struct {
 	seq     uint64
 	version uint64 // bumped by signal: every change of wanted, applied or primary
 	degMemo uint64 // version+1 when degVal was computed; 0: never
+	cntMemo uint64 // version+1 when cntVal was computed; 0: never
+	cntVal  ChannelCounts
 
 	cancel context.CancelFunc // ends the worker's requests (the client stops)
 	retry  *time.Timer        // wakes the worker when the next refused channel is due
@@ -261,6 +263,59 @@ func (s *intent) statuses(scrub func(error) error) []ChannelStatus {
 	}
 	slices.SortFunc(out, func(a, b ChannelStatus) int { return cmp.Compare(a.Channel, b.Channel) })
 	return out
+}
+
+// ChannelCounts counts a client's channels by state: what Health.Channels
+// lists, without the list (Client.ChannelCounts, and Health.ChannelCounts
+// of a client on another node of a cluster pool).
+type ChannelCounts struct {
+	Total     int // every channel Health.Channels would list
+	Active    int
+	Pending   int
+	Failed    int // refused subscribes, and unsubscribes the venue refused
+	Stale     int
+	Resyncing int
+}
+
+// add counts one channel in state st.
+func (c *ChannelCounts) add(st ChannelState) {
+	c.Total++
+	switch st {
+	case ChannelActive:
+		c.Active++
+	case ChannelPending:
+		c.Pending++
+	case ChannelFailed:
+		c.Failed++
+	case ChannelStale:
+		c.Stale++
+	case ChannelResyncing:
+		c.Resyncing++
+	}
+}
+
+// counts returns the channels counted by state, as statuses would list
+// them. The answer is kept until the next change (signal), like degraded's.
+func (s *intent) counts() ChannelCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cntMemo == s.version+1 {
+		return s.cntVal
+	}
+	var c ChannelCounts
+	for ch, w := range s.wanted {
+		st, _ := s.stateOf(ch, w)
+		c.add(st)
+	}
+	if p := s.primary; p != nil {
+		for ch := range p.failed {
+			if _, ok := s.wanted[ch]; !ok && p.applied[ch] {
+				c.add(ChannelFailed)
+			}
+		}
+	}
+	s.cntMemo, s.cntVal = s.version+1, c
+	return c
 }
 
 // degraded reports whether a wanted channel is not active on the primary

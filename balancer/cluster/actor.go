@@ -41,6 +41,7 @@ type agentActor struct {
 	version      uint64                  // of the list, see ClientList
 	subs         map[string]*actor.PID   // subscribers by PID key
 	dirty        map[string]bool         // health changes not yet sent
+	recount      map[string]bool         // pushed since their channels were counted
 	flushT       *time.Timer
 	leaving      bool
 	discovering  bool
@@ -60,7 +61,8 @@ type agentActor struct {
 
 type localClient struct {
 	pid    *actor.PID
-	health *wire.ClientHealth // last summary, nil before the first push
+	client *actors.Client     // its handle: channel counts (not in pushes)
+	health *wire.ClientHealth // last summary, nil before the first push; never changed once sent (replaced)
 }
 
 func (a *agentActor) Receive(ctx actor.Context) {
@@ -119,6 +121,7 @@ func (a *agentActor) start(ctx actor.Context) {
 	a.local = map[string]*localClient{}
 	a.subs = map[string]*actor.PID{}
 	a.dirty = map[string]bool{}
+	a.recount = map[string]bool{}
 	a.nodes = map[string]*remoteNode{}
 	a.draining = map[string][]*node{}
 	a.watchers = map[string]map[string]*actor.PID{}
@@ -209,6 +212,7 @@ func (a *agentActor) terminated(ctx actor.Context, m *actor.Terminated) {
 	if _, ok := a.local[m.Who.Id]; ok && isLocal(ctx.ActorSystem(), m.Who) {
 		delete(a.local, m.Who.Id)
 		delete(a.dirty, m.Who.Id)
+		delete(a.recount, m.Who.Id)
 		a.publishList(ctx)
 		return
 	}

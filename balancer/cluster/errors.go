@@ -15,6 +15,19 @@ import (
 // operation reached the server, so the balancer does not retry it.
 var ErrRemote = errors.New("zenws/balancer/cluster: remote error")
 
+// RemoteError is the last error of a client of another node, as that node
+// wrote it (Health.LastError of the clients a cluster pool offers): its
+// text, scrubbed of secrets by the client, clipped to 1,024 bytes. The
+// error's type does not cross nodes; errors.Is(err, ErrRemote) is true.
+type RemoteError struct {
+	Text string
+}
+
+func (e *RemoteError) Error() string { return e.Text }
+
+// Is makes a RemoteError match ErrRemote.
+func (e *RemoteError) Is(target error) bool { return target == ErrRemote }
+
 // codeOf names the actors error err matches, for the wire. The order
 // matters where an error wraps two: a client's timeout wraps both
 // ErrTimeout and the context's error, and ErrTimeout is what the balancer's

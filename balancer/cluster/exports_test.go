@@ -20,7 +20,7 @@ import (
 func TestExportsAreTheAgentsAPIOnly(t *testing.T) {
 	want := []string{
 		"Agent", "AgentName", "DefaultFlushInterval", "DefaultMaxInFlight", "DefaultRequestTimeout",
-		"DefaultStopWait", "DefaultSyncInterval", "ErrRemote", "MaxWireMessage", "Option", "Start", "Stats",
+		"DefaultStopWait", "DefaultSyncInterval", "ErrRemote", "MaxWireMessage", "Option", "RemoteError", "Start", "Stats",
 		"WithFlushInterval", "WithLogger", "WithMaxInFlight", "WithMembers", "WithRequestTimeout", "WithStopWait", "WithSyncInterval",
 	}
 	var got []string

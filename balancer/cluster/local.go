@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer/cluster/internal/wire"
@@ -73,7 +74,7 @@ func (a *agentActor) mergeLocal(ctx actor.Context, found *localFound) {
 			continue
 		}
 		pid := sys.NewLocalPID(p.Id) // the address other nodes reach it at
-		a.local[p.Id] = &localClient{pid: pid}
+		a.local[p.Id] = &localClient{pid: pid, client: c}
 		ctx.Watch(pid)
 		ctx.Send(pid, &protocol.WatchHealth{Watcher: a.self})
 		changed = true
@@ -84,6 +85,7 @@ func (a *agentActor) mergeLocal(ctx actor.Context, found *localFound) {
 			ctx.Send(lc.pid, &protocol.UnwatchHealth{Watcher: a.self})
 			delete(a.local, id)
 			delete(a.dirty, id)
+			delete(a.recount, id)
 			changed = true
 		}
 	}
@@ -128,8 +130,10 @@ func (a *agentActor) publishList(ctx actor.Context) {
 	}
 }
 
-// takeDirty returns the summaries changed since the last batch.
+// takeDirty returns the summaries changed since the last batch, channel
+// counts brought up to date first.
 func (a *agentActor) takeDirty() []*wire.ClientHealth {
+	a.recountChannels()
 	var out []*wire.ClientHealth
 	for id := range a.dirty {
 		if lc, ok := a.local[id]; ok && lc.health != nil {
@@ -145,7 +149,10 @@ func (a *agentActor) takeDirty() []*wire.ClientHealth {
 }
 
 // localHealth records a local client's push; a change that may change
-// whether it is picked goes out at once, others after FlushInterval.
+// whether it is picked goes out at once, others after FlushInterval. A push
+// does not carry the client's channels (a push follows every change of
+// one): they are counted at the next flush, at most once per FlushInterval
+// however many channels change (recountChannels).
 func (a *agentActor) localHealth(ctx actor.Context, m *actors.HealthUpdate) {
 	if m.Client == nil || !isLocal(ctx.ActorSystem(), m.Client) {
 		return
@@ -154,26 +161,63 @@ func (a *agentActor) localHealth(ctx actor.Context, m *actors.HealthUpdate) {
 	if !ok {
 		return
 	}
-	s := summaryOf(m.Client.Id, m.Health)
+	var counts *wire.ChannelCounts
+	if lc.health == nil {
+		counts = channelsOf(lc.client.ChannelCounts())
+	} else {
+		counts = lc.health.GetChannels()
+		a.recount[m.Client.Id] = true
+	}
+	s := summaryOf(m.Client.Id, m.Health, counts)
 	if same(lc.health, s) {
+		a.flushLater(ctx)
 		return
 	}
 	now := urgent(lc.health, s)
 	lc.health = s
 	a.dirty[m.Client.Id] = true
-	switch {
-	case now:
+	if now {
 		a.flush(ctx)
-	case a.flushT == nil:
-		sys, self, stopped := ctx.ActorSystem(), a.self, a.sh.stopped
-		a.flushT = time.AfterFunc(a.sh.o.flush, func() {
-			select {
-			case <-stopped:
-			default:
-				sys.Root.Send(self, &flushTick{})
-			}
-		})
+		return
 	}
+	a.flushLater(ctx)
+}
+
+// flushLater makes sure a flush comes within FlushInterval.
+func (a *agentActor) flushLater(ctx actor.Context) {
+	if a.flushT != nil {
+		return
+	}
+	sys, self, stopped := ctx.ActorSystem(), a.self, a.sh.stopped
+	a.flushT = time.AfterFunc(a.sh.o.flush, func() {
+		select {
+		case <-stopped:
+		default:
+			sys.Root.Send(self, &flushTick{})
+		}
+	})
+}
+
+// recountChannels counts the channels of the clients that pushed since
+// their last count; a changed count makes their summary dirty. A client's
+// count is kept until its channels change, so this costs a scan only for
+// those whose channels did.
+func (a *agentActor) recountChannels() {
+	for id := range a.recount {
+		lc, ok := a.local[id]
+		if !ok || lc.health == nil {
+			continue
+		}
+		c := channelsOf(lc.client.ChannelCounts())
+		if sameCounts(c, lc.health.GetChannels()) {
+			continue
+		}
+		s := proto.Clone(lc.health).(*wire.ClientHealth) // the old one may still be on its way
+		s.Channels = c
+		lc.health = s
+		a.dirty[id] = true
+	}
+	clear(a.recount)
 }
 
 // flush sends the batched health changes to every subscriber.

@@ -41,6 +41,7 @@
 // no message to any client; the channel statuses of the rows shown are
 // read from the local clients' published state (actors.Client.Health),
 // so its cost grows with the pool for the counts and with the page for the
-// rows. A remote client's label, endpoint, last error and channels are not
-// sent across nodes: the page shows them empty (channels "–").
+// rows. A client of another node (balancer/cluster) shows what its node
+// last sent: its label, endpoint, last error and channels counted by state
+// too; the list of its channels is on that node's page.
 package opspage

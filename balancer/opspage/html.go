@@ -61,7 +61,7 @@ func dur(ns int64) string {
 }
 
 // channels is a row's channel counts: "3: 2 active, 1 failed", "0", or
-// "–" where they are not known (a remote client).
+// "–" where they are not known.
 func channels(c *ChannelCounts) string {
 	if c == nil {
 		return "–"
@@ -159,11 +159,11 @@ states:{{range $s, $n := $p.States}} {{$s}} {{$n}}{{end}} · failovers {{$p.Fail
 <tr><th>last error</th><td class="error">{{$c.LastError}}</td></tr>
 </table>
 {{with $c.Channels}}<h2>channels ({{.Total}}: {{.Active}} active, {{.Pending}} pending, {{.Failed}} failed, {{.Stale}} stale, {{.Resyncing}} resyncing)</h2>
-<table class="channels"><tr><th>channel</th><th>state</th><th>wanted</th><th>since</th><th>last message</th><th>attempts</th><th>next retry</th><th>error</th></tr>
+{{if $c.Remote}}<p class="meta">each channel with its state and error: on the page of node {{$c.Node}}, which holds the connection</p>{{else}}<table class="channels"><tr><th>channel</th><th>state</th><th>wanted</th><th>since</th><th>last message</th><th>attempts</th><th>next retry</th><th>error</th></tr>
 {{range $c.ChannelList}}<tr class="channel"><td class="name">{{.Channel}}</td><td>{{.State}}</td><td>{{.Wanted}}</td><td>{{when .Since}}</td><td>{{when .LastMessage}}</td><td class="n">{{.Attempts}}</td><td>{{when .NextRetry}}</td><td class="error">{{.Error}}</td></tr>
 {{end}}</table>
-{{if lt (len $c.ChannelList) .Total}}<p>and {{sub .Total (len $c.ChannelList)}} more channels (the first {{len $c.ChannelList}} are listed)</p>{{end}}
-{{else}}<p class="meta">channels: not known on this node (a remote client's channels are not sent across nodes)</p>{{end}}
+{{if lt (len $c.ChannelList) .Total}}<p>and {{sub .Total (len $c.ChannelList)}} more channels (the first {{len $c.ChannelList}} are listed)</p>{{end}}{{end}}
+{{else}}<p class="meta">channels: not known</p>{{end}}
 {{end}}{{else}}{{if $p.Clients}}
 <table class="clients"><tr><th>node</th><th>label</th><th>state</th><th>not picked because</th><th>p50</th><th>p99</th><th>last RTT</th><th>in flight</th><th>pending</th><th>channels</th><th>last error</th><th></th></tr>
 {{range index $.Rows $i}}<tr class="client"><td>{{.C.Node}}</td><td class="label">{{.C.Label}}</td><td class="state {{.C.State}}">{{.C.State}}</td><td class="notpicked why">{{.C.NotPicked}}</td><td class="n">{{.P50}}</td><td class="n">{{.P99}}</td><td class="n">{{.Last}}</td><td class="n">{{.C.InFlight}}</td><td class="n">{{.C.Pending}}</td><td>{{.Channels}}</td><td class="error">{{.C.LastError}}</td><td><a href="{{.Link}}">details</a></td></tr>

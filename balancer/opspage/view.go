@@ -82,7 +82,7 @@ type Client struct {
 	Node     string `json:"node"` // "local", or the address of the node holding it
 	Remote   bool   `json:"remote"`
 	Label    string `json:"label"`
-	Endpoint string `json:"endpoint"` // redacted URL ("" for remote clients: not sent across nodes)
+	Endpoint string `json:"endpoint"` // redacted URL
 	State    string `json:"state"`    // "connected", "connecting", "reconnecting", "disconnected", or "unknown"
 	Eligible bool   `json:"eligible"`
 	// NotPicked is balancer.ClientHealth.NotPicked: why a pick skips the
@@ -105,14 +105,16 @@ type Client struct {
 	Picks        uint64  `json:"picks"`
 	Failures     uint64  `json:"failures"`
 	Reconnects   uint64  `json:"reconnects"`
-	// ConnectedSince is null while not connected (and for remote clients).
+	// ConnectedSince is null while not connected.
 	ConnectedSince *time.Time `json:"connected_since"`
 	LastError      string     `json:"last_error"` // redacted by the client
-	// Channels counts the wanted channels by state; null for remote
-	// clients (their channels are not sent across nodes).
+	// Channels counts the wanted channels by state (for a client of
+	// another node, as its node last sent them); null for a local client
+	// the page could not ask.
 	Channels *ChannelCounts `json:"channels"`
 	// ChannelList is on the details view only: at most 1,000 channels,
-	// sorted by name (ChannelCounts.Total says how many there are).
+	// sorted by name (ChannelCounts.Total says how many there are); empty
+	// for a client of another node (see that node's page).
 	ChannelList []Channel `json:"channel_list,omitempty"`
 }
 
@@ -264,23 +266,14 @@ func clientOf(ch *balancer.ClientHealth, full *actors.Health, details bool) Clie
 	if ch.Remote && ch.PID != nil {
 		c.Node = clip(ch.PID.Address, maxShort)
 	}
-	if full == nil {
+	switch {
+	case full != nil:
+		c.Channels = countsOf(full.ChannelCounts)
+	case ch.Remote:
+		c.Channels = countsOf(ch.Health.ChannelCounts) // sent by its node (balancer/cluster)
 		return c
-	}
-	c.Channels = &ChannelCounts{Total: len(full.Channels)}
-	for _, s := range full.Channels {
-		switch s.State {
-		case actors.ChannelActive:
-			c.Channels.Active++
-		case actors.ChannelPending:
-			c.Channels.Pending++
-		case actors.ChannelFailed:
-			c.Channels.Failed++
-		case actors.ChannelStale:
-			c.Channels.Stale++
-		case actors.ChannelResyncing:
-			c.Channels.Resyncing++
-		}
+	default:
+		return c
 	}
 	if details {
 		list := full.Channels[:min(len(full.Channels), MaxChannelList)]
@@ -299,6 +292,11 @@ func clientOf(ch *balancer.ClientHealth, full *actors.Health, details bool) Clie
 		}
 	}
 	return c
+}
+
+func countsOf(n actors.ChannelCounts) *ChannelCounts {
+	return &ChannelCounts{Total: n.Total, Active: n.Active, Pending: n.Pending, Failed: n.Failed,
+		Stale: n.Stale, Resyncing: n.Resyncing}
 }
 
 func timeOrNil(t time.Time) *time.Time {

@@ -415,7 +415,7 @@ func (x *Leaving) GetMemberId() string {
 }
 
 // ClientHealth is the compact health summary of one client: what a pick
-// on another node needs.
+// on another node needs, and what its operator's page shows.
 type ClientHealth struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	ClientId          string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -425,8 +425,23 @@ type ClientHealth struct {
 	Pending           uint32                 `protobuf:"varint,5,opt,name=pending,proto3" json:"pending,omitempty"`
 	RttP50Ns          int64                  `protobuf:"varint,6,opt,name=rtt_p50_ns,json=rttP50Ns,proto3" json:"rtt_p50_ns,omitempty"`
 	RttP99Ns          int64                  `protobuf:"varint,7,opt,name=rtt_p99_ns,json=rttP99Ns,proto3" json:"rtt_p99_ns,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// degraded: connected, but a wanted channel is not active; a pick
+	// takes such a client only when no healthy one is left.
+	Degraded bool `protobuf:"varint,8,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	// What the operator's page shows of a client of another node
+	// (balancer/opspage); a pick reads none of it. Strings are clipped by
+	// the sender and again by the receiver (label 256 bytes, endpoint and
+	// last_error 1,024); the endpoint is redacted and the error scrubbed by
+	// the client before they get here.
+	Label                string         `protobuf:"bytes,9,opt,name=label,proto3" json:"label,omitempty"`
+	Endpoint             string         `protobuf:"bytes,10,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	LastError            string         `protobuf:"bytes,11,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Reconnects           uint64         `protobuf:"varint,12,opt,name=reconnects,proto3" json:"reconnects,omitempty"`
+	RttLastNs            int64          `protobuf:"varint,13,opt,name=rtt_last_ns,json=rttLastNs,proto3" json:"rtt_last_ns,omitempty"`
+	ConnectedSinceUnixNs int64          `protobuf:"varint,14,opt,name=connected_since_unix_ns,json=connectedSinceUnixNs,proto3" json:"connected_since_unix_ns,omitempty"` // 0 while not connected
+	Channels             *ChannelCounts `protobuf:"bytes,15,opt,name=channels,proto3" json:"channels,omitempty"`                                                          // unset: none wanted
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ClientHealth) Reset() {
@@ -508,6 +523,147 @@ func (x *ClientHealth) GetRttP99Ns() int64 {
 	return 0
 }
 
+func (x *ClientHealth) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
+}
+
+func (x *ClientHealth) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *ClientHealth) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *ClientHealth) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *ClientHealth) GetReconnects() uint64 {
+	if x != nil {
+		return x.Reconnects
+	}
+	return 0
+}
+
+func (x *ClientHealth) GetRttLastNs() int64 {
+	if x != nil {
+		return x.RttLastNs
+	}
+	return 0
+}
+
+func (x *ClientHealth) GetConnectedSinceUnixNs() int64 {
+	if x != nil {
+		return x.ConnectedSinceUnixNs
+	}
+	return 0
+}
+
+func (x *ClientHealth) GetChannels() *ChannelCounts {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+// ChannelCounts mirrors actors.ChannelCounts: a client's channels by state.
+type ChannelCounts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Total         uint32                 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
+	Active        uint32                 `protobuf:"varint,2,opt,name=active,proto3" json:"active,omitempty"`
+	Pending       uint32                 `protobuf:"varint,3,opt,name=pending,proto3" json:"pending,omitempty"`
+	Failed        uint32                 `protobuf:"varint,4,opt,name=failed,proto3" json:"failed,omitempty"`
+	Stale         uint32                 `protobuf:"varint,5,opt,name=stale,proto3" json:"stale,omitempty"`
+	Resyncing     uint32                 `protobuf:"varint,6,opt,name=resyncing,proto3" json:"resyncing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelCounts) Reset() {
+	*x = ChannelCounts{}
+	mi := &file_wire_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelCounts) ProtoMessage() {}
+
+func (x *ChannelCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelCounts.ProtoReflect.Descriptor instead.
+func (*ChannelCounts) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ChannelCounts) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ChannelCounts) GetActive() uint32 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *ChannelCounts) GetPending() uint32 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *ChannelCounts) GetFailed() uint32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *ChannelCounts) GetStale() uint32 {
+	if x != nil {
+		return x.Stale
+	}
+	return 0
+}
+
+func (x *ChannelCounts) GetResyncing() uint32 {
+	if x != nil {
+		return x.Resyncing
+	}
+	return 0
+}
+
 // HealthBatch carries health summaries from an agent to a subscriber.
 type HealthBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -520,7 +676,7 @@ type HealthBatch struct {
 
 func (x *HealthBatch) Reset() {
 	*x = HealthBatch{}
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +688,7 @@ func (x *HealthBatch) String() string {
 func (*HealthBatch) ProtoMessage() {}
 
 func (x *HealthBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +701,7 @@ func (x *HealthBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthBatch.ProtoReflect.Descriptor instead.
 func (*HealthBatch) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{4}
+	return file_wire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HealthBatch) GetMemberId() string {
@@ -589,7 +745,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +757,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +770,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{5}
+	return file_wire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Op) GetClientId() string {
@@ -674,7 +830,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +842,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +855,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{6}
+	return file_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OpResult) GetData() []byte {
@@ -764,7 +920,7 @@ type BudgetTake struct {
 
 func (x *BudgetTake) Reset() {
 	*x = BudgetTake{}
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +932,7 @@ func (x *BudgetTake) String() string {
 func (*BudgetTake) ProtoMessage() {}
 
 func (x *BudgetTake) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +945,7 @@ func (x *BudgetTake) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetTake.ProtoReflect.Descriptor instead.
 func (*BudgetTake) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{7}
+	return file_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BudgetTake) GetKey() string {
@@ -838,7 +994,7 @@ type BudgetGrant struct {
 
 func (x *BudgetGrant) Reset() {
 	*x = BudgetGrant{}
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +1006,7 @@ func (x *BudgetGrant) String() string {
 func (*BudgetGrant) ProtoMessage() {}
 
 func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +1019,7 @@ func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetGrant.ProtoReflect.Descriptor instead.
 func (*BudgetGrant) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{8}
+	return file_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BudgetGrant) GetDelayNs() int64 {
@@ -892,7 +1048,7 @@ const file_wire_proto_rawDesc = "" +
 	"\tSubscribe\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\"&\n" +
 	"\aLeaving\x12\x1b\n" +
-	"\tmember_id\x18\x01 \x01(\tR\bmemberId\"\x85\x02\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\"\xac\x04\n" +
 	"\fClientHealth\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x123\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1d.zenws.balancer.cluster.StateR\x05state\x12\x1e\n" +
@@ -904,7 +1060,26 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"rtt_p50_ns\x18\x06 \x01(\x03R\brttP50Ns\x12\x1c\n" +
 	"\n" +
-	"rtt_p99_ns\x18\a \x01(\x03R\brttP99Ns\"\xa0\x01\n" +
+	"rtt_p99_ns\x18\a \x01(\x03R\brttP99Ns\x12\x1a\n" +
+	"\bdegraded\x18\b \x01(\bR\bdegraded\x12\x14\n" +
+	"\x05label\x18\t \x01(\tR\x05label\x12\x1a\n" +
+	"\bendpoint\x18\n" +
+	" \x01(\tR\bendpoint\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\v \x01(\tR\tlastError\x12\x1e\n" +
+	"\n" +
+	"reconnects\x18\f \x01(\x04R\n" +
+	"reconnects\x12\x1e\n" +
+	"\vrtt_last_ns\x18\r \x01(\x03R\trttLastNs\x125\n" +
+	"\x17connected_since_unix_ns\x18\x0e \x01(\x03R\x14connectedSinceUnixNs\x12A\n" +
+	"\bchannels\x18\x0f \x01(\v2%.zenws.balancer.cluster.ChannelCountsR\bchannels\"\xa3\x01\n" +
+	"\rChannelCounts\x12\x14\n" +
+	"\x05total\x18\x01 \x01(\rR\x05total\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\rR\x06active\x12\x18\n" +
+	"\apending\x18\x03 \x01(\rR\apending\x12\x16\n" +
+	"\x06failed\x18\x04 \x01(\rR\x06failed\x12\x14\n" +
+	"\x05stale\x18\x05 \x01(\rR\x05stale\x12\x1c\n" +
+	"\tresyncing\x18\x06 \x01(\rR\tresyncing\"\xa0\x01\n" +
 	"\vHealthBatch\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x126\n" +
 	"\x04list\x18\x02 \x01(\v2\".zenws.balancer.cluster.ClientListR\x04list\x12<\n" +
@@ -974,32 +1149,34 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_wire_proto_goTypes = []any{
-	(State)(0),           // 0: zenws.balancer.cluster.State
-	(OpKind)(0),          // 1: zenws.balancer.cluster.OpKind
-	(ErrorCode)(0),       // 2: zenws.balancer.cluster.ErrorCode
-	(*ClientList)(nil),   // 3: zenws.balancer.cluster.ClientList
-	(*Subscribe)(nil),    // 4: zenws.balancer.cluster.Subscribe
-	(*Leaving)(nil),      // 5: zenws.balancer.cluster.Leaving
-	(*ClientHealth)(nil), // 6: zenws.balancer.cluster.ClientHealth
-	(*HealthBatch)(nil),  // 7: zenws.balancer.cluster.HealthBatch
-	(*Op)(nil),           // 8: zenws.balancer.cluster.Op
-	(*OpResult)(nil),     // 9: zenws.balancer.cluster.OpResult
-	(*BudgetTake)(nil),   // 10: zenws.balancer.cluster.BudgetTake
-	(*BudgetGrant)(nil),  // 11: zenws.balancer.cluster.BudgetGrant
+	(State)(0),            // 0: zenws.balancer.cluster.State
+	(OpKind)(0),           // 1: zenws.balancer.cluster.OpKind
+	(ErrorCode)(0),        // 2: zenws.balancer.cluster.ErrorCode
+	(*ClientList)(nil),    // 3: zenws.balancer.cluster.ClientList
+	(*Subscribe)(nil),     // 4: zenws.balancer.cluster.Subscribe
+	(*Leaving)(nil),       // 5: zenws.balancer.cluster.Leaving
+	(*ClientHealth)(nil),  // 6: zenws.balancer.cluster.ClientHealth
+	(*ChannelCounts)(nil), // 7: zenws.balancer.cluster.ChannelCounts
+	(*HealthBatch)(nil),   // 8: zenws.balancer.cluster.HealthBatch
+	(*Op)(nil),            // 9: zenws.balancer.cluster.Op
+	(*OpResult)(nil),      // 10: zenws.balancer.cluster.OpResult
+	(*BudgetTake)(nil),    // 11: zenws.balancer.cluster.BudgetTake
+	(*BudgetGrant)(nil),   // 12: zenws.balancer.cluster.BudgetGrant
 }
 var file_wire_proto_depIdxs = []int32{
 	0, // 0: zenws.balancer.cluster.ClientHealth.state:type_name -> zenws.balancer.cluster.State
-	3, // 1: zenws.balancer.cluster.HealthBatch.list:type_name -> zenws.balancer.cluster.ClientList
-	6, // 2: zenws.balancer.cluster.HealthBatch.health:type_name -> zenws.balancer.cluster.ClientHealth
-	1, // 3: zenws.balancer.cluster.Op.kind:type_name -> zenws.balancer.cluster.OpKind
-	2, // 4: zenws.balancer.cluster.OpResult.code:type_name -> zenws.balancer.cluster.ErrorCode
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	7, // 1: zenws.balancer.cluster.ClientHealth.channels:type_name -> zenws.balancer.cluster.ChannelCounts
+	3, // 2: zenws.balancer.cluster.HealthBatch.list:type_name -> zenws.balancer.cluster.ClientList
+	6, // 3: zenws.balancer.cluster.HealthBatch.health:type_name -> zenws.balancer.cluster.ClientHealth
+	1, // 4: zenws.balancer.cluster.Op.kind:type_name -> zenws.balancer.cluster.OpKind
+	2, // 5: zenws.balancer.cluster.OpResult.code:type_name -> zenws.balancer.cluster.ErrorCode
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -1013,7 +1190,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
