@@ -93,6 +93,14 @@ type Frame struct {
 // in tokens. A cost of 0 lets the frame through free.
 type Classifier func(f Frame) (bucket int, tokens int)
 
+// A ContextClassifier is a Classifier that may wait before it prices a
+// frame: for a slot granted elsewhere, say (balancer/cluster/budget's
+// shared dial budget). Wait and WaitFor give it their ctx; it should
+// return soon after ctx ends, and the frame is then refused with ctx's
+// error, whatever it returned. Try, Allow and Charge give it
+// context.Background(): a ContextClassifier that waits makes them wait too.
+type ContextClassifier func(ctx context.Context, f Frame) (bucket int, tokens int)
+
 // Limiter paces frames through a set of buckets. The zero value is not
 // usable; create one with New or a preset.
 type Limiter struct {
@@ -101,6 +109,8 @@ type Limiter struct {
 	windows  []*window       // nil where the bucket is a token bucket
 	specs    []Bucket
 	classify Classifier
+	// classifyCtx, when set (NewContext), is asked instead of classify.
+	classifyCtx ContextClassifier
 
 	allowed  atomic.Uint64
 	waited   atomic.Uint64
@@ -160,6 +170,17 @@ func New(name string, classify Classifier, buckets ...Bucket) (*Limiter, error) 
 	return l, nil
 }
 
+// NewContext is New with a ContextClassifier. A nil classify prices as
+// New's default does.
+func NewContext(name string, classify ContextClassifier, buckets ...Bucket) (*Limiter, error) {
+	l, err := New(name, nil, buckets...)
+	if err != nil {
+		return nil, err
+	}
+	l.classifyCtx = classify
+	return l, nil
+}
+
 // Simple returns a Limiter of one bucket: perSecond frames a second with
 // bursts of burst; control frames are free. It panics when perSecond <= 0
 // or burst < 1 (a programming error); use New to get an error instead.
@@ -205,21 +226,25 @@ func (l *Limiter) Stats() Stats {
 }
 
 // classifyFrame runs the Classifier, turning a panic into an error.
-func (l *Limiter) classifyFrame(f Frame) (i, n int, err error) {
+func (l *Limiter) classifyFrame(ctx context.Context, f Frame) (i, n int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			l.panics.Add(1)
 			err = &ClassifierPanicError{Limiter: l.name, Value: r}
 		}
 	}()
+	if l.classifyCtx != nil {
+		i, n = l.classifyCtx(ctx, f)
+		return i, n, nil
+	}
 	i, n = l.classify(f)
 	return i, n, nil
 }
 
 // price returns the bucket a frame draws from and its cost; -1 when the
 // frame is free.
-func (l *Limiter) price(f Frame) (int, int, error) {
-	i, n, err := l.classifyFrame(f)
+func (l *Limiter) price(ctx context.Context, f Frame) (int, int, error) {
+	i, n, err := l.classifyFrame(ctx, f)
 	if err != nil {
 		return -1, 0, err
 	}
@@ -247,9 +272,23 @@ func (l *Limiter) Wait(ctx context.Context, f Frame) error {
 	return err
 }
 
-// WaitFor is Wait that also returns how long it waited for the tokens.
+// WaitFor is Wait that also returns how long it waited for the tokens (and
+// in a ContextClassifier).
 func (l *Limiter) WaitFor(ctx context.Context, f Frame) (time.Duration, error) {
-	i, n, err := l.price(f)
+	if l.classifyCtx == nil {
+		return l.waitFor(ctx, f)
+	}
+	start := time.Now()
+	_, err := l.waitFor(ctx, f)
+	return time.Since(start), err
+}
+
+func (l *Limiter) waitFor(ctx context.Context, f Frame) (time.Duration, error) {
+	i, n, err := l.price(ctx, f)
+	if err == nil && l.classifyCtx != nil && ctx.Err() != nil {
+		// The classifier's own wait ended with ctx: nothing is taken.
+		err = fmt.Errorf("zenws: waiting for %s: %w", l.name, context.Cause(ctx))
+	}
 	if err != nil {
 		l.rejected.Add(1)
 		return 0, err
@@ -341,7 +380,7 @@ func (l *Limiter) waitWindow(ctx context.Context, w *window, n int) (time.Durati
 // did, an error wrapping ErrRateLimited when not, or the error that kept
 // the frame from being priced (a *ClassifierPanicError).
 func (l *Limiter) Try(f Frame) error {
-	i, n, err := l.price(f)
+	i, n, err := l.price(context.Background(), f)
 	if err != nil {
 		l.rejected.Add(1)
 		return err
@@ -370,7 +409,7 @@ func (l *Limiter) take(now time.Time, i, n int) bool {
 }
 
 func (l *Limiter) allowAt(now time.Time, f Frame) bool {
-	i, n, err := l.price(f)
+	i, n, err := l.price(context.Background(), f)
 	if err != nil {
 		l.rejected.Add(1)
 		return false
@@ -393,7 +432,7 @@ func (l *Limiter) allowAt(now time.Time, f Frame) bool {
 // says the frame could not be priced (a *ClassifierPanicError, or a bucket
 // index out of range); the frame goes out anyway, uncounted.
 func (l *Limiter) Charge(f Frame) error {
-	i, n, err := l.price(f)
+	i, n, err := l.price(context.Background(), f)
 	if err != nil || i < 0 {
 		if errors.Is(err, ErrRateLimited) {
 			return nil // costs more than a burst: never countable, goes out uncounted

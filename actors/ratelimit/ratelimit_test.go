@@ -257,3 +257,58 @@ func TestNegativePriceIsRefused(t *testing.T) {
 		t.Fatal("Allow admitted a frame priced at -1")
 	}
 }
+
+// A ContextClassifier gets Wait's ctx; when ctx ends during its own wait,
+// the frame is refused with ctx's error and takes no token. Try gets
+// context.Background().
+func TestContextClassifierGetsTheCallersContext(t *testing.T) {
+	type key struct{}
+	gate := make(chan struct{})
+	var sawValue, sawBackground bool
+	l, err := NewContext("gated", func(ctx context.Context, f Frame) (int, int) {
+		if ctx == context.Background() {
+			sawBackground = true
+			return 0, 1
+		}
+		sawValue = ctx.Value(key{}) == "caller"
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
+		return 0, 1
+	}, Bucket{Name: "b", Rate: 1, Burst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "caller"))
+	done := make(chan error, 1)
+	go func() { done <- l.Wait(ctx, Frame{}) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait after its ctx ended in the classifier: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not end with its ctx")
+	}
+	if !sawValue {
+		t.Error("the classifier did not get the caller's ctx")
+	}
+	if got := l.Tokens(0); got < 1.9 {
+		t.Errorf("a refused frame took tokens: %.2f left of 2", got)
+	}
+	close(gate)
+	waited, err := l.WaitFor(context.Background(), Frame{})
+	if err != nil || waited < 0 {
+		t.Fatalf("WaitFor with the gate open: %v, %v", waited, err)
+	}
+	sawBackground = false
+	if err := l.Try(Frame{}); err != nil || !sawBackground {
+		t.Fatalf("Try: %v, classifier saw context.Background(): %v", err, sawBackground)
+	}
+	if st := l.Stats(); st.Rejected != 1 || st.Allowed != 2 {
+		t.Errorf("stats %+v, want 1 rejected and 2 allowed", st)
+	}
+}

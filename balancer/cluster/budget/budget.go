@@ -38,10 +38,13 @@
 // and every attempt is refused (ratelimit.ErrRateLimited: a client takes
 // that as a dial limiter that can never admit it, and stops), so stop it
 // after the clients it paces, or to end them. A client closed while it
-// waits for its slot finishes closing when the wait ends.
+// waits for its slot stops waiting (the Limiter's Classifier is a
+// ratelimit.ContextClassifier given the dial's ctx); the slot it was
+// granted stays counted, the safe way.
 package budget
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -166,10 +169,12 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 	}
 	share := &localShare{burst: max(1, r.Burst/r.Share)}
 	c := s.counters(r.Key)
-	classify := func(f ratelimit.Frame) (int, int) {
+	classify := func(ctx context.Context, f ratelimit.Frame) (int, int) {
 		if f.Control {
 			return 0, 0
 		}
+		// ctx ended (the client closes): the Limiter refuses the frame,
+		// whatever this returns.
 		// A slot this process wakes up to more than Margin late (it was
 		// paused: a stall, SIGSTOP) is given up: dialling then would
 		// bunch with later slots. It asks again, a few times.
@@ -180,7 +185,7 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 			}
 			at := time.Now().Add(delay)
 			share.record(at)
-			if !s.wait(delay) {
+			if !s.wait(ctx, delay) {
 				return 0, share.burst + 1 // stopped: more than the bucket holds, refused
 			}
 			if time.Since(at) <= r.Margin {
@@ -193,7 +198,7 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 		c.degraded.Add(1)
 		for try := 0; try < maxTries; try++ {
 			at := share.reserve(r)
-			if !s.wait(time.Until(at)) {
+			if !s.wait(ctx, time.Until(at)) {
 				return 0, share.burst + 1
 			}
 			if time.Since(at) <= r.Margin {
@@ -202,7 +207,7 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 		}
 		return 0, share.burst + 1 // missed every slot: refused
 	}
-	return ratelimit.New("shared dial budget "+r.Key, classify,
+	return ratelimit.NewContext("shared dial budget "+r.Key, classify,
 		ratelimit.Bucket{Name: "connections (refused once the Service stops)", Window: r.Window, Burst: share.burst})
 }
 
@@ -297,8 +302,11 @@ func (s *Service) take(r Rule, share *localShare) (time.Duration, error) {
 	return time.Duration(g.GetDelayNs()), nil
 }
 
-// wait waits d, or until the Service stops (false).
-func (s *Service) wait(d time.Duration) bool {
+// wait waits d, or until the Service stops or ctx ends (false).
+func (s *Service) wait(ctx context.Context, d time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	if d <= 0 {
 		return true
 	}
@@ -308,6 +316,8 @@ func (s *Service) wait(d time.Duration) bool {
 	case <-t.C:
 		return true
 	case <-s.stop:
+		return false
+	case <-ctx.Done():
 		return false
 	}
 }

@@ -8,9 +8,11 @@ import (
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/balancer/cluster/budget"
 	"github.com/zenws/zenws/internal/testutil"
+	"github.com/zenws/zenws/transport/wstest"
 )
 
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
@@ -73,5 +75,51 @@ func TestUnreachableClusterDegradesToTheLocalShare(t *testing.T) {
 	}
 	if st := s.Stats("venue@127.0.0.1"); st.Degraded != 3 || st.Granted != 0 {
 		t.Fatalf("stats %+v, want 3 degraded", st)
+	}
+}
+
+// A client closed while it waits for its slot (a minute away) closes now:
+// the wait ends with the dial's ctx. Before, Close waited for the slot.
+func TestCloseEndsTheWaitForASlot(t *testing.T) {
+	sys := testutil.NewSystem(t)
+	s, err := budget.Start(sys, func() []*protocluster.Member { return []*protocluster.Member{{Id: sys.ID}} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	l, err := s.Limiter(budget.Rule{Key: "venue@127.0.0.1", Window: time.Minute, Burst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Wait(testutil.Context(t, 5*time.Second), ratelimit.Frame{}); err != nil {
+		t.Fatal(err) // the window's one slot
+	}
+	srv := wstest.NewServer()
+	defer srv.Close()
+	cfg, err := actors.NewConfig(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DialLimiter = l
+	c, err := actors.Spawn(sys.Root, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, "the client waiting for its slot", func() bool {
+		return s.Stats("venue@127.0.0.1").Granted == 1 && c.State() == actors.StateConnecting
+	})
+	time.Sleep(100 * time.Millisecond) // in the wait
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the slot, a minute away")
+	}
+	if n := len(srv.Conns()); n != 0 {
+		t.Errorf("the closed client dialled: %d connections", n)
 	}
 }
