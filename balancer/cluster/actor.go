@@ -72,6 +72,12 @@ func (a *agentActor) Receive(ctx actor.Context) {
 	case *tick:
 		a.discoverLocal(ctx)
 		a.retry(ctx)
+		if a.discovering {
+			// The next tick comes after discovery returns (mergeLocal); a
+			// discovery that does not return must not stop the pings and
+			// asks: tick on meanwhile.
+			a.schedule(ctx)
+		}
 	case *invalidate:
 		a.discoverLocal(ctx)
 	case *localFound:
@@ -86,6 +92,12 @@ func (a *agentActor) Receive(ctx actor.Context) {
 		a.subscribedBy(ctx, m.GetMemberId())
 	case *wire.Op:
 		a.serve(ctx, m)
+	case *wire.Ping:
+		if ctx.Sender() != nil {
+			ctx.Respond(&wire.Pong{MemberId: a.sh.memberID, Nonce: m.GetNonce()})
+		}
+	case *wire.Pong:
+		a.pong(ctx, m)
 	case *leaveReq:
 		a.leave(ctx)
 		close(m.reply)

@@ -42,6 +42,7 @@ type shared struct {
 	served   atomic.Uint64
 	members  atomic.Int64 // other members the agent keeps state for
 	refused  atomic.Uint64
+	silent   atomic.Uint64  // members in use treated as lost for their silence
 	bg       sync.WaitGroup // the agent's own goroutines (discovery)
 
 	lmu       sync.Mutex
@@ -213,6 +214,9 @@ type Stats struct {
 	// the topology lists now, whatever their state; a member that left is
 	// forgotten, so it never grows past the cluster's size.
 	Members int
+	// Silent counts the times a member in use was treated as lost because
+	// it did not answer for SilenceTimeout.
+	Silent uint64
 }
 
 // Stats returns the agent's counters.
@@ -223,6 +227,7 @@ func (a *Agent) Stats() Stats {
 		InFlight:      a.sh.inFlight.Load(),
 		RemoteClients: len(a.sh.view.Load().pids),
 		Members:       int(a.sh.members.Load()),
+		Silent:        a.sh.silent.Load(),
 	}
 }
 

@@ -20,8 +20,8 @@ import (
 func TestExportsAreTheAgentsAPIOnly(t *testing.T) {
 	want := []string{
 		"Agent", "AgentName", "DefaultFlushInterval", "DefaultMaxInFlight", "DefaultRequestTimeout",
-		"DefaultStopWait", "DefaultSyncInterval", "ErrRemote", "MaxWireMessage", "Option", "RemoteError", "Start", "Stats",
-		"WithFlushInterval", "WithLogger", "WithMaxInFlight", "WithMembers", "WithRequestTimeout", "WithStopWait", "WithSyncInterval",
+		"DefaultSilenceTimeout", "DefaultStopWait", "DefaultSyncInterval", "ErrRemote", "MaxWireMessage", "Option", "RemoteError", "Start", "Stats",
+		"WithFlushInterval", "WithLogger", "WithMaxInFlight", "WithMembers", "WithRequestTimeout", "WithSilenceTimeout", "WithStopWait", "WithSyncInterval",
 	}
 	var got []string
 	for _, f := range testutil.ParsePackage(t, token.NewFileSet(), ".") {

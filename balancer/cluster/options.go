@@ -29,6 +29,10 @@ const (
 	DefaultRequestTimeout = 30 * time.Second
 	// DefaultStopWait bounds how long Stop waits for operations in flight.
 	DefaultStopWait = 5 * time.Second
+	// DefaultSilenceTimeout: how long a member in use may stay silent
+	// before it is treated as lost (see WithSilenceTimeout); three
+	// SyncIntervals where that is longer.
+	DefaultSilenceTimeout = 3 * time.Second
 )
 
 // AgentName is the name of the agent actor: one per actor system.
@@ -43,6 +47,7 @@ type options struct {
 	maxInFlight int
 	timeout     time.Duration
 	stopWait    time.Duration
+	silence     time.Duration
 	logger      *zap.Logger
 	members     func() []*protocluster.Member
 }
@@ -61,6 +66,9 @@ func newOptions(opts []Option) options {
 			opt(&o)
 		}
 	}
+	if o.silence == 0 && o.sync > 0 {
+		o.silence = max(DefaultSilenceTimeout, 3*o.sync)
+	}
 	return o
 }
 
@@ -76,6 +84,8 @@ func (o options) validate() error {
 		return fmt.Errorf("zenws/balancer/cluster: RequestTimeout must be positive, got %v", o.timeout)
 	case o.stopWait <= 0:
 		return fmt.Errorf("zenws/balancer/cluster: StopWait must be positive, got %v", o.stopWait)
+	case o.silence < 2*o.sync:
+		return fmt.Errorf("zenws/balancer/cluster: SilenceTimeout must be at least twice SyncInterval (%v), got %v", o.sync, o.silence)
 	}
 	return nil
 }
@@ -105,6 +115,22 @@ func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.ti
 // be answered before it cancels them (default 5 s), and each of Stop's
 // other waits (see Agent.Stop).
 func WithStopWait(d time.Duration) Option { return func(o *options) { o.stopWait = d } }
+
+// WithSilenceTimeout sets how long a member whose clients are in use may
+// go without answering before it is treated as lost (default 3 s; at least
+// twice SyncInterval, the agent asking every member in use once per
+// SyncInterval; by default three SyncIntervals where that is longer than
+// 3 s). A member frozen (SIGSTOP, a long GC or VM pause) or cut
+// off by a network that drops its packets without a reset loses no
+// connection that Proto.Actor's remote would notice: without this, the
+// operations sent through its clients would wait for their deadlines.
+// Treated as lost, its operations in flight fail with an error wrapping
+// actors.ErrDisconnected (the balancer retries a retry-safe one elsewhere,
+// never an order: it may still run there), its clients leave the tables,
+// and it is asked again with backoff; Stats.Silent counts the times. Lower
+// it to fail over sooner, at the risk of dropping a member that was only
+// slow.
+func WithSilenceTimeout(d time.Duration) Option { return func(o *options) { o.silence = d } }
 
 // WithLogger sets the agent's logger (default: none).
 func WithLogger(l *zap.Logger) Option {

@@ -28,6 +28,11 @@ import (
 // was lost (Proto.Actor's remote watch: AddressTerminated) stays in the
 // table while the topology lists it and is asked again with backoff, so a
 // transient drop (a partition, a restarted link) ends once it answers.
+//
+// A member that is frozen, or behind a network that drops its traffic
+// without a reset, loses no address: the agent pings every member in use
+// every SyncInterval, and one that has answered no Ping sent in the last
+// SilenceTimeout is treated as lost.
 
 // nodeState is where this agent is with another member.
 type nodeState int
@@ -54,6 +59,7 @@ type remoteNode struct {
 	asked   time.Time               // when it was last asked
 	marker  *actor.PID              // the run of its agent in use (watched); nil before the first answer
 	ended   string                  // the incarnation id of the last run seen to end: its late lists are stale
+	heard   time.Time               // active: when it was last known to answer (the sending of the newest Ping it answered)
 	retryAt time.Time               // lost: when to ask again
 	backoff time.Duration           // lost: the wait before the next ask after that
 	version uint64                  // of the list applied
@@ -121,11 +127,29 @@ func (a *agentActor) retry(ctx actor.Context) {
 			a.markLostNode(rn) // a lost member still silent: wait longer before the next ask
 			continue
 		}
+		if rn.state == active && now.Sub(rn.heard) > a.sh.o.silence {
+			// Frozen (SIGSTOP, a long pause) or cut off by a network that
+			// drops its traffic without a reset: nothing tells the remote
+			// layer, and operations sent there would wait for their
+			// deadlines. It is treated as lost: operations in flight
+			// fail (ErrDisconnected), its clients leave the tables, and it
+			// is asked again with backoff while the topology lists it.
+			a.sh.o.logger.Warn("a member is silent: treated as lost", zap.String("member", rn.id),
+				zap.String("address", rn.address), zap.Duration("silent", now.Sub(rn.heard).Round(time.Millisecond)))
+			a.sh.silent.Add(1)
+			if a.dropNode(ctx, rn.id, true) {
+				a.publishView()
+				a.sh.changed()
+			}
+			a.markLostNode(rn)
+			continue
+		}
 		if rn.state == absent || (rn.state == asking && now.Sub(rn.asked) >= a.sh.o.sync) ||
 			(rn.state == lost && !now.Before(rn.retryAt)) {
 			a.ask(ctx, rn)
 		} else if rn.state == active {
 			ctx.Request(rn.n.agent, &wire.Subscribe{MemberId: a.sh.memberID}) // idempotent: heals a lost subscription
+			ctx.Request(rn.n.agent, &wire.Ping{MemberId: a.sh.memberID, Nonce: now.UnixNano()})
 		}
 	}
 }
@@ -160,6 +184,7 @@ func (a *agentActor) remoteHealth(ctx actor.Context, b *wire.HealthBatch) {
 		}
 		rn.state = active
 		rn.backoff = 0
+		rn.heard = time.Now()
 		a.watchRun(ctx, rn, l.GetIncarnationId())
 		if a.applyList(ctx, rn, l) || first {
 			a.publishView()
@@ -183,6 +208,18 @@ func (a *agentActor) remoteHealth(ctx actor.Context, b *wire.HealthBatch) {
 		for _, w := range a.watchers[pidKey(e.pid)] {
 			ctx.Send(w, &actors.HealthUpdate{Client: e.pid, Health: h})
 		}
+	}
+}
+
+// pong: a member answered a Ping; the nonce is when it was sent, on this
+// node's clock (a late answer counts from its sending).
+func (a *agentActor) pong(ctx actor.Context, m *wire.Pong) {
+	rn, ok := a.nodeFor(ctx, m.GetMemberId())
+	if !ok || rn.state != active {
+		return
+	}
+	if at := time.Unix(0, m.GetNonce()); at.After(rn.heard) && !at.After(time.Now()) {
+		rn.heard = at
 	}
 }
 

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ type cutProxy struct {
 
 	mu    sync.Mutex
 	cut   bool
+	gate  chan struct{} // stalled: closed by Unstall (or Cut); nil otherwise
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
@@ -87,8 +87,20 @@ func (p *cutProxy) forward(in net.Conn) {
 	defer p.untrack(out)
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		done <- struct{}{}
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				p.wait() // stalled: hold the bytes (and read no more) until Unstall
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	}
 	go pipe(out, in)
 	go pipe(in, out)
@@ -98,10 +110,46 @@ func (p *cutProxy) forward(in net.Conn) {
 	<-done
 }
 
+// Stall holds every byte on its way through, in both directions, with
+// the connections left open and no reset: a network that drops the
+// traffic silently (or a link stalled), which TCP on either end does not
+// notice, until Unstall lets the held bytes through.
+func (p *cutProxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gate == nil {
+		p.gate = make(chan struct{})
+	}
+}
+
+// Unstall lets the held bytes and those after them through.
+func (p *cutProxy) Unstall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gate != nil {
+		close(p.gate)
+		p.gate = nil
+	}
+}
+
+// wait returns once the proxy is not stalled.
+func (p *cutProxy) wait() {
+	p.mu.Lock()
+	g := p.gate
+	p.mu.Unlock()
+	if g != nil {
+		<-g
+	}
+}
+
 // Cut closes every forwarded connection and refuses new ones.
 func (p *cutProxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.gate != nil { // what a stall held is dropped with the connections
+		close(p.gate)
+		p.gate = nil
+	}
 	p.cut = true
 	for c := range p.conns {
 		_ = c.Close()

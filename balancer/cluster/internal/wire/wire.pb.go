@@ -367,6 +367,116 @@ func (x *Subscribe) GetMemberId() string {
 	return ""
 }
 
+// Ping, sent by an agent every SyncInterval to each member whose clients
+// it uses, asks for a Pong (to the sender) with the same nonce: the round
+// trip proves the member is neither frozen nor cut off in either
+// direction (a batch it sends on its own proves only its own way here).
+// The nonce is the sender's clock at sending, in unix ns.
+type Ping struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"` // the sender's member id
+	Nonce         int64                  `protobuf:"varint,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ping) Reset() {
+	*x = Ping{}
+	mi := &file_wire_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ping) ProtoMessage() {}
+
+func (x *Ping) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ping.ProtoReflect.Descriptor instead.
+func (*Ping) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Ping) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *Ping) GetNonce() int64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+// Pong answers a Ping.
+type Pong struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"` // the answering member's id
+	Nonce         int64                  `protobuf:"varint,2,opt,name=nonce,proto3" json:"nonce,omitempty"`                      // the Ping's
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pong) Reset() {
+	*x = Pong{}
+	mi := &file_wire_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pong) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pong) ProtoMessage() {}
+
+func (x *Pong) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pong.ProtoReflect.Descriptor instead.
+func (*Pong) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Pong) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *Pong) GetNonce() int64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
 // Leaving, sent by an agent to its subscribers, says it is leaving: send
 // nothing new through its clients. Operations in flight are still
 // answered.
@@ -379,7 +489,7 @@ type Leaving struct {
 
 func (x *Leaving) Reset() {
 	*x = Leaving{}
-	mi := &file_wire_proto_msgTypes[2]
+	mi := &file_wire_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +501,7 @@ func (x *Leaving) String() string {
 func (*Leaving) ProtoMessage() {}
 
 func (x *Leaving) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[2]
+	mi := &file_wire_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +514,7 @@ func (x *Leaving) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leaving.ProtoReflect.Descriptor instead.
 func (*Leaving) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{2}
+	return file_wire_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Leaving) GetMemberId() string {
@@ -446,7 +556,7 @@ type ClientHealth struct {
 
 func (x *ClientHealth) Reset() {
 	*x = ClientHealth{}
-	mi := &file_wire_proto_msgTypes[3]
+	mi := &file_wire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +568,7 @@ func (x *ClientHealth) String() string {
 func (*ClientHealth) ProtoMessage() {}
 
 func (x *ClientHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[3]
+	mi := &file_wire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +581,7 @@ func (x *ClientHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientHealth.ProtoReflect.Descriptor instead.
 func (*ClientHealth) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{3}
+	return file_wire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClientHealth) GetClientId() string {
@@ -594,7 +704,7 @@ type ChannelCounts struct {
 
 func (x *ChannelCounts) Reset() {
 	*x = ChannelCounts{}
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +716,7 @@ func (x *ChannelCounts) String() string {
 func (*ChannelCounts) ProtoMessage() {}
 
 func (x *ChannelCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +729,7 @@ func (x *ChannelCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelCounts.ProtoReflect.Descriptor instead.
 func (*ChannelCounts) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{4}
+	return file_wire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ChannelCounts) GetTotal() uint32 {
@@ -676,7 +786,7 @@ type HealthBatch struct {
 
 func (x *HealthBatch) Reset() {
 	*x = HealthBatch{}
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +798,7 @@ func (x *HealthBatch) String() string {
 func (*HealthBatch) ProtoMessage() {}
 
 func (x *HealthBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +811,7 @@ func (x *HealthBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthBatch.ProtoReflect.Descriptor instead.
 func (*HealthBatch) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{5}
+	return file_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HealthBatch) GetMemberId() string {
@@ -745,7 +855,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +867,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +880,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{6}
+	return file_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Op) GetClientId() string {
@@ -830,7 +940,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +952,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +965,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{7}
+	return file_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *OpResult) GetData() []byte {
@@ -920,7 +1030,7 @@ type BudgetTake struct {
 
 func (x *BudgetTake) Reset() {
 	*x = BudgetTake{}
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1042,7 @@ func (x *BudgetTake) String() string {
 func (*BudgetTake) ProtoMessage() {}
 
 func (x *BudgetTake) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1055,7 @@ func (x *BudgetTake) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetTake.ProtoReflect.Descriptor instead.
 func (*BudgetTake) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{8}
+	return file_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BudgetTake) GetKey() string {
@@ -994,7 +1104,7 @@ type BudgetGrant struct {
 
 func (x *BudgetGrant) Reset() {
 	*x = BudgetGrant{}
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1116,7 @@ func (x *BudgetGrant) String() string {
 func (*BudgetGrant) ProtoMessage() {}
 
 func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1129,7 @@ func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetGrant.ProtoReflect.Descriptor instead.
 func (*BudgetGrant) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{9}
+	return file_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BudgetGrant) GetDelayNs() int64 {
@@ -1046,7 +1156,13 @@ const file_wire_proto_rawDesc = "" +
 	"\aleaving\x18\x06 \x01(\bR\aleaving\x12%\n" +
 	"\x0eincarnation_id\x18\a \x01(\tR\rincarnationId\"(\n" +
 	"\tSubscribe\x12\x1b\n" +
-	"\tmember_id\x18\x01 \x01(\tR\bmemberId\"&\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\"9\n" +
+	"\x04Ping\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\x03R\x05nonce\"9\n" +
+	"\x04Pong\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\x03R\x05nonce\"&\n" +
 	"\aLeaving\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\"\xac\x04\n" +
 	"\fClientHealth\x12\x1b\n" +
@@ -1149,27 +1265,29 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_wire_proto_goTypes = []any{
 	(State)(0),            // 0: zenws.balancer.cluster.State
 	(OpKind)(0),           // 1: zenws.balancer.cluster.OpKind
 	(ErrorCode)(0),        // 2: zenws.balancer.cluster.ErrorCode
 	(*ClientList)(nil),    // 3: zenws.balancer.cluster.ClientList
 	(*Subscribe)(nil),     // 4: zenws.balancer.cluster.Subscribe
-	(*Leaving)(nil),       // 5: zenws.balancer.cluster.Leaving
-	(*ClientHealth)(nil),  // 6: zenws.balancer.cluster.ClientHealth
-	(*ChannelCounts)(nil), // 7: zenws.balancer.cluster.ChannelCounts
-	(*HealthBatch)(nil),   // 8: zenws.balancer.cluster.HealthBatch
-	(*Op)(nil),            // 9: zenws.balancer.cluster.Op
-	(*OpResult)(nil),      // 10: zenws.balancer.cluster.OpResult
-	(*BudgetTake)(nil),    // 11: zenws.balancer.cluster.BudgetTake
-	(*BudgetGrant)(nil),   // 12: zenws.balancer.cluster.BudgetGrant
+	(*Ping)(nil),          // 5: zenws.balancer.cluster.Ping
+	(*Pong)(nil),          // 6: zenws.balancer.cluster.Pong
+	(*Leaving)(nil),       // 7: zenws.balancer.cluster.Leaving
+	(*ClientHealth)(nil),  // 8: zenws.balancer.cluster.ClientHealth
+	(*ChannelCounts)(nil), // 9: zenws.balancer.cluster.ChannelCounts
+	(*HealthBatch)(nil),   // 10: zenws.balancer.cluster.HealthBatch
+	(*Op)(nil),            // 11: zenws.balancer.cluster.Op
+	(*OpResult)(nil),      // 12: zenws.balancer.cluster.OpResult
+	(*BudgetTake)(nil),    // 13: zenws.balancer.cluster.BudgetTake
+	(*BudgetGrant)(nil),   // 14: zenws.balancer.cluster.BudgetGrant
 }
 var file_wire_proto_depIdxs = []int32{
 	0, // 0: zenws.balancer.cluster.ClientHealth.state:type_name -> zenws.balancer.cluster.State
-	7, // 1: zenws.balancer.cluster.ClientHealth.channels:type_name -> zenws.balancer.cluster.ChannelCounts
+	9, // 1: zenws.balancer.cluster.ClientHealth.channels:type_name -> zenws.balancer.cluster.ChannelCounts
 	3, // 2: zenws.balancer.cluster.HealthBatch.list:type_name -> zenws.balancer.cluster.ClientList
-	6, // 3: zenws.balancer.cluster.HealthBatch.health:type_name -> zenws.balancer.cluster.ClientHealth
+	8, // 3: zenws.balancer.cluster.HealthBatch.health:type_name -> zenws.balancer.cluster.ClientHealth
 	1, // 4: zenws.balancer.cluster.Op.kind:type_name -> zenws.balancer.cluster.OpKind
 	2, // 5: zenws.balancer.cluster.OpResult.code:type_name -> zenws.balancer.cluster.ErrorCode
 	6, // [6:6] is the sub-list for method output_type
@@ -1190,7 +1308,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
