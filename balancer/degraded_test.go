@@ -1,11 +1,13 @@
 package balancer_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer"
 	"github.com/zenws/zenws/internal/testutil"
 	"github.com/zenws/zenws/transport/wstest"
 )
@@ -66,4 +68,43 @@ func countFrames(srv *wstest.Server, text string) int {
 		}
 	}
 	return n
+}
+
+// A client whose venue reads requests and answers none (the connection
+// up, heartbeats answered by WebSocket pings) costs what its failures
+// took: after the first call it times out, a pick prefers the client that
+// answers. Before, a failure fed nothing into the peak EWMA, so the silent
+// client's cost stayed at zero and it won every draw against one that
+// answers in microseconds: 9 retry-safe calls in 10 failed (review16
+// finding 9).
+func TestSilentClientStopsWinningPicks(t *testing.T) {
+	p := newPool(t, 2, []wstest.Option{wstest.WithDeribit()})
+	done := make(chan struct{})
+	p.servers[1].Handle("public/get_time", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
+		select { // never answers while the test runs
+		case <-done:
+		case <-time.After(20 * time.Second):
+		}
+		return 0, nil
+	})
+	b := p.balancer(t)
+	t.Cleanup(func() { close(done) }) // before the servers' Close, which waits for the handler
+	failed := 0
+	for range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := b.Call(ctx, "public/get_time", nil, balancer.RetrySafe())
+		cancel()
+		if err != nil {
+			failed++
+		}
+	}
+	var silent balancer.ClientHealth
+	for _, ch := range b.PoolHealth() {
+		if ch.PID.Equal(p.clients[1].PID()) {
+			silent = ch
+		}
+	}
+	if failed > 1 || silent.Picks > 1 || silent.PeakEWMA < 100*time.Millisecond {
+		t.Errorf("%d of 10 calls failed; the silent client was picked %d times, its peak EWMA %v", failed, silent.Picks, silent.PeakEWMA)
+	}
 }

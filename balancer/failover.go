@@ -66,7 +66,11 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 			}
 			return resp, err
 		}
-		m.recordError(time.Now().UnixNano())
+		now = time.Now().UnixNano()
+		if sentAndLost(err) {
+			m.observeFailure(time.Since(start), now)
+		}
+		m.recordError(now)
 		if !retryable(err, safe) {
 			return resp, err
 		}
@@ -95,6 +99,15 @@ func applyCallOptions(co callOptions, opts []CallOption) callOptions {
 func isRPCError(err error) bool {
 	var rpcErr *actors.RPCError
 	return errors.As(err, &rpcErr)
+}
+
+// sentAndLost: the operation was sent (or may have been) and its answer
+// never came: a timeout (the client's, or the caller's deadline), a
+// connection lost with it in flight. Not a caller's cancellation, and not
+// the errors that say nothing was sent.
+func sentAndLost(err error) bool {
+	return errors.Is(err, actors.ErrTimeout) || errors.Is(err, actors.ErrDisconnected) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 // retryable: the operation provably did not reach the server, or it is

@@ -79,6 +79,21 @@ func (m *member) observe(rtt time.Duration, now int64) {
 	m.mu.Unlock()
 }
 
+// observeFailure feeds the time an operation took to fail after it was
+// sent (a timeout, a lost connection) into the peak EWMA, only where it
+// raises the cost: a client that never answers would otherwise keep the
+// cost of its last answer (or none, decayed towards zero) and win every
+// draw against clients that answer in microseconds; a failure never makes
+// a client look faster.
+func (m *member) observeFailure(elapsed time.Duration, now int64) {
+	m.mu.Lock()
+	m.decayLocked(0, now)
+	if s := float64(elapsed); s > m.cost {
+		m.cost = s
+	}
+	m.mu.Unlock()
+}
+
 func (m *member) decayLocked(sample float64, now int64) {
 	if sample > m.cost {
 		m.cost = sample
