@@ -172,6 +172,14 @@ func testRemoteClientHealthCrossesNodes(t *testing.T) {
 	if code, _ := get("/readyz"); code != http.StatusOK {
 		t.Errorf("readyz with B's deribit-b client healthy: %d, want 200", code)
 	}
+	local := httptest.NewServer(opspage.New(a.sys, map[string]*balancer.Balancer{"p": bal},
+		opspage.WithReadiness(1, "deribit-b"), opspage.WithLocalReadiness()))
+	defer local.Close()
+	if resp, err := http.Get(local.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("local readiness on A, which holds no deribit-b client: %v %v, want 503", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	testutil.Eventually(t, 10*time.Second, "B's client picked again", func() bool {
 		_, err := bal.Call(ctx, "public/get_time", nil)
 		return err == nil && calls.Load() > 0

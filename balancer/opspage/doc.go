@@ -21,10 +21,12 @@
 //     schema "zenws.opspage/v1" (the document's "schema" field). Field names
 //     are stable; fields may be added; durations are integer nanoseconds
 //     (rtt_p50_ns), times RFC 3339 or null.
-//   - /zenws/readyz: readiness for Kubernetes probes: 200 when every venue
-//     label has at least N healthy clients (WithReadiness; default 1), 503
+//   - /zenws/readyz: readiness for Kubernetes probes: 200 when every
+//     required venue label (those WithReadiness names, or every label seen
+//     when it names none) has at least N healthy clients (default 1), 503
 //     otherwise, with a JSON body (Readiness) whose "short" lists the
-//     labels below N. Healthy: connected, heartbeat answered, every wanted
+//     labels below N. Clients of other nodes count too, unless
+//     WithLocalReadiness. Healthy: connected, heartbeat answered, every wanted
 //     channel active (NotPicked ""). A label named in WithReadiness counts
 //     even when none of its clients is left; with no client and no label
 //     required it is not ready ("no clients").

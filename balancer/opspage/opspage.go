@@ -33,18 +33,27 @@ type Option func(*options)
 type options struct {
 	minHealthy int
 	labels     []string
+	localReady bool
 	refresh    time.Duration
 	liveWait   time.Duration
 }
 
 // WithReadiness sets the readiness rule: at least n healthy clients (see
-// the package doc) for every venue label seen in the pools and for each of
-// labels, which must be there even when none of their clients is
-// (a label whose clients all vanished is short, not forgotten). Default 1,
-// no required labels. n below 1 is taken as 1.
+// the package doc) for each of labels, which must be there even when none
+// of their clients is (a label whose clients all vanished is short, not
+// forgotten); other labels are listed but not required. With no labels,
+// every venue label seen in the pools is required. Default 1, no labels.
+// n below 1 is taken as 1.
 func WithReadiness(n int, labels ...string) Option {
 	return func(o *options) { o.minHealthy, o.labels = max(n, 1), labels }
 }
+
+// WithLocalReadiness makes readiness count this node's own clients only,
+// not those of other nodes in a cluster pool (balancer/cluster): a pod is
+// then ready by the connections it holds, whatever the other pods hold.
+// Default: every client of the pools, as this node may send through any
+// of them.
+func WithLocalReadiness() Option { return func(o *options) { o.localReady = true } }
 
 // WithAutoRefresh makes the HTML page reload itself every d (a meta
 // refresh tag, no JavaScript). Default off; d below 1 s is taken as 1 s.

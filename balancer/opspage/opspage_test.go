@@ -141,6 +141,14 @@ func TestReadinessFlips(t *testing.T) {
 		return code == http.StatusServiceUnavailable && !rd.Ready && strings.Join(rd.Short, ",") == "deribit"
 	})
 
+	// A rule that names binance only does not require deribit: listed, not
+	// short (review16 finding 5: an unnamed label made every pod unready).
+	onlyBinance := serve(t, opspage.New(sys, map[string]*balancer.Balancer{"md": p.bal}, opspage.WithReadiness(2, "binance")))
+	var rd opspage.Readiness
+	if code := getJSON(t, onlyBinance+"readyz", &rd); code != http.StatusOK || !rd.Ready || len(rd.Labels) != 2 || len(rd.Short) != 0 {
+		t.Fatalf("binance required, deribit down: %d %+v", code, rd)
+	}
+
 	deribit.RefuseHandshakes(0)
 	testutil.Eventually(t, 10*time.Second, "readiness 200 again", func() bool {
 		code, rd := ready()

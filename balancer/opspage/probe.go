@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 
 	"github.com/zenws/zenws/balancer"
@@ -17,7 +18,9 @@ type Readiness struct {
 	// Labels: every venue label counted, sorted; a client in several pools
 	// is counted once.
 	Labels []LabelCount `json:"labels"`
-	// Short names the labels with fewer than MinHealthy healthy clients.
+	// Short names the required labels with fewer than MinHealthy healthy
+	// clients (those WithReadiness names, or every label when it names
+	// none).
 	Short []string `json:"short"`
 	// Reason is "no clients" when no pool has a client and no label is
 	// required: not ready either.
@@ -35,7 +38,7 @@ func (h *Handler) Readiness() Readiness {
 	for _, name := range h.names {
 		for _, ch := range h.pools[name].PoolHealth() {
 			k := key(ch.PID)
-			if seen[k] {
+			if seen[k] || ch.Remote && h.o.localReady {
 				continue
 			}
 			seen[k] = true
@@ -54,8 +57,12 @@ func (h *Handler) Readiness() Readiness {
 		rd.Labels = append(rd.Labels, *c)
 	}
 	sort.Slice(rd.Labels, func(i, j int) bool { return rd.Labels[i].Label < rd.Labels[j].Label })
+	required := func(string) bool { return true }
+	if len(h.o.labels) > 0 {
+		required = func(l string) bool { return slices.Contains(h.o.labels, l) }
+	}
 	for _, c := range rd.Labels {
-		if c.Healthy < h.o.minHealthy {
+		if c.Healthy < h.o.minHealthy && required(c.Label) {
 			rd.Short = append(rd.Short, c.Label)
 		}
 	}

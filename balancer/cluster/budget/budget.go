@@ -47,6 +47,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -64,6 +66,10 @@ const ActorName = "zenws-dial-budget"
 
 // maxTries bounds the slots one attempt asks for when it wakes up late.
 const maxTries = 3
+
+// maxAhead bounds, in windows, how far ahead a slot a node reserved alone
+// and tells the holder of may be; one further ahead is not counted.
+const maxAhead = 64
 
 // Defaults.
 const (
@@ -161,13 +167,18 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 	if r.Share < 1 {
 		r.Share = 1
 	}
+	if r.Share > r.Burst {
+		// Each node's local window would be at least one attempt: the
+		// nodes cut off together would make Share attempts, over Burst.
+		return nil, fmt.Errorf("zenws/balancer/cluster/budget: rule %q: Share %d is more than Burst %d: the nodes' local windows (Burst/Share each, at least 1) would exceed the rule together", r.Key, r.Share, r.Burst)
+	}
 	if r.AskTimeout <= 0 {
 		r.AskTimeout = DefaultAskTimeout
 	}
 	if r.Margin <= 0 {
 		r.Margin = DefaultMargin
 	}
-	share := &localShare{burst: max(1, r.Burst/r.Share)}
+	share := &localShare{burst: max(1, r.Burst/r.Share), keep: r.Window + r.Margin}
 	c := s.counters(r.Key)
 	classify := func(ctx context.Context, f ratelimit.Frame) (int, int) {
 		if f.Control {
@@ -217,8 +228,9 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 type localShare struct {
 	mu     sync.Mutex
 	burst  int
+	keep   time.Duration // Window + Margin: an older slot no longer counts
 	w      window
-	untold []time.Time // slots taken alone, not yet told to the holder
+	untold []time.Time // slots taken alone, not yet told to the holder (none older than keep)
 }
 
 // record notes a slot the holder granted.
@@ -244,7 +256,9 @@ func (l *localShare) tell(now time.Time) []int64 {
 	defer l.mu.Unlock()
 	out := make([]int64, 0, len(l.untold))
 	for _, at := range l.untold {
-		out = append(out, int64(now.Sub(at)))
+		if ago := now.Sub(at); ago <= l.keep { // negative: a slot still to come
+			out = append(out, int64(ago))
+		}
 	}
 	l.untold = l.untold[:0]
 	return out
@@ -257,6 +271,9 @@ func (l *localShare) untell(now time.Time, ago []int64) {
 	for _, a := range ago {
 		l.untold = append(l.untold, now.Add(-time.Duration(a)))
 	}
+	// A long cut-off: what the holder would no longer count is dropped, so
+	// the list stays as long as one window's slots.
+	l.untold = slices.DeleteFunc(l.untold, func(at time.Time) bool { return now.Sub(at) > l.keep })
 }
 
 // holderOf is the member that holds the windows: the lowest id.
@@ -325,8 +342,25 @@ func (s *Service) wait(ctx context.Context, d time.Duration) bool {
 // holder is the budget actor: on the holding member, the windows.
 type holder struct{ windows map[string]*window }
 
-// window is one key's granted slots, ascending (future ones included).
-type window struct{ slots []time.Time }
+// window is one key's granted slots, ascending (future ones included),
+// and its rule: the strictest any caller asked with (the longest window
+// and margin, the smallest burst), so that one node with a looser rule for
+// the key (a rolling deploy, a typo) cannot take what the others were kept
+// from.
+type window struct {
+	slots  []time.Time
+	span   time.Duration
+	burst  int
+	margin time.Duration
+}
+
+// tighten makes the window's rule at least as strict as the caller's.
+func (w *window) tighten(span time.Duration, burst int, margin time.Duration) {
+	if burst >= 1 && (w.burst == 0 || burst < w.burst) {
+		w.burst = burst
+	}
+	w.span, w.margin = max(w.span, span), max(w.margin, margin)
+}
 
 func (h *holder) Receive(ctx actor.Context) {
 	m, ok := ctx.Message().(*wire.BudgetTake)
@@ -338,11 +372,23 @@ func (h *holder) Receive(ctx actor.Context) {
 		w = &window{}
 		h.windows[m.GetKey()] = w
 	}
-	now := time.Now()
-	for _, ago := range m.GetTakenAgoNs() { // what the caller took alone meanwhile
-		w.insert(now.Add(-time.Duration(ago)))
+	w.tighten(time.Duration(m.GetWindowNs()), int(min(m.GetBurst(), math.MaxInt32)), time.Duration(m.GetMarginNs()))
+	if w.burst < 1 || w.span <= 0 {
+		return // no rule a Limiter would send: no answer, the caller falls back to its own window
 	}
-	slot := w.reserve(now, time.Duration(m.GetWindowNs()), int(m.GetBurst()), time.Duration(m.GetMarginNs()))
+	now := time.Now()
+	told := m.GetTakenAgoNs() // what the caller took alone meanwhile
+	if len(told) > w.burst {
+		told = told[len(told)-w.burst:] // more than a window holds says nothing more
+	}
+	for _, ago := range told {
+		// A slot the caller took within the window, or reserved ahead
+		// (a queue of its own may reach several windows ahead).
+		if span := int64(w.span + w.margin); ago <= span && ago >= -maxAhead*span {
+			w.insert(now.Add(-time.Duration(ago)))
+		}
+	}
+	slot := w.reserve(now, w.span, w.burst, w.margin)
 	ctx.Respond(&wire.BudgetGrant{DelayNs: int64(slot.Sub(now))})
 }
 

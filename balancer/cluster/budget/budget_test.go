@@ -3,6 +3,7 @@ package budget_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +122,61 @@ func TestCloseEndsTheWaitForASlot(t *testing.T) {
 	}
 	if n := len(srv.Conns()); n != 0 {
 		t.Errorf("the closed client dialled: %d connections", n)
+	}
+}
+
+// One key, one rule: the holder keeps the strictest rule any caller sent
+// for a key, so a node with a looser one (Burst 50 beside 5: a rolling
+// deploy, a typo) cannot take what the others were kept from. Before, each
+// request was judged by its own rule: 10 attempts in one 2 s window
+// (review16 finding 1).
+func TestOneKeyHasTheStrictestRule(t *testing.T) {
+	sys := testutil.NewSystem(t)
+	s, err := budget.Start(sys, func() []*protocluster.Member { return []*protocluster.Member{{Id: sys.ID}} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	const window = 2 * time.Second
+	strict, err := s.Limiter(budget.Rule{Key: "venue@127.0.0.1", Window: window, Burst: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loose, err := s.Limiter(budget.Rule{Key: "venue@127.0.0.1", Window: window, Burst: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at []time.Time
+	for i := 0; i < 10; i++ {
+		l := strict
+		if i >= 5 {
+			l = loose
+		}
+		if err := l.Wait(testutil.Context(t, 10*time.Second), ratelimit.Frame{}); err != nil {
+			t.Fatal(err)
+		}
+		at = append(at, time.Now())
+	}
+	// The sixth (the loose node's first) waited for the strict rule's
+	// window: at least a window after the first.
+	if gap := at[5].Sub(at[0]); gap < window {
+		t.Errorf("6 attempts within %v (the sixth %v after the first): the loose rule was applied", window, gap)
+	}
+}
+
+// A rule shared by more nodes than its Burst cannot be kept by local
+// windows of at least one attempt each: refused (review16 finding 7).
+func TestShareAboveBurstIsRefused(t *testing.T) {
+	sys := testutil.NewSystem(t)
+	s, err := budget.Start(sys, func() []*protocluster.Member { return []*protocluster.Member{{Id: sys.ID}} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if _, err := s.Limiter(budget.Rule{Key: "k", Window: time.Second, Burst: 2, Share: 3}); err == nil || !strings.Contains(err.Error(), "Share 3 is more than Burst 2") {
+		t.Fatalf("Share 3 over Burst 2: %v", err)
+	}
+	if _, err := s.Limiter(budget.Rule{Key: "k", Window: time.Second, Burst: 3, Share: 3}); err != nil {
+		t.Fatal(err)
 	}
 }
