@@ -55,6 +55,8 @@ type agentActor struct {
 	// remote side: the other members (those in the topology only: a member
 	// that leaves it is forgotten, so this stays as large as the cluster)
 	nodes    map[string]*remoteNode           // members in the topology, by member id
+	left     map[string]time.Time             // members that left the topology (at most maxLeft), by member id
+	toldLeft map[string]time.Time             // sender address -> when it was last told NotMember
 	draining map[string][]*node               // by incarnation PID key: dropped, watched until it terminates
 	watchers map[string]map[string]*actor.PID // remote client PID key -> router PID key -> router
 }
@@ -88,14 +90,18 @@ func (a *agentActor) Receive(ctx actor.Context) {
 		a.flushT = nil
 		a.flush(ctx)
 	case *wire.Subscribe:
+		a.tellIfLeft(ctx, m.GetMemberId())
 		a.subscribe(ctx)
 		a.subscribedBy(ctx, m.GetMemberId())
 	case *wire.Op:
 		a.serve(ctx, m)
 	case *wire.Ping:
+		a.tellIfLeft(ctx, m.GetMemberId())
 		if ctx.Sender() != nil {
 			ctx.Respond(&wire.Pong{MemberId: a.sh.memberID, Nonce: m.GetNonce()})
 		}
+	case *wire.NotMember:
+		a.notMember(ctx, m)
 	case *wire.Pong:
 		a.pong(ctx, m)
 	case *leaveReq:
@@ -135,6 +141,8 @@ func (a *agentActor) start(ctx actor.Context) {
 	a.dirty = map[string]bool{}
 	a.recount = map[string]bool{}
 	a.nodes = map[string]*remoteNode{}
+	a.left = map[string]time.Time{}
+	a.toldLeft = map[string]time.Time{}
 	a.draining = map[string][]*node{}
 	a.watchers = map[string]map[string]*actor.PID{}
 	a.version = uint64(time.Now().UnixNano())

@@ -45,6 +45,10 @@ type shared struct {
 	silent   atomic.Uint64  // members in use treated as lost for their silence
 	bg       sync.WaitGroup // the agent's own goroutines (discovery)
 
+	expelled   chan struct{} // closed once another member said this one left its topology
+	expelOnce  sync.Once
+	expelledBy atomic.Pointer[string] // the address of the first member that said so
+
 	lmu       sync.Mutex
 	listeners map[uint64]func()
 	nextL     uint64
@@ -111,6 +115,7 @@ func Start(c *protocluster.Cluster, discovery func() []*actor.PID, opts ...Optio
 		memberID:  c.ActorSystem.ID,
 		listeners: map[uint64]func(){},
 		stopped:   make(chan struct{}),
+		expelled:  make(chan struct{}),
 	}
 	sh.opCtx, sh.opCancel = context.WithCancel(context.Background())
 	sh.view.Store(&view{})
@@ -217,6 +222,33 @@ type Stats struct {
 	// Silent counts the times a member in use was treated as lost because
 	// it did not answer for SilenceTimeout.
 	Silent uint64
+	// ExpelledBy is the address of the first member that said this one
+	// left its topology (see Expelled); "" while none has.
+	ExpelledBy string
+}
+
+// Expelled is closed once another member of the topology said that this
+// member left its topology (it answers a Subscribe or ping from a member
+// that left with a NotMember). Proto.Actor blocks a member that left for
+// good: after this process was frozen or cut off past the membership's
+// timeouts (the provider's TTL or health checks) and came back, the
+// others never use its clients or answer its connections again under
+// this member id, while this node may still see them. The cure is a new
+// member id: start the process again (a Kubernetes liveness probe does it:
+// see opspage.WithLivenessCheck). Stats.ExpelledBy names who said it.
+func (a *Agent) Expelled() <-chan struct{} { return a.sh.expelled }
+
+// Check returns an error matching ErrExpelled once Expelled is closed, nil
+// before: a liveness check (opspage.WithLivenessCheck("cluster",
+// agent.Check)), so that a process taken out of the cluster is restarted
+// and rejoins.
+func (a *Agent) Check() error {
+	select {
+	case <-a.sh.expelled:
+		return fmt.Errorf("%w (said by %s): start the process again to rejoin", ErrExpelled, expelledBy(a.sh))
+	default:
+		return nil
+	}
 }
 
 // Stats returns the agent's counters.
@@ -228,6 +260,7 @@ func (a *Agent) Stats() Stats {
 		RemoteClients: len(a.sh.view.Load().pids),
 		Members:       int(a.sh.members.Load()),
 		Silent:        a.sh.silent.Load(),
+		ExpelledBy:    expelledBy(a.sh),
 	}
 }
 
@@ -291,6 +324,13 @@ func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
 	case <-t.C:
 		return false
 	}
+}
+
+func expelledBy(sh *shared) string {
+	if p := sh.expelledBy.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 func pidKey(p *actor.PID) string { return p.Address + "/" + p.Id }

@@ -28,6 +28,10 @@ func (e *RemoteError) Error() string { return e.Text }
 // Is makes a RemoteError match ErrRemote.
 func (e *RemoteError) Is(target error) bool { return target == ErrRemote }
 
+// ErrExpelled says another member took this one out of the cluster (see
+// Agent.Expelled).
+var ErrExpelled = errors.New("zenws/balancer/cluster: this member was taken out of the cluster")
+
 // codeOf names the actors error err matches, for the wire. The order
 // matters where an error wraps two: a client's timeout wraps both
 // ErrTimeout and the context's error, and ErrTimeout is what the balancer's

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -86,10 +87,12 @@ func (a *agentActor) topology(ctx actor.Context, members, left []*protocluster.M
 	}
 	for _, m := range left {
 		delete(now, m.GetId())
+		a.noteLeft(m.GetId())
 	}
 	changed := false
 	for id := range a.nodes {
 		if _, ok := now[id]; !ok {
+			a.noteLeft(id)
 			changed = a.dropNode(ctx, id, false) || changed
 			delete(a.nodes, id)
 		}
@@ -473,4 +476,84 @@ func (a *agentActor) publishView() {
 	}
 	sortPIDs(v.pids)
 	a.sh.view.Store(v)
+}
+
+// maxLeft bounds the members that left which an agent remembers (to tell
+// them, should they come back under the same id, that they are out).
+const maxLeft = 1024
+
+// noteLeft remembers that member id left the topology.
+func (a *agentActor) noteLeft(id string) {
+	if _, ok := a.left[id]; !ok && len(a.left) >= maxLeft {
+		oldest, at := "", time.Time{}
+		for k, t := range a.left {
+			if oldest == "" || t.Before(at) {
+				oldest, at = k, t
+			}
+		}
+		delete(a.left, oldest)
+	}
+	a.left[id] = time.Now()
+}
+
+// hasLeft: member id (as the member names itself: its actor system id)
+// left the topology; a provider may list it under an id of its own that
+// ends in "@" and that id (etcd's "<cluster>@<id>").
+func (a *agentActor) hasLeft(id string) bool {
+	if id == "" {
+		return false
+	}
+	return namedIn(a.left, id)
+}
+
+// namedIn: m has a key that is id, or ends in "@" and id.
+func namedIn[V any](m map[string]V, id string) bool {
+	if _, ok := m[id]; ok {
+		return true
+	}
+	for k := range m {
+		if strings.HasSuffix(k, "@"+id) {
+			return true
+		}
+	}
+	return false
+}
+
+// tellIfLeft answers a Subscribe or Ping from a member that left the
+// topology with a NotMember, at most once per SyncInterval per sender:
+// Proto.Actor will never list it again, so it should know.
+func (a *agentActor) tellIfLeft(ctx actor.Context, id string) {
+	s := ctx.Sender()
+	if s == nil || !a.hasLeft(id) {
+		return
+	}
+	if namedIn(a.nodes, id) {
+		return // listed again: not out
+	}
+	now := time.Now()
+	if t, ok := a.toldLeft[s.Address]; ok && now.Sub(t) < a.sh.o.sync {
+		return
+	}
+	if len(a.toldLeft) >= maxLeft {
+		clear(a.toldLeft)
+	}
+	a.toldLeft[s.Address] = now
+	ctx.Request(s, &wire.NotMember{MemberId: a.sh.memberID}) // the sender's address names this member (nodeFor)
+}
+
+// notMember: a member of this node's topology says this node left its
+// own. Proto.Actor blocks a member that left: this node is out under its
+// id for good, and says so (Agent.Expelled).
+func (a *agentActor) notMember(ctx actor.Context, m *wire.NotMember) {
+	rn, ok := a.nodeFor(ctx, m.GetMemberId())
+	if !ok {
+		return // not one of ours: nothing it says about us counts
+	}
+	a.sh.expelOnce.Do(func() {
+		addr := rn.address
+		a.sh.expelledBy.Store(&addr)
+		a.sh.o.logger.Error("this member was taken out of the cluster: another member says it left its topology, and Proto.Actor does not let a member that left back in under the same id; start the process again to rejoin",
+			zap.String("member", a.sh.memberID), zap.String("by", addr))
+		close(a.sh.expelled)
+	})
 }

@@ -31,8 +31,9 @@
 //     even when none of its clients is left; with no client and no label
 //     required it is not ready ("no clients").
 //   - /zenws/livez: liveness: 200 when every balancer's router answers
-//     (Balancer.Refresh) within WithLivenessWait (default 2 s), 503 naming
-//     the pools that did not. Venues being down never fails it.
+//     (Balancer.Refresh) within WithLivenessWait (default 2 s) and every
+//     WithLivenessCheck passes, 503 naming the pools and checks that did
+//     not. Venues being down never fails it.
 //
 // Whatever labels, channel names, pool names and venues' errors hold, the
 // page stays whole: html/template escapes them, and each is clipped (256

@@ -34,6 +34,7 @@ type options struct {
 	minHealthy int
 	labels     []string
 	localReady bool
+	checks     []check
 	refresh    time.Duration
 	liveWait   time.Duration
 }
@@ -59,6 +60,26 @@ func WithLocalReadiness() Option { return func(o *options) { o.localReady = true
 // refresh tag, no JavaScript). Default off; d below 1 s is taken as 1 s.
 func WithAutoRefresh(d time.Duration) Option {
 	return func(o *options) { o.refresh = max(d, time.Second) }
+}
+
+// WithLivenessCheck adds a check to the liveness answer: while fn returns
+// an error, livez answers 503 with the check's name and error in
+// Liveness.Failed. For a pool across nodes,
+// WithLivenessCheck("cluster", agent.Check) has a process that was taken
+// out of the cluster (balancer/cluster's Agent.Expelled) restarted by its
+// liveness probe, to rejoin under a new member id. fn runs on every livez
+// request: keep it quick. A nil fn is ignored.
+func WithLivenessCheck(name string, fn func() error) Option {
+	return func(o *options) {
+		if fn != nil {
+			o.checks = append(o.checks, check{name: name, fn: fn})
+		}
+	}
+}
+
+type check struct {
+	name string
+	fn   func() error
 }
 
 // WithLivenessWait bounds how long the liveness check waits for each

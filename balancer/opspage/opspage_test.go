@@ -1,12 +1,14 @@
 package opspage_test
 
 import (
+	"errors"
 	"html"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,6 +189,37 @@ func TestLiveness(t *testing.T) {
 	lv = opspage.Liveness{}
 	if code := getJSON(t, base+"livez", &lv); code != http.StatusServiceUnavailable || strings.Join(lv.Stuck, ",") != "other" {
 		t.Fatalf("livez after Stop: %d %+v", code, lv)
+	}
+}
+
+// A liveness check of the user's fails livez while it returns an error (or
+// panics), and is named with its error; a nil one is ignored.
+func TestLivenessChecks(t *testing.T) {
+	sys := testutil.NewSystem(t)
+	p := newPool(t, sys, []string{"a"}, 1)
+	var out atomic.Bool
+	base := serve(t, opspage.New(sys, map[string]*balancer.Balancer{"a": p.bal},
+		opspage.WithLivenessCheck("cluster", func() error {
+			if out.Load() {
+				return errors.New("taken out")
+			}
+			return nil
+		}),
+		opspage.WithLivenessCheck("nil", nil)))
+	var lv opspage.Liveness
+	if code := getJSON(t, base+"livez", &lv); code != http.StatusOK || !lv.Alive || len(lv.Failed) != 0 {
+		t.Fatalf("livez with the check passing: %d %+v", code, lv)
+	}
+	out.Store(true)
+	lv = opspage.Liveness{}
+	if code := getJSON(t, base+"livez", &lv); code != http.StatusServiceUnavailable || lv.Alive || strings.Join(lv.Failed, ",") != "cluster: taken out" {
+		t.Fatalf("livez with the check failing: %d %+v", code, lv)
+	}
+	panicky := serve(t, opspage.New(sys, map[string]*balancer.Balancer{"a": p.bal},
+		opspage.WithLivenessCheck("boom", func() error { panic("bad check") })))
+	lv = opspage.Liveness{}
+	if code := getJSON(t, panicky+"livez", &lv); code != http.StatusServiceUnavailable || len(lv.Failed) != 1 || !strings.Contains(lv.Failed[0], "panicked: bad check") {
+		t.Fatalf("livez with a panicking check: %d %+v", code, lv)
 	}
 }
 

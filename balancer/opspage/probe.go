@@ -3,6 +3,7 @@ package opspage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -90,6 +91,9 @@ type Liveness struct {
 	// Stuck names the pools whose router did not answer in time, or was
 	// stopped.
 	Stuck []string `json:"stuck"`
+	// Failed lists the checks (WithLivenessCheck) that returned an error,
+	// as "name: error".
+	Failed []string `json:"failed"`
 }
 
 // serveLive answers 200 when every router answers a Refresh within the
@@ -97,7 +101,13 @@ type Liveness struct {
 // the venues: a venue down is a readiness matter, and a restart of this
 // process would not bring it back.
 func (h *Handler) serveLive(ctx context.Context, w http.ResponseWriter) {
-	lv := Liveness{Schema: Schema, Alive: true, Stuck: []string{}}
+	lv := Liveness{Schema: Schema, Alive: true, Stuck: []string{}, Failed: []string{}}
+	for _, c := range h.o.checks {
+		if err := safeCheck(c.fn); err != nil {
+			lv.Alive = false
+			lv.Failed = append(lv.Failed, clip(c.name+": "+err.Error(), maxText))
+		}
+	}
 	for _, name := range h.names {
 		c, cancel := context.WithTimeout(ctx, h.o.liveWait)
 		err := h.pools[name].Refresh(c)
@@ -112,4 +122,14 @@ func (h *Handler) serveLive(ctx context.Context, w http.ResponseWriter) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, lv)
+}
+
+// safeCheck runs a liveness check; a panic in it is its error.
+func safeCheck(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panicked: %v", r)
+		}
+	}()
+	return fn()
 }

@@ -136,8 +136,18 @@ func (p *proc) check() {
 	}
 }
 
-// get reads the node's control API into v.
+// get reads the node's control API into v; anything but 200 fails the
+// test.
 func (p *proc) get(path string, v any) {
+	p.t.Helper()
+	if code := p.getStatus(path, v); code != http.StatusOK {
+		p.t.Fatalf("%s %s: %d", p.cfg.Name, path, code)
+	}
+}
+
+// getStatus reads the node's control API into v and returns the status
+// code, whatever it is.
+func (p *proc) getStatus(path string, v any) int {
 	p.t.Helper()
 	c := http.Client{Timeout: 30 * time.Second}
 	resp, err := c.Get("http://" + p.control + path)
@@ -145,12 +155,10 @@ func (p *proc) get(path string, v any) {
 		p.t.Fatalf("%s %s: %v", p.cfg.Name, path, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		p.t.Fatalf("%s %s: %s", p.cfg.Name, path, resp.Status)
-	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		p.t.Fatalf("%s %s: %v", p.cfg.Name, path, err)
 	}
+	return resp.StatusCode
 }
 
 func (p *proc) pool() poolView {

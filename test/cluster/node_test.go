@@ -24,6 +24,7 @@ import (
 	"github.com/zenws/zenws/balancer/cluster"
 	"github.com/zenws/zenws/balancer/cluster/budget"
 	"github.com/zenws/zenws/balancer/cluster/membership"
+	"github.com/zenws/zenws/balancer/opspage"
 )
 
 // nodeEnv carries a node's nodeConfig (JSON) to the process started as it.
@@ -251,6 +252,10 @@ func (n *node) handler(quit chan struct{}) http.Handler {
 		_ = json.NewEncoder(w).Encode(v)
 	}
 	mux.HandleFunc("/pool", func(w http.ResponseWriter, _ *http.Request) { reply(w, n.pool()) })
+	// The operator's page, with the liveness a Kubernetes probe would ask:
+	// it fails once another member took this one out of the cluster.
+	mux.Handle("/zenws/", opspage.New(n.sys, map[string]*balancer.Balancer{"pool": n.bal},
+		opspage.WithLivenessCheck("cluster", n.agent.Check)))
 	mux.HandleFunc("/traffic/start", func(w http.ResponseWriter, r *http.Request) {
 		workers, _ := strconv.Atoi(r.URL.Query().Get("workers"))
 		n.tr = startLoad(n.bal, n.cfg.Name, workers)

@@ -477,6 +477,56 @@ func (x *Pong) GetNonce() int64 {
 	return 0
 }
 
+// NotMember answers a Subscribe or Ping from a member that left this
+// member's topology: Proto.Actor blocks a member that left for good (a
+// process frozen or cut off past the membership's timeouts, then back),
+// so this member will never use its clients again. The receiver was taken
+// out of the cluster and must start again, under a new member id, to
+// rejoin.
+type NotMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"` // the answering member's id
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotMember) Reset() {
+	*x = NotMember{}
+	mi := &file_wire_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotMember) ProtoMessage() {}
+
+func (x *NotMember) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotMember.ProtoReflect.Descriptor instead.
+func (*NotMember) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *NotMember) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
 // Leaving, sent by an agent to its subscribers, says it is leaving: send
 // nothing new through its clients. Operations in flight are still
 // answered.
@@ -489,7 +539,7 @@ type Leaving struct {
 
 func (x *Leaving) Reset() {
 	*x = Leaving{}
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +551,7 @@ func (x *Leaving) String() string {
 func (*Leaving) ProtoMessage() {}
 
 func (x *Leaving) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +564,7 @@ func (x *Leaving) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leaving.ProtoReflect.Descriptor instead.
 func (*Leaving) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{4}
+	return file_wire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Leaving) GetMemberId() string {
@@ -556,7 +606,7 @@ type ClientHealth struct {
 
 func (x *ClientHealth) Reset() {
 	*x = ClientHealth{}
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +618,7 @@ func (x *ClientHealth) String() string {
 func (*ClientHealth) ProtoMessage() {}
 
 func (x *ClientHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,7 +631,7 @@ func (x *ClientHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientHealth.ProtoReflect.Descriptor instead.
 func (*ClientHealth) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{5}
+	return file_wire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ClientHealth) GetClientId() string {
@@ -704,7 +754,7 @@ type ChannelCounts struct {
 
 func (x *ChannelCounts) Reset() {
 	*x = ChannelCounts{}
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +766,7 @@ func (x *ChannelCounts) String() string {
 func (*ChannelCounts) ProtoMessage() {}
 
 func (x *ChannelCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +779,7 @@ func (x *ChannelCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelCounts.ProtoReflect.Descriptor instead.
 func (*ChannelCounts) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{6}
+	return file_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChannelCounts) GetTotal() uint32 {
@@ -786,7 +836,7 @@ type HealthBatch struct {
 
 func (x *HealthBatch) Reset() {
 	*x = HealthBatch{}
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +848,7 @@ func (x *HealthBatch) String() string {
 func (*HealthBatch) ProtoMessage() {}
 
 func (x *HealthBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +861,7 @@ func (x *HealthBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthBatch.ProtoReflect.Descriptor instead.
 func (*HealthBatch) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{7}
+	return file_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HealthBatch) GetMemberId() string {
@@ -855,7 +905,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +917,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +930,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{8}
+	return file_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Op) GetClientId() string {
@@ -940,7 +990,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1002,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1015,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{9}
+	return file_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OpResult) GetData() []byte {
@@ -1030,7 +1080,7 @@ type BudgetTake struct {
 
 func (x *BudgetTake) Reset() {
 	*x = BudgetTake{}
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1092,7 @@ func (x *BudgetTake) String() string {
 func (*BudgetTake) ProtoMessage() {}
 
 func (x *BudgetTake) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1105,7 @@ func (x *BudgetTake) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetTake.ProtoReflect.Descriptor instead.
 func (*BudgetTake) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{10}
+	return file_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BudgetTake) GetKey() string {
@@ -1104,7 +1154,7 @@ type BudgetGrant struct {
 
 func (x *BudgetGrant) Reset() {
 	*x = BudgetGrant{}
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1166,7 @@ func (x *BudgetGrant) String() string {
 func (*BudgetGrant) ProtoMessage() {}
 
 func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1179,7 @@ func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetGrant.ProtoReflect.Descriptor instead.
 func (*BudgetGrant) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{11}
+	return file_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BudgetGrant) GetDelayNs() int64 {
@@ -1162,7 +1212,9 @@ const file_wire_proto_rawDesc = "" +
 	"\x05nonce\x18\x02 \x01(\x03R\x05nonce\"9\n" +
 	"\x04Pong\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x14\n" +
-	"\x05nonce\x18\x02 \x01(\x03R\x05nonce\"&\n" +
+	"\x05nonce\x18\x02 \x01(\x03R\x05nonce\"(\n" +
+	"\tNotMember\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\"&\n" +
 	"\aLeaving\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\"\xac\x04\n" +
 	"\fClientHealth\x12\x1b\n" +
@@ -1265,7 +1317,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_wire_proto_goTypes = []any{
 	(State)(0),            // 0: zenws.balancer.cluster.State
 	(OpKind)(0),           // 1: zenws.balancer.cluster.OpKind
@@ -1274,27 +1326,28 @@ var file_wire_proto_goTypes = []any{
 	(*Subscribe)(nil),     // 4: zenws.balancer.cluster.Subscribe
 	(*Ping)(nil),          // 5: zenws.balancer.cluster.Ping
 	(*Pong)(nil),          // 6: zenws.balancer.cluster.Pong
-	(*Leaving)(nil),       // 7: zenws.balancer.cluster.Leaving
-	(*ClientHealth)(nil),  // 8: zenws.balancer.cluster.ClientHealth
-	(*ChannelCounts)(nil), // 9: zenws.balancer.cluster.ChannelCounts
-	(*HealthBatch)(nil),   // 10: zenws.balancer.cluster.HealthBatch
-	(*Op)(nil),            // 11: zenws.balancer.cluster.Op
-	(*OpResult)(nil),      // 12: zenws.balancer.cluster.OpResult
-	(*BudgetTake)(nil),    // 13: zenws.balancer.cluster.BudgetTake
-	(*BudgetGrant)(nil),   // 14: zenws.balancer.cluster.BudgetGrant
+	(*NotMember)(nil),     // 7: zenws.balancer.cluster.NotMember
+	(*Leaving)(nil),       // 8: zenws.balancer.cluster.Leaving
+	(*ClientHealth)(nil),  // 9: zenws.balancer.cluster.ClientHealth
+	(*ChannelCounts)(nil), // 10: zenws.balancer.cluster.ChannelCounts
+	(*HealthBatch)(nil),   // 11: zenws.balancer.cluster.HealthBatch
+	(*Op)(nil),            // 12: zenws.balancer.cluster.Op
+	(*OpResult)(nil),      // 13: zenws.balancer.cluster.OpResult
+	(*BudgetTake)(nil),    // 14: zenws.balancer.cluster.BudgetTake
+	(*BudgetGrant)(nil),   // 15: zenws.balancer.cluster.BudgetGrant
 }
 var file_wire_proto_depIdxs = []int32{
-	0, // 0: zenws.balancer.cluster.ClientHealth.state:type_name -> zenws.balancer.cluster.State
-	9, // 1: zenws.balancer.cluster.ClientHealth.channels:type_name -> zenws.balancer.cluster.ChannelCounts
-	3, // 2: zenws.balancer.cluster.HealthBatch.list:type_name -> zenws.balancer.cluster.ClientList
-	8, // 3: zenws.balancer.cluster.HealthBatch.health:type_name -> zenws.balancer.cluster.ClientHealth
-	1, // 4: zenws.balancer.cluster.Op.kind:type_name -> zenws.balancer.cluster.OpKind
-	2, // 5: zenws.balancer.cluster.OpResult.code:type_name -> zenws.balancer.cluster.ErrorCode
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0,  // 0: zenws.balancer.cluster.ClientHealth.state:type_name -> zenws.balancer.cluster.State
+	10, // 1: zenws.balancer.cluster.ClientHealth.channels:type_name -> zenws.balancer.cluster.ChannelCounts
+	3,  // 2: zenws.balancer.cluster.HealthBatch.list:type_name -> zenws.balancer.cluster.ClientList
+	9,  // 3: zenws.balancer.cluster.HealthBatch.health:type_name -> zenws.balancer.cluster.ClientHealth
+	1,  // 4: zenws.balancer.cluster.Op.kind:type_name -> zenws.balancer.cluster.OpKind
+	2,  // 5: zenws.balancer.cluster.OpResult.code:type_name -> zenws.balancer.cluster.ErrorCode
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -1308,7 +1361,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
