@@ -166,7 +166,8 @@ func (n *demoNode) servePage() error {
 		return fmt.Errorf("-http: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/zenws/", opspage.New(n.d.sys, map[string]*balancer.Balancer{"demo": n.d.bal}, opspage.WithAutoRefresh(2*time.Second)))
+	mux.Handle("/zenws/", opspage.New(n.d.sys, map[string]*balancer.Balancer{"demo": n.d.bal}, opspage.WithAutoRefresh(2*time.Second),
+		opspage.WithLivenessCheck("cluster", n.agent.Check))) // livez fails once this node was taken out of the cluster
 	mux.Handle("/", http.RedirectHandler("/zenws/", http.StatusFound))
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
