@@ -91,10 +91,16 @@ func Configure(node Node, provider protocluster.ClusterProvider) *protocluster.C
 }
 
 // Automanaged builds a config over Proto.Actor's automanaged provider: this
-// node serves its membership on httpPort (on all interfaces, as the
-// provider does) and polls peers, the host:httpPort of every node of the
-// cluster (this one included), every refresh (default 2 s when 0). A node
-// that stops answering is dropped from the topology at the next poll.
+// node serves its membership on httpPort and polls peers, the
+// host:httpPort of every node of the cluster (this one included), every
+// refresh (default 2 s when 0). A node that stops answering is dropped
+// from the topology at the next poll.
+//
+// The provider listens on every interface (it binds 0.0.0.0:httpPort,
+// whatever node.Host says; this Proto.Actor version has no setting for
+// it), and anyone who reaches that port reads the member list (ids,
+// addresses, kinds) at /_health. On a host reachable from other networks,
+// firewall httpPort to the cluster's nodes, or use Etcd.
 func Automanaged(node Node, httpPort int, refresh time.Duration, peers ...string) (*protocluster.Config, error) {
 	if httpPort <= 0 || httpPort > 65535 {
 		return nil, fmt.Errorf("zenws/balancer/cluster/membership: Automanaged: the HTTP port must be 1-65535, got %d", httpPort)
