@@ -24,6 +24,19 @@
 // holder with its next request, and counted in the holder's window before
 // it grants more.
 //
+// One node cut off while the others still reach the holder: every node's
+// Service tells the holder it is there (HelloInterval), and the holder
+// keeps one share (Burst/Share) for each node of the Share it has not
+// heard from lately, since such a node may be drawing on its local share.
+// So set Share to the number of nodes that dial from the IP: with fewer
+// running, the others get less than the rule, never more. The slots the
+// holder granted in the Window before it noticed a node's silence still
+// count: the nodes may then exceed the rule by up to one share per node
+// cut off, once; Rule.Strict closes that gap, at the price of a node cut
+// off dialling nothing for a Window. The holder keeps the strictest rule
+// any node sent for a key (the smallest Burst, the longest Window and
+// Margin, the largest Share).
+//
 // A holder that goes away takes its slots with it: the next holder starts
 // with an empty window, so within one Window after a change of holder the
 // nodes together may make up to one Burst more than the rule. Set Share
@@ -90,12 +103,35 @@ type Rule struct {
 	// kept between two slots a Window apart (default 100 ms).
 	AskTimeout time.Duration
 	Margin     time.Duration
+	// Strict: a node cut off from the holder draws nothing from its local
+	// share until a Window (plus Margin and the holder's second to notice)
+	// has passed since it last reached the holder, so that the rule holds
+	// even as a partition begins (the slots the holder granted others just
+	// before then are out of every window by then). The price: a node cut
+	// off makes no connection attempt for about a Window. Default off: the
+	// local share opens at once, and the nodes may exceed the rule by up to
+	// one share per node cut off, in the Window in which it is cut off.
+	Strict bool
 }
 
 // Binance is Binance's rule: 300 connection attempts per 5 minutes per IP.
 func Binance(ip string, share int) Rule {
 	return Rule{Key: "binance@" + ip, Window: 5 * time.Minute, Burst: 300, Share: share}
 }
+
+// HelloInterval is how often each node's Service tells the holder it is
+// there, for each key it has limiters for; the holder takes a node it has
+// not heard from for four of them (liveFor) as one that may be drawing on
+// its local share.
+const HelloInterval = 250 * time.Millisecond
+
+const liveFor = 4 * HelloInterval
+
+// Bounds of what a holder keeps for other nodes' requests.
+const (
+	maxKeys  = 4096 // windows (keys) a holder keeps; a request for another is not answered
+	maxHeard = 1024 // nodes a key's window remembers hearing from
+)
 
 // Service is this node's budget actor and the limiters drawn from it.
 type Service struct {
@@ -104,9 +140,11 @@ type Service struct {
 	pid     *actor.PID
 	stop    chan struct{}
 	once    sync.Once
+	wg      sync.WaitGroup // the hello goroutine
 
 	mu    sync.Mutex
 	stats map[string]*counters
+	keys  []string // the keys of the limiters made here, for the hellos
 }
 
 type counters struct{ granted, degraded atomic.Uint64 }
@@ -130,13 +168,40 @@ func Start(sys *actor.ActorSystem, members func() []*protocluster.Member) (*Serv
 		return nil, fmt.Errorf("zenws/balancer/cluster/budget: Start: %w", err)
 	}
 	s.pid = pid
+	s.wg.Add(1)
+	go s.hello()
 	return s, nil
+}
+
+// hello tells the holder, every HelloInterval, that this node is there
+// for each of its keys, until Stop.
+func (s *Service) hello() {
+	defer s.wg.Done()
+	t := time.NewTicker(HelloInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		keys := slices.Clone(s.keys)
+		s.mu.Unlock()
+		if len(keys) == 0 {
+			continue
+		}
+		if pid, err := s.holderOf(); err == nil {
+			s.sys.Root.Send(pid, &wire.BudgetHello{MemberAddress: s.sys.Address(), Keys: keys})
+		}
+	}
 }
 
 // Stop stops the budget actor and ends every wait for a slot.
 func (s *Service) Stop() {
 	s.once.Do(func() {
 		close(s.stop)
+		s.wg.Wait()
 		_ = s.sys.Root.StopFuture(s.pid).Wait()
 	})
 }
@@ -178,8 +243,13 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 	if r.Margin <= 0 {
 		r.Margin = DefaultMargin
 	}
-	share := &localShare{burst: max(1, r.Burst/r.Share), keep: r.Window + r.Margin}
+	share := &localShare{burst: max(1, r.Burst/r.Share), keep: r.Window + r.Margin, contact: time.Now()}
 	c := s.counters(r.Key)
+	s.mu.Lock()
+	if !slices.Contains(s.keys, r.Key) {
+		s.keys = append(s.keys, r.Key)
+	}
+	s.mu.Unlock()
 	classify := func(ctx context.Context, f ratelimit.Frame) (int, int) {
 		if f.Control {
 			return 0, 0
@@ -195,7 +265,7 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 				break
 			}
 			at := time.Now().Add(delay)
-			share.record(at)
+			share.record(at) // and the contact
 			if !s.wait(ctx, delay) {
 				return 0, share.burst + 1 // stopped: more than the bucket holds, refused
 			}
@@ -207,6 +277,14 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 		// The holder cannot be asked: the local share decides, counting
 		// what the holder granted this node in the last window.
 		c.degraded.Add(1)
+		if r.Strict {
+			// Nothing until the slots the holder may have granted others
+			// before it noticed this node's silence are out of every
+			// window this node's next slot would be in.
+			if !s.wait(ctx, time.Until(share.lastContact().Add(r.Window+r.Margin+liveFor))) {
+				return 0, share.burst + 1
+			}
+		}
 		for try := 0; try < maxTries; try++ {
 			at := share.reserve(r)
 			if !s.wait(ctx, time.Until(at)) {
@@ -226,11 +304,12 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 // granted it and those it took alone, at most burst (Burst/Share) in any
 // Window when it is alone.
 type localShare struct {
-	mu     sync.Mutex
-	burst  int
-	keep   time.Duration // Window + Margin: an older slot no longer counts
-	w      window
-	untold []time.Time // slots taken alone, not yet told to the holder (none older than keep)
+	mu      sync.Mutex
+	contact time.Time // when the holder last granted a slot (or the Limiter was made)
+	burst   int
+	keep    time.Duration // Window + Margin: an older slot no longer counts
+	w       window
+	untold  []time.Time // slots taken alone, not yet told to the holder (none older than keep)
 }
 
 // record notes a slot the holder granted.
@@ -238,6 +317,13 @@ func (l *localShare) record(at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.w.insert(at)
+	l.contact = time.Now()
+}
+
+func (l *localShare) lastContact() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.contact
 }
 
 // reserve takes the node's next slot of its own.
@@ -307,7 +393,8 @@ func (s *Service) take(r Rule, share *localShare) (time.Duration, error) {
 	now := time.Now()
 	told := share.tell(now)
 	res, err := s.sys.Root.RequestFuture(pid, &wire.BudgetTake{Key: r.Key, WindowNs: int64(r.Window),
-		Burst: uint32(r.Burst), MarginNs: int64(r.Margin), TakenAgoNs: told}, r.AskTimeout).Result()
+		Burst: uint32(r.Burst), MarginNs: int64(r.Margin), TakenAgoNs: told, Share: uint32(r.Share),
+		MemberAddress: s.sys.Address()}, r.AskTimeout).Result()
 	if err != nil {
 		share.untell(now, told) // maybe told all the same: counted twice at worst, the safe way
 		return 0, err
@@ -352,27 +439,91 @@ type window struct {
 	span   time.Duration
 	burst  int
 	margin time.Duration
+	share  int                  // the most nodes any caller said share the key
+	heard  map[string]time.Time // node address -> when last heard from (a hello or a request)
 }
 
 // tighten makes the window's rule at least as strict as the caller's.
-func (w *window) tighten(span time.Duration, burst int, margin time.Duration) {
+func (w *window) tighten(span time.Duration, burst int, margin time.Duration, share int) {
 	if burst >= 1 && (w.burst == 0 || burst < w.burst) {
 		w.burst = burst
 	}
-	w.span, w.margin = max(w.span, span), max(w.margin, margin)
+	w.span, w.margin, w.share = max(w.span, span), max(w.margin, margin), max(w.share, share)
+}
+
+// hear notes that the node at addr can reach the holder.
+func (w *window) hear(addr string, now time.Time) {
+	if addr == "" {
+		return
+	}
+	if w.heard == nil {
+		w.heard = map[string]time.Time{}
+	}
+	if _, ok := w.heard[addr]; !ok && len(w.heard) >= maxHeard {
+		for a, t := range w.heard {
+			if now.Sub(t) > liveFor {
+				delete(w.heard, a)
+			}
+		}
+		if len(w.heard) >= maxHeard {
+			return
+		}
+	}
+	w.heard[addr] = now
+}
+
+// limit is the burst the holder grants from now: Burst, less one share
+// (Burst/Share) for each node of the Share it has not heard from within
+// liveFor. Such a node may be cut off and drawing on its local share; if
+// it is only idle or gone, the others get less than the rule, never more.
+func (w *window) limit(now time.Time) int {
+	if w.share <= 1 {
+		return w.burst
+	}
+	live := 0
+	for _, t := range w.heard {
+		if now.Sub(t) <= liveFor {
+			live++
+		}
+	}
+	per := max(1, w.burst/w.share)
+	return max(per, w.burst-max(0, w.share-live)*per)
+}
+
+// windowOf is key's window, made on first use; nil past maxKeys.
+func (h *holder) windowOf(key string) *window {
+	w := h.windows[key]
+	if w == nil {
+		if len(h.windows) >= maxKeys {
+			return nil
+		}
+		w = &window{}
+		h.windows[key] = w
+	}
+	return w
 }
 
 func (h *holder) Receive(ctx actor.Context) {
+	if hello, ok := ctx.Message().(*wire.BudgetHello); ok {
+		now := time.Now()
+		for _, k := range hello.GetKeys()[:min(len(hello.GetKeys()), 64)] {
+			if w := h.windowOf(k); w != nil {
+				w.hear(hello.GetMemberAddress(), now)
+			}
+		}
+		return
+	}
 	m, ok := ctx.Message().(*wire.BudgetTake)
 	if !ok || ctx.Sender() == nil {
 		return
 	}
-	w := h.windows[m.GetKey()]
+	w := h.windowOf(m.GetKey())
 	if w == nil {
-		w = &window{}
-		h.windows[m.GetKey()] = w
+		return // no answer: the caller falls back to its own window
 	}
-	w.tighten(time.Duration(m.GetWindowNs()), int(min(m.GetBurst(), math.MaxInt32)), time.Duration(m.GetMarginNs()))
+	w.tighten(time.Duration(m.GetWindowNs()), int(min(m.GetBurst(), math.MaxInt32)), time.Duration(m.GetMarginNs()),
+		int(min(m.GetShare(), math.MaxInt32)))
+	w.hear(m.GetMemberAddress(), time.Now())
 	if w.burst < 1 || w.span <= 0 {
 		return // no rule a Limiter would send: no answer, the caller falls back to its own window
 	}
@@ -388,7 +539,7 @@ func (h *holder) Receive(ctx actor.Context) {
 			w.insert(now.Add(-time.Duration(ago)))
 		}
 	}
-	slot := w.reserve(now, w.span, w.burst, w.margin)
+	slot := w.reserve(now, w.span, w.limit(now), w.margin)
 	ctx.Respond(&wire.BudgetGrant{DelayNs: int64(slot.Sub(now))})
 }
 

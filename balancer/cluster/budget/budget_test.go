@@ -3,7 +3,9 @@ package budget_test
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,4 +181,96 @@ func TestShareAboveBurstIsRefused(t *testing.T) {
 	if _, err := s.Limiter(budget.Rule{Key: "k", Window: time.Second, Burst: 3, Share: 3}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A node cut off from the holder draws its local share while the others
+// still reach it: the holder keeps one share for each node of the Share it
+// does not hear from (it may be drawing alone), so the nodes together stay
+// within the rule. Before, the holder granted the whole Burst to those it
+// heard from: 8 attempts in a window of a rule of 6 (review16 finding 2).
+func TestCutOffNodeKeepsTheRule(t *testing.T) {
+	rule := budget.Rule{Key: "venue@127.0.0.1", Window: 2 * time.Second, Burst: 6, Share: 3, AskTimeout: 200 * time.Millisecond}
+	sysA := testutil.NewSystem(t)
+	a, err := budget.Start(sysA, func() []*protocluster.Member { return []*protocluster.Member{{Id: sysA.ID}} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	sysC := testutil.NewSystem(t)
+	far := &protocluster.Member{Id: "0-far", Host: "127.0.0.1", Port: 1} // the holder as C sees it: unreachable
+	c, err := budget.Start(sysC, func() []*protocluster.Member { return []*protocluster.Member{far, {Id: sysC.ID}} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	la, err := a.Limiter(rule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := c.Limiter(rule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var at []time.Time
+	dial := func(l *ratelimit.Limiter, n int) {
+		for i := 0; i < n; i++ {
+			if err := l.Wait(testutil.Context(t, 10*time.Second), ratelimit.Frame{}); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			at = append(at, time.Now())
+			mu.Unlock()
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); dial(la, 6) }()
+	go func() { defer wg.Done(); dial(lc, 2) }()
+	wg.Wait()
+	if st := c.Stats(rule.Key); st.Degraded != 2 {
+		t.Fatalf("C's stats %+v: the test did not cut it off", st)
+	}
+	if got := maxIn(at, rule.Window); got > rule.Burst {
+		t.Errorf("%d attempts in one %v window; the rule is %d", got, rule.Window, rule.Burst)
+	}
+}
+
+// Strict: a node cut off draws nothing alone until a Window has passed
+// since it last reached the holder.
+func TestStrictCutOffNodeWaitsAWindow(t *testing.T) {
+	rule := budget.Rule{Key: "venue@127.0.0.1", Window: time.Second, Burst: 6, Share: 3, AskTimeout: 100 * time.Millisecond, Strict: true}
+	sys := testutil.NewSystem(t)
+	far := &protocluster.Member{Id: "0-far", Host: "127.0.0.1", Port: 1}
+	s, err := budget.Start(sys, func() []*protocluster.Member { return []*protocluster.Member{far, {Id: sys.ID}} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	l, err := s.Limiter(rule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := time.Now()
+	if err := l.Wait(testutil.Context(t, 10*time.Second), ratelimit.Frame{}); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(made); waited < rule.Window+budget.HelloInterval {
+		t.Errorf("the first attempt of a strict node cut off came %v after its limiter was made, before a window", waited)
+	}
+}
+
+// maxIn is the most times in any span-long interval.
+func maxIn(ts []time.Time, span time.Duration) int {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+	best := 0
+	for i := range ts {
+		j := i
+		for j < len(ts) && ts[j].Sub(ts[i]) < span {
+			j++
+		}
+		best = max(best, j-i)
+	}
+	return best
 }

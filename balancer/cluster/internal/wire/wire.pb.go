@@ -1073,7 +1073,12 @@ type BudgetTake struct {
 	// while it could not ask (how long ago each was, from when it sent
 	// this; negative: a slot it is still waiting for): the holder counts
 	// them in its window before it grants.
-	TakenAgoNs    []int64 `protobuf:"varint,5,rep,packed,name=taken_ago_ns,json=takenAgoNs,proto3" json:"taken_ago_ns,omitempty"`
+	TakenAgoNs []int64 `protobuf:"varint,5,rep,packed,name=taken_ago_ns,json=takenAgoNs,proto3" json:"taken_ago_ns,omitempty"`
+	// share is how many nodes are expected to share the key (Rule.Share):
+	// the holder keeps Burst/Share for each of them it has not heard from
+	// lately (it may be drawing on its local share, cut off).
+	Share         uint32 `protobuf:"varint,6,opt,name=share,proto3" json:"share,omitempty"`
+	MemberAddress string `protobuf:"bytes,7,opt,name=member_address,json=memberAddress,proto3" json:"member_address,omitempty"` // the caller's remote address: who is heard from
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1143,6 +1148,75 @@ func (x *BudgetTake) GetTakenAgoNs() []int64 {
 	return nil
 }
 
+func (x *BudgetTake) GetShare() uint32 {
+	if x != nil {
+		return x.Share
+	}
+	return 0
+}
+
+func (x *BudgetTake) GetMemberAddress() string {
+	if x != nil {
+		return x.MemberAddress
+	}
+	return ""
+}
+
+// BudgetHello, sent by every node's budget service to the holder a few
+// times a second for each key it has limiters for, says it is there and
+// can reach the holder (no answer).
+type BudgetHello struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberAddress string                 `protobuf:"bytes,1,opt,name=member_address,json=memberAddress,proto3" json:"member_address,omitempty"`
+	Keys          []string               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetHello) Reset() {
+	*x = BudgetHello{}
+	mi := &file_wire_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetHello) ProtoMessage() {}
+
+func (x *BudgetHello) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetHello.ProtoReflect.Descriptor instead.
+func (*BudgetHello) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *BudgetHello) GetMemberAddress() string {
+	if x != nil {
+		return x.MemberAddress
+	}
+	return ""
+}
+
+func (x *BudgetHello) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 // BudgetGrant answers a BudgetTake: dial after delay_ns (from when the
 // holder answered); the slot is the caller's.
 type BudgetGrant struct {
@@ -1154,7 +1228,7 @@ type BudgetGrant struct {
 
 func (x *BudgetGrant) Reset() {
 	*x = BudgetGrant{}
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1240,7 @@ func (x *BudgetGrant) String() string {
 func (*BudgetGrant) ProtoMessage() {}
 
 func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1253,7 @@ func (x *BudgetGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetGrant.ProtoReflect.Descriptor instead.
 func (*BudgetGrant) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{12}
+	return file_wire_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BudgetGrant) GetDelayNs() int64 {
@@ -1267,7 +1341,7 @@ const file_wire_proto_rawDesc = "" +
 	"\brpc_code\x18\x04 \x01(\x03R\arpcCode\x12\x1f\n" +
 	"\vrpc_message\x18\x05 \x01(\tR\n" +
 	"rpcMessage\x12\x19\n" +
-	"\brpc_data\x18\x06 \x01(\fR\arpcData\"\x90\x01\n" +
+	"\brpc_data\x18\x06 \x01(\fR\arpcData\"\xcd\x01\n" +
 	"\n" +
 	"BudgetTake\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
@@ -1275,7 +1349,12 @@ const file_wire_proto_rawDesc = "" +
 	"\x05burst\x18\x03 \x01(\rR\x05burst\x12\x1b\n" +
 	"\tmargin_ns\x18\x04 \x01(\x03R\bmarginNs\x12 \n" +
 	"\ftaken_ago_ns\x18\x05 \x03(\x03R\n" +
-	"takenAgoNs\"(\n" +
+	"takenAgoNs\x12\x14\n" +
+	"\x05share\x18\x06 \x01(\rR\x05share\x12%\n" +
+	"\x0emember_address\x18\a \x01(\tR\rmemberAddress\"H\n" +
+	"\vBudgetHello\x12%\n" +
+	"\x0emember_address\x18\x01 \x01(\tR\rmemberAddress\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\tR\x04keys\"(\n" +
 	"\vBudgetGrant\x12\x19\n" +
 	"\bdelay_ns\x18\x01 \x01(\x03R\adelayNs*b\n" +
 	"\x05State\x12\x16\n" +
@@ -1317,7 +1396,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_wire_proto_goTypes = []any{
 	(State)(0),            // 0: zenws.balancer.cluster.State
 	(OpKind)(0),           // 1: zenws.balancer.cluster.OpKind
@@ -1334,7 +1413,8 @@ var file_wire_proto_goTypes = []any{
 	(*Op)(nil),            // 12: zenws.balancer.cluster.Op
 	(*OpResult)(nil),      // 13: zenws.balancer.cluster.OpResult
 	(*BudgetTake)(nil),    // 14: zenws.balancer.cluster.BudgetTake
-	(*BudgetGrant)(nil),   // 15: zenws.balancer.cluster.BudgetGrant
+	(*BudgetHello)(nil),   // 15: zenws.balancer.cluster.BudgetHello
+	(*BudgetGrant)(nil),   // 16: zenws.balancer.cluster.BudgetGrant
 }
 var file_wire_proto_depIdxs = []int32{
 	0,  // 0: zenws.balancer.cluster.ClientHealth.state:type_name -> zenws.balancer.cluster.State
@@ -1361,7 +1441,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
