@@ -108,7 +108,9 @@ func startMembers(t *testing.T, counts ...int) []*member {
 }
 
 func (m *member) startCluster(provider *clustertest.InMemAgent) {
-	m.sys = actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
+	if m.sys == nil { // else: made by the test, with clients started before the member
+		m.sys = actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
+	}
 	rc := remote.Configure("127.0.0.1", 0)
 	rc.MaxRetryCount = 1 // a dead member's address is given up on after one dial and 2 s
 	cfg := protocluster.Configure("zenws-test", clustertest.NewTestProvider(provider), disthash.New(), rc)

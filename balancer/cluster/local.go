@@ -278,7 +278,10 @@ func (a *agentActor) serve(ctx actor.Context, op *wire.Op) {
 	lc, ok := a.local[op.GetClientId()]
 	var c *actors.Client
 	if ok {
-		c = actors.NewClient(sys, lc.pid)
+		// The handle made from the PID discovery gave: a client started
+		// before remote was has an address of "nonhost", which a lookup by
+		// lc.pid (this node's address) would not find.
+		c = lc.client
 		ok = c.Done() != nil
 	}
 	if !ok {

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	clustertest "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"go.uber.org/zap"
+
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer"
 	"github.com/zenws/zenws/balancer/cluster"
@@ -184,4 +188,48 @@ func testRemoteClientHealthCrossesNodes(t *testing.T) {
 		_, err := bal.Call(ctx, "public/get_time", nil)
 		return err == nil && calls.Load() > 0
 	})
+}
+
+// A client connected before its node's member started (its PID says
+// "nonhost") serves the other nodes' operations. Before, it was offered
+// and shown healthy on A, but every operation was answered "no such
+// client" (review16 finding 11).
+func TestClientStartedBeforeTheMemberServesOthers(t *testing.T) {
+	inProcess(t, testClientStartedBeforeTheMemberServesOthers)
+}
+
+func testClientStartedBeforeTheMemberServesOthers(t *testing.T) {
+	provider := clustertest.NewInMemAgent()
+	a := &member{name: "A"}
+	b := &member{name: "B", sys: actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))}
+	srv := wstest.NewServer(wstest.WithDeribit())
+	defer srv.Close()
+	early, err := actors.Connect(testutil.Context(t, 10*time.Second), b.sys, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	if got := early.PID().Address; got != "nonhost" {
+		t.Fatalf("a client of a system without remote has address %q", got)
+	}
+	ms := []*member{a, b}
+	t.Cleanup(func() { stopMembers(t, ms) })
+	a.startCluster(provider)
+	b.startCluster(provider)
+	b.pids = []*actor.PID{early.PID()}
+	for _, m := range ms {
+		agent, err := cluster.Start(m.c, m.discover, cluster.WithSyncInterval(200*time.Millisecond), cluster.WithFlushInterval(20*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.agent = agent
+	}
+	bal := a.newBalancer(t)
+	waitPool(t, bal, poolCount{all: 1, eligible: 1, remote: 1, remoteEligible: 1})
+	ctx := testutil.Context(t, 10*time.Second)
+	for i := 0; i < 20; i++ {
+		if _, err := bal.Call(ctx, "public/get_time", nil); err != nil {
+			t.Fatalf("call %d through B's early client: %v", i, err)
+		}
+	}
 }
