@@ -55,8 +55,9 @@ type Node struct {
 	// Advertised is the host:port other members dial, when it is not
 	// Host:Port (behind NAT, in a container); default none.
 	Advertised string
-	// Kinds are the cluster kinds (virtual actors) this node hosts, for
-	// example budget.Kind (package balancer/cluster/budget).
+	// Kinds are the cluster kinds (virtual actors) of your own that this
+	// node hosts; zenws needs none (the agent and the dial budget are
+	// actors with well-known names on every node, not kinds).
 	Kinds []*protocluster.Kind
 }
 
