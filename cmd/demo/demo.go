@@ -631,6 +631,8 @@ type summary struct {
 
 func (s summary) ok() bool { return s.hung == 0 && len(s.problems) == 0 }
 
+func (s summary) stoppedEarly() bool { return s.interrupted }
+
 func (s summary) print(w io.Writer) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nzenws demo: %v, %d clients\n", s.snap.elapsed.Round(100*time.Millisecond), len(s.snap.rows))
@@ -673,10 +675,13 @@ func writeResult(w io.Writer, b *strings.Builder, r result) {
 			fmt.Fprintf(b, "  PROBLEM: %s\n", p)
 		}
 	}
-	if r.ok {
-		fmt.Fprintf(b, "  result           PASS\n")
-	} else {
+	switch {
+	case !r.ok:
 		fmt.Fprintf(b, "  result           FAIL\n")
+	case r.interrupted:
+		fmt.Fprintf(b, "  result           INCOMPLETE (stopped early: not a pass)\n")
+	default:
+		fmt.Fprintf(b, "  result           PASS\n")
 	}
 	if len(r.logs) > 0 {
 		fmt.Fprintf(b, "  logs             %s\n", strings.Join(r.logs, " "))

@@ -131,8 +131,12 @@ func TestInterruptStopsCleanly(t *testing.T) {
 		t.Fatalf("summary %+v", sum)
 	}
 	sum.print(&out)
-	if !strings.Contains(out.String(), "stopped early") {
-		t.Fatalf("summary does not say it stopped early:\n%s", out.String())
+	if !strings.Contains(out.String(), "stopped early") || !strings.Contains(out.String(), "result           INCOMPLETE") ||
+		strings.Contains(out.String(), "PASS") {
+		t.Fatalf("summary does not say it stopped early, not a pass:\n%s", out.String())
+	}
+	if code := exitCode(ctx, sum, nil, io.Discard, io.Discard); code != exitInterrupted {
+		t.Fatalf("exit code of an interrupted run: %d, want %d", code, exitInterrupted)
 	}
 }
 

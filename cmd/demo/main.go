@@ -83,22 +83,33 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	return exitCode(ctx, sum, err, stdout, stderr)
 }
 
-// exitCode prints a run's summary (or its error) and returns the exit code.
+// exitInterrupted is the exit code of a run stopped early (by SIGINT or
+// SIGTERM) without a problem found: not a pass, since the checks of the
+// run's end did not run (the shell's 128+SIGINT).
+const exitInterrupted = 130
+
+// exitCode prints a run's summary (or its error) and returns the exit
+// code: 0 for a PASS, 1 for a FAIL or an error, exitInterrupted for a run
+// stopped early.
 func exitCode(ctx context.Context, sum interface {
 	print(io.Writer)
 	ok() bool
+	stoppedEarly() bool
 }, err error, stdout, stderr io.Writer) int {
 	if err != nil {
 		if ctx.Err() != nil { // interrupted while starting
 			fmt.Fprintln(stderr, "demo: interrupted")
-			return 0
+			return exitInterrupted
 		}
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
 	sum.print(stdout)
-	if !sum.ok() {
+	switch {
+	case !sum.ok():
 		return 1
+	case sum.stoppedEarly():
+		return exitInterrupted
 	}
 	return 0
 }

@@ -481,6 +481,8 @@ func (s *nodesSummary) check() {
 
 func (s nodesSummary) ok() bool { return s.total.Hung == 0 && len(s.problems) == 0 }
 
+func (s nodesSummary) stoppedEarly() bool { return s.interrupted }
+
 func (s nodesSummary) print(w io.Writer) {
 	var b strings.Builder
 	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
