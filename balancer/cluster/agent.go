@@ -78,6 +78,21 @@ type node struct {
 	closing  atomic.Bool   // left, leaving or lost: send nothing new
 	lost     chan struct{} // closed once its agent is unreachable: stop waiting for answers
 	lostOnce sync.Once
+	// answered is when an operation was last answered (unix ns): an answer
+	// shows the link delivers both ways, as a Pong does, and on a link busy
+	// with large operations the pings wait behind them.
+	answered atomic.Int64
+}
+
+// noteAnswer records that an operation was answered now.
+func (n *node) noteAnswer() {
+	ns := time.Now().UnixNano()
+	for {
+		old := n.answered.Load()
+		if ns <= old || n.answered.CompareAndSwap(old, ns) {
+			return
+		}
+	}
 }
 
 func newNode(memberID, address, agentID string) *node {

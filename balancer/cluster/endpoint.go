@@ -122,6 +122,7 @@ func (r *remoteClient) do(ctx context.Context, op *wire.Op) (json.RawMessage, er
 
 	switch m := m.(type) {
 	case *wire.OpResult:
+		n.noteAnswer()
 		var data json.RawMessage
 		if len(m.GetData()) > 0 {
 			data = m.GetData()

@@ -111,7 +111,7 @@ func (m *member) startCluster(provider *clustertest.InMemAgent) {
 	if m.sys == nil { // else: made by the test, with clients started before the member
 		m.sys = actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
 	}
-	rc := remote.Configure("127.0.0.1", 0)
+	rc := remote.Configure("127.0.0.1", 0, cluster.RemoteOptions()...)
 	rc.MaxRetryCount = 1 // a dead member's address is given up on after one dial and 2 s
 	cfg := protocluster.Configure("zenws-test", clustertest.NewTestProvider(provider), disthash.New(), rc)
 	// Proto.Actor's gossip serializes its state on the remote writer's

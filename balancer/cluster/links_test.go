@@ -3,14 +3,17 @@ package cluster_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer"
 	"github.com/zenws/zenws/balancer/cluster"
 	"github.com/zenws/zenws/internal/testutil"
 	"github.com/zenws/zenws/transport/wstest"
@@ -122,4 +125,71 @@ func testOversizedAnswerKeepsTheLink(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// Several large operations in flight to one member at once, each under
+// MaxWireMessage, and several large answers at once: the link holds and
+// every one is answered. Before, Proto.Actor's endpoint writer put them in
+// one gRPC message over gRPC's 4 MiB, which cut the link: 7 of 8 failed
+// and the member was lost (review16 finding 15).
+func TestConcurrentLargeOperationsKeepTheLink(t *testing.T) {
+	inProcess(t, testConcurrentLargeOperationsKeepTheLink)
+}
+
+func testConcurrentLargeOperationsKeepTheLink(t *testing.T) {
+	ms := startMembers(t, 0, 0)
+	a, b := ms[0], ms[1]
+	answer := strings.Repeat("y", 2<<20)
+	srv := wstest.NewServer(wstest.WithDeribit(),
+		wstest.WithResponder("public/big", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) { return answer, nil }),
+		wstest.WithResponder("public/echo_len", func(_ *wstest.Conn, p json.RawMessage) (any, *wstest.RPCError) { return len(p), nil }))
+	b.servers = append(b.servers, srv)
+	c, err := actors.Connect(testutil.Context(t, 10*time.Second), b.sys, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.clients = append(b.clients, c)
+	b.mu.Lock()
+	b.pids = append(b.pids, c.PID())
+	b.mu.Unlock()
+	b.agent.Invalidate()
+	bal := a.newBalancer(t)
+	waitPool(t, bal, poolCount{all: 1, eligible: 1, remote: 1, remoteEligible: 1})
+	ctx := testutil.Context(t, 30*time.Second)
+	param := strings.Repeat("x", 3<<19) // 1.5 MiB
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 8; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, err := bal.Call(ctx, "public/echo_len", []string{param}, balancer.RetrySafe())
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			resp, err := bal.Call(ctx, "public/big", nil, balancer.RetrySafe())
+			if err == nil && len(resp) < len(answer) {
+				err = fmt.Errorf("answer of %d bytes", len(resp))
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			failed++
+			t.Log(err)
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of 16 large operations in flight together failed (A: %+v)", failed, a.agent.Stats())
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := bal.Call(ctx, "public/echo_len", nil); err != nil {
+			t.Fatalf("a small call after them: %v", err)
+		}
+	}
 }

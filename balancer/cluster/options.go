@@ -5,6 +5,8 @@ import (
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
 
 	"go.uber.org/zap"
 )
@@ -151,4 +153,32 @@ func WithLogger(l *zap.Logger) Option {
 // the member started and avoids it.
 func WithMembers(fn func() []*protocluster.Member) Option {
 	return func(o *options) { o.members = fn }
+}
+
+// Settings of Proto.Actor's remote for a pool across nodes (RemoteOptions).
+const (
+	// EndpointBatch is how many messages remote's endpoint writer puts in
+	// one gRPC message (Proto.Actor's default is 1,000): with operations of
+	// up to MaxWireMessage each, a batch then stays under MaxRemoteMessage.
+	EndpointBatch = 8
+	// MaxRemoteMessage is the largest gRPC message a node receives (gRPC's
+	// default is 4 MiB): EndpointBatch operations or answers of
+	// MaxWireMessage each, with room for their envelopes.
+	MaxRemoteMessage = 32 << 20
+)
+
+// RemoteOptions are the settings of Proto.Actor's remote that a pool across
+// nodes needs; membership.Configure applies them, and a remote.Config of
+// your own needs them too (remote.Configure(host, port,
+// cluster.RemoteOptions()...); they set the server options, so add any of
+// your own after them as one WithServerOptions with both). Without them,
+// Proto.Actor's endpoint writer batches up to 1,000 queued messages into
+// one gRPC message, gRPC refuses any over 4 MiB, and a refusal cuts the
+// link: two or three large operations in flight to one node at once, each
+// under MaxWireMessage, lost the node (every operation in flight failed).
+func RemoteOptions() []remote.ConfigOption {
+	return []remote.ConfigOption{
+		remote.WithEndpointWriterBatchSize(EndpointBatch),
+		remote.WithServerOptions(grpc.MaxRecvMsgSize(MaxRemoteMessage)),
+	}
 }

@@ -32,8 +32,8 @@ import (
 //
 // A member that is frozen, or behind a network that drops its traffic
 // without a reset, loses no address: the agent pings every member in use
-// every SyncInterval, and one that has answered no Ping sent in the last
-// SilenceTimeout is treated as lost.
+// every SyncInterval, and one that has answered no Ping (nor operation)
+// sent in the last SilenceTimeout is treated as lost.
 
 // nodeState is where this agent is with another member.
 type nodeState int
@@ -60,7 +60,7 @@ type remoteNode struct {
 	asked   time.Time               // when it was last asked
 	marker  *actor.PID              // the run of its agent in use (watched); nil before the first answer
 	ended   string                  // the incarnation id of the last run seen to end: its late lists are stale
-	heard   time.Time               // active: when it was last known to answer (the sending of the newest Ping it answered)
+	heard   time.Time               // active: when it last answered a Ping
 	retryAt time.Time               // lost: when to ask again
 	backoff time.Duration           // lost: the wait before the next ask after that
 	version uint64                  // of the list applied
@@ -130,7 +130,7 @@ func (a *agentActor) retry(ctx actor.Context) {
 			a.markLostNode(rn) // a lost member still silent: wait longer before the next ask
 			continue
 		}
-		if rn.state == active && now.Sub(rn.heard) > a.sh.o.silence {
+		if rn.state == active && now.Sub(rn.lastHeard()) > a.sh.o.silence {
 			// Frozen (SIGSTOP, a long pause) or cut off by a network that
 			// drops its traffic without a reset: nothing tells the remote
 			// layer, and operations sent there would wait for their
@@ -138,7 +138,7 @@ func (a *agentActor) retry(ctx actor.Context) {
 			// fail (ErrDisconnected), its clients leave the tables, and it
 			// is asked again with backoff while the topology lists it.
 			a.sh.o.logger.Warn("a member is silent: treated as lost", zap.String("member", rn.id),
-				zap.String("address", rn.address), zap.Duration("silent", now.Sub(rn.heard).Round(time.Millisecond)))
+				zap.String("address", rn.address), zap.Duration("silent", now.Sub(rn.lastHeard()).Round(time.Millisecond)))
 			a.sh.silent.Add(1)
 			if a.dropNode(ctx, rn.id, true) {
 				a.publishView()
@@ -214,15 +214,28 @@ func (a *agentActor) remoteHealth(ctx actor.Context, b *wire.HealthBatch) {
 	}
 }
 
-// pong: a member answered a Ping; the nonce is when it was sent, on this
-// node's clock (a late answer counts from its sending).
+// lastHeard is when rn last answered a Ping or an operation: the link
+// delivers both ways, however slowly (a late answer behind large
+// operations still shows it does).
+func (rn *remoteNode) lastHeard() time.Time {
+	if rn.n != nil {
+		if ns := rn.n.answered.Load(); ns > rn.heard.UnixNano() {
+			return time.Unix(0, ns)
+		}
+	}
+	return rn.heard
+}
+
+// pong: a member answered a Ping (one this agent sent: the nonce is its
+// sending time, on this node's clock, since the member was last asked).
 func (a *agentActor) pong(ctx actor.Context, m *wire.Pong) {
 	rn, ok := a.nodeFor(ctx, m.GetMemberId())
 	if !ok || rn.state != active {
 		return
 	}
-	if at := time.Unix(0, m.GetNonce()); at.After(rn.heard) && !at.After(time.Now()) {
-		rn.heard = at
+	now := time.Now()
+	if at := time.Unix(0, m.GetNonce()); !at.Before(rn.asked) && !at.After(now) {
+		rn.heard = now
 	}
 }
 

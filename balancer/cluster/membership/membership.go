@@ -41,6 +41,8 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/zenws/zenws/balancer/cluster"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -70,6 +72,9 @@ type Node struct {
 //     under -race), so it is kept from ticking. Proto.Actor's gossip still
 //     starts (the cluster needs it for its own heartbeat once) and its
 //     first rounds run; no setting turns it off.
+//   - cluster.RemoteOptions: batches of at most 8 messages, and gRPC
+//     messages up to 32 MiB, so that large operations in flight together
+//     never exceed what gRPC takes (a refusal cuts the link);
 //   - remote MaxRetryCount 1: a member that is gone is redialled once (2 s)
 //     rather than five times, so its watchers hear AddressTerminated
 //     soon and operations in flight through it fail at once.
@@ -80,7 +85,7 @@ func Configure(node Node, provider protocluster.ClusterProvider) *protocluster.C
 	if node.Host == "" {
 		node.Host = "127.0.0.1"
 	}
-	var ropts []remote.ConfigOption
+	ropts := cluster.RemoteOptions()
 	if node.Advertised != "" {
 		ropts = append(ropts, remote.WithAdvertisedHost(node.Advertised))
 	}
