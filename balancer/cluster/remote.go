@@ -247,6 +247,17 @@ func (a *agentActor) nodeFor(ctx actor.Context, memberID string) (*remoteNode, b
 	if rn, ok := a.nodes[memberID]; ok {
 		return rn, true
 	}
+	if memberID != "" {
+		// The member's own id inside the provider's: unambiguous where a
+		// process restarted on the same address while the topology still
+		// lists its dead run (etcd keeps the dead run's key until its lease
+		// expires), which matching by address alone could take for it.
+		for id, rn := range a.nodes {
+			if strings.HasSuffix(id, "@"+memberID) {
+				return rn, true
+			}
+		}
+	}
 	if s := ctx.Sender(); s != nil {
 		var found *remoteNode
 		for _, rn := range a.nodes {
@@ -373,6 +384,21 @@ func (a *agentActor) agentTerminated(ctx actor.Context, m *actor.Terminated) boo
 			continue
 		}
 		switch {
+		case m.Why == actor.TerminatedReason_AddressTerminated && rn.state == active && a.sharesAddress(rn):
+			// Another member listed at this address (a process restarted
+			// on it while the topology still lists its dead run): when the
+			// dead run leaves, Proto.Actor ends the endpoint of the
+			// address, the live member's too, and what was queued on it is
+			// lost. Operations in flight fail now (not at their
+			// deadlines), and the member is asked again at once, not after
+			// a backoff: it is there.
+			a.sh.o.logger.Info("the link to a member was reset as another member at its address left: asking it again",
+				zap.String("member", rn.id), zap.String("address", rn.address))
+			if a.dropNode(ctx, id, true) {
+				a.publishView()
+				a.sh.changed()
+			}
+			a.ask(ctx, rn)
 		case m.Why == actor.TerminatedReason_AddressTerminated:
 			if rn.state == asking || rn.state == active {
 				// Proto.Actor's remote lost its connection to the member
@@ -395,6 +421,17 @@ func (a *agentActor) agentTerminated(ctx actor.Context, m *actor.Terminated) boo
 		return true
 	}
 	return draining
+}
+
+// sharesAddress: another member the topology lists (or listed until just
+// now) is at rn's address.
+func (a *agentActor) sharesAddress(rn *remoteNode) bool {
+	for _, o := range a.nodes {
+		if o != rn && o.address == rn.address {
+			return true
+		}
+	}
+	return false
 }
 
 // markLostNode puts rn in the lost state: asked again after a backoff that

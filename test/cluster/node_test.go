@@ -127,7 +127,7 @@ func startNode(cfg nodeConfig) (*node, error) {
 		n.clients = append(n.clients, c)
 	}
 	if n.agent, err = cluster.Start(n.m.Cluster, n.discover, cluster.WithMembers(n.m.Members),
-		cluster.WithSyncInterval(200*time.Millisecond), cluster.WithFlushInterval(20*time.Millisecond)); err != nil {
+		cluster.WithSyncInterval(200*time.Millisecond), cluster.WithFlushInterval(20*time.Millisecond), cluster.WithLogger(debugLogger())); err != nil {
 		return nil, err
 	}
 	if n.bal, err = balancer.New(n.sys, balancer.WithDiscovery(n.agent.Discovery),
@@ -460,4 +460,12 @@ func (l *load) report() loadReport {
 		r.OrdersFailed[k] = v
 	}
 	return r
+}
+
+func debugLogger() *zap.Logger {
+	if os.Getenv("ZENWS_DEBUG_AGENT") == "" {
+		return zap.NewNop()
+	}
+	l, _ := zap.NewDevelopment()
+	return l
 }
