@@ -47,7 +47,12 @@ func TestRedundantFeedSurvivesKills(t *testing.T) {
 			t.Cleanup(srv.Close)
 			b := newBook(srv, bookChannel)
 			chk := &checker{}
-			p, _ := newPool(t, srv, tc.clients, v, []feed.Option{feed.WithCopies(tc.copies), feed.WithHandler(chk.handle)})
+			// The window of content de-duplication (trades) bounds how far
+			// one copy may lag the other and still be recognised (1,024
+			// updates by default: about a second here, less on a machine
+			// loaded by other tests, where CI once saw 4 duplicates past
+			// it). This test is about kills, not lag: 8,192.
+			p, _ := newPool(t, srv, tc.clients, v, []feed.Option{feed.WithCopies(tc.copies), feed.WithHandler(chk.handle), feed.WithWindow(8192)})
 			if err := p.Subscribe(testutil.Context(t, 5*time.Second), channel); err != nil {
 				t.Fatal(err)
 			}
