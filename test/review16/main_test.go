@@ -1,6 +1,7 @@
 // Package review16 holds the adversarial review of issue 16 (one pool
 // across processes): a test per finding (FINDINGS.md), and the guards
-// for what held up.
+// for what held up. Some tests run nodes as OS processes: the test binary
+// started again with ZENWS_REVIEW16_NODE carrying the node's config.
 package review16
 
 import (
@@ -10,7 +11,12 @@ import (
 	"github.com/zenws/zenws/internal/testutil"
 )
 
-func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(nodeEnv); cfg != "" {
+		os.Exit(runNode(cfg))
+	}
+	testutil.VerifyTestMain(m)
+}
 
 // openFinding skips a test whose finding is still open, unless
 // ZENWS_REVIEW_OPEN is set.

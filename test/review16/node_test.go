@@ -1,0 +1,245 @@
+package review16
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/balancer"
+	"github.com/zenws/zenws/balancer/cluster"
+	"github.com/zenws/zenws/balancer/cluster/membership"
+	"github.com/zenws/zenws/balancer/opspage"
+	"github.com/zenws/zenws/transport/wstest"
+)
+
+const nodeEnv = "ZENWS_REVIEW16_NODE"
+
+// nodeConfig is one node, built from the docs (docs/balancing.md, "Across
+// machines"), not from test/cluster's helpers.
+type nodeConfig struct {
+	RemotePort int      // Proto.Actor remote
+	AutoPort   int      // automanaged membership HTTP
+	Peers      []string // every node's 127.0.0.1:AutoPort
+	Label      string   // its clients' venue label
+	Clients    int
+	// Degrade subscribes each client to a channel its venue refuses (the
+	// client is Degraded, picked only when nothing better is there), and
+	// drops its connection once (so it has a LastError).
+	Degrade bool
+	// PagePort, when set: serve the operator's page of its balancer (over
+	// every node's clients) at 127.0.0.1:PagePort/zenws/, readiness asking
+	// for MinHealthy of Label.
+	PagePort   int
+	MinHealthy int
+}
+
+// runNode is the node process: it prints "READY" once its clients are
+// up, and leaves when its stdin closes.
+func runNode(raw string) int {
+	var cfg nodeConfig
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		fmt.Println("FAIL config:", err)
+		return 2
+	}
+	if err := node(cfg); err != nil {
+		fmt.Println("FAIL", err)
+		return 1
+	}
+	return 0
+}
+
+func node(cfg nodeConfig) error {
+	log := zap.NewNop()
+	sys := actor.NewActorSystem(actors.ActorSystemLogger(log))
+	// Not deferred: sys.Shutdown, as README's quick start does it, panics
+	// once Member.Shutdown has run (it shuts the actor system down too).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithResponder("public/subscribe",
+		func(c *wstest.Conn, params json.RawMessage) (any, *wstest.RPCError) {
+			var p struct{ Channels []string }
+			_ = json.Unmarshal(params, &p)
+			var ok []string
+			for _, ch := range p.Channels {
+				if strings.HasPrefix(ch, "bad.") {
+					return nil, &wstest.RPCError{Code: 10001, Message: "refused: " + ch}
+				}
+				ok = append(ok, ch)
+			}
+			return c.Subscribe(ok...), nil
+		}))
+	defer srv.Close()
+	var pids []*actor.PID
+	for i := 0; i < cfg.Clients; i++ {
+		c, err := actors.Connect(ctx, sys, srv.URL(), actors.WithLabel(cfg.Label), actors.WithLogger(log),
+			actors.WithRetryCount(actors.RetryForever), actors.WithRetryDelay(20*time.Millisecond),
+			actors.WithMaxBackoff(200*time.Millisecond))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		chans := []string{"ticker.ok"}
+		if cfg.Degrade {
+			chans = append(chans, "bad.channel")
+		}
+		_ = c.Subscribe(ctx, chans...) // a *PartialError when degraded
+		pids = append(pids, c.PID())
+	}
+	if cfg.Degrade {
+		srv.DropAll()
+	}
+
+	mcfg, err := membership.Automanaged(membership.Node{Port: cfg.RemotePort}, cfg.AutoPort, 300*time.Millisecond, cfg.Peers...)
+	if err != nil {
+		return err
+	}
+	m, err := membership.Start(sys, mcfg)
+	if err != nil {
+		return err
+	}
+	defer m.Shutdown()
+	agent, err := cluster.Start(m.Cluster, func() []*actor.PID { return pids }, cluster.WithMembers(m.Members),
+		cluster.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = agent.Stop() }()
+	b, err := balancer.New(sys, balancer.WithDiscovery(agent.Discovery), balancer.WithResolver(agent.Resolve),
+		balancer.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = b.Stop() }()
+	stopChange := agent.OnChange(b.Invalidate)
+	defer stopChange()
+
+	if cfg.PagePort != 0 {
+		mux := http.NewServeMux()
+		mux.Handle("/zenws/", opspage.New(sys, map[string]*balancer.Balancer{"pool": b},
+			opspage.WithReadiness(cfg.MinHealthy, cfg.Label)))
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.PagePort))
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = hs.Serve(ln) }()
+		defer hs.Close()
+	}
+	fmt.Println("READY")
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes it
+	return nil
+}
+
+// proc is a node process of the test.
+type proc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan struct{}
+}
+
+// startNode starts a node and waits for its READY.
+func startNode(t *testing.T, cfg nodeConfig) *proc {
+	t.Helper()
+	raw, _ := json.Marshal(cfg)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), nodeEnv+"="+string(raw))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if !strings.HasPrefix(sc.Text(), "READY") && !strings.HasPrefix(sc.Text(), "FAIL") {
+				continue // the automanaged provider's echo prints its banner
+			}
+			select {
+			case ready <- sc.Text():
+			default:
+			}
+		}
+	}()
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	select {
+	case line := <-ready:
+		if line != "READY" {
+			t.Fatalf("node: %s", line)
+		}
+	case <-p.done:
+		t.Fatal("node exited before it was ready")
+	case <-time.After(30 * time.Second):
+		t.Fatal("node not ready within 30 s")
+	}
+	return p
+}
+
+// freePorts returns n ports free on 127.0.0.1 now.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	return ports
+}
+
+// getJSON fetches url (JSON) into v and returns the status.
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v in %q", url, err, body)
+	}
+	return resp.StatusCode
+}
