@@ -146,3 +146,43 @@ func TestBudgetOnePartitionedNodeExceedsTheRule(t *testing.T) {
 			got, rule.Window, len(ta), len(tc), rule.Burst)
 	}
 }
+
+// TestBudgetAllDegradedStayWithinTheRule: the docs' promise, "nodes that
+// all degrade at once stay within the rule". Each node's local window is
+// max(1, Burst/Share): with Share above Burst (a rule of 2 shared by 3
+// nodes) every node still takes 1, and the three together take 3. (A fix
+// may refuse such a rule instead: an error from Limiter passes.)
+func TestBudgetAllDegradedStayWithinTheRule(t *testing.T) {
+	openFinding(t, 7)
+	rule := budget.Rule{Key: "venue@198.51.100.3", Window: 2 * time.Second, Burst: 2, Share: 3, AskTimeout: 300 * time.Millisecond}
+	var mu sync.Mutex
+	var all []time.Time
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		sys := quietSystem(t)
+		svc, err := budget.Start(sys, func() []*protocluster.Member {
+			return []*protocluster.Member{{Id: "0-holder", Host: "127.0.0.1", Port: 1}} // unreachable
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer svc.Stop()
+		lim, err := svc.Limiter(rule)
+		if err != nil {
+			t.Logf("the rule is refused: %v", err)
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ts := dials(t, lim, 1, 2*time.Second)
+			mu.Lock()
+			all = append(all, ts...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if got := maxInWindow(all, rule.Window); got > rule.Burst {
+		t.Errorf("3 degraded nodes made %d attempts in one %v window; the rule is %d", got, rule.Window, rule.Burst)
+	}
+}
