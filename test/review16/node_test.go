@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,15 @@ type nodeConfig struct {
 	// for MinHealthy of Label.
 	PagePort   int
 	MinHealthy int
+	// Advertised: the host:port the others dial for this node's remote
+	// (a proxy of the test's).
+	Advertised string
+}
+
+// callsReport is what /ctl/calls answers.
+type callsReport struct {
+	OK, Failed int
+	Errors     []string
 }
 
 // runNode is the node process: it prints "READY" once its clients are
@@ -69,7 +79,9 @@ func node(cfg nodeConfig) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithResponder("public/subscribe",
+	srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithResponder("public/get_time",
+		func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) { return time.Now().UnixMilli(), nil }),
+		wstest.WithResponder("public/subscribe",
 		func(c *wstest.Conn, params json.RawMessage) (any, *wstest.RPCError) {
 			var p struct{ Channels []string }
 			_ = json.Unmarshal(params, &p)
@@ -103,7 +115,7 @@ func node(cfg nodeConfig) error {
 		srv.DropAll()
 	}
 
-	mcfg, err := membership.Automanaged(membership.Node{Port: cfg.RemotePort}, cfg.AutoPort, 300*time.Millisecond, cfg.Peers...)
+	mcfg, err := membership.Automanaged(membership.Node{Port: cfg.RemotePort, Advertised: cfg.Advertised}, cfg.AutoPort, 300*time.Millisecond, cfg.Peers...)
 	if err != nil {
 		return err
 	}
@@ -131,6 +143,30 @@ func node(cfg nodeConfig) error {
 		mux := http.NewServeMux()
 		mux.Handle("/zenws/", opspage.New(sys, map[string]*balancer.Balancer{"pool": b},
 			opspage.WithReadiness(cfg.MinHealthy, cfg.Label)))
+		// /ctl/calls?n=N&timeout=D: N retry-safe balanced calls in a row,
+		// each with its own timeout D.
+		mux.HandleFunc("/ctl/calls", func(w http.ResponseWriter, r *http.Request) {
+			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+			d, _ := time.ParseDuration(r.URL.Query().Get("timeout"))
+			var rep callsReport
+			for i := 0; i < n; i++ {
+				cctx, ccancel := context.WithTimeout(r.Context(), d)
+				_, err := b.Call(cctx, "public/get_time", nil, balancer.RetrySafe())
+				ccancel()
+				if err != nil {
+					rep.Failed++
+					if len(rep.Errors) < 5 {
+						rep.Errors = append(rep.Errors, err.Error())
+					}
+				} else {
+					rep.OK++
+				}
+			}
+			_ = json.NewEncoder(w).Encode(rep)
+		})
+		mux.HandleFunc("/ctl/stats", func(w http.ResponseWriter, _ *http.Request) {
+			_ = json.NewEncoder(w).Encode(agent.Stats())
+		})
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.PagePort))
 		if err != nil {
 			return err
@@ -228,7 +264,7 @@ func freePorts(t *testing.T, n int) []int {
 // getJSON fetches url (JSON) into v and returns the status.
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
+	c := &http.Client{Timeout: 60 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)
