@@ -82,18 +82,18 @@ func node(cfg nodeConfig) error {
 	srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithResponder("public/get_time",
 		func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) { return time.Now().UnixMilli(), nil }),
 		wstest.WithResponder("public/subscribe",
-		func(c *wstest.Conn, params json.RawMessage) (any, *wstest.RPCError) {
-			var p struct{ Channels []string }
-			_ = json.Unmarshal(params, &p)
-			var ok []string
-			for _, ch := range p.Channels {
-				if strings.HasPrefix(ch, "bad.") {
-					return nil, &wstest.RPCError{Code: 10001, Message: "refused: " + ch}
+			func(c *wstest.Conn, params json.RawMessage) (any, *wstest.RPCError) {
+				var p struct{ Channels []string }
+				_ = json.Unmarshal(params, &p)
+				var ok []string
+				for _, ch := range p.Channels {
+					if strings.HasPrefix(ch, "bad.") {
+						return nil, &wstest.RPCError{Code: 10001, Message: "refused: " + ch}
+					}
+					ok = append(ok, ch)
 				}
-				ok = append(ok, ch)
-			}
-			return c.Subscribe(ok...), nil
-		}))
+				return c.Subscribe(ok...), nil
+			}))
 	defer srv.Close()
 	var pids []*actor.PID
 	for i := 0; i < cfg.Clients; i++ {
