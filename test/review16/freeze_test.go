@@ -49,10 +49,21 @@ func waitFor(d time.Duration, cond func() bool) bool {
 // process is the same member.
 func TestFrozenNodeComesBack(t *testing.T) {
 	openFinding(t, 8)
+	frozenComesBack(t, "")
+}
+
+// TestFrozenNodeComesBackEtcd: the same over etcd, B frozen past its
+// lease (3 s).
+func TestFrozenNodeComesBackEtcd(t *testing.T) {
+	openFinding(t, 8)
+	frozenComesBack(t, startEtcd(t))
+}
+
+func frozenComesBack(t *testing.T, etcd string) {
 	ps := freePorts(t, 6)
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
-	startNode(t, nodeConfig{RemotePort: ps[0], AutoPort: ps[1], Peers: peers, Label: "a", Clients: 1, PagePort: ps[4], MinHealthy: 1})
-	b := startNode(t, nodeConfig{RemotePort: ps[2], AutoPort: ps[3], Peers: peers, Label: "b", Clients: 1, PagePort: ps[5], MinHealthy: 1})
+	startNode(t, nodeConfig{RemotePort: ps[0], AutoPort: ps[1], Peers: peers, Label: "a", Clients: 1, PagePort: ps[4], MinHealthy: 1, Etcd: etcd})
+	b := startNode(t, nodeConfig{RemotePort: ps[2], AutoPort: ps[3], Peers: peers, Label: "b", Clients: 1, PagePort: ps[5], MinHealthy: 1, Etcd: etcd})
 	urlA := fmt.Sprintf("http://127.0.0.1:%d/zenws/", ps[4])
 	urlB := fmt.Sprintf("http://127.0.0.1:%d/zenws/", ps[5])
 	if !waitFor(20*time.Second, func() bool { return remoteConnected(t, urlA) == 1 && remoteConnected(t, urlB) == 1 }) {
@@ -82,4 +93,6 @@ func TestFrozenNodeComesBack(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return remoteConnected(t, urlB) == 1 }) {
 		t.Errorf("B's table lost A's client after B resumed")
 	}
+	rep := calls(t, urlB, 20, time.Second)
+	t.Logf("B, resumed, with A's client in its table: %d of %d retry-safe calls failed %q", rep.Failed, rep.OK+rep.Failed, rep.Errors)
 }

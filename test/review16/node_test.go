@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
@@ -48,6 +49,9 @@ type nodeConfig struct {
 	// Advertised: the host:port the others dial for this node's remote
 	// (a proxy of the test's).
 	Advertised string
+	// Etcd, when set: membership over etcd at this host:port instead of
+	// automanaged.
+	Etcd string
 }
 
 // callsReport is what /ctl/calls answers.
@@ -115,7 +119,14 @@ func node(cfg nodeConfig) error {
 		srv.DropAll()
 	}
 
-	mcfg, err := membership.Automanaged(membership.Node{Port: cfg.RemotePort, Advertised: cfg.Advertised}, cfg.AutoPort, 300*time.Millisecond, cfg.Peers...)
+	mnode := membership.Node{Port: cfg.RemotePort, Advertised: cfg.Advertised}
+	var mcfg *protocluster.Config
+	var err error
+	if cfg.Etcd != "" {
+		mcfg, err = membership.Etcd(mnode, cfg.Etcd)
+	} else {
+		mcfg, err = membership.Automanaged(mnode, cfg.AutoPort, 300*time.Millisecond, cfg.Peers...)
+	}
 	if err != nil {
 		return err
 	}
@@ -278,4 +289,43 @@ func getJSON(t *testing.T, url string, v any) int {
 		t.Fatalf("GET %s: %v in %q", url, err, body)
 	}
 	return resp.StatusCode
+}
+
+// startEtcd starts Debian's etcd on free 127.0.0.1 ports with a fresh
+// data directory and returns its client host:port; it skips without etcd
+// (fails under CI=true).
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("etcd is not installed; under CI=true this is a failure")
+		}
+		t.Skip("etcd is not installed (apt-get install -y etcd-server)")
+	}
+	ps := freePorts(t, 2)
+	client := fmt.Sprintf("127.0.0.1:%d", ps[0])
+	peer := fmt.Sprintf("http://127.0.0.1:%d", ps[1])
+	cmd := exec.Command(bin, "--name", "review16", "--data-dir", t.TempDir(),
+		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "review16="+peer, "--log-level", "error")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	hc := http.Client{Timeout: time.Second}
+	ok := waitFor(20*time.Second, func() bool {
+		resp, err := hc.Get("http://" + client + "/health")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var h struct{ Health string }
+		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.Health == "true"
+	})
+	if !ok {
+		t.Fatal("etcd not healthy within 20 s")
+	}
+	return client
 }
