@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +53,9 @@ type nodeConfig struct {
 	// Etcd, when set: membership over etcd at this host:port instead of
 	// automanaged.
 	Etcd string
+	// ClientsFirst connects the clients before the member starts (its
+	// remote): finding 11.
+	ClientsFirst bool
 }
 
 // callsReport is what /ctl/calls answers.
@@ -99,24 +103,48 @@ func node(cfg nodeConfig) error {
 				return c.Subscribe(ok...), nil
 			}))
 	defer srv.Close()
+	// The clients: connected after the member started (ClientsFirst:
+	// before, as a user who connects to the venues first would).
+	var pidsMu sync.Mutex
 	var pids []*actor.PID
-	for i := 0; i < cfg.Clients; i++ {
-		c, err := actors.Connect(ctx, sys, srv.URL(), actors.WithLabel(cfg.Label), actors.WithLogger(log),
-			actors.WithRetryCount(actors.RetryForever), actors.WithRetryDelay(20*time.Millisecond),
-			actors.WithMaxBackoff(200*time.Millisecond))
-		if err != nil {
+	var closers []*actors.Client
+	listPIDs := func() []*actor.PID {
+		pidsMu.Lock()
+		defer pidsMu.Unlock()
+		return append([]*actor.PID(nil), pids...)
+	}
+	connectClients := func() error {
+		for i := 0; i < cfg.Clients; i++ {
+			c, err := actors.Connect(ctx, sys, srv.URL(), actors.WithLabel(cfg.Label), actors.WithLogger(log),
+				actors.WithRetryCount(actors.RetryForever), actors.WithRetryDelay(20*time.Millisecond),
+				actors.WithMaxBackoff(200*time.Millisecond))
+			if err != nil {
+				return err
+			}
+			closers = append(closers, c)
+			chans := []string{"ticker.ok"}
+			if cfg.Degrade {
+				chans = append(chans, "bad.channel")
+			}
+			_ = c.Subscribe(ctx, chans...) // a *PartialError when degraded
+			pidsMu.Lock()
+			pids = append(pids, c.PID())
+			pidsMu.Unlock()
+		}
+		if cfg.Degrade {
+			srv.DropAll()
+		}
+		return nil
+	}
+	defer func() {
+		for _, c := range closers {
+			_ = c.Close()
+		}
+	}()
+	if cfg.ClientsFirst {
+		if err := connectClients(); err != nil {
 			return err
 		}
-		defer c.Close()
-		chans := []string{"ticker.ok"}
-		if cfg.Degrade {
-			chans = append(chans, "bad.channel")
-		}
-		_ = c.Subscribe(ctx, chans...) // a *PartialError when degraded
-		pids = append(pids, c.PID())
-	}
-	if cfg.Degrade {
-		srv.DropAll()
 	}
 
 	mnode := membership.Node{Port: cfg.RemotePort, Advertised: cfg.Advertised}
@@ -135,7 +163,7 @@ func node(cfg nodeConfig) error {
 		return err
 	}
 	defer m.Shutdown()
-	agent, err := cluster.Start(m.Cluster, func() []*actor.PID { return pids }, cluster.WithMembers(m.Members),
+	agent, err := cluster.Start(m.Cluster, listPIDs, cluster.WithMembers(m.Members),
 		cluster.WithLogger(log))
 	if err != nil {
 		return err
@@ -149,6 +177,13 @@ func node(cfg nodeConfig) error {
 	defer func() { _ = b.Stop() }()
 	stopChange := agent.OnChange(b.Invalidate)
 	defer stopChange()
+	if !cfg.ClientsFirst {
+		if err := connectClients(); err != nil {
+			return err
+		}
+		agent.Invalidate()
+		b.Invalidate()
+	}
 
 	if cfg.PagePort != 0 {
 		mux := http.NewServeMux()
