@@ -21,8 +21,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/actors/ratelimit"
 	"github.com/zenws/zenws/balancer"
 	"github.com/zenws/zenws/balancer/cluster"
+	"github.com/zenws/zenws/balancer/cluster/budget"
 	"github.com/zenws/zenws/balancer/cluster/membership"
 	"github.com/zenws/zenws/balancer/opspage"
 	"github.com/zenws/zenws/transport/wstest"
@@ -56,6 +58,10 @@ type nodeConfig struct {
 	// ClientsFirst connects the clients before the member starts (its
 	// remote): finding 11.
 	ClientsFirst bool
+	// Budget, when its Key is set: a budget.Service and a limiter of this
+	// rule, drawn by /ctl/dial?n=N (the times each attempt was let
+	// through, unix ns) and /ctl/holder.
+	Budget budget.Rule
 }
 
 // callsReport is what /ctl/calls answers.
@@ -210,6 +216,32 @@ func node(cfg nodeConfig) error {
 			}
 			_ = json.NewEncoder(w).Encode(rep)
 		})
+		if cfg.Budget.Key != "" {
+			svc, err := budget.Start(sys, m.Members)
+			if err != nil {
+				return err
+			}
+			defer svc.Stop()
+			lim, err := svc.Limiter(cfg.Budget)
+			if err != nil {
+				return err
+			}
+			mux.HandleFunc("/ctl/dial", func(w http.ResponseWriter, r *http.Request) {
+				n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+				var at []int64
+				for i := 0; i < n; i++ {
+					if err := lim.Wait(r.Context(), ratelimit.Frame{Data: []byte("dial")}); err != nil {
+						break
+					}
+					at = append(at, time.Now().UnixNano())
+				}
+				_ = json.NewEncoder(w).Encode(at)
+			})
+			mux.HandleFunc("/ctl/holder", func(w http.ResponseWriter, _ *http.Request) {
+				_ = json.NewEncoder(w).Encode(map[string]any{"holder": svc.Holder(), "self": sys.Address(),
+					"stats": svc.Stats(cfg.Budget.Key)})
+			})
+		}
 		mux.HandleFunc("/ctl/stats", func(w http.ResponseWriter, _ *http.Request) {
 			_ = json.NewEncoder(w).Encode(agent.Stats())
 		})

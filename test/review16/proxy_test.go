@@ -6,14 +6,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Modes of a linkProxy.
 const (
-	pass  int32 = iota // forward
-	cut                // close every connection and each new one (resets)
-	hole               // keep connections, drop every byte (a black hole: no reset)
-	oneAB              // forward from the dialler to the target only; drop the answers
+	pass   int32 = iota // forward
+	cut                 // close every connection and each new one (resets)
+	hole                // keep connections, drop every byte (a black hole: no reset)
+	oneAB               // forward from the dialler to the target only; drop the answers
+	slowAB              // forward, the dialler's bytes to the target late by delay
 )
 
 // linkProxy forwards TCP to target, and can cut the link, black-hole it,
@@ -23,6 +25,7 @@ type linkProxy struct {
 	target   string
 	mode     atomic.Int32
 	accepted atomic.Int64
+	delay    atomic.Int64 // ns, for slowAB
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -113,6 +116,9 @@ func (p *linkProxy) copy(dst, src net.Conn, forward bool) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			m := p.mode.Load()
+			if m == slowAB && forward {
+				time.Sleep(time.Duration(p.delay.Load()))
+			}
 			drop := m == hole || m == oneAB && !forward
 			if !drop {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
