@@ -93,7 +93,7 @@ func node(cfg nodeConfig) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithResponder("public/get_time",
+	srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithReadLimit(64<<20), wstest.WithResponder("public/get_time",
 		func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) { return time.Now().UnixMilli(), nil }),
 		wstest.WithResponder("public/subscribe",
 			func(c *wstest.Conn, params json.RawMessage) (any, *wstest.RPCError) {
@@ -242,6 +242,37 @@ func node(cfg nodeConfig) error {
 					"stats": svc.Stats(cfg.Budget.Key)})
 			})
 		}
+		// /ctl/big?n=N&size=S: N balanced sends of S bytes each at once,
+		// retry-safe, 10 s each.
+		mux.HandleFunc("/ctl/big", func(w http.ResponseWriter, r *http.Request) {
+			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+			size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+			msg := []byte(`{"jsonrpc":"2.0","method":"public/get_time","params":{"pad":"` + strings.Repeat("A", size) + `"}}`)
+			var mu sync.Mutex
+			var rep callsReport
+			var wg sync.WaitGroup
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					cctx, ccancel := context.WithTimeout(r.Context(), 10*time.Second)
+					defer ccancel()
+					err := b.Send(cctx, msg, balancer.RetrySafe())
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						rep.Failed++
+						if len(rep.Errors) < 5 {
+							rep.Errors = append(rep.Errors, err.Error())
+						}
+					} else {
+						rep.OK++
+					}
+				}()
+			}
+			wg.Wait()
+			_ = json.NewEncoder(w).Encode(rep)
+		})
 		mux.HandleFunc("/ctl/stats", func(w http.ResponseWriter, _ *http.Request) {
 			_ = json.NewEncoder(w).Encode(agent.Stats())
 		})
