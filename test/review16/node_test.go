@@ -62,6 +62,9 @@ type nodeConfig struct {
 	// rule, drawn by /ctl/dial?n=N (the times each attempt was let
 	// through, unix ns) and /ctl/holder.
 	Budget budget.Rule
+	// VenueURL, when set: the clients connect there (a venue of the test
+	// process that counts orders) instead of the node's own.
+	VenueURL string
 }
 
 // callsReport is what /ctl/calls answers.
@@ -121,7 +124,11 @@ func node(cfg nodeConfig) error {
 	}
 	connectClients := func() error {
 		for i := 0; i < cfg.Clients; i++ {
-			c, err := actors.Connect(ctx, sys, srv.URL(), actors.WithLabel(cfg.Label), actors.WithLogger(log),
+			url := srv.URL()
+			if cfg.VenueURL != "" {
+				url = cfg.VenueURL
+			}
+			c, err := actors.Connect(ctx, sys, url, actors.WithLabel(cfg.Label), actors.WithLogger(log),
 				actors.WithRetryCount(actors.RetryForever), actors.WithRetryDelay(20*time.Millisecond),
 				actors.WithMaxBackoff(200*time.Millisecond))
 			if err != nil {
@@ -271,6 +278,30 @@ func node(cfg nodeConfig) error {
 				}()
 			}
 			wg.Wait()
+			_ = json.NewEncoder(w).Encode(rep)
+		})
+		// /ctl/orders?prefix=P&n=N&timeout=D: N orders in a row, not
+		// retry-safe, ids P-0..P-(N-1); answers the ids that filled.
+		mux.HandleFunc("/ctl/orders", func(w http.ResponseWriter, r *http.Request) {
+			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+			d, _ := time.ParseDuration(r.URL.Query().Get("timeout"))
+			prefix := r.URL.Query().Get("prefix")
+			var rep struct {
+				Filled []string
+				Failed map[string]string
+			}
+			rep.Failed = map[string]string{}
+			for i := 0; i < n; i++ {
+				id := fmt.Sprintf("%s-%d", prefix, i)
+				cctx, ccancel := context.WithTimeout(r.Context(), d)
+				_, err := b.Call(cctx, "private/buy", map[string]string{"id": id})
+				ccancel()
+				if err != nil {
+					rep.Failed[id] = err.Error()
+				} else {
+					rep.Filled = append(rep.Filled, id)
+				}
+			}
 			_ = json.NewEncoder(w).Encode(rep)
 		})
 		mux.HandleFunc("/ctl/stats", func(w http.ResponseWriter, _ *http.Request) {

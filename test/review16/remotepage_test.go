@@ -2,6 +2,8 @@ package review16
 
 import (
 	"fmt"
+	neturl "net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +104,22 @@ func TestReadinessCountsOtherNodesClients(t *testing.T) {
 	code := getJSON(t, url+"readyz", &rd)
 	if code != 200 || !rd.Ready {
 		t.Errorf("A's readyz: %d, short %q, labels %+v; A has its 2 healthy venue-a clients", code, rd.Short, rd.Labels)
+	}
+}
+
+// TestRemoteClientDetails: the details view of B's client on A's page
+// (its ID has "/" and "$"), HTML and JSON (guard: held up if it passes).
+func TestRemoteClientDetails(t *testing.T) {
+	url, c := twoNodes(t)
+	var p opspage.Page
+	if code := getJSON(t, url+"?format=json&pool=pool&client="+neturl.QueryEscape(c.ID), &p); code != 200 {
+		t.Fatalf("details of %s: %d", c.ID, code)
+	}
+	if len(p.Pools) != 1 || len(p.Pools[0].Clients) != 1 || p.Pools[0].Clients[0].ID != c.ID || !p.Pools[0].Clients[0].Remote {
+		t.Errorf("details of %s: %+v", c.ID, p)
+	}
+	code, body := fetch(t, url+"?pool=pool&client="+neturl.QueryEscape(c.ID))
+	if code != 200 || !strings.Contains(body, c.Node) {
+		t.Errorf("HTML details of %s: %d, node %s shown: %v", c.ID, code, c.Node, strings.Contains(body, c.Node))
 	}
 }
