@@ -66,7 +66,7 @@ func TestBlackHoledNodeFailsNoRetrySafeCall(t *testing.T) {
 	left := remoteConnected(t, urlA) == 0
 	var pg opspage.Page
 	getJSON(t, urlA+"?format=json", &pg)
-	for _, c := range pg.Pools[0].Clients {
+	for _, c := range clientsOf(pg) {
 		t.Logf("A's table: node %s state %s not_picked %q picks %d failures %d recent_errors %.2f in_flight %d peak_ewma %v",
 			c.Node, c.State, c.NotPicked, c.Picks, c.Failures, c.RecentErrors, c.InFlight, time.Duration(c.PeakEWMANs))
 	}

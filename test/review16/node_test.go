@@ -401,21 +401,26 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// getJSON fetches url (JSON) into v and returns the status.
+// getJSON fetches url (JSON) into v and returns the status (-1 on an
+// error, reported with t.Errorf: it is called from goroutines too, where
+// t.Fatal may not be).
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
 	c := &http.Client{Timeout: 60 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("GET %s: %v", url, err)
+		return -1
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("GET %s: %v", url, err)
+		return -1
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v in %q", url, err, body)
+		t.Errorf("GET %s: %v in %q", url, err, body)
+		return -1
 	}
 	return resp.StatusCode
 }

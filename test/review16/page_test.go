@@ -69,7 +69,7 @@ func secretPage(t *testing.T) (string, []string) {
 		var p opspage.Page
 		getJSON(t, url+"?format=json", &p)
 		n := 0
-		for _, c := range p.Pools[0].Clients {
+		for _, c := range clientsOf(p) {
 			if c.LastError != "" || c.State == "connected" {
 				n++
 			}
@@ -103,7 +103,7 @@ func TestPageShowsNoSecretOfAURL(t *testing.T) {
 	var p opspage.Page
 	getJSON(t, url+"?format=json", &p)
 	views := []string{url, url + "?format=json"}
-	for _, c := range p.Pools[0].Clients {
+	for _, c := range clientsOf(p) {
 		views = append(views, url+"?pool=p&client="+c.ID, url+"?pool=p&format=json&client="+c.ID)
 	}
 	for _, v := range views {

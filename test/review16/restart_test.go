@@ -66,7 +66,7 @@ func restartSameAddress(t *testing.T, etcd string) {
 	for _, u := range []string{urlA, fmt.Sprintf("http://127.0.0.1:%d/zenws/", ps[5])} {
 		var pg opspage.Page
 		getJSON(t, u+"?format=json", &pg)
-		for _, c := range pg.Pools[0].Clients {
+		for _, c := range clientsOf(pg) {
 			t.Logf("%s: %s %s %s picks %d failures %d", u, c.ID, c.Node, c.State, c.Picks, c.Failures)
 		}
 	}
