@@ -138,3 +138,39 @@ func TestFlappingLinkConverges(t *testing.T) {
 			remoteConnected(t, urlA), remoteConnected(t, urlB))
 	}
 }
+
+// TestOneWayPartitionFailsNoRetrySafeCall: only one direction of the link
+// A uses to reach B is cut: A's bytes reach B, B's replies on that
+// connection (gRPC's acknowledgements, flow-control window updates) are
+// dropped; B's answers travel on B's own connection to A, which is not
+// cut. A's retry-safe calls over its own client and B's for 10 s: at
+// most the first one or two may fail.
+func TestOneWayPartitionFailsNoRetrySafeCall(t *testing.T) {
+	openFinding(t, 9)
+	urlA, _, px := pairThroughProxy(t)
+	if rep := calls(t, urlA, 50, time.Second); rep.Failed != 0 {
+		t.Fatalf("before the cut: %+v", rep)
+	}
+	px.set(oneAB)
+	start := time.Now()
+	var total callsReport
+	for time.Since(start) < 10*time.Second {
+		rep := calls(t, urlA, 5, time.Second)
+		total.OK += rep.OK
+		total.Failed += rep.Failed
+		if len(total.Errors) < 5 {
+			total.Errors = append(total.Errors, rep.Errors...)
+		}
+	}
+	var pg opspage.Page
+	getJSON(t, urlA+"?format=json", &pg)
+	for _, c := range clientsOf(pg) {
+		t.Logf("A's table: node %s state %s picks %d failures %d peak_ewma %v", c.Node, c.State, c.Picks, c.Failures, time.Duration(c.PeakEWMANs))
+	}
+	px.set(pass)
+	t.Logf("one-way cut, 10 s: %d calls, %d failed", total.OK+total.Failed, total.Failed)
+	if total.Failed > 2 {
+		t.Errorf("during 10 s of a one-way cut to B, %d of %d retry-safe calls failed on A (its own client healthy): %q",
+			total.Failed, total.OK+total.Failed, total.Errors)
+	}
+}
