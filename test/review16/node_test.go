@@ -62,6 +62,9 @@ type nodeConfig struct {
 	// rule, drawn by /ctl/dial?n=N (the times each attempt was let
 	// through, unix ns) and /ctl/holder.
 	Budget budget.Rule
+	// ShutdownTwice: start the member, leave (Member.Shutdown), then
+	// sys.Shutdown as README's quick start defers it; print what happened.
+	ShutdownTwice bool
 	// VenueURL, when set: the clients connect there (a venue of the test
 	// process that counts orders) instead of the node's own.
 	VenueURL string
@@ -88,7 +91,32 @@ func runNode(raw string) int {
 	return 0
 }
 
+// shutdownTwice is the ShutdownTwice mode.
+func shutdownTwice(cfg nodeConfig) (out string) {
+	sys := actor.NewActorSystem(actors.ActorSystemLogger(zap.NewNop()))
+	mcfg, err := membership.Automanaged(membership.Node{Port: cfg.RemotePort}, cfg.AutoPort, 300*time.Millisecond, cfg.Peers...)
+	if err != nil {
+		return "FAIL " + err.Error()
+	}
+	m, err := membership.Start(sys, mcfg)
+	if err != nil {
+		return "FAIL " + err.Error()
+	}
+	m.Shutdown()
+	defer func() {
+		if v := recover(); v != nil {
+			out = fmt.Sprintf("PANIC %v", v)
+		}
+	}()
+	sys.Shutdown()
+	return "OK"
+}
+
 func node(cfg nodeConfig) error {
+	if cfg.ShutdownTwice {
+		fmt.Println("READY " + shutdownTwice(cfg))
+		return nil
+	}
 	log := zap.NewNop()
 	sys := actor.NewActorSystem(actors.ActorSystemLogger(log))
 	// Not deferred: sys.Shutdown, as README's quick start does it, panics
