@@ -84,12 +84,13 @@ func TestBudgetRuleIsTheCallersNotTheKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ts []time.Time
-	ts = append(ts, dials(t, strict, 5, 8*time.Second)...)
-	ts = append(ts, dials(t, loose, 5, 8*time.Second)...)
-	if len(ts) != 10 {
-		t.Fatalf("%d of 10 attempts let through within 8 s", len(ts))
+	ts := dials(t, strict, 5, 8*time.Second)
+	if len(ts) != 5 {
+		t.Fatalf("%d of the strict node's 5 attempts let through within 8 s", len(ts))
 	}
+	// A fix may make the loose node wait or refuse it: only what it was
+	// let through counts.
+	ts = append(ts, dials(t, loose, 5, 8*time.Second)...)
 	// One key, one window: the strict node's rule is 5 in any window, and
 	// it filled the window first; the loose node's five had to wait.
 	if got := maxInWindow(ts, window); got > 5 {
