@@ -55,7 +55,18 @@ func twoNodesB(t *testing.T) (string, string, opspage.Client) {
 // last error are empty, and why it is not picked is wrong (finding 4).
 func TestRemoteClientRowOnThePage(t *testing.T) {
 	openFinding(t, 3)
-	_, c := twoNodes(t)
+	_, urlB, c := twoNodesB(t)
+	var pb opspage.Page
+	getJSON(t, urlB+"?format=json", &pb)
+	var own *opspage.Client
+	for _, bc := range clientsOf(pb) {
+		if !bc.Remote {
+			own = &bc
+		}
+	}
+	if own == nil || own.LastError == "" || own.Channels == nil || own.Label != "venue-b" {
+		t.Fatalf("B's own page does not show its client's label, last error and channels: %+v", own)
+	}
 	if c.Node == "local" || c.Node == "" {
 		t.Errorf("node = %q, want B's address", c.Node)
 	}
