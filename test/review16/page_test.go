@@ -3,6 +3,7 @@ package review16
 import (
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -161,5 +162,22 @@ func TestPageUnderHostileRequests(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Errorf("one of 200 concurrent requests: %s", e)
+	}
+}
+
+// TestHTMLShowsWhatTheJSONSays: for every client of the JSON page, the
+// HTML page shows its label, state, why it is not picked and its last
+// error (guard: held up if it passes).
+func TestHTMLShowsWhatTheJSONSays(t *testing.T) {
+	url, _ := secretPage(t)
+	var p opspage.Page
+	getJSON(t, url+"?format=json", &p)
+	_, body := fetch(t, url)
+	for _, c := range clientsOf(p) {
+		for what, v := range map[string]string{"label": c.Label, "state": c.State, "not_picked": c.NotPicked, "last_error": c.LastError} {
+			if v != "" && !strings.Contains(body, html.EscapeString(v)) && !strings.Contains(body, v) {
+				t.Errorf("client %s: the JSON's %s %q is not on the HTML page", c.ID, what, v)
+			}
+		}
 	}
 }
