@@ -1,0 +1,100 @@
+package review16
+
+import (
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zenws/zenws/balancer/cluster/budget"
+)
+
+// TestBudgetOneHolderAfterAFreeze: the holder of the shared window is
+// frozen (SIGSTOP) past the membership's timeout, so the other node sees
+// it leave and holds a window of its own; then the holder resumes. There
+// must be one holder again (the nodes agree), and the two nodes together
+// must keep the rule.
+func TestBudgetOneHolderAfterAFreeze(t *testing.T) {
+	openFinding(t, 16)
+	rule := budget.Rule{Key: "venue@198.51.100.5", Window: 2 * time.Second, Burst: 4, Share: 2}
+	ps := freePorts(t, 6)
+	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
+	var procs []*proc
+	for i := 0; i < 2; i++ {
+		procs = append(procs, startNode(t, nodeConfig{RemotePort: ps[2*i], AutoPort: ps[2*i+1], Peers: peers, Label: "x", Clients: 0,
+			PagePort: ps[4+i], MinHealthy: 1, Budget: rule}))
+	}
+	ctl := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d/ctl/", ps[4+i]) }
+	type holderInfo struct{ Holder, Self string }
+	holders := func() [2]holderInfo {
+		var h [2]holderInfo
+		for i := 0; i < 2; i++ {
+			getJSON(t, ctl(i)+"holder", &h[i])
+		}
+		return h
+	}
+	holder := -1
+	if !waitFor(20*time.Second, func() bool {
+		h := holders()
+		if h[0].Holder == "" || h[0].Holder != h[1].Holder {
+			return false
+		}
+		for i := 0; i < 2; i++ {
+			if h[i].Self == h[i].Holder {
+				holder = i
+			}
+		}
+		return holder >= 0
+	}) {
+		t.Fatal("the two nodes never agreed on a holder")
+	}
+	other := 1 - holder
+	if err := procs[holder].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = procs[holder].cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+	took := waitFor(15*time.Second, func() bool {
+		var h holderInfo
+		getJSON(t, ctl(other)+"holder", &h)
+		return h.Holder == h.Self
+	})
+	resume()
+	if !took {
+		t.Fatal("the other node never took the window while the holder was stopped")
+	}
+	agreed := waitFor(15*time.Second, func() bool { h := holders(); return h[0].Holder == h[1].Holder })
+	h := holders()
+	t.Logf("after the resume: node %d says the holder is %s, node %d says %s", holder, h[holder].Holder, other, h[other].Holder)
+	if !agreed {
+		t.Errorf("15 s after the holder resumed, the nodes name different holders: two windows for one IP")
+	}
+	time.Sleep(2500 * time.Millisecond) // past a window: the attempts before the freeze are out of it
+	var mu sync.Mutex
+	var all []time.Time
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			var at []int64
+			getJSON(t, fmt.Sprintf("%sdial?n=%d", ctl(i), rule.Burst), &at)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, n := range at {
+				all = append(all, time.Unix(0, n))
+			}
+		}(i)
+	}
+	wg.Wait()
+	if got := maxInWindow(all, rule.Window); got > rule.Burst {
+		t.Errorf("%d attempts in one %v window from the two nodes (rule %d)", got, rule.Window, rule.Burst)
+	}
+}
