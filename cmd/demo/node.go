@@ -293,6 +293,9 @@ func (n *demoNode) stop() {
 	if n.m != nil {
 		n.m.Shutdown()
 	}
+	if d.sys != nil {
+		d.sys.Shutdown()
+	}
 	d.stopServers()
 	if n.closeLog != nil {
 		n.closeLog()

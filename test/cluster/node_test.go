@@ -136,7 +136,7 @@ func startNode(cfg nodeConfig) (*node, error) {
 	}
 	n.agent.OnChange(n.bal.Invalidate)
 	if cfg.Dial != nil && cfg.Dial.Shared {
-		if n.budget, err = budget.Start(n.sys, n.m.Members); err != nil {
+		if n.budget, err = budget.Start(n.sys, n.m.Members, budget.WithOut(n.agent.Expelled())); err != nil {
 			return nil, err
 		}
 	}
@@ -199,6 +199,7 @@ func (n *node) stop() {
 		_ = c.Close()
 	}
 	n.m.Shutdown()
+	n.sys.Shutdown()
 }
 
 // poolView is a node's table as /pool returns it.

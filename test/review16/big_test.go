@@ -16,7 +16,6 @@ import (
 // they are not. Every one must go through, B's client must stay in A's
 // table.
 func TestConcurrentLargeOpsKeepTheLink(t *testing.T) {
-	openFinding(t, 15)
 	ps := freePorts(t, 6)
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
 	startNode(t, nodeConfig{RemotePort: ps[0], AutoPort: ps[1], Peers: peers, Label: "a", Clients: 0, PagePort: ps[4], MinHealthy: 1})

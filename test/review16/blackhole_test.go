@@ -47,7 +47,6 @@ func calls(t *testing.T, url string, n int, d time.Duration) callsReport {
 // health pushes are black-holed too and nothing makes its client
 // ineligible.
 func TestBlackHoledNodeFailsNoRetrySafeCall(t *testing.T) {
-	openFinding(t, 9)
 	urlA, _, px := pairThroughProxy(t)
 	if rep := calls(t, urlA, 50, time.Second); rep.Failed != 0 {
 		t.Fatalf("before the hole: %+v", rep)
@@ -146,7 +145,6 @@ func TestFlappingLinkConverges(t *testing.T) {
 // cut. A's retry-safe calls over its own client and B's for 10 s: at
 // most the first one or two may fail.
 func TestOneWayPartitionFailsNoRetrySafeCall(t *testing.T) {
-	openFinding(t, 9)
 	urlA, _, px := pairThroughProxy(t)
 	if rep := calls(t, urlA, 50, time.Second); rep.Failed != 0 {
 		t.Fatalf("before the cut: %+v", rep)

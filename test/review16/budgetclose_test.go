@@ -18,7 +18,6 @@ import (
 // docs/balancing.md admits "a client closed while it waits finishes
 // closing when its slot comes"; here the window is 3 s.
 func TestCloseWhileWaitingForABudgetSlot(t *testing.T) {
-	openFinding(t, 18)
 	sys := quietSystem(t)
 	svc, err := budget.Start(sys, holderHere(sys))
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 // looks the client up under the PID rewritten to B's address. With no
 // other path every call fails; with one, the failover hides it.
 func TestClientsConnectedBeforeTheMemberServeOthers(t *testing.T) {
-	openFinding(t, 11)
 	ps := freePorts(t, 6)
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
 	startNode(t, nodeConfig{RemotePort: ps[0], AutoPort: ps[1], Peers: peers, Label: "a", Clients: 0, PagePort: ps[4], MinHealthy: 1})

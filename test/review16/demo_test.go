@@ -19,7 +19,6 @@ import (
 // skipped its checks, and still says "result PASS" and exits 0: a
 // pipeline that times out reads green.
 func TestDemoInterruptedIsNotAPass(t *testing.T) {
-	openFinding(t, 14)
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go tool")

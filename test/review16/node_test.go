@@ -252,7 +252,7 @@ func node(cfg nodeConfig) error {
 			_ = json.NewEncoder(w).Encode(rep)
 		})
 		if cfg.Budget.Key != "" {
-			svc, err := budget.Start(sys, m.Members)
+			svc, err := budget.Start(sys, m.Members, budget.WithOut(agent.Expelled()))
 			if err != nil {
 				return err
 			}

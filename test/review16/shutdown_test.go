@@ -16,7 +16,6 @@ import (
 // ("close of closed channel") on the way out of every program that
 // follows both.
 func TestShutdownAsTheDocsCombineIt(t *testing.T) {
-	openFinding(t, 17)
 	ps := freePorts(t, 2)
 	raw, _ := json.Marshal(nodeConfig{RemotePort: ps[0], AutoPort: ps[1], Peers: []string{fmt.Sprintf("127.0.0.1:%d", ps[1])},
 		ShutdownTwice: true})

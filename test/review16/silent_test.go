@@ -24,7 +24,6 @@ import (
 // healthy client's (rtt+1)*(1+errors) on every draw. Every call goes to
 // it first, and every call fails.
 func TestSilentClientKeepsWinningPicks(t *testing.T) {
-	openFinding(t, 9)
 	sys := quietSystem(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

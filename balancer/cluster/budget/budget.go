@@ -142,9 +142,24 @@ type Service struct {
 	once    sync.Once
 	wg      sync.WaitGroup // the hello goroutine
 
+	out   <-chan struct{} // WithOut: closed once this member was taken out of the cluster
+
 	mu    sync.Mutex
 	stats map[string]*counters
 	keys  []string // the keys of the limiters made here, for the hellos
+}
+
+// isOut: this member was taken out of the cluster (WithOut).
+func (s *Service) isOut() bool {
+	if s.out == nil {
+		return false
+	}
+	select {
+	case <-s.out:
+		return true
+	default:
+		return false
+	}
 }
 
 type counters struct{ granted, degraded atomic.Uint64 }
@@ -155,14 +170,31 @@ type Stats struct {
 	Degraded uint64 // attempts drawn from the local window (the holder could not be asked)
 }
 
+// Option configures a Service.
+type Option func(*Service)
+
+// WithOut gives the Service a channel closed once this member was taken
+// out of the cluster (cluster.Agent.Expelled): from then on it neither
+// holds the windows nor asks a holder, and draws every attempt from its
+// local share, as a node cut off does. A member taken out still sees
+// itself in its own topology, and as the lowest member it would hold a
+// window of its own beside the one the others moved to: two windows, the
+// rule twice over.
+func WithOut(out <-chan struct{}) Option { return func(s *Service) { s.out = out } }
+
 // Start spawns the budget actor on sys (once per actor system) and returns
 // the Service. members lists the cluster's members (membership.Member's
 // Members; this node's remote must be started for the others to reach it).
-func Start(sys *actor.ActorSystem, members func() []*protocluster.Member) (*Service, error) {
+func Start(sys *actor.ActorSystem, members func() []*protocluster.Member, opts ...Option) (*Service, error) {
 	if sys == nil || members == nil {
 		return nil, errors.New("zenws/balancer/cluster/budget: Start: nil actor system or members")
 	}
 	s := &Service{sys: sys, members: members, stop: make(chan struct{}), stats: map[string]*counters{}}
+	for _, o := range opts {
+		if o != nil {
+			o(s)
+		}
+	}
 	pid, err := sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &holder{windows: map[string]*window{}} }), ActorName)
 	if err != nil {
 		return nil, fmt.Errorf("zenws/balancer/cluster/budget: Start: %w", err)
@@ -188,7 +220,7 @@ func (s *Service) hello() {
 		s.mu.Lock()
 		keys := slices.Clone(s.keys)
 		s.mu.Unlock()
-		if len(keys) == 0 {
+		if len(keys) == 0 || s.isOut() {
 			continue
 		}
 		if pid, err := s.holderOf(); err == nil {
@@ -259,14 +291,20 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 		// A slot this process wakes up to more than Margin late (it was
 		// paused: a stall, SIGSTOP) is given up: dialling then would
 		// bunch with later slots. It asks again, a few times.
-		for try := 0; try < maxTries; try++ {
+		for try := 0; try < maxTries && !s.isOut(); try++ {
+			sent := time.Now()
 			delay, err := s.take(r, share)
 			if err != nil {
 				break
 			}
-			at := time.Now().Add(delay)
+			// The holder's slot is delay after its now, somewhere between
+			// sent and the answer's arrival on this clock: at the earliest
+			// sent+delay. Dialling later than Margin after it would bunch
+			// with the holder's later slots (an answer slow on its way, a
+			// pause here): such a slot is given up, and asked again.
+			at := sent.Add(delay)
 			share.record(at) // and the contact
-			if !s.wait(ctx, delay) {
+			if !s.wait(ctx, time.Until(at)) {
 				return 0, share.burst + 1 // stopped: more than the bucket holds, refused
 			}
 			if time.Since(at) <= r.Margin {
@@ -376,8 +414,12 @@ func (s *Service) holderOf() (*actor.PID, error) {
 }
 
 // Holder is the address of the member that holds the windows now, as this
-// node sees the topology ("" when it knows no member).
+// node sees the topology ("" when it knows no member, or once this member
+// was taken out of the cluster: WithOut).
 func (s *Service) Holder() string {
+	if s.isOut() {
+		return ""
+	}
 	pid, err := s.holderOf()
 	if err != nil {
 		return ""

@@ -191,9 +191,10 @@ func (e *etcdProvider) Shutdown(bool) error {
 // Member is a started cluster member.
 type Member struct {
 	*protocluster.Cluster
-	sub  *eventstream.Subscription
-	mu   sync.Mutex
-	last []*protocluster.Member
+	sub      *eventstream.Subscription
+	mu       sync.Mutex
+	last     []*protocluster.Member
+	downOnce sync.Once
 }
 
 // Start starts sys's cluster member on cfg: remote, the provider, the
@@ -234,15 +235,18 @@ func (m *Member) Members() []*protocluster.Member {
 }
 
 // Shutdown leaves the cluster: the provider deregisters the member (the
-// others see it leave at once), then the cluster, the actor system and
-// remote stop. Call the agent's Stop first, so that the others stop
-// sending through this node's clients before it goes.
+// others see it leave at once), then the cluster and remote stop. The
+// actor system is yours and stays up (your clients run on it): shut it
+// down yourself, after (a deferred sys.Shutdown() does). Call the agent's
+// Stop first, so that the others stop sending through this node's clients
+// before it goes. Calling it again does nothing.
 func (m *Member) Shutdown() {
-	c := m.Cluster
-	c.ActorSystem.EventStream.Unsubscribe(m.sub)
-	_ = c.Config.ClusterProvider.Shutdown(true)
-	c.IdentityLookup.Shutdown()
-	c.Gossip.Shutdown()
-	c.ActorSystem.Shutdown()
-	c.Remote.Shutdown(false)
+	m.downOnce.Do(func() {
+		c := m.Cluster
+		c.ActorSystem.EventStream.Unsubscribe(m.sub)
+		_ = c.Config.ClusterProvider.Shutdown(true)
+		c.IdentityLookup.Shutdown()
+		c.Gossip.Shutdown()
+		c.Remote.Shutdown(false)
+	})
 }
