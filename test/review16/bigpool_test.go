@@ -74,7 +74,7 @@ func TestPageOfAHugePool(t *testing.T) {
 		}
 		return c == n
 	}) {
-		t.Fatal("the table never held the 100,000 clients connected")
+		t.Fatal("the table never held the 20,000 clients connected")
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/zenws/", opspage.New(sys, map[string]*balancer.Balancer{"huge": b}, opspage.WithReadiness(1)))
