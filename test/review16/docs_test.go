@@ -2,27 +2,39 @@ package review16
 
 import (
 	"go/ast"
-	"go/parser"
 	"go/token"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/zenws/zenws/internal/testutil"
 )
 
 // exported lists the exported top-level names of the package in dir.
 func exported(t *testing.T, dir string) map[string]bool {
 	t.Helper()
-	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]bool{}
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			for name, obj := range f.Scope.Objects {
-				if ast.IsExported(name) {
-					out[name] = obj != nil
+	for _, f := range testutil.ParsePackage(t, token.NewFileSet(), dir) {
+		for _, decl := range f.Decls {
+			switch d := decl.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil && ast.IsExported(d.Name.Name) {
+					out[d.Name.Name] = true
+				}
+			case *ast.GenDecl:
+				for _, spec := range d.Specs {
+					switch sp := spec.(type) {
+					case *ast.TypeSpec:
+						if ast.IsExported(sp.Name.Name) {
+							out[sp.Name.Name] = true
+						}
+					case *ast.ValueSpec:
+						for _, n := range sp.Names {
+							if ast.IsExported(n.Name) {
+								out[n.Name] = true
+							}
+						}
+					}
 				}
 			}
 		}

@@ -142,7 +142,7 @@ type Service struct {
 	once    sync.Once
 	wg      sync.WaitGroup // the hello goroutine
 
-	out   <-chan struct{} // WithOut: closed once this member was taken out of the cluster
+	out <-chan struct{} // WithOut: closed once this member was taken out of the cluster
 
 	mu    sync.Mutex
 	stats map[string]*counters
