@@ -20,7 +20,7 @@ import (
 func TestExportsAreTheAgentsAPIOnly(t *testing.T) {
 	want := []string{
 		"Agent", "AgentName", "DefaultFlushInterval", "DefaultMaxInFlight", "DefaultRequestTimeout",
-		"DefaultSilenceTimeout", "DefaultStopWait", "DefaultSyncInterval", "ErrExpelled", "ErrRemote", "MaxWireMessage", "Option", "RemoteError", "Start", "Stats",
+		"DefaultSilenceTimeout", "DefaultStopWait", "DefaultSyncInterval", "EndpointBatch", "ErrExpelled", "ErrRemote", "MaxRemoteMessage", "MaxWireMessage", "Option", "RemoteError", "RemoteOptions", "Start", "Stats",
 		"WithFlushInterval", "WithLogger", "WithMaxInFlight", "WithMembers", "WithRequestTimeout", "WithSilenceTimeout", "WithStopWait", "WithSyncInterval",
 	}
 	var got []string
