@@ -16,6 +16,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/balancer"
@@ -113,6 +114,7 @@ type demoNode struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	closeLog func()
+	paLevel  zap.AtomicLevel // Proto.Actor's logs: silenced as the node stops
 }
 
 func startDemoNode(spec nodeSpec) (n *demoNode, err error) {
@@ -123,7 +125,11 @@ func startDemoNode(spec nodeSpec) (n *demoNode, err error) {
 	if d.log, n.closeLog, _, err = newLogger(cfg, os.Stderr); err != nil {
 		return nil, err
 	}
-	d.sys = actor.NewActorSystem(actors.ActorSystemLogger(d.log))
+	// Proto.Actor's own logs, quiet once this node stops: the nodes stop
+	// together, and each one's remote would log the others' connections
+	// ending as errors.
+	n.paLevel = zap.NewAtomicLevelAt(zapcore.DebugLevel)
+	d.sys = actor.NewActorSystem(actors.ActorSystemLogger(d.log.WithOptions(zap.IncreaseLevel(n.paLevel))))
 	pcfg, err := membership.Automanaged(membership.Node{Cluster: "zenws-demo", Port: spec.RemotePort}, spec.AutoPort, 300*time.Millisecond, spec.Peers...)
 	if err != nil {
 		return nil, err
@@ -273,6 +279,7 @@ func (n *demoNode) report(problems []string, final bool) {
 // stop leaves the clean way: calls, page, balancer, agent (the others stop
 // using this node's clients), clients, cluster, venues.
 func (n *demoNode) stop() {
+	n.paLevel.SetLevel(zapcore.FatalLevel)
 	if n.cancel != nil {
 		n.cancel()
 		n.wg.Wait()
