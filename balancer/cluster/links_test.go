@@ -92,23 +92,14 @@ func testOversizedAnswerKeepsTheLink(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithDeribit(), wstest.WithResponder("public/get_instruments", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) {
 		return big, nil
 	}))
-	b.servers = append(b.servers, srv)
-	c, err := actors.Connect(testutil.Context(t, 10*time.Second), b.sys, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.clients = append(b.clients, c)
-	b.mu.Lock()
-	b.pids = append(b.pids, c.PID())
-	b.mu.Unlock()
-	b.agent.Invalidate()
+	c := b.addClient(t, srv)
 	bal := a.newBalancer(t)
 	waitPool(t, bal, poolCount{all: 3, eligible: 3, remote: 2, remoteEligible: 2})
 	ep, ok := a.agent.Resolve(c.PID())
 	if !ok {
 		t.Fatal("resolve")
 	}
-	_, err = ep.Call(testutil.Context(t, 5*time.Second), "public/get_instruments", nil)
+	_, err := ep.Call(testutil.Context(t, 5*time.Second), "public/get_instruments", nil)
 	if !errors.Is(err, cluster.ErrRemote) || !strings.Contains(err.Error(), "executed") {
 		t.Fatalf("oversized answer: %v, want ErrRemote saying it was executed", err)
 	}
@@ -143,16 +134,7 @@ func testConcurrentLargeOperationsKeepTheLink(t *testing.T) {
 	srv := wstest.NewServer(wstest.WithDeribit(),
 		wstest.WithResponder("public/big", func(*wstest.Conn, json.RawMessage) (any, *wstest.RPCError) { return answer, nil }),
 		wstest.WithResponder("public/echo_len", func(_ *wstest.Conn, p json.RawMessage) (any, *wstest.RPCError) { return len(p), nil }))
-	b.servers = append(b.servers, srv)
-	c, err := actors.Connect(testutil.Context(t, 10*time.Second), b.sys, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.clients = append(b.clients, c)
-	b.mu.Lock()
-	b.pids = append(b.pids, c.PID())
-	b.mu.Unlock()
-	b.agent.Invalidate()
+	b.addClient(t, srv)
 	bal := a.newBalancer(t)
 	waitPool(t, bal, poolCount{all: 1, eligible: 1, remote: 1, remoteEligible: 1})
 	ctx := testutil.Context(t, 30*time.Second)
@@ -192,4 +174,21 @@ func testConcurrentLargeOperationsKeepTheLink(t *testing.T) {
 			t.Fatalf("a small call after them: %v", err)
 		}
 	}
+}
+
+// addClient connects a client of m to srv and offers it (discovery, then
+// Invalidate); srv is closed with m.
+func (m *member) addClient(t *testing.T, srv *wstest.Server) *actors.Client {
+	t.Helper()
+	m.servers = append(m.servers, srv)
+	c, err := actors.Connect(testutil.Context(t, 10*time.Second), m.sys, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.clients = append(m.clients, c)
+	m.mu.Lock()
+	m.pids = append(m.pids, c.PID())
+	m.mu.Unlock()
+	m.agent.Invalidate()
+	return c
 }

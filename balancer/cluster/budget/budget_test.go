@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/zenws/zenws/actors"
@@ -20,15 +21,23 @@ import (
 
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
-// This node holds the window (the lowest member is itself): attempts are
-// granted by the holder, none degrades.
-func TestHeldHere(t *testing.T) {
+// heldHere is a Service on a system of its own that holds the windows
+// (the lowest member is itself), stopped when the test ends.
+func heldHere(t *testing.T) (*actor.ActorSystem, *budget.Service) {
+	t.Helper()
 	sys := testutil.NewSystem(t)
 	s, err := budget.Start(sys, func() []*protocluster.Member { return []*protocluster.Member{{Id: sys.ID}} })
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
+	t.Cleanup(s.Stop)
+	return sys, s
+}
+
+// This node holds the window (the lowest member is itself): attempts are
+// granted by the holder, none degrades.
+func TestHeldHere(t *testing.T) {
+	_, s := heldHere(t)
 	l, err := s.Limiter(budget.Rule{Key: "venue@127.0.0.1", Window: time.Minute, Burst: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -84,12 +93,7 @@ func TestUnreachableClusterDegradesToTheLocalShare(t *testing.T) {
 // A client closed while it waits for its slot (a minute away) closes now:
 // the wait ends with the dial's ctx. Before, Close waited for the slot.
 func TestCloseEndsTheWaitForASlot(t *testing.T) {
-	sys := testutil.NewSystem(t)
-	s, err := budget.Start(sys, func() []*protocluster.Member { return []*protocluster.Member{{Id: sys.ID}} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	sys, s := heldHere(t)
 	l, err := s.Limiter(budget.Rule{Key: "venue@127.0.0.1", Window: time.Minute, Burst: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -133,12 +137,7 @@ func TestCloseEndsTheWaitForASlot(t *testing.T) {
 // request was judged by its own rule: 10 attempts in one 2 s window
 // (review16 finding 1).
 func TestOneKeyHasTheStrictestRule(t *testing.T) {
-	sys := testutil.NewSystem(t)
-	s, err := budget.Start(sys, func() []*protocluster.Member { return []*protocluster.Member{{Id: sys.ID}} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	_, s := heldHere(t)
 	const window = 2 * time.Second
 	strict, err := s.Limiter(budget.Rule{Key: "venue@127.0.0.1", Window: window, Burst: 5})
 	if err != nil {
@@ -169,12 +168,7 @@ func TestOneKeyHasTheStrictestRule(t *testing.T) {
 // A rule shared by more nodes than its Burst cannot be kept by local
 // windows of at least one attempt each: refused (review16 finding 7).
 func TestShareAboveBurstIsRefused(t *testing.T) {
-	sys := testutil.NewSystem(t)
-	s, err := budget.Start(sys, func() []*protocluster.Member { return []*protocluster.Member{{Id: sys.ID}} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	_, s := heldHere(t)
 	if _, err := s.Limiter(budget.Rule{Key: "k", Window: time.Second, Burst: 2, Share: 3}); err == nil || !strings.Contains(err.Error(), "Share 3 is more than Burst 2") {
 		t.Fatalf("Share 3 over Burst 2: %v", err)
 	}
