@@ -82,6 +82,10 @@ type node struct {
 	// shows the link delivers both ways, as a Pong does, and on a link busy
 	// with large operations the pings wait behind them.
 	answered atomic.Int64
+	// sending is the bytes of the operations in flight to it: behind them
+	// on a slow link the pings wait (a silence allowance, see
+	// silenceLimit).
+	sending atomic.Int64
 }
 
 // noteAnswer records that an operation was answered now.

@@ -94,6 +94,9 @@ func (r *remoteClient) do(ctx context.Context, op *wire.Op) (json.RawMessage, er
 		return nil, fmt.Errorf("zenws/balancer/cluster: deadline passed before sending; nothing sent: %w: %w",
 			actors.ErrTimeout, contextErr(ctx))
 	}
+	size := int64(len(op.GetData()) + len(op.GetMethod()))
+	n.sending.Add(size)
+	defer n.sending.Add(-size)
 	op.ClientId = r.pid.Id
 	op.TimeoutNs = int64(timeout)
 	op.DeadlineUnixNs = deadline.UnixNano()

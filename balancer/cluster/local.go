@@ -236,8 +236,8 @@ func (a *agentActor) flush(ctx actor.Context) {
 // batches, watches it, and answers with the full list and health.
 func (a *agentActor) subscribe(ctx actor.Context) {
 	s := ctx.Sender()
-	if s == nil {
-		return
+	if s == nil || !a.isMemberAddress(s.Address) {
+		return // not a member of the topology (yet: a joining one asks again)
 	}
 	a.subs[pidKey(s)] = s
 	ctx.Watch(s)
@@ -271,6 +271,12 @@ func (a *agentActor) serve(ctx actor.Context, op *wire.Op) {
 	}
 	sys := ctx.ActorSystem()
 	answer := func(res *wire.OpResult) { sys.Root.Send(to, res) }
+	if !a.isMemberAddress(to.Address) {
+		// Only members of the topology use this node's clients (a process
+		// that merely reaches the remote port is refused; nothing sent).
+		answer(&wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_NOT_FOUND, Message: "not a member of this node's topology"})
+		return
+	}
 	if a.leaving {
 		answer(&wire.OpResult{Code: wire.ErrorCode_ERROR_CODE_CLOSED, Message: "the member is leaving"})
 		return

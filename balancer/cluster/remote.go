@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -46,6 +47,10 @@ const (
 	lost                     // its address was lost: ask again at retryAt, with backoff
 )
 
+// maxVersionAhead bounds how far (in ns, about 18 minutes: clock skew and
+// list changes) a list version may be ahead of this node's clock.
+const maxVersionAhead = 1 << 40
+
 // maxLostBackoff bounds, in SyncIntervals, the wait between two asks of a
 // lost member.
 const maxLostBackoff = 16
@@ -53,18 +58,21 @@ const maxLostBackoff = 16
 // remoteNode is another member: its list and the last health of each of
 // its clients.
 type remoteNode struct {
-	id      string
-	address string
-	n       *node // the current incarnation its endpoints use
-	state   nodeState
-	asked   time.Time               // when it was last asked
-	marker  *actor.PID              // the run of its agent in use (watched); nil before the first answer
-	ended   string                  // the incarnation id of the last run seen to end: its late lists are stale
-	heard   time.Time               // active: when it last answered a Ping
-	retryAt time.Time               // lost: when to ask again
-	backoff time.Duration           // lost: the wait before the next ask after that
-	version uint64                  // of the list applied
-	clients map[string]*remoteEntry // by actor id
+	id        string
+	address   string
+	n         *node // the current incarnation its endpoints use
+	state     nodeState
+	asked     time.Time  // when it was last asked
+	marker    *actor.PID // the run of its agent in use (watched); nil before the first answer
+	ended     string     // the incarnation id of the last run seen to end: its late lists are stale
+	heard     time.Time  // active: when it last answered a Ping
+	nonce     int64      // the last Ping's nonce (random), and the one before
+	prevNonce int64
+	notMember time.Time               // when it last said this member left its topology (NotMember), zero if never
+	retryAt   time.Time               // lost: when to ask again
+	backoff   time.Duration           // lost: the wait before the next ask after that
+	version   uint64                  // of the list applied
+	clients   map[string]*remoteEntry // by actor id
 }
 
 type remoteEntry struct {
@@ -130,7 +138,7 @@ func (a *agentActor) retry(ctx actor.Context) {
 			a.markLostNode(rn) // a lost member still silent: wait longer before the next ask
 			continue
 		}
-		if rn.state == active && now.Sub(rn.lastHeard()) > a.sh.o.silence {
+		if rn.state == active && now.Sub(rn.lastHeard()) > a.silenceLimit(rn) {
 			// Frozen (SIGSTOP, a long pause) or cut off by a network that
 			// drops its traffic without a reset: nothing tells the remote
 			// layer, and operations sent there would wait for their
@@ -152,7 +160,8 @@ func (a *agentActor) retry(ctx actor.Context) {
 			a.ask(ctx, rn)
 		} else if rn.state == active {
 			ctx.Request(rn.n.agent, &wire.Subscribe{MemberId: a.sh.memberID}) // idempotent: heals a lost subscription
-			ctx.Request(rn.n.agent, &wire.Ping{MemberId: a.sh.memberID, Nonce: now.UnixNano()})
+			rn.prevNonce, rn.nonce = rn.nonce, rand.Int64()|1                 // random: a Pong must answer a Ping, not be made up
+			ctx.Request(rn.n.agent, &wire.Ping{MemberId: a.sh.memberID, Nonce: rn.nonce})
 		}
 	}
 }
@@ -173,6 +182,11 @@ func (a *agentActor) remoteHealth(ctx actor.Context, b *wire.HealthBatch) {
 		return
 	}
 	l := b.GetList()
+	if l != nil && l.GetVersion() > uint64(time.Now().UnixNano())+maxVersionAhead {
+		// A list version starts at its agent's start time in ns: one far
+		// ahead of this clock is made up, and would win over every real one.
+		return
+	}
 	if !a.accepts(rn, l) {
 		return
 	}
@@ -226,16 +240,16 @@ func (rn *remoteNode) lastHeard() time.Time {
 	return rn.heard
 }
 
-// pong: a member answered a Ping (one this agent sent: the nonce is its
-// sending time, on this node's clock, since the member was last asked).
+// pong: a member answered a Ping: one of the last two this agent sent (a
+// random nonce each; the one before counts, as its answer may come after
+// the next Ping left).
 func (a *agentActor) pong(ctx actor.Context, m *wire.Pong) {
 	rn, ok := a.nodeFor(ctx, m.GetMemberId())
 	if !ok || rn.state != active {
 		return
 	}
-	now := time.Now()
-	if at := time.Unix(0, m.GetNonce()); !at.Before(rn.asked) && !at.After(now) {
-		rn.heard = now
+	if n := m.GetNonce(); n != 0 && (n == rn.nonce || n == rn.prevNonce) {
+		rn.heard = time.Now()
 	}
 }
 
@@ -423,6 +437,36 @@ func (a *agentActor) agentTerminated(ctx actor.Context, m *actor.Terminated) boo
 	return draining
 }
 
+// slowLink is the rate the silence allowance assumes a link to a member
+// carries at least: behind the bytes of the operations in flight to it the
+// pings wait, so each MiB in flight adds a second before it counts as
+// silent (a stall behind large operations is then noticed later).
+const slowLink = 1 << 20
+
+// silenceLimit is how long rn may go without answering: the silence
+// timeout, plus a second per MiB of operations in flight to it.
+func (a *agentActor) silenceLimit(rn *remoteNode) time.Duration {
+	extra := time.Duration(0)
+	if rn.n != nil {
+		extra = time.Duration(max(rn.n.sending.Load(), 0)) * time.Second / slowLink
+	}
+	return a.sh.o.silence + extra
+}
+
+// isMemberAddress: a member of the topology is at addr (this node's own
+// address counts: its own routers).
+func (a *agentActor) isMemberAddress(addr string) bool {
+	if addr == a.sh.sys.Address() || addr == "nonhost" {
+		return true
+	}
+	for _, rn := range a.nodes {
+		if rn.address == addr {
+			return true
+		}
+	}
+	return false
+}
+
 // sharesAddress: another member the topology lists (or listed until just
 // now) is at rn's address.
 func (a *agentActor) sharesAddress(rn *remoteNode) bool {
@@ -595,9 +639,28 @@ func (a *agentActor) tellIfLeft(ctx actor.Context, id string) {
 // own. Proto.Actor blocks a member that left: this node is out under its
 // id for good, and says so (Agent.Expelled).
 func (a *agentActor) notMember(ctx actor.Context, m *wire.NotMember) {
-	rn, ok := a.nodeFor(ctx, m.GetMemberId())
-	if !ok {
-		return // not one of ours: nothing it says about us counts
+	id := m.GetMemberId()
+	rn, ok := a.nodes[id]
+	if !ok && id != "" {
+		for k, n := range a.nodes {
+			if strings.HasSuffix(k, "@"+id) {
+				rn, ok = n, true
+			}
+		}
+	}
+	if !ok || ctx.Sender() == nil || ctx.Sender().Address != rn.address {
+		return // not a member of ours at its own address: nothing it says about us counts
+	}
+	// Believed when it says so again, a SyncInterval or more later (it
+	// answers this agent's pings with it, at most once per SyncInterval):
+	// one message, forged or stray, does not take a process out.
+	now := time.Now()
+	if rn.notMember.IsZero() || now.Sub(rn.notMember) > 10*a.sh.o.sync {
+		rn.notMember = now
+		return
+	}
+	if now.Sub(rn.notMember) < a.sh.o.sync/2 {
+		return
 	}
 	a.sh.expelOnce.Do(func() {
 		addr := rn.address

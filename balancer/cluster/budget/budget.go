@@ -100,7 +100,11 @@ type Rule struct {
 	Burst  int
 	Share  int
 	// AskTimeout bounds a request to the holder (default 1 s); Margin is
-	// kept between two slots a Window apart (default 100 ms).
+	// kept between two slots a Window apart (default 100 ms), and is how
+	// late a slot may be dialled: a grant whose round trip to the holder
+	// took longer is given up and asked again (then drawn from the local
+	// share), so set Margin above the round trip to the holder (nodes in
+	// other zones: a few hundred ms).
 	AskTimeout time.Duration
 	Margin     time.Duration
 	// Strict: a node cut off from the holder draws nothing from its local
@@ -127,9 +131,16 @@ const HelloInterval = 250 * time.Millisecond
 
 const liveFor = 4 * HelloInterval
 
+// Bounds of a Rule, checked by Limiter and again by the holder (another
+// node may run other code).
+const (
+	MaxKey    = 256            // bytes of a Rule's Key
+	MaxWindow = 24 * time.Hour // a Rule's Window, Margin and AskTimeout
+)
+
 // Bounds of what a holder keeps for other nodes' requests.
 const (
-	maxKeys  = 4096 // windows (keys) a holder keeps; a request for another is not answered
+	maxKeys  = 4096 // windows (keys) a holder keeps; past it, idle ones are forgotten, or a request for another is not answered
 	maxHeard = 1024 // nodes a key's window remembers hearing from
 )
 
@@ -261,6 +272,9 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 	if r.Key == "" || r.Window <= 0 || r.Burst < 1 {
 		return nil, fmt.Errorf("zenws/balancer/cluster/budget: rule %q: need a key, a positive window and a burst of at least 1", r.Key)
 	}
+	if len(r.Key) > MaxKey || r.Window > MaxWindow || r.Margin > MaxWindow || r.AskTimeout > MaxWindow {
+		return nil, fmt.Errorf("zenws/balancer/cluster/budget: rule %q: a key of at most %d bytes, and Window, Margin and AskTimeout of at most %v", r.Key[:min(len(r.Key), 64)], MaxKey, MaxWindow)
+	}
 	if r.Share < 1 {
 		r.Share = 1
 	}
@@ -301,7 +315,9 @@ func (s *Service) Limiter(r Rule) (*ratelimit.Limiter, error) {
 			// sent and the answer's arrival on this clock: at the earliest
 			// sent+delay. Dialling later than Margin after it would bunch
 			// with the holder's later slots (an answer slow on its way, a
-			// pause here): such a slot is given up, and asked again.
+			// pause here): such a slot is given up, and asked again. So a
+			// round trip to the holder longer than Margin gives up every
+			// grant: set Margin above the link's round trip.
 			at := sent.Add(delay)
 			share.record(at) // and the contact
 			if !s.wait(ctx, time.Until(at)) {
@@ -472,10 +488,10 @@ func (s *Service) wait(ctx context.Context, d time.Duration) bool {
 type holder struct{ windows map[string]*window }
 
 // window is one key's granted slots, ascending (future ones included),
-// and its rule: the strictest any caller asked with (the longest window
-// and margin, the smallest burst), so that one node with a looser rule for
-// the key (a rolling deploy, a typo) cannot take what the others were kept
-// from.
+// and its rule: the strictest its callers asked with lately (the longest
+// window and margin, the smallest burst), so that one node with a looser
+// rule for the key (a rolling deploy, a typo) cannot take what the others
+// were kept from.
 type window struct {
 	slots  []time.Time
 	span   time.Duration
@@ -483,14 +499,38 @@ type window struct {
 	margin time.Duration
 	share  int                  // the most nodes any caller said share the key
 	heard  map[string]time.Time // node address -> when last heard from (a hello or a request)
+	rules  map[rule]time.Time   // each rule callers sent -> when last sent
 }
 
-// tighten makes the window's rule at least as strict as the caller's.
-func (w *window) tighten(span time.Duration, burst int, margin time.Duration, share int) {
-	if burst >= 1 && (w.burst == 0 || burst < w.burst) {
-		w.burst = burst
+// rule is a rule a caller sent for a key.
+type rule struct {
+	addr         string // the caller's address
+	span, margin time.Duration
+	burst, share int
+}
+
+// tighten records the caller's rule and makes the window's rule the
+// strictest of those its callers sent within their own window (a rule no
+// caller has sent for that long is forgotten: one request with a rule
+// stricter by mistake does not rule the key for good).
+func (w *window) tighten(r rule, now time.Time) {
+	if w.rules == nil {
+		w.rules = map[rule]time.Time{}
 	}
-	w.span, w.margin, w.share = max(w.span, span), max(w.margin, margin), max(w.share, share)
+	if _, ok := w.rules[r]; ok || len(w.rules) < maxHeard {
+		w.rules[r] = now
+	}
+	w.span, w.margin, w.burst, w.share = r.span, r.margin, r.burst, r.share
+	for o, at := range w.rules {
+		if now.Sub(at) > o.span+o.margin {
+			delete(w.rules, o)
+			continue
+		}
+		if o.burst >= 1 && o.burst < w.burst {
+			w.burst = o.burst
+		}
+		w.span, w.margin, w.share = max(w.span, o.span), max(w.margin, o.margin), max(w.share, o.share)
+	}
 }
 
 // hear notes that the node at addr can reach the holder.
@@ -532,17 +572,48 @@ func (w *window) limit(now time.Time) int {
 	return max(per, w.burst-max(0, w.share-live)*per)
 }
 
-// windowOf is key's window, made on first use; nil past maxKeys.
+// windowOf is key's window, made on first use; nil for a key over MaxKey,
+// or past maxKeys windows none of which is idle.
 func (h *holder) windowOf(key string) *window {
+	if key == "" || len(key) > MaxKey {
+		return nil
+	}
 	w := h.windows[key]
 	if w == nil {
-		if len(h.windows) >= maxKeys {
+		if len(h.windows) >= maxKeys && !h.forgetIdle(time.Now()) {
 			return nil
 		}
 		w = &window{}
 		h.windows[key] = w
 	}
 	return w
+}
+
+// forgetIdle drops the windows that count nothing any more (every slot
+// older than the window) and that no node said hello for lately; it
+// reports whether it dropped any.
+func (h *holder) forgetIdle(now time.Time) bool {
+	dropped := false
+	for k, w := range h.windows {
+		if w.idle(now) {
+			delete(h.windows, k)
+			dropped = true
+		}
+	}
+	return dropped
+}
+
+// idle: nothing in w counts now, and no node was heard of for it lately.
+func (w *window) idle(now time.Time) bool {
+	if n := len(w.slots); n > 0 && !w.slots[n-1].Before(now.Add(-w.span-w.margin)) {
+		return false
+	}
+	for _, t := range w.heard {
+		if now.Sub(t) <= liveFor {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *holder) Receive(ctx actor.Context) {
@@ -563,8 +634,12 @@ func (h *holder) Receive(ctx actor.Context) {
 	if w == nil {
 		return // no answer: the caller falls back to its own window
 	}
-	w.tighten(time.Duration(m.GetWindowNs()), int(min(m.GetBurst(), math.MaxInt32)), time.Duration(m.GetMarginNs()),
-		int(min(m.GetShare(), math.MaxInt32)))
+	span, margin := time.Duration(m.GetWindowNs()), time.Duration(m.GetMarginNs())
+	if span <= 0 || span > MaxWindow || margin < 0 || margin > MaxWindow {
+		return // no rule a Limiter would send: no answer, the caller falls back to its own window
+	}
+	w.tighten(rule{addr: m.GetMemberAddress(), span: span, margin: margin,
+		burst: int(min(m.GetBurst(), math.MaxInt32)), share: int(min(m.GetShare(), math.MaxInt32))}, time.Now())
 	w.hear(m.GetMemberAddress(), time.Now())
 	if w.burst < 1 || w.span <= 0 {
 		return // no rule a Limiter would send: no answer, the caller falls back to its own window

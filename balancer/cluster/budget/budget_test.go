@@ -3,6 +3,7 @@ package budget_test
 import (
 	"context"
 	"errors"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -267,4 +268,42 @@ func maxIn(ts []time.Time, span time.Duration) int {
 		best = max(best, j-i)
 	}
 	return best
+}
+
+// A rule sent once by mistake (an hour, Burst 1) rules the key only while
+// it counts: its own window after it was last sent; then the key's usual
+// rule is back. And rules past the bounds are refused: a Window of
+// MaxInt64 had wrapped to no limit at all (review16b findings 1, 14).
+func TestAStrayRuleExpiresAndHugeRulesAreRefused(t *testing.T) {
+	_, s := heldHere(t)
+	usual, err := s.Limiter(budget.Rule{Key: "k", Window: 200 * time.Millisecond, Burst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray, err := s.Limiter(budget.Rule{Key: "k", Window: 300 * time.Millisecond, Burst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stray.Wait(testutil.Context(t, 5*time.Second), ratelimit.Frame{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the stray rule's window and margin are over
+	start := time.Now()
+	for i := 0; i < 10; i++ {
+		if err := usual.Wait(testutil.Context(t, 5*time.Second), ratelimit.Frame{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second { // under the stray rule: at least 2.7 s
+		t.Errorf("10 attempts under the usual rule (100 in 200 ms) took %v: the stray rule still rules", took)
+	}
+	for _, r := range []budget.Rule{
+		{Key: "k", Window: time.Duration(math.MaxInt64), Burst: 1},
+		{Key: "k", Window: time.Second, Burst: 1, Margin: 48 * time.Hour},
+		{Key: strings.Repeat("k", budget.MaxKey+1), Window: time.Second, Burst: 1},
+	} {
+		if _, err := s.Limiter(r); err == nil {
+			t.Errorf("rule %q window %v margin %v accepted", r.Key[:min(len(r.Key), 8)], r.Window, r.Margin)
+		}
+	}
 }
