@@ -126,7 +126,7 @@ func testRemoteClientHealthCrossesNodes(t *testing.T) {
 	}
 
 	// The page on A shows B's row with what B knows, secret-free.
-	page := httptest.NewServer(opspage.New(a.sys, map[string]*balancer.Balancer{"p": bal}, opspage.WithReadiness(1, "deribit-b")))
+	page := httptest.NewServer(opspage.New(a.sys, map[string]*balancer.Balancer{"p": bal}, opspage.WithReadiness(1, "deribit-b"), opspage.WithPoolReadiness()))
 	defer page.Close()
 	get := func(path string) (int, string) {
 		resp, err := http.Get(page.URL + path)
@@ -177,10 +177,10 @@ func testRemoteClientHealthCrossesNodes(t *testing.T) {
 		t.Errorf("readyz with B's deribit-b client healthy: %d, want 200", code)
 	}
 	local := httptest.NewServer(opspage.New(a.sys, map[string]*balancer.Balancer{"p": bal},
-		opspage.WithReadiness(1, "deribit-b"), opspage.WithLocalReadiness()))
+		opspage.WithReadiness(1, "deribit-b")))
 	defer local.Close()
 	if resp, err := http.Get(local.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("local readiness on A, which holds no deribit-b client: %v %v, want 503", resp, err)
+		t.Errorf("default (local) readiness on A, which holds no deribit-b client: %v %v, want 503", resp, err)
 	} else {
 		resp.Body.Close()
 	}

@@ -25,8 +25,8 @@
 //     required venue label (those WithReadiness names, or every label seen
 //     when it names none) has at least N healthy clients (default 1), 503
 //     otherwise, with a JSON body (Readiness) whose "short" lists the
-//     labels below N. Clients of other nodes count too, unless
-//     WithLocalReadiness. Healthy: connected, heartbeat answered, every wanted
+//     labels below N. It counts this node's own clients (those of other
+//     nodes of a cluster pool too with WithPoolReadiness). Healthy: connected, heartbeat answered, every wanted
 //     channel active (NotPicked ""). A label named in WithReadiness counts
 //     even when none of its clients is left; with no client and no label
 //     required it is not ready ("no clients").

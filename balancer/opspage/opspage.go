@@ -33,7 +33,7 @@ type Option func(*options)
 type options struct {
 	minHealthy int
 	labels     []string
-	localReady bool
+	poolReady  bool
 	checks     []check
 	refresh    time.Duration
 	liveWait   time.Duration
@@ -49,12 +49,12 @@ func WithReadiness(n int, labels ...string) Option {
 	return func(o *options) { o.minHealthy, o.labels = max(n, 1), labels }
 }
 
-// WithLocalReadiness makes readiness count this node's own clients only,
-// not those of other nodes in a cluster pool (balancer/cluster): a pod is
-// then ready by the connections it holds, whatever the other pods hold.
-// Default: every client of the pools, as this node may send through any
-// of them.
-func WithLocalReadiness() Option { return func(o *options) { o.localReady = true } }
+// WithPoolReadiness makes readiness count every client of the pools, the
+// other nodes' in a cluster pool (balancer/cluster) too: this node may send
+// through any of them. Default: this node's own clients only, so that a
+// pod is ready by the connections it holds, and one node's trouble with a
+// venue does not take every pod of the pool out of its Service.
+func WithPoolReadiness() Option { return func(o *options) { o.poolReady = true } }
 
 // WithAutoRefresh makes the HTML page reload itself every d (a meta
 // refresh tag, no JavaScript). Default off; d below 1 s is taken as 1 s.

@@ -39,7 +39,7 @@ func (h *Handler) Readiness() Readiness {
 	for _, name := range h.names {
 		for _, ch := range h.pools[name].PoolHealth() {
 			k := key(ch.PID)
-			if seen[k] || ch.Remote && h.o.localReady {
+			if seen[k] || ch.Remote && !h.o.poolReady {
 				continue
 			}
 			seen[k] = true

@@ -77,7 +77,7 @@ func TestPageOfAHugePool(t *testing.T) {
 		t.Fatal("the table never held the 20,000 clients connected")
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/zenws/", opspage.New(sys, map[string]*balancer.Balancer{"huge": b}, opspage.WithReadiness(1)))
+	mux.Handle("/zenws/", opspage.New(sys, map[string]*balancer.Balancer{"huge": b}, opspage.WithReadiness(1), opspage.WithPoolReadiness())) // the clients are other nodes'
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	for _, q := range []string{"", "?format=json", "?format=json&limit=1000", "?limit=1000&offset=99500", "readyz"} {
