@@ -21,20 +21,29 @@ import (
 // restarted for a 2.7 s pause (at 2.2 s: 3 runs of 5).
 func TestPauseUnderTheSilenceTimeoutIsSurvived(t *testing.T) {
 	openFinding(t, 11)
-	pauseB(t, 2700*time.Millisecond)
+	pauseB(t, 2700*time.Millisecond, "")
+}
+
+// TestPauseUnderTheSilenceTimeoutIsSurvivedEtcd: the same 2.7 s pause
+// over etcd (lease 3 s, under the silence timeout too): the lease was
+// last renewed up to a keepalive interval before the pause, so it lapses
+// during it, and B is expelled as well (2 runs of 2).
+func TestPauseUnderTheSilenceTimeoutIsSurvivedEtcd(t *testing.T) {
+	openFinding(t, 11)
+	pauseB(t, 2700*time.Millisecond, startEtcd(t))
 }
 
 // TestShortPauseIsSurvived: the same with 1.2 s (guard: under the
 // provider's poll timeout).
 func TestShortPauseIsSurvived(t *testing.T) {
-	pauseB(t, 1200*time.Millisecond)
+	pauseB(t, 1200*time.Millisecond, "")
 }
 
-func pauseB(t *testing.T, pause time.Duration) {
+func pauseB(t *testing.T, pause time.Duration, etcd string) {
 	ps := freePorts(t, 6)
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
-	startNode(t, nodeConfig{RemotePort: ps[0], AutoPort: ps[1], Peers: peers, Label: "a", Clients: 1, PagePort: ps[4], MinHealthy: 1})
-	b := startNode(t, nodeConfig{RemotePort: ps[2], AutoPort: ps[3], Peers: peers, Label: "b", Clients: 1, PagePort: ps[5], MinHealthy: 1})
+	startNode(t, nodeConfig{RemotePort: ps[0], AutoPort: ps[1], Peers: peers, Label: "a", Clients: 1, PagePort: ps[4], MinHealthy: 1, Etcd: etcd})
+	b := startNode(t, nodeConfig{RemotePort: ps[2], AutoPort: ps[3], Peers: peers, Label: "b", Clients: 1, PagePort: ps[5], MinHealthy: 1, Etcd: etcd})
 	urlA := fmt.Sprintf("http://127.0.0.1:%d/zenws/", ps[4])
 	urlB := fmt.Sprintf("http://127.0.0.1:%d/zenws/", ps[5])
 	if !waitFor(20*time.Second, func() bool { return remoteConnected(t, urlA) == 1 && remoteConnected(t, urlB) == 1 }) {
