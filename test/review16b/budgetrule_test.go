@@ -47,3 +47,35 @@ func TestBudgetOneStrictRuleLocksTheKeyForGood(t *testing.T) {
 		t.Errorf("after one request with Window 1h, Burst 1 (then gone): %d of 10 attempts under Rule{Window: 1s, Burst: 100} within 5 s; the key keeps the typo for the holder's lifetime", len(got))
 	}
 }
+
+// TestBudgetOneLargeShareThrottlesTheKey: the same with Share. The holder
+// keeps the largest Share any caller sent, with the smallest Burst any
+// sent: one valid limiter of Rule{Burst: 1000, Share: 1000} (a node that
+// counts its fleet differently) next to Rule{Burst: 10, Share: 2} makes
+// the holder keep a share (Burst/Share, at least 1) back for 998 nodes it
+// never heard of: it grants 1 attempt per window, for good.
+func TestBudgetOneLargeShareThrottlesTheKey(t *testing.T) {
+	openFinding(t, 1)
+	sys := quietSystem(t)
+	svc, err := budget.Start(sys, holderHere(sys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	good, err := svc.Limiter(budget.Rule{Key: "venue@198.51.100.10", Window: time.Second, Burst: 10, Share: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide, err := svc.Limiter(budget.Rule{Key: "venue@198.51.100.10", Window: time.Second, Burst: 1000, Share: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	_ = wide.Wait(ctx, ratelimit.Frame{Data: []byte("dial")})
+	cancel()
+	time.Sleep(1200 * time.Millisecond)
+	got := dials(t, good, 5, 1500*time.Millisecond)
+	if len(got) < 4 {
+		t.Errorf("after one request with Rule{Burst: 1000, Share: 1000} for the key, Rule{Window: 1s, Burst: 10, Share: 2} let %d of 5 attempts through in 1.5 s", len(got))
+	}
+}
