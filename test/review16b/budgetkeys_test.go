@@ -1,0 +1,54 @@
+package review16b
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/zenws/zenws/actors/ratelimit"
+	"github.com/zenws/zenws/balancer/cluster/budget"
+)
+
+// TestBudgetHolderForgetsIdleKeys: the holder keeps at most 4,096 keys'
+// windows (maxKeys) and never drops one, however long idle; past that, a
+// request for a new key is not answered (each attempt waits AskTimeout,
+// 1 s, then draws on the local share alone: no shared rule for that
+// key). A long-running pool whose keys change (venue@IP with egress IPs
+// rotated, a NAT pool, short-lived venues), or one member's hellos (up to
+// 64 keys each, unchecked), uses the table up for good. Here: 4,096 keys
+// used once, each with a 100 ms window, long over; then a new key.
+func TestBudgetHolderForgetsIdleKeys(t *testing.T) {
+	openFinding(t, 5)
+	sys := quietSystem(t)
+	svc, err := budget.Start(sys, holderHere(sys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := 0; i < 4096; i++ {
+		lim, err := svc.Limiter(budget.Rule{Key: fmt.Sprintf("venue@10.0.%d.%d", i/256, i%256), Window: 100 * time.Millisecond, Burst: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lim.Wait(ctx, ratelimit.Frame{Data: []byte("dial")}); err != nil {
+			t.Fatalf("key %d: %v", i, err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // every window over
+	key := "venue@203.0.113.9"
+	lim, err := svc.Limiter(budget.Rule{Key: key, Window: 100 * time.Millisecond, Burst: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := lim.Wait(ctx, ratelimit.Frame{Data: []byte("dial")}); err != nil {
+		t.Fatal(err)
+	}
+	if st := svc.Stats(key); st.Granted != 1 {
+		t.Errorf("a new key after 4,096 keys idle for 5 of their windows: the holder did not answer (waited %v, stats %+v): the key has no shared rule, its attempts are local only",
+			time.Since(start).Round(time.Millisecond), st)
+	}
+}
