@@ -23,7 +23,9 @@ func TestManyOpsAtTheBoundKeepTheLink(t *testing.T) {
 		t.Fatal("A never used B's client")
 	}
 	var rep callsReport
-	getJSON(t, fmt.Sprintf("%s../ctl/big?n=24&size=%d", urlA, cluster.MaxWireMessage-200), &rep)
+	// 72 MiB through one link: under -race about 5 MB/s on this machine,
+	// so each send has 60 s (the guard is about the link, not its speed).
+	getJSON(t, fmt.Sprintf("%s../ctl/big?n=24&size=%d&timeout_ms=60000", urlA, cluster.MaxWireMessage-200), &rep)
 	if rep.Failed != 0 {
 		t.Errorf("24 sends at once of just under MaxWireMessage: %d failed: %q", rep.Failed, rep.Errors)
 	}

@@ -19,7 +19,6 @@ import (
 // 64 keys each, unchecked), uses the table up for good. Here: 4,096 keys
 // used once, each with a 100 ms window, long over; then a new key.
 func TestBudgetHolderForgetsIdleKeys(t *testing.T) {
-	openFinding(t, 5)
 	sys := quietSystem(t)
 	svc, err := budget.Start(sys, holderHere(sys))
 	if err != nil {

@@ -55,7 +55,6 @@ func TestBudgetOneStrictRuleLocksTheKeyForGood(t *testing.T) {
 // the holder keep a share (Burst/Share, at least 1) back for 998 nodes it
 // never heard of: it grants 1 attempt per window, for good.
 func TestBudgetOneLargeShareThrottlesTheKey(t *testing.T) {
-	openFinding(t, 1)
 	sys := quietSystem(t)
 	svc, err := budget.Start(sys, holderHere(sys))
 	if err != nil {

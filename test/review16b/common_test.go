@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,4 +101,19 @@ func holderHere(sys *actor.ActorSystem) func() []*protocluster.Member {
 	return func() []*protocluster.Member {
 		return []*protocluster.Member{{Id: sys.ID, Host: "127.0.0.1", Port: 1}}
 	}
+}
+
+// ownClientID is the actor id of the first client a node's page lists as
+// its own.
+func ownClientID(t *testing.T, page string) string {
+	t.Helper()
+	var p opspage.Page
+	getJSON(t, page+"?format=json", &p)
+	for _, c := range clientsOf(p) {
+		if !c.Remote {
+			return c.ID[strings.LastIndex(c.ID, "/")+1:]
+		}
+	}
+	t.Fatalf("no client of its own on %s", page)
+	return ""
 }

@@ -288,6 +288,10 @@ func node(cfg nodeConfig) error {
 		mux.HandleFunc("/ctl/big", func(w http.ResponseWriter, r *http.Request) {
 			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 			size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+			deadline := 10 * time.Second
+			if ms, err := strconv.Atoi(r.URL.Query().Get("timeout_ms")); err == nil && ms > 0 {
+				deadline = time.Duration(ms) * time.Millisecond
+			}
 			msg := []byte(`{"jsonrpc":"2.0","method":"public/get_time","params":{"pad":"` + strings.Repeat("A", size) + `"}}`)
 			var mu sync.Mutex
 			var rep callsReport
@@ -296,7 +300,7 @@ func node(cfg nodeConfig) error {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					cctx, ccancel := context.WithTimeout(r.Context(), 10*time.Second)
+					cctx, ccancel := context.WithTimeout(r.Context(), deadline)
 					defer ccancel()
 					err := b.Send(cctx, msg, balancer.RetrySafe())
 					mu.Lock()

@@ -64,7 +64,6 @@ func attacker(t *testing.T, port int) *actor.ActorSystem {
 // believing it, ask the member named (a Ping to its agent at its listed
 // address) and expel only if that member answers NotMember itself.
 func TestNotMemberFromANonMemberExpels(t *testing.T) {
-	openFinding(t, 2)
 	ps := freePorts(t, 7)
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
 	startNode(t, nodeConfig{RemotePort: ps[0], AutoPort: ps[1], Peers: peers, Label: "a", Clients: 1, PagePort: ps[4], MinHealthy: 1})

@@ -24,7 +24,6 @@ import (
 // keys. This is also the root of findings 2 and 4 (NotMember and Pong
 // are believed from anyone).
 func TestOutsiderPlacesAnOrderThroughAMember(t *testing.T) {
-	openFinding(t, 6)
 	venue := newCountingVenue(t)
 	ps := freePorts(t, 7)
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
@@ -38,17 +37,22 @@ func TestOutsiderPlacesAnOrderThroughAMember(t *testing.T) {
 
 	evil := attacker(t, ps[6])
 	agentA := actor.NewPID(fmt.Sprintf("127.0.0.1:%d", ps[0]), cluster.AgentName)
-	res, err := evil.Root.RequestFuture(agentA, wireMessage(t, "Subscribe", map[string]any{"member_id": "outsider"}), 5*time.Second).Result()
+	var clientID string
+	res, err := evil.Root.RequestFuture(agentA, wireMessage(t, "Subscribe", map[string]any{"member_id": "outsider"}), 2*time.Second).Result()
 	if err != nil {
-		t.Fatalf("A did not answer an outsider's Subscribe: %v (held up)", err)
+		// Not answered (held up): the id is guessable anyway (A's page).
+		t.Logf("A did not answer an outsider's Subscribe: %v", err)
+		clientID = ownClientID(t, urlA)
+	} else {
+		batch := res.(proto.Message).ProtoReflect()
+		list := batch.Get(batch.Descriptor().Fields().ByName("list")).Message()
+		ids := list.Get(list.Descriptor().Fields().ByName("client_ids")).List()
+		if ids.Len() == 0 {
+			t.Fatalf("A's answer to an outsider names no client: %v", res)
+		}
+		clientID = ids.Get(0).String()
+		t.Errorf("A answered an outsider's Subscribe with its client ids")
 	}
-	batch := res.(proto.Message).ProtoReflect()
-	list := batch.Get(batch.Descriptor().Fields().ByName("list")).Message()
-	ids := list.Get(list.Descriptor().Fields().ByName("client_ids")).List()
-	if ids.Len() == 0 {
-		t.Fatalf("A's answer to an outsider names no client: %v", res)
-	}
-	clientID := ids.Get(0).String()
 	op := wireMessage(t, "Op", map[string]any{
 		"client_id":        clientID,
 		"kind":             protoreflect.EnumNumber(2), // OP_KIND_CALL

@@ -17,7 +17,6 @@ import (
 // because one pod's venue refused a channel; WithLocalReadiness is the
 // cure, but not the default, and the docs' probe snippet does not use it.
 func TestDefaultReadinessIsThePodsOwn(t *testing.T) {
-	openFinding(t, 9)
 	ps := freePorts(t, 6)
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
 	startNode(t, nodeConfig{RemotePort: ps[0], AutoPort: ps[1], Peers: peers, Label: "a", Clients: 2, PagePort: ps[4], DefaultReadiness: true})

@@ -17,7 +17,6 @@ import (
 // leaves A's table. 8 sends of 1.5 MiB (each under MaxWireMessage, the
 // batch under RemoteOptions' 32 MiB), deadline 10 s each.
 func TestLargeSendOverASlowLinkIsNotALoss(t *testing.T) {
-	openFinding(t, 3)
 	ps := freePorts(t, 6)
 	px := newLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", ps[2]))
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
@@ -47,7 +46,6 @@ func TestLargeSendOverASlowLinkIsNotALoss(t *testing.T) {
 // the operator is told an order of a live member may not have run, and
 // a caller that resends it places it twice.
 func TestOrderBehindLargeSendsIsNotFailedWhileItFills(t *testing.T) {
-	openFinding(t, 3)
 	venue := newCountingVenue(t)
 	ps := freePorts(t, 6)
 	px := newLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", ps[2]))

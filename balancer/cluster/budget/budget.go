@@ -502,6 +502,11 @@ type window struct {
 	rules  map[rule]time.Time   // each rule callers sent -> when last sent
 }
 
+// ruleMemory bounds how long a rule counts after it was last sent (or its
+// own window and margin, where shorter): a rule sent once by mistake rules
+// the key for at most this long.
+const ruleMemory = 10 * time.Second
+
 // rule is a rule a caller sent for a key.
 type rule struct {
 	addr         string // the caller's address
@@ -510,9 +515,10 @@ type rule struct {
 }
 
 // tighten records the caller's rule and makes the window's rule the
-// strictest of those its callers sent within their own window (a rule no
-// caller has sent for that long is forgotten: one request with a rule
-// stricter by mistake does not rule the key for good).
+// strictest of those its callers sent within their own window or
+// ruleMemory, whichever is shorter (a rule no caller has sent for that long
+// is forgotten: one request with a rule stricter by mistake does not rule
+// the key for good).
 func (w *window) tighten(r rule, now time.Time) {
 	if w.rules == nil {
 		w.rules = map[rule]time.Time{}
@@ -522,7 +528,7 @@ func (w *window) tighten(r rule, now time.Time) {
 	}
 	w.span, w.margin, w.burst, w.share = r.span, r.margin, r.burst, r.share
 	for o, at := range w.rules {
-		if now.Sub(at) > o.span+o.margin {
+		if now.Sub(at) > min(o.span+o.margin, ruleMemory) {
 			delete(w.rules, o)
 			continue
 		}
