@@ -124,9 +124,29 @@ func (a *agentActor) list(ctx actor.Context) *wire.ClientList {
 func (a *agentActor) publishList(ctx actor.Context) {
 	a.version++
 	l := a.list(ctx)
-	batch := &wire.HealthBatch{MemberId: a.sh.memberID, List: l, Health: a.takeDirty()}
+	health := a.takeDirty()
 	for _, s := range a.subs {
-		ctx.Request(s, batch) // the sender's address names this member (see nodeFor)
+		a.sendBatches(ctx, s, l, health)
+	}
+}
+
+// maxBatchHealth bounds the summaries in one HealthBatch: at most about
+// 2.4 KiB each (their strings clipped), so a batch stays under
+// MaxWireMessage, and a batch of EndpointBatch of them under gRPC's
+// MaxRemoteMessage, however many clients a node has.
+var maxBatchHealth = 1000
+
+// sendBatches sends list (nil: unchanged) and health to a subscriber, in
+// batches of at most maxBatchHealth summaries, the list in the first.
+func (a *agentActor) sendBatches(ctx actor.Context, to *actor.PID, list *wire.ClientList, health []*wire.ClientHealth) {
+	for first := true; first || len(health) > 0; first = false {
+		n := min(len(health), maxBatchHealth)
+		b := &wire.HealthBatch{MemberId: a.sh.memberID, Health: health[:n]}
+		if first {
+			b.List = list
+		}
+		health = health[n:]
+		ctx.Request(to, b) // not Respond: the sender's address names this member (see nodeFor)
 	}
 }
 
@@ -226,9 +246,8 @@ func (a *agentActor) flush(ctx actor.Context) {
 	if len(health) == 0 || len(a.subs) == 0 {
 		return
 	}
-	batch := &wire.HealthBatch{MemberId: a.sh.memberID, Health: health}
 	for _, s := range a.subs {
-		ctx.Request(s, batch) // the sender's address names this member (see nodeFor)
+		a.sendBatches(ctx, s, nil, health)
 	}
 }
 
@@ -241,13 +260,13 @@ func (a *agentActor) subscribe(ctx actor.Context) {
 	}
 	a.subs[pidKey(s)] = s
 	ctx.Watch(s)
-	batch := &wire.HealthBatch{MemberId: a.sh.memberID, List: a.list(ctx)}
+	var health []*wire.ClientHealth
 	for _, lc := range a.local {
 		if lc.health != nil {
-			batch.Health = append(batch.Health, lc.health)
+			health = append(health, lc.health)
 		}
 	}
-	ctx.Request(s, batch) // not Respond: the sender's address names this member (see nodeFor)
+	a.sendBatches(ctx, s, a.list(ctx), health)
 }
 
 // leave: tell the subscribers that this node is leaving; operations

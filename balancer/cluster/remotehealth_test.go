@@ -233,3 +233,40 @@ func testClientStartedBeforeTheMemberServesOthers(t *testing.T) {
 		}
 	}
 }
+
+// A node's health goes out in batches of at most maxBatchHealth summaries
+// (here 2, for 5 clients: the subscribe answer and later changes in three
+// batches, the list in the first): every client still reaches the other
+// node's table and carries its calls. Without the bound, the health of
+// some 14,000 clients with long errors in one batch would pass gRPC's
+// limit and cut the link (review16b, not run).
+func TestHealthInBatchesOfBoundedSize(t *testing.T) {
+	inProcess(t, testHealthInBatchesOfBoundedSize)
+}
+
+func testHealthInBatchesOfBoundedSize(t *testing.T) {
+	t.Cleanup(cluster.SetMaxBatchHealth(2)) // runs after the members' cleanup, registered later
+	ms := startMembers(t, 0, 5)
+	a, b := ms[0], ms[1]
+	bal := a.newBalancer(t)
+	waitPool(t, bal, poolCount{all: 5, eligible: 5, remote: 5, remoteEligible: 5})
+	ctx := testutil.Context(t, 10*time.Second)
+	for i := 0; i < 50; i++ {
+		if _, err := bal.Call(ctx, "public/get_time", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A change on all five at once: three batches again.
+	for _, srv := range b.servers {
+		srv.DropAll()
+	}
+	testutil.Eventually(t, 10*time.Second, "all five reconnected, as A sees them", func() bool {
+		pool := bal.PoolHealth()
+		for _, ch := range pool {
+			if ch.Health.Reconnects < 1 || !ch.Eligible {
+				return false
+			}
+		}
+		return len(pool) == 5
+	})
+}
