@@ -128,7 +128,8 @@ func startDemoNode(spec nodeSpec) (n *demoNode, err error) {
 	// Proto.Actor's own logs, quiet once this node stops: the nodes stop
 	// together, and each one's remote would log the others' connections
 	// ending as errors.
-	n.paLevel = zap.NewAtomicLevelAt(zapcore.DebugLevel)
+	level, _ := parseLevel(cfg.logLevel) // the logger's own: IncreaseLevel may only raise it
+	n.paLevel = zap.NewAtomicLevelAt(level)
 	d.sys = actor.NewActorSystem(actors.ActorSystemLogger(d.log.WithOptions(zap.IncreaseLevel(n.paLevel))))
 	pcfg, err := membership.Automanaged(membership.Node{Cluster: "zenws-demo", Port: spec.RemotePort}, spec.AutoPort, 300*time.Millisecond, spec.Peers...)
 	if err != nil {
