@@ -26,3 +26,12 @@ func openFinding(t *testing.T, n int) {
 		t.Skipf("open finding %d of test/review16/FINDINGS.md (ZENWS_REVIEW_OPEN=1 runs it)", n)
 	}
 }
+
+// openFindingB is openFinding for the second review's findings
+// (FINDINGS-review16b.md, numbered on their own).
+func openFindingB(t *testing.T, n int) {
+	t.Helper()
+	if os.Getenv("ZENWS_REVIEW_OPEN") == "" {
+		t.Skipf("open finding %d of test/review16/FINDINGS-review16b.md (ZENWS_REVIEW_OPEN=1 runs it)", n)
+	}
+}

@@ -65,6 +65,9 @@ type nodeConfig struct {
 	// ShutdownTwice: start the member, leave (Member.Shutdown), then
 	// sys.Shutdown as README's quick start defers it; print what happened.
 	ShutdownTwice bool
+	// DefaultReadiness: the page's readiness as opspage.New's defaults
+	// (no WithReadiness).
+	DefaultReadiness bool
 	// VenueURL, when set: the clients connect there (a venue of the test
 	// process that counts orders) instead of the node's own.
 	VenueURL string
@@ -228,8 +231,11 @@ func node(cfg nodeConfig) error {
 
 	if cfg.PagePort != 0 {
 		mux := http.NewServeMux()
-		mux.Handle("/zenws/", opspage.New(sys, map[string]*balancer.Balancer{"pool": b},
-			opspage.WithReadiness(cfg.MinHealthy, cfg.Label)))
+		popts := []opspage.Option{opspage.WithLivenessCheck("cluster", agent.Check)}
+		if !cfg.DefaultReadiness {
+			popts = append(popts, opspage.WithReadiness(cfg.MinHealthy, cfg.Label))
+		}
+		mux.Handle("/zenws/", opspage.New(sys, map[string]*balancer.Balancer{"pool": b}, popts...))
 		// /ctl/calls?n=N&timeout=D: N retry-safe balanced calls in a row,
 		// each with its own timeout D.
 		mux.HandleFunc("/ctl/calls", func(w http.ResponseWriter, r *http.Request) {
@@ -282,6 +288,10 @@ func node(cfg nodeConfig) error {
 		mux.HandleFunc("/ctl/big", func(w http.ResponseWriter, r *http.Request) {
 			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 			size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+			deadline := 10 * time.Second
+			if ms, err := strconv.Atoi(r.URL.Query().Get("timeout_ms")); err == nil && ms > 0 {
+				deadline = time.Duration(ms) * time.Millisecond
+			}
 			msg := []byte(`{"jsonrpc":"2.0","method":"public/get_time","params":{"pad":"` + strings.Repeat("A", size) + `"}}`)
 			var mu sync.Mutex
 			var rep callsReport
@@ -290,7 +300,7 @@ func node(cfg nodeConfig) error {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					cctx, ccancel := context.WithTimeout(r.Context(), 10*time.Second)
+					cctx, ccancel := context.WithTimeout(r.Context(), deadline)
 					defer ccancel()
 					err := b.Send(cctx, msg, balancer.RetrySafe())
 					mu.Lock()

@@ -1,4 +1,4 @@
-package review16b
+package review16
 
 import (
 	"fmt"
@@ -23,7 +23,7 @@ import (
 //     its share (4 at 4.40 s) while the node still draws alone (4.401 s):
 //     its local slots are told only with its next request.
 func TestBudgetStrictShortWindowUnderAFullCut(t *testing.T) {
-	openFinding(t, 13)
+	openFindingB(t, 13)
 	rule := budget.Rule{Key: "venue@198.51.100.8", Window: 300 * time.Millisecond, Burst: 4, Share: 2, Strict: true}
 	ps := freePorts(t, 6)
 	px := []*linkProxy{newLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", ps[0])), newLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", ps[2]))}

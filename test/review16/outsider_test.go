@@ -1,4 +1,4 @@
-package review16b
+package review16
 
 import (
 	"fmt"

@@ -1,9 +1,7 @@
-package review16b
+package review16
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -76,16 +74,4 @@ func TestHostileRemoteHealthOnThePage(t *testing.T) {
 	}
 	t.Logf("A's HTML page: %d bytes; a raw U+202E (right-to-left override) in it: %v; a raw NUL: %v", len(body),
 		strings.Contains(body, "\u202e"), strings.Contains(body, "\x00"))
-}
-
-// fetch GETs url (copied from test/review16).
-func fetch(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }

@@ -1,4 +1,4 @@
-package review16b
+package review16
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ import (
 // is told NotMember: its liveness check fails and the process must be
 // restarted for a 2.7 s pause (at 2.2 s: 3 runs of 5).
 func TestPauseUnderTheSilenceTimeoutIsSurvived(t *testing.T) {
-	openFinding(t, 11)
+	openFindingB(t, 11)
 	pauseB(t, 2700*time.Millisecond, "")
 }
 
@@ -29,7 +29,7 @@ func TestPauseUnderTheSilenceTimeoutIsSurvived(t *testing.T) {
 // last renewed up to a keepalive interval before the pause, so it lapses
 // during it, and B is expelled as well (2 runs of 2).
 func TestPauseUnderTheSilenceTimeoutIsSurvivedEtcd(t *testing.T) {
-	openFinding(t, 11)
+	openFindingB(t, 11)
 	pauseB(t, 2700*time.Millisecond, startEtcd(t))
 }
 

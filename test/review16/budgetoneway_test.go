@@ -1,4 +1,4 @@
-package review16b
+package review16
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ import (
 // long ago, draws on its local share at once. Rule 4 in any 2 s, Share 2,
 // Strict: the holder's node draws 4, then C one.
 func TestBudgetStrictUnderAOneWayCut(t *testing.T) {
-	openFinding(t, 10)
+	openFindingB(t, 10)
 	rule := budget.Rule{Key: "venue@198.51.100.5", Window: 2 * time.Second, Burst: 4, Share: 2, Strict: true}
 	ps := freePorts(t, 6)
 	px := []*linkProxy{newLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", ps[0])), newLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", ps[2]))}

@@ -1,4 +1,4 @@
-package review16b
+package review16
 
 import (
 	"context"
@@ -68,7 +68,7 @@ func (f *timedRemote) WatchHealth(router *actor.PID) {
 // successful RTT), or weighs errors so that one failing every operation
 // loses to any client that answers.
 func TestFastFailingClientDoesNotWinPicks(t *testing.T) {
-	openFinding(t, 7)
+	openFindingB(t, 7)
 	failingBeside(t, time.Millisecond)
 }
 

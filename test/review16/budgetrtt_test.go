@@ -1,4 +1,4 @@
-package review16b
+package review16
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ import (
 // slots (the local one is told later), and Stats says Degraded although
 // the holder answered each time. Rule 10 in any 2 s, Share 2.
 func TestBudgetRoundTripOverMarginWastesSlots(t *testing.T) {
-	openFinding(t, 12)
+	openFindingB(t, 12)
 	roundTripOverMargin(t, false)
 }
 
@@ -27,7 +27,7 @@ func TestBudgetRoundTripOverMarginWastesSlots(t *testing.T) {
 // and a second) from the last of them, so every dial from C waits about
 // 3 s here, a whole 5 minutes under budget.Binance.
 func TestBudgetRoundTripOverMarginStrict(t *testing.T) {
-	openFinding(t, 12)
+	openFindingB(t, 12)
 	roundTripOverMargin(t, true)
 }
 

@@ -1,4 +1,4 @@
-package review16b
+package review16
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // about an hour for their next dial. Nor can a rule ever be loosened
 // (a rolling deploy raising Burst) without restarting the holder.
 func TestBudgetOneStrictRuleLocksTheKeyForGood(t *testing.T) {
-	openFinding(t, 1)
+	openFindingB(t, 1)
 	sys := quietSystem(t)
 	svc, err := budget.Start(sys, holderHere(sys))
 	if err != nil {
