@@ -17,7 +17,10 @@ var (
 	// ErrNoConnections: no client in the pool is connected with a healthy
 	// heartbeat. Nothing was sent.
 	ErrNoConnections = errors.New("zenws/balancer: no connected client")
-	// ErrMaxAttempts wraps the last error after MaxAttempts clients failed.
+	// ErrMaxAttempts wraps the last error after MaxAttempts clients failed,
+	// and also the first error that may have reached the server
+	// (ErrDisconnected, ErrTimeout) when the last did not: errors.Is tells
+	// whether any attempt may have been sent.
 	ErrMaxAttempts = errors.New("zenws/balancer: max attempts reached")
 	// ErrStopped: the balancer was stopped.
 	ErrStopped = errors.New("zenws/balancer: stopped")
@@ -175,7 +178,9 @@ func (b *Balancer) Stop() error {
 // unless the operation is RetrySafe. opts apply to this send only
 // (RetrySafe, CallMaxAttempts). Errors: ErrNoConnections when no
 // client is connected, an error wrapping ErrMaxAttempts and the last error,
-// or the last error when every client was tried.
+// or the last error when every client was tried; either also wraps the
+// first ErrDisconnected or ErrTimeout an attempt met, so errors.Is says
+// whether the message may have reached a venue.
 func (b *Balancer) Send(ctx context.Context, msg []byte, opts ...CallOption) error {
 	_, err := b.run(ctx, opts, false, func(ctx context.Context, ep Endpoint) (json.RawMessage, error) {
 		return nil, ep.Send(ctx, msg)

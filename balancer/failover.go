@@ -33,7 +33,10 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 	}
 	attempts, safe := co.attempts, co.safe
 	var excluded []*member
-	var last error
+	// last is the latest attempt's error; lost the first that may have
+	// reached the server. A later attempt's "not connected" must not hide
+	// that an earlier one was sent: the final error carries both.
+	var last, lost error
 	for try := 0; try < attempts; try++ {
 		if try > 0 {
 			if err := ctx.Err(); err != nil {
@@ -53,7 +56,7 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 				b.sh.noConns.Add(1)
 				return nil, ErrNoConnections
 			}
-			return nil, last // every client was tried
+			return nil, withLost(last, lost) // every client was tried
 		}
 		m.picks.Add(1)
 		m.outstanding.Add(1)
@@ -69,6 +72,9 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 		now = time.Now().UnixNano()
 		if sentAndLost(err) {
 			m.observeFailure(time.Since(start), now)
+			if lost == nil {
+				lost = err
+			}
 		}
 		m.recordError(now)
 		if !retryable(err, safe) {
@@ -80,7 +86,18 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 			b.sh.failovers.Add(1)
 		}
 	}
-	return nil, fmt.Errorf("%w (%d): %w", ErrMaxAttempts, attempts, last)
+	return nil, fmt.Errorf("%w (%d): %w", ErrMaxAttempts, attempts, withLost(last, lost))
+}
+
+// withLost is last, or, when last says nothing was sent but an earlier
+// attempt may have reached the server (lost), an error that wraps both:
+// errors.Is finds ErrDisconnected (or ErrTimeout) whenever any attempt may
+// have been sent, whatever the last one met.
+func withLost(last, lost error) error {
+	if lost == nil || sentAndLost(last) {
+		return last
+	}
+	return fmt.Errorf("%w (an earlier attempt: %w)", last, lost)
 }
 
 // applyCallOptions applies opts to co; a function of its own so that a

@@ -91,17 +91,20 @@ func testRemoteClientHealthCrossesNodes(t *testing.T) {
 		}
 		return nil
 	}
-	testutil.Eventually(t, 10*time.Second, "B's labelled client in A's table, degraded, with its channels", func() bool {
-		r := row()
-		return r != nil && r.Remote && r.Health.Degraded && r.Health.ChannelCounts.Total == 2
+	// The reconnect restores both channels: ticker.BAD is Pending until
+	// it is refused again, on B and then in A's copy.
+	wantChannels := actors.ChannelCounts{Total: 2, Active: 1, Failed: 1}
+	var r *balancer.ClientHealth
+	testutil.Eventually(t, 10*time.Second, "B's labelled client in A's table, degraded, with its channels settled", func() bool {
+		r = row()
+		return r != nil && r.Remote && r.Health.Degraded && r.Health.ChannelCounts == wantChannels
 	})
-	r := row()
 	h := r.Health
 	if h.Label != "deribit-b" || h.State != actors.StateConnected || h.Reconnects < 1 || h.ConnectedSince.IsZero() {
 		t.Errorf("remote health: label %q state %v reconnects %d connected since %v", h.Label, h.State, h.Reconnects, h.ConnectedSince)
 	}
-	if want := (actors.ChannelCounts{Total: 2, Active: 1, Failed: 1}); h.ChannelCounts != want {
-		t.Errorf("remote channels %+v, want %+v", h.ChannelCounts, want)
+	if h.ChannelCounts != wantChannels {
+		t.Errorf("remote channels %+v, want %+v", h.ChannelCounts, wantChannels)
 	}
 	var remoteErr *cluster.RemoteError
 	if !errors.As(h.LastError, &remoteErr) || remoteErr.Text != c.Health().LastError.Error() || !errors.Is(h.LastError, cluster.ErrRemote) {
@@ -140,20 +143,27 @@ func testRemoteClientHealthCrossesNodes(t *testing.T) {
 	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz with the only deribit-b client degraded: %d, want 503", code)
 	}
-	_, body := get("/?format=json")
-	if strings.Contains(body, secret) {
-		t.Fatal("the secret is on the page")
-	}
-	var doc opspage.Page
-	if err := json.Unmarshal([]byte(body), &doc); err != nil {
-		t.Fatal(err)
-	}
+	// ticker.BAD is asked for again with backoff, Pending while it is on
+	// its way: the page is read until it shows the refusal.
+	var body string
 	var found *opspage.Client
-	for i := range doc.Pools[0].Clients {
-		if cl := &doc.Pools[0].Clients[i]; strings.HasSuffix(cl.ID, "/"+c.PID().Id) {
-			found = cl
+	testutil.Eventually(t, 10*time.Second, "B's row on A's page with its refused channel", func() bool {
+		_, body = get("/?format=json")
+		if strings.Contains(body, secret) {
+			t.Fatal("the secret is on the page")
 		}
-	}
+		var doc opspage.Page
+		if err := json.Unmarshal([]byte(body), &doc); err != nil {
+			t.Fatal(err)
+		}
+		found = nil
+		for i := range doc.Pools[0].Clients {
+			if cl := &doc.Pools[0].Clients[i]; strings.HasSuffix(cl.ID, "/"+c.PID().Id) {
+				found = cl
+			}
+		}
+		return found != nil && found.Channels != nil && found.Channels.Failed == 1
+	})
 	switch {
 	case found == nil:
 		t.Fatalf("B's client is not on A's page: %s", body)
