@@ -71,6 +71,7 @@ func TestBalancerSaysWhyNotPickedWithNodeWS(t *testing.T) {
 func TestCallMaxAttemptsWithNodeWS(t *testing.T) {
 	sys := testutil.NewSystem(t)
 	var pids []*actor.PID
+	var clients []*actors.Client
 	for i := 0; i < 2; i++ {
 		c, err := actors.Connect(ctx(t), sys, venue(t),
 			actors.WithRetryDelay(20*time.Millisecond), actors.WithMaxBackoff(100*time.Millisecond), actors.WithRetryCount(1000))
@@ -79,6 +80,22 @@ func TestCallMaxAttemptsWithNodeWS(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = c.Close() })
 		pids = append(pids, c.PID())
+		clients = append(clients, c)
+	}
+	// The dropped client back, as the client itself says: the balancer's
+	// table alone may still hold it eligible from before the drop.
+	reconnected := func(n uint64) func() bool {
+		return func() bool {
+			var sum uint64
+			for _, c := range clients {
+				h := c.Health()
+				if h.State != actors.StateConnected {
+					return false
+				}
+				sum += h.Reconnects
+			}
+			return sum >= n
+		}
 	}
 	b, err := balancer.New(sys, balancer.WithDiscovery(func() []*actor.PID { return pids }), balancer.WithMaxAttempts(1))
 	if err != nil {
@@ -101,6 +118,7 @@ func TestCallMaxAttemptsWithNodeWS(t *testing.T) {
 	if f := b.Stats().Failovers; f != 0 {
 		t.Fatalf("WithMaxAttempts(1): %d failovers", f)
 	}
+	testutil.Eventually(t, 10*time.Second, "the dropped client reconnected", reconnected(1))
 	testutil.Eventually(t, 10*time.Second, "both clients eligible again", bothEligible)
 	if _, err := b.Call(ctx(t), "drop", nil, balancer.RetrySafe(), balancer.CallMaxAttempts(2)); !errors.Is(err, actors.ErrDisconnected) {
 		t.Fatalf("CallMaxAttempts(2): %v, want ErrDisconnected", err)
