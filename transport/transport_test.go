@@ -488,6 +488,13 @@ func TestFailedWriteSaysWhetherAnythingWasSent(t *testing.T) {
 		if got := errors.Is(err, transport.ErrNotSent); got != (partial == 0) {
 			t.Fatalf("partial %d: errors.Is(err, ErrNotSent) = %v (%v)", partial, got, err)
 		}
+		// The connection's own error (what its reader and the requests
+		// in flight on it see) never says "not sent": it is not about
+		// them (review of failover, finding 7).
+		<-conn.Done()
+		if cerr := conn.Err(); cerr == nil || errors.Is(cerr, transport.ErrNotSent) || strings.Contains(cerr.Error(), "not sent") {
+			t.Fatalf("partial %d: the connection's error %v says not sent", partial, cerr)
+		}
 		if err := conn.Write(context.Background(), websocket.MessageText, []byte("after")); !errors.Is(err, transport.ErrClosed) {
 			t.Fatalf("write after the failure: %v, want ErrClosed", err)
 		}

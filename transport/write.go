@@ -282,25 +282,27 @@ func (c *Conn) writeOne(typ websocket.MessageType, data []byte) error {
 		// the caller may do: resending one that provably did not is safe.
 		// (A pong written meanwhile by the reader also counts as written:
 		// the doubt then goes the safe way.)
-		err = c.writeError(err, c.raw.written.Load() == before)
-		c.fail(err) // not its result: that may say ErrClosed
-		return err
+		cause := c.writeError(err)
+		c.fail(cause) // not its result: that may say ErrClosed
+		if c.raw.written.Load() == before {
+			return fmt.Errorf("%w: %w", ErrNotSent, cause)
+		}
+		return cause
 	}
 	return nil
 }
 
-// writeError wraps a failed write's cause; notSent: provably no byte of
-// the message left.
-func (c *Conn) writeError(err error, notSent bool) error {
+// writeError wraps a failed write's cause. It is the connection's error
+// too (what its reader, its other writers and the requests in flight on
+// it are failed with), so it never says ErrNotSent: that is said only to
+// the writes of which provably no byte left. A request already on the
+// wire failed with "not sent" (because another write met the reset
+// first) would be taken for one safe to send again.
+func (c *Conn) writeError(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		err = fmt.Errorf("%w (%v): %w", ErrWriteTimeout, c.writeTimeout, err)
-	} else {
-		err = fmt.Errorf("transport: write: %w", err)
+		return fmt.Errorf("%w (%v): %w", ErrWriteTimeout, c.writeTimeout, err)
 	}
-	if notSent {
-		err = fmt.Errorf("%w: %w", ErrNotSent, err)
-	}
-	return err
+	return fmt.Errorf("transport: write: %w", err)
 }
 
 // writeBatch writes the leader's message and batch under one flush, and
@@ -349,7 +351,7 @@ func (c *Conn) writeBatch(typ websocket.MessageType, data []byte, batch []*queue
 		if cause == nil {
 			cause = werr
 		}
-		failed = c.writeError(cause, left == 0)
+		failed = c.writeError(cause)
 		c.fail(failed)
 	}
 	// result is message i's outcome.
@@ -364,7 +366,7 @@ func (c *Conn) writeBatch(typ websocket.MessageType, data []byte, batch []*queue
 		if i > 0 {
 			start = ends[i-1]
 		}
-		if ends[i] == start { // not written into the batch: the connection closed first
+		if ends[i] == start || left == 0 { // not written into the batch (the connection closed first), or nothing left
 			return fmt.Errorf("%w: %w", ErrNotSent, failed)
 		}
 		if !c.tls && int64(start) >= left {
