@@ -13,6 +13,7 @@ import (
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/venue"
 	"github.com/zenws/zenws/internal/redact"
+	"github.com/zenws/zenws/transport"
 )
 
 var (
@@ -73,7 +74,9 @@ func (e *RPCError) GoString() string {
 // and RequestTimeout (default 30 s); on timeout the error wraps ErrTimeout
 // and context.DeadlineExceeded, and a late response is counted
 // (Health.LateResponses) and dropped; when ctx is cancelled the error wraps
-// context.Canceled (not ErrTimeout). When
+// context.Canceled (not ErrTimeout). Either also wraps transport.ErrNotSent
+// when the request ended before any byte of it was written (waiting for
+// the rate limiter or its turn to write): it never reached the server. When
 // the connection is lost while waiting, the error wraps ErrDisconnected
 // (the server may or may not have executed it). Not connected:
 // ErrNotConnected at once, nothing sent.
@@ -167,6 +170,11 @@ func (d *durable) send(ctx context.Context, v via, call *pendingCall, msg []byte
 			<-call.done // failed meanwhile (the connection ended): its result is on the way
 		}
 		if ctx.Err() != nil || !time.Now().Before(call.deadline) {
+			if !errors.Is(err, ErrDisconnected) {
+				// Ended while it waited for its tokens or its turn to
+				// write: nothing of it left.
+				return answer{}, d.unsentError(ctx, start)
+			}
 			return answer{}, d.timeoutError(ctx, start)
 		}
 		return answer{}, err
@@ -237,6 +245,23 @@ func (d *durable) timeoutError(ctx context.Context, start time.Time) error {
 	}
 	return fmt.Errorf("zenws: no response after %v (request timeout %v): %w: %w",
 		waited, d.cfg.RequestTimeout, ErrTimeout, cause)
+}
+
+// unsentError says why a request ended before any byte of it was written
+// (while it waited for the rate limiter or for its turn to write): as
+// timeoutError, and wrapping transport.ErrNotSent, so that a caller (and a
+// balancer) can tell it provably never reached the venue.
+func (d *durable) unsentError(ctx context.Context, start time.Time) error {
+	waited := time.Since(start).Round(time.Millisecond)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("zenws: cancelled after %v waiting to send (%w): %w", waited, transport.ErrNotSent, ctxErr(ctx))
+	}
+	cause := ctxErr(ctx)
+	if cause == nil {
+		cause = context.DeadlineExceeded
+	}
+	return fmt.Errorf("zenws: no turn to send within %v (request timeout %v; %w): %w: %w",
+		waited, d.cfg.RequestTimeout, transport.ErrNotSent, ErrTimeout, cause)
 }
 
 // ctxErr is ctx's error, and its cause when that is another error (see

@@ -192,14 +192,21 @@ func (b *Balancer) Send(ctx context.Context, msg []byte, opts ...CallOption) err
 // connected client and returns the whole response, as Client.Request does.
 // It fails over as Send does; a request whose method the retry-safe rule
 // accepts (default: public/*), or one marked RetrySafe, is also tried
-// again after ErrDisconnected or ErrTimeout. A JSON-RPC error response is
+// again after ErrDisconnected or ErrTimeout. The rule applies only to a
+// message with one "method" member: one that spells it twice (escaped, or
+// in another case, which Go's encoding/json also takes) may be read by the
+// venue as another method than the rule saw. A JSON-RPC error response is
 // an answer: it is returned, never retried.
 func (b *Balancer) Request(ctx context.Context, msg []byte, opts ...CallOption) (json.RawMessage, error) {
 	method := ""
 	if env, ok := jsonrpc.Peek(msg); ok {
 		method, _ = jsonrpc.String(env.Method)
 	}
-	return b.run(ctx, opts, b.sh.o.retrySafe != nil && method != "" && b.sh.o.retrySafe(method),
+	// A message that spells "method" twice (escaped, or in another case)
+	// may be read by the venue as another method than the rule saw: it is
+	// not retry-safe by the rule.
+	safe := b.sh.o.retrySafe != nil && method != "" && b.sh.o.retrySafe(method) && jsonrpc.Members(msg, "method") == 1
+	return b.run(ctx, opts, safe,
 		func(ctx context.Context, ep Endpoint) (json.RawMessage, error) { return ep.Request(ctx, msg) })
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/transport"
 )
 
 // Failover: how one balanced operation picks a client, tries it, and moves
@@ -21,8 +22,8 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 	if ctx == nil {
 		return nil, actors.ErrNilContext
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	if ctx.Err() != nil {
+		return nil, ctxErr(ctx)
 	}
 	co := callOptions{attempts: b.sh.o.attempts, safe: safeByRule}
 	if len(opts) > 0 {
@@ -39,8 +40,8 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 	var last, lost error
 	for try := 0; try < attempts; try++ {
 		if try > 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("%w (after: %w)", context.Cause(ctx), last)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w (after: %w)", ctxErr(ctx), withLost(last, lost))
 			}
 		}
 		t := b.sh.table.Load()
@@ -49,7 +50,7 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 		if m == nil {
 			select {
 			case <-b.sh.stopped:
-				return nil, ErrStopped
+				return nil, withLost(ErrStopped, lost)
 			default:
 			}
 			if last == nil {
@@ -78,7 +79,7 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 		}
 		m.recordError(now)
 		if !retryable(err, safe) {
-			return resp, err
+			return resp, withLost(err, lost)
 		}
 		last = err
 		excluded = append(excluded, m)
@@ -92,12 +93,61 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 // withLost is last, or, when last says nothing was sent but an earlier
 // attempt may have reached the server (lost), an error that wraps both:
 // errors.Is finds ErrDisconnected (or ErrTimeout) whenever any attempt may
-// have been sent, whatever the last one met.
+// have been sent, whatever ended the operation (the last attempt, the
+// caller's ctx, Stop).
+//
+// The combined error does not match the errors that say nothing was sent
+// (ErrNotConnected, ErrRateLimited, ErrClosed, ErrNotFound,
+// transport.ErrNotSent), though the last attempt's did: of the operation,
+// that is no longer true, and a caller that resends on them would send
+// twice. It matches everything else the last error does (the caller's
+// context.Canceled, its cause, ErrStopped), and the earlier loss.
 func withLost(last, lost error) error {
-	if lost == nil || sentAndLost(last) {
+	if lost == nil || last == lost || sentAndLost(last) {
 		return last
 	}
-	return fmt.Errorf("%w (an earlier attempt: %w)", last, lost)
+	return &lostError{last: last, lost: lost}
+}
+
+// lostError is withLost's error: last, after an earlier attempt's lost.
+type lostError struct{ last, lost error }
+
+func (e *lostError) Error() string {
+	return e.last.Error() + " (an earlier attempt: " + e.lost.Error() + ")"
+}
+
+// Unwrap is the earlier loss: errors.As and errors.Is reach it, and last
+// only through Is.
+func (e *lostError) Unwrap() error { return e.lost }
+
+// Is reports whether last matches target, unless target says nothing was
+// sent.
+func (e *lostError) Is(target error) bool {
+	if saysNotSent(target) {
+		return false
+	}
+	return errors.Is(e.last, target)
+}
+
+// saysNotSent: target is one of the errors that say an operation provably
+// never reached the server.
+func saysNotSent(target error) bool {
+	switch target {
+	case actors.ErrNotConnected, actors.ErrRateLimited, actors.ErrClosed, actors.ErrNotFound, transport.ErrNotSent:
+		return true
+	}
+	return false
+}
+
+// ctxErr is ctx's error, wrapping its cause too when it has one of its own
+// (context.WithCancelCause): errors.Is finds context.Canceled and the cause,
+// as the clients' errors do.
+func ctxErr(ctx context.Context) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause == nil || cause == err {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, cause)
 }
 
 // applyCallOptions applies opts to co; a function of its own so that a
@@ -123,6 +173,9 @@ func isRPCError(err error) bool {
 // connection lost with it in flight. Not a caller's cancellation, and not
 // the errors that say nothing was sent.
 func sentAndLost(err error) bool {
+	if errors.Is(err, transport.ErrNotSent) && !errors.Is(err, actors.ErrDisconnected) {
+		return false // it timed out before any byte of it was written
+	}
 	return errors.Is(err, actors.ErrTimeout) || errors.Is(err, actors.ErrDisconnected) ||
 		errors.Is(err, context.DeadlineExceeded)
 }
@@ -137,6 +190,8 @@ func retryable(err error, safe bool) bool {
 	case errors.Is(err, actors.ErrInvalidRequest), errors.Is(err, actors.ErrDuplicateID),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, actors.ErrTimeout):
 		return false
+	case errors.Is(err, transport.ErrNotSent) && !errors.Is(err, actors.ErrDisconnected):
+		return true // a request timed out waiting to be written: another client may have room
 	case safe && (errors.Is(err, actors.ErrDisconnected) || errors.Is(err, actors.ErrTimeout)):
 		return true
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/zenws/zenws/actors"
 	"github.com/zenws/zenws/internal/testutil"
+	"github.com/zenws/zenws/transport"
 	"github.com/zenws/zenws/transport/wstest"
 )
 
@@ -61,19 +63,55 @@ func TestMaxAttemptsKeepsAnEarlierLoss(t *testing.T) {
 	lost := actors.ErrDisconnected
 	notSent := actors.ErrNotConnected
 
-	// Lost, then not connected: max attempts, both kept.
+	// Lost, then not connected: max attempts, the loss kept. The
+	// operation's error no longer matches ErrNotConnected ("nothing was
+	// sent": not true of the operation), though its text names it.
 	_, err = b.run(ctx, []CallOption{CallMaxAttempts(2)}, true, scripted(lost, notSent))
-	if !errors.Is(err, ErrMaxAttempts) || !errors.Is(err, lost) || !errors.Is(err, notSent) {
-		t.Fatalf("lost then not connected: %v; want ErrMaxAttempts wrapping both", err)
+	if !errors.Is(err, ErrMaxAttempts) || !errors.Is(err, lost) || errors.Is(err, notSent) || errors.Is(err, transport.ErrNotSent) {
+		t.Fatalf("lost then not connected: %v; want ErrMaxAttempts wrapping the loss, not a not-sent error", err)
 	}
-	if !strings.Contains(err.Error(), "an earlier attempt") {
-		t.Errorf("the text does not say an earlier attempt was lost: %q", err)
+	if !strings.Contains(err.Error(), "an earlier attempt") || !strings.Contains(err.Error(), notSent.Error()) {
+		t.Errorf("the text does not say the last attempt found no connection after an earlier loss: %q", err)
 	}
 	// Lost, then not connected on every other client: "every client was
 	// tried", still with the loss.
 	_, err = b.run(ctx, []CallOption{CallMaxAttempts(10)}, true, scripted(lost, notSent))
-	if errors.Is(err, ErrMaxAttempts) || !errors.Is(err, lost) || !errors.Is(err, notSent) {
-		t.Fatalf("every client tried: %v; want ErrDisconnected and ErrNotConnected, not ErrMaxAttempts", err)
+	if errors.Is(err, ErrMaxAttempts) || !errors.Is(err, lost) || errors.Is(err, notSent) {
+		t.Fatalf("every client tried: %v; want the loss, not ErrMaxAttempts nor ErrNotConnected", err)
+	}
+	// Lost, then the caller cancels (with a cause): the cancellation, its
+	// cause and the loss.
+	cause := errors.New("shutting down")
+	cctx, cancel := context.WithCancelCause(ctx)
+	_, err = b.run(cctx, []CallOption{CallMaxAttempts(3)}, true, func(context.Context, Endpoint) (json.RawMessage, error) {
+		cancel(cause)
+		return nil, lost
+	})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, cause) || !errors.Is(err, lost) {
+		t.Fatalf("lost, then cancelled: %v; want context.Canceled, its cause and ErrDisconnected", err)
+	}
+	// Lost, then an attempt that ended with the caller's ctx before any
+	// byte of it was written: still the loss.
+	cctx, cancel2 := context.WithCancel(ctx)
+	unsent := fmt.Errorf("zenws: cancelled waiting to send (%w): %w", transport.ErrNotSent, context.Canceled)
+	calls := 0
+	_, err = b.run(cctx, []CallOption{CallMaxAttempts(3)}, true, func(context.Context, Endpoint) (json.RawMessage, error) {
+		calls++
+		if calls == 1 {
+			return nil, lost
+		}
+		cancel2()
+		return nil, unsent
+	})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, lost) || errors.Is(err, transport.ErrNotSent) {
+		t.Fatalf("lost, then cancelled unsent: %v; want context.Canceled and the loss, not ErrNotSent", err)
+	}
+	// A request that timed out waiting to be written (ErrTimeout and
+	// ErrNotSent) is no loss, and is tried elsewhere.
+	unsentTimeout := fmt.Errorf("zenws: no turn to send (%w): %w: %w", transport.ErrNotSent, actors.ErrTimeout, context.DeadlineExceeded)
+	_, err = b.run(ctx, []CallOption{CallMaxAttempts(2)}, false, scripted(unsentTimeout, notSent))
+	if !errors.Is(err, ErrMaxAttempts) || errors.Is(err, lost) || errors.Is(err, actors.ErrTimeout) {
+		t.Fatalf("timed out unsent, then not connected, an order: %v; want ErrMaxAttempts, no loss", err)
 	}
 	// Nothing sent on any attempt: no loss is claimed.
 	_, err = b.run(ctx, []CallOption{CallMaxAttempts(2)}, true, scripted(notSent))

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 )
 
 // Envelope holds the raw top-level members of a JSON object that routing
@@ -24,7 +25,8 @@ type Envelope struct {
 // Peek reports whether data is a single JSON object and, if so, returns its
 // envelope. It checks the object's syntax as far as it walks; it does not
 // validate string contents beyond escapes. Duplicate keys: the last wins, as
-// in encoding/json.
+// in encoding/json; a key spelled with escapes ("\u006dethod") is the key
+// it spells, as for any JSON decoder.
 func Peek(data []byte) (Envelope, bool) {
 	var env Envelope
 	s := scanner{b: data}
@@ -43,7 +45,7 @@ func Peek(data []byte) (Envelope, bool) {
 		if !s.str() {
 			return env, false
 		}
-		key := s.b[keyStart+1 : s.i-1]
+		key := keyOf(s.b[keyStart:s.i])
 		s.space()
 		if !s.consume(':') {
 			return env, false
@@ -113,7 +115,7 @@ func fields(obj []byte, out [][]byte, keys []string) bool {
 		if !s.str() {
 			return false
 		}
-		k := s.b[keyStart+1 : s.i-1]
+		k := keyOf(s.b[keyStart:s.i])
 		s.space()
 		if !s.consume(':') {
 			return false
@@ -133,6 +135,65 @@ func fields(obj []byte, out [][]byte, keys []string) bool {
 			continue
 		}
 		return s.consume('}')
+	}
+}
+
+// keyOf is the key a raw JSON string (quotes included, its syntax
+// checked) spells: its bytes as they are, unless it holds an escape.
+func keyOf(raw []byte) []byte {
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner
+	}
+	k, ok := String(raw)
+	if !ok {
+		return inner // not valid: matches no key of ours
+	}
+	return []byte(k)
+}
+
+// Members counts the top-level members of the JSON object obj that a
+// decoder could take for key: equal to it once unescaped, ignoring case
+// (encoding/json matches a struct's fields so). 0 when obj is not an
+// object or its syntax breaks. More than one means decoders may disagree
+// on its value: Peek and JavaScript take the last exact match, Go's
+// encoding/json the last match of any case.
+func Members(obj []byte, key string) int {
+	s := scanner{b: obj}
+	s.space()
+	if !s.consume('{') {
+		return 0
+	}
+	n := 0
+	s.space()
+	if s.consume('}') {
+		return 0
+	}
+	for {
+		s.space()
+		keyStart := s.i
+		if !s.str() {
+			return 0
+		}
+		if strings.EqualFold(string(keyOf(s.b[keyStart:s.i])), key) {
+			n++
+		}
+		s.space()
+		if !s.consume(':') {
+			return 0
+		}
+		s.space()
+		if !s.value(0) {
+			return 0
+		}
+		s.space()
+		if s.consume(',') {
+			continue
+		}
+		if !s.consume('}') {
+			return 0
+		}
+		return n
 	}
 }
 

@@ -196,3 +196,44 @@ func BenchmarkFields(b *testing.B) {
 		}
 	})
 }
+
+// A key spelled with escapes is the key it spells, for Peek and Fields as
+// for any decoder; Members counts what a decoder could take for a key,
+// escaped or in another case (review of failover, finding 6: an order
+// spelled "\u006dethod" after a public "method" was retried as public).
+func TestEscapedKeysAndMembers(t *testing.T) {
+	msg := []byte(`{"jsonrpc":"2.0","id":9,"method":"public/get_time","\u006dethod":"private/buy"}`)
+	env, ok := Peek(msg)
+	if m, _ := String(env.Method); !ok || m != "private/buy" {
+		t.Fatalf("Peek: method %q (ok %v), want the last, escaped one: private/buy", m, ok)
+	}
+	var dec struct {
+		Method string `json:"method"`
+	}
+	if err := json.Unmarshal(msg, &dec); err != nil || dec.Method != "private/buy" {
+		t.Fatalf("encoding/json reads %q (%v)", dec.Method, err)
+	}
+	if f := Field(msg, "method"); string(f) != `"private/buy"` {
+		t.Fatalf("Field: %s", f)
+	}
+	for _, tc := range []struct {
+		msg  string
+		want int
+	}{
+		{`{"method":"a"}`, 1},
+		{`{"method":"a","\u006dethod":"b"}`, 2},
+		{`{"method":"a","Method":"b"}`, 2},
+		{`{"METHOD":"a"}`, 1},
+		{`{"id":1,"params":{"method":"x"}}`, 0},
+		{`{"method":"a",}`, 0},
+		{`[{"method":"a"}]`, 0},
+		{`{}`, 0},
+		{``, 0},
+		{`{"\u006d":"a","methods":"b"}`, 0},
+		{`{"bad\x":"a"}`, 0},
+	} {
+		if got := Members([]byte(tc.msg), "method"); got != tc.want {
+			t.Errorf("Members(%s) = %d, want %d", tc.msg, got, tc.want)
+		}
+	}
+}
