@@ -117,8 +117,13 @@ func (e *lostError) Error() string {
 }
 
 // Unwrap is the earlier loss: errors.As and errors.Is reach it, and last
-// only through Is.
+// only through Is and As.
 func (e *lostError) Unwrap() error { return e.lost }
+
+// As finds target in last first (a typed cause of the caller's
+// cancellation, a *cluster.RemoteError, a *net.OpError), then, through
+// Unwrap, in the earlier loss. No error type says "not sent".
+func (e *lostError) As(target any) bool { return errors.As(e.last, target) }
 
 // Is reports whether last matches target, unless target says nothing was
 // sent.
