@@ -12,6 +12,7 @@ import (
 
 	"github.com/zenws/zenws/actors/jsonrpc"
 	"github.com/zenws/zenws/actors/venue"
+	"github.com/zenws/zenws/internal/ctxerr"
 	"github.com/zenws/zenws/internal/redact"
 	"github.com/zenws/zenws/transport"
 )
@@ -170,12 +171,9 @@ func (d *durable) send(ctx context.Context, v via, call *pendingCall, msg []byte
 			<-call.done // failed meanwhile (the connection ended): its result is on the way
 		}
 		if ctx.Err() != nil || !time.Now().Before(call.deadline) {
-			if !errors.Is(err, ErrDisconnected) {
-				// Ended while it waited for its tokens or its turn to
-				// write: nothing of it left.
-				return answer{}, d.unsentError(ctx, start)
-			}
-			return answer{}, d.timeoutError(ctx, start)
+			// Not ErrDisconnected: it ended while it waited for its
+			// tokens or its turn to write, and nothing of it left.
+			return answer{}, d.timeoutError(ctx, start, errors.Is(err, ErrDisconnected))
 		}
 		return answer{}, err
 	}
@@ -189,14 +187,14 @@ func (d *durable) send(ctx context.Context, v via, call *pendingCall, msg []byte
 		case r = <-call.done:
 		case <-done:
 			if d.pending.abandon(call, true) {
-				return answer{}, d.timeoutError(ctx, start)
+				return answer{}, d.timeoutError(ctx, start, true)
 			}
 			// The response (or the disconnect) won the race: use it.
 			r = <-call.done
 		}
 	}
 	if r.expired {
-		return answer{}, d.timeoutError(ctx, start)
+		return answer{}, d.timeoutError(ctx, start, true)
 	}
 	if r.err != nil {
 		return answer{}, r.err
@@ -230,58 +228,43 @@ func hasError(env jsonrpc.Envelope) bool {
 	return env.Error != nil && string(env.Error) != "null"
 }
 
-// timeoutError says why a request stopped waiting for its response: the
-// caller cancelled ctx (the error wraps context.Canceled, not ErrTimeout:
-// nothing timed out), or a deadline passed, the caller's or RequestTimeout
-// (it wraps ErrTimeout and context.DeadlineExceeded).
-func (d *durable) timeoutError(ctx context.Context, start time.Time) error {
+// timeoutError says why a request stopped waiting: the caller cancelled
+// ctx (the error wraps context.Canceled, not ErrTimeout: nothing timed
+// out), or a deadline passed, the caller's or RequestTimeout (it wraps
+// ErrTimeout and context.DeadlineExceeded). sent is false when it ended
+// before any byte of it was written (while it waited for the rate limiter
+// or its turn to write): the error then also wraps transport.ErrNotSent,
+// so that a caller (and a balancer) can tell it never reached the venue.
+func (d *durable) timeoutError(ctx context.Context, start time.Time, sent bool) error {
 	waited := time.Since(start).Round(time.Millisecond)
+	waiting, ended := "waiting for the response", "no response after"
+	if !sent {
+		waiting, ended = "waiting to send", "no turn to send within"
+	}
+	var err error
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("zenws: cancelled after %v waiting for the response: %w", waited, ctxErr(ctx))
+		err = fmt.Errorf("zenws: cancelled after %v %s: %w", waited, waiting, ctxerr.Of(ctx))
+	} else {
+		cause := ctxerr.Of(ctx)
+		if cause == nil { // RequestTimeout passed (the pending table keeps it), not ctx's deadline
+			cause = context.DeadlineExceeded
+		}
+		err = fmt.Errorf("zenws: %s %v (request timeout %v): %w: %w", ended, waited, d.cfg.RequestTimeout, ErrTimeout, cause)
 	}
-	cause := ctxErr(ctx)
-	if cause == nil { // RequestTimeout passed (the pending table keeps it), not ctx's deadline
-		cause = context.DeadlineExceeded
+	if sent {
+		return err
 	}
-	return fmt.Errorf("zenws: no response after %v (request timeout %v): %w: %w",
-		waited, d.cfg.RequestTimeout, ErrTimeout, cause)
+	return fmt.Errorf("%w (%w)", err, transport.ErrNotSent)
 }
 
-// unsentError says why a request ended before any byte of it was written
-// (while it waited for the rate limiter or for its turn to write): as
-// timeoutError, and wrapping transport.ErrNotSent, so that a caller (and a
-// balancer) can tell it provably never reached the venue.
-func (d *durable) unsentError(ctx context.Context, start time.Time) error {
-	waited := time.Since(start).Round(time.Millisecond)
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("zenws: cancelled after %v waiting to send (%w): %w", waited, transport.ErrNotSent, ctxErr(ctx))
-	}
-	cause := ctxErr(ctx)
-	if cause == nil {
-		cause = context.DeadlineExceeded
-	}
-	return fmt.Errorf("zenws: no turn to send within %v (request timeout %v; %w): %w: %w",
-		waited, d.cfg.RequestTimeout, transport.ErrNotSent, ErrTimeout, cause)
-}
-
-// ctxErr is ctx's error, and its cause when that is another error (see
-// context.WithCancelCause), so that both match errors.Is.
 // ctxEnded is why a wait of what ended with ctx: past its deadline an
 // error wrapping ErrTimeout and context.DeadlineExceeded (as a request's
 // timeout); cancelled, one wrapping context.Canceled alone.
 func ctxEnded(what string, ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("zenws: %s: %w: %w", what, ErrTimeout, ctxErr(ctx))
+		return fmt.Errorf("zenws: %s: %w: %w", what, ErrTimeout, ctxerr.Of(ctx))
 	}
-	return fmt.Errorf("zenws: %s: %w", what, ctxErr(ctx))
-}
-
-func ctxErr(ctx context.Context) error {
-	err, cause := ctx.Err(), context.Cause(ctx)
-	if cause == nil || cause == err {
-		return err
-	}
-	return fmt.Errorf("%w: %w", err, cause)
+	return fmt.Errorf("zenws: %s: %w", what, ctxerr.Of(ctx))
 }
 
 // notSent is the guard of the request paths (Call, Request, Subscribe,
@@ -297,9 +280,9 @@ func (d *durable) notSent(ctx context.Context) error {
 		return nil
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("zenws: not sent, the context was cancelled: %w", ctxErr(ctx))
+		return fmt.Errorf("zenws: not sent, the context was cancelled: %w", ctxerr.Of(ctx))
 	}
-	return fmt.Errorf("zenws: not sent, the context's deadline had passed: %w: %w", ErrTimeout, ctxErr(ctx))
+	return fmt.Errorf("zenws: not sent, the context's deadline had passed: %w: %w", ErrTimeout, ctxerr.Of(ctx))
 }
 
 // call sends a request built with an id from the client's sequence,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zenws/zenws/actors"
+	"github.com/zenws/zenws/internal/ctxerr"
 	"github.com/zenws/zenws/transport"
 )
 
@@ -23,7 +24,7 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 		return nil, actors.ErrNilContext
 	}
 	if ctx.Err() != nil {
-		return nil, ctxErr(ctx)
+		return nil, ctxerr.Of(ctx)
 	}
 	co := callOptions{attempts: b.sh.o.attempts, safe: safeByRule}
 	if len(opts) > 0 {
@@ -41,7 +42,7 @@ func (b *Balancer) run(ctx context.Context, opts []CallOption, safeByRule bool, 
 	for try := 0; try < attempts; try++ {
 		if try > 0 {
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("%w (after: %w)", ctxErr(ctx), withLost(last, lost))
+				return nil, fmt.Errorf("%w (after: %w)", ctxerr.Of(ctx), withLost(last, lost))
 			}
 		}
 		t := b.sh.table.Load()
@@ -144,17 +145,6 @@ func saysNotSent(target error) bool {
 	return false
 }
 
-// ctxErr is ctx's error, wrapping its cause too when it has one of its own
-// (context.WithCancelCause): errors.Is finds context.Canceled and the cause,
-// as the clients' errors do.
-func ctxErr(ctx context.Context) error {
-	err, cause := ctx.Err(), context.Cause(ctx)
-	if cause == nil || cause == err {
-		return err
-	}
-	return fmt.Errorf("%w: %w", err, cause)
-}
-
 // applyCallOptions applies opts to co; a function of its own so that a
 // call without options does not move co to the heap.
 func applyCallOptions(co callOptions, opts []CallOption) callOptions {
@@ -178,11 +168,18 @@ func isRPCError(err error) bool {
 // connection lost with it in flight. Not a caller's cancellation, and not
 // the errors that say nothing was sent.
 func sentAndLost(err error) bool {
-	if errors.Is(err, transport.ErrNotSent) && !errors.Is(err, actors.ErrDisconnected) {
+	if unsent(err) {
 		return false // it timed out before any byte of it was written
 	}
 	return errors.Is(err, actors.ErrTimeout) || errors.Is(err, actors.ErrDisconnected) ||
 		errors.Is(err, context.DeadlineExceeded)
+}
+
+// unsent: err says no byte of the operation was written (a request that
+// ended waiting for its tokens or its turn to write), and not that a
+// connection was lost with it.
+func unsent(err error) bool {
+	return errors.Is(err, transport.ErrNotSent) && !errors.Is(err, actors.ErrDisconnected)
 }
 
 // retryable: the operation provably did not reach the server, or it is
@@ -195,7 +192,7 @@ func retryable(err error, safe bool) bool {
 	case errors.Is(err, actors.ErrInvalidRequest), errors.Is(err, actors.ErrDuplicateID),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, actors.ErrTimeout):
 		return false
-	case errors.Is(err, transport.ErrNotSent) && !errors.Is(err, actors.ErrDisconnected):
+	case unsent(err):
 		return true // a request timed out waiting to be written: another client may have room
 	case safe && (errors.Is(err, actors.ErrDisconnected) || errors.Is(err, actors.ErrTimeout)):
 		return true

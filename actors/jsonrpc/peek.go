@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-	"strings"
 )
 
 // Envelope holds the raw top-level members of a JSON object that routing
@@ -100,6 +99,19 @@ func Fields(obj []byte, out [][]byte, keys ...string) {
 }
 
 func fields(obj []byte, out [][]byte, keys []string) bool {
+	return members(obj, func(k, v []byte) {
+		for i, key := range keys {
+			if string(k) == key {
+				out[i] = v
+			}
+		}
+	})
+}
+
+// members calls visit with the key (unescaped, see keyOf) and raw value of
+// each top-level member of the JSON object obj, in order, and reports
+// whether obj is an object whose syntax holds to its end.
+func members(obj []byte, visit func(key, val []byte)) bool {
 	s := scanner{b: obj}
 	s.space()
 	if !s.consume('{') {
@@ -125,11 +137,7 @@ func fields(obj []byte, out [][]byte, keys []string) bool {
 		if !s.value(0) {
 			return false
 		}
-		for i, key := range keys {
-			if string(k) == key {
-				out[i] = s.b[valStart:s.i]
-			}
-		}
+		visit(k, s.b[valStart:s.i])
 		s.space()
 		if s.consume(',') {
 			continue
@@ -159,42 +167,15 @@ func keyOf(raw []byte) []byte {
 // on its value: Peek and JavaScript take the last exact match, Go's
 // encoding/json the last match of any case.
 func Members(obj []byte, key string) int {
-	s := scanner{b: obj}
-	s.space()
-	if !s.consume('{') {
-		return 0
-	}
-	n := 0
-	s.space()
-	if s.consume('}') {
-		return 0
-	}
-	for {
-		s.space()
-		keyStart := s.i
-		if !s.str() {
-			return 0
-		}
-		if strings.EqualFold(string(keyOf(s.b[keyStart:s.i])), key) {
+	n, k := 0, []byte(key)
+	if !members(obj, func(name, _ []byte) {
+		if bytes.EqualFold(name, k) {
 			n++
 		}
-		s.space()
-		if !s.consume(':') {
-			return 0
-		}
-		s.space()
-		if !s.value(0) {
-			return 0
-		}
-		s.space()
-		if s.consume(',') {
-			continue
-		}
-		if !s.consume('}') {
-			return 0
-		}
-		return n
+	}) {
+		return 0
 	}
+	return n
 }
 
 // String returns the Go string of a raw JSON string value (quotes

@@ -1,7 +1,6 @@
 package review16
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -33,36 +32,8 @@ func TestBudgetRoundTripOverMarginStrict(t *testing.T) {
 
 func roundTripOverMargin(t *testing.T, strict bool) {
 	rule := budget.Rule{Key: "venue@198.51.100.6", Window: 2 * time.Second, Burst: 10, Share: 2, Strict: strict}
-	ps := freePorts(t, 6)
-	px := []*linkProxy{newLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", ps[0])), newLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", ps[2]))}
-	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
-	for i := 0; i < 2; i++ {
-		startNode(t, nodeConfig{RemotePort: ps[2*i], AutoPort: ps[2*i+1], Peers: peers, Label: "x", Clients: 0,
-			PagePort: ps[4+i], MinHealthy: 1, Advertised: px[i].addr(), Budget: rule})
-	}
-	ctl := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d/ctl/", ps[4+i]) }
-	type holderInfo struct {
-		Holder, Self string
-		Stats        budget.Stats
-	}
-	holder := -1
-	if !waitFor(20*time.Second, func() bool {
-		var h [2]holderInfo
-		for i := 0; i < 2; i++ {
-			getJSON(t, ctl(i)+"holder", &h[i])
-		}
-		if h[0].Holder == "" || h[0].Holder != h[1].Holder {
-			return false
-		}
-		for i := 0; i < 2; i++ {
-			if h[i].Self == h[i].Holder {
-				holder = i
-			}
-		}
-		return holder >= 0
-	}) {
-		t.Fatal("the two nodes never agreed on a holder")
-	}
+	bp := startBudgetPair(t, rule, true)
+	px, ctl, holder := bp.px, bp.ctl, bp.holder
 	c := 1 - holder
 	px[c].delay.Store(int64(150 * time.Millisecond))
 	px[c].set(slowAB) // what the holder sends C arrives 150 ms late

@@ -17,37 +17,9 @@ import (
 // must keep the rule.
 func TestBudgetOneHolderAfterAFreeze(t *testing.T) {
 	rule := budget.Rule{Key: "venue@198.51.100.5", Window: 2 * time.Second, Burst: 4, Share: 2}
-	ps := freePorts(t, 6)
-	peers := []string{fmt.Sprintf("127.0.0.1:%d", ps[1]), fmt.Sprintf("127.0.0.1:%d", ps[3])}
-	var procs []*proc
-	for i := 0; i < 2; i++ {
-		procs = append(procs, startNode(t, nodeConfig{RemotePort: ps[2*i], AutoPort: ps[2*i+1], Peers: peers, Label: "x", Clients: 0,
-			PagePort: ps[4+i], MinHealthy: 1, Budget: rule}))
-	}
-	ctl := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d/ctl/", ps[4+i]) }
-	type holderInfo struct{ Holder, Self string }
-	holders := func() [2]holderInfo {
-		var h [2]holderInfo
-		for i := 0; i < 2; i++ {
-			getJSON(t, ctl(i)+"holder", &h[i])
-		}
-		return h
-	}
-	holder := -1
-	if !waitFor(20*time.Second, func() bool {
-		h := holders()
-		if h[0].Holder == "" || h[0].Holder != h[1].Holder {
-			return false
-		}
-		for i := 0; i < 2; i++ {
-			if h[i].Self == h[i].Holder {
-				holder = i
-			}
-		}
-		return holder >= 0
-	}) {
-		t.Fatal("the two nodes never agreed on a holder")
-	}
+	bp := startBudgetPair(t, rule, false)
+	procs, ctl, holder := bp.procs, bp.ctl, bp.holder
+	holders := func() [2]holderInfo { return bp.holders(t) }
 	other := 1 - holder
 	if err := procs[holder].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

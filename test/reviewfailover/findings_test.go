@@ -54,22 +54,10 @@ func TestFinding1CancelDuringLaterAttemptHidesLoss(t *testing.T) {
 func TestFinding1CancelAsLaterAttemptRefusedHidesLoss(t *testing.T) {
 	ctx, cancel := context.WithCancel(testutil.Context(t, 10*time.Second))
 	defer cancel()
-	var data atomic.Int32
-	lim, err := ratelimit.New("account", func(f ratelimit.Frame) (int, int) {
-		if f.Control {
-			return 0, 0
-		}
-		if data.Add(1) == 2 {
-			cancel() // the caller gives up now: the second attempt is refused
-		}
-		return 0, 1
-	}, ratelimit.Bucket{Name: "orders", Rate: 0.001, Burst: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lim, _ := cancelAtSecondFrame(t, cancel)
 	v := &venue{behave: resetOnFrame}
 	p := newPool(t, 2, v, []actors.Option{actors.WithRateLimiter(lim, actors.RateReject)})
-	_, err = p.b.Call(ctx, "public/get_time", nil)
+	_, err := p.b.Call(ctx, "public/get_time", nil)
 	noSecret(t, err)
 	if n := v.count(""); n != 1 {
 		t.Fatalf("%d frames reached the servers, want 1 (the test's premise)", n)
@@ -160,19 +148,7 @@ func TestFinding3CancelCauseBetweenAttemptsLosesCanceled(t *testing.T) {
 func TestFinding1CancelBetweenAttemptsHidesLoss(t *testing.T) {
 	ctx, cancel := context.WithCancel(testutil.Context(t, 20*time.Second))
 	defer cancel()
-	var data atomic.Int32
-	lim, err := ratelimit.New("account", func(f ratelimit.Frame) (int, int) {
-		if f.Control {
-			return 0, 0
-		}
-		if data.Add(1) == 2 {
-			cancel() // the caller gives up now: the second attempt is refused
-		}
-		return 0, 1
-	}, ratelimit.Bucket{Name: "orders", Rate: 0.001, Burst: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lim, data := cancelAtSecondFrame(t, cancel)
 	v := &venue{stall: make(chan struct{})}
 	defer close(v.stall)
 	p := newPool(t, 2, v, []actors.Option{
@@ -183,7 +159,7 @@ func TestFinding1CancelBetweenAttemptsHidesLoss(t *testing.T) {
 	for i := range big {
 		big[i] = 'x'
 	}
-	err = p.b.Send(ctx, big, balancer.RetrySafe())
+	err := p.b.Send(ctx, big, balancer.RetrySafe())
 	noSecret(t, err)
 	if n := data.Load(); n != 2 {
 		t.Fatalf("%d attempts reached the limiter, want 2 (the test's premise); err %v", n, err)
@@ -222,4 +198,26 @@ func TestFinding4NothingSentButErrTimeout(t *testing.T) {
 	if err == nil || mayHaveReached(err) {
 		t.Errorf("order never left the process: %v; errors.Is says it may have reached a venue", err)
 	}
+}
+
+// cancelAtSecondFrame is a limiter of one token (the next in 1,000 s) that
+// calls cancel as the second data frame asks for its token: the caller
+// gives up at the instant the second attempt is refused. data counts the
+// data frames it saw.
+func cancelAtSecondFrame(t *testing.T, cancel func()) (*ratelimit.Limiter, *atomic.Int32) {
+	t.Helper()
+	data := new(atomic.Int32)
+	lim, err := ratelimit.New("account", func(f ratelimit.Frame) (int, int) {
+		if f.Control {
+			return 0, 0
+		}
+		if data.Add(1) == 2 {
+			cancel()
+		}
+		return 0, 1
+	}, ratelimit.Bucket{Name: "orders", Rate: 0.001, Burst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lim, data
 }
